@@ -1,0 +1,65 @@
+"""telegent_async: an asyncio SDK for Telegent's order API.
+
+import telegent_async as tg
+
+async with tg.TelegentClient(account_key="DID-...", account_secret="...") as client:
+    order = await client.wait_for_order("JNUOID-...")
+    if order.failed and order.carrier_error:
+        print(order.carrier_error.description, order.carrier_error.remedy)
+"""
+
+from ._carrier import CarrierCategory, CarrierError, decode_carrier_message
+from ._client import TelegentClient
+from ._errors import (
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    GatewayTimeoutError,
+    InternalServerError,
+    MethodNotAllowedError,
+    NotFoundError,
+    OrderFailed,
+    OrderWaitTimeout,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseDecodeError,
+    ServerError,
+    ServiceUnavailableError,
+    TelegentError,
+    TransportError,
+)
+from ._models import Order, OrderOutcome, OrderStatus
+from ._poller import OrderStream
+from ._timing import PollPolicy
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CarrierCategory",
+    "CarrierError",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "Order",
+    "OrderFailed",
+    "OrderOutcome",
+    "OrderStatus",
+    "OrderStream",
+    "OrderWaitTimeout",
+    "PermissionDeniedError",
+    "PollPolicy",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "TelegentClient",
+    "TelegentError",
+    "TransportError",
+    "decode_carrier_message",
+]

@@ -1,0 +1,393 @@
+"""`TelegentClient`: the one async session manager that every lookup and wait goes through.
+
+A request passes, in order: argument check -> auth -> client-wide budget -> connection slot ->
+HTTP attempt -> decode. Failures the API calls transient are retried here, with Telegent's
+advised backoff; everything else becomes a typed error at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime, timezone
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDictProxy
+
+from . import _validate
+from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
+from ._budget import RequestBudget
+from ._errors import (
+    APIStatusError,
+    ResponseDecodeError,
+    TelegentError,
+    TransportError,
+    error_for_status,
+)
+from ._models import Order, OrderOutcome, decode_order
+from ._poller import OrderStream, run_workers, watch_order
+from ._timing import PollPolicy, parse_retry_after
+
+__all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
+
+logger = logging.getLogger("telegent_async")
+
+DEFAULT_BASE_URL = "https://api.telegent.com/v1.0"
+#: A body larger than this is refused unread: an order is a few hundred bytes.
+MAX_RESPONSE_BYTES = 1 << 20
+#: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+ORDER_PATH = "/numbers/order"
+TOKEN_PATH = "/oauth2/tokens"
+
+OnUpdate = Callable[[Order], "Awaitable[None] | None"]
+
+
+class TelegentClient:
+    """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
+
+    Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,
+    caches and renews scoped tokens). Missing arguments fall back to the environment variables
+    `TELEGENT_TOKEN`, `TELEGENT_ACCOUNT_KEY`, `TELEGENT_ACCOUNT_SECRET`, `TELEGENT_BASE_URL`.
+
+    Defaults follow Telegent's documentation: 50 requests per minute (the standard tier),
+    5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
+    honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        account_key: str | None = None,
+        account_secret: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 5,
+        requests_per_minute: float | None = 50.0,
+        max_connections: int = 20,
+        session: aiohttp.ClientSession | None = None,
+        allow_insecure: bool = False,
+        retry_policy: PollPolicy = PollPolicy.RETRY,
+        max_retry_after: float = 60.0,
+    ) -> None:
+        self.timeout = _validate.positive_number("timeout", timeout)
+        self.max_retries = _validate.non_negative_int("max_retries", max_retries)
+        self.max_connections = _validate.non_negative_int("max_connections", max_connections, 1)
+        self.max_retry_after = _validate.positive_number("max_retry_after", max_retry_after)
+        if not isinstance(retry_policy, PollPolicy):
+            raise TypeError("retry_policy must be a PollPolicy")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError("session must be an aiohttp.ClientSession or None")
+        self.retry_policy = retry_policy
+        env = os.environ
+        self.base_url = _validate.api_base_url(
+            base_url if base_url is not None else env.get("TELEGENT_BASE_URL", DEFAULT_BASE_URL),
+            allow_insecure,
+        )
+        self._order_url = self.base_url.with_path(self.base_url.path + ORDER_PATH)
+        self._order_scope = str(self._order_url)
+        self._auth = self._make_auth(token, account_key, account_secret, env)
+        self._budget = RequestBudget(requests_per_minute)
+        self._slots = asyncio.Semaphore(self.max_connections)
+        self._attempt_timeout = aiohttp.ClientTimeout(total=self.timeout)
+        self._own_session = session is None
+        self._session = session
+        self._closed = False
+
+    def _make_auth(
+        self,
+        token: str | None,
+        account_key: str | None,
+        account_secret: str | None,
+        env: os._Environ[str],
+    ) -> TokenAuth:
+        if token is None and account_key is None and account_secret is None:
+            token = env.get("TELEGENT_TOKEN") or None
+        if token is not None:
+            return StaticTokenAuth(_validate.credential("token", token))
+        account_key = account_key if account_key is not None else env.get("TELEGENT_ACCOUNT_KEY")
+        if account_secret is None:
+            account_secret = env.get("TELEGENT_ACCOUNT_SECRET")
+        if not account_key or not account_secret:
+            raise ValueError(
+                "no credentials: pass token=..., or account_key=... and account_secret=..., "
+                "or set TELEGENT_TOKEN, or TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET"
+            )
+        token_url = str(self.base_url.with_path(self.base_url.path + TOKEN_PATH))
+        return CredentialsAuth(
+            _validate.credential("account_key", account_key),
+            _validate.credential("account_secret", account_secret),
+            token_url,
+            self._post_json,
+        )
+
+    def __repr__(self) -> str:
+        mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
+        return f"<TelegentClient base_url={str(self.base_url)!r} auth={mode}>"
+
+    @property
+    def budget(self) -> RequestBudget:
+        """The client-wide request budget (read its `rate` and `paused_until` for monitoring)."""
+        return self._budget
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TelegentClient:
+        self._open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this TelegentClient is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
+                headers={"User-Agent": "telegent-async", "Accept": "application/json"},
+            )
+        return self._session
+
+    async def aclose(self) -> None:
+        """Stop token requests under way and close the session (unless it was given to us)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._auth.aclose()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    async def get_order(self, order_id: str) -> Order:
+        """Look an order up once. Raises a `TelegentError` subclass if that fails."""
+        order_id = _validate.order_id(order_id)
+        status, body = await self._send(
+            "GET", self._order_url, params={"OrderId": order_id}, scope=self._order_scope
+        )
+        return decode_order(status, body)
+
+    async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
+        """Look many orders up concurrently: one outcome per input, in input order.
+
+        Every ID is checked before any request; each distinct ID is looked up once; one
+        order's failure is its outcome's `error` and does not stop the others.
+        """
+        ids = _checked_ids(order_ids)
+        distinct = list(dict.fromkeys(ids))
+        outcomes: dict[str, OrderOutcome] = {}
+
+        async def look_up(order_id: str) -> None:
+            try:
+                outcomes[order_id] = OrderOutcome(order_id, await self.get_order(order_id))
+            except TelegentError as exc:
+                outcomes[order_id] = OrderOutcome(order_id, None, exc)
+
+        await run_workers(look_up, distinct, self.max_connections)
+        return [outcomes[order_id] for order_id in ids]
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    async def wait_for_order(
+        self,
+        order_id: str,
+        *,
+        timeout: float | None = 600.0,
+        policy: PollPolicy | None = None,
+        on_update: OnUpdate | None = None,
+    ) -> Order:
+        """Poll until the order settles and return it, whatever the outcome.
+
+        `timeout` is a total deadline in seconds (None: wait until settled); past it,
+        `OrderWaitTimeout` carries the last order seen. `on_update` (sync or async) is called
+        once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
+        """
+        last: Order | None = None
+        async for order in watch_order(self, order_id, timeout=timeout, policy=policy):
+            last = order
+            if on_update is not None:
+                result = on_update(order)
+                if result is not None:
+                    await result
+        assert last is not None  # watch_order ends only after yielding the settled order
+        return last
+
+    def watch_order(
+        self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
+    ) -> AsyncIterator[Order]:
+        """Yield the first observation of an order and then each status change, until settled."""
+        return watch_order(self, order_id, timeout=timeout, policy=policy)
+
+    def wait_for_orders(
+        self,
+        order_ids: Iterable[str],
+        *,
+        timeout: float | None = 3600.0,
+        policy: PollPolicy | None = None,
+    ) -> OrderStream:
+        """Wait for many orders; yield one `OrderOutcome` per distinct ID as each settles.
+
+        Scales to 100,000 IDs: a scheduler polls at most `max_connections` orders at once and
+        keeps a few dozen bytes per pending order. A 404 or the deadline becomes that order's
+        outcome `error`. Leaving the `async for` early (or `async with ... as stream`) stops
+        every poll.
+        """
+        return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes]:
+        return await self._send("POST", url, json_body=body)
+
+    async def _send(
+        self,
+        method: str,
+        url: Any,
+        *,
+        params: dict[str, str] | None = None,
+        json_body: dict[str, str] | None = None,
+        scope: str | None = None,
+    ) -> tuple[int, bytes]:
+        """One logical request: auth, budget, attempts and retries. Returns (status, body)."""
+        session = self._open()
+        attempt = 0
+        reauthenticated = False
+        while True:
+            headers = None
+            token = ""
+            if scope is not None:
+                token = await self._auth.token(scope)
+                headers = {"Authorization": "Bearer " + token}
+            await self._budget.acquire()
+            retry_after: float | None = None
+            try:
+                async with self._slots:
+                    status, answer_headers, body = await self._attempt(
+                        session, method, url, params, json_body, headers
+                    )
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                failure: TelegentError = _transport_error(method, exc, self.timeout)
+            else:
+                if 200 <= status < 300:
+                    return status, body
+                if status == 401 and scope and self._auth.renews_on_401 and not reauthenticated:
+                    logger.debug("401 on %s: fetching a new token once", method)
+                    self._auth.discard(scope, token)
+                    reauthenticated = True
+                    continue
+                if status in RETRY_STATUSES:
+                    retry_after = parse_retry_after(
+                        answer_headers.get("Retry-After"), datetime.now(timezone.utc)
+                    )
+                failure = _status_error(status, body, retry_after)
+                if status == 429:
+                    pause = self._retry_delay(attempt, retry_after)
+                    logger.info("429 rate limited: pausing the client for %.2f s", pause)
+                    self._budget.pause(pause)
+                    retry_after = 0.0  # the budget now holds every request, this one included
+                if status not in RETRY_STATUSES:
+                    raise failure
+            if attempt >= self.max_retries:
+                raise failure
+            delay = self._retry_delay(attempt, retry_after)
+            attempt += 1
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug(
+                    "retry %d/%d of %s %s in %.2f s after: %s",
+                    attempt, self.max_retries, method, _describe(url, params), delay, failure,
+                )  # fmt: skip
+            await asyncio.sleep(delay)
+
+    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.max_retry_after)
+        return self.retry_policy.delay(attempt)
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: Any,
+        params: dict[str, str] | None,
+        json_body: dict[str, str] | None,
+        headers: dict[str, str] | None,
+    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        async with session.request(
+            method,
+            url,
+            params=params,
+            json=json_body,
+            headers=headers,
+            allow_redirects=False,
+            timeout=self._attempt_timeout,
+        ) as response:
+            length = response.content_length
+            if length is not None and length <= MAX_RESPONSE_BYTES:
+                body = await response.read()
+            else:
+                body = await _read_capped(response)
+            return response.status, response.headers, body
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise ResponseDecodeError(
+                f"response larger than {MAX_RESPONSE_BYTES} bytes refused",
+                status_code=response.status,
+                body="",
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _checked_ids(order_ids: Iterable[str]) -> list[str]:
+    if isinstance(order_ids, (str, bytes)):
+        raise TypeError("order_ids must be an iterable of IDs, not a single string")
+    return [_validate.order_id(order_id) for order_id in order_ids]
+
+
+def _status_error(status: int, body: bytes, retry_after: float | None) -> APIStatusError:
+    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
+    if 300 <= status < 400:
+        return APIStatusError(
+            status, "redirect not followed (a bearer token never leaves the API host)", None
+        )
+    excerpt = body[:500].decode("utf-8", "replace")
+    try:
+        parsed = json.loads(body) if body else None
+    except (ValueError, RecursionError):
+        parsed = None
+    if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
+        return error_for_status(status, parsed["Message"][:500], parsed, retry_after)
+    message = "no error message" if not excerpt.strip() else "non-JSON error body"
+    return error_for_status(status, message, excerpt, retry_after)
+
+
+def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
+    if isinstance(exc, asyncio.TimeoutError):
+        error = TransportError(f"{method} attempt timed out after {timeout:g} s")
+    else:
+        error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+def _describe(url: Any, params: dict[str, str] | None) -> str:
+    path = str(getattr(url, "path", url))
+    return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path

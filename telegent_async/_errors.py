@@ -1,0 +1,171 @@
+"""The exception hierarchy: every failure the SDK reports is a `TelegentError`.
+
+Exception text never includes a token or a secret: messages are built only from the status
+line, the server's `Message` field and the order ID.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._carrier import CarrierError
+    from ._models import Order
+
+__all__ = [
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "GatewayTimeoutError",
+    "InternalServerError",
+    "MethodNotAllowedError",
+    "NotFoundError",
+    "OrderFailed",
+    "OrderWaitTimeout",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseDecodeError",
+    "ServerError",
+    "ServiceUnavailableError",
+    "TelegentError",
+    "TransportError",
+    "error_for_status",
+]
+
+BODY_EXCERPT_CHARS = 500
+
+
+class TelegentError(Exception):
+    """Base class of every error raised by telegent_async."""
+
+
+class APIStatusError(TelegentError):
+    """The API answered with an error status.
+
+    `body` is the decoded JSON error object when there was one, else the first 500 characters
+    of the body as text.
+    """
+
+    def __init__(self, status_code: int, message: str, body: object = None) -> None:
+        super().__init__(f"HTTP {status_code}: {message}")
+        self.status_code = status_code
+        self.message = message
+        self.body = body
+
+
+class BadRequestError(APIStatusError):
+    """400: the request was malformed; retrying will not help."""
+
+
+class AuthenticationError(APIStatusError):
+    """401, or a token request answered `successful: false`: check the credentials."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the token is valid but not allowed here (often a token of another scope)."""
+
+
+class NotFoundError(APIStatusError):
+    """404: no such order (or endpoint)."""
+
+
+class MethodNotAllowedError(APIStatusError):
+    """405: the endpoint does not accept this method."""
+
+
+class RequestTimeoutError(APIStatusError):
+    """408: the server gave up waiting for the request; retried automatically."""
+
+
+class RateLimitError(APIStatusError):
+    """429: the account's rate limit was exceeded; `retry_after` is the server's advice."""
+
+    def __init__(
+        self, status_code: int, message: str, body: object = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(status_code, message, body)
+        self.retry_after = retry_after
+
+
+class ServerError(APIStatusError):
+    """5xx: the server failed; retried automatically."""
+
+
+class InternalServerError(ServerError):
+    """500."""
+
+
+class ServiceUnavailableError(ServerError):
+    """503."""
+
+
+class GatewayTimeoutError(ServerError):
+    """504."""
+
+
+class TransportError(TelegentError):
+    """The connection failed or an attempt timed out, on every try."""
+
+
+class ResponseDecodeError(TelegentError):
+    """The server answered something that is not an order (or not a token answer).
+
+    Carries the HTTP `status_code` and the first 500 characters of the body in `body`.
+    """
+
+    def __init__(self, message: str, *, status_code: int, body: str) -> None:
+        super().__init__(f"{message} (HTTP {status_code}; body starts {body[:80]!r})")
+        self.status_code = status_code
+        self.body = body[:BODY_EXCERPT_CHARS]
+
+
+class OrderWaitTimeout(TelegentError):
+    """The wait's deadline passed before the order settled; `last_order` is the last seen."""
+
+    def __init__(self, order_id: str, last_order: Order | None, timeout: float | None) -> None:
+        seen = last_order.raw_status if last_order is not None else "no answer"
+        super().__init__(f"order {order_id!r} not settled after {timeout} s (last status: {seen})")
+        self.order_id = order_id
+        self.last_order = last_order
+        self.timeout = timeout
+
+
+class OrderFailed(TelegentError):
+    """Raised by `Order.raise_for_status()` for an order that did not succeed."""
+
+    def __init__(self, order: Order) -> None:
+        self.order = order
+        self.carrier_error: CarrierError | None = order.carrier_error
+        detail = ""
+        if self.carrier_error is not None:
+            detail = f": {self.carrier_error.description} Remedy: {self.carrier_error.remedy}"
+        elif order.status_message:
+            detail = f": {order.status_message}"
+        super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
+
+
+_BY_STATUS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    405: MethodNotAllowedError,
+    408: RequestTimeoutError,
+    429: RateLimitError,
+    500: InternalServerError,
+    503: ServiceUnavailableError,
+    504: GatewayTimeoutError,
+}
+
+
+def error_for_status(
+    status_code: int, message: str, body: Any = None, retry_after: float | None = None
+) -> APIStatusError:
+    """The typed error for an HTTP error status (pure)."""
+    if status_code == 429:
+        return RateLimitError(status_code, message, body, retry_after)
+    cls = _BY_STATUS.get(status_code)
+    if cls is None:
+        cls = ServerError if status_code >= 500 else APIStatusError
+    return cls(status_code, message, body)

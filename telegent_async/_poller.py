@@ -1,0 +1,310 @@
+"""Waiting for orders: one order (`watch_order`) and many at once (`OrderStream`).
+
+A single wait polls in the caller's own task. A fan-out uses one scheduler, not a task per
+order: a heap of next-poll times, one byte of backoff state per order, and at most
+`max_connections` polls in flight, so 100,000 pending orders fit in a few tens of megabytes
+and share the client's budget in the order they fell due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+from . import _validate
+from ._errors import APIStatusError, OrderWaitTimeout, TelegentError
+from ._models import Order, OrderOutcome
+from ._timing import PollPolicy
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout_at
+else:  # pragma: no cover - aiohttp depends on async-timeout before 3.11
+    from async_timeout import timeout_at
+
+if TYPE_CHECKING:
+    from ._client import TelegentClient
+
+__all__ = ["OrderStream", "is_permanent", "run_workers", "watch_order"]
+
+logger = logging.getLogger("telegent_async")
+T = TypeVar("T")
+
+#: Statuses a retry or a later poll can fix; any other API status ends a wait at once.
+_TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def is_permanent(error: TelegentError) -> bool:
+    """True when polling again cannot help: 400, 401, 403, 404, 405 and other non-5xx answers.
+
+    Transport failures, 5xx, 408, 429 and undecodable bodies are transient: the transport has
+    already retried them, and a waiter keeps polling on its own schedule until its deadline.
+    """
+    return (
+        isinstance(error, APIStatusError)
+        and error.status_code < 500
+        and error.status_code not in _TRANSIENT_STATUSES
+    )
+
+
+def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | None, PollPolicy]:
+    if timeout is not None:
+        timeout = _validate.positive_number("timeout", timeout)
+    if policy is None:
+        policy = PollPolicy.PROVISION
+    elif not isinstance(policy, PollPolicy):
+        raise TypeError(f"policy must be a PollPolicy, not {type(policy).__name__}")
+    return timeout, policy
+
+
+def _log_change(order: Order, previous: Order | None) -> None:
+    if logger.isEnabledFor(logging.INFO):
+        was = previous.raw_status if previous is not None else None
+        logger.info("order %s: %s -> %s", order.order_id, was, order.raw_status)
+
+
+async def watch_order(
+    client: TelegentClient, order_id: str, *, timeout: float | None, policy: PollPolicy | None
+) -> AsyncIterator[Order]:
+    """Yield the first observation and each status change; end after the settled one."""
+    order_id = _validate.order_id(order_id)
+    timeout, policy = _checked(timeout, policy)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    last: Order | None = None
+    failure: TelegentError | None = None
+    attempt = 0
+    while True:
+        try:
+            async with timeout_at(deadline):
+                order = await client.get_order(order_id)
+        except asyncio.TimeoutError:
+            raise OrderWaitTimeout(order_id, last, timeout) from failure
+        except TelegentError as exc:
+            if is_permanent(exc):
+                raise
+            failure = exc
+            logger.debug("order %s: poll failed, will poll again: %s", order_id, exc)
+        else:
+            failure = None
+            if last is None or order.raw_status != last.raw_status:
+                _log_change(order, last)
+                last = order
+                yield order
+                if order.is_settled:
+                    return
+        delay = policy.delay(attempt)
+        attempt += 1
+        if deadline is not None and loop.time() + delay >= deadline:
+            await asyncio.sleep(max(0.0, deadline - loop.time()))
+            raise OrderWaitTimeout(order_id, last, timeout) from failure
+        logger.debug("order %s: next poll in %.2f s", order_id, delay)
+        await asyncio.sleep(delay)
+
+
+async def run_workers(
+    work: Callable[[T], Awaitable[None]], items: Sequence[T], concurrency: int
+) -> None:
+    """Run `work` over `items` with at most `concurrency` at once; on any exit, stop them all."""
+    remaining = iter(items)
+
+    async def worker() -> None:
+        for item in remaining:
+            await work(item)
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(concurrency, len(items)))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class OrderStream:
+    """The async iterator returned by `TelegentClient.wait_for_orders`.
+
+    Yields one `OrderOutcome` per distinct order ID, as each settles, fails permanently
+    (404 ...) or reaches the deadline. Breaking out of the `async for` cancels every poll at
+    once; `async with client.wait_for_orders(ids) as stream:` also waits for them to end.
+    """
+
+    def __init__(
+        self,
+        client: TelegentClient,
+        order_ids: Iterable[str],
+        *,
+        timeout: float | None,
+        policy: PollPolicy | None,
+    ) -> None:
+        self._timeout, self._policy = _checked(timeout, policy)
+        self._client = client
+        self._ids = list(dict.fromkeys(order_ids))
+        self._pending = len(self._ids)
+        self._attempts = bytearray(len(self._ids))  # backoff step per order
+        self._last: dict[int, Order] = {}
+        self._due: list[tuple[float, int]] = []  # heap of (next poll time, index)
+        self._in_flight: dict[asyncio.Task[Order], int] = {}
+        self._finished: deque[asyncio.Task[Order]] = deque()
+        self._ready: deque[OrderOutcome] = deque()
+        self._wakeup: asyncio.Future[None] | None = None
+        self._deadline: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def pending(self) -> int:
+        """Orders not yet settled or failed (and not yet yielded)."""
+        return self._pending
+
+    @property
+    def in_flight(self) -> int:
+        """Polls under way now."""
+        return len(self._in_flight)
+
+    def __aiter__(self) -> OrderStream:
+        return self
+
+    async def __aenter__(self) -> OrderStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def __anext__(self) -> OrderOutcome:
+        loop = self._loop
+        if loop is None:
+            loop = self._start()
+        try:
+            while not self._ready:
+                if self._pending == 0:
+                    raise StopAsyncIteration
+                now = loop.time()
+                if self._deadline is not None and now >= self._deadline:
+                    await self._expire()
+                    continue
+                self._launch_due(now)
+                await self._sleep_until_something_happens(loop, now)
+                self._collect(loop.time())
+        except BaseException as exc:
+            if not isinstance(exc, StopAsyncIteration):
+                await self.aclose()
+            raise
+        return self._ready.popleft()
+
+    async def aclose(self) -> None:
+        """Stop every poll and wait until they have ended; nothing more is yielded."""
+        tasks = list(self._in_flight)
+        self._cancel_all()
+        self._ready.clear()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __del__(self) -> None:
+        # Reached when a caller breaks out of `async for` without `async with`: stop the polls
+        # now, synchronously, so that no further request is sent.
+        self._cancel_all()
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._loop = loop
+        self._deadline = None if self._timeout is None else now + self._timeout
+        self._due = [(now, index) for index in range(len(self._ids))]  # already a heap
+        return loop
+
+    def _cancel_all(self) -> None:
+        for task in self._in_flight:
+            task.cancel()
+        self._in_flight.clear()
+        self._due.clear()
+        self._pending = 0
+
+    def _launch_due(self, now: float) -> None:
+        limit = self._client.max_connections
+        while self._due and self._due[0][0] <= now and len(self._in_flight) < limit:
+            _, index = heapq.heappop(self._due)
+            task = asyncio.ensure_future(self._client.get_order(self._ids[index]))
+            self._in_flight[task] = index
+            task.add_done_callback(self._on_poll_done)
+
+    def _on_poll_done(self, task: asyncio.Task[Order]) -> None:
+        self._finished.append(task)
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _sleep_until_something_happens(
+        self, loop: asyncio.AbstractEventLoop, now: float
+    ) -> None:
+        if self._finished:
+            return
+        wake_at = self._deadline
+        if self._due and len(self._in_flight) < self._client.max_connections:
+            next_due = self._due[0][0]
+            wake_at = next_due if wake_at is None else min(wake_at, next_due)
+        self._wakeup = loop.create_future()
+        timer = None if wake_at is None else loop.call_at(wake_at, self._wake)
+        try:
+            await self._wakeup
+        finally:
+            self._wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    def _collect(self, now: float) -> None:
+        while self._finished:
+            task = self._finished.popleft()
+            index = self._in_flight.pop(task, None)
+            if index is None or task.cancelled():
+                continue  # cancelled by aclose() or the deadline
+            order_id = self._ids[index]
+            error = task.exception()
+            if error is None:
+                order = task.result()
+                previous = self._last.get(index)
+                if previous is None or previous.raw_status != order.raw_status:
+                    _log_change(order, previous)
+                if order.is_settled:
+                    self._settle(index, OrderOutcome(order_id, order))
+                    continue
+                self._last[index] = order
+            elif isinstance(error, TelegentError) and is_permanent(error):
+                self._settle(index, OrderOutcome(order_id, self._last.get(index), error))
+                continue
+            elif isinstance(error, TelegentError):
+                logger.debug("order %s: poll failed, will poll again: %s", order_id, error)
+            else:
+                raise error  # a bug, not an API failure: do not hide it
+            step = self._attempts[index]
+            self._attempts[index] = min(step + 1, 255)
+            heapq.heappush(self._due, (now + self._policy.delay(step), index))
+
+    def _settle(self, index: int, outcome: OrderOutcome) -> None:
+        self._last.pop(index, None)
+        self._pending -= 1
+        self._ready.append(outcome)
+
+    async def _expire(self) -> None:
+        """The deadline passed: every unsettled order ends with `OrderWaitTimeout`."""
+        waiting = sorted([*self._in_flight.values(), *(index for _, index in self._due)])
+        tasks = list(self._in_flight)
+        self._cancel_all()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for index in waiting:
+            order_id, last = self._ids[index], self._last.pop(index, None)
+            self._ready.append(
+                OrderOutcome(order_id, last, OrderWaitTimeout(order_id, last, self._timeout))
+            )

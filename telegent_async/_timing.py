@@ -1,0 +1,207 @@
+"""Pure decisions about time: timestamps, Retry-After, token lifetimes and backoff cadences.
+
+Nothing here touches the network or the clock: callers pass `now` in, so every decision can be
+tested without a server and without sleeping.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import ClassVar
+
+import attrs
+import backoff
+
+from ._validate import positive_number
+
+__all__ = [
+    "DEFAULT_TOKEN_LIFETIME",
+    "PollPolicy",
+    "parse_retry_after",
+    "parse_timestamp",
+    "token_lifetime",
+    "token_renewal_delay",
+]
+
+#: Assumed when `tokenExpiry` is unparseable, already past, or implausibly far off (the docs
+#: say tokens live "a few minutes"; a wrong time zone on either side must not keep a dead token).
+DEFAULT_TOKEN_LIFETIME = 120.0
+MAX_TRUSTED_TOKEN_LIFETIME = 3600.0
+MAX_RENEWAL_MARGIN = 30.0
+
+_ISO = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII | re.IGNORECASE,
+)
+_US = re.compile(
+    r"(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AP])\.?M\.?)?)?",
+    re.ASCII | re.IGNORECASE,
+)
+
+
+def _offset(text: str | None) -> timezone:
+    if text is None or text.upper() == "Z":
+        return timezone.utc
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) > 2 else 0)
+    return timezone(timedelta(minutes=sign * minutes))
+
+
+def parse_timestamp(text: object) -> datetime | None:
+    """An aware datetime from any timestamp shape Telegent sends, or None.
+
+    Accepts ISO 8601 with or without an offset and with any number of fractional digits
+    (`2025-05-14T18:00:00.0000000+00:00`), and US dates with an optional 12-hour time
+    (`10/01/2024`, `05/02/2025 06:36:13 PM`). Times without an offset are taken as UTC.
+    """
+    if not isinstance(text, str) or len(text) > 64:
+        return None
+    text = text.strip()
+    try:
+        if m := _ISO.fullmatch(text):
+            year, month, day, hour, minute, second, fraction, offset = m.groups()
+            micro = int((fraction or "0")[:6].ljust(6, "0"))
+            return datetime(
+                int(year),
+                int(month),
+                int(day),
+                int(hour or 0),
+                int(minute or 0),
+                int(second or 0),
+                micro,
+                tzinfo=_offset(offset),
+            )
+        if m := _US.fullmatch(text):
+            month, day, year, hour, minute, second, meridiem = m.groups()
+            h = int(hour or 0)
+            if meridiem:
+                if not 1 <= h <= 12:
+                    return None
+                h = h % 12 + (12 if meridiem.upper() == "P" else 0)
+            return datetime(
+                int(year), int(month), int(day), h, int(minute or 0), int(second or 0),
+                tzinfo=timezone.utc,
+            )  # fmt: skip
+    except (ValueError, OverflowError):
+        return None
+    return None
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None.
+
+    Garbage, negative, non-finite values give None (the caller falls back to its backoff);
+    a date in the past gives 0. The caller caps the result.
+    """
+    if value is None or len(value) > 64:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - now).total_seconds())
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def token_lifetime(expiry: object, now: datetime) -> float:
+    """Seconds a freshly issued token may be used, from the `tokenExpiry` field."""
+    when = parse_timestamp(expiry)
+    if when is None:
+        return DEFAULT_TOKEN_LIFETIME
+    seconds = (when - now).total_seconds()
+    if not 0 < seconds <= MAX_TRUSTED_TOKEN_LIFETIME:
+        return DEFAULT_TOKEN_LIFETIME
+    return seconds
+
+
+def token_renewal_delay(lifetime: float) -> float:
+    """How long after issue to renew a token: early enough that no request carries a stale one."""
+    return lifetime - min(MAX_RENEWAL_MARGIN, lifetime * 0.2)
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    positive_number(attribute.name, value)
+
+
+def _check_factor(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if positive_number("factor", value) < 1:
+        raise ValueError(
+            f"factor must be >= 1 (a cadence that speeds up hammers the API), got {value}"
+        )
+
+
+def _check_jitter(_instance: object, _attribute: attrs.Attribute[float], value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"jitter must be a number, not {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"jitter must be between 0 and 1, got {value!r}")
+
+
+@attrs.frozen
+class PollPolicy:
+    """The cadence between two polls (or two retries): exponential, capped, jittered.
+
+    The n-th delay is `min(initial * factor**n, max_interval)`, from `backoff.expo`; `jitter`
+    is the randomised share of it (0 = none, 1 = `backoff.full_jitter`, uniform in [0, delay]).
+    Presets: `PollPolicy.PROVISION` (the default; provision orders settle in seconds) and
+    `PollPolicy.PORT_IN` (port-ins take 1 to 5 business days and Telegent advises polling them
+    rarely: 10 minutes doubling to 6 hours).
+    """
+
+    initial: float = attrs.field(default=1.0, validator=_positive)
+    factor: float = attrs.field(default=2.0, validator=_check_factor)
+    max_interval: float = attrs.field(default=15.0, validator=_positive)
+    jitter: float = attrs.field(default=0.2, validator=_check_jitter)
+
+    PROVISION: ClassVar[PollPolicy]
+    PORT_IN: ClassVar[PollPolicy]
+    RETRY: ClassVar[PollPolicy]
+
+    @property
+    def intervals(self) -> tuple[float, ...]:
+        """The un-jittered delays until the cap is reached (the cap repeats after the last)."""
+        return _intervals(self.initial, self.factor, self.max_interval)
+
+    def delay(self, attempt: int, jitter: Callable[[float], float] = backoff.full_jitter) -> float:
+        """The delay before poll number `attempt + 1` (pure given `jitter`).
+
+        Kept as a function of the attempt number, not a generator, so that a scheduler can
+        hold 100,000 orders with one integer of state each.
+        """
+        steps = self.intervals
+        base = steps[min(attempt, len(steps) - 1)]
+        randomised = base * self.jitter
+        return base - randomised + (jitter(randomised) if randomised else 0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _intervals(initial: float, factor: float, max_interval: float) -> tuple[float, ...]:
+    waits = backoff.expo(base=factor, factor=initial, max_value=max_interval)
+    next(waits)  # backoff's generators yield a 0 first, for their own priming send()
+    steps: list[float] = []
+    for value in waits:
+        steps.append(min(value, max_interval))
+        if value >= max_interval or len(steps) >= 64:
+            break
+    return tuple(steps)
+
+
+PollPolicy.PROVISION = PollPolicy()
+PollPolicy.PORT_IN = PollPolicy(initial=600.0, factor=2.0, max_interval=6 * 3600.0, jitter=0.2)
+#: Telegent's advice for retries: 1 s doubling, capped at 30 s; full jitter spreads a herd.
+PollPolicy.RETRY = PollPolicy(initial=1.0, factor=2.0, max_interval=30.0, jitter=1.0)

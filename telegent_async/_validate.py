@@ -1,0 +1,108 @@
+"""Argument checks, run before anything is sent: a bad value is a clear ValueError/TypeError.
+
+Pure functions; the same checks serve the client, the poll policy and the budget.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+
+from yarl import URL
+
+__all__ = [
+    "MAX_ORDER_ID_LENGTH",
+    "api_base_url",
+    "credential",
+    "non_negative_int",
+    "order_id",
+    "positive_number",
+]
+
+#: Telegent's IDs are about 43 characters (`JNUOID-<uuid>`); anything far longer is a mistake.
+MAX_ORDER_ID_LENGTH = 200
+
+
+def positive_number(name: str, value: object) -> float:
+    """A finite number > 0 (bool is refused: `timeout=True` is a bug, not one second)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def non_negative_int(name: str, value: object, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def order_id(value: object) -> str:
+    """An order ID as sent: a non-blank printable string of sane length, not trimmed for you."""
+    if not isinstance(value, str):
+        raise TypeError(f"order_id must be a str, not {type(value).__name__}")
+    if not value or value.isspace():
+        raise ValueError("order_id must not be empty or blank")
+    if len(value) > MAX_ORDER_ID_LENGTH:
+        raise ValueError(
+            f"order_id is {len(value)} characters long; Telegent IDs are about 43 "
+            f"(limit {MAX_ORDER_ID_LENGTH})"
+        )
+    if not value.isprintable():
+        raise ValueError(f"order_id contains control or non-printable characters: {value[:60]!r}")
+    if value != value.strip():
+        raise ValueError(f"order_id has leading or trailing whitespace: {value!r}")
+    return value
+
+
+def credential(name: str, value: object) -> str:
+    """A token, key or secret: a non-empty printable string without spaces (it goes in a header
+    or a JSON body; a newline in it could forge a header). The value never appears in errors.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value or not value.isprintable() or any(ch.isspace() for ch in value):
+        raise ValueError(f"{name} must be a non-empty string without spaces or control characters")
+    return value
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def api_base_url(value: object, allow_insecure: bool) -> URL:
+    """The API root as a URL: https only, unless `allow_insecure` and the host is loopback."""
+    if not isinstance(value, str):
+        raise TypeError(f"base_url must be a str, not {type(value).__name__}")
+    if not isinstance(allow_insecure, bool):
+        raise TypeError("allow_insecure must be a bool")
+    try:
+        url = URL(value.strip())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"base_url is not a URL: {value!r} ({exc})") from None
+    if url.scheme not in ("https", "http") or not url.host:
+        raise ValueError(f"base_url must be an absolute https:// URL, got {value!r}")
+    if url.user is not None or url.password is not None:
+        raise ValueError("base_url must not carry credentials; pass token= or account_key=")
+    if url.query_string or url.fragment:
+        raise ValueError(f"base_url must not have a query or fragment, got {value!r}")
+    if url.scheme == "http":
+        if not allow_insecure:
+            raise ValueError(
+                f"base_url {value!r} is plain http: tokens would travel unencrypted. "
+                "Use https://, or allow_insecure=True for a loopback test server"
+            )
+        if not _is_loopback(url.host):
+            raise ValueError(
+                f"allow_insecure only permits loopback hosts (127.0.0.0/8, ::1, localhost), "
+                f"not {url.host!r}"
+            )
+    return url.with_path(url.path.rstrip("/"))
