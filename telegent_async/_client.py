@@ -8,12 +8,12 @@ advised backoff; everything else becomes a typed error at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any
 
 import aiohttp
@@ -142,12 +142,7 @@ class TelegentClient:
         self._open()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     def _open(self) -> aiohttp.ClientSession:
@@ -215,18 +210,20 @@ class TelegentClient:
         once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
         """
         last: Order | None = None
-        async for order in watch_order(self, order_id, timeout=timeout, policy=policy):
-            last = order
-            if on_update is not None:
-                result = on_update(order)
-                if result is not None:
-                    await result
+        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        async with contextlib.aclosing(changes):
+            async for order in changes:
+                last = order
+                if on_update is not None:
+                    result = on_update(order)
+                    if result is not None:
+                        await result
         assert last is not None  # watch_order ends only after yielding the settled order
         return last
 
     def watch_order(
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
-    ) -> AsyncIterator[Order]:
+    ) -> AsyncGenerator[Order, None]:
         """Yield the first observation of an order and then each status change, until settled."""
         return watch_order(self, order_id, timeout=timeout, policy=policy)
 

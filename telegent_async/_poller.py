@@ -9,12 +9,12 @@ and share the client's budget in the order they fell due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import logging
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from types import TracebackType
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _validate
@@ -70,7 +70,7 @@ def _log_change(order: Order, previous: Order | None) -> None:
 
 async def watch_order(
     client: TelegentClient, order_id: str, *, timeout: float | None, policy: PollPolicy | None
-) -> AsyncIterator[Order]:
+) -> AsyncGenerator[Order, None]:
     """Yield the first observation and each status change; end after the settled one."""
     order_id = _validate.order_id(order_id)
     timeout, policy = _checked(timeout, policy)
@@ -172,12 +172,7 @@ class OrderStream:
     async def __aenter__(self) -> OrderStream:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
     async def __anext__(self) -> OrderOutcome:
@@ -212,7 +207,8 @@ class OrderStream:
     def __del__(self) -> None:
         # Reached when a caller breaks out of `async for` without `async with`: stop the polls
         # now, synchronously, so that no further request is sent.
-        self._cancel_all()
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed
+            self._cancel_all()
 
     def _start(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()

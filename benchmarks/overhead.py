@@ -1,0 +1,223 @@
+"""What does the SDK cost per lookup, beside the HTTP clients it could have been written on?
+
+One run, several interleaved rounds: in each, N order lookups at concurrency C by
+(a) raw aiohttp (`session.get` + `json()`), (b) httpx `AsyncClient` (`get` + `json()`) and
+(c) `TelegentClient.get_order` (`requests_per_minute=None`), all against one loopback order
+server in its own process (`order_server.py`), each with a pool of C keep-alive connections.
+Reported as medians over the rounds: lookups per second, client CPU microseconds per lookup
+(`time.process_time` of this process: the server's CPU is not counted) and both as a ratio
+to raw aiohttp. The server's own CPU per lookup is shown so a server-bound run is visible.
+
+    python benchmarks/overhead.py                 # defaults: N=4000, C=64, 5 rounds
+    python benchmarks/overhead.py --quick         # a smoke run of a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any
+
+import aiohttp
+import httpx
+import psutil
+from order_server import ORDER_PATH, PROVISION_ORDER, TOKEN, running_server
+
+import telegent_async as tg
+
+#: One lookup: an order ID in, the order ID the server answered out (checked once a round).
+Fetch = Callable[[str], Awaitable[str]]
+#: A contender: given the base URL and C, an async context that yields its `Fetch`.
+Contender = Callable[[str, int], contextlib.AbstractAsyncContextManager[Fetch]]
+
+AUTH = {"Authorization": "Bearer " + TOKEN}
+
+
+@contextlib.asynccontextmanager
+async def raw_aiohttp(base_url: str, concurrency: int) -> AsyncIterator[Fetch]:
+    """What a user would write with aiohttp alone: no validation, retries or typed result."""
+    url = base_url + "/numbers/order"
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def fetch(order_id: str) -> str:
+            async with session.get(url, params={"OrderId": order_id}, headers=AUTH) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"HTTP {resp.status}")
+                data = await resp.json()
+            return str(data["OrderId"])
+
+        yield fetch
+
+
+@contextlib.asynccontextmanager
+async def raw_httpx(base_url: str, concurrency: int) -> AsyncIterator[Fetch]:
+    """The same with httpx."""
+    url = base_url + "/numbers/order"
+    limits = httpx.Limits(
+        max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=60
+    )
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def fetch(order_id: str) -> str:
+            resp = await client.get(url, params={"OrderId": order_id}, headers=AUTH)
+            if resp.status_code != 200:
+                raise RuntimeError(f"HTTP {resp.status_code}")
+            return str(resp.json()["OrderId"])
+
+        yield fetch
+
+
+@contextlib.asynccontextmanager
+async def sdk(base_url: str, concurrency: int) -> AsyncIterator[Fetch]:
+    """`TelegentClient.get_order`: validation, auth, budget, retries and a decoded `Order`."""
+    async with tg.TelegentClient(
+        token=TOKEN,
+        base_url=base_url,
+        allow_insecure=True,
+        requests_per_minute=None,
+        max_connections=concurrency,
+    ) as client:
+
+        async def fetch(order_id: str) -> str:
+            return (await client.get_order(order_id)).order_id
+
+        yield fetch
+
+
+CONTENDERS: dict[str, Contender] = {
+    "raw aiohttp": raw_aiohttp,
+    "httpx AsyncClient": raw_httpx,
+    "TelegentClient.get_order": sdk,
+}
+BASELINE = "raw aiohttp"
+
+
+async def drive(fetch: Fetch, order_ids: Iterable[str], concurrency: int) -> int:
+    """Look every ID up with `concurrency` workers pulling from one queue; return the count."""
+    pending: Iterator[str] = iter(order_ids)
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for order_id in pending:
+            answered = await fetch(order_id)
+            if answered != PROVISION_ORDER["OrderId"]:
+                raise RuntimeError(f"unexpected answer {answered!r}")
+            done += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return done
+
+
+class Sample:
+    """One timed run of one contender: wall time, client CPU, server CPU."""
+
+    def __init__(self, requests: int, wall: float, cpu: float, server_cpu: float) -> None:
+        self.rps = requests / wall
+        self.cpu_us = cpu / requests * 1e6
+        self.server_cpu_us = server_cpu / requests * 1e6
+
+
+async def timed(
+    fetch: Fetch, order_ids: list[str], concurrency: int, server: psutil.Process
+) -> Sample:
+    await drive(fetch, order_ids[: 2 * concurrency], concurrency)  # warm the pool, untimed
+    server_before = sum(server.cpu_times()[:2])
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    count = await drive(fetch, order_ids, concurrency)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return Sample(count, wall, cpu, sum(server.cpu_times()[:2]) - server_before)
+
+
+async def run(opts: argparse.Namespace, port: int, server_pid: int) -> dict[str, list[Sample]]:
+    base_url = f"http://127.0.0.1:{port}{ORDER_PATH.removesuffix('/numbers/order')}"
+    order_ids = [f"JNUOID-{uuid.uuid4()}" for _ in range(opts.requests)]
+    server = psutil.Process(server_pid)
+    samples: dict[str, list[Sample]] = {name: [] for name in CONTENDERS}
+    names = list(CONTENDERS)
+    async with contextlib.AsyncExitStack() as stack:
+        fetchers = {
+            name: await stack.enter_async_context(CONTENDERS[name](base_url, opts.concurrency))
+            for name in names
+        }
+        for round_no in range(opts.rounds):
+            # Rotate who goes first, so no contender always runs on a freshly idle machine.
+            order = names[round_no % len(names) :] + names[: round_no % len(names)]
+            for name in order:
+                sample = await timed(fetchers[name], order_ids, opts.concurrency, server)
+                samples[name].append(sample)
+                print(
+                    f"  round {round_no + 1}/{opts.rounds} {name:<26} {sample.rps:>9,.0f} req/s "
+                    f"{sample.cpu_us:>8.1f} us CPU/req",
+                    file=sys.stderr,
+                )
+    return samples
+
+
+def report(samples: dict[str, list[Sample]], opts: argparse.Namespace, pinned: bool) -> None:
+    def median(name: str, field: str) -> float:
+        return statistics.median(getattr(s, field) for s in samples[name])
+
+    base_rps, base_cpu = median(BASELINE, "rps"), median(BASELINE, "cpu_us")
+    print(
+        f"N={opts.requests} lookups x {opts.rounds} rounds, concurrency C={opts.concurrency}, "
+        f"pool {opts.concurrency} keep-alive connections; medians. "
+        f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
+        f"httpx {httpx.__version__}; {os.cpu_count()} CPUs"
+        + (", client on CPU 0 and server on CPU 1" if pinned else ", not pinned")
+    )
+    header = (
+        f"{'client':<26} {'req/s':>9} {'CPU us/req':>11} {'req/s ratio':>12} "
+        f"{'CPU ratio':>10} {'server us/req':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name in samples:
+        rps, cpu = median(name, "rps"), median(name, "cpu_us")
+        print(
+            f"{name:<26} {rps:>9,.0f} {cpu:>11.1f} {rps / base_rps:>11.2f}x "
+            f"{cpu / base_cpu:>9.2f}x {median(name, 'server_cpu_us'):>14.1f}"
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=None, help="lookups per run (4000)")
+    parser.add_argument("--concurrency", type=int, default=64, help="C (64)")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (5)")
+    parser.add_argument("--quick", action="store_true", help="N=1000, 3 rounds")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin client and server")
+    opts = parser.parse_args(argv)
+    if opts.requests is None:
+        opts.requests = 1000 if opts.quick else 4000
+    if opts.rounds is None:
+        opts.rounds = 3 if opts.quick else 5
+    if opts.requests < 1 or opts.concurrency < 1 or opts.rounds < 1:
+        parser.error("--requests, --concurrency and --rounds must be >= 1")
+    return opts
+
+
+def main(argv: list[str] | None = None) -> None:
+    opts = parse_args(argv)
+    pinned = not opts.no_pin and hasattr(os, "sched_setaffinity") and len(
+        os.sched_getaffinity(0)
+    ) >= 2
+    cpus = sorted(os.sched_getaffinity(0)) if pinned else []
+    with running_server(cpu=cpus[1] if pinned else None) as (port, pid):
+        if pinned:
+            os.sched_setaffinity(0, {cpus[0]})
+        samples: Any = asyncio.run(run(opts, port, pid))
+    report(samples, opts, pinned)
+
+
+if __name__ == "__main__":
+    main()
