@@ -9,6 +9,7 @@ linearly to the configured rate.
 from __future__ import annotations
 
 import asyncio
+import collections
 import math
 
 from ._validate import positive_number
@@ -37,6 +38,9 @@ class RequestBudget:
         self._rate_updated = 0.0
         self._next_slot = 0.0  # loop time at which the next request may start
         self._paused_until = 0.0
+        # Future slots handed to sleeping callers, in order, and those given up by cancelling.
+        self._waiting: collections.deque[float] = collections.deque()
+        self._given_back: set[float] = set()
 
     @property
     def rate(self) -> float:
@@ -48,16 +52,33 @@ class RequestBudget:
         """Loop time until which every request of this client waits (after a 429)."""
         return self._paused_until
 
-    async def acquire(self) -> None:
-        """Wait for this caller's turn. Cancelling the wait gives the slot up."""
+    async def acquire(self, *, priority: bool = False) -> None:
+        """Wait for this caller's turn. Cancelling the wait gives the slot up.
+
+        `priority` (token requests) skips the queue but not a 429 pause: the callers queued
+        are waiting for that very token, so putting it behind them would stall them all and
+        then release them in a burst. The slot it takes pushes later reservations back.
+        """
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self._full_rate == math.inf and now >= self._paused_until:
             return  # the fast path: no budget and no pause
+        if priority:
+            while now < self._paused_until:
+                await asyncio.sleep(self._paused_until - now)
+                now = loop.time()
+            self._recover(now)
+            if self._rate != math.inf:
+                self._next_slot = max(self._next_slot, now) + 1.0 / self._rate
+            return
         while True:
             slot = self._reserve(now)
             if slot > now:
-                await asyncio.sleep(slot - now)
+                try:
+                    await asyncio.sleep(slot - now)
+                except asyncio.CancelledError:
+                    self._give_back(slot, loop.time())
+                    raise
                 now = loop.time()
             if now >= self._paused_until:
                 return
@@ -65,10 +86,31 @@ class RequestBudget:
 
     def _reserve(self, now: float) -> float:
         self._recover(now)
+        self._forget_past(now)
         slot = max(now, self._next_slot, self._paused_until)
         if self._rate != math.inf:
             self._next_slot = slot + 1.0 / self._rate
+            if slot > now:
+                self._waiting.append(slot)
         return slot
+
+    def _forget_past(self, now: float) -> None:
+        waiting = self._waiting
+        while waiting and waiting[0] <= now:
+            self._given_back.discard(waiting.popleft())
+
+    def _give_back(self, slot: float, now: float) -> None:
+        """A caller gave up waiting for `slot`. Slots given back at the end of the queue are
+        taken off it, so that callers who come later do not wait behind slots nobody uses (a
+        hole in the middle stays: the callers behind it already sleep to their own slot)."""
+        self._forget_past(now)
+        if slot <= now:
+            return
+        self._given_back.add(slot)
+        waiting = self._waiting
+        while waiting and waiting[-1] in self._given_back:
+            self._next_slot = waiting.pop()
+            self._given_back.discard(self._next_slot)
 
     def _recover(self, now: float) -> None:
         if self._rate < self._full_rate:
@@ -78,10 +120,12 @@ class RequestBudget:
             self._rate_updated = now
 
     def pause(self, seconds: float) -> None:
-        """Hold every request of the client for `seconds` and slow the pace (a 429 was seen)."""
+        """Hold every request of the client for `seconds` and halve the pace (a 429 was seen)."""
         now = asyncio.get_running_loop().time()
+        already_paused = now < self._paused_until
         self._paused_until = max(self._paused_until, now + seconds)
-        if self._full_rate != math.inf:
+        # A burst of 429s answering requests already in flight is one signal, not many.
+        if self._full_rate != math.inf and not already_paused:
             self._recover(now)
             self._rate = max(self._rate / 2.0, self._full_rate * MIN_RATE_SHARE)
             self._rate_updated = now

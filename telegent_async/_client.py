@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -32,6 +33,11 @@ from ._errors import (
 from ._models import Order, OrderOutcome, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._timing import PollPolicy, parse_retry_after
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout as attempt_timeout
+else:  # pragma: no cover - aiohttp depends on async-timeout before 3.11
+    from async_timeout import timeout as attempt_timeout
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
 
@@ -95,7 +101,10 @@ class TelegentClient:
         self._auth = self._make_auth(token, account_key, account_secret, env)
         self._budget = RequestBudget(requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
-        self._attempt_timeout = aiohttp.ClientTimeout(total=self.timeout)
+        # The attempt timeout is ours, not aiohttp's: aiohttp enters its timer twice per request
+        # and uncancels twice when it fires, so a task.cancel() landing in the same turn of
+        # the loop became a TimeoutError and the wait went on (aio-libs/aiohttp#5979).
+        self._no_aiohttp_timeout = aiohttp.ClientTimeout(total=None)
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -246,7 +255,8 @@ class TelegentClient:
     # -- transport -------------------------------------------------------------------------
 
     async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes]:
-        return await self._send("POST", url, json_body=body)
+        # Token requests jump the budget's queue: the queued calls are waiting for the token.
+        return await self._send("POST", url, json_body=body, priority=True)
 
     async def _send(
         self,
@@ -256,6 +266,7 @@ class TelegentClient:
         params: dict[str, str] | None = None,
         json_body: dict[str, str] | None = None,
         scope: str | None = None,
+        priority: bool = False,
     ) -> tuple[int, bytes]:
         """One logical request: auth, budget, attempts and retries. Returns (status, body)."""
         session = self._open()
@@ -265,9 +276,12 @@ class TelegentClient:
             headers = None
             token = ""
             if scope is not None:
+                await self._auth.token(scope)  # fetch a missing token before queueing
+            await self._budget.acquire(priority=priority)
+            if scope is not None:
+                # Read again: the budget wait may have outlived the token fetched above.
                 token = await self._auth.token(scope)
                 headers = {"Authorization": "Bearer " + token}
-            await self._budget.acquire()
             retry_after: float | None = None
             try:
                 async with self._slots:
@@ -321,35 +335,39 @@ class TelegentClient:
         json_body: dict[str, str] | None,
         headers: dict[str, str] | None,
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        async with session.request(
-            method,
-            url,
-            params=params,
-            json=json_body,
-            headers=headers,
-            allow_redirects=False,
-            timeout=self._attempt_timeout,
-        ) as response:
-            length = response.content_length
-            if length is not None and length <= MAX_RESPONSE_BYTES:
-                body = await response.read()
-            else:
-                body = await _read_capped(response)
-            return response.status, response.headers, body
+        async with (
+            attempt_timeout(self.timeout),
+            session.request(
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._no_aiohttp_timeout,
+            ) as response,
+        ):
+            return response.status, response.headers, await _read_capped(response)
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, refused past MAX_RESPONSE_BYTES. Content-Length alone cannot be trusted: it
+    counts compressed bytes, so the inflated chunks are counted as they arrive."""
+    size = response.content_length or 0
     chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise ResponseDecodeError(
-                f"response larger than {MAX_RESPONSE_BYTES} bytes refused",
-                status_code=response.status,
-                body="",
-            )
-        chunks.append(chunk)
+    if size <= MAX_RESPONSE_BYTES:
+        size = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                break
+            chunks.append(chunk)
+    if size > MAX_RESPONSE_BYTES:
+        raise ResponseDecodeError(
+            f"response larger than {MAX_RESPONSE_BYTES} bytes refused",
+            status_code=response.status,
+            body="",
+        )
     return b"".join(chunks)
 
 
@@ -381,7 +399,10 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
         error = TransportError(f"{method} attempt timed out after {timeout:g} s")
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
-    error.__cause__ = exc
+    # aiohttp's response errors hold the request's headers (the bearer token among them) in
+    # `request_info`: chaining one would put the token in every traceback of this error.
+    if not isinstance(exc, aiohttp.ClientResponseError):
+        error.__cause__ = exc
     return error
 
 

@@ -78,6 +78,12 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _shown(url: str) -> str:
+    """The URL as an error message may show it: anything up to an "@" may be a password."""
+    _userinfo, at, rest = url.rpartition("@")
+    return repr("<hidden>@" + rest[:100] if at else url[:100])
+
+
 def api_base_url(value: object, allow_insecure: bool) -> URL:
     """The API root as a URL: https only, unless `allow_insecure` and the host is loopback."""
     if not isinstance(value, str):
@@ -87,17 +93,17 @@ def api_base_url(value: object, allow_insecure: bool) -> URL:
     try:
         url = URL(value.strip())
     except (ValueError, TypeError) as exc:
-        raise ValueError(f"base_url is not a URL: {value!r} ({exc})") from None
+        raise ValueError(f"base_url is not a URL: {_shown(value)} ({exc})") from None
     if url.scheme not in ("https", "http") or not url.host:
-        raise ValueError(f"base_url must be an absolute https:// URL, got {value!r}")
+        raise ValueError(f"base_url must be an absolute https:// URL, got {_shown(value)}")
     if url.user is not None or url.password is not None:
         raise ValueError("base_url must not carry credentials; pass token= or account_key=")
     if url.query_string or url.fragment:
-        raise ValueError(f"base_url must not have a query or fragment, got {value!r}")
+        raise ValueError(f"base_url must not have a query or fragment, got {_shown(value)}")
     if url.scheme == "http":
         if not allow_insecure:
             raise ValueError(
-                f"base_url {value!r} is plain http: tokens would travel unencrypted. "
+                f"base_url {_shown(value)} is plain http: tokens would travel unencrypted. "
                 "Use https://, or allow_insecure=True for a loopback test server"
             )
         if not _is_loopback(url.host):

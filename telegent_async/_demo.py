@@ -1,0 +1,184 @@
+"""The demo scenario: a realistic mix of orders, and the settings that make it run in seconds.
+
+Shared by `telegent-orders demo` (which waits for the orders against an embedded fake) and
+`telegent-orders fake-server` (which serves them to the user's own code). Real port-ins take
+1 to 5 business days; here every lifecycle is compressed into seconds, and `time_scale`
+multiplies every duration (lifecycles, poll and retry cadences, Retry-After) at once so the
+whole scenario can run faster still in tests without changing its shape.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Sequence
+
+import attrs
+
+from ._timing import PollPolicy
+from .testing import FakeTelegent, Step
+
+__all__ = [
+    "DEFAULT_ORDERS",
+    "MIN_ORDERS",
+    "DemoOrder",
+    "DemoSettings",
+    "build_demo",
+    "seed_fake",
+]
+
+DEFAULT_ORDERS = 300
+#: Enough room for every special case plus at least one order of each failing code.
+MIN_ORDERS = 10
+
+# Carrier messages as real port-in rejections spell them: code, hyphen, carrier's own text.
+# (code, OrderStatus, OrderStatusMessage, weight among the failing port-ins)
+_FAILURES: tuple[tuple[str, str, str, float], ...] = (
+    ("8A", "Rejected", "8A-ACCOUNT_NUM_REQ_OR_INCORRECT", 0.40),
+    ("6P", "Rejected", "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT", 0.25),
+    ("6B", "Error", "6B-TRANSFER PIN REQUIRED OR INCORRECT", 0.20),
+    ("1P", "Error", "1P-OTHER: AUTHORIZED NAME DOES NOT MATCH ACCOUNT", 0.15),
+)
+_FAILING_SHARE = 0.12
+_PORT_IN_SHARE = 0.25
+
+
+@attrs.frozen
+class DemoOrder:
+    """One scripted order; `steps` is None for the ID the server does not know."""
+
+    order_id: str
+    kind: str  # "provision", "port-in" or "unknown"
+    steps: tuple[Step, ...] | None
+    message: str | None = None
+    phone_number: str = ""
+
+    def outcome(self, time_scale: float = 1.0) -> str:
+        """What a waiter will see in the end, in a few words (for `fake-server`'s listing)."""
+        if self.steps is None:
+            return "404 Not Found"
+        last = self.steps[-1]
+        text = f"{last.status} after {last.at * time_scale:.1f} s"
+        return f"{text}: {self.message}" if self.message else text
+
+
+@attrs.frozen
+class DemoSettings:
+    """The fake's limits and faults and the client's cadences (see `scaled`).
+
+    The client's budget sits just under the fake's rate limit, so the only 429s are the burst
+    injected on purpose; the 503s come from a small random fault rate.
+    """
+
+    fake_rate_limit: float  # requests per second
+    client_rpm: float
+    fault_rate_503: float
+    burst_429_at: float  # seconds after the start
+    burst_429_count: int
+    retry_after: str
+    poll: PollPolicy
+    retry: PollPolicy
+    wait_timeout: float
+
+    @classmethod
+    def scaled(cls, time_scale: float = 1.0) -> DemoSettings:
+        """Every duration multiplied (and every rate divided) by `time_scale`."""
+        s = time_scale
+        limit = 150.0 / s
+        return cls(
+            fake_rate_limit=limit,
+            client_rpm=limit * 60.0 * 0.93,
+            fault_rate_503=0.03,
+            burst_429_at=3.0 * s,
+            burst_429_count=1,
+            retry_after=f"{1.0 * s:g}",
+            poll=PollPolicy(initial=0.5 * s, factor=1.5, max_interval=2.0 * s),
+            retry=PollPolicy(initial=0.1 * s, factor=2.0, max_interval=1.0 * s, jitter=1.0),
+            wait_timeout=60.0 * s,
+        )
+
+    def fake(self, seed: int | None, host: str = "127.0.0.1", port: int = 0) -> FakeTelegent:
+        """A FakeTelegent with this scenario's rate limit and 503 rate (not started)."""
+        return FakeTelegent(
+            rate_limit=self.fake_rate_limit,
+            retry_after=self.retry_after,
+            fault_rate={"503": self.fault_rate_503},
+            seed=seed,
+            record=False,
+            host=host,
+            port=port,
+        )
+
+
+def _apportion(total: int, weights: Sequence[float]) -> list[int]:
+    """Split `total` by `weights`, at least one each, largest remainders first."""
+    shares = [max(1.0, total * w / sum(weights)) for w in weights]
+    counts = [int(share) for share in shares]
+    by_remainder = sorted(range(len(shares)), key=lambda i: counts[i] - shares[i])
+    for i in by_remainder[: max(0, total - sum(counts))]:
+        counts[i] += 1
+    return counts
+
+
+def build_demo(orders: int = DEFAULT_ORDERS, seed: int | None = None) -> list[DemoOrder]:
+    """The scenario for `orders` IDs, shuffled; the same `seed` gives the same scenario.
+
+    About 60 % provision orders completing in 1-3 s, 25 % port-ins passing Submitted ->
+    Pending Carrier Approval -> Scheduled -> Completed, 12 % port-ins rejected with 8A, 6P,
+    6B or 1P, one Cancelled, one ResolutionRequired and one ID the server does not know.
+    """
+    if orders < MIN_ORDERS:
+        raise ValueError(f"the demo needs at least {MIN_ORDERS} orders, got {orders}")
+    rng = random.Random(seed)
+
+    def new_id(prefix: str) -> str:
+        return f"{prefix}-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+
+    def phone() -> str:
+        return f"+1{rng.randint(201, 989)}{rng.randint(2000000, 9999999)}"
+
+    def port_in(final: str, at: float, message: str | None = None) -> DemoOrder:
+        steps = (
+            Step("Submitted", 0.0),
+            Step("Pending Carrier Approval", rng.uniform(0.5, 1.5)),
+            Step(final, at),
+        )
+        return DemoOrder(new_id("JNOID"), "port-in", steps, message, phone())
+
+    plan = [
+        DemoOrder(new_id("JNUOID"), "unknown", None),
+        port_in("Cancelled", 4.0, "Cancelled at the subscriber's request"),
+        port_in("ResolutionRequired", 5.0, "Subscriber signature missing on the LOA"),
+    ]
+    failing = max(len(_FAILURES), round(orders * _FAILING_SHARE))
+    counts = _apportion(failing, [weight for *_, weight in _FAILURES])
+    for (_code, status, message, _weight), count in zip(_FAILURES, counts, strict=True):
+        plan.extend(port_in(status, rng.uniform(3.0, 7.0), message) for _ in range(count))
+    for _ in range(round(orders * _PORT_IN_SHARE)):
+        approval, scheduled = rng.uniform(0.5, 1.5), rng.uniform(2.5, 4.5)
+        steps = (
+            Step("Submitted", 0.0),
+            Step("Pending Carrier Approval", approval),
+            Step("Scheduled", scheduled),
+            Step("Completed", scheduled + rng.uniform(2.0, 4.0)),
+        )
+        plan.append(DemoOrder(new_id("JNOID"), "port-in", steps, None, phone()))
+    while len(plan) < orders:
+        provision = (Step("Pending"), Step("InProgress", 0.4), Step("Complete", rng.uniform(1, 3)))
+        plan.append(DemoOrder(new_id("JNUOID"), "provision", provision, None, phone()))
+    rng.shuffle(plan)
+    return plan
+
+
+def seed_fake(fake: FakeTelegent, plan: Sequence[DemoOrder], time_scale: float = 1.0) -> None:
+    """Add the plan's orders to `fake`; their lifecycles start now."""
+    for order in plan:
+        if order.steps is None:
+            continue
+        fake.add_order(
+            order.order_id,
+            [Step(step.status, step.at * time_scale) for step in order.steps],
+            message=order.message,
+            order_type="Port-In" if order.kind == "port-in" else "Provision",
+            phone_numbers=(order.phone_number,),
+        )

@@ -1,0 +1,125 @@
+"""PollPolicy: the poll cadence as a pure function of the attempt number, tested without a clock."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+import telegent_async as tg
+
+
+def no_jitter(value: float) -> float:
+    """The jitter function that keeps the whole randomised share: the un-jittered delay."""
+    return value
+
+
+def all_jitter(value: float) -> float:
+    """The jitter function that drops the whole randomised share: the shortest delay."""
+    return 0.0
+
+
+def test_sequence_doubles_to_the_cap_then_repeats_it() -> None:
+    policy = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=15.0, jitter=0.2)
+    assert policy.intervals == (1.0, 2.0, 4.0, 8.0, 15.0)
+    delays = [policy.delay(n, jitter=no_jitter) for n in range(8)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 15.0, 15.0, 15.0, 15.0]
+    assert policy.delay(10_000, jitter=no_jitter) == 15.0
+
+
+def test_factor_one_is_a_fixed_interval() -> None:
+    policy = tg.PollPolicy(initial=3.0, factor=1.0, max_interval=60.0, jitter=0.0)
+    assert {policy.delay(n) for n in range(100)} == {3.0}
+
+
+def test_initial_above_the_cap_is_capped() -> None:
+    policy = tg.PollPolicy(initial=90.0, factor=2.0, max_interval=60.0, jitter=0.0)
+    assert [policy.delay(n) for n in range(3)] == [60.0, 60.0, 60.0]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.2, 0.5, 1.0])
+def test_jitter_spans_exactly_the_randomised_share(share: float) -> None:
+    policy = tg.PollPolicy(initial=2.0, factor=2.0, max_interval=16.0, jitter=share)
+    for attempt, base in enumerate(policy.intervals):
+        assert policy.delay(attempt, jitter=no_jitter) == pytest.approx(base)
+        assert policy.delay(attempt, jitter=all_jitter) == pytest.approx(base * (1 - share))
+
+
+def test_jitter_function_receives_the_randomised_share_only() -> None:
+    seen: list[float] = []
+
+    def record(value: float) -> float:
+        seen.append(value)
+        return value / 2
+
+    policy = tg.PollPolicy(initial=10.0, factor=2.0, max_interval=40.0, jitter=0.25)
+    assert policy.delay(1, jitter=record) == pytest.approx(20.0 - 5.0 + 2.5)
+    assert seen == [pytest.approx(5.0)]
+    # No randomised share: the jitter function is not called at all.
+    tg.PollPolicy(jitter=0.0).delay(0, jitter=record)
+    assert len(seen) == 1
+
+
+def test_default_jitter_stays_within_bounds() -> None:
+    random.seed(7)
+    policy = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=8.0, jitter=0.5)
+    for attempt in range(50):
+        base = policy.intervals[min(attempt, len(policy.intervals) - 1)]
+        for _ in range(20):
+            assert base * 0.5 <= policy.delay(attempt) <= base
+
+
+def test_delay_is_pure_given_the_jitter_function() -> None:
+    policy = tg.PollPolicy.PROVISION
+    first = [policy.delay(n, jitter=lambda v: v * 0.3) for n in range(10)]
+    second = [policy.delay(n, jitter=lambda v: v * 0.3) for n in range(10)]
+    assert first == second
+
+
+def test_presets() -> None:
+    assert tg.PollPolicy() == tg.PollPolicy.PROVISION
+    provision, port_in = tg.PollPolicy.PROVISION, tg.PollPolicy.PORT_IN
+    # Provision orders settle in seconds: poll within a second, never wait more than a minute.
+    assert provision.initial <= 1.0 and provision.max_interval <= 60.0
+    # Port-ins take days and Telegent advises rare polls: minutes at first, hours at the cap.
+    assert port_in.initial >= 60.0 and port_in.max_interval >= 3600.0
+    for preset in (provision, port_in):
+        delays = [preset.delay(n, jitter=no_jitter) for n in range(20)]
+        assert delays == sorted(delays)  # never speeds up
+        assert delays[-1] == preset.max_interval
+
+
+def test_policy_is_frozen_and_hashable() -> None:
+    policy = tg.PollPolicy(initial=0.5)
+    with pytest.raises(AttributeError):
+        policy.initial = 2.0  # type: ignore[misc]
+    assert hash(policy) == hash(tg.PollPolicy(initial=0.5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"initial": 0}, ValueError, "initial"),
+        ({"initial": -1.0}, ValueError, "initial"),
+        ({"initial": float("nan")}, ValueError, "initial"),
+        ({"initial": float("inf")}, ValueError, "initial"),
+        ({"initial": "1"}, TypeError, "initial"),
+        ({"initial": True}, TypeError, "initial"),
+        ({"max_interval": 0.0}, ValueError, "max_interval"),
+        ({"max_interval": None}, TypeError, "max_interval"),
+        ({"factor": 0.5}, ValueError, "factor"),
+        ({"factor": 0}, ValueError, "factor"),
+        ({"factor": "2"}, TypeError, "factor"),
+        ({"jitter": -0.1}, ValueError, "jitter"),
+        ({"jitter": 1.5}, ValueError, "jitter"),
+        ({"jitter": float("nan")}, ValueError, "jitter"),
+        ({"jitter": False}, TypeError, "jitter"),
+        ({"jitter": "0.2"}, TypeError, "jitter"),
+    ],
+)
+def test_invalid_values_are_refused(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    with pytest.raises(error, match=match):
+        tg.PollPolicy(**kwargs)

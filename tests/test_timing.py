@@ -1,0 +1,140 @@
+"""Pure time decisions: timestamps, Retry-After, token lifetimes and the backoff cadence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+
+import pytest
+
+import telegent_async as tg
+from telegent_async._timing import (
+    DEFAULT_TOKEN_LIFETIME,
+    parse_retry_after,
+    parse_timestamp,
+    token_lifetime,
+    token_renewal_delay,
+)
+
+NOW = datetime(2025, 5, 2, 18, 30, 0, tzinfo=timezone.utc)
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2025-12-08T00:12:08.89", datetime(2025, 12, 8, 0, 12, 8, 890000, UTC)),
+        (
+            "2025-10-29T12:36:19.338438+00:00",
+            datetime(2025, 10, 29, 12, 36, 19, 338438, UTC),
+        ),
+        ("2025-05-14T18:00:00.0000000+00:00", datetime(2025, 5, 14, 18, 0, 0, 0, UTC)),
+        ("2025-05-14T18:00:00.1234567+00:00", datetime(2025, 5, 14, 18, 0, 0, 123456, UTC)),
+        ("2025-05-14T20:00:00+02:00", datetime(2025, 5, 14, 18, 0, 0, tzinfo=UTC)),
+        ("2025-05-14T18:00:00Z", datetime(2025, 5, 14, 18, 0, 0, tzinfo=UTC)),
+        ("2025-05-14", datetime(2025, 5, 14, tzinfo=UTC)),
+        ("10/01/2024", datetime(2024, 10, 1, tzinfo=UTC)),
+        ("05/02/2025 06:36:13 PM", datetime(2025, 5, 2, 18, 36, 13, tzinfo=UTC)),
+        ("05/02/2025 12:00:00 AM", datetime(2025, 5, 2, 0, 0, 0, tzinfo=UTC)),
+        ("05/02/2025 12:00:00 PM", datetime(2025, 5, 2, 12, 0, 0, tzinfo=UTC)),
+        ("  10/01/2024  ", datetime(2024, 10, 1, tzinfo=UTC)),
+    ],
+)
+def test_parse_timestamp_accepts_every_documented_shape(text: str, expected: datetime) -> None:
+    parsed = parse_timestamp(text)
+    assert parsed == expected
+    assert parsed is not None and parsed.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "yesterday",
+        "2025-13-01",
+        "2025-02-30T00:00:00",
+        "13/45/2024",
+        "05/02/2025 13:00:00 PM",
+        "2025-05-14T25:00:00",
+        "9" * 100,
+        None,
+        20250514,
+        ["2025-05-14"],
+    ],
+)
+def test_parse_timestamp_unparseable_is_none(text: object) -> None:
+    assert parse_timestamp(text) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("0", 0.0), ("0.3", 0.3), (" 5 ", 5.0), ("120", 120.0)],
+)
+def test_retry_after_seconds(value: str, expected: float) -> None:
+    assert parse_retry_after(value, NOW) == expected
+
+
+def test_retry_after_http_date() -> None:
+    later = NOW + timedelta(seconds=42)
+    assert parse_retry_after(format_datetime(later, usegmt=True), NOW) == 42.0
+    assert parse_retry_after("Fri, 02 May 2025 18:31:00 GMT", NOW) == 60.0
+    # A date in the past means "now", not a negative wait.
+    assert parse_retry_after(format_datetime(NOW - timedelta(hours=1), usegmt=True), NOW) == 0.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon", "-1", "nan", "inf", "1e400", "x" * 100])
+def test_retry_after_garbage_is_none(value: str | None) -> None:
+    assert parse_retry_after(value, NOW) is None
+
+
+def test_token_lifetime_from_expiry() -> None:
+    assert token_lifetime("05/02/2025 06:35:00 PM", NOW) == 300.0
+    assert token_lifetime("2025-05-02T18:32:00+00:00", NOW) == 120.0
+
+
+@pytest.mark.parametrize(
+    "expiry",
+    [None, "", "whenever", "05/02/2025 06:29:00 PM", "05/02/2025 06:30:00 PM", "05/03/2025"],
+)
+def test_token_lifetime_is_conservative_when_unusable(expiry: object) -> None:
+    """Unparseable, past, or implausibly far off (a time-zone mix-up): assume a short life."""
+    assert token_lifetime(expiry, NOW) == DEFAULT_TOKEN_LIFETIME
+
+
+@pytest.mark.parametrize(("lifetime", "renew"), [(1.5, 1.2), (120.0, 96.0), (3600.0, 3570.0)])
+def test_token_renewed_before_expiry(lifetime: float, renew: float) -> None:
+    assert token_renewal_delay(lifetime) == pytest.approx(renew)
+    assert 0 < token_renewal_delay(lifetime) < lifetime
+
+
+def test_poll_policy_cadence_is_exponential_capped_and_jittered() -> None:
+    policy = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=10.0, jitter=0.5)
+    assert policy.intervals == (1.0, 2.0, 4.0, 8.0, 10.0)
+    none = lambda span: 0.0  # noqa: E731 - the smallest draw of the jitter
+    full = lambda span: span  # noqa: E731 - the largest
+    assert [policy.delay(n, none) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
+    assert [policy.delay(n, full) for n in range(3)] == [1.0, 2.0, 4.0]
+    for attempt in range(20):
+        assert 0.0 <= tg.PollPolicy.RETRY.delay(attempt) <= 30.0
+
+
+def test_retry_preset_follows_telegents_advice() -> None:
+    assert tg.PollPolicy.RETRY.intervals == (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+    assert tg.PollPolicy.RETRY.jitter == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"initial": 0}, ValueError),
+        ({"initial": -1.0}, ValueError),
+        ({"max_interval": float("nan")}, ValueError),
+        ({"factor": 0.5}, ValueError),
+        ({"jitter": 1.5}, ValueError),
+        ({"jitter": True}, TypeError),
+        ({"initial": "1"}, TypeError),
+    ],
+)
+def test_poll_policy_rejects_bad_values(kwargs: dict[str, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        tg.PollPolicy(**kwargs)  # type: ignore[arg-type]
