@@ -183,6 +183,8 @@ class PollPolicy:
         Kept as a function of the attempt number, not a generator, so that a scheduler can
         hold 100,000 orders with one integer of state each.
         """
+        if attempt < 0:
+            raise ValueError(f"attempt must be >= 0, got {attempt}")
         steps = self.intervals
         base = steps[min(attempt, len(steps) - 1)]
         randomised = base * self.jitter

@@ -490,7 +490,10 @@ class FakeTelegent:
         self._fixed[order_id] = _Fixed(status, raw, hdrs)
 
     def inject(self, kind: str, count: int = 1, *, retry_after: str | None = None) -> None:
-        """Give the next `count` API requests fault `kind` (FIFO, before `fault_rate`)."""
+        """Give the next `count` API requests fault `kind` (FIFO, before `fault_rate`).
+
+        `retry_after` adds a Retry-After header to a status fault (429 always sends one).
+        """
         _check_kind(kind)
         if count < 0:
             raise ValueError("count must be >= 0")
@@ -704,7 +707,7 @@ class FakeTelegent:
         status = _STATUS_FAULTS.get(fault)
         if status is not None:
             response = self._error(status)
-            if status == 429:
+            if status == 429 or retry_after is not None:
                 response.headers["Retry-After"] = retry_after or self.retry_after
         elif fault == "reset":
             transport = request.transport

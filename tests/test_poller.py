@@ -460,6 +460,31 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     await assert_quiet(fake, 0.05)
 
 
+async def test_fan_out_shares_the_budget_fairly(fake: FakeTelegent) -> None:
+    ids = [f"JNUOID-p{i}" for i in range(300)]
+    for order_id in [*ids, "JNUOID-other"]:
+        fake.add_order(order_id, "Pending")
+    # 500 requests/s: one round of 300 polls takes 0.6 s, so every poll is overdue at once.
+    async with fast_client(fake, requests_per_minute=60 * 500) as client:
+        await client.get_order("JNUOID-other")  # the token, before the measurement
+        fake.clear_requests()
+        stream = client.wait_for_orders(ids, timeout=None, policy=FAST_POLL)
+        consumer = asyncio.ensure_future(anext(aiter(stream)))
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await client.get_order("JNUOID-other")
+        # Another caller queues behind the fan-out's in-flight polls, not behind its backlog.
+        assert time.monotonic() - started < client.max_connections / 500 + 0.1
+        await asyncio.sleep(0.8)
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+    polls = [len(times) for times in times_by_id(fake.order_requests()).values() if times]
+    # Round robin: in 1 s every order was polled once or twice, none skipped, none favoured.
+    assert len(polls) == len(ids) + 1 and min(polls) >= 1
+    assert max(polls) - min(polls) <= 1
+
+
 async def _leave_by_break(stream: tg.OrderStream, seen: list[tg.OrderOutcome]) -> None:
     async for outcome in stream:
         seen.append(outcome)
