@@ -24,7 +24,10 @@ from aiohttp import web
 
 #: The bearer token every benchmark client sends; any other gets a 401.
 TOKEN = "bench-token-0123456789"
-ORDER_PATH = "/v1.0/numbers/order"
+#: The API root (what a client's base URL ends with) and the order lookup under it.
+API_ROOT = "/v1.0"
+ORDER_SUFFIX = "/numbers/order"
+ORDER_PATH = API_ROOT + ORDER_SUFFIX
 
 #: A settled provision order, with the fields the Order ID Details page shows.
 PROVISION_ORDER: dict[str, Any] = {

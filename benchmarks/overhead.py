@@ -28,16 +28,15 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
-from typing import Any
 
 import aiohttp
 import httpx
 import psutil  # type: ignore[import-untyped]
-from order_server import ORDER_PATH, PROVISION_ORDER, TOKEN, running_server
+from order_server import API_ROOT, ORDER_SUFFIX, PROVISION_ORDER, TOKEN, running_server
 
 import telegent_async as tg
 
-#: One lookup: an order ID in, the order ID the server answered out (checked once a round).
+#: One lookup: an order ID in, the order ID the server answered out (checked every time).
 Fetch = Callable[[str], Awaitable[str]]
 #: A contender: given the base URL and C, an async context that yields its `Fetch`.
 Contender = Callable[[str, int], contextlib.AbstractAsyncContextManager[Fetch]]
@@ -48,7 +47,7 @@ AUTH = {"Authorization": "Bearer " + TOKEN}
 @contextlib.asynccontextmanager
 async def raw_aiohttp(base_url: str, concurrency: int) -> AsyncIterator[Fetch]:
     """What a user would write with aiohttp alone: no validation, retries or typed result."""
-    url = base_url + "/numbers/order"
+    url = base_url + ORDER_SUFFIX
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
@@ -65,7 +64,7 @@ async def raw_aiohttp(base_url: str, concurrency: int) -> AsyncIterator[Fetch]:
 @contextlib.asynccontextmanager
 async def raw_httpx(base_url: str, concurrency: int) -> AsyncIterator[Fetch]:
     """The same with httpx."""
-    url = base_url + "/numbers/order"
+    url = base_url + ORDER_SUFFIX
     limits = httpx.Limits(
         max_connections=concurrency, max_keepalive_connections=concurrency, keepalive_expiry=60
     )
@@ -151,7 +150,7 @@ async def timed(
 
 
 async def run(opts: argparse.Namespace, port: int, server_pid: int) -> dict[str, list[Sample]]:
-    base_url = f"http://127.0.0.1:{port}{ORDER_PATH.removesuffix('/numbers/order')}"
+    base_url = f"http://127.0.0.1:{port}{API_ROOT}"
     order_ids = [f"JNUOID-{uuid.uuid4()}" for _ in range(opts.requests)]
     server = psutil.Process(server_pid)
     samples: dict[str, list[Sample]] = {name: [] for name in CONTENDERS}
@@ -177,7 +176,9 @@ async def run(opts: argparse.Namespace, port: int, server_pid: int) -> dict[str,
     return samples
 
 
-def report(samples: dict[str, list[Sample]], opts: argparse.Namespace, pinned: bool) -> None:
+def report(
+    samples: dict[str, list[Sample]], opts: argparse.Namespace, cpus: list[int] | None
+) -> None:
     def median(name: str, field: str) -> float:
         return float(statistics.median(getattr(s, field) for s in samples[name]))
 
@@ -187,7 +188,7 @@ def report(samples: dict[str, list[Sample]], opts: argparse.Namespace, pinned: b
         f"pool {opts.concurrency} keep-alive connections; medians. "
         f"Python {platform.python_version()}, aiohttp {aiohttp.__version__}, "
         f"httpx {httpx.__version__}; {os.cpu_count()} CPUs"
-        + (", client on CPU 0 and server on CPU 1" if pinned else ", not pinned")
+        + (f", client on CPU {cpus[0]}, server on CPU {cpus[1]}" if cpus else ", not pinned")
     )
     header = (
         f"{'client':<26} {'req/s':>9} {'CPU us/req':>11} {'req/s ratio':>12} "
@@ -232,15 +233,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     opts = parse_args(argv)
-    pinned = (
-        not opts.no_pin and hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
-    )
-    cpus = sorted(os.sched_getaffinity(0)) if pinned else []
-    with running_server(cpu=cpus[1] if pinned else None) as (port, pid):
-        if pinned:
+    # Client and server each get a core of their own, so neither steals the other's CPU.
+    cpus = None
+    if not opts.no_pin and hasattr(os, "sched_setaffinity"):
+        allowed = sorted(os.sched_getaffinity(0))
+        cpus = allowed[:2] if len(allowed) >= 2 else None
+    with running_server(cpu=cpus[1] if cpus else None) as (port, pid):
+        if cpus:
             os.sched_setaffinity(0, {cpus[0]})
-        samples: Any = asyncio.run(run(opts, port, pid))
-    report(samples, opts, pinned)
+        samples = asyncio.run(run(opts, port, pid))
+    report(samples, opts, cpus)
 
 
 if __name__ == "__main__":

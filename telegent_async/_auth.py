@@ -18,6 +18,7 @@ import attrs
 
 from ._errors import AuthenticationError, ResponseDecodeError
 from ._timing import token_lifetime, token_renewal_delay
+from ._validate import credential
 
 __all__ = ["CredentialsAuth", "StaticTokenAuth", "TokenAuth"]
 
@@ -29,36 +30,52 @@ PostJson = Callable[[str, dict[str, str]], Awaitable[tuple[int, bytes]]]
 
 
 class TokenAuth:
-    """The interface: a token for a scope, and what to do when the API refused one."""
+    """The interface: the Authorization header for a scope, and what to do after a 401.
+
+    Headers are handed out as one dict per token, built once: the hot path does no string
+    work, and `discard` recognises the refused token by identity.
+    """
 
     renews_on_401 = False
 
-    async def token(self, scope: str) -> str:
+    def headers_now(self, scope: str) -> dict[str, str] | None:
+        """The header of a fresh token already at hand (no await), else None."""
         raise NotImplementedError
 
-    def discard(self, scope: str, token: str) -> None:
-        """The API answered 401 to `token`: forget it, so the next `token()` fetches anew."""
+    async def headers(self, scope: str) -> dict[str, str]:
+        """The header of a fresh token, fetching one if needed."""
+        raise NotImplementedError
+
+    def discard(self, scope: str, headers: dict[str, str]) -> None:
+        """The API answered 401 to `headers`: forget that token, so the next call fetches anew."""
 
     async def aclose(self) -> None:
         """Stop any token request under way."""
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": "Bearer " + token}
 
 
 class StaticTokenAuth(TokenAuth):
     """A bearer token given by the caller; a 401 is final."""
 
     def __init__(self, token: str) -> None:
-        self._token = token
+        self._headers = _bearer(token)
 
-    async def token(self, scope: str) -> str:
-        return self._token
+    def headers_now(self, scope: str) -> dict[str, str]:
+        return self._headers
+
+    async def headers(self, scope: str) -> dict[str, str]:
+        return self._headers
 
     def __repr__(self) -> str:
         return "StaticTokenAuth(token=<hidden>)"
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class _Token:
-    value: str = attrs.field(repr=False)
+    headers: dict[str, str] = attrs.field(repr=False)
     renew_at: float
 
 
@@ -84,10 +101,16 @@ class CredentialsAuth(TokenAuth):
     def __repr__(self) -> str:
         return f"CredentialsAuth(account_key={self._account_key[:4]!r}..., secret=<hidden>)"
 
-    async def token(self, scope: str) -> str:
+    def headers_now(self, scope: str) -> dict[str, str] | None:
         cached = self._tokens.get(scope)
         if cached is not None and asyncio.get_running_loop().time() < cached.renew_at:
-            return cached.value
+            return cached.headers
+        return None
+
+    async def headers(self, scope: str) -> dict[str, str]:
+        cached = self.headers_now(scope)
+        if cached is not None:
+            return cached
         flight = self._flights.get(scope)
         if flight is None:
             flight = _Flight(asyncio.get_running_loop().create_task(self._fetch(scope)))
@@ -95,7 +118,7 @@ class CredentialsAuth(TokenAuth):
             flight.task.add_done_callback(lambda task: self._landed(scope, task))
         flight.waiters += 1
         try:
-            return (await asyncio.shield(flight.task)).value
+            return (await asyncio.shield(flight.task)).headers
         except asyncio.CancelledError:
             # The last caller to give up stops the request: nothing is left running.
             if flight.waiters == 1:
@@ -112,9 +135,9 @@ class CredentialsAuth(TokenAuth):
         if not task.cancelled() and task.exception() is None:
             self._tokens[scope] = task.result()
 
-    def discard(self, scope: str, token: str) -> None:
+    def discard(self, scope: str, headers: dict[str, str]) -> None:
         cached = self._tokens.get(scope)
-        if cached is not None and cached.value == token:
+        if cached is not None and cached.headers is headers:
             del self._tokens[scope]
 
     async def aclose(self) -> None:
@@ -139,9 +162,15 @@ class CredentialsAuth(TokenAuth):
         if answer.get("successful") is not True or not isinstance(value, str) or not value:
             message = answer.get("message") or answer.get("Message") or "token request refused"
             raise AuthenticationError(401, str(message)[:200], None)
+        try:
+            credential("token", value)
+        except ValueError:  # a newline in it would forge a header: refuse, never echo it
+            raise ResponseDecodeError(
+                "the token endpoint answered an unusable token", status_code=status, body=""
+            ) from None
         loop_now = asyncio.get_running_loop().time()
         lifetime = token_lifetime(answer.get("tokenExpiry"), datetime.now(timezone.utc))
-        return _Token(value, loop_now + token_renewal_delay(lifetime))
+        return _Token(_bearer(value), loop_now + token_renewal_delay(lifetime))
 
 
 def _token_answer(status: int, raw: bytes) -> dict[str, object]:

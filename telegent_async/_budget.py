@@ -52,6 +52,10 @@ class RequestBudget:
         """Loop time until which every request of this client waits (after a 429)."""
         return self._paused_until
 
+    def open_now(self, now: float) -> bool:
+        """True when a request may start at once (no budget and no pause): no await needed."""
+        return self._full_rate == math.inf and now >= self._paused_until
+
     async def acquire(self, *, priority: bool = False) -> None:
         """Wait for this caller's turn. Cancelling the wait gives the slot up.
 
@@ -61,8 +65,8 @@ class RequestBudget:
         """
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self._full_rate == math.inf and now >= self._paused_until:
-            return  # the fast path: no budget and no pause
+        if self.open_now(now):
+            return
         if priority:
             while now < self._paused_until:
                 await asyncio.sleep(self._paused_until - now)

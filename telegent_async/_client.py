@@ -18,7 +18,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
-from multidict import CIMultiDictProxy
 
 from . import _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
@@ -49,6 +48,10 @@ MAX_RESPONSE_BYTES = 1 << 20
 #: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ORDER_PATH = "/numbers/order"
+# The attempt timeout is ours (`attempt_timeout`), not aiohttp's: aiohttp enters its timer twice
+# per request and uncancels twice when it fires, so a task.cancel() landing in the same turn of
+# the loop became a TimeoutError and the wait went on (aio-libs/aiohttp#5979).
+_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
 
 OnUpdate = Callable[[Order], "Awaitable[None] | None"]
@@ -101,10 +104,6 @@ class TelegentClient:
         self._auth = self._make_auth(token, account_key, account_secret, env)
         self._budget = RequestBudget(requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
-        # The attempt timeout is ours, not aiohttp's: aiohttp enters its timer twice per request
-        # and uncancels twice when it fires, so a task.cancel() landing in the same turn of
-        # the loop became a TimeoutError and the wait went on (aio-libs/aiohttp#5979).
-        self._no_aiohttp_timeout = aiohttp.ClientTimeout(total=None)
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -270,32 +269,49 @@ class TelegentClient:
     ) -> tuple[int, bytes]:
         """One logical request: auth, budget, attempts and retries. Returns (status, body)."""
         session = self._open()
+        loop = asyncio.get_running_loop()
+        auth, budget = self._auth, self._budget
         attempt = 0
-        reauthenticated = False
+        reauthenticated = not auth.renews_on_401  # a static token gets no second chance
         while True:
             headers = None
-            token = ""
             if scope is not None:
-                await self._auth.token(scope)  # fetch a missing token before queueing
-            await self._budget.acquire(priority=priority)
-            if scope is not None:
-                # Read again: the budget wait may have outlived the token fetched above.
-                token = await self._auth.token(scope)
-                headers = {"Authorization": "Bearer " + token}
+                headers = auth.headers_now(scope) or await auth.headers(scope)
+            if not budget.open_now(loop.time()):
+                await budget.acquire(priority=priority)
+                if scope is not None:  # the wait may have outlived the token
+                    headers = await auth.headers(scope)
             retry_after: float | None = None
             try:
-                async with self._slots:
-                    status, answer_headers, body = await self._attempt(
-                        session, method, url, params, json_body, headers
-                    )
+                async with (
+                    self._slots,
+                    attempt_timeout(self.timeout),
+                    session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=json_body,
+                        headers=headers,
+                        allow_redirects=False,
+                        timeout=_NO_AIOHTTP_TIMEOUT,
+                    ) as response,
+                ):
+                    status, answer_headers = response.status, response.headers
+                    body = await _read_capped(response)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
                 if 200 <= status < 300:
                     return status, body
-                if status == 401 and scope and self._auth.renews_on_401 and not reauthenticated:
+                if (
+                    status == 401
+                    and scope
+                    and headers
+                    and auth.renews_on_401
+                    and not reauthenticated
+                ):
                     logger.debug("401 on %s: fetching a new token once", method)
-                    self._auth.discard(scope, token)
+                    auth.discard(scope, headers)
                     reauthenticated = True
                     continue
                 if status in RETRY_STATUSES:
@@ -306,7 +322,7 @@ class TelegentClient:
                 if status == 429:
                     pause = self._retry_delay(attempt, retry_after)
                     logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                    self._budget.pause(pause)
+                    budget.pause(pause)
                     retry_after = 0.0  # the budget now holds every request, this one included
                 if status not in RETRY_STATUSES:
                     raise failure
@@ -326,33 +342,17 @@ class TelegentClient:
             return min(retry_after, self.max_retry_after)
         return self.retry_policy.delay(attempt)
 
-    async def _attempt(
-        self,
-        session: aiohttp.ClientSession,
-        method: str,
-        url: Any,
-        params: dict[str, str] | None,
-        json_body: dict[str, str] | None,
-        headers: dict[str, str] | None,
-    ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        async with (
-            attempt_timeout(self.timeout),
-            session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                headers=headers,
-                allow_redirects=False,
-                timeout=self._no_aiohttp_timeout,
-            ) as response,
-        ):
-            return response.status, response.headers, await _read_capped(response)
-
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The body, refused past MAX_RESPONSE_BYTES. Content-Length alone cannot be trusted: it
-    counts compressed bytes, so the inflated chunks are counted as they arrive."""
+    """The body, refused past MAX_RESPONSE_BYTES. Content-Length alone cannot be trusted when
+    the body is compressed (it counts compressed bytes): then inflated chunks are counted."""
+    length = response.content_length
+    if (
+        length is not None
+        and length <= MAX_RESPONSE_BYTES
+        and "Content-Encoding" not in (response.headers)
+    ):
+        return await response.read()  # the common case: an exact, small, plain body
     size = response.content_length or 0
     chunks: list[bytes] = []
     if size <= MAX_RESPONSE_BYTES:

@@ -72,6 +72,12 @@ _STATUS_BY_KEY.update(
     failed=OrderStatus.ERROR,
     canceled=OrderStatus.CANCELLED,
 )
+#: The spellings Telegent actually sends, looked up before any normalising.
+_STATUS_EXACT: dict[str, OrderStatus] = {
+    **{member.value: member for member in OrderStatus if member is not OrderStatus.UNKNOWN},
+    "Completed": OrderStatus.COMPLETE,
+    "Failed": OrderStatus.ERROR,
+}
 _unknown_statuses_logged: set[str] = set()
 _MAX_UNKNOWN_LOGGED = 256
 
@@ -82,7 +88,7 @@ def parse_status(raw_status: str) -> OrderStatus:
     An unknown status is logged once (a new status in the API is worth an operator's look)
     and treated as still pending by every waiter.
     """
-    status = _STATUS_BY_KEY.get(_status_key(raw_status))
+    status = _STATUS_EXACT.get(raw_status) or _STATUS_BY_KEY.get(_status_key(raw_status))
     if status is not None:
         return status
     if (
@@ -153,9 +159,7 @@ class OrderOutcome:
 
 
 def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
+    if value is None or type(value) is str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
