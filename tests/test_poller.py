@@ -101,13 +101,27 @@ def assert_paced(times: list[float], policy: tg.PollPolicy) -> None:
 async def test_wait_returns_every_settled_status(
     fake: FakeTelegent, client: tg.TelegentClient, raw: str, expected: tg.OrderStatus
 ) -> None:
-    fake.add_order("JNOID-1", lifecycle("Pending", "InProgress", raw), message="8A-WRONG")
-    order = await client.wait_for_order("JNOID-1", timeout=5.0, policy=FAST_POLL)
+    fake.add_order("JNOID-warm", "Complete")
+    await client.get_order("JNOID-warm")  # token and connection ready: the first poll is prompt
+    fake.add_order("JNOID-1", lifecycle("Pending", "InProgress", raw, gap=0.05), message="8A-WRONG")
+    seen: list[tuple[str, float]] = []  # each change the client reported, and when
+
+    def record(update: tg.Order) -> None:
+        seen.append((update.raw_status, time.monotonic()))
+
+    order = await client.wait_for_order("JNOID-1", timeout=5.0, policy=FAST_POLL, on_update=record)
     assert order.status is expected and order.raw_status == raw and order.is_settled
     assert order.succeeded is (expected is tg.OrderStatus.COMPLETE)
-    requests = fake.order_requests("JNOID-1")
-    assert len(requests) >= 2  # it saw the order pending, then polled again
-    assert requests[-2].at < fake.settled_at("JNOID-1")  # and stopped as soon as it settled
+    # It saw the order pending, polled on, and reported the settled status last.
+    assert seen[0][0] == "Pending" and seen[-1][0] == raw
+    # And it stopped as soon as it had the settled answer: no request reached the fake after
+    # that (`at` and `seen` are both time.monotonic()). Counting the requests that arrived after
+    # `settled_at` cannot show this: a poll whose answer never reached the client (an attempt
+    # timed out on a loaded machine, or a reused connection aiohttp silently re-sent on) is
+    # retried, so two requests after `settled_at` can be one poll, rightly repeated.
+    received_at = seen[-1][1]
+    assert all(request.at < received_at for request in fake.order_requests("JNOID-1"))
+    await assert_quiet(fake, 0.05)
 
 
 async def test_wait_returns_at_once_when_already_settled(
