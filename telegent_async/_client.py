@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -32,11 +31,7 @@ from ._errors import (
 from ._models import Order, OrderOutcome, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._timing import PollPolicy, parse_retry_after
-
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as attempt_timeout
-else:  # pragma: no cover - aiohttp depends on async-timeout before 3.11
-    from async_timeout import timeout as attempt_timeout
+from ._watchdog import AttemptWatchdog
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
 
@@ -48,9 +43,7 @@ MAX_RESPONSE_BYTES = 1 << 20
 #: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ORDER_PATH = "/numbers/order"
-# The attempt timeout is ours (`attempt_timeout`), not aiohttp's: aiohttp enters its timer twice
-# per request and uncancels twice when it fires, so a task.cancel() landing in the same turn of
-# the loop became a TimeoutError and the wait went on (aio-libs/aiohttp#5979).
+# The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
 
@@ -104,6 +97,7 @@ class TelegentClient:
         self._auth = self._make_auth(token, account_key, account_secret, env)
         self._budget = RequestBudget(requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
+        self._watchdog = AttemptWatchdog()
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -168,6 +162,7 @@ class TelegentClient:
         if self._closed:
             return
         self._closed = True
+        self._watchdog.close()
         await self._auth.aclose()
         if self._own_session and self._session is not None:
             await self._session.close()
@@ -283,21 +278,22 @@ class TelegentClient:
                     headers = await auth.headers(scope)
             retry_after: float | None = None
             try:
-                async with (
-                    self._slots,
-                    attempt_timeout(self.timeout),
-                    session.request(
-                        method,
-                        url,
-                        params=params,
-                        json=json_body,
-                        headers=headers,
-                        allow_redirects=False,
-                        timeout=_NO_AIOHTTP_TIMEOUT,
-                    ) as response,
-                ):
-                    status, answer_headers = response.status, response.headers
-                    body = await _read_capped(response)
+                async with self._slots:
+                    with self._watchdog.watch(self.timeout):
+                        async with session.request(
+                            method,
+                            url,
+                            params=params,
+                            json=json_body,
+                            headers=headers,
+                            allow_redirects=False,
+                            timeout=_NO_AIOHTTP_TIMEOUT,
+                        ) as response:
+                            status, answer_headers = response.status, response.headers
+                            if _plain_and_small(response):
+                                body = await response.read()
+                            else:
+                                body = await _read_capped(response)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
@@ -343,16 +339,22 @@ class TelegentClient:
         return self.retry_policy.delay(attempt)
 
 
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The body, refused past MAX_RESPONSE_BYTES. Content-Length alone cannot be trusted when
-    the body is compressed (it counts compressed bytes): then inflated chunks are counted."""
+def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
+    """True when the body can be read whole: its exact size is known and within the cap.
+
+    A compressed body's Content-Length counts compressed bytes, so it goes through
+    `_read_capped`, which counts the inflated ones.
+    """
     length = response.content_length
-    if (
+    return (
         length is not None
         and length <= MAX_RESPONSE_BYTES
-        and "Content-Encoding" not in (response.headers)
-    ):
-        return await response.read()  # the common case: an exact, small, plain body
+        and "Content-Encoding" not in response.headers
+    )
+
+
+async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
+    """The body, refused once it grows past MAX_RESPONSE_BYTES, without reading the rest."""
     size = response.content_length or 0
     chunks: list[bytes] = []
     if size <= MAX_RESPONSE_BYTES:

@@ -108,6 +108,27 @@ async def test_connection_reset_then_success(fake: FakeTelegent) -> None:
     assert [r.status for r in fake.order_requests()] == [0, 0, 200]
 
 
+async def test_each_attempt_times_out_on_its_own_deadline() -> None:
+    """One timer serves every attempt: each stalled one ends at its own deadline, not later,
+    and a quick attempt that starts meanwhile is not cut short."""
+    async with FakeTelegent(default_status="Complete", stall_seconds=2.0) as fake:
+        fake.inject("stall", count=2)
+        async with fast_client(fake, timeout=0.2, max_retries=0) as client:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def stalled(delay: float) -> float:
+                await asyncio.sleep(delay)
+                with pytest.raises(tg.TransportError, match="timed out"):
+                    await client.get_order(ORDER_ID)
+                return loop.time() - started
+
+            first, second = await asyncio.gather(stalled(0.0), stalled(0.1))
+            assert 0.19 <= first < 0.28  # 0.2 s after it began
+            assert 0.29 <= second < 0.38  # 0.2 s after it began, 0.1 s later
+            assert (await client.get_order(ORDER_ID)).succeeded
+
+
 async def test_stalls_time_out_retried_then_transport_error() -> None:
     async with FakeTelegent(default_status="Complete", stall_seconds=2.0) as fake:
         fake.inject("stall", count=3)
