@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
-from types import TracebackType
 from typing import Any
 
 __all__ = ["AttemptWatchdog"]
@@ -85,12 +84,7 @@ class _Watch:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if not self._watchdog._release(self._task):
             return
         if sys.version_info >= (3, 11):
