@@ -97,7 +97,7 @@ class DemoSettings:
             wait_timeout=60.0 * s,
         )
 
-    def fake(self, seed: int | None, host: str = "127.0.0.1", port: int = 0) -> FakeTelegent:
+    def fake(self, seed: int | None) -> FakeTelegent:
         """A FakeTelegent with this scenario's rate limit and 503 rate (not started)."""
         return FakeTelegent(
             rate_limit=self.fake_rate_limit,
@@ -105,8 +105,6 @@ class DemoSettings:
             fault_rate={"503": self.fault_rate_503},
             seed=seed,
             record=False,
-            host=host,
-            port=port,
         )
 
 
