@@ -117,9 +117,8 @@ class RequestBudget:
             self._given_back.discard(self._next_slot)
 
     def _recover(self, now: float) -> None:
-        if self._rate < self._full_rate:
-            elapsed = max(0.0, now - self._rate_updated)
-            gained = self._full_rate * elapsed / RECOVERY_SECONDS
+        if self._rate < self._full_rate and now > self._rate_updated:
+            gained = self._full_rate * (now - self._rate_updated) / RECOVERY_SECONDS
             self._rate = min(self._full_rate, self._rate + gained)
             self._rate_updated = now
 
@@ -132,5 +131,5 @@ class RequestBudget:
         if self._full_rate != math.inf and not already_paused:
             self._recover(now)
             self._rate = max(self._rate / 2.0, self._full_rate * MIN_RATE_SHARE)
-            self._rate_updated = now
+            self._rate_updated = self._paused_until  # recovery starts when requests resume
             self._next_slot = max(self._next_slot, self._paused_until)

@@ -287,6 +287,7 @@ class TelegentClient:
                             json=json_body,
                             headers=headers,
                             allow_redirects=False,
+                            raise_for_status=False,  # a caller's session may set it: we classify
                             timeout=_NO_AIOHTTP_TIMEOUT,
                         ) as response:
                             status, answer_headers = response.status, response.headers

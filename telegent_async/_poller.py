@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from typing import TYPE_CHECKING, TypeVar
 
 from . import _validate
-from ._errors import APIStatusError, OrderWaitTimeout, TelegentError
+from ._errors import APIStatusError, OrderWaitTimeout, TelegentError, TransportError
 from ._models import Order, OrderOutcome, decode_order
 from ._timing import PollPolicy
 
@@ -289,10 +289,12 @@ class OrderStream:
         while finished:
             task = finished.popleft()
             index = self._in_flight.pop(task, None)
-            if index is None or task.cancelled():
+            if index is None:
                 continue  # cancelled by aclose() or the deadline
             order_id = self._ids[index]
-            error = task.exception()
+            # A poll cancelled from outside (the client closing mid-wait) is polled again, so
+            # that the order is not lost and the next poll reports why.
+            error = TransportError("poll cancelled") if task.cancelled() else task.exception()
             if error is None:
                 order = task.result()
                 seen = self._last.get(index)

@@ -40,11 +40,11 @@ class AttemptWatchdog:
         self._deadlines[task] = deadline
         if deadline < self._timer_at:
             self._set_timer(loop, deadline)
-        return _Watch(self, task)
+        return _Watch(self, task, task.cancelling() if sys.version_info >= (3, 11) else 0)
 
     def close(self) -> None:
-        """Stop the timer (the client is closing)."""
-        if self._timer is not None:
+        """Stop the timer (the client is closing), unless attempts are still being watched."""
+        if self._timer is not None and not self._deadlines:
             self._timer.cancel()
             self._timer, self._timer_at = None, math.inf
 
@@ -75,11 +75,12 @@ class AttemptWatchdog:
 
 
 class _Watch:
-    __slots__ = ("_task", "_watchdog")
+    __slots__ = ("_cancelling", "_task", "_watchdog")
 
-    def __init__(self, watchdog: AttemptWatchdog, task: Task) -> None:
+    def __init__(self, watchdog: AttemptWatchdog, task: Task, cancelling: int) -> None:
         self._watchdog = watchdog
         self._task = task
+        self._cancelling = cancelling  # cancel requests already pending when the attempt began
 
     def __enter__(self) -> None:
         return None
@@ -88,9 +89,11 @@ class _Watch:
         if not self._watchdog._release(self._task):
             return
         if sys.version_info >= (3, 11):
-            # Ours is one cancel request; if another is still counted, the caller cancelled
-            # too and its CancelledError must go through.
-            if self._task.uncancel() > 0:
+            # Ours is one cancel request; if another arrived during the attempt, the caller
+            # cancelled too and its CancelledError must go through. (On 3.10, which cannot
+            # count them, a cancel landing in the same turn as the timeout is lost, as with
+            # async_timeout and asyncio.wait_for there.)
+            if self._task.uncancel() > self._cancelling:
                 return
         if exc_type is asyncio.CancelledError:
             raise asyncio.TimeoutError from None

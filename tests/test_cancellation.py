@@ -352,3 +352,28 @@ async def test_callers_cancelled_while_paced_give_their_slots_back() -> None:
             # The slot after the last one used is at most 0.1 s away.
             await assert_client_recovers(client, "JNUOID-after", 0.1 + PROMPT)
         await close_and_check(client, fake)
+
+
+async def test_attempt_timeout_during_cleanup_after_a_cancel_is_a_timeout() -> None:
+    """A task that caught its own cancellation and cleans up with a lookup: an attempt timeout
+    there is a timeout (retried), not a second, spurious CancelledError."""
+    async with (
+        FakeTelegent(default_status="Complete", stall_seconds=3.0) as fake,
+        fast_client(fake, timeout=0.2, max_retries=1) as client,
+    ):
+        await client.get_order("JNUOID-warm")
+        fake.inject("stall")
+
+        async def cancelled_then_cleans_up() -> tg.Order:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                return await client.get_order("JNUOID-cleanup")  # stalls once, then retried
+            raise AssertionError("not cancelled")
+
+        task = asyncio.ensure_future(cancelled_then_cleans_up())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        order = await asyncio.wait_for(task, 2.0)
+    assert order.succeeded
+    assert [r.status for r in fake.order_requests("JNUOID-cleanup")] == [0, 200]

@@ -212,6 +212,22 @@ async def test_budget_cancelled_waiters_give_their_slots_back() -> None:
     await asyncio.gather(waiters[4])
 
 
+async def test_rate_halved_by_a_429_recovers_only_after_the_pause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A pause as long as the recovery period must not count as recovery: requests resume at
+    half the pace, then climb back."""
+    monkeypatch.setattr("telegent_async._budget.RECOVERY_SECONDS", 0.3)
+    budget = RequestBudget(requests_per_minute=600)  # 10 per second
+    budget.pause(0.3)
+    await budget.acquire()  # sleeps through the pause
+    await budget.acquire()  # the pace is worked out again as requests resume
+    assert budget.rate <= 5.0 * 1.5  # about half the pace, not already back to 10
+    await asyncio.sleep(0.35)
+    await budget.acquire()
+    assert budget.rate == 10.0  # recovered over the next 0.3 s
+
+
 async def test_budget_is_taken_before_a_connection() -> None:
     """200 calls on 2 connections take far longer than one attempt's timeout, yet none fail."""
     async with FakeTelegent(default_status="Complete", stall_seconds=0.005) as fake:
@@ -285,6 +301,33 @@ async def test_given_session_is_not_closed(complete_fake: FakeTelegent) -> None:
         async with session.get(f"{complete_fake.base_url}/elsewhere") as response:
             assert response.status == 404  # still usable by its owner
     assert len(complete_fake.order_requests()) == 1
+
+
+async def test_given_session_raising_for_status_still_gets_typed_errors(
+    fake: FakeTelegent,
+) -> None:
+    """A caller's session with raise_for_status=True must not turn a 404 into retried
+    transport errors: the client classifies statuses itself."""
+    async with (
+        aiohttp.ClientSession(raise_for_status=True) as session,
+        fast_client(fake, session=session) as client,
+    ):
+        with pytest.raises(tg.NotFoundError):
+            await client.get_order("JNUOID-unknown")
+    assert len(fake.order_requests()) == 1
+
+
+async def test_closing_the_client_keeps_deadlines_of_attempts_under_way() -> None:
+    """With a caller's session (not closed by us), an attempt still running when the client
+    closes keeps its deadline: it must not hang on a stalled server."""
+    async with FakeTelegent(default_status="Complete", stall_seconds=3.0) as fake:
+        fake.inject("stall")
+        async with aiohttp.ClientSession() as session:
+            async with fast_client(fake, session=session, timeout=0.2, max_retries=0) as client:
+                call = asyncio.ensure_future(client.get_order(ORDER_ID))
+                await asyncio.sleep(0.05)  # the attempt is under way, stalled
+            with pytest.raises(tg.TransportError, match="timed out"):
+                await asyncio.wait_for(call, 1.0)
 
 
 async def test_closed_client_refuses_work(complete_fake: FakeTelegent) -> None:
