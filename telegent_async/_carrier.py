@@ -88,15 +88,9 @@ _UPDATE = "POST /v1.0/numbers/portin/update on the same OrderId"
 _C = CarrierCategory
 
 
-def _entry(
-    name: str, category: CarrierCategory, description: str, remedy: str, fixable: bool
-) -> _CodeInfo:
-    return _CodeInfo(name, category, description, remedy, fixable)
-
-
 _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
     {
-        "1M": _entry(
+        "1M": _CodeInfo(
             "REQ_DATE_LESS_PUB_INT",
             _C.DUE_DATE_OR_OTHER,
             "The requested due date is earlier than the losing carrier's published porting "
@@ -105,14 +99,14 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"usually one or more business days), then send it as PortInDate with {_UPDATE}.",
             True,
         ),
-        "1N": _entry(
+        "1N": _CodeInfo(
             "DATE_AND_TIME_NOT_MET",
             _C.DUE_DATE_OR_OTHER,
             "The losing carrier cannot meet the requested due date and time.",
             f"Pick a new due date and time further out, then send it as PortInDate with {_UPDATE}.",
             True,
         ),
-        "1P": _entry(
+        "1P": _CodeInfo(
             "OTHER_REASON",
             _C.DUE_DATE_OR_OTHER,
             "The losing carrier rejected the port for another reason, given in the text.",
@@ -120,7 +114,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"detail, then send it with {_UPDATE}.",
             True,
         ),
-        "6A": _entry(
+        "6A": _CodeInfo(
             "MDN_NOT_FOUND",
             _C.NUMBER_OR_REQUEST,
             "The number was not found, or is not active, at the losing carrier.",
@@ -130,7 +124,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "POST /v1.0/numbers/portin using the right number or carrier.",
             False,
         ),
-        "6B": _entry(
+        "6B": _CodeInfo(
             "TRANSFER_PIN_REQ_OR_INCORRECT",
             _C.NUMBER_OR_REQUEST,
             "The losing carrier (T-Mobile) rejected the Number Transfer PIN: missing, wrong "
@@ -139,7 +133,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"account (or by calling T-Mobile), then send it with {_UPDATE}.",
             True,
         ),
-        "6P": _entry(
+        "6P": _CodeInfo(
             "MDN_HAS_SRV_PROV_PORT_PROTECT",
             _C.NUMBER_OR_REQUEST,
             "The number has a number lock (port protection) on the losing carrier account.",
@@ -147,7 +141,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"carrier account (e.g. Verizon Number Lock), then resend with {_UPDATE}.",
             True,
         ),
-        "8A": _entry(
+        "8A": _CodeInfo(
             "ACCOUNT_NUM_REQ_OR_INCORRECT",
             _C.CUSTOMER_VALIDATION,
             "The account number at the losing carrier is missing or wrong.",
@@ -155,7 +149,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"then send it with {_UPDATE}.",
             True,
         ),
-        "8B": _entry(
+        "8B": _CodeInfo(
             "SSN_TAX_ID_REQ_OR_INCORRECT",
             _C.CUSTOMER_VALIDATION,
             "The SSN or tax ID of the losing carrier account holder is missing or wrong.",
@@ -163,7 +157,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"the losing carrier, then send it with {_UPDATE}.",
             True,
         ),
-        "8C": _entry(
+        "8C": _CodeInfo(
             "PASS_PIN_REQ_OR_INCORRECT",
             _C.CUSTOMER_VALIDATION,
             "The account password or PIN of the losing carrier account is missing or wrong.",
@@ -171,7 +165,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"(some carriers issue a separate port-out PIN), then send it with {_UPDATE}.",
             True,
         ),
-        "8D": _entry(
+        "8D": _CodeInfo(
             "ZIP_CODE_REQ_OR_INCORRECT",
             _C.CUSTOMER_VALIDATION,
             "The billing ZIP code of the losing carrier account is missing or wrong.",
@@ -179,7 +173,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             f"billing address, not the service address), then send it with {_UPDATE}.",
             True,
         ),
-        "GENS-0041": _entry(
+        "GENS-0041": _CodeInfo(
             "No Port-In request found",
             _C.TELEGENT,
             "Telegent has no port-in request for this order or number.",

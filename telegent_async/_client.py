@@ -79,8 +79,8 @@ class TelegentClient:
         max_retry_after: float = 60.0,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
-        self.max_retries = _validate.non_negative_int("max_retries", max_retries)
-        self.max_connections = _validate.non_negative_int("max_connections", max_connections, 1)
+        self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
+        self.max_connections = _validate.int_at_least("max_connections", max_connections, 1)
         self.max_retry_after = _validate.positive_number("max_retry_after", max_retry_after)
         if not isinstance(retry_policy, PollPolicy):
             raise TypeError("retry_policy must be a PollPolicy")
@@ -89,7 +89,7 @@ class TelegentClient:
         self.retry_policy = retry_policy
         env = os.environ
         self.base_url = _validate.api_base_url(
-            base_url if base_url is not None else env.get("TELEGENT_BASE_URL", DEFAULT_BASE_URL),
+            base_url if base_url is not None else env.get("TELEGENT_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure,
         )
         self._order_url = self.base_url.with_path(self.base_url.path + ORDER_PATH)

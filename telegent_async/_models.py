@@ -121,6 +121,7 @@ class Order:
 
     @property
     def succeeded(self) -> bool:
+        """COMPLETE (spelled `Complete` or `Completed`)."""
         return self.status is OrderStatus.COMPLETE
 
     @property

@@ -14,7 +14,7 @@ __all__ = [
     "MAX_ORDER_ID_LENGTH",
     "api_base_url",
     "credential",
-    "non_negative_int",
+    "int_at_least",
     "order_id",
     "positive_number",
 ]
@@ -32,7 +32,8 @@ def positive_number(name: str, value: object) -> float:
     return float(value)
 
 
-def non_negative_int(name: str, value: object, minimum: int = 0) -> int:
+def int_at_least(name: str, value: object, minimum: int) -> int:
+    """An int (not a bool) no smaller than `minimum`."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:

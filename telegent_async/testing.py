@@ -385,6 +385,7 @@ class FakeTelegent:
 
     @property
     def port(self) -> int:
+        """The TCP port the server listens on (chosen by the OS unless given)."""
         if self._bound_port is None:
             raise RuntimeError("FakeTelegent is not started")
         return self._bound_port
@@ -401,6 +402,7 @@ class FakeTelegent:
 
     @property
     def token_requests(self) -> list[RecordedRequest]:
+        """The recorded token requests (`POST /v1.0/oauth2/tokens`)."""
         return [r for r in self._requests if r.path == TOKEN_PATH and r.method == "POST"]
 
     def order_requests(self, order_id: str | None = None) -> list[RecordedRequest]:
@@ -418,10 +420,12 @@ class FakeTelegent:
 
     @property
     def open_connections(self) -> int:
+        """Client connections open now."""
         return self._open
 
     @property
     def peak_connections(self) -> int:
+        """The most client connections open at once so far."""
         return self._peak
 
     # -- scripting -----------------------------------------------------------------------------
