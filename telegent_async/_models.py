@@ -220,7 +220,7 @@ def decode_order(status_code: int, body: bytes) -> Order:
         data = json.loads(body)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        return _structure_order(data, Order)
+        return converter.structure(data, Order)
     except (ValueError, RecursionError) as exc:
         text = body[:500].decode("utf-8", "replace")
         raise ResponseDecodeError(
