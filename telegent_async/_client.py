@@ -12,11 +12,12 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
 from . import _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
@@ -92,7 +93,7 @@ class TelegentClient:
             base_url if base_url is not None else env.get("TELEGENT_BASE_URL") or DEFAULT_BASE_URL,
             allow_insecure,
         )
-        self._order_url = self.base_url.with_path(self.base_url.path + ORDER_PATH)
+        self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
         self._auth = self._make_auth(token, account_key, account_secret, env)
         self._budget = RequestBudget(requests_per_minute)
@@ -107,7 +108,7 @@ class TelegentClient:
         token: str | None,
         account_key: str | None,
         account_secret: str | None,
-        env: os._Environ[str],
+        env: Mapping[str, str],
     ) -> TokenAuth:
         if token is None and account_key is None and account_secret is None:
             token = env.get("TELEGENT_TOKEN") or None
@@ -121,13 +122,16 @@ class TelegentClient:
                 "no credentials: pass token=..., or account_key=... and account_secret=..., "
                 "or set TELEGENT_TOKEN, or TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET"
             )
-        token_url = str(self.base_url.with_path(self.base_url.path + TOKEN_PATH))
+        token_url = str(self._endpoint(TOKEN_PATH))
         return CredentialsAuth(
             _validate.credential("account_key", account_key),
             _validate.credential("account_secret", account_secret),
             token_url,
             self._post_json,
         )
+
+    def _endpoint(self, path: str) -> URL:
+        return self.base_url.with_path(self.base_url.path + path)
 
     def __repr__(self) -> str:
         mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
