@@ -131,7 +131,8 @@ class TelegentClient:
         )
 
     def _endpoint(self, path: str) -> URL:
-        return self.base_url.with_path(self.base_url.path + path)
+        # A root URL's path is "/": joined naively it would send `//numbers/order`.
+        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
 
     def __repr__(self) -> str:
         mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
