@@ -18,7 +18,13 @@ import attrs
 import cattrs
 
 from ._carrier import CarrierError, decode_carrier_message
-from ._errors import OrderFailed, ResponseDecodeError, TelegentError
+from ._errors import (
+    APIStatusError,
+    OrderFailed,
+    ResponseDecodeError,
+    TelegentError,
+    error_for_status,
+)
 from ._timing import parse_timestamp
 
 __all__ = ["Order", "OrderOutcome", "OrderStatus", "converter", "decode_order", "parse_status"]
@@ -214,15 +220,47 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
-def decode_order(status_code: int, body: bytes) -> Order:
-    """An `Order` from a 200 body, or `ResponseDecodeError` with the status and body excerpt."""
+def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> Order:
+    """An `Order` from a 2xx body, or the error it stands for.
+
+    `ResponseDecodeError` (with the status and a body excerpt) when the body is not an order,
+    or when it is about another order than `order_id` (compared ignoring case and surrounding
+    spaces; an answer without `OrderId` is taken as the one asked for). An error body inside
+    the 2xx (`{"StatusCode": 404, "Message": ...}`, no `OrderStatus`) raises the
+    `APIStatusError` of the status it carries.
+    """
     try:
         data = json.loads(body)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        if "OrderStatus" not in data and (embedded := _embedded_error(data)) is not None:
+            raise embedded
+        if order_id is None:
+            return converter.structure(data, Order)
+        answered = data.get("OrderId")
+        if answered is None:
+            return attrs.evolve(converter.structure({**data, "OrderId": order_id}, Order), raw=data)
+        text = _text(answered)
+        if text is not None and text != order_id and _id_key(text) != _id_key(order_id):
+            raise ValueError(f"the answer is about order {text[:100]!r}, not {order_id!r}")
         return converter.structure(data, Order)
     except (ValueError, RecursionError) as exc:
-        text = body[:500].decode("utf-8", "replace")
         raise ResponseDecodeError(
-            f"expected an order object: {exc}", status_code=status_code, body=text
+            f"expected an order object: {exc}",
+            status_code=status_code,
+            body=body[:500].decode("utf-8", "replace"),
         ) from None
+
+
+def _id_key(order_id: str) -> str:
+    return order_id.strip().casefold()
+
+
+def _embedded_error(data: Mapping[str, Any]) -> APIStatusError | None:
+    """The error an error body (`{"StatusCode": 404, "Message": ...}`) stands for, if it is one."""
+    code = data.get("StatusCode")
+    if type(code) is not int or not 400 <= code <= 599:
+        return None
+    message = data.get("Message")
+    text = message[:500] if isinstance(message, str) else "error body inside a 2xx answer"
+    return error_for_status(code, text, data)

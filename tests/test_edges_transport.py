@@ -6,10 +6,13 @@ Over real sockets (FakeTelegent on 127.0.0.1) except the pure parsers.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 from datetime import datetime, timezone
 
+import aiohttp
 import pytest
-from conftest import fast_client
+from conftest import FAST_POLL, fast_client
 
 import telegent_async as tg
 from telegent_async._timing import parse_retry_after
@@ -57,3 +60,117 @@ async def test_underscored_retry_after_falls_back_to_the_backoff(fake: FakeTeleg
         order = await asyncio.wait_for(client.get_order(ORDER_ID), 2.0)
     assert order.succeeded
     assert [r.status for r in fake.order_requests(ORDER_ID)] == [503, 200]
+
+
+# -- item 2: an answer about another order ------------------------------------------------------
+
+
+async def test_answer_about_another_order_is_a_decode_error(fake: FakeTelegent) -> None:
+    fake.add_order(ORDER_ID, "Complete", extra={"OrderId": "JNUOID-someone-else"})
+    async with fast_client(fake, max_retries=1) as client:
+        with pytest.raises(tg.ResponseDecodeError, match="JNUOID-someone-else") as caught:
+            await client.get_order(ORDER_ID)
+    assert caught.value.status_code == 200
+    assert len(fake.order_requests(ORDER_ID)) == 2  # asked again once, like any garbled answer
+
+
+async def test_order_id_compared_ignoring_case_and_spaces(fake: FakeTelegent) -> None:
+    fake.add_order(ORDER_ID, "Complete", extra={"OrderId": f"  {ORDER_ID.lower()} "})
+    async with fast_client(fake, max_retries=0) as client:
+        assert (await client.get_order(ORDER_ID)).succeeded
+
+
+@pytest.mark.parametrize(
+    "body", [{"OrderStatus": "Complete"}, {"OrderId": None, "OrderStatus": "Complete"}]
+)
+async def test_answer_without_order_id_is_the_order_asked_for(
+    fake: FakeTelegent, body: dict[str, object]
+) -> None:
+    fake.set_response(ORDER_ID, body=json.dumps(body))
+    async with fast_client(fake, max_retries=0) as client:
+        order = await client.get_order(ORDER_ID)
+    assert order.order_id == ORDER_ID and order.succeeded
+    assert order.raw == body  # the JSON as received
+
+
+# -- item 3: an error body inside a 200 ---------------------------------------------------------
+
+
+def _error_inside_200(fake: FakeTelegent, status: int) -> None:
+    body = {"StatusCode": status, "Message": f"inside a 200: {status}"}
+    fake.set_response(ORDER_ID, body=json.dumps(body))
+
+
+async def test_404_inside_a_200_ends_a_wait_at_once(fake: FakeTelegent) -> None:
+    _error_inside_200(fake, 404)
+    async with fast_client(fake) as client:
+        with pytest.raises(tg.NotFoundError, match="inside a 200: 404") as caught:
+            await client.wait_for_order(ORDER_ID, timeout=1.0, policy=FAST_POLL)
+    assert caught.value.status_code == 404
+    assert len(fake.order_requests(ORDER_ID)) == 1
+
+
+async def test_5xx_inside_a_200_is_retried_and_stays_transient(fake: FakeTelegent) -> None:
+    _error_inside_200(fake, 503)
+    async with fast_client(fake, max_retries=2) as client:
+        with pytest.raises(tg.ServiceUnavailableError):
+            await client.get_order(ORDER_ID)
+        assert len(fake.order_requests(ORDER_ID)) == 3  # like a real 503: retried twice
+        with pytest.raises(tg.OrderWaitTimeout) as caught:
+            await client.wait_for_order(ORDER_ID, timeout=0.2, policy=FAST_POLL)
+    assert isinstance(caught.value.__cause__, tg.ServiceUnavailableError)
+
+
+# -- item 4: an undecodable 2xx answer to a GET is retried like a 5xx ---------------------------
+
+
+@pytest.mark.parametrize("kind", ["malformed", "empty"])
+async def test_garbled_200_is_retried_then_answered(fake: FakeTelegent, kind: str) -> None:
+    fake.add_order(ORDER_ID, "Complete")
+    fake.inject(kind, count=2)
+    policy = tg.PollPolicy(initial=0.05, factor=2.0, max_interval=1.0, jitter=0.0)
+    async with fast_client(fake, retry_policy=policy) as client:
+        assert (await client.get_order(ORDER_ID)).succeeded
+    arrivals = [r.at for r in fake.order_requests(ORDER_ID)]
+    assert [r.status for r in fake.order_requests(ORDER_ID)] == [200, 200, 200]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # the retry backoff: 0.05 s, then 0.1 s
+
+
+async def test_garbled_200_is_reported_after_max_retries(fake: FakeTelegent) -> None:
+    fake.add_order(ORDER_ID, "Complete")
+    fake.inject("malformed", count=5)
+    async with fast_client(fake, max_retries=3) as client:
+        with pytest.raises(tg.ResponseDecodeError):
+            await client.get_order(ORDER_ID)
+    assert len(fake.order_requests(ORDER_ID)) == 4
+
+
+# -- item 12: a caller's session with a small pool ----------------------------------------------
+
+
+@pytest.mark.parametrize("connector_options", [{"limit": 2}, {"limit": 100, "limit_per_host": 2}])
+async def test_a_small_pool_of_the_callers_session_caps_concurrency(
+    connector_options: dict[str, int],
+) -> None:
+    """Pool of 2, max_connections=20, 8 lookups that take 0.15 s each: waiting for a pooled
+    connection must not count against the 0.4 s attempt timeout."""
+    ids = [f"JNUOID-pool-{n}" for n in range(8)]
+    async with (
+        FakeTelegent(default_status="Complete", stall_seconds=0.15) as fake,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(**connector_options)) as session,
+    ):
+        fake.inject("stall", count=len(ids))
+        client = fast_client(fake, session=session, max_connections=20, timeout=0.4, max_retries=0)
+        assert client.max_connections == 2
+        async with client:
+            outcomes = await client.get_orders(ids)
+        assert [o.error for o in outcomes if o.error is not None] == []
+        assert all(o.ok for o in outcomes)
+        assert not session.closed  # the caller's session is the caller's to close
+    assert fake.peak_connections <= 2
+
+
+async def test_an_unlimited_pool_keeps_max_connections(fake: FakeTelegent) -> None:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        assert fast_client(fake, session=session, max_connections=7).max_connections == 7
