@@ -7,6 +7,7 @@ order at all (`ResponseDecodeError`).
 
 from __future__ import annotations
 
+import collections
 import enum
 import json
 import logging
@@ -84,7 +85,8 @@ _STATUS_EXACT: dict[str, OrderStatus] = {
     "Completed": OrderStatus.COMPLETE,
     "Failed": OrderStatus.ERROR,
 }
-_unknown_statuses_logged: set[str] = set()
+#: The unknown statuses logged lately, least recent first: bounded, yet a new one is always logged.
+_unknown_statuses_logged: collections.OrderedDict[str, None] = collections.OrderedDict()
 _MAX_UNKNOWN_LOGGED = 256
 
 
@@ -97,13 +99,20 @@ def parse_status(raw_status: str) -> OrderStatus:
     status = _STATUS_EXACT.get(raw_status) or _STATUS_BY_KEY.get(_status_key(raw_status))
     if status is not None:
         return status
-    if (
-        raw_status not in _unknown_statuses_logged
-        and len(_unknown_statuses_logged) < _MAX_UNKNOWN_LOGGED
-    ):
-        _unknown_statuses_logged.add(raw_status)
-        logger.warning("unknown order status %r: treated as pending", raw_status[:100])
+    _log_unknown_status(raw_status)
     return OrderStatus.UNKNOWN
+
+
+def _log_unknown_status(raw_status: str) -> None:
+    """Log a status once while it stays among the last `_MAX_UNKNOWN_LOGGED` seen (an LRU)."""
+    seen = _unknown_statuses_logged
+    if raw_status in seen:
+        seen.move_to_end(raw_status)
+        return
+    seen[raw_status] = None
+    if len(seen) > _MAX_UNKNOWN_LOGGED:
+        seen.popitem(last=False)
+    logger.warning("unknown order status %r: treated as pending", raw_status[:100])
 
 
 @attrs.frozen
@@ -215,8 +224,10 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-#: The one converter: `converter.structure(json_object, Order)` and
-#: `converter.unstructure(order_or_outcome)` (JSON-ready; used by the CLI's `--json`).
+#: The one converter: `converter.structure(json_object, Order)` decodes every order, and
+#: `converter.unstructure(order_or_outcome)` gives JSON-ready data for your own storage or logs.
+#: (The CLI's `--json` line is a report row of its own: the outcome's group and decoded
+#: carrier code beside the status, built by `_cli_output.outcome_json`.)
 converter = _make_converter()
 
 

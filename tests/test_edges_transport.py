@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
+import uuid
 from datetime import datetime, timezone
 
 import aiohttp
@@ -15,6 +17,7 @@ import pytest
 from conftest import FAST_POLL, fast_client
 
 import telegent_async as tg
+from telegent_async._models import parse_status
 from telegent_async._timing import parse_retry_after
 from telegent_async.testing import FakeTelegent
 
@@ -174,3 +177,26 @@ async def test_a_small_pool_of_the_callers_session_caps_concurrency(
 async def test_an_unlimited_pool_keeps_max_connections(fake: FakeTelegent) -> None:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         assert fast_client(fake, session=session, max_connections=7).max_connections == 7
+
+
+# -- smaller: the unknown-status log memory is an LRU -------------------------------------------
+
+
+def test_unknown_statuses_are_logged_once_while_remembered_and_new_ones_always(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Whatever ran before: 300 new statuses (more than the 256 remembered) all log once."""
+    run = uuid.uuid4().hex[:8]
+    statuses = [f"Odd-{run}-{n}" for n in range(300)]
+
+    def logged(*raws: str) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="telegent_async"):
+            for raw in raws:
+                assert parse_status(raw) is tg.OrderStatus.UNKNOWN
+        return [r.getMessage() for r in caplog.records]
+
+    assert len(logged(*statuses)) == 300
+    assert logged(statuses[-1], statuses[-256]) == []  # still remembered: not logged again
+    assert len(logged(statuses[0])) == 1  # forgotten (least recently seen): logged again
+    assert len(logged(f"Odd-{run}-new")) == 1
