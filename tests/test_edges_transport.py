@@ -6,9 +6,12 @@ Over real sockets (FakeTelegent on 127.0.0.1) except the pure parsers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
+import os
+import sys
 import uuid
 from datetime import datetime, timezone
 
@@ -200,3 +203,40 @@ def test_unknown_statuses_are_logged_once_while_remembered_and_new_ones_always(
     assert logged(statuses[-1], statuses[-256]) == []  # still remembered: not logged again
     assert len(logged(statuses[0])) == 1  # forgotten (least recently seen): logged again
     assert len(logged(f"Odd-{run}-new")) == 1
+
+
+# -- smaller: telegent-orders on a closed stdout pipe -------------------------------------------
+
+
+@pytest.mark.parametrize("mode", [(), ("--json",)])
+async def test_cli_on_a_closed_stdout_pipe_exits_141_quietly(
+    fake: FakeTelegent, mode: tuple[str, ...]
+) -> None:
+    """`telegent-orders get ... | head -c0`: not 1 (failed orders), but 128 + SIGPIPE."""
+    fake.add_order(ORDER_ID, "Complete")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TELEGENT_")}
+    env.update(
+        TELEGENT_BASE_URL=fake.base_url,
+        TELEGENT_ACCOUNT_KEY=fake.account_key,
+        TELEGENT_ACCOUNT_SECRET=fake.account_secret,
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "telegent_async", "get", "--insecure", *mode, ORDER_ID,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), 30.0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert proc.returncode == 141, err.decode()
+    assert "Traceback" not in err.decode() and "Unclosed" not in err.decode()
+    assert len(fake.order_requests(ORDER_ID)) == 1  # the lookup ran; only its report was lost
