@@ -112,7 +112,8 @@ class TransportError(TelegentError):
 
 
 class ResponseDecodeError(TelegentError):
-    """The server answered something that is not an order (or not a token answer).
+    """The server answered something that is not an order (or not a token answer), or an
+    order other than the one asked for. An order lookup is retried before this is raised.
 
     Carries the HTTP `status_code` and the first 500 characters of the body in `body`.
     """
