@@ -104,15 +104,20 @@ def parse_status(raw_status: str) -> OrderStatus:
 
 
 def _log_unknown_status(raw_status: str) -> None:
-    """Log a status once while it stays among the last `_MAX_UNKNOWN_LOGGED` seen (an LRU)."""
+    """Log a status once while it stays among the last `_MAX_UNKNOWN_LOGGED` seen (an LRU).
+
+    Kept (and logged) by its first 100 characters: a hostile server's megabyte-long statuses
+    must not fill the memory.
+    """
+    shown = raw_status[:100]
     seen = _unknown_statuses_logged
-    if raw_status in seen:
-        seen.move_to_end(raw_status)
+    if shown in seen:
+        seen.move_to_end(shown)
         return
-    seen[raw_status] = None
+    seen[shown] = None
     if len(seen) > _MAX_UNKNOWN_LOGGED:
         seen.popitem(last=False)
-    logger.warning("unknown order status %r: treated as pending", raw_status[:100])
+    logger.warning("unknown order status %r: treated as pending", shown)
 
 
 @attrs.frozen
