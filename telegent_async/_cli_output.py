@@ -49,6 +49,9 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INCOMPLETE: Final = 3
 EXIT_INTERRUPTED: Final = 130
+#: stdout closed before the results were written (`| head`): 128 + SIGPIPE, as a shell reports
+#: a process that SIGPIPE ended; not 1, which means failed orders.
+EXIT_BROKEN_PIPE: Final = 141
 #: Which exit status wins when several apply: usage/credentials, then incomplete, then failed.
 _PRECEDENCE: Final = (EXIT_USAGE, EXIT_INCOMPLETE, EXIT_FAILED, EXIT_OK)
 

@@ -14,7 +14,7 @@ import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -48,6 +48,8 @@ ORDER_PATH = "/numbers/order"
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
 
+_T = TypeVar("_T")
+
 OnUpdate = Callable[[Order], "Awaitable[None] | None"]
 
 
@@ -61,6 +63,12 @@ class TelegentClient:
     Defaults follow Telegent's documentation: 50 requests per minute (the standard tier),
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
+
+    `session`: your own `aiohttp.ClientSession`, which the client uses but does not close. Its
+    connector's pool caps the client's concurrency: `max_connections` becomes at most the
+    connector's `limit` and `limit_per_host`, because an attempt's `timeout` starts before
+    aiohttp hands out a pooled connection. Traffic of your own on that session can still make
+    the client's attempts wait for a connection: give the client a session of its own.
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class TelegentClient:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
         self.retry_policy = retry_policy
+        self.max_connections = _connections_allowed(session, self.max_connections)
         env = os.environ
         self.base_url = _validate.api_base_url(
             base_url if base_url is not None else env.get("TELEGENT_BASE_URL") or DEFAULT_BASE_URL,
@@ -131,7 +140,8 @@ class TelegentClient:
         )
 
     def _endpoint(self, path: str) -> URL:
-        return self.base_url.with_path(self.base_url.path + path)
+        # A root URL's path is "/": joined naively it would send `//numbers/order`.
+        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
 
     def __repr__(self) -> str:
         mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
@@ -176,10 +186,13 @@ class TelegentClient:
     async def get_order(self, order_id: str) -> Order:
         """Look an order up once. Raises a `TelegentError` subclass if that fails."""
         order_id = _validate.order_id(order_id)
-        status, body = await self._send(
-            "GET", self._order_url, params={"OrderId": order_id}, scope=self._order_scope
+
+        def decode(status: int, body: bytes) -> Order:
+            return decode_order(status, body, order_id)
+
+        return await self._send(
+            "GET", self._order_url, decode, params={"OrderId": order_id}, scope=self._order_scope
         )
-        return decode_order(status, body)
 
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
@@ -254,19 +267,26 @@ class TelegentClient:
 
     async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes]:
         # Token requests jump the budget's queue: the queued calls are waiting for the token.
-        return await self._send("POST", url, json_body=body, priority=True)
+        return await self._send("POST", url, _status_and_body, json_body=body, priority=True)
 
     async def _send(
         self,
         method: str,
         url: Any,
+        decode: Callable[[int, bytes], _T],
         *,
         params: dict[str, str] | None = None,
         json_body: dict[str, str] | None = None,
         scope: str | None = None,
         priority: bool = False,
-    ) -> tuple[int, bytes]:
-        """One logical request: auth, budget, attempts and retries. Returns (status, body)."""
+    ) -> _T:
+        """One logical request: auth, budget, attempts, decoding and retries.
+
+        Returns what `decode` makes of a 2xx answer. A `ResponseDecodeError` from `decode` (a
+        garbled answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so `decode` may
+        raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
+        (an error body inside a 2xx) is handled as an answer with that status.
+        """
         session = self._open()
         loop = asyncio.get_running_loop()
         auth, budget = self._auth, self._budget
@@ -303,30 +323,36 @@ class TelegentClient:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
                 if 200 <= status < 300:
-                    return status, body
-                if (
-                    status == 401
-                    and scope
-                    and headers
-                    and auth.renews_on_401
-                    and not reauthenticated
-                ):
-                    logger.debug("401 on %s: fetching a new token once", method)
-                    auth.discard(scope, headers)
-                    reauthenticated = True
-                    continue
-                if status in RETRY_STATUSES:
-                    retry_after = parse_retry_after(
-                        answer_headers.get("Retry-After"), datetime.now(timezone.utc)
-                    )
-                failure = _status_error(status, body, retry_after)
-                if status == 429:
-                    pause = self._retry_delay(attempt, retry_after)
-                    logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                    budget.pause(pause)
-                    retry_after = 0.0  # the budget now holds every request, this one included
-                if status not in RETRY_STATUSES:
-                    raise failure
+                    try:
+                        return decode(status, body)
+                    except ResponseDecodeError as exc:
+                        failure = exc  # garbled, or about another order: asked again
+                    except APIStatusError as exc:
+                        status = exc.status_code  # an error body inside a 2xx: that status
+                if not 200 <= status < 300:
+                    if (
+                        status == 401
+                        and scope
+                        and headers
+                        and auth.renews_on_401
+                        and not reauthenticated
+                    ):
+                        logger.debug("401 on %s: fetching a new token once", method)
+                        auth.discard(scope, headers)
+                        reauthenticated = True
+                        continue
+                    if status in RETRY_STATUSES:
+                        retry_after = parse_retry_after(
+                            answer_headers.get("Retry-After"), datetime.now(timezone.utc)
+                        )
+                    failure = _status_error(status, body, retry_after)
+                    if status == 429:
+                        pause = self._retry_delay(attempt, retry_after)
+                        logger.info("429 rate limited: pausing the client for %.2f s", pause)
+                        budget.pause(pause)
+                        retry_after = 0.0  # the budget now holds every request, this one included
+                    if status not in RETRY_STATUSES:
+                        raise failure
             if attempt >= self.max_retries:
                 raise failure
             delay = self._retry_delay(attempt, retry_after)
@@ -342,6 +368,19 @@ class TelegentClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         return self.retry_policy.delay(attempt)
+
+
+def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
+    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return wanted
+    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
+
+
+def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
+    """The `decode` of a request whose caller reads the answer itself (a token request)."""
+    return status, body
 
 
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
