@@ -8,7 +8,12 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
-from ._carrier import CarrierCategory, CarrierError, decode_carrier_message
+from ._carrier import (
+    CarrierCategory,
+    CarrierError,
+    decode_carrier_message,
+    decode_carrier_messages,
+)
 from ._client import TelegentClient
 from ._errors import (
     APIStatusError,
@@ -62,4 +67,5 @@ __all__ = [
     "TelegentError",
     "TransportError",
     "decode_carrier_message",
+    "decode_carrier_messages",
 ]
