@@ -36,6 +36,7 @@ from ._errors import (
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
+from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._timing import PollPolicy
 
 __version__ = "0.1.0"
@@ -44,6 +45,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BillingAddress",
     "CarrierCategory",
     "CarrierError",
     "GatewayTimeoutError",
@@ -58,6 +60,8 @@ __all__ = [
     "OrderWaitTimeout",
     "PermissionDeniedError",
     "PollPolicy",
+    "PortInCancel",
+    "PortInUpdate",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",

@@ -12,11 +12,12 @@ every failed order.
 Parsing rules (deliberately conservative, so free text is not mistaken for a code):
 
 * Leading/trailing whitespace is ignored; ``raw`` keeps the message verbatim.
-* An RCODE at the start of the message is a digit and an ASCII letter, not followed by another letter
-  or digit, any case (``8a`` is normalised to ``8A``). It must be followed by the end of the
-  text or a separator: ``-``, ``:``, an en/em dash, with optional whitespace around it
-  (``8A - X``, ``8A:X``). A bare whitespace separator (``8A ACCOUNT...``) is accepted only for
-  the known groups 1, 6 and 8, because ``3D printing...`` is more likely prose than a code.
+* An RCODE at the start of the message is a digit and an ASCII letter, not followed by
+  another letter or digit, any case (``8a`` is normalised to ``8A``). It must be followed by
+  the end of the text or a separator: ``-``, ``:``, an en/em dash, with optional whitespace
+  around it (``8A - X``, ``8A:X``). A bare whitespace separator (``8A ACCOUNT...``) is
+  accepted only for the known groups 1, 6 and 8, because ``3D printing...`` is more likely
+  prose than a code.
 * A Telegent code is 2-10 ASCII letters, a hyphen and 3-10 digits (``GENS-0041``), followed by
   the end of the text, a separator or whitespace.
 * The text after the code and separator, stripped, is the ``reason`` (kept verbatim, so an
@@ -347,15 +348,14 @@ def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
                 code=None,
                 reason=stripped,
                 category=_C.UNKNOWN,
-                description="The carrier or Telegent returned a message without a recognised "
-                "code.",
+                description="The carrier or Telegent returned a message without a recognised code.",
                 remedy=_UNKNOWN_REMEDY,
                 fixable_by_update=False,
                 raw=text,
             ),
         )
     errors = []
-    for (code, _, start), following in zip(codes, [*codes[1:], None]):
+    for (code, _, start), following in zip(codes, [*codes[1:], None], strict=True):
         if following is None:
             reason = stripped[start:].strip()
         else:

@@ -43,8 +43,6 @@ def test_update_fields_name_the_keywords_that_fix_the_code(
 
 
 def test_update_fields_are_update_port_in_keywords() -> None:
-    import inspect
-
     keywords = set(inspect.signature(tg.TelegentClient.update_port_in).parameters)
     for code in ("1M", "1N", "6B", "8A", "8C", "8D"):
         decoded = tg.decode_carrier_message(f"{code}-X")
