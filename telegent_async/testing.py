@@ -66,8 +66,6 @@ TOKEN_PATH: Final = "/v1.0/oauth2/tokens"
 PORTIN_UPDATE_PATH: Final = API_PREFIX + _portin.UPDATE_PATH
 PORTIN_CANCEL_PATH: Final = API_PREFIX + _portin.CANCEL_PATH
 _PORTIN_PATHS: Final = frozenset({PORTIN_UPDATE_PATH, PORTIN_CANCEL_PATH})
-#: Where a port-in request's parsed body waits for `_log` (aiohttp requests are mappings).
-_BODY_KEY: Final = "telegent_async.body"
 
 _STATUS_FAULTS: Final[dict[str, int]] = {
     "400": 400,
@@ -596,6 +594,7 @@ class FakeTelegent:
         token: str | None = None,
         scope: str | None = None,
         fault: str | None = None,
+        body: RecordedBody | None = None,
     ) -> int:
         """Count the answer and, if recording, append it; returns its index in the log."""
         self.request_count += 1
@@ -613,7 +612,7 @@ class FakeTelegent:
                 at,
                 status,
                 fault,
-                request.get(_BODY_KEY),
+                body,
             )
         )
         return len(self._requests) - 1
@@ -704,20 +703,19 @@ class FakeTelegent:
             data = json.loads(await request.read())
         except ValueError:
             data = None
-        if isinstance(data, dict):
-            request[_BODY_KEY] = RecordedBody(data)
-        gate = self._gate(request, now, "POST")
+        body = RecordedBody(data) if isinstance(data, dict) else None
+        gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
         token, scope = gate
-        response = self._port_in_answer(request.path, request.get(_BODY_KEY), now)
+        response = self._port_in_answer(request.path, body, now)
         fault, retry_after = self._next_fault()
         if fault is None:
-            self._log(request, now, response.status, token, scope)
+            self._log(request, now, response.status, token, scope, body=body)
             return response
         if fault == "stall":
-            return await self._stall(request, now, token, scope, lambda _now: response)
-        return self._fault_response(request, now, fault, retry_after, token, scope)
+            return await self._stall(request, now, token, scope, lambda _now: response, body)
+        return self._fault_response(request, now, fault, retry_after, token, scope, body)
 
     def _port_in_answer(self, path: str, body: RecordedBody | None, now: float) -> web.Response:
         if body is None:
@@ -767,11 +765,11 @@ class FakeTelegent:
         return (Step("Submitted"), Step(raw_status, self.port_in_delay)), order.message
 
     def _gate(
-        self, request: web.Request, now: float, method: str
+        self, request: web.Request, now: float, method: str, body: RecordedBody | None = None
     ) -> web.Response | tuple[str, str]:
         """Method, a live token of this path's scope, rate limit: a refusal or (token, scope)."""
         if request.method != method:
-            self._log(request, now, 405)
+            self._log(request, now, 405, body=body)
             return self._error(
                 405, f"The requested resource does not support http method '{request.method}'."
             )
@@ -793,7 +791,7 @@ class FakeTelegent:
         elif info.scope != request.path:
             denied = "Token is not valid for this endpoint."
         if denied is not None or token is None or scope is None:
-            self._log(request, now, 401, token, scope)
+            self._log(request, now, 401, token, scope, body=body)
             return self._error(401, denied)
 
         if self.rate_limit is not None:
@@ -801,7 +799,7 @@ class FakeTelegent:
             self._bucket_at = now
             if tokens < 1.0:
                 self._bucket = tokens
-                self._log(request, now, 429, token, scope)
+                self._log(request, now, 429, token, scope, body=body)
                 response = self._error(
                     429, f"Rate limit exceeded. Retry after {self.retry_after} seconds."
                 )
@@ -832,9 +830,10 @@ class FakeTelegent:
         token: str | None,
         scope: str | None,
         answer: Callable[[float], web.Response],
+        body: RecordedBody | None = None,
     ) -> web.StreamResponse:
         # Log at arrival (status 0) so the log keeps arrival order; fixed up if we answer.
-        index = self._log(request, now, 0, token, scope, "stall")
+        index = self._log(request, now, 0, token, scope, "stall", body)
         closing = self._closing
         assert closing is not None
         await asyncio.wait((closing,), timeout=self.stall_seconds)
@@ -859,6 +858,7 @@ class FakeTelegent:
         retry_after: str | None,
         token: str | None,
         scope: str | None,
+        body: RecordedBody | None = None,
     ) -> web.StreamResponse:
         status = _STATUS_FAULTS.get(fault)
         if status is not None:
@@ -869,13 +869,13 @@ class FakeTelegent:
             transport = request.transport
             if transport is not None:
                 transport.abort()
-            self._log(request, now, 0, token, scope, fault)
+            self._log(request, now, 0, token, scope, fault, body)
             # aiohttp sees the closed transport when writing this and drops it silently.
             return web.Response()
         elif fault == "malformed":
             order_id = request.query.get("OrderId", "")
-            body = ('{"OrderId": ' + json.dumps(order_id) + ', "OrderSta').encode()
-            response = web.Response(body=body, content_type=_JSON)
+            cut = ('{"OrderId": ' + json.dumps(order_id) + ', "OrderSta').encode()
+            response = web.Response(body=cut, content_type=_JSON)
         elif fault == "html":
             response = web.Response(status=502, body=_HTML_502, content_type="text/html")
         elif fault == "empty":
@@ -887,7 +887,7 @@ class FakeTelegent:
             )
         else:  # "huge"
             response = web.Response(body=self._huge_body(request), content_type=_JSON)
-        self._log(request, now, response.status, token, scope, fault)
+        self._log(request, now, response.status, token, scope, fault, body)
         return response
 
     def _huge_body(self, request: web.Request) -> bytes:
