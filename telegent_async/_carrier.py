@@ -99,7 +99,7 @@ class _CodeInfo:
     update_fields: tuple[str, ...] = ()
 
 
-_UPDATE = "POST /v1.0/numbers/portin/update on the same OrderId"
+_UPDATE = "update_port_in (POST /v1.0/numbers/portin/update) on the same OrderId"
 
 _C = CarrierCategory
 

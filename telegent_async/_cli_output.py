@@ -75,7 +75,7 @@ _GROUP_BY_STATUS: Final = {
     OrderStatus.CANCELLED: Group.CANCELLED,
 }
 _GROUP_NOTES: Final = {
-    Group.NEEDS_ACTION: "fix with POST /v1.0/numbers/portin/update on the same OrderId, or cancel",
+    Group.NEEDS_ACTION: "fix with telegent-orders update (commands below), or cancel",
     Group.TIMED_OUT: "still pending at the deadline; wait again later",
 }
 _GROUP_COLORS: Final = {

@@ -133,7 +133,7 @@ class Order:
 
     @property
     def needs_action(self) -> bool:
-        """REJECTED or RESOLUTION_REQUIRED: fix it with `POST /numbers/portin/update`, or cancel."""
+        """REJECTED or RESOLUTION_REQUIRED: fix it with `update_port_in`, or `cancel_port_in`."""
         return self.status in _NEEDS_ACTION
 
     def raise_for_status(self) -> Order:
