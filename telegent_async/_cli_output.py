@@ -116,15 +116,18 @@ UPDATE_OPTIONS: Final = {
 def fix_command(order: Order | None) -> str | None:
     """The `update` command that would fix a port-in needing action (placeholders, no values).
 
-    A rejection no update field can fix (6A, 8B, 6P before the lock is lifted) gets the
-    `cancel` command instead, as its remedy says; an order not needing action gets None.
+    A rejection no update field can fix (6A, 8B, 6P before the lock is lifted, a 1P whose
+    reason names no field) gets the `cancel` command and, as a shell comment, why; an order
+    not needing action gets None.
     """
     if order is None or not order.needs_action:
         return None
     fields = dict.fromkeys(field for error in order.carrier_errors for field in error.update_fields)
     order_id = shlex.quote(order.order_id)
     if not fields:
-        return f"{PROG} cancel {order_id} --yes"
+        codes = "/".join(dict.fromkeys(e.code or "no code" for e in order.carrier_errors))
+        why = f"{codes or 'no code'}: no update field fixes it, see the remedy"
+        return f"{PROG} cancel {order_id} --yes  # {why}"
     options = " ".join(" ".join(UPDATE_OPTIONS[field]) for field in fields)
     return f"{PROG} update {order_id} {options}"
 

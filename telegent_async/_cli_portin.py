@@ -80,7 +80,7 @@ def update_fields(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def _report(args: argparse.Namespace, console: Console, answer: PortInUpdate | PortInCancel) -> int:
+def _report(args: argparse.Namespace, answer: PortInUpdate | PortInCancel) -> int:
     if args.json:
         line = {"order_id": answer.order_id, "status": answer.status, "message": answer.message}
         sys.stdout.write(json.dumps(line) + "\n")
@@ -126,7 +126,7 @@ def _run(args: argparse.Namespace, console: Console, kind: str) -> int:
         raise UsageError(str(exc)) from None
     except TelegentError as exc:
         return _failed(console, f"{kind} of {args.order_id}", exc)
-    return _report(args, console, answer)
+    return _report(args, answer)
 
 
 def cmd_update(args: argparse.Namespace, console: Console) -> int:
@@ -161,7 +161,7 @@ def add_port_in_commands(
     update.add_argument("order_id", metavar="ID", help="the port-in's order ID")
     secrets = update.add_argument_group("secrets (never on the command line)")
     for keyword, prompt_flag, _prompt in _SECRETS:
-        env_flag, placeholder = UPDATE_OPTIONS[keyword]
+        env_flag = UPDATE_OPTIONS[keyword][0]
         what = "account number" if keyword == "current_account_number" else "account PIN"
         secrets.add_argument(
             env_flag, metavar="VAR", help=f"read the {what} from environment variable VAR"

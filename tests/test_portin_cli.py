@@ -125,7 +125,7 @@ async def test_wait_report_prints_the_command_that_fixes_each_port_in(
     assert "How to fix them" in out
     commands = re.findall(r"^  (telegent-orders (?:update|cancel) .*)$", out, re.M)
     assert sorted(commands) == [  # the report orders them by carrier code
-        "telegent-orders cancel JNOID-6p --yes",
+        "telegent-orders cancel JNOID-6p --yes  # 6P: no update field fixes it, see the remedy",
         "telegent-orders update JNOID-8a --account-number-env ACCOUNT_NUMBER",
         "telegent-orders update JNOID-8a8c --account-number-env ACCOUNT_NUMBER "
         "--pin-env ACCOUNT_PIN",
