@@ -285,7 +285,9 @@ def _head(text: str) -> tuple[str, int] | None:
 
 def _later(text: str, start: int) -> list[tuple[str, int, int]]:
     """(code, where it starts, where its reason starts) for each code after `start`."""
-    found = []
+    found: list[tuple[str, int, int]] = []
+    if _LATER_RE.search(text, start) is None:  # the common case: cheaper than a finditer
+        return found
     for m in _LATER_RE.finditer(text, start):
         if not text[m.end() : m.end() + 1].islower():
             found.append((m.group(1), m.start(), m.end()))
@@ -354,6 +356,9 @@ def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
                 raw=text,
             ),
         )
+    if len(codes) == 1:  # the common case, without the slicing between codes
+        code, _, start = codes[0]
+        return (_decoded(code, stripped[start:].strip(), text),)
     errors = []
     for (code, _, start), following in zip(codes, [*codes[1:], None], strict=True):
         if following is None:
