@@ -545,6 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     server.add_argument("--port", type=int, default=0, help="default: any free port")
     server.set_defaults(handler=cmd_fake_server)
+
+    from ._cli_portin import add_port_in_commands
+
+    add_port_in_commands(commands, [common, api], _EXIT_HELP)
     return parser
 
 

@@ -13,24 +13,26 @@ import json
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
 
-from . import _validate
+from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import RequestBudget
 from ._errors import (
     APIStatusError,
+    BadRequestError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
     error_for_status,
 )
-from ._models import Order, OrderOutcome, decode_order
+from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
+from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -263,6 +265,79 @@ class TelegentClient:
         """
         return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
 
+    # -- the port-in lifecycle -------------------------------------------------------------
+
+    async def update_port_in(
+        self,
+        order_id: str,
+        *,
+        current_account_number: str | None = None,
+        current_account_password: str | None = None,
+        current_carrier_name: str | None = None,
+        subscriber_name: str | None = None,
+        port_in_date: date | str | None = None,
+        current_billing_address: BillingAddress | None = None,
+        iccid: str | None = None,
+        target_portin_classification: str | None = None,
+    ) -> PortInUpdate:
+        """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
+
+        Sends the order ID and only the fields given, under Telegent's JSON names; at least one
+        is required. `port_in_date` is a `datetime.date` or `"YYYY-MM-DD"`. Which fields fix a
+        rejection: `order.carrier_error.update_fields`. The order goes back to `Submitted`:
+        wait for it again.
+
+        Retried like a lookup (408, 429, 5xx, connection errors and attempt timeouts, with the
+        same backoff): an update resends the same data, so repeating it is safe. The account
+        number and password never appear in logs, `repr` or exception text, even when an error
+        answer quotes them back.
+        """
+        body = _portin.update_body(
+            order_id,
+            {
+                "current_account_number": current_account_number,
+                "current_account_password": current_account_password,
+                "current_carrier_name": current_carrier_name,
+                "subscriber_name": subscriber_name,
+                "port_in_date": port_in_date,
+                "current_billing_address": current_billing_address,
+                "iccid": iccid,
+                "target_portin_classification": target_portin_classification,
+            },
+        )
+        fields = [name for name in body if name != "OrderId"]
+        logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
+        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body)
+        return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
+
+    async def cancel_port_in(self, order_id: str) -> PortInCancel:
+        """Cancel a port-in (`POST /numbers/portin/cancel`). Final: it cannot be reopened.
+
+        Retried like a lookup: a cancel is final, so repeating it is safe. Idempotent: when
+        Telegent refuses with 400 because the order is already cancelled (say a retry after
+        the first try went through unanswered), a lookup confirms `Cancelled` and that counts
+        as success. Any other 400 (a completed order) is raised as `BadRequestError`.
+        """
+        body = _portin.cancel_body(order_id)
+        order_id = body["OrderId"]
+        try:
+            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body)
+        except BadRequestError as refused:
+            order = await self.get_order(order_id)
+            if order.status is not OrderStatus.CANCELLED:
+                raise
+            logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
+            return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
+        return _portin.decode_answer(PortInCancel, status, answer, order_id)
+
+    async def _post_port_in(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
+        url = self._endpoint(path)
+        secrets = _portin.secrets_of(body)
+        return await self._send(
+            "POST", url, _status_and_body, json_body=body, scope=str(url), secrets=secrets
+        )
+
     # -- transport -------------------------------------------------------------------------
 
     async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes]:
@@ -276,16 +351,18 @@ class TelegentClient:
         decode: Callable[[int, bytes], _T],
         *,
         params: dict[str, str] | None = None,
-        json_body: dict[str, str] | None = None,
+        json_body: Mapping[str, Any] | None = None,
         scope: str | None = None,
         priority: bool = False,
+        secrets: tuple[str, ...] = (),
     ) -> _T:
         """One logical request: auth, budget, attempts, decoding and retries.
 
         Returns what `decode` makes of a 2xx answer. A `ResponseDecodeError` from `decode` (a
         garbled answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so `decode` may
         raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
-        (an error body inside a 2xx) is handled as an answer with that status.
+        (an error body inside a 2xx) is handled as an answer with that status. `secrets`
+        (values the request carries) are masked in every answer before it is read.
         """
         session = self._open()
         loop = asyncio.get_running_loop()
@@ -322,6 +399,7 @@ class TelegentClient:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
+                body = _portin.redact(body, secrets) if secrets else body
                 if 200 <= status < 300:
                     try:
                         return decode(status, body)

@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 import cattrs
 
-from ._carrier import CarrierError, decode_carrier_message
+from ._carrier import CarrierError, decode_carrier_messages
 from ._errors import (
     APIStatusError,
     OrderFailed,
@@ -133,6 +133,8 @@ class Order:
     carrier_error: CarrierError | None = None
     phone_numbers: tuple[str, ...] = ()
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    carrier_errors: tuple[CarrierError, ...] = attrs.field(default=(), repr=False)
+    """Every code of the message, in order; `carrier_error` is the first of them."""
 
     @property
     def is_settled(self) -> bool:
@@ -151,7 +153,7 @@ class Order:
 
     @property
     def needs_action(self) -> bool:
-        """REJECTED or RESOLUTION_REQUIRED: fix it with `POST /numbers/portin/update`, or cancel."""
+        """REJECTED or RESOLUTION_REQUIRED: fix it with `update_port_in`, or `cancel_port_in`."""
         return self.status in _NEEDS_ACTION
 
     def raise_for_status(self) -> Order:
@@ -207,6 +209,7 @@ def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
         raise ValueError("not an order: OrderId and OrderStatus are required")
     status = parse_status(raw_status)
     message = _text(body.get("OrderStatusMessage")) or _text(body.get("ErrorMessage"))
+    errors = decode_carrier_messages(message) if status in _CARRIES_REASON else ()
     return Order(
         order_id=order_id,
         status=status,
@@ -214,9 +217,10 @@ def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
         order_type=_text(body.get("OrderType")),
         order_date=parse_timestamp(body.get("OrderDate")),
         status_message=message,
-        carrier_error=decode_carrier_message(message) if status in _CARRIES_REASON else None,
+        carrier_error=errors[0] if errors else None,
         phone_numbers=_phone_numbers(body),
         raw=body,
+        carrier_errors=errors,
     )
 
 
