@@ -31,6 +31,8 @@ from ._errors import (
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
+from ._sqlite import SQLiteStore
+from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
 
 __version__ = "0.1.0"
@@ -43,6 +45,7 @@ __all__ = [
     "CarrierError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
     "Order",
@@ -56,10 +59,12 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
+    "WatchState",
     "decode_carrier_message",
 ]
