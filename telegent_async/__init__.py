@@ -34,6 +34,7 @@ from ._poller import OrderStream
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
+from ._watcher import OrderWatcher
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ __all__ = [
     "OrderStatus",
     "OrderStream",
     "OrderWaitTimeout",
+    "OrderWatcher",
     "PermissionDeniedError",
     "PollPolicy",
     "RateLimitError",
