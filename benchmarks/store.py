@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import pathlib
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 
 from _common import FakeProcess, environment, print_table
 
