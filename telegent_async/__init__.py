@@ -37,7 +37,10 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._sqlite import SQLiteStore
+from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
+from ._watcher import OrderWatcher
 
 __version__ = "0.1.0"
 
@@ -50,6 +53,7 @@ __all__ = [
     "CarrierError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
     "Order",
@@ -58,6 +62,7 @@ __all__ = [
     "OrderStatus",
     "OrderStream",
     "OrderWaitTimeout",
+    "OrderWatcher",
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
@@ -65,11 +70,13 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
+    "WatchState",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

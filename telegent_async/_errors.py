@@ -129,7 +129,8 @@ class OrderWaitTimeout(TelegentError):
 
     def __init__(self, order_id: str, last_order: Order | None, timeout: float | None) -> None:
         seen = last_order.raw_status if last_order is not None else "no answer"
-        super().__init__(f"order {order_id!r} not settled after {timeout} s (last status: {seen})")
+        within = "by its deadline" if timeout is None else f"after {timeout} s"
+        super().__init__(f"order {order_id!r} not settled {within} (last status: {seen})")
         self.order_id = order_id
         self.last_order = last_order
         self.timeout = timeout

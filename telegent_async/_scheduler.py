@@ -1,0 +1,247 @@
+"""The one scheduler: claim due watches from a store, poll them, write the answers back.
+
+`wait_for_orders` (on a `MemoryStore`) and `OrderWatcher` (on any store) both run it. It holds
+no task per order: at most `max_connections` polls are in flight, each a task whose
+done-callback wakes the loop; every decision about an answer comes from `_schedule`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ._errors import OrderWaitTimeout, TelegentError, TransportError
+from ._models import Order, OrderOutcome
+from ._schedule import Verdict, decide, expired_unpolled
+from ._store import Answer, Claim, Settlement, WatchStore
+from ._timing import PollPolicy
+
+__all__ = ["Completions", "Lookups", "Scheduler", "log_change"]
+
+logger = logging.getLogger("telegent_async")
+
+
+class Lookups(Protocol):
+    """What the scheduler needs from a client: one lookup, and how many may run at once."""
+
+    @property
+    def max_connections(self) -> int: ...
+
+    async def get_order(self, order_id: str) -> Order: ...
+
+
+def log_change(order: Order, was: str | None) -> None:
+    logger.info("order %s: %s -> %s", order.order_id, was, order.raw_status)
+
+
+class Completions:
+    """Polls that have ended, and the scheduler's wake-up call.
+
+    Kept apart from the scheduler so that running polls (whose done-callbacks land here) do
+    not keep alive a stream that its caller dropped: dropping it must cancel them, not drain
+    them.
+    """
+
+    __slots__ = ("finished", "wakeup")
+
+    def __init__(self) -> None:
+        self.finished: deque[asyncio.Task[Order]] = deque()
+        self.wakeup: asyncio.Future[None] | None = None
+
+    def add(self, task: asyncio.Task[Order]) -> None:
+        self.finished.append(task)
+        self.wake()
+
+    def wake(self) -> None:
+        if self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+
+
+class Scheduler:
+    """Polls the due watches of `store` through `lookups` until cancelled.
+
+    `policy` and `deadline` apply to watches that carry none. A poll due more than `grace`
+    seconds past its deadline is not sent (see `expired_unpolled`). Each settled outcome is
+    committed to the store, then handed to `on_settled`.
+    """
+
+    def __init__(
+        self,
+        store: WatchStore,
+        lookups: Lookups,
+        *,
+        policy: PollPolicy,
+        lease: float,
+        worker: str,
+        on_settled: Callable[[OrderOutcome], None],
+        deadline: float | None = None,
+        timeout: float | None = None,
+        grace: float = math.inf,
+    ) -> None:
+        self.store = store
+        self._lookups = lookups
+        self._policy = policy
+        self._lease = lease
+        self._worker = worker
+        self._on_settled = on_settled
+        self._deadline = deadline
+        self._timeout = timeout
+        self._grace = grace
+        self._in_flight: dict[asyncio.Task[Order], Claim] = {}
+        self._done = Completions()
+        self._renew_at = math.inf
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        """Poll until cancelled; then give back the claims of polls still under way."""
+        unsubscribe = self.store.subscribe(self._done.wake)
+        try:
+            while True:
+                wake_at = await self.step()
+                await self._sleep(wake_at)
+        finally:
+            unsubscribe()
+            await self.stop()
+
+    async def step(self) -> float:
+        """Write back finished polls, renew leases, start due polls; return when to look again."""
+        store = self.store
+        now = await store.now()
+        await self._collect(now)
+        if now >= self._renew_at:
+            await self._renew(now)
+        free = self._lookups.max_connections - len(self._in_flight)
+        wake_at = now + store.max_idle
+        if free > 0:
+            claims = await store.claim(free, self._lease, self._worker)
+            await self._start(claims, now)
+            if len(claims) < free:
+                due = await store.next_due()
+                if due is not None:
+                    wake_at = min(wake_at, due)
+        if self._in_flight:
+            wake_at = min(wake_at, self._renew_at)
+        return wake_at - now
+
+    async def stop(self) -> None:
+        """Cancel the polls under way and release their claims, so another worker takes them."""
+        tasks = list(self._in_flight)
+        claims = list(self._in_flight.values())
+        self._in_flight.clear()
+        self._done.finished.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if claims:
+            with contextlib.suppress(Exception):  # the store may be gone; leases then expire
+                await self.store.release(claims)
+
+    async def _sleep(self, delay: float) -> None:
+        done = self._done
+        if done.finished or delay <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        done.wakeup = loop.create_future()
+        timer = None if math.isinf(delay) else loop.call_later(delay, done.wake)
+        try:
+            await done.wakeup
+        finally:
+            done.wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    def _deadline_of(self, claim: Claim) -> float | None:
+        return self._deadline if claim.deadline is None else claim.deadline
+
+    def _timed_out(self, claim: Claim, last: Order | None) -> OrderWaitTimeout:
+        return OrderWaitTimeout(claim.order_id, last, self._timeout)
+
+    async def _start(self, claims: Sequence[Claim], now: float) -> None:
+        expired = []
+        for claim in claims:
+            if expired_unpolled(now, self._deadline_of(claim), self._grace):
+                last = claim.last()
+                expired.append(Settlement(claim, last, self._timed_out(claim, last), polled=False))
+                continue
+            task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
+            self._in_flight[task] = claim
+            task.add_done_callback(self._done.add)
+        if self._in_flight and math.isinf(self._renew_at):
+            self._renew_at = now + self._lease / 3
+        if expired:
+            await self._settle(expired)
+
+    async def _collect(self, now: float) -> None:
+        answers: list[Answer] = []
+        settlements: list[Settlement] = []
+        finished = self._done.finished
+        while finished:
+            task = finished.popleft()
+            claim = self._in_flight.pop(task, None)
+            if claim is None:  # its lease was lost, or the scheduler stopped
+                if not task.cancelled():
+                    task.exception()  # mark it seen ("exception was never retrieved")
+                continue
+            order: Order | None = None
+            # A poll cancelled from outside (the client closing mid-wait) is polled again, so
+            # that the order is not lost and the next poll reports why.
+            error = TransportError("poll cancelled") if task.cancelled() else task.exception()
+            if error is None:
+                order = task.result()
+                if order.raw_status != claim.last_status:
+                    log_change(order, claim.last_status)
+            elif not isinstance(error, TelegentError):
+                raise error  # a bug, not an API failure: do not hide it
+            else:
+                logger.debug("order %s: poll failed: %s", claim.order_id, error)
+            policy = self._policy if claim.policy is None else claim.policy
+            decision = decide(
+                order,
+                error,
+                now=now,
+                attempt=claim.attempts,
+                policy=policy,
+                deadline=self._deadline_of(claim),
+            )
+            verdict = decision.verdict
+            if verdict is Verdict.POLL:
+                assert decision.next_poll is not None
+                answers.append(Answer(claim, decision.next_poll, order))
+            elif verdict is Verdict.SETTLED:
+                settlements.append(Settlement(claim, order, None))
+            else:
+                last = order or claim.last()
+                if verdict is Verdict.TIMED_OUT:
+                    timeout = self._timed_out(claim, last)
+                    timeout.__cause__ = error
+                    error = timeout
+                settlements.append(Settlement(claim, last, error))
+        if not self._in_flight:
+            self._renew_at = math.inf
+        if answers:
+            await self.store.record(answers)
+        if settlements:
+            await self._settle(settlements)
+
+    async def _settle(self, settlements: list[Settlement]) -> None:
+        stale = set(await self.store.settle(settlements))
+        for item in settlements:
+            claim = item.claim
+            if claim.order_id not in stale:
+                self._on_settled(OrderOutcome(claim.order_id, item.order, item.error, claim.tag))
+
+    async def _renew(self, now: float) -> None:
+        self._renew_at = now + self._lease / 3
+        lost = set(await self.store.renew(list(self._in_flight.values()), self._lease))
+        for task, claim in list(self._in_flight.items()):
+            if claim.order_id in lost:  # another worker holds it now: its answer is not ours
+                del self._in_flight[task]
+                task.cancel()
