@@ -37,6 +37,7 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._redis import RedisStore
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
@@ -68,6 +69,7 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "RateLimitError",
+    "RedisStore",
     "RequestTimeoutError",
     "ResponseDecodeError",
     "SQLiteStore",

@@ -185,7 +185,9 @@ def open_store(store: object) -> tuple[WatchStore, bool]:
     if isinstance(store, (str, os.PathLike)):
         location = os.fspath(store)
         if location.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"a Redis store needs RedisStore, which is not available: {location}")
+            from ._redis import RedisStore
+
+            return RedisStore(location), True
         from ._sqlite import SQLiteStore
 
         return SQLiteStore(location), True
