@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -48,7 +49,7 @@ ORDER_PATH = "/numbers/order"
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
 
-OnUpdate = Callable[[Order], "Awaitable[None] | None"]
+OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
 class TelegentClient:
@@ -223,7 +224,7 @@ class TelegentClient:
                 last = order
                 if on_update is not None:
                     result = on_update(order)
-                    if result is not None:
+                    if inspect.isawaitable(result):  # a plain callback may return anything
                         await result
         assert last is not None  # watch_order ends only after yielding the settled order
         return last
