@@ -25,6 +25,7 @@ from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import RequestBudget
 from ._errors import (
     APIStatusError,
+    ClientClosedError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
@@ -129,6 +130,8 @@ class TelegentClient:
             _validate.credential("account_secret", account_secret),
             token_url,
             self._post_json,
+            retry_policy=self.retry_policy,
+            max_retries=self.max_retries,
         )
 
     def _endpoint(self, path: str) -> URL:
@@ -154,7 +157,7 @@ class TelegentClient:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this TelegentClient is closed; create a new one")
+            raise ClientClosedError()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
@@ -177,7 +180,7 @@ class TelegentClient:
     async def get_order(self, order_id: str) -> Order:
         """Look an order up once. Raises a `TelegentError` subclass if that fails."""
         order_id = _validate.order_id(order_id)
-        status, body = await self._send(
+        status, body, _ = await self._send(
             "GET", self._order_url, params={"OrderId": order_id}, scope=self._order_scope
         )
         return decode_order(status, body)
@@ -253,9 +256,10 @@ class TelegentClient:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes]:
-        # Token requests jump the budget's queue: the queued calls are waiting for the token.
-        return await self._send("POST", url, json_body=body, priority=True)
+    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
+        # Token requests take the budget's first free slot: the queued calls wait for the token.
+        status, answer, headers = await self._send("POST", url, json_body=body, priority=True)
+        return status, answer, headers.get("Date")
 
     async def _send(
         self,
@@ -266,8 +270,8 @@ class TelegentClient:
         json_body: dict[str, str] | None = None,
         scope: str | None = None,
         priority: bool = False,
-    ) -> tuple[int, bytes]:
-        """One logical request: auth, budget, attempts and retries. Returns (status, body)."""
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        """One logical request: auth, budget, attempts and retries -> (status, body, headers)."""
         session = self._open()
         loop = asyncio.get_running_loop()
         auth, budget = self._auth, self._budget
@@ -281,6 +285,8 @@ class TelegentClient:
                 await budget.acquire(priority=priority)
                 if scope is not None:  # the wait may have outlived the token
                     headers = await auth.headers(scope)
+            if self._closed:  # while this call waited
+                raise ClientClosedError()
             retry_after: float | None = None
             try:
                 async with self._slots:
@@ -304,7 +310,7 @@ class TelegentClient:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
                 if 200 <= status < 300:
-                    return status, body
+                    return status, body, answer_headers
                 if (
                     status == 401
                     and scope

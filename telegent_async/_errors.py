@@ -16,6 +16,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
     "MethodNotAllowedError",
@@ -118,6 +119,17 @@ class ResponseDecodeError(TelegentError):
         super().__init__(f"{message} (HTTP {status_code}; body starts {body[:80]!r})")
         self.status_code = status_code
         self.body = body[:BODY_EXCERPT_CHARS]
+
+
+class ClientClosedError(RuntimeError):
+    """The client was closed, before or while this call waited (for a token, a slot...).
+
+    A misuse of the client rather than an API failure, so not a `TelegentError`: it ends a
+    wait or a fan-out instead of becoming one order's outcome.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("this TelegentClient is closed; create a new one")
 
 
 class OrderWaitTimeout(TelegentError):

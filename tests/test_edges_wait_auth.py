@@ -8,6 +8,7 @@ take budget slots and back off together, and tokens from a server whose clock is
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from typing import Any
@@ -133,3 +134,93 @@ async def test_leaving_a_fan_out_frees_the_budget_and_sends_nothing_more(
         assert len(fake.order_requests()) == sent + 1, "polls went on after leaving the loop"
         if stream is not None:
             assert stream.in_flight == 0
+
+
+# -- tokens: budget slots, shared backoff, transient failures (item 9) ------------------------
+
+
+async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) -> None:
+    fake.add_order("JNUOID-t", "Complete")
+    fake.fail_tokens("503", count=3)  # the transport retries these within milliseconds
+    async with fast_client(fake, requests_per_minute=600) as client:  # a slot per 0.1 s
+        order = await client.get_order("JNUOID-t")
+    assert order.succeeded
+    arrivals = [r.at for r in fake.requests]
+    assert len(fake.token_requests) == 4 and len(arrivals) == 5
+    gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
+    assert min(gaps) >= 0.09, gaps  # token requests kept the pace instead of jumping it
+
+
+@pytest.mark.parametrize("kind", ["refused", "malformed", "empty", "html", "503"])
+async def test_a_transient_token_failure_is_retried_before_anyone_sees_it(
+    fake: FakeTelegent, kind: str
+) -> None:
+    fake.add_order("JNUOID-t", "Complete")
+    fake.fail_tokens(kind, count=1)
+    async with fast_client(fake) as client:
+        orders = await asyncio.gather(*(client.get_order("JNUOID-t") for _ in range(5)))
+    assert all(order.succeeded for order in orders)
+    assert len(fake.token_requests) == 2  # one flight for all five, asked again once
+
+
+async def test_a_failing_token_endpoint_is_asked_on_one_shared_backoff(
+    fake: FakeTelegent,
+) -> None:
+    ids = [f"JNUOID-w{index}" for index in range(200)]
+    async with fast_client(fake, account_secret="wrong", max_retries=2) as client:
+        outcomes = [o async for o in client.wait_for_orders(ids, timeout=5.0, policy=FAST_POLL)]
+    assert len(outcomes) == 200
+    assert all(isinstance(o.error, tg.AuthenticationError) for o in outcomes)
+    # One flight asked 1 + max_retries times; the other batches of polls shared its failure.
+    assert len(fake.token_requests) == 3
+    assert fake.order_requests() == []
+
+
+async def test_a_token_outage_ends_and_polls_resume(fake: FakeTelegent) -> None:
+    fake.add_order("JNUOID-o", "Complete")
+    fake.fail_tokens("html", seconds=0.2)
+    async with fast_client(fake, max_retries=2) as client:
+        started = time.monotonic()
+        with pytest.raises(tg.ServerError):  # the retries of the one flight ran out
+            await client.get_order("JNUOID-o")
+        with pytest.raises(tg.ServerError):  # within the shared backoff: no new request
+            await client.get_order("JNUOID-o")
+        assert len(fake.token_requests) == 3
+        await asyncio.sleep(max(0.0, 0.25 - (time.monotonic() - started)))
+        assert (await client.get_order("JNUOID-o")).succeeded
+    assert len(fake.token_requests) == 4
+
+
+# -- closing while calls wait for a token (item 11) -------------------------------------------
+
+
+async def test_closing_while_calls_wait_for_a_token_says_the_client_is_closed(
+    fake: FakeTelegent,
+) -> None:
+    fake.add_order("JNUOID-c", "Complete")
+    fake.fail_tokens("503", count=100)
+    slow_retry = tg.PollPolicy(initial=5.0, factor=2.0, max_interval=5.0, jitter=0.0)
+    client = fast_client(fake, retry_policy=slow_retry)
+    async with client:
+        calls = [asyncio.ensure_future(client.get_order("JNUOID-c")) for _ in range(5)]
+        await asyncio.sleep(0.05)  # the token flight sleeps before its first retry
+        await client.aclose()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, tg.ClientClosedError) for r in results), results
+    assert "closed" in str(results[0])
+
+
+# -- server clock skew (item 13) --------------------------------------------------------------
+
+
+async def test_a_server_clock_behind_does_not_churn_tokens() -> None:
+    # tokenExpiry reads 1.5 s ahead of our clock, but the token lives 300 s.
+    async with (
+        FakeTelegent(default_status="Complete", clock_skew=-298.5) as fake,
+        fast_client(fake) as client,
+    ):
+        for _ in range(8):
+            await client.get_order("JNUOID-s")
+            await asyncio.sleep(0.2)
+    assert len(fake.token_requests) == 1
+    assert {r.status for r in fake.order_requests()} == {200}
