@@ -62,11 +62,11 @@ async def _phase(ids: list[str], limit: float, **setup: Any) -> list[object]:
                 marks = await asyncio.wait_for(
                     _first_and_last(stream, stop_at_first_ok=fault is not None), limit
                 )
+                shown = [f"{m:.2f}" for m in marks] or ["none: every outcome failed"]
             except asyncio.TimeoutError:
-                marks = []
+                shown = [f"> {limit:g}"]
             finally:
                 await stream.aclose()
-        shown = [f"{m:.2f}" for m in marks] or [f"> {limit:g}"]
         return [len(fake.token_requests), len(fake.order_requests()), *shown]
 
 

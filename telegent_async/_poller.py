@@ -283,7 +283,7 @@ class OrderStream:
         if len(self._ids) > polls:
             logger.warning(
                 "wait_for_orders: %d orders, but %g requests/min allow about %d polls in %g s:"
-                " %d orders will time out without ever being polled",
+                " about %d orders will time out without ever being polled",
                 len(self._ids), rate, polls, self._timeout, len(self._ids) - polls,
             )  # fmt: skip
 
