@@ -8,7 +8,12 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
-from ._carrier import CarrierCategory, CarrierError, decode_carrier_message
+from ._carrier import (
+    CarrierCategory,
+    CarrierError,
+    decode_carrier_message,
+    decode_carrier_messages,
+)
 from ._client import TelegentClient
 from ._errors import (
     APIStatusError,
@@ -32,6 +37,7 @@ from ._errors import (
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
+from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._timing import PollPolicy
 
 __version__ = "0.1.0"
@@ -40,6 +46,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BillingAddress",
     "CarrierCategory",
     "CarrierError",
     "ClientClosedError",
@@ -55,6 +62,8 @@ __all__ = [
     "OrderWaitTimeout",
     "PermissionDeniedError",
     "PollPolicy",
+    "PortInCancel",
+    "PortInUpdate",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",
@@ -64,4 +73,5 @@ __all__ = [
     "TelegentError",
     "TransportError",
     "decode_carrier_message",
+    "decode_carrier_messages",
 ]

@@ -1,7 +1,10 @@
 """The exception hierarchy: every failure the SDK reports is a `TelegentError`.
 
-Exception text never includes a token or a secret: messages are built only from the status
-line, the server's `Message` field and the order ID.
+Exception text never includes a token or a secret. Messages are built from the HTTP status,
+the server's `Message` field (first 500 characters), the first 80 characters of an answer to an
+order lookup that is not an order, a connection error's own text (`TransportError`), and the
+order's ID, status and carrier message. Nothing comes from a request's headers or body, and an
+answer of the token endpoint is never echoed (it may hold a token).
 """
 
 from __future__ import annotations
@@ -110,7 +113,8 @@ class TransportError(TelegentError):
 
 
 class ResponseDecodeError(TelegentError):
-    """The server answered something that is not an order (or not a token answer).
+    """The server answered something that is not an order (or not a token answer), or an
+    order other than the one asked for. An order lookup is retried before this is raised.
 
     Carries the HTTP `status_code` and the first 500 characters of the body in `body`.
     """

@@ -7,7 +7,6 @@ tested without a server and without sleeping.
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -42,6 +41,7 @@ _ISO = re.compile(
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?",
     re.ASCII | re.IGNORECASE,
 )
+_DELTA_SECONDS = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")
 _US = re.compile(
     r"(\d{1,2})/(\d{1,2})/(\d{4})(?:\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AP])\.?M\.?)?)?",
     re.ASCII | re.IGNORECASE,
@@ -107,25 +107,23 @@ def parse_timestamp(text: object) -> datetime | None:
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
     """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None.
 
-    Garbage, negative, non-finite values give None (the caller falls back to its backoff);
-    a date in the past gives 0. The caller caps the result.
+    Delta-seconds are ASCII digits, with an optional fraction (`0.3`, which test servers
+    send); anything else `float()` would take (`1_000`, `1e3`, `+5`, `inf`) is garbage and
+    gives None, so the caller falls back to its backoff. A date in the past gives 0. The caller
+    caps the result.
     """
     if value is None or len(value) > 64:
         return None
     value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return float(value)
     try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        return max(0.0, (when - now).total_seconds())
-    if not math.isfinite(seconds) or seconds < 0:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return seconds
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())
 
 
 def token_lifetime(expiry: object, now: datetime, server_date: str | None = None) -> float:
