@@ -222,7 +222,15 @@ _ERROR_TYPES: dict[str, type[TelegentError]] = {
     for name, value in vars(_errors).items()
     if isinstance(value, type) and issubclass(value, TelegentError)
 }
-_ERROR_FIELDS = ("status_code", "message", "body", "retry_after", "order_id", "timeout")
+_ERROR_FIELDS = (
+    "status_code",
+    "message",
+    "body",
+    "retry_after",
+    "order_id",
+    "timeout",
+    "polled",
+)
 _ORDER_FIELDS = ("last_order", "order")
 
 
