@@ -13,7 +13,6 @@ import contextlib
 import heapq
 import json
 import logging
-import math
 import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
@@ -275,11 +274,12 @@ class OrderStream:
         return loop
 
     def _warn_if_over_budget(self) -> None:
-        rate = self._client.budget.requests_per_minute
+        budget = self._client.budget
+        rate = budget.requests_per_minute
         assert self._timeout is not None
         if rate is None:
             return
-        polls = math.floor(rate * self._timeout / 60.0) + 1  # the first one goes out at once
+        polls = budget.allowance(self._timeout)
         if len(self._ids) > polls:
             logger.warning(
                 "wait_for_orders: %d orders, but %g requests/min allow about %d polls in %g s:"

@@ -38,7 +38,15 @@ def fast_client(server: FakeTelegent, **overrides: Any) -> tg.TelegentClient:
         "timeout": 2.0,
     }
     options.update(overrides)
+    if "budget" in overrides:
+        del options["requests_per_minute"]
     return server.client(**options)
+
+
+def spaced(requests_per_minute: float) -> tg.LocalBudget:
+    """A budget of one request per window of 60 / rpm seconds: evenly spaced requests, the
+    shape the timing tests of fairness, phantom slots and token pacing measure."""
+    return tg.LocalBudget(requests_per_minute, window=60.0 / requests_per_minute)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from conftest import FAST_POLL, fast_client, spaced
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
@@ -346,7 +346,7 @@ async def test_callers_cancelled_while_paced_give_their_slots_back() -> None:
     """A budget of 10 requests per second: 50 queued callers reserve 5 s of slots. Once they
     are cancelled, a new caller must not wait behind slots that nobody will use."""
     async with FakeTelegent(default_status="Complete") as fake:
-        client = fast_client(fake, requests_per_minute=600.0)
+        client = fast_client(fake, budget=spaced(600.0))
         async with client:
             await client.get_order("JNUOID-warm")  # the token is cached: only slots count
             queued = [asyncio.ensure_future(client.get_order(f"JNUOID-b{i}")) for i in range(50)]
