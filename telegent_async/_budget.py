@@ -16,6 +16,7 @@ tells it about 429s, nothing more.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import math
 from collections.abc import Collection, Sequence
@@ -116,8 +117,8 @@ def on_rate_limited(
 ) -> Pace:
     """A 429 answered one of the account's requests; `pause` is its Retry-After.
 
-    `sent`: requests started in the last window; `rejected`: 429s among them, this one
-    included. Every 429 pauses the budget (the pause only moves later). A first 429 after a
+    `sent`: requests started in the last window; `rejected`: those among them answered 429,
+    this one included. Every 429 pauses the budget (the pause only moves later). A first 429 after a
     quiet spell (another client on the account) costs only that pause. A repeat within
     `REPEAT_WINDOWS` windows means the server's real limit is below ours: the limit drops
     to what the server accepted in the last window, which is its real rate.
@@ -157,7 +158,10 @@ class Budget(Protocol):
     def allowance(self, seconds: float) -> float: ...
     def open_now(self, now: float) -> bool: ...
     async def acquire(self, *, priority: bool = False) -> None: ...
-    async def pause(self, seconds: float) -> None: ...
+    async def pause(self, seconds: float, *, started: float | None = None) -> None:
+        """A 429 answered the request that started at `started` (loop time; None: now)."""
+        ...
+
     def abandon(self, owners: Collection[object]) -> None: ...
     def queued_owners(self) -> set[object]: ...
     async def aclose(self) -> None: ...
@@ -201,7 +205,7 @@ class LocalBudget:
         self._pace = Pace()
         self._started: collections.deque[float] = collections.deque()  # past starts, in order
         self._queue: collections.deque[_Ticket] = collections.deque()  # sleepers, by start
-        self._rejected: collections.deque[float] = collections.deque()  # 429s in the window
+        self._rejected: collections.deque[float] = collections.deque()  # starts answered 429
 
     def __repr__(self) -> str:
         return f"LocalBudget({self._rpm!r}, window={self.window!r})"
@@ -305,12 +309,19 @@ class LocalBudget:
             position += 1
         ticket = _Ticket(at, owner)
         starts.append(at)
-        for later in list(queue)[position:]:
-            later.at = max(later.at, next_start(starts, floor, limit, span))
-            starts.append(later.at)
+        self._push_back(starts, position, floor, limit)
         if at > now:
             queue.insert(position, ticket)
         return self._granted(ticket, now)
+
+    def _push_back(self, starts: list[float], position: int, floor: float, limit: int) -> None:
+        """Move the queued starts from `position` on as late as `limit` requires after
+        `starts` (never earlier: their callers already sleep to them)."""
+        queue = self._queue
+        for index in range(position, len(queue)):
+            later = queue[index]
+            later.at = max(later.at, next_start(starts, floor, limit, self._span))
+            starts.append(later.at)
 
     def _granted(self, ticket: _Ticket, now: float) -> _Ticket:
         if ticket.at <= now:
@@ -338,15 +349,17 @@ class LocalBudget:
         while queue and queue[-1].gone:
             queue.pop()
 
-    async def pause(self, seconds: float) -> None:
-        """A 429 was seen: hold every request for `seconds`, and learn from it (`Pace`)."""
+    async def pause(self, seconds: float, *, started: float | None = None) -> None:
+        """A 429 answered the request that started at `started` (loop time; None: now): hold
+        every request for `seconds`, and learn from it (`on_rate_limited`)."""
         now = asyncio.get_running_loop().time()
         self._forget_past(now)
         rejected = self._rejected
-        rejected.append(now)
-        while rejected and rejected[0] <= now - self.window:
+        bisect.insort(rejected, now if started is None else min(started, now))
+        horizon = now - self.window
+        while rejected and rejected[0] <= horizon:
             rejected.popleft()
-        sent = sum(1 for at in self._started if at > now - self.window)
+        sent = len(self._started) - bisect.bisect_right(self._started, horizon)
         configured = 1_000_000_000 if math.isinf(self._configured) else int(self._configured)
         self._pace = on_rate_limited(
             self._pace,
@@ -355,7 +368,10 @@ class LocalBudget:
             configured=configured,
             window=self.window,
             sent=sent,
-            rejected=len(rejected),
+            rejected=len(rejected),  # starts of the last window that were answered 429
         )
         if math.isinf(self._configured):  # unlimited: a pause, but no limit to lower
             self._pace = attrs.evolve(self._pace, limit=None)
+        elif self._pace.limit is not None:
+            # A lower limit holds for the callers already queued too.
+            self._push_back(list(self._started), 0, now, self._limit(now))

@@ -403,6 +403,7 @@ class TelegentClient:
             if self._closed:  # while this call waited
                 raise ClientClosedError()
             retry_after: float | None = None
+            started = loop.time()
             try:
                 async with self._slots:
                     with self._watchdog.watch(self.timeout):
@@ -454,7 +455,7 @@ class TelegentClient:
                     if status == 429:
                         pause = self._retry_delay(attempt, retry_after)
                         logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                        await budget.pause(pause)
+                        await budget.pause(pause, started=started)
                         retry_after = 0.0  # the budget now holds every request, this one included
                     if status not in RETRY_STATUSES:
                         raise failure

@@ -84,18 +84,19 @@ return 1
 """
 )
 
-# KEYS: starts, pace, rejected, counter. ARGV: pause, window.
-# Extends the shared pause (only ever later), counts the 429 and what the window holds.
+# KEYS: starts, pace, rejected, counter. ARGV: pause, window, how long ago the rejected request
+# started. Extends the shared pause (only ever later), counts the 429 by its request's start
+# and what the window holds.
 # Returns {now, paused_until, limit, signal_at, lowering, version (as before), sent, rejected}.
 _RATE_LIMITED = (
     _NOW
     + """
-local pause, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local pause, window, ago = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'lowering',
   'version')
 local paused_until = math.max(now + pause, tonumber(pace[1] or '0'))
 redis.call('HSET', KEYS[2], 'paused_until', num(paused_until))
-redis.call('ZADD', KEYS[3], num(now), redis.call('INCR', KEYS[4]))
+redis.call('ZADD', KEYS[3], num(now - ago), redis.call('INCR', KEYS[4]))
 redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', num(now - window))
 local sent = redis.call('ZCOUNT', KEYS[1], '(' .. num(now - window), num(now))
 local rejected = redis.call('ZCARD', KEYS[3])
@@ -247,12 +248,14 @@ class RedisBudget:
         if not task.cancelled():
             task.exception()  # a lost give-back only wastes a start: never an error
 
-    async def pause(self, seconds: float) -> None:
-        """A 429 was seen: pause every process of this budget, and learn from it."""
+    async def pause(self, seconds: float, *, started: float | None = None) -> None:
+        """A 429 answered the request that started at `started` (loop time; None: now): pause
+        every process of this budget, and learn from it (`on_rate_limited`)."""
         keys = self.keys
+        ago = 0.0 if started is None else max(0.0, asyncio.get_running_loop().time() - started)
         reply = await self._rate_limited(
             keys=[keys.starts, keys.pace, keys.rejected, keys.counter],
-            args=[repr(seconds), repr(self.window)],
+            args=[repr(seconds), repr(self.window), repr(ago)],
         )
         now = float(reply[0])
         self._redis_ahead = now - asyncio.get_running_loop().time()
