@@ -87,13 +87,13 @@ class Pace:
 
     `limit` is None while the configured limit holds. `signal_at` is when the latest 429
     signal began (a signal: the 429s that arrive before its pause ends, answers to requests
-    already in flight); `lowering` says that signal was a repeat, so it lowers the limit.
+    already in flight); `repeat` says that signal came soon after the one before.
     """
 
     paused_until: float = -math.inf
     limit: int | None = None
     signal_at: float = -math.inf
-    lowering: bool = False
+    repeat: bool = False
 
 
 def limit_at(pace: Pace, now: float, configured: int, window: float) -> int:
@@ -120,20 +120,21 @@ def on_rate_limited(
     `sent`: requests started in the last window; `rejected`: those among them answered 429,
     this one included. Every 429 pauses the budget (the pause only moves later). A first 429 after a
     quiet spell (another client on the account) costs only that pause. A repeat within
-    `REPEAT_WINDOWS` windows means the server's real limit is below ours: the limit drops
-    to what the server accepted in the last window, which is its real rate.
+    `REPEAT_WINDOWS` windows while we sent more than half our limit means the server's real
+    limit is below ours: the limit drops to what the server accepted in the last window,
+    which is its real rate.
     """
     paused_until = max(pace.paused_until, now + pause)
+    current = limit_at(pace, now, configured, window)
     if now < pace.paused_until:  # part of the signal under way
-        signal_at, lowering = pace.signal_at, pace.lowering
+        signal_at, repeat = pace.signal_at, pace.repeat
     else:
-        signal_at = now
-        lowering = now - pace.signal_at <= REPEAT_WINDOWS * window
+        signal_at, repeat = now, now - pace.signal_at <= REPEAT_WINDOWS * window
     limit = pace.limit
-    if lowering:
-        accepted = max(1, sent - rejected)
-        limit = min(limit_at(pace, now, configured, window), accepted)
-    return Pace(paused_until, limit, signal_at, lowering)
+    # Sending well below our limit, we cannot be the reason: someone else on the account.
+    if repeat and sent * 2 > current:
+        limit = min(current, max(1, sent - rejected))
+    return Pace(paused_until, limit, signal_at, repeat)
 
 
 # -- the protocol the client talks to --------------------------------------------------------

@@ -29,7 +29,7 @@ __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
 @attrs.frozen
 class RedisBudgetKeys:
     starts: str  # sorted set: reservation number -> start (Redis clock)
-    pace: str  # hash: paused_until, limit, signal_at, lowering, version
+    pace: str  # hash: paused_until, limit, signal_at, repeat, version
     rejected: str  # sorted set: 429s of the last window
     counter: str  # reservation and rejection numbers
 
@@ -51,14 +51,14 @@ local function num(x) return string.format('%.17g', x) end  -- floats travel as 
 """
 
 # KEYS: starts, pace, counter. ARGV: limit, span (the window and its margin: span_of).
-# Returns {start, now, member, paused_until, limit, signal_at, lowering}.
+# Returns {start, now, member, paused_until, limit, signal_at, repeat}.
 _RESERVE = (
     _NOW
     + """
 local limit, span = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- A start a span old can no longer fill any window.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', num(now - span))
-local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'lowering')
+local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat')
 local start = math.max(now, tonumber(pace[1] or '0'))
 -- _budget.next_start: one window after the limit-th latest start granted (past or future).
 if redis.call('ZCARD', KEYS[1]) >= limit then
@@ -87,12 +87,12 @@ return 1
 # KEYS: starts, pace, rejected, counter. ARGV: pause, window, how long ago the rejected request
 # started. Extends the shared pause (only ever later), counts the 429 by its request's start
 # and what the window holds.
-# Returns {now, paused_until, limit, signal_at, lowering, version (as before), sent, rejected}.
+# Returns {now, paused_until, limit, signal_at, repeat, version (as before), sent, rejected}.
 _RATE_LIMITED = (
     _NOW
     + """
 local pause, window, ago = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'lowering',
+local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat',
   'version')
 local paused_until = math.max(now + pause, tonumber(pace[1] or '0'))
 redis.call('HSET', KEYS[2], 'paused_until', num(paused_until))
@@ -104,13 +104,13 @@ return {num(now), pace[1], pace[2], pace[3], pace[4], pace[5], sent, rejected}
 """
 )
 
-# KEYS: pace. ARGV: version read, limit ('' = configured), signal_at, lowering.
+# KEYS: pace. ARGV: version read, limit ('' = configured), signal_at, repeat.
 # Writes the adaptive verdict unless another worker wrote one since (it saw the same 429s).
 _SET_PACE = """
 if (redis.call('HGET', KEYS[1], 'version') or '0') ~= ARGV[1] then return 0 end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[1], 'limit')
 else redis.call('HSET', KEYS[1], 'limit', ARGV[2]) end
-redis.call('HSET', KEYS[1], 'signal_at', ARGV[3], 'lowering', ARGV[4])
+redis.call('HSET', KEYS[1], 'signal_at', ARGV[3], 'repeat', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'version', 1)
 return 1
 """
@@ -120,12 +120,12 @@ def _float(value: bytes | None, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _pace(paused: bytes | None, limit: bytes | None, signal: bytes | None, lowering: Any) -> Pace:
+def _pace(paused: bytes | None, limit: bytes | None, signal: bytes | None, repeat: Any) -> Pace:
     return Pace(
         _float(paused, -math.inf),
         None if limit is None else int(limit),
         _float(signal, -math.inf),
-        lowering == b"1",
+        repeat == b"1",
     )
 
 
@@ -271,10 +271,10 @@ class RedisBudget:
             rejected=int(reply[7]),
         )
         self._pace = after
-        if (after.limit, after.signal_at, after.lowering) != (
+        if (after.limit, after.signal_at, after.repeat) != (
             before.limit,
             before.signal_at,
-            before.lowering,
+            before.repeat,
         ):
             await self._set_pace(
                 keys=[keys.pace],
@@ -282,7 +282,7 @@ class RedisBudget:
                     version,
                     "" if after.limit is None else after.limit,
                     repr(after.signal_at),
-                    int(after.lowering),
+                    int(after.repeat),
                 ],
             )
 
