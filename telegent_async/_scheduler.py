@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -106,7 +107,7 @@ class Scheduler:
         try:
             while True:
                 wake_at = await self.step()
-                await self._sleep(wake_at)
+                await self.sleep(wake_at)
         finally:
             unsubscribe()
             await self.stop()
@@ -131,20 +132,49 @@ class Scheduler:
             wake_at = min(wake_at, self._renew_at)
         return wake_at - now
 
-    async def stop(self) -> None:
-        """Cancel the polls under way and release their claims, so another worker takes them."""
-        tasks = list(self._in_flight)
-        claims = list(self._in_flight.values())
+    def _drop_polls(self) -> tuple[list[asyncio.Task[Order]], list[Claim]]:
+        tasks, claims = list(self._in_flight), list(self._in_flight.values())
         self._in_flight.clear()
         self._done.finished.clear()
+        self._renew_at = math.inf
         for task in tasks:
-            task.cancel()
+            if not task.cancel() and not task.cancelled():
+                task.exception()  # ended but unread: mark its error seen ("never retrieved")
+        return tasks, claims
+
+    def cancel_now(self) -> None:
+        """Cancel the polls under way, synchronously (no further request is sent)."""
+        self._drop_polls()
+
+    async def cancel(self) -> list[Claim]:
+        """Cancel the polls under way, wait until they have ended, and return their claims."""
+        tasks, claims = self._drop_polls()
         await asyncio.gather(*tasks, return_exceptions=True)
+        return claims
+
+    async def stop(self) -> None:
+        """Cancel the polls under way and release their claims, so another worker takes them."""
+        claims = await self.cancel()
         if claims:
             with contextlib.suppress(Exception):  # the store may be gone; leases then expire
                 await self.store.release(claims)
 
-    async def _sleep(self, delay: float) -> None:
+    async def expire(self) -> None:
+        """The deadline passed: every watch left settles with `OrderWaitTimeout`, unpolled.
+
+        For a fan-out with one deadline, whose due watches are all its watches by then.
+        """
+        claims = await self.cancel()
+        claims += await self.store.claim(sys.maxsize, self._lease, self._worker)
+        claims.sort(key=lambda claim: claim.ref)  # in the order they were added
+        expired = []
+        for claim in claims:
+            last = claim.last()
+            expired.append(Settlement(claim, last, self._timed_out(claim, last), polled=False))
+        await self._settle(expired)
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
         done = self._done
         if done.finished or delay <= 0:
             return
@@ -214,6 +244,9 @@ class Scheduler:
             verdict = decision.verdict
             if verdict is Verdict.POLL:
                 assert decision.next_poll is not None
+                if logger.isEnabledFor(logging.DEBUG):
+                    wait = decision.next_poll - now
+                    logger.debug("order %s: next poll in %.2f s", claim.order_id, wait)
                 answers.append(Answer(claim, decision.next_poll, order))
             elif verdict is Verdict.SETTLED:
                 settlements.append(Settlement(claim, order, None))

@@ -72,6 +72,13 @@ _CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status,
 _HELD = "order_id = ? AND fence = ? AND leased_by IS NOT NULL"
 
 
+def _text(status: str) -> str:
+    """A status as SQLite can store it (JSON may carry lone surrogates, which UTF-8 cannot)."""
+    if status.isascii():
+        return status
+    return status.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def _locked(error: sqlite3.OperationalError) -> bool:
     text = str(error)
     return "locked" in text or "busy" in text
@@ -235,7 +242,7 @@ class SQLiteStore:
         rows = []
         for answer in answers:
             order, claim = answer.order, answer.claim
-            status = None if order is None else order.raw_status
+            status = None if order is None else _text(order.raw_status)
             body = None if order is None else encode_order(order)
             rows.append((answer.next_poll, status, body, claim.order_id, claim.fence))
 
@@ -263,7 +270,7 @@ class SQLiteStore:
             rows.append(
                 (
                     int(item.polled),
-                    None if order is None else order.raw_status,
+                    None if order is None else _text(order.raw_status),
                     None if order is None else encode_order(order),
                     None if item.error is None else encode_error(item.error),
                     claim.order_id,

@@ -47,6 +47,11 @@ def _tag(tag: object) -> str | None:
         raise TypeError(f"tag must be a str or None, not {type(tag).__name__}")
     if tag is not None and len(tag) > _MAX_TAG_CHARS:
         raise ValueError(f"tag must be at most {_MAX_TAG_CHARS} characters")
+    if tag is not None and not tag.isascii():
+        try:
+            tag.encode()
+        except UnicodeEncodeError:
+            raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
     return tag
 
 
