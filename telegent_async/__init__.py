@@ -8,12 +8,18 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
-from ._carrier import CarrierCategory, CarrierError, decode_carrier_message
+from ._carrier import (
+    CarrierCategory,
+    CarrierError,
+    decode_carrier_message,
+    decode_carrier_messages,
+)
 from ._client import TelegentClient
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -31,6 +37,7 @@ from ._errors import (
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
+from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
@@ -42,8 +49,10 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BillingAddress",
     "CarrierCategory",
     "CarrierError",
+    "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
     "MemoryStore",
@@ -58,6 +67,8 @@ __all__ = [
     "OrderWatcher",
     "PermissionDeniedError",
     "PollPolicy",
+    "PortInCancel",
+    "PortInUpdate",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",
@@ -69,4 +80,5 @@ __all__ = [
     "TransportError",
     "WatchState",
     "decode_carrier_message",
+    "decode_carrier_messages",
 ]

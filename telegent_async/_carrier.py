@@ -12,19 +12,25 @@ every failed order.
 Parsing rules (deliberately conservative, so free text is not mistaken for a code):
 
 * Leading/trailing whitespace is ignored; ``raw`` keeps the message verbatim.
-* An RCODE is a digit and an ASCII letter at the very start, not followed by another letter
-  or digit, any case (``8a`` is normalised to ``8A``). It must be followed by the end of the
-  text or a separator: ``-``, ``:``, an en/em dash, with optional whitespace around it
-  (``8A - X``, ``8A:X``). A bare whitespace separator (``8A ACCOUNT...``) is accepted only for
-  the known groups 1, 6 and 8, because ``3D printing...`` is more likely prose than a code.
+* An RCODE at the start of the message is a digit and an ASCII letter, not followed by
+  another letter or digit, any case (``8a`` is normalised to ``8A``). It must be followed by
+  the end of the text or a separator: ``-``, ``:``, an en/em dash, with optional whitespace
+  around it (``8A - X``, ``8A:X``). A bare whitespace separator (``8A ACCOUNT...``) is
+  accepted only for the known groups 1, 6 and 8, because ``3D printing...`` is more likely
+  prose than a code.
 * A Telegent code is 2-10 ASCII letters, a hyphen and 3-10 digits (``GENS-0041``), followed by
   the end of the text, a separator or whitespace.
 * The text after the code and separator, stripped, is the ``reason`` (kept verbatim, so an
   UPPER_SNAKE name stays as is). A known code with no text gets its catalogue name as reason.
+* Further codes later in the message (``Port rejected: 8A-...``, ``8A-...; 8C-...``) are
+  taken more strictly, since prose follows no format: an RCODE of the groups 1, 6 or 8 with an
+  upper-case letter, after a non-alphanumeric character, then ``-``, ``:`` or a dash, then a
+  reason that does not start with a lower-case letter (``iPhone 6S-compatible`` is prose).
+  Each code's reason runs up to the next code, without the ``;``/``,``/``|`` joining them.
 * Anything else is free text: ``code`` is ``None``, category ``UNKNOWN``, ``reason`` the text.
 
-Only a short anchored regex is run on the head of the message and the rest is sliced, so the
-cost is linear in the length of the message whatever it contains.
+The head is matched by a short anchored regex and later codes by one bounded pattern scanned
+once, so the cost is linear in the length of the message whatever it contains.
 """
 
 from __future__ import annotations
@@ -36,7 +42,12 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["CarrierCategory", "CarrierError", "decode_carrier_message"]
+__all__ = [
+    "CarrierCategory",
+    "CarrierError",
+    "decode_carrier_message",
+    "decode_carrier_messages",
+]
 
 
 class CarrierCategory(str, enum.Enum):
@@ -70,6 +81,10 @@ class CarrierError:
     """True when ``POST /v1.0/numbers/portin/update`` on the same order can fix it."""
     raw: str
     """The message exactly as received."""
+    update_fields: tuple[str, ...] = ()
+    """The ``update_port_in`` keywords whose corrected value fixes this code (8A ->
+    ``("current_account_number",)``); ``()`` when no update field can fix it (6A, 8B, or 6P
+    until the subscriber lifts the lock)."""
 
 
 @attrs.frozen
@@ -81,9 +96,10 @@ class _CodeInfo:
     description: str
     remedy: str
     fixable_by_update: bool
+    update_fields: tuple[str, ...] = ()
 
 
-_UPDATE = "POST /v1.0/numbers/portin/update on the same OrderId"
+_UPDATE = "update_port_in (POST /v1.0/numbers/portin/update) on the same OrderId"
 
 _C = CarrierCategory
 
@@ -98,6 +114,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "Pick a later due date (at least the losing carrier's published interval away, "
             f"usually one or more business days), then send it as PortInDate with {_UPDATE}.",
             True,
+            ("port_in_date",),
         ),
         "1N": _CodeInfo(
             "DATE_AND_TIME_NOT_MET",
@@ -105,6 +122,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "The losing carrier cannot meet the requested due date and time.",
             f"Pick a new due date and time further out, then send it as PortInDate with {_UPDATE}.",
             True,
+            ("port_in_date",),
         ),
         "1P": _CodeInfo(
             "OTHER_REASON",
@@ -132,6 +150,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "Ask the subscriber to generate a new Number Transfer PIN in the T-Mobile app or "
             f"account (or by calling T-Mobile), then send it with {_UPDATE}.",
             True,
+            ("current_account_password",),
         ),
         "6P": _CodeInfo(
             "MDN_HAS_SRV_PROV_PORT_PROTECT",
@@ -148,6 +167,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "Ask the subscriber for the exact account number from the losing carrier's bill, "
             f"then send it with {_UPDATE}.",
             True,
+            ("current_account_number",),
         ),
         "8B": _CodeInfo(
             "SSN_TAX_ID_REQ_OR_INCORRECT",
@@ -164,6 +184,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "Ask the subscriber for the account PIN or passcode of the losing carrier account "
             f"(some carriers issue a separate port-out PIN), then send it with {_UPDATE}.",
             True,
+            ("current_account_password",),
         ),
         "8D": _CodeInfo(
             "ZIP_CODE_REQ_OR_INCORRECT",
@@ -172,6 +193,7 @@ _CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
             "Ask the subscriber for the billing ZIP code on the losing carrier's bill (the "
             f"billing address, not the service address), then send it with {_UPDATE}.",
             True,
+            ("current_billing_address",),
         ),
         "GENS-0041": _CodeInfo(
             "No Port-In request found",
@@ -226,113 +248,133 @@ _UNKNOWN_REMEDY = (
 _RCODE_RE = re.compile(r"([0-9])([A-Za-z])(?![A-Za-z0-9])")
 _TELEGENT_RE = re.compile(r"([A-Za-z]{2,10})-([0-9]{3,10})(?![A-Za-z0-9])")
 _SEPARATORS = frozenset("-:\u2013\u2014")
+# A later code: stricter than the head (see the module docstring). The trailing whitespace is
+# consumed greedily with nothing after it, so the scan never backtracks.
+_LATER_RE = re.compile(r"(?<![A-Za-z0-9])([168][A-Z])[ \t]{0,3}[-:\u2013\u2014]\s*")
+_JOINERS = ";,|"
+# 1P says "other reason" and names the detail in words; a name is the one an update can fix.
+_NAME_RE = re.compile(r"(?<![A-Za-z])names?(?![A-Za-z])", re.IGNORECASE)
 
 
-def _split_tail(rest: str, allow_space: bool) -> str | None:
-    """Return the reason after a code, or None when what follows is not a separator."""
-    if not rest:
-        return ""
-    stripped = rest.lstrip()
+def _reason_start(text: str, at: int, allow_space: bool) -> int | None:
+    """Where the reason begins after a code ending at `at`, or None when no separator follows."""
+    stripped = text[at:].lstrip()
+    start = len(text) - len(stripped)
     if stripped and stripped[0] in _SEPARATORS:
-        return stripped[1:].strip()
-    if stripped != rest and allow_space:
-        return stripped.rstrip()
-    if not stripped:
-        return ""
+        return start + 1
+    if not stripped or (start > at and allow_space):
+        return start
     return None
 
 
-def _known(code: str, info: _CodeInfo, reason: str, raw: str) -> CarrierError:
-    return CarrierError(
-        code=code,
-        reason=reason or info.name,
-        category=info.category,
-        description=info.description,
-        remedy=info.remedy,
-        fixable_by_update=info.fixable_by_update,
-        raw=raw,
-    )
-
-
-def _decode_rcode(text: str, raw: str) -> CarrierError | None:
+def _head(text: str) -> tuple[str, int] | None:
+    """The code at the very start of `text` and where its reason begins, or None."""
     m = _RCODE_RE.match(text)
-    if m is None:
-        return None
-    digit = m.group(1)
-    category = _GROUP_DIGIT.get(digit, _C.UNKNOWN)
-    reason = _split_tail(text[m.end() :], allow_space=category is not _C.UNKNOWN)
-    if reason is None:
-        return None
-    code = digit + m.group(2).upper()
+    if m is not None:
+        digit = m.group(1)
+        start = _reason_start(text, m.end(), allow_space=digit in _GROUP_DIGIT)
+        if start is not None:
+            return digit + m.group(2).upper(), start
+    m = _TELEGENT_RE.match(text)
+    if m is not None:
+        start = _reason_start(text, m.end(), allow_space=True)
+        if start is not None:
+            return f"{m.group(1).upper()}-{m.group(2)}", start
+    return None
+
+
+def _later(text: str, start: int) -> list[tuple[str, int, int]]:
+    """(code, where it starts, where its reason starts) for each code after `start`."""
+    found: list[tuple[str, int, int]] = []
+    if _LATER_RE.search(text, start) is None:  # the common case: cheaper than a finditer
+        return found
+    for m in _LATER_RE.finditer(text, start):
+        if not text[m.end() : m.end() + 1].islower():
+            found.append((m.group(1), m.start(), m.end()))
+    return found
+
+
+def _update_fields(code: str, info: _CodeInfo, reason: str) -> tuple[str, ...]:
+    if code == "1P" and _NAME_RE.search(reason):
+        return ("subscriber_name",)
+    return info.update_fields
+
+
+def _decoded(code: str, reason: str, raw: str) -> CarrierError:
+    """The CarrierError of one code: from the catalogue, else from its group."""
     info = _CATALOGUE.get(code)
     if info is not None:
-        return _known(code, info, reason, raw)
-    if category is _C.UNKNOWN:
         return CarrierError(
             code=code,
-            reason=reason,
-            category=category,
-            description=f"Carrier response code {code} is not a known porting code group.",
-            remedy=_UNKNOWN_REMEDY,
-            fixable_by_update=False,
+            reason=reason or info.name,
+            category=info.category,
+            description=info.description,
+            remedy=info.remedy,
+            fixable_by_update=info.fixable_by_update,
             raw=raw,
+            update_fields=_update_fields(code, info, reason),
         )
+    if "-" in code:
+        description = f"Telegent returned its own error code {code}, which this SDK does not know."
+        return CarrierError(code, reason, _C.TELEGENT, description, _UNKNOWN_REMEDY, False, raw)
+    digit = code[0]
+    category = _GROUP_DIGIT.get(digit, _C.UNKNOWN)
+    if category is _C.UNKNOWN:
+        description = f"Carrier response code {code} is not a known porting code group."
+        return CarrierError(code, reason, category, description, _UNKNOWN_REMEDY, False, raw)
     meaning, remedy, fixable = _GROUP_TEXT[category]
-    return CarrierError(
-        code=code,
-        reason=reason,
-        category=category,
-        description=f"Carrier response code {code} is not in this SDK's catalogue; its group "
-        f"({digit}x, {category.value}) means {meaning}.",
-        remedy=remedy,
-        fixable_by_update=fixable,
-        raw=raw,
+    description = (
+        f"Carrier response code {code} is not in this SDK's catalogue; its group "
+        f"({digit}x, {category.value}) means {meaning}."
     )
+    return CarrierError(code, reason, category, description, remedy, fixable, raw)
 
 
-def _decode_telegent(text: str, raw: str) -> CarrierError | None:
-    m = _TELEGENT_RE.match(text)
-    if m is None:
-        return None
-    reason = _split_tail(text[m.end() :], allow_space=True)
-    if reason is None:
-        return None
-    code = f"{m.group(1).upper()}-{m.group(2)}"
-    info = _CATALOGUE.get(code)
-    if info is not None:
-        return _known(code, info, reason, raw)
-    return CarrierError(
-        code=code,
-        reason=reason,
-        category=_C.TELEGENT,
-        description=f"Telegent returned its own error code {code}, which this SDK does not know.",
-        remedy=_UNKNOWN_REMEDY,
-        fixable_by_update=False,
-        raw=raw,
-    )
+def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
+    """Every code in an ``OrderStatusMessage``, in order (``"8A-...; 8C-..."`` gives two).
+
+    Pure and total like :func:`decode_carrier_message`: ``()`` for ``None`` or a blank string,
+    one free-text :class:`CarrierError` for a message without a recognised code.
+    """
+    if text is None:
+        return ()
+    stripped = text.strip()
+    if not stripped:
+        return ()
+    head = _head(stripped)
+    codes = [(head[0], 0, head[1])] if head is not None else []
+    codes += _later(stripped, head[1] if head is not None else 0)
+    if not codes:
+        return (
+            CarrierError(
+                code=None,
+                reason=stripped,
+                category=_C.UNKNOWN,
+                description="The carrier or Telegent returned a message without a recognised code.",
+                remedy=_UNKNOWN_REMEDY,
+                fixable_by_update=False,
+                raw=text,
+            ),
+        )
+    if len(codes) == 1:  # the common case, without the slicing between codes
+        code, _, start = codes[0]
+        return (_decoded(code, stripped[start:].strip(), text),)
+    errors = []
+    for (code, _, start), following in zip(codes, [*codes[1:], None], strict=True):
+        if following is None:
+            reason = stripped[start:].strip()
+        else:
+            reason = stripped[start : following[1]].rstrip().rstrip(_JOINERS).strip()
+        errors.append(_decoded(code, reason, text))
+    return tuple(errors)
 
 
 def decode_carrier_message(text: str | None) -> CarrierError | None:
-    """Decode an ``OrderStatusMessage`` into a :class:`CarrierError`.
+    """Decode an ``OrderStatusMessage`` into a :class:`CarrierError` (its first code).
 
     Total on purpose: it runs on every failed order, and a decoder that raised on an odd
     carrier text would hide the failure it is meant to explain. Returns ``None`` for
     ``None`` or a blank string; any other string decodes, free text included.
     """
-    if text is None:
-        return None
-    stripped = text.strip()
-    if not stripped:
-        return None
-    found = _decode_rcode(stripped, text) or _decode_telegent(stripped, text)
-    if found is not None:
-        return found
-    return CarrierError(
-        code=None,
-        reason=stripped,
-        category=_C.UNKNOWN,
-        description="The carrier or Telegent returned a message without a recognised code.",
-        remedy=_UNKNOWN_REMEDY,
-        fixable_by_update=False,
-        raw=text,
-    )
+    errors = decode_carrier_messages(text)
+    return errors[0] if errors else None

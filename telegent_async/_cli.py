@@ -25,6 +25,7 @@ import aiohttp
 
 from . import __version__
 from ._cli_output import (
+    EXIT_BROKEN_PIPE,
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -62,6 +63,7 @@ exit status (the first that applies wins):
   0    every order completed (get: every lookup answered and none failed;
        orders still pending are fine for a lookup)
   130  interrupted (Ctrl-C); the report covers the orders settled so far
+  141  stdout was closed before the results were written (e.g. `| head`)
 
 credentials: --token or TELEGENT_TOKEN, or --account-key and --account-secret
 (or TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET); --base-url or TELEGENT_BASE_URL.
@@ -543,6 +545,10 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     server.add_argument("--port", type=int, default=0, help="default: any free port")
     server.set_defaults(handler=cmd_fake_server)
+
+    from ._cli_portin import add_port_in_commands
+
+    add_port_in_commands(commands, [common, api], _EXIT_HELP)
     return parser
 
 
@@ -560,4 +566,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stdout was closed early (`| head`): stop quietly, like other Unix tools.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_FAILED
+        return EXIT_BROKEN_PIPE

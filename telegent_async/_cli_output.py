@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -36,7 +37,7 @@ from ._errors import (
     PermissionDeniedError,
     TelegentError,
 )
-from ._models import OrderOutcome, OrderStatus
+from ._models import Order, OrderOutcome, OrderStatus
 from ._schedule import is_permanent
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INCOMPLETE: Final = 3
 EXIT_INTERRUPTED: Final = 130
+#: stdout closed before the results were written (`| head`): 128 + SIGPIPE, as a shell reports
+#: a process that SIGPIPE ended; not 1, which means failed orders.
+EXIT_BROKEN_PIPE: Final = 141
 #: Which exit status wins when several apply: usage/credentials, then incomplete, then failed.
 _PRECEDENCE: Final = (EXIT_USAGE, EXIT_INCOMPLETE, EXIT_FAILED, EXIT_OK)
 
@@ -74,7 +78,7 @@ _GROUP_BY_STATUS: Final = {
     OrderStatus.CANCELLED: Group.CANCELLED,
 }
 _GROUP_NOTES: Final = {
-    Group.NEEDS_ACTION: "fix with POST /v1.0/numbers/portin/update on the same OrderId, or cancel",
+    Group.NEEDS_ACTION: "fix with telegent-orders update (commands below), or cancel",
     Group.TIMED_OUT: "still pending at the deadline; wait again later",
 }
 _GROUP_COLORS: Final = {
@@ -96,6 +100,39 @@ def is_credentials_error(error: BaseException | None) -> bool:
 def _carrier_of(outcome: OrderOutcome) -> CarrierError | None:
     """The outcome's decoded carrier message, if it has an order with one."""
     return outcome.order.carrier_error if outcome.order is not None else None
+
+
+#: How `update` takes each `update_port_in` keyword: its option and the placeholder a report
+#: shows. The account number and PIN are read from environment variables, never from argv.
+UPDATE_OPTIONS: Final = {
+    "current_account_number": ("--account-number-env", "ACCOUNT_NUMBER"),
+    "current_account_password": ("--pin-env", "ACCOUNT_PIN"),
+    "current_carrier_name": ("--carrier-name", "'CARRIER'"),
+    "subscriber_name": ("--subscriber-name", "'NAME ON THE ACCOUNT'"),
+    "port_in_date": ("--port-in-date", "YYYY-MM-DD"),
+    "current_billing_address": ("--zip", "ZIP"),
+    "iccid": ("--iccid", "ICCID"),
+    "target_portin_classification": ("--classification", "Mobile"),
+}
+
+
+def fix_command(order: Order | None) -> str | None:
+    """The `update` command that would fix a port-in needing action (placeholders, no values).
+
+    A rejection no update field can fix (6A, 8B, 6P before the lock is lifted, a 1P whose
+    reason names no field) gets the `cancel` command and, as a shell comment, why; an order
+    not needing action gets None.
+    """
+    if order is None or not order.needs_action:
+        return None
+    fields = dict.fromkeys(field for error in order.carrier_errors for field in error.update_fields)
+    order_id = shlex.quote(order.order_id)
+    if not fields:
+        codes = "/".join(dict.fromkeys(e.code or "no code" for e in order.carrier_errors))
+        why = f"{codes or 'no code'}: no update field fixes it, see the remedy"
+        return f"{PROG} cancel {order_id} --yes  # {why}"
+    options = " ".join(" ".join(UPDATE_OPTIONS[field]) for field in fields)
+    return f"{PROG} update {order_id} {options}"
 
 
 def classify(outcome: OrderOutcome) -> Group:
@@ -476,6 +513,7 @@ def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
         "description": carrier.description if carrier is not None else None,
         "remedy": carrier.remedy if carrier is not None else None,
         "error": f"{type(error).__name__}: {error}" if error is not None else None,
+        "fix_command": fix_command(order),
     }
 
 
@@ -542,6 +580,7 @@ class Report:
         for group, outcomes in self.run.tally.by_group().items():
             out += self.group_table(group, outcomes)
         out += self.carrier_codes()
+        out += self.fix_commands()
         out += self.summary()
         return out
 
@@ -590,6 +629,26 @@ class Report:
             carrier = errors[0]
             for text in (carrier.description, "Remedy: " + carrier.remedy):
                 lines += wrap(text, self.wrap_at, indent, indent + "  ")
+        return [*lines, ""]
+
+    def fix_commands(self) -> list[str]:
+        """For each port-in needing action, the command that would fix it."""
+        needing = self.run.tally.by_group().get(Group.NEEDS_ACTION, [])
+        if not needing:
+            return []
+        heading = "How to fix them: update, then wait again (--preset portin)"
+        lines = [self.style(heading, "1")]
+        shown = needing if self.max_rows <= 0 else needing[: self.max_rows]
+        commands = [fix_command(outcome.order) for outcome in shown]
+        lines += [f"  {command}" for command in commands if command is not None]
+        if len(shown) < len(needing):
+            lines.append(f"  ... and {len(needing) - len(shown):,} more (--rows 0 lists them all)")
+        if any(command and "-env " in command for command in commands):
+            note = (
+                "ACCOUNT_NUMBER and ACCOUNT_PIN name environment variables to set first: a "
+                "secret never goes on a command line, where every local user can read it."
+            )
+            lines += wrap(note, self.wrap_at, "  ", "  ")
         return [*lines, ""]
 
     def summary(self) -> list[str]:

@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
-from datetime import datetime, timezone
-from typing import Any
+from datetime import date, datetime, timezone
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
 
-from . import _validate
+from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import RequestBudget
 from ._errors import (
     APIStatusError,
+    BadRequestError,
+    ClientClosedError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
     error_for_status,
 )
-from ._models import Order, OrderOutcome, decode_order
+from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
+from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -48,7 +52,9 @@ ORDER_PATH = "/numbers/order"
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
 
-OnUpdate = Callable[[Order], "Awaitable[None] | None"]
+_T = TypeVar("_T")
+
+OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
 class TelegentClient:
@@ -61,6 +67,12 @@ class TelegentClient:
     Defaults follow Telegent's documentation: 50 requests per minute (the standard tier),
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
+
+    `session`: your own `aiohttp.ClientSession`, which the client uses but does not close. Its
+    connector's pool caps the client's concurrency: `max_connections` becomes at most the
+    connector's `limit` and `limit_per_host`, because an attempt's `timeout` starts before
+    aiohttp hands out a pooled connection. Traffic of your own on that session can still make
+    the client's attempts wait for a connection: give the client a session of its own.
     """
 
     def __init__(
@@ -88,6 +100,7 @@ class TelegentClient:
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
         self.retry_policy = retry_policy
+        self.max_connections = _connections_allowed(session, self.max_connections)
         env = os.environ
         self.base_url = _validate.api_base_url(
             base_url if base_url is not None else env.get("TELEGENT_BASE_URL") or DEFAULT_BASE_URL,
@@ -128,10 +141,13 @@ class TelegentClient:
             _validate.credential("account_secret", account_secret),
             token_url,
             self._post_json,
+            retry_policy=self.retry_policy,
+            max_retries=self.max_retries,
         )
 
     def _endpoint(self, path: str) -> URL:
-        return self.base_url.with_path(self.base_url.path + path)
+        # A root URL's path is "/": joined naively it would send `//numbers/order`.
+        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
 
     def __repr__(self) -> str:
         mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
@@ -153,7 +169,7 @@ class TelegentClient:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this TelegentClient is closed; create a new one")
+            raise ClientClosedError()
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
@@ -176,10 +192,13 @@ class TelegentClient:
     async def get_order(self, order_id: str) -> Order:
         """Look an order up once. Raises a `TelegentError` subclass if that fails."""
         order_id = _validate.order_id(order_id)
-        status, body = await self._send(
-            "GET", self._order_url, params={"OrderId": order_id}, scope=self._order_scope
+
+        def decode(status: int, body: bytes) -> Order:
+            return decode_order(status, body, order_id)
+
+        return await self._send(
+            "GET", self._order_url, decode, params={"OrderId": order_id}, scope=self._order_scope
         )
-        return decode_order(status, body)
 
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
@@ -223,7 +242,7 @@ class TelegentClient:
                 last = order
                 if on_update is not None:
                     result = on_update(order)
-                    if result is not None:
+                    if inspect.isawaitable(result):  # a plain callback may return anything
                         await result
         assert last is not None  # watch_order ends only after yielding the settled order
         return last
@@ -244,29 +263,122 @@ class TelegentClient:
         """Wait for many orders; yield one `OrderOutcome` per distinct ID as each settles.
 
         Scales to 100,000 IDs: a scheduler polls at most `max_connections` orders at once and
-        keeps a few dozen bytes per pending order. A 404 or the deadline becomes that order's
-        outcome `error`. Leaving the `async for` early (or `async with ... as stream`) stops
-        every poll.
+        keeps about 0.1 to 0.6 KB per pending order (README: 112 B before its first answer,
+        570 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
+        Leaving the `async for` early (or `async with ... as stream`) stops every poll.
         """
         return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
 
+    # -- the port-in lifecycle -------------------------------------------------------------
+
+    async def update_port_in(
+        self,
+        order_id: str,
+        *,
+        current_account_number: str | None = None,
+        current_account_password: str | None = None,
+        current_carrier_name: str | None = None,
+        subscriber_name: str | None = None,
+        port_in_date: date | str | None = None,
+        current_billing_address: BillingAddress | None = None,
+        iccid: str | None = None,
+        target_portin_classification: str | None = None,
+    ) -> PortInUpdate:
+        """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
+
+        Sends the order ID and only the fields given, under Telegent's JSON names; at least one
+        is required. `port_in_date` is a `datetime.date` or `"YYYY-MM-DD"`. Which fields fix a
+        rejection: `order.carrier_error.update_fields`. The order goes back to `Submitted`:
+        wait for it again.
+
+        Retried like a lookup (408, 429, 5xx, connection errors and attempt timeouts, with the
+        same backoff): an update resends the same data, so repeating it is safe. The account
+        number and password never appear in logs, `repr` or exception text, even when an error
+        answer quotes them back.
+        """
+        body = _portin.update_body(
+            order_id,
+            {
+                "current_account_number": current_account_number,
+                "current_account_password": current_account_password,
+                "current_carrier_name": current_carrier_name,
+                "subscriber_name": subscriber_name,
+                "port_in_date": port_in_date,
+                "current_billing_address": current_billing_address,
+                "iccid": iccid,
+                "target_portin_classification": target_portin_classification,
+            },
+        )
+        fields = [name for name in body if name != "OrderId"]
+        logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
+        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body)
+        return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
+
+    async def cancel_port_in(self, order_id: str) -> PortInCancel:
+        """Cancel a port-in (`POST /numbers/portin/cancel`). Final: it cannot be reopened.
+
+        Retried like a lookup: a cancel is final, so repeating it is safe. Idempotent: when
+        Telegent refuses with 400 because the order is already cancelled (say a retry after
+        the first try went through unanswered), a lookup confirms `Cancelled` and that counts
+        as success. Any other 400 (a completed order) is raised as `BadRequestError`.
+        """
+        body = _portin.cancel_body(order_id)
+        order_id = body["OrderId"]
+        try:
+            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body)
+        except BadRequestError as refused:
+            order = await self.get_order(order_id)
+            if order.status is not OrderStatus.CANCELLED:
+                raise
+            logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
+            return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
+        return _portin.decode_answer(PortInCancel, status, answer, order_id)
+
+    async def _post_port_in(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
+        url = self._endpoint(path)
+        secrets = _portin.secrets_of(body)
+        return await self._send(
+            "POST", url, _status_and_body, json_body=body, scope=str(url), secrets=secrets
+        )
+
     # -- transport -------------------------------------------------------------------------
 
-    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes]:
-        # Token requests jump the budget's queue: the queued calls are waiting for the token.
-        return await self._send("POST", url, json_body=body, priority=True)
+    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
+        # Token requests take the budget's first free slot: the queued calls wait for the token.
+        dates: list[str | None] = []
+        status, answer = await self._send(
+            "POST",
+            url,
+            _status_and_body,
+            json_body=body,
+            priority=True,
+            on_headers=lambda headers: dates.append(headers.get("Date")),
+        )
+        return status, answer, dates[-1] if dates else None
 
     async def _send(
         self,
         method: str,
         url: Any,
+        decode: Callable[[int, bytes], _T],
         *,
         params: dict[str, str] | None = None,
-        json_body: dict[str, str] | None = None,
+        json_body: Mapping[str, Any] | None = None,
         scope: str | None = None,
         priority: bool = False,
-    ) -> tuple[int, bytes]:
-        """One logical request: auth, budget, attempts and retries. Returns (status, body)."""
+        secrets: tuple[str, ...] = (),
+        on_headers: Callable[[Mapping[str, str]], None] | None = None,
+    ) -> _T:
+        """One logical request: auth, budget, attempts, decoding and retries.
+
+        Returns what `decode` makes of a 2xx answer. A `ResponseDecodeError` from `decode` (a
+        garbled answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so `decode` may
+        raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
+        (an error body inside a 2xx) is handled as an answer with that status. `secrets`
+        (values the request carries) are masked in every answer before it is read. `on_headers`
+        sees the headers of each 2xx answer (the token's `Date`).
+        """
         session = self._open()
         loop = asyncio.get_running_loop()
         auth, budget = self._auth, self._budget
@@ -280,6 +392,8 @@ class TelegentClient:
                 await budget.acquire(priority=priority)
                 if scope is not None:  # the wait may have outlived the token
                     headers = await auth.headers(scope)
+            if self._closed:  # while this call waited
+                raise ClientClosedError()
             retry_after: float | None = None
             try:
                 async with self._slots:
@@ -302,31 +416,40 @@ class TelegentClient:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
+                body = _portin.redact(body, secrets) if secrets else body
                 if 200 <= status < 300:
-                    return status, body
-                if (
-                    status == 401
-                    and scope
-                    and headers
-                    and auth.renews_on_401
-                    and not reauthenticated
-                ):
-                    logger.debug("401 on %s: fetching a new token once", method)
-                    auth.discard(scope, headers)
-                    reauthenticated = True
-                    continue
-                if status in RETRY_STATUSES:
-                    retry_after = parse_retry_after(
-                        answer_headers.get("Retry-After"), datetime.now(timezone.utc)
-                    )
-                failure = _status_error(status, body, retry_after)
-                if status == 429:
-                    pause = self._retry_delay(attempt, retry_after)
-                    logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                    budget.pause(pause)
-                    retry_after = 0.0  # the budget now holds every request, this one included
-                if status not in RETRY_STATUSES:
-                    raise failure
+                    if on_headers is not None:
+                        on_headers(answer_headers)
+                    try:
+                        return decode(status, body)
+                    except ResponseDecodeError as exc:
+                        failure = exc  # garbled, or about another order: asked again
+                    except APIStatusError as exc:
+                        status = exc.status_code  # an error body inside a 2xx: that status
+                if not 200 <= status < 300:
+                    if (
+                        status == 401
+                        and scope
+                        and headers
+                        and auth.renews_on_401
+                        and not reauthenticated
+                    ):
+                        logger.debug("401 on %s: fetching a new token once", method)
+                        auth.discard(scope, headers)
+                        reauthenticated = True
+                        continue
+                    if status in RETRY_STATUSES:
+                        retry_after = parse_retry_after(
+                            answer_headers.get("Retry-After"), datetime.now(timezone.utc)
+                        )
+                    failure = _status_error(status, body, retry_after)
+                    if status == 429:
+                        pause = self._retry_delay(attempt, retry_after)
+                        logger.info("429 rate limited: pausing the client for %.2f s", pause)
+                        budget.pause(pause)
+                        retry_after = 0.0  # the budget now holds every request, this one included
+                    if status not in RETRY_STATUSES:
+                        raise failure
             if attempt >= self.max_retries:
                 raise failure
             delay = self._retry_delay(attempt, retry_after)
@@ -342,6 +465,19 @@ class TelegentClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         return self.retry_policy.delay(attempt)
+
+
+def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
+    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return wanted
+    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
+
+
+def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
+    """The `decode` of a request whose caller reads the answer itself (a token request)."""
+    return status, body
 
 
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:

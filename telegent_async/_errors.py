@@ -1,7 +1,10 @@
 """The exception hierarchy: every failure the SDK reports is a `TelegentError`.
 
-Exception text never includes a token or a secret: messages are built only from the status
-line, the server's `Message` field and the order ID.
+Exception text never includes a token or a secret. Messages are built from the HTTP status,
+the server's `Message` field (first 500 characters), the first 80 characters of an answer to an
+order lookup that is not an order, a connection error's own text (`TransportError`), and the
+order's ID, status and carrier message. Nothing comes from a request's headers or body, and an
+answer of the token endpoint is never echoed (it may hold a token).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
     "MethodNotAllowedError",
@@ -109,7 +113,8 @@ class TransportError(TelegentError):
 
 
 class ResponseDecodeError(TelegentError):
-    """The server answered something that is not an order (or not a token answer).
+    """The server answered something that is not an order (or not a token answer), or an
+    order other than the one asked for. An order lookup is retried before this is raised.
 
     Carries the HTTP `status_code` and the first 500 characters of the body in `body`.
     """
@@ -120,16 +125,40 @@ class ResponseDecodeError(TelegentError):
         self.body = body[:BODY_EXCERPT_CHARS]
 
 
+class ClientClosedError(RuntimeError):
+    """The client was closed, before or while this call waited (for a token, a slot...).
+
+    A misuse of the client rather than an API failure, so not a `TelegentError`: it ends a
+    wait or a fan-out instead of becoming one order's outcome.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("this TelegentClient is closed; create a new one")
+
+
 class OrderWaitTimeout(TelegentError):
     """The wait's deadline passed before the order settled; `last_order` is the last seen."""
 
-    def __init__(self, order_id: str, last_order: Order | None, timeout: float | None) -> None:
-        seen = last_order.raw_status if last_order is not None else "no answer"
+    def __init__(
+        self,
+        order_id: str,
+        last_order: Order | None,
+        timeout: float | None,
+        *,
+        polled: bool = True,
+    ) -> None:
+        if not polled:  # the request budget never reached it: the server is not to blame
+            detail = "never polled: the request budget ran out before its turn"
+        else:
+            detail = "last status: " + (
+                last_order.raw_status if last_order is not None else "no answer"
+            )
         within = "by its deadline" if timeout is None else f"after {timeout} s"
-        super().__init__(f"order {order_id!r} not settled {within} (last status: {seen})")
+        super().__init__(f"order {order_id!r} not settled {within} ({detail})")
         self.order_id = order_id
         self.last_order = last_order
         self.timeout = timeout
+        self.polled = polled
 
 
 class OrderFailed(TelegentError):

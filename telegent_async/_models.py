@@ -7,6 +7,7 @@ order at all (`ResponseDecodeError`).
 
 from __future__ import annotations
 
+import collections
 import enum
 import json
 import logging
@@ -17,8 +18,14 @@ from typing import Any
 import attrs
 import cattrs
 
-from ._carrier import CarrierError, decode_carrier_message
-from ._errors import OrderFailed, ResponseDecodeError, TelegentError
+from ._carrier import CarrierError, decode_carrier_messages
+from ._errors import (
+    APIStatusError,
+    OrderFailed,
+    ResponseDecodeError,
+    TelegentError,
+    error_for_status,
+)
 from ._timing import parse_timestamp
 
 __all__ = ["Order", "OrderOutcome", "OrderStatus", "converter", "decode_order", "parse_status"]
@@ -78,7 +85,8 @@ _STATUS_EXACT: dict[str, OrderStatus] = {
     "Completed": OrderStatus.COMPLETE,
     "Failed": OrderStatus.ERROR,
 }
-_unknown_statuses_logged: set[str] = set()
+#: The unknown statuses logged lately, least recent first: bounded, yet a new one is always logged.
+_unknown_statuses_logged: collections.OrderedDict[str, None] = collections.OrderedDict()
 _MAX_UNKNOWN_LOGGED = 256
 
 
@@ -91,13 +99,25 @@ def parse_status(raw_status: str) -> OrderStatus:
     status = _STATUS_EXACT.get(raw_status) or _STATUS_BY_KEY.get(_status_key(raw_status))
     if status is not None:
         return status
-    if (
-        raw_status not in _unknown_statuses_logged
-        and len(_unknown_statuses_logged) < _MAX_UNKNOWN_LOGGED
-    ):
-        _unknown_statuses_logged.add(raw_status)
-        logger.warning("unknown order status %r: treated as pending", raw_status[:100])
+    _log_unknown_status(raw_status)
     return OrderStatus.UNKNOWN
+
+
+def _log_unknown_status(raw_status: str) -> None:
+    """Log a status once while it stays among the last `_MAX_UNKNOWN_LOGGED` seen (an LRU).
+
+    Kept (and logged) by its first 100 characters: a hostile server's megabyte-long statuses
+    must not fill the memory.
+    """
+    shown = raw_status[:100]
+    seen = _unknown_statuses_logged
+    if shown in seen:
+        seen.move_to_end(shown)
+        return
+    seen[shown] = None
+    if len(seen) > _MAX_UNKNOWN_LOGGED:
+        seen.popitem(last=False)
+    logger.warning("unknown order status %r: treated as pending", shown)
 
 
 @attrs.frozen
@@ -113,6 +133,8 @@ class Order:
     carrier_error: CarrierError | None = None
     phone_numbers: tuple[str, ...] = ()
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    carrier_errors: tuple[CarrierError, ...] = attrs.field(default=(), repr=False)
+    """Every code of the message, in order; `carrier_error` is the first of them."""
 
     @property
     def is_settled(self) -> bool:
@@ -131,7 +153,7 @@ class Order:
 
     @property
     def needs_action(self) -> bool:
-        """REJECTED or RESOLUTION_REQUIRED: fix it with `POST /numbers/portin/update`, or cancel."""
+        """REJECTED or RESOLUTION_REQUIRED: fix it with `update_port_in`, or `cancel_port_in`."""
         return self.status in _NEEDS_ACTION
 
     def raise_for_status(self) -> Order:
@@ -188,6 +210,7 @@ def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
         raise ValueError("not an order: OrderId and OrderStatus are required")
     status = parse_status(raw_status)
     message = _text(body.get("OrderStatusMessage")) or _text(body.get("ErrorMessage"))
+    errors = decode_carrier_messages(message) if status in _CARRIES_REASON else ()
     return Order(
         order_id=order_id,
         status=status,
@@ -195,9 +218,10 @@ def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
         order_type=_text(body.get("OrderType")),
         order_date=parse_timestamp(body.get("OrderDate")),
         status_message=message,
-        carrier_error=decode_carrier_message(message) if status in _CARRIES_REASON else None,
+        carrier_error=errors[0] if errors else None,
         phone_numbers=_phone_numbers(body),
         raw=body,
+        carrier_errors=errors,
     )
 
 
@@ -210,20 +234,54 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
-#: The one converter: `converter.structure(json_object, Order)` and
-#: `converter.unstructure(order_or_outcome)` (JSON-ready; used by the CLI's `--json`).
+#: The one converter: `converter.structure(json_object, Order)` decodes every order, and
+#: `converter.unstructure(order_or_outcome)` gives JSON-ready data for your own storage or logs.
+#: (The CLI's `--json` line is a report row of its own: the outcome's group and decoded
+#: carrier code beside the status, built by `_cli_output.outcome_json`.)
 converter = _make_converter()
 
 
-def decode_order(status_code: int, body: bytes) -> Order:
-    """An `Order` from a 200 body, or `ResponseDecodeError` with the status and body excerpt."""
+def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> Order:
+    """An `Order` from a 2xx body, or the error it stands for.
+
+    `ResponseDecodeError` (with the status and a body excerpt) when the body is not an order,
+    or when it is about another order than `order_id` (compared ignoring case and surrounding
+    spaces; an answer without `OrderId` is taken as the one asked for). An error body inside
+    the 2xx (`{"StatusCode": 404, "Message": ...}`, no `OrderStatus`) raises the
+    `APIStatusError` of the status it carries.
+    """
     try:
         data = json.loads(body)
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
+        if "OrderStatus" not in data and (embedded := _embedded_error(data)) is not None:
+            raise embedded
+        if order_id is None:
+            return converter.structure(data, Order)
+        answered = data.get("OrderId")
+        if answered is None:
+            return attrs.evolve(converter.structure({**data, "OrderId": order_id}, Order), raw=data)
+        text = _text(answered)
+        if text is not None and text != order_id and _id_key(text) != _id_key(order_id):
+            raise ValueError(f"the answer is about order {text[:100]!r}, not {order_id!r}")
         return converter.structure(data, Order)
     except (ValueError, RecursionError) as exc:
-        text = body[:500].decode("utf-8", "replace")
         raise ResponseDecodeError(
-            f"expected an order object: {exc}", status_code=status_code, body=text
+            f"expected an order object: {exc}",
+            status_code=status_code,
+            body=body[:500].decode("utf-8", "replace"),
         ) from None
+
+
+def _id_key(order_id: str) -> str:
+    return order_id.strip().casefold()
+
+
+def _embedded_error(data: Mapping[str, Any]) -> APIStatusError | None:
+    """The error an error body (`{"StatusCode": 404, "Message": ...}`) stands for, if it is one."""
+    code = data.get("StatusCode")
+    if type(code) is not int or not 400 <= code <= 599:
+        return None
+    message = data.get("Message")
+    text = message[:500] if isinstance(message, str) else "error body inside a 2xx answer"
+    return error_for_status(code, text, data)

@@ -16,9 +16,10 @@ import math
 import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from . import _validate
+from ._budget import RequestBudget
 from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
 from ._schedule import Verdict, decide, is_permanent
@@ -37,6 +38,16 @@ logger = logging.getLogger("telegent_async")
 T = TypeVar("T")
 
 
+class Waiting(Lookups, Protocol):
+    """What a wait needs from a client beyond lookups: its attempt timeout and its budget."""
+
+    @property
+    def timeout(self) -> float: ...
+
+    @property
+    def budget(self) -> RequestBudget: ...
+
+
 def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | None, PollPolicy]:
     if timeout is not None:
         timeout = _validate.positive_number("timeout", timeout)
@@ -48,7 +59,7 @@ def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | 
 
 
 async def watch_order(
-    client: Lookups, order_id: str, *, timeout: float | None, policy: PollPolicy | None
+    client: Waiting, order_id: str, *, timeout: float | None, policy: PollPolicy | None
 ) -> AsyncGenerator[Order, None]:
     """Yield the first observation and each status change; end after the settled one."""
     order_id = _validate.order_id(order_id)
@@ -59,10 +70,11 @@ async def watch_order(
     failure: TelegentError | None = None
     attempt = 0
     while True:
+        at_deadline = deadline is not None and loop.time() >= deadline
         order: Order | None = None
         error: TelegentError | None = None
         try:
-            async with timeout_at(deadline):
+            async with timeout_at(_answer_by(client, deadline, at_deadline)):
                 order = await client.get_order(order_id)
         except asyncio.TimeoutError:
             raise OrderWaitTimeout(order_id, last, timeout) from failure
@@ -73,9 +85,10 @@ async def watch_order(
             log_change(order, None if last is None else last.raw_status)
             last = order
             yield order
-        decision = decide(
-            order, error, now=loop.time(), attempt=attempt, policy=policy, deadline=deadline
-        )
+        now = loop.time()
+        if at_deadline:  # the poll at the deadline answered late: still, it was the last one
+            now = max(now, deadline or now)
+        decision = decide(order, error, now=now, attempt=attempt, policy=policy, deadline=deadline)
         attempt += 1
         if decision.verdict is Verdict.SETTLED:
             return
@@ -86,9 +99,18 @@ async def watch_order(
         if decision.verdict is Verdict.TIMED_OUT:
             raise OrderWaitTimeout(order_id, last, timeout) from failure
         assert decision.next_poll is not None
-        delay = max(0.0, decision.next_poll - loop.time())
+        delay = max(0.0, decision.next_poll - now)
         logger.debug("order %s: next poll in %.2f s", order_id, delay)
         await asyncio.sleep(delay)
+
+
+def _answer_by(client: Waiting, deadline: float | None, at_deadline: bool) -> float | None:
+    """When a poll must have answered: by the deadline, or, for the poll made at the deadline,
+    one attempt timeout later (its budget slot included), so that a wait overruns its deadline
+    by at most that to report a fresh answer."""
+    if deadline is None or not at_deadline:
+        return deadline
+    return deadline + client.timeout
 
 
 async def run_workers(
@@ -132,13 +154,15 @@ class OrderStream:
     """The async iterator returned by `TelegentClient.wait_for_orders`.
 
     Yields one `OrderOutcome` per distinct order ID, as each settles, fails permanently
-    (404 ...) or reaches the deadline. Breaking out of the `async for` cancels every poll at
-    once; `async with client.wait_for_orders(ids) as stream:` also waits for them to end.
+    (404 ...) or reaches the deadline. An order whose next poll would fall past the deadline is
+    polled once more at the deadline. Breaking out of the `async for` cancels every poll and
+    gives their budget slots back at once, even while the stream itself is still referenced;
+    `async with client.wait_for_orders(ids) as stream:` also waits for the polls to end.
     """
 
     def __init__(
         self,
-        client: Lookups,
+        client: Waiting,
         order_ids: Iterable[str],
         *,
         timeout: float | None,
@@ -149,7 +173,7 @@ class OrderStream:
         self._ids: list[str] | None = list(dict.fromkeys(order_ids))  # until handed to the store
         self._outcomes = _Outcomes(len(self._ids))
         self._scheduler: Scheduler | None = None
-        self._deadline: float | None = None
+        self._final_answer_by: float | None = None  # polls made at the deadline end by then
 
     @property
     def pending(self) -> int:
@@ -161,8 +185,8 @@ class OrderStream:
         """Polls under way now."""
         return 0 if self._scheduler is None else self._scheduler.in_flight
 
-    def __aiter__(self) -> OrderStream:
-        return self
+    def __aiter__(self) -> _Iteration:
+        return _Iteration(self)
 
     async def __aenter__(self) -> OrderStream:
         return self
@@ -181,11 +205,12 @@ class OrderStream:
                 delay = await scheduler.step()  # answers that came in before the deadline count
                 if outcomes.ready:
                     break
-                if self._deadline is not None:
-                    if loop.time() >= self._deadline:
-                        await scheduler.expire()
+                if self._final_answer_by is not None:
+                    now = loop.time()
+                    if now >= self._final_answer_by:
+                        await scheduler.expire(self._client.budget.queued_owners())
                         continue
-                    delay = min(delay, self._deadline - loop.time())
+                    delay = min(delay, self._final_answer_by - now)
                 await scheduler.sleep(delay)
         except BaseException as exc:
             if not isinstance(exc, StopAsyncIteration):
@@ -195,28 +220,36 @@ class OrderStream:
 
     async def aclose(self) -> None:
         """Stop every poll and wait until they have ended; nothing more is yielded."""
-        self._outcomes.ready.clear()
-        self._outcomes.pending = 0
+        self._stop_now()
         if self._scheduler is not None:
             await self._scheduler.cancel()
 
     def __del__(self) -> None:
-        # Reached when a caller breaks out of `async for` without `async with`: stop the polls
-        # now, synchronously, so that no further request is sent. (The polls reference only
-        # the scheduler's completions, so the stream is freed at once.) Nothing to do if
-        # __init__ refused its arguments or the stream never started.
-        scheduler = getattr(self, "_scheduler", None)
-        if scheduler is not None:
+        # Reached when a caller drops the stream without `async with`: stop the polls now,
+        # synchronously, so that no further request is sent. (The polls reference only the
+        # scheduler's completions, so the stream is freed at once.) Nothing to do if
+        # __init__ refused its arguments.
+        if hasattr(self, "_outcomes"):
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                scheduler.cancel_now()
+                self._stop_now()
+
+    def _stop_now(self) -> None:
+        self._outcomes.ready.clear()
+        self._outcomes.pending = 0
+        if self._scheduler is not None:
+            self._scheduler.cancel_now()
 
     async def _start(self) -> Scheduler:
         loop = asyncio.get_running_loop()
         store = MemoryStore(clock=loop.time, keep_outcomes=False)
         ids, self._ids = self._ids or [], None
         store.extend(ids)
+        deadline = None
         if self._timeout is not None:
-            self._deadline = loop.time() + self._timeout
+            deadline = loop.time() + self._timeout
+            self._final_answer_by = deadline + self._client.timeout
+            self._warn_if_over_budget(len(ids), self._timeout)
+        budget = self._client.budget
         self._scheduler = Scheduler(
             store,
             self._client,
@@ -224,7 +257,44 @@ class OrderStream:
             lease=math.inf,  # one process owns the store: a claim is held until answered
             worker="wait_for_orders",
             on_settled=self._outcomes.settled,
-            deadline=self._deadline,
+            on_cancel=budget.abandon,  # cancelled polls give their budget slots back at once
+            deadline=deadline,
             timeout=self._timeout,
         )
         return self._scheduler
+
+    def _warn_if_over_budget(self, count: int, timeout: float) -> None:
+        rate = self._client.budget.requests_per_minute
+        if rate is None:
+            return
+        polls = math.floor(rate * timeout / 60.0) + 1  # the first one goes out at once
+        if count > polls:
+            logger.warning(
+                "wait_for_orders: %d orders, but %g requests/min allow about %d polls in %g s:"
+                " about %d orders will time out without ever being polled",
+                count, rate, polls, timeout, count - polls,
+            )  # fmt: skip
+
+
+class _Iteration:
+    """One `async for` over an `OrderStream`.
+
+    The loop holds the only reference to it, so leaving the loop early (break, return, an
+    exception) frees it at once, and that stops the stream's polls then and there, whether or
+    not the caller still holds the stream.
+    """
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: OrderStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _Iteration:
+        return self
+
+    async def __anext__(self) -> OrderOutcome:
+        return await self._stream.__anext__()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed
+            self._stream._stop_now()

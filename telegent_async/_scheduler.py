@@ -13,7 +13,7 @@ import logging
 import math
 import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from ._errors import OrderWaitTimeout, TelegentError, TransportError
@@ -80,6 +80,7 @@ class Scheduler:
         lease: float,
         worker: str,
         on_settled: Callable[[OrderOutcome], None],
+        on_cancel: Callable[[Collection[asyncio.Task[Order]]], None] | None = None,
         deadline: float | None = None,
         timeout: float | None = None,
         grace: float = math.inf,
@@ -90,10 +91,12 @@ class Scheduler:
         self._lease = lease
         self._worker = worker
         self._on_settled = on_settled
+        self._on_cancel = on_cancel
         self._deadline = deadline
         self._timeout = timeout
         self._grace = grace
         self._in_flight: dict[asyncio.Task[Order], Claim] = {}
+        self._stopping: list[asyncio.Task[Order]] = []  # cancelled, not yet seen to end
         self._done = Completions()
         self._renew_at = math.inf
 
@@ -140,6 +143,9 @@ class Scheduler:
         for task in tasks:
             if not task.cancel() and not task.cancelled():
                 task.exception()  # ended but unread: mark its error seen ("never retrieved")
+        if tasks and self._on_cancel is not None:
+            self._on_cancel(tasks)
+        self._stopping.extend(tasks)
         return tasks, claims
 
     def cancel_now(self) -> None:
@@ -148,7 +154,8 @@ class Scheduler:
 
     async def cancel(self) -> list[Claim]:
         """Cancel the polls under way, wait until they have ended, and return their claims."""
-        tasks, claims = self._drop_polls()
+        _, claims = self._drop_polls()
+        tasks, self._stopping = self._stopping, []
         await asyncio.gather(*tasks, return_exceptions=True)
         return claims
 
@@ -159,18 +166,22 @@ class Scheduler:
             with contextlib.suppress(Exception):  # the store may be gone; leases then expire
                 await self.store.release(claims)
 
-    async def expire(self) -> None:
+    async def expire(self, unsent: Collection[object] = ()) -> None:
         """The deadline passed: every watch left settles with `OrderWaitTimeout`, unpolled.
 
         For a fan-out with one deadline, whose due watches are all its watches by then.
+        `unsent`: polls under way that are still waiting for the budget (no request sent).
         """
+        sent = {claim.order_id for task, claim in self._in_flight.items() if task not in unsent}
         claims = await self.cancel()
         claims += await self.store.claim(sys.maxsize, self._lease, self._worker)
         claims.sort(key=lambda claim: claim.ref)  # in the order they were added
         expired = []
         for claim in claims:
+            polled = claim.attempts > 0 or claim.order_id in sent
             last = claim.last()
-            expired.append(Settlement(claim, last, self._timed_out(claim, last), polled=False))
+            error = self._timed_out(claim, last, polled=polled)
+            expired.append(Settlement(claim, last, error, polled=False))
         await self._settle(expired)
 
     async def sleep(self, delay: float) -> None:
@@ -191,15 +202,18 @@ class Scheduler:
     def _deadline_of(self, claim: Claim) -> float | None:
         return self._deadline if claim.deadline is None else claim.deadline
 
-    def _timed_out(self, claim: Claim, last: Order | None) -> OrderWaitTimeout:
-        return OrderWaitTimeout(claim.order_id, last, self._timeout)
+    def _timed_out(
+        self, claim: Claim, last: Order | None, *, polled: bool = True
+    ) -> OrderWaitTimeout:
+        return OrderWaitTimeout(claim.order_id, last, self._timeout, polled=polled)
 
     async def _start(self, claims: Sequence[Claim], now: float) -> None:
         expired = []
         for claim in claims:
             if expired_unpolled(now, self._deadline_of(claim), self._grace):
                 last = claim.last()
-                expired.append(Settlement(claim, last, self._timed_out(claim, last), polled=False))
+                error = self._timed_out(claim, last, polled=claim.attempts > 0)
+                expired.append(Settlement(claim, last, error, polled=False))
                 continue
             task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
             self._in_flight[task] = claim

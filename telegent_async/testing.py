@@ -24,20 +24,27 @@ Usage in your own tests (pytest-asyncio)::
 
 Check order on `GET /v1.0/numbers/order`: method (405), bearer token (401), rate limit (429),
 injected faults, then `random` faults from `fault_rate`, then the answer. Token requests
-(`POST /v1.0/oauth2/tokens`) are never rate-limited nor faulted.
+(`POST /v1.0/oauth2/tokens`) are never rate-limited, and faulted only by `fail_tokens`.
+
+The port-in lifecycle endpoints (`POST /v1.0/numbers/portin/update` and `.../cancel`) check
+method, token (of their own scope) and rate limit the same way, then make the change, and only
+then draw a fault: an injected fault replaces the answer of a change already made, the worst
+case for a client's retry. See `script_update` for what an update does to a rejected order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import json
 import math
 import random
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -45,14 +52,21 @@ import attrs
 from aiohttp import web
 from multidict import CIMultiDict
 
+from . import _portin
+from ._carrier import decode_carrier_messages
+from ._models import OrderStatus, parse_status
+
 if TYPE_CHECKING:
     from ._client import TelegentClient
 
-__all__ = ["FAULT_KINDS", "FakeTelegent", "RecordedRequest", "Step"]
+__all__ = ["FAULT_KINDS", "FakeTelegent", "RecordedBody", "RecordedRequest", "Step"]
 
 API_PREFIX: Final = "/v1.0"
 ORDER_PATH: Final = "/v1.0/numbers/order"
 TOKEN_PATH: Final = "/v1.0/oauth2/tokens"
+PORTIN_UPDATE_PATH: Final = API_PREFIX + _portin.UPDATE_PATH
+PORTIN_CANCEL_PATH: Final = API_PREFIX + _portin.CANCEL_PATH
+_PORTIN_PATHS: Final = frozenset({PORTIN_UPDATE_PATH, PORTIN_CANCEL_PATH})
 
 _STATUS_FAULTS: Final[dict[str, int]] = {
     "400": 400,
@@ -106,12 +120,22 @@ class Step:
     at: float = 0.0
 
 
+class RecordedBody(dict[str, Any]):
+    """A recorded JSON request body: the values as sent, secrets masked in any repr of it."""
+
+    def __repr__(self) -> str:
+        return repr(_portin.mask_secrets(self))
+
+    __str__ = __repr__
+
+
 @attrs.frozen
 class RecordedRequest:
     """What the fake saw and answered; kept small because benchmarks record thousands.
 
     `status` is 0 when no answer was sent (a reset, or a stall abandoned by the client or by
     close()). For token requests `token` is None and `token_scope` is the scope asked for.
+    `body` is the JSON object a port-in request sent (None elsewhere); its repr masks secrets.
     """
 
     method: str
@@ -122,6 +146,7 @@ class RecordedRequest:
     at: float
     status: int
     fault: str | None
+    body: RecordedBody | None = None
 
 
 @attrs.frozen
@@ -167,16 +192,19 @@ class _Order:
         self.added_wall = added_wall
         self.settled_body: bytes | None = None
 
-    def as_dict(self, now: float) -> dict[str, Any]:
+    def status_at(self, now: float) -> str:
         elapsed = now - self.added_at
-        steps = self.steps
-        status = steps[0].status
-        for step in steps:
+        status = self.steps[0].status
+        for step in self.steps:
             if step.at <= elapsed:
                 status = step.status
             else:
                 break
-        settled = steps[-1].at <= elapsed
+        return status
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        status = self.status_at(now)
+        settled = self.steps[-1].at <= now - self.added_at
         body = _order_dict(
             self.order_id,
             _iso(self.added_wall),
@@ -188,6 +216,11 @@ class _Order:
         if self.extra:
             body.update(self.extra)
         return body
+
+    def restart(self, steps: tuple[Step, ...], message: str | None, now: float) -> None:
+        """Go through a new lifecycle from `now` (after an update or a cancel)."""
+        self.steps, self.message, self.added_at = steps, message, now
+        self.settled_body = None
 
     def body(self, now: float) -> bytes:
         """Encode the order as seen at `now`; cached once settled since it no longer changes."""
@@ -265,6 +298,7 @@ class FakeTelegent:
         record: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock_skew: float = 0.0,
     ) -> None:
         if not token_lifetime > 0:
             raise ValueError("token_lifetime must be > 0")
@@ -291,6 +325,9 @@ class FakeTelegent:
         self.retry_after = retry_after
         self.stall_seconds = float(stall_seconds)
         self.default_status = default_status
+        self.clock_skew = float(clock_skew)
+        """Seconds the server's clock is ahead (negative: behind), seen in the token answer's
+        `tokenExpiry` and `Date` header; tokens still live `token_lifetime` real seconds."""
         self.record = record
         self._host = host
         self._port = port
@@ -298,11 +335,14 @@ class FakeTelegent:
         self._rng = random.Random(seed)
 
         self._orders: dict[str, _Order] = {}
+        self._update_scripts: dict[str, collections.deque[tuple[tuple[Step, ...], str | None]]] = {}
         self._fixed: dict[str, _Fixed] = {}
         self._static_steps: dict[str, tuple[Step, ...]] = {}
         self._tokens: dict[str, _Token] = {}
         self._generation = 0
         self._injected: collections.deque[_Injection] = collections.deque()
+        self._token_faults: collections.deque[_Injection] = collections.deque()
+        self._token_outage: tuple[str, float] | None = None  # (kind, until monotonic)
         self._burst = max(1.0, rate_limit) if rate_limit is not None else 0.0
         self._bucket = self._burst
         self._bucket_at = time.monotonic()
@@ -418,6 +458,13 @@ class FakeTelegent:
         self.request_count = 0
         self.status_counts = {}
 
+    def port_in_requests(self, order_id: str | None = None) -> list[RecordedRequest]:
+        """The recorded port-in updates and cancels, optionally only those naming `order_id`."""
+        found = [r for r in self._requests if r.path in _PORTIN_PATHS]
+        if order_id is None:
+            return found
+        return [r for r in found if r.body is not None and r.body.get("OrderId") == order_id]
+
     @property
     def open_connections(self) -> int:
         """Client connections open now."""
@@ -472,6 +519,28 @@ class FakeTelegent:
             time.time(),
         )
 
+    port_in_delay: float = 0.05
+    """Seconds an updated port-in stays `Submitted` before its next status (set per fake)."""
+
+    def script_update(
+        self, order_id: str, steps: Sequence[Step], *, message: str | None = None
+    ) -> None:
+        """What the next update of a rejected `order_id` leads to, whatever it sends.
+
+        Each call queues one continuation (Steps counted from the update; `message` is shown
+        once the last is visible). Without one, an update of a `Rejected`/`ResolutionRequired`
+        order goes to `Submitted`, then after `port_in_delay` to `Complete` if it sent every
+        field that fixes the order's carrier codes (`CarrierError.update_fields`), else back
+        to the same rejection. An update of a pending order changes nothing; an update or
+        cancel of a `Complete`, `Error` or `Cancelled` one answers 400.
+        """
+        if order_id not in self._orders:
+            raise KeyError(f"add_order({order_id!r}, ...) first")
+        lifecycle = tuple(sorted(steps, key=lambda step: step.at))
+        if not lifecycle:
+            raise ValueError("a continuation needs at least one Step")
+        self._update_scripts.setdefault(order_id, collections.deque()).append((lifecycle, message))
+
     def settled_at(self, order_id: str) -> float:
         """The time.monotonic() at which the order's last step becomes visible."""
         order = self._orders[order_id]
@@ -486,7 +555,10 @@ class FakeTelegent:
         content_type: str | None = _JSON,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        """Answer `order_id` with exactly these bytes (after auth, rate limit and faults)."""
+        """Answer `order_id` with exactly these bytes (after auth, rate limit and faults).
+
+        Lookups, updates and cancels naming the order all get this answer.
+        """
         raw = body.encode() if isinstance(body, str) else bytes(body)
         hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
         if content_type is not None and "Content-Type" not in hdrs:
@@ -503,6 +575,32 @@ class FakeTelegent:
             raise ValueError("count must be >= 0")
         if count:
             self._injected.append(_Injection(kind, count, retry_after))
+
+    def fail_tokens(self, kind: str, count: int = 1, *, seconds: float | None = None) -> None:
+        """Give token requests fault `kind`: the next `count` of them, or, with `seconds`, all
+        of them for that long from now. `kind` is any of `FAULT_KINDS` but "stall", or
+        "refused": a 200 with `successful: false`, as for a wrong secret."""
+        if kind != "refused":
+            _check_kind(kind)
+        if kind == "stall":
+            raise ValueError("token requests cannot stall; use a short client timeout instead")
+        if seconds is not None:
+            self._token_outage = (kind, time.monotonic() + seconds)
+        elif count > 0:
+            self._token_faults.append(_Injection(kind, count, None))
+
+    def _next_token_fault(self, now: float) -> str | None:
+        outage = self._token_outage
+        if outage is not None and now < outage[1]:
+            return outage[0]
+        faults = self._token_faults
+        if not faults:
+            return None
+        head = faults[0]
+        head.remaining -= 1
+        if head.remaining <= 0:
+            faults.popleft()
+        return head.kind
 
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far (as if the account secret were rotated)."""
@@ -529,6 +627,7 @@ class FakeTelegent:
         token: str | None = None,
         scope: str | None = None,
         fault: str | None = None,
+        body: RecordedBody | None = None,
     ) -> int:
         """Count the answer and, if recording, append it; returns its index in the log."""
         self.request_count += 1
@@ -546,6 +645,7 @@ class FakeTelegent:
                 at,
                 status,
                 fault,
+                body,
             )
         )
         return len(self._requests) - 1
@@ -567,6 +667,8 @@ class FakeTelegent:
             return await self._handle_order(request, now)
         if path == TOKEN_PATH:
             return await self._handle_token(request, now)
+        if path in _PORTIN_PATHS:
+            return await self._handle_port_in(request, now)
         self._log(request, now, 404)
         return self._error(404, "No HTTP resource was found that matches the request URI.")
 
@@ -592,7 +694,10 @@ class FakeTelegent:
             self._log(request, now, 400)
             return self._error(400, "ApiEndpoint must be a string.")
         scope = ORDER_PATH if endpoint is None else _scope_of(endpoint)
-        if not (
+        fault = self._next_token_fault(now)
+        if fault is not None and fault != "refused":
+            return self._fault_response(request, now, fault, None, None, scope)
+        if fault == "refused" or not (
             secrets.compare_digest(key.encode(), self.account_key.encode())
             and secrets.compare_digest(secret.encode(), self.account_secret.encode())
         ):
@@ -605,18 +710,104 @@ class FakeTelegent:
             return web.Response(body=json.dumps(answer).encode(), content_type=_JSON)
         token = secrets.token_urlsafe(32)
         self._tokens[token] = _Token(scope, now + self.token_lifetime, self._generation)
-        expiry = datetime.now(timezone.utc) + timedelta(seconds=self.token_lifetime)
+        server_now = datetime.now(timezone.utc) + timedelta(seconds=self.clock_skew)
+        expiry = server_now + timedelta(seconds=self.token_lifetime)
         self._log(request, now, 200, scope=scope)
         answer = {
             "token": token,
             "successful": True,
             "tokenExpiry": expiry.strftime(_EXPIRY_FORMAT),
         }
-        return web.Response(body=json.dumps(answer).encode(), content_type=_JSON)
+        headers = {"Date": format_datetime(server_now, usegmt=True)}
+        return web.Response(body=json.dumps(answer).encode(), content_type=_JSON, headers=headers)
 
     async def _handle_order(self, request: web.Request, now: float) -> web.StreamResponse:
-        if request.method != "GET":
-            self._log(request, now, 405)
+        gate = self._gate(request, now, "GET")
+        if isinstance(gate, web.Response):
+            return gate
+        token, scope = gate
+        fault, retry_after = self._next_fault()
+        if fault is None:
+            response = self._answer(request, time.monotonic())
+            self._log(request, now, response.status, token, scope)
+            return response
+        if fault == "stall":
+            answer = functools.partial(self._answer, request)
+            return await self._stall(request, now, token, scope, answer)
+        return self._fault_response(request, now, fault, retry_after, token, scope)
+
+    async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
+        try:
+            data = json.loads(await request.read())
+        except ValueError:
+            data = None
+        body = RecordedBody(data) if isinstance(data, dict) else None
+        gate = self._gate(request, now, "POST", body)
+        if isinstance(gate, web.Response):
+            return gate
+        token, scope = gate
+        response = self._port_in_answer(request.path, body, now)
+        fault, retry_after = self._next_fault()
+        if fault is None:
+            self._log(request, now, response.status, token, scope, body=body)
+            return response
+        if fault == "stall":
+            return await self._stall(request, now, token, scope, lambda _now: response, body)
+        return self._fault_response(request, now, fault, retry_after, token, scope, body)
+
+    def _port_in_answer(self, path: str, body: RecordedBody | None, now: float) -> web.Response:
+        if body is None:
+            return self._error(400, "The request body must be a JSON object.")
+        order_id = body.get("OrderId")
+        if not isinstance(order_id, str) or not order_id:
+            return self._error(400, "The OrderId field is required.")
+        fixed = self._fixed.get(order_id)
+        if fixed is not None:
+            return web.Response(status=fixed.status, body=fixed.body, headers=fixed.headers)
+        order = self._orders.get(order_id)
+        if order is None:
+            return self._error(404, "GENS-0041-No Port-In request found")
+        raw_status = order.status_at(now)
+        status = parse_status(raw_status)
+        if path == PORTIN_CANCEL_PATH:
+            if status is OrderStatus.CANCELLED:
+                return self._error(400, f"Order {order_id} is already cancelled.")
+            if status.is_settled and status not in _FIXABLE:
+                return self._error(
+                    400, f"Order {order_id} is {raw_status} and cannot be cancelled."
+                )
+            order.restart((Step("Cancelled"),), None, now)
+            return _json_answer(order_id, "Cancelled", "Port-in order cancelled successfully")
+        if status.is_settled and status not in _FIXABLE:
+            return self._error(400, f"Order {order_id} is {raw_status} and cannot be updated.")
+        if len(body) == 1:
+            return self._error(400, "At least one field to update is required.")
+        if status in _FIXABLE:
+            steps, message = self._continuation(order, body, raw_status)
+            order.restart(steps, message, now)
+        return _json_answer(order_id, "Updated", "Port-in order updated successfully")
+
+    def _continuation(
+        self, order: _Order, body: RecordedBody, raw_status: str
+    ) -> tuple[tuple[Step, ...], str | None]:
+        scripted = self._update_scripts.get(order.order_id)
+        if scripted:
+            return scripted.popleft()
+        needed = {
+            _portin.JSON_NAMES[field]
+            for error in decode_carrier_messages(order.message)
+            for field in error.update_fields
+        }
+        if needed and needed <= body.keys():
+            return (Step("Submitted"), Step("Complete", self.port_in_delay)), None
+        return (Step("Submitted"), Step(raw_status, self.port_in_delay)), order.message
+
+    def _gate(
+        self, request: web.Request, now: float, method: str, body: RecordedBody | None = None
+    ) -> web.Response | tuple[str, str]:
+        """Method, a live token of this path's scope, rate limit: a refusal or (token, scope)."""
+        if request.method != method:
+            self._log(request, now, 405, body=body)
             return self._error(
                 405, f"The requested resource does not support http method '{request.method}'."
             )
@@ -635,10 +826,10 @@ class FakeTelegent:
             denied = "Token has been revoked."
         elif now >= info.expires_at:
             denied = "Token has expired."
-        elif info.scope != ORDER_PATH:
+        elif info.scope != request.path:
             denied = "Token is not valid for this endpoint."
-        if denied is not None:
-            self._log(request, now, 401, token, scope)
+        if denied is not None or token is None or scope is None:
+            self._log(request, now, 401, token, scope, body=body)
             return self._error(401, denied)
 
         if self.rate_limit is not None:
@@ -646,22 +837,14 @@ class FakeTelegent:
             self._bucket_at = now
             if tokens < 1.0:
                 self._bucket = tokens
-                self._log(request, now, 429, token, scope)
+                self._log(request, now, 429, token, scope, body=body)
                 response = self._error(
                     429, f"Rate limit exceeded. Retry after {self.retry_after} seconds."
                 )
                 response.headers["Retry-After"] = self.retry_after
                 return response
             self._bucket = tokens - 1.0
-
-        fault, retry_after = self._next_fault()
-        if fault is None:
-            response = self._answer(request, time.monotonic())
-            self._log(request, now, response.status, token, scope)
-            return response
-        if fault == "stall":
-            return await self._stall(request, now, token, scope)
-        return self._fault_response(request, now, fault, retry_after, token, scope)
+        return token, scope
 
     def _next_fault(self) -> tuple[str | None, str | None]:
         injected = self._injected
@@ -679,10 +862,16 @@ class FakeTelegent:
         return None, None
 
     async def _stall(
-        self, request: web.Request, now: float, token: str | None, scope: str | None
+        self,
+        request: web.Request,
+        now: float,
+        token: str | None,
+        scope: str | None,
+        answer: Callable[[float], web.Response],
+        body: RecordedBody | None = None,
     ) -> web.StreamResponse:
         # Log at arrival (status 0) so the log keeps arrival order; fixed up if we answer.
-        index = self._log(request, now, 0, token, scope, "stall")
+        index = self._log(request, now, 0, token, scope, "stall", body)
         closing = self._closing
         assert closing is not None
         await asyncio.wait((closing,), timeout=self.stall_seconds)
@@ -691,7 +880,7 @@ class FakeTelegent:
             if transport is not None:
                 transport.abort()
             return web.Response()  # never written: the transport is gone
-        response = self._answer(request, time.monotonic())
+        response = answer(time.monotonic())
         counts = self.status_counts
         counts[0] = max(0, counts.get(0, 0) - 1)
         counts[response.status] = counts.get(response.status, 0) + 1
@@ -707,6 +896,7 @@ class FakeTelegent:
         retry_after: str | None,
         token: str | None,
         scope: str | None,
+        body: RecordedBody | None = None,
     ) -> web.StreamResponse:
         status = _STATUS_FAULTS.get(fault)
         if status is not None:
@@ -717,13 +907,13 @@ class FakeTelegent:
             transport = request.transport
             if transport is not None:
                 transport.abort()
-            self._log(request, now, 0, token, scope, fault)
+            self._log(request, now, 0, token, scope, fault, body)
             # aiohttp sees the closed transport when writing this and drops it silently.
             return web.Response()
         elif fault == "malformed":
             order_id = request.query.get("OrderId", "")
-            body = ('{"OrderId": ' + json.dumps(order_id) + ', "OrderSta').encode()
-            response = web.Response(body=body, content_type=_JSON)
+            cut = ('{"OrderId": ' + json.dumps(order_id) + ', "OrderSta').encode()
+            response = web.Response(body=cut, content_type=_JSON)
         elif fault == "html":
             response = web.Response(status=502, body=_HTML_502, content_type="text/html")
         elif fault == "empty":
@@ -735,7 +925,7 @@ class FakeTelegent:
             )
         else:  # "huge"
             response = web.Response(body=self._huge_body(request), content_type=_JSON)
-        self._log(request, now, response.status, token, scope, fault)
+        self._log(request, now, response.status, token, scope, fault, body)
         return response
 
     def _huge_body(self, request: web.Request) -> bytes:
@@ -770,6 +960,14 @@ class FakeTelegent:
             body = json.dumps(self._default_dict(order_id, self.default_status)).encode()
             return web.Response(body=body, content_type=_JSON)
         return self._error(404)
+
+
+_FIXABLE: Final = frozenset({OrderStatus.REJECTED, OrderStatus.RESOLUTION_REQUIRED})
+
+
+def _json_answer(order_id: str, status: str, message: str) -> web.Response:
+    body = {"OrderId": order_id, "Status": status, "Message": message}
+    return web.Response(body=json.dumps(body).encode(), content_type=_JSON)
 
 
 def _scope_of(endpoint: str) -> str:

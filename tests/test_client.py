@@ -420,7 +420,7 @@ async def test_tokens_and_secrets_never_leak(caplog: pytest.LogCaptureFixture) -
             await expect_failure(client)  # TransportError
             fake.inject("401", count=2)
             await expect_failure(client)  # 401 after re-auth
-            fake.inject("malformed")
+            fake.inject("malformed", count=3)  # a garbled answer is retried like a 5xx
             await expect_failure(client)
             # An answer aiohttp cannot parse: its exception records the request's headers.
             fake.set_response("JNUOID-bad-http", headers={"Transfer-Encoding": "chunked"})

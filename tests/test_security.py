@@ -83,7 +83,7 @@ async def test_no_token_or_secret_in_reprs_errors_logs_or_outcomes(
         errors.append(await failure(client.get_order("JNUOID-bad-http")))
         fake.inject("stall", 2)
         errors.append(await failure(client.get_order("JNUOID-ok")))
-        fake.inject("malformed")
+        fake.inject("malformed", 2)  # retried once (max_retries=1), then reported
         errors.append(await failure(client.get_order("JNUOID-ok")))
         order = await client.wait_for_order("JNUOID-ok")
         with pytest.raises(tg.OrderFailed) as failed:

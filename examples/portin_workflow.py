@@ -1,0 +1,139 @@
+"""A provisioning workflow step for a port-in: wait, fix what the carrier asks for, wait again.
+
+The loop: wait until the port-in settles; if the losing carrier rejected it, its carrier codes
+say which `update_port_in` fields would fix it (`CarrierError.update_fields`), so ask the
+subscriber for exactly those, update, and wait again. After `max_attempts` rejections, or a
+rejection no field can fix (6A, 8B, a 6P number lock), cancel.
+
+    python examples/portin_workflow.py                  # an embedded FakeTelegent, no network
+    python examples/portin_workflow.py JNOID-...        # Telegent, with TELEGENT_ACCOUNT_KEY
+                                                        # and TELEGENT_ACCOUNT_SECRET set
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import telegent_async as tg
+from telegent_async.testing import FakeTelegent, Step
+
+logger = logging.getLogger("portin_workflow")
+
+#: Asks the subscriber (or a form, or a ticket) for these `update_port_in` fields of this order.
+Ask = Callable[[tg.Order, tuple[str, ...]], Awaitable[dict[str, Any]]]
+
+
+def fields_to_ask_for(order: tg.Order) -> tuple[str, ...]:
+    """Every field that fixes one of the order's carrier codes, in the order they came."""
+    fields = (field for error in order.carrier_errors for field in error.update_fields)
+    return tuple(dict.fromkeys(fields))
+
+
+async def complete_port_in(
+    client: tg.TelegentClient,
+    order_id: str,
+    ask: Ask,
+    *,
+    max_attempts: int = 3,
+    policy: tg.PollPolicy = tg.PollPolicy.PORT_IN,
+    timeout: float | None = None,
+) -> tg.Order:
+    """Drive one port-in to an end: `Complete`, or cancelled after `max_attempts` rejections."""
+    for attempt in range(1, max_attempts + 1):
+        order = await client.wait_for_order(order_id, timeout=timeout, policy=policy)
+        if not order.needs_action:
+            return order  # Complete, or Cancelled/Error: nothing an update can change
+        fields = fields_to_ask_for(order)
+        codes = ", ".join(e.code or "no code" for e in order.carrier_errors)
+        if not fields:
+            logger.info("%s: rejected (%s); no update can fix it", order_id, codes)
+            break
+        if attempt == max_attempts:
+            logger.info("%s: rejected (%s) %d times; giving up", order_id, codes, attempt)
+            break
+        logger.info("%s: rejected (%s); asking for %s", order_id, codes, ", ".join(fields))
+        # An update sends the port-in back to Submitted, so the next wait sees the new verdict.
+        await client.update_port_in(order_id, **await ask(order, fields))
+    await client.cancel_port_in(order_id)
+    return await client.get_order(order_id)
+
+
+# -- asking -------------------------------------------------------------------------------------
+
+_SECRET_FIELDS = frozenset({"current_account_number", "current_account_password"})
+
+
+async def ask_on_terminal(order: tg.Order, fields: tuple[str, ...]) -> dict[str, Any]:
+    """Ask an operator; secrets are read without echo and never printed."""
+    for error in order.carrier_errors:
+        print(f"{order.order_id}: {error.code} {error.description}\n  {error.remedy}")
+    answers: dict[str, Any] = {}
+    for field in fields:
+        prompt = f"{field.replace('_', ' ')}: "
+        read = getpass.getpass if field in _SECRET_FIELDS else input
+        value = await asyncio.to_thread(read, prompt)
+        if field == "current_billing_address":
+            answers[field] = tg.BillingAddress(zip=value)
+        else:
+            answers[field] = value
+    return answers
+
+
+def scripted_answers(values: dict[str, Any]) -> Ask:
+    """Answers known in advance (the demo's subscriber); shows which fields were asked for."""
+
+    async def ask(order: tg.Order, fields: tuple[str, ...]) -> dict[str, Any]:
+        print(f"  {order.order_id}: asking the subscriber for {', '.join(fields)}")
+        return {field: values[field] for field in fields}
+
+    return ask
+
+
+# -- running it ---------------------------------------------------------------------------------
+
+#: The demo compresses days into tens of milliseconds.
+DEMO_POLICY = tg.PollPolicy(initial=0.02, factor=2.0, max_interval=0.1, jitter=0.2)
+DEMO_ORDERS = {
+    "JNOID-demo-8a": "8A-ACCOUNT_NUM_REQ_OR_INCORRECT",
+    "JNOID-demo-6p": "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT",
+}
+
+
+async def demo() -> dict[str, tg.Order]:
+    """Both outcomes on an embedded FakeTelegent: 8A fixed by an update, 6P cancelled."""
+    async with FakeTelegent() as fake:
+        for order_id, message in DEMO_ORDERS.items():
+            steps = [Step("Submitted"), Step("Rejected", 0.05)]
+            fake.add_order(order_id, steps, message=message, order_type="PortIn")
+        ask = scripted_answers({"current_account_number": "ACCT-0001-DEMO"})
+        async with fake.client(requests_per_minute=None) as client:
+            runs = [
+                complete_port_in(client, order_id, ask, policy=DEMO_POLICY, timeout=10.0)
+                for order_id in DEMO_ORDERS
+            ]
+            orders = await asyncio.gather(*runs)
+    return {order.order_id: order for order in orders}
+
+
+async def real(order_ids: list[str]) -> dict[str, tg.Order]:
+    async with tg.TelegentClient() as client:
+        orders = [await complete_port_in(client, oid, ask_on_terminal) for oid in order_ids]
+    return {order.order_id: order for order in orders}
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(format="  %(message)s")
+    logger.setLevel(logging.INFO)
+    orders = asyncio.run(real(argv) if argv else demo())
+    for order_id, order in orders.items():
+        print(f"{order_id}: {order.raw_status}")
+    return 0 if all(order.is_settled for order in orders.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

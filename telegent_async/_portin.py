@@ -1,0 +1,244 @@
+"""Port-in update and cancel: request bodies, their checks, and the answers (pure, no I/O).
+
+`update_port_in` keywords map to Telegent's JSON names here, values are checked before any
+request (a bad one is a `ValueError`/`TypeError` that never quotes a secret), and the answers
+decode into `PortInUpdate`/`PortInCancel`. The account number and password are secrets: an
+error answer may quote them back, so `redact` masks them in every body before anything reads
+it (error messages, logs, `raw`).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+from collections.abc import Mapping
+from datetime import date
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from . import _validate
+from ._errors import ResponseDecodeError
+
+__all__ = [
+    "CANCEL_PATH",
+    "JSON_NAMES",
+    "MASK",
+    "SECRET_FIELDS",
+    "UPDATE_PATH",
+    "BillingAddress",
+    "PortInCancel",
+    "PortInUpdate",
+    "cancel_body",
+    "decode_answer",
+    "mask_secrets",
+    "redact",
+    "secrets_of",
+    "update_body",
+]
+
+UPDATE_PATH: Final = "/numbers/portin/update"
+CANCEL_PATH: Final = "/numbers/portin/cancel"
+
+#: `update_port_in` keyword -> Telegent's JSON name, in the order the docs list them.
+JSON_NAMES: Final[Mapping[str, str]] = types.MappingProxyType(
+    {
+        "current_carrier_name": "CurrentCarrierName",
+        "current_account_number": "CurrentAccountNumber",
+        "current_account_password": "CurrentAccountPassword",
+        "port_in_date": "PortInDate",
+        "target_portin_classification": "TargetPortinClassification",
+        "subscriber_name": "SubscriberName",
+        "iccid": "ICCID",
+        "current_billing_address": "CurrentBillingAddress",
+    }
+)
+#: JSON fields whose values are never shown: not in repr, logs, errors or the CLI's output.
+SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword"})
+MASK: Final = "***"
+#: Longer than any name, address line or account detail a carrier keeps.
+MAX_FIELD_LENGTH: Final = 200
+
+
+def _text(name: str, value: object, *, secret: bool = False) -> str:
+    """A non-blank printable string; a secret's value is never quoted in the error."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if not value.strip():
+        raise ValueError(f"{name} must not be empty or blank")
+    if len(value) > MAX_FIELD_LENGTH:
+        raise ValueError(f"{name} is longer than {MAX_FIELD_LENGTH} characters")
+    if not value.isprintable():
+        shown = "" if secret else f": {value[:60]!r}"
+        raise ValueError(f"{name} contains control or non-printable characters{shown}")
+    return value
+
+
+def _optional_text(name: str) -> Any:
+    def check(_instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+        if value is not None:
+            _text(f"{name}.{attribute.name}", value)
+
+    return check
+
+
+@attrs.frozen
+class BillingAddress:
+    """`CurrentBillingAddress` of an update: the billing address on the losing carrier's bill.
+
+    Give only the lines being corrected (an 8D rejection needs the ZIP); at least one.
+    """
+
+    street1: str | None = attrs.field(default=None, validator=_optional_text("BillingAddress"))
+    street2: str | None = attrs.field(default=None, validator=_optional_text("BillingAddress"))
+    city: str | None = attrs.field(default=None, validator=_optional_text("BillingAddress"))
+    state: str | None = attrs.field(default=None, validator=_optional_text("BillingAddress"))
+    zip: str | None = attrs.field(default=None, validator=_optional_text("BillingAddress"))
+
+    def __attrs_post_init__(self) -> None:
+        if not self.as_json():
+            raise ValueError(
+                "BillingAddress needs at least one of street1, street2, city, state, zip"
+            )
+
+    def as_json(self) -> dict[str, str]:
+        """Telegent's `Street1`...`Zip` object, without the lines not given."""
+        lines = attrs.asdict(self)
+        return {name.capitalize(): value for name, value in lines.items() if value is not None}
+
+
+@attrs.frozen
+class PortInUpdate:
+    """The answer to an update: `status` is Telegent's `Status` (`"Updated"`)."""
+
+    order_id: str
+    status: str | None
+    message: str | None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+
+
+@attrs.frozen
+class PortInCancel:
+    """The answer to a cancel. Its shape is not published: `raw` keeps the whole object.
+
+    When the order was already cancelled (a retry after the first try went through), `status`
+    is the order's status as looked up (`"Cancelled"`) and `raw` is that order.
+    """
+
+    order_id: str
+    status: str | None
+    message: str | None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+
+
+def _port_in_date(value: object) -> str:
+    if isinstance(value, date):  # a datetime is a date too: its day is what Telegent takes
+        return value.strftime("%Y-%m-%d")
+    if not isinstance(value, str):
+        raise TypeError(
+            f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
+        )
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise ValueError(
+            f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
+        ) from None
+
+
+def _iccid(value: object) -> str:
+    text = _text("iccid", value)
+    if not (text.isascii() and text.isdigit() and 18 <= len(text) <= 22):
+        raise ValueError(f"iccid must be 18 to 22 digits, got {text[:40]!r}")
+    return text
+
+
+def _field_value(keyword: str, value: object) -> object:
+    if keyword == "port_in_date":
+        return _port_in_date(value)
+    if keyword == "iccid":
+        return _iccid(value)
+    if keyword == "current_billing_address":
+        if not isinstance(value, BillingAddress):
+            raise TypeError(
+                f"current_billing_address must be a BillingAddress, not {type(value).__name__}"
+            )
+        return value.as_json()
+    return _text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
+
+
+def update_body(order_id: object, fields: Mapping[str, object]) -> dict[str, Any]:
+    """The JSON body of an update: `OrderId` and only the fields given (not None), checked."""
+    body: dict[str, Any] = {"OrderId": _validate.order_id(order_id)}
+    for keyword, json_name in JSON_NAMES.items():
+        value = fields.get(keyword)
+        if value is not None:
+            body[json_name] = _field_value(keyword, value)
+    if len(body) == 1:
+        raise ValueError(
+            "update_port_in needs at least one field to correct besides the order ID: "
+            + ", ".join(JSON_NAMES)
+        )
+    return body
+
+
+def cancel_body(order_id: object) -> dict[str, Any]:
+    """The JSON body of a cancel."""
+    return {"OrderId": _validate.order_id(order_id)}
+
+
+def secrets_of(body: Mapping[str, Any]) -> tuple[str, ...]:
+    """The secret values a request body carries, to be masked in whatever comes back."""
+    return tuple(body[name] for name in sorted(SECRET_FIELDS) if name in body)
+
+
+def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a request body fit to show: secret values replaced by `MASK`."""
+    return {name: MASK if name in SECRET_FIELDS else value for name, value in body.items()}
+
+
+def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    """`body` with every secret masked, raw and as JSON writes it (escaped or not).
+
+    Run on whole bodies before anything parses or truncates them: a value cut in half by an
+    excerpt could no longer be found.
+    """
+    for secret in secrets:
+        forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+        for form in sorted(forms, key=len, reverse=True):
+            body = body.replace(form.encode(), MASK.encode())
+    return body
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+_Answer = TypeVar("_Answer", PortInUpdate, PortInCancel)
+
+
+def decode_answer(kind: type[_Answer], status_code: int, body: bytes, order_id: str) -> _Answer:
+    """A `PortInUpdate`/`PortInCancel` from a 2xx answer: any JSON object, kept in `raw`.
+
+    The update answers `{"OrderId", "Status", "Message"}`; the cancel's shape is not published,
+    so its status is also looked for as `OrderStatus`.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        text = body[:500].decode("utf-8", "replace")
+        raise ResponseDecodeError(
+            f"expected a JSON object answering the {kind.__name__}",
+            status_code=status_code,
+            body=text,
+        )
+    return kind(
+        _str_or_none(data.get("OrderId")) or order_id,
+        _str_or_none(data.get("Status", data.get("OrderStatus"))),
+        _str_or_none(data.get("Message")),
+        data,
+    )

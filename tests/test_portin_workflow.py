@@ -1,0 +1,103 @@
+"""examples/portin_workflow.py: run as a script, and its loop driven against FakeTelegent."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from conftest import FAST_POLL, fast_client
+
+import telegent_async as tg
+from telegent_async.testing import FakeTelegent, Step
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "portin_workflow.py"
+ACCOUNT = "ACCT-wf-3321"
+
+
+@pytest.fixture(scope="module")
+def workflow() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("portin_workflow", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_the_script_runs_its_demo_on_an_embedded_fake() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(EXAMPLE),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30.0)
+    assert proc.returncode == 0, err.decode()
+    assert "JNOID-demo-8a: Complete" in out.decode()
+    assert "JNOID-demo-6p: Cancelled" in out.decode()
+    assert "no update can fix it" in err.decode()
+    assert "ACCT-0001-DEMO" not in out.decode() + err.decode()
+
+
+def rejected(fake: FakeTelegent, order_id: str, message: str) -> None:
+    fake.add_order(order_id, [Step("Submitted"), Step("Rejected", 0.02)], message=message)
+
+
+def answers(asked: list[tuple[str, ...]]) -> Any:
+    async def ask(order: tg.Order, fields: tuple[str, ...]) -> dict[str, Any]:
+        asked.append(fields)
+        values = {"current_account_number": ACCOUNT, "current_account_password": "4321"}
+        return {field: values[field] for field in fields}
+
+    return ask
+
+
+async def test_8a_is_updated_with_the_account_number_and_completes(
+    fake: FakeTelegent, workflow: ModuleType
+) -> None:
+    rejected(fake, "JNOID-wf-8a", "8A-ACCOUNT_NUM_REQ_OR_INCORRECT")
+    asked: list[tuple[str, ...]] = []
+    async with fast_client(fake) as client:
+        order = await workflow.complete_port_in(
+            client, "JNOID-wf-8a", answers(asked), policy=FAST_POLL, timeout=5.0
+        )
+    assert order.succeeded
+    assert asked == [("current_account_number",)]
+    [update] = fake.port_in_requests("JNOID-wf-8a")
+    assert update.path.endswith("/update")
+    assert dict(update.body or {}) == {"OrderId": "JNOID-wf-8a", "CurrentAccountNumber": ACCOUNT}
+
+
+async def test_6p_is_cancelled_without_asking(fake: FakeTelegent, workflow: ModuleType) -> None:
+    rejected(fake, "JNOID-wf-6p", "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT")
+    asked: list[tuple[str, ...]] = []
+    async with fast_client(fake) as client:
+        order = await workflow.complete_port_in(
+            client, "JNOID-wf-6p", answers(asked), policy=FAST_POLL, timeout=5.0
+        )
+    assert order.status is tg.OrderStatus.CANCELLED
+    assert asked == []
+    assert [r.path.rsplit("/", 1)[1] for r in fake.port_in_requests("JNOID-wf-6p")] == ["cancel"]
+
+
+async def test_cancelled_after_max_attempts_rejections(
+    fake: FakeTelegent, workflow: ModuleType
+) -> None:
+    rejected(fake, "JNOID-wf-again", "8A-ACCOUNT_NUM_REQ_OR_INCORRECT; 8C-PIN")
+    for _ in range(2):  # the carrier keeps refusing whatever is sent
+        again = [Step("Submitted"), Step("Rejected", 0.02)]
+        fake.script_update("JNOID-wf-again", again, message="8C-PASS_PIN_REQ_OR_INCORRECT")
+    asked: list[tuple[str, ...]] = []
+    async with fast_client(fake) as client:
+        order = await workflow.complete_port_in(
+            client, "JNOID-wf-again", answers(asked), max_attempts=3, policy=FAST_POLL, timeout=5.0
+        )
+    assert order.status is tg.OrderStatus.CANCELLED
+    assert asked == [
+        ("current_account_number", "current_account_password"),
+        ("current_account_password",),
+    ]
+    kinds = [r.path.rsplit("/", 1)[1] for r in fake.port_in_requests("JNOID-wf-again")]
+    assert kinds == ["update", "update", "cancel"]
