@@ -109,6 +109,7 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._lock_timeout = lock_timeout
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         self._policies: dict[str, PollPolicy] = {}
         self._listeners = _Listeners()
 
@@ -127,9 +128,10 @@ class SQLiteStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, RECORD_VERSION):
                 raise ValueError(f"{self.path}: store version {version} is not supported")
-            if version == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executescript(f"{_SCHEMA}; PRAGMA user_version = {RECORD_VERSION};")
+            if version == 0:  # a new file: create the schema once, whoever gets there first
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
+                )
         except BaseException:
             conn.close()
             raise
@@ -140,6 +142,8 @@ class SQLiteStore:
         give_up = time.monotonic() + self._lock_timeout
         pause = 0.002
         while True:
+            if self._closed:
+                raise RuntimeError(f"{self!r} is closed")
             try:
                 if self._conn is None:
                     self._conn = self._connect()
@@ -157,6 +161,7 @@ class SQLiteStore:
         return self._listeners.subscribe(callback)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._conn is not None:
             self._conn.close()
             self._conn = None

@@ -104,6 +104,7 @@ class OrderWatcher:
         self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
         self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None  # why the scheduler stopped, if it did
 
     def __repr__(self) -> str:
         return f"OrderWatcher(store={self._store!r}, worker_id={self.worker_id!r})"
@@ -142,6 +143,7 @@ class OrderWatcher:
     def _scheduler_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.error("order watcher stopped: %r", error)
+            self._failure = error
             self._fail_waiters(error)
 
     def _fail_waiters(self, error: BaseException) -> None:
@@ -229,6 +231,8 @@ class OrderWatcher:
         """
         if not self._tasks:
             raise RuntimeError("start the watcher first: async with OrderWatcher(...)")
+        if self._failure is not None:
+            raise RuntimeError("the watcher's scheduler stopped") from self._failure
         if timeout is not None:
             timeout = _validate.positive_number("timeout", timeout)
         await self.add(order_id, policy=policy, deadline=deadline, tag=tag)
