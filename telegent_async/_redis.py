@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
-from ._models import OrderOutcome, decode_order, parse_status
+from ._models import Order, OrderOutcome, decode_order, parse_status
 from ._store import (
     Answer,
     Claim,
@@ -311,8 +311,18 @@ return #ids
 _Arg: TypeAlias = "str | bytes | int | float"
 
 
+def _status(status: str) -> bytes:
+    """A status as Redis keeps it: JSON may carry lone surrogates, kept as they came."""
+    return status.encode("utf-8", "surrogatepass")
+
+
+def _answer(order: Order | None) -> list[_Arg]:
+    """Status and order JSON of an answer, as the scripts take them ('' = no answer)."""
+    return ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
+
+
 def _text(value: bytes | None) -> str | None:
-    return None if value is None else value.decode()
+    return None if value is None else value.decode("utf-8", "surrogatepass")
 
 
 def _number(value: bytes | None) -> float | None:
@@ -479,7 +489,7 @@ class RedisStore:
         for answer in answers:
             order, claim = answer.order, answer.claim
             args += [claim.order_id, claim.fence, repr(answer.next_poll)]
-            args += ["", ""] if order is None else [order.raw_status, encode_order(order)]
+            args += _answer(order)
         return [stale.decode() for stale in await self._call("record", [self.keys.due], *args)]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
@@ -489,7 +499,7 @@ class RedisStore:
         for item in settlements:
             order, claim = item.order, item.claim
             args += [claim.order_id, claim.fence, int(item.polled)]
-            args += ["", ""] if order is None else [order.raw_status, encode_order(order)]
+            args += _answer(order)
             args.append("" if item.error is None else encode_error(item.error))
         keys = self.keys
         stale = await self._call("settle", [keys.due, keys.seq, keys.outcomes], *args)
@@ -551,7 +561,7 @@ class RedisStore:
         return WatchState(
             order_id,
             _text(fields.get(b"tag")),
-            None if status is None else parse_status(status.decode()),
+            None if status is None else parse_status(status.decode("utf-8", "surrogatepass")),
             None if body is None else decode_order(200, body),
             int(fields[b"attempts"]),
             utc(score),

@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import math
+import sys
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 from ._errors import OrderWaitTimeout, TelegentError, TransportError
@@ -79,6 +80,7 @@ class Scheduler:
         lease: float,
         worker: str,
         on_settled: Callable[[OrderOutcome], None],
+        on_cancel: Callable[[Collection[asyncio.Task[Order]]], None] | None = None,
         deadline: float | None = None,
         timeout: float | None = None,
         grace: float = math.inf,
@@ -89,10 +91,12 @@ class Scheduler:
         self._lease = lease
         self._worker = worker
         self._on_settled = on_settled
+        self._on_cancel = on_cancel
         self._deadline = deadline
         self._timeout = timeout
         self._grace = grace
         self._in_flight: dict[asyncio.Task[Order], Claim] = {}
+        self._stopping: list[asyncio.Task[Order]] = []  # cancelled, not yet seen to end
         self._done = Completions()
         self._renew_at = math.inf
 
@@ -105,14 +109,14 @@ class Scheduler:
         unsubscribe = self.store.subscribe(self._done.wake)
         try:
             while True:
-                wake_at = await self.step()
-                await self._sleep(wake_at)
+                await self.sleep(await self.step())
         finally:
             unsubscribe()
             await self.stop()
 
     async def step(self) -> float:
-        """Write back finished polls, renew leases, start due polls; return when to look again."""
+        """Write back finished polls, renew leases, start due polls; return the seconds until
+        there is something to do again (unless a poll ends or the store nudges us first)."""
         store = self.store
         now = await store.now()
         await self._collect(now)
@@ -131,20 +135,57 @@ class Scheduler:
             wake_at = min(wake_at, self._renew_at)
         return wake_at - now
 
-    async def stop(self) -> None:
-        """Cancel the polls under way and release their claims, so another worker takes them."""
-        tasks = list(self._in_flight)
-        claims = list(self._in_flight.values())
+    def _drop_polls(self) -> tuple[list[asyncio.Task[Order]], list[Claim]]:
+        tasks, claims = list(self._in_flight), list(self._in_flight.values())
         self._in_flight.clear()
         self._done.finished.clear()
+        self._renew_at = math.inf
         for task in tasks:
-            task.cancel()
+            if not task.cancel() and not task.cancelled():
+                task.exception()  # ended but unread: mark its error seen ("never retrieved")
+        if tasks and self._on_cancel is not None:
+            self._on_cancel(tasks)
+        self._stopping.extend(tasks)
+        return tasks, claims
+
+    def cancel_now(self) -> None:
+        """Cancel the polls under way, synchronously (no further request is sent)."""
+        self._drop_polls()
+
+    async def cancel(self) -> list[Claim]:
+        """Cancel the polls under way, wait until they have ended, and return their claims."""
+        _, claims = self._drop_polls()
+        tasks, self._stopping = self._stopping, []
         await asyncio.gather(*tasks, return_exceptions=True)
+        return claims
+
+    async def stop(self) -> None:
+        """Cancel the polls under way and release their claims, so another worker takes them."""
+        claims = await self.cancel()
         if claims:
             with contextlib.suppress(Exception):  # the store may be gone; leases then expire
                 await self.store.release(claims)
 
-    async def _sleep(self, delay: float) -> None:
+    async def expire(self, unsent: Collection[object] = ()) -> None:
+        """The deadline passed: every watch left settles with `OrderWaitTimeout`, unpolled.
+
+        For a fan-out with one deadline, whose due watches are all its watches by then.
+        `unsent`: polls under way that are still waiting for the budget (no request sent).
+        """
+        sent = {claim.order_id for task, claim in self._in_flight.items() if task not in unsent}
+        claims = await self.cancel()
+        claims += await self.store.claim(sys.maxsize, self._lease, self._worker)
+        claims.sort(key=lambda claim: claim.ref)  # in the order they were added
+        expired = []
+        for claim in claims:
+            polled = claim.attempts > 0 or claim.order_id in sent
+            last = claim.last()
+            error = self._timed_out(claim, last, polled=polled)
+            expired.append(Settlement(claim, last, error, polled=False))
+        await self._settle(expired)
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
         done = self._done
         if done.finished or delay <= 0:
             return
@@ -161,15 +202,18 @@ class Scheduler:
     def _deadline_of(self, claim: Claim) -> float | None:
         return self._deadline if claim.deadline is None else claim.deadline
 
-    def _timed_out(self, claim: Claim, last: Order | None) -> OrderWaitTimeout:
-        return OrderWaitTimeout(claim.order_id, last, self._timeout)
+    def _timed_out(
+        self, claim: Claim, last: Order | None, *, polled: bool = True
+    ) -> OrderWaitTimeout:
+        return OrderWaitTimeout(claim.order_id, last, self._timeout, polled=polled)
 
     async def _start(self, claims: Sequence[Claim], now: float) -> None:
         expired = []
         for claim in claims:
             if expired_unpolled(now, self._deadline_of(claim), self._grace):
                 last = claim.last()
-                expired.append(Settlement(claim, last, self._timed_out(claim, last), polled=False))
+                error = self._timed_out(claim, last, polled=claim.attempts > 0)
+                expired.append(Settlement(claim, last, error, polled=False))
                 continue
             task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
             self._in_flight[task] = claim
@@ -214,6 +258,9 @@ class Scheduler:
             verdict = decision.verdict
             if verdict is Verdict.POLL:
                 assert decision.next_poll is not None
+                if logger.isEnabledFor(logging.DEBUG):
+                    wait = decision.next_poll - now
+                    logger.debug("order %s: next poll in %.2f s", claim.order_id, wait)
                 answers.append(Answer(claim, decision.next_poll, order))
             elif verdict is Verdict.SETTLED:
                 settlements.append(Settlement(claim, order, None))

@@ -72,6 +72,13 @@ _CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status,
 _HELD = "order_id = ? AND fence = ? AND leased_by IS NOT NULL"
 
 
+def _text(status: str) -> str:
+    """A status as SQLite can store it (JSON may carry lone surrogates, which UTF-8 cannot)."""
+    if status.isascii():
+        return status
+    return status.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 def _locked(error: sqlite3.OperationalError) -> bool:
     text = str(error)
     return "locked" in text or "busy" in text
@@ -102,6 +109,7 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._lock_timeout = lock_timeout
         self._conn: sqlite3.Connection | None = None
+        self._closed = False
         self._policies: dict[str, PollPolicy] = {}
         self._listeners = _Listeners()
 
@@ -120,9 +128,10 @@ class SQLiteStore:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version not in (0, RECORD_VERSION):
                 raise ValueError(f"{self.path}: store version {version} is not supported")
-            if version == 0:
-                conn.execute("BEGIN IMMEDIATE")
-                conn.executescript(f"{_SCHEMA}; PRAGMA user_version = {RECORD_VERSION};")
+            if version == 0:  # a new file: create the schema once, whoever gets there first
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
+                )
         except BaseException:
             conn.close()
             raise
@@ -133,6 +142,8 @@ class SQLiteStore:
         give_up = time.monotonic() + self._lock_timeout
         pause = 0.002
         while True:
+            if self._closed:
+                raise RuntimeError(f"{self!r} is closed")
             try:
                 if self._conn is None:
                     self._conn = self._connect()
@@ -150,6 +161,7 @@ class SQLiteStore:
         return self._listeners.subscribe(callback)
 
     async def aclose(self) -> None:
+        self._closed = True
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -235,7 +247,7 @@ class SQLiteStore:
         rows = []
         for answer in answers:
             order, claim = answer.order, answer.claim
-            status = None if order is None else order.raw_status
+            status = None if order is None else _text(order.raw_status)
             body = None if order is None else encode_order(order)
             rows.append((answer.next_poll, status, body, claim.order_id, claim.fence))
 
@@ -263,7 +275,7 @@ class SQLiteStore:
             rows.append(
                 (
                     int(item.polled),
-                    None if order is None else order.raw_status,
+                    None if order is None else _text(order.raw_status),
                     None if order is None else encode_order(order),
                     None if item.error is None else encode_error(item.error),
                     claim.order_id,
@@ -391,6 +403,14 @@ class SQLiteStore:
             acked_at is not None,
             None if error is None else decode_error(error),
         )
+
+    async def order_ids(self) -> list[str]:
+        """Every watched order ID, in ID order (`telegent-orders watch list`)."""
+
+        def select(db: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in db.execute("SELECT order_id FROM watches ORDER BY 1")]
+
+        return await self._run(select, write=False)
 
     async def remove(self, order_ids: Sequence[str]) -> int:
         def remove(db: sqlite3.Connection) -> int:

@@ -20,7 +20,6 @@ import heapq
 import json
 import math
 import os
-import sys
 import time
 from array import array
 from collections import deque
@@ -150,6 +149,8 @@ class WatchStore(Protocol):
 
     Methods that take sequences work in one transaction; write methods return the order IDs
     whose fence no longer matched (their lease was taken over: nothing was written for them).
+    A lease of `math.inf` holds a claim until it is answered or released (one process owns
+    the store).
     """
 
     #: The longest a scheduler may sleep without looking at the store (changes made by other
@@ -335,7 +336,9 @@ class MemoryStore:
         self._attempts = bytearray()
         self._runs: deque[_Run] = deque()  # slots added together, all due at once
         self._heap: list[tuple[float, int]] = []
-        self._last: dict[int, tuple[str, bytes]] = {}
+        # The last answer of each pending watch: its compact JSON, a newline, its status (one
+        # bytes object rather than a tuple of two: 50 bytes less per order at 100,000 orders).
+        self._last: dict[int, bytes] = {}
         self._specs: dict[int, tuple[PollPolicy | None, float | None, str | None]] = {}
         self._fences: dict[int, int] = {}  # slot -> fence of its claim
         self._woken: set[int] = set()  # woken while claimed: poll again right after
@@ -377,25 +380,31 @@ class MemoryStore:
     # -- contract ------------------------------------------------------------------------------
 
     async def add(self, watches: Sequence[NewWatch]) -> int:
-        now = self._clock()
         known = self._slots() if self._ids else None  # a first batch needs no index
         fresh: dict[str, NewWatch] = {}
         for watch in watches:
             if known is None or watch.order_id not in known:
                 fresh.setdefault(watch.order_id, watch)
         first = len(self._ids)
-        for watch in fresh.values():
-            slot = len(self._ids)
-            self._ids.append(watch.order_id)
+        for offset, watch in enumerate(fresh.values()):
             if watch.policy is not None or watch.deadline is not None or watch.tag is not None:
-                self._specs[slot] = (watch.policy, watch.deadline, watch.tag)
-            if self._index is not None:
-                self._index[watch.order_id] = slot
-        added = len(self._ids) - first
+                self._specs[first + offset] = (watch.policy, watch.deadline, watch.tag)
+        return self.extend(list(fresh))
+
+    def extend(self, order_ids: list[str]) -> int:
+        """Add IDs known to be new and distinct, with no policy, deadline or tag.
+
+        The fan-out's way in: no `NewWatch` per ID, no dict to find duplicates.
+        """
+        first = len(self._ids)
+        self._ids.extend(order_ids)
+        if self._index is not None:
+            self._index.update(zip(order_ids, range(first, len(self._ids)), strict=True))
+        added = len(order_ids)
         if added:
-            self._next.extend([now] * added)
+            self._next.extend(array("d", [self._clock()]) * added)
             self._attempts.extend(bytes(added))
-            self._runs.append(_Run(now, first, len(self._ids)))
+            self._runs.append(_Run(self._next[first], first, len(self._ids)))
             self._listeners.notify()
         return added
 
@@ -418,6 +427,13 @@ class MemoryStore:
             if self._next[slot] == due:  # else a stale entry: the poll was moved
                 return slot
 
+    def _unpack_last(self, slot: int) -> tuple[str | None, bytes | None]:
+        packed = self._last.get(slot)
+        if packed is None:
+            return None, None
+        body, _, status = packed.partition(b"\n")  # JSON escapes newlines: the first is ours
+        return status.decode("utf-8", "surrogatepass"), body
+
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
         now = self._clock()
         claims: list[Claim] = []
@@ -431,9 +447,10 @@ class MemoryStore:
             self._fences[slot] = self._fence
             until = now + lease
             self._next[slot] = until
-            heapq.heappush(self._heap, (until, slot))  # comes back if the worker never answers
+            if until != math.inf:  # comes back if the worker never answers
+                heapq.heappush(self._heap, (until, slot))
             policy, deadline, tag = self._specs.get(slot, (None, None, None))
-            status, body = self._last.get(slot, (None, None))
+            status, body = self._unpack_last(slot)
             claims.append(
                 Claim(
                     order_id,
@@ -474,7 +491,8 @@ class MemoryStore:
             self._attempts[slot] = min(self._attempts[slot] + 1, 255)
             order = answer.order
             if order is not None:
-                self._last[slot] = (sys.intern(order.raw_status), encode_order(order))
+                status = order.raw_status.encode("utf-8", "surrogatepass")
+                self._last[slot] = encode_order(order) + b"\n" + status
             due = answer.next_poll
             if slot in self._woken:
                 self._woken.discard(slot)
@@ -596,7 +614,7 @@ class MemoryStore:
                 stored.acked_at is not None,
                 stored.error,
             )
-        status, body = self._last.get(slot, (None, None))
+        status, body = self._unpack_last(slot)
         return WatchState(
             order_id,
             tag,

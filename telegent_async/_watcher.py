@@ -22,7 +22,7 @@ from . import _validate
 from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
-from ._store import NewWatch, StoreLike, WatchState, open_store
+from ._store import NewWatch, StoreLike, WatchState, WatchStore, open_store
 from ._timing import PollPolicy
 
 __all__ = ["OrderWatcher"]
@@ -47,6 +47,11 @@ def _tag(tag: object) -> str | None:
         raise TypeError(f"tag must be a str or None, not {type(tag).__name__}")
     if tag is not None and len(tag) > _MAX_TAG_CHARS:
         raise ValueError(f"tag must be at most {_MAX_TAG_CHARS} characters")
+    if tag is not None and not tag.isascii():
+        try:
+            tag.encode()
+        except UnicodeEncodeError:
+            raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
     return tag
 
 
@@ -99,12 +104,13 @@ class OrderWatcher:
         self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
         self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None  # why the scheduler stopped, if it did
 
     def __repr__(self) -> str:
         return f"OrderWatcher(store={self._store!r}, worker_id={self.worker_id!r})"
 
     @property
-    def store(self) -> object:
+    def store(self) -> WatchStore:
         """The store this watcher keeps its watches in."""
         return self._store
 
@@ -137,6 +143,7 @@ class OrderWatcher:
     def _scheduler_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.error("order watcher stopped: %r", error)
+            self._failure = error
             self._fail_waiters(error)
 
     def _fail_waiters(self, error: BaseException) -> None:
@@ -224,6 +231,8 @@ class OrderWatcher:
         """
         if not self._tasks:
             raise RuntimeError("start the watcher first: async with OrderWatcher(...)")
+        if self._failure is not None:
+            raise RuntimeError("the watcher's scheduler stopped") from self._failure
         if timeout is not None:
             timeout = _validate.positive_number("timeout", timeout)
         await self.add(order_id, policy=policy, deadline=deadline, tag=tag)

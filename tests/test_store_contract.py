@@ -317,3 +317,16 @@ async def test_no_secret_is_kept(store: WatchStore, clock: FakeClock) -> None:
     kept = json.dumps(dict(state.last_order.raw))
     assert SECRET not in kept and ACCOUNT_NUMBER not in kept
     assert state.last_order.raw_status == "Submitted"
+
+
+async def test_odd_statuses_and_tags_are_kept(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A", tag="ticket \N{SNOWMAN}\nline two")])
+    odd = order("A", "Sub\nmitted \ud800 \N{SNOWMAN}")
+    claim = await claim_one(store, "A")
+    await store.record([Answer(claim, clock.now, odd)])
+    state = await store.get("A")
+    assert state is not None and state.tag == "ticket \N{SNOWMAN}\nline two"
+    assert state.status is tg.OrderStatus.UNKNOWN
+    assert state.last_order is not None and state.last_order.raw_status == odd.raw_status
+    claim = await claim_one(store, "A")
+    assert claim.last_status is not None and claim.last_status.startswith("Sub\nmitted")

@@ -223,3 +223,24 @@ async def test_bad_arguments_are_refused_before_any_request(
         with pytest.raises(RuntimeError, match="start"):
             await idle.wait("JNOID-1")
     assert fake.order_requests() == []
+
+
+class BrokenLookups:
+    """A lookup with a bug in it (not an API failure): the watcher must not hide it."""
+
+    max_connections = 2
+
+    async def get_order(self, order_id: str) -> tg.Order:
+        raise ZeroDivisionError(order_id)
+
+
+async def test_a_bug_stops_the_watcher_and_every_waiter_hears_of_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with tg.OrderWatcher(BrokenLookups()) as watcher:
+        with pytest.raises(ZeroDivisionError):
+            await watcher.wait("JNOID-1", timeout=5.0)
+        with pytest.raises(RuntimeError, match="stopped") as caught:
+            await watcher.wait("JNOID-2", timeout=5.0)
+        assert isinstance(caught.value.__cause__, ZeroDivisionError)
+    assert any("order watcher stopped" in r.getMessage() for r in caplog.records)
