@@ -54,6 +54,9 @@ __all__ = ["RedisKeys", "RedisStore", "connect", "redis_keys"]
 logger = logging.getLogger("telegent_async")
 
 DEFAULT_NAMESPACE = "telegent"
+#: Seconds an outcome handed to one worker's `settled()` is not handed to another (unless
+#: acknowledged first): long enough to handle it, short enough if that worker died.
+DELIVERY_LEASE = 30.0
 #: Acknowledged outcomes dropped per purge script (a long script would block Redis).
 _PURGE_BATCH = 1000
 
@@ -253,13 +256,26 @@ if woken > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return woken
 """
 
-# KEYS: outcomes. ARGV[3]: first seq, ARGV[4]: limit. Returns {seq, id, order, error, tag}...
+# KEYS: outcomes. ARGV[3]: first seq, ARGV[4]: limit, ARGV[5]: consumer, ARGV[6]: delivery
+# lease. Returns {seq, id, order, error, tag}... An outcome handed to another consumer within
+# the lease is skipped: several workers divide the deliveries, and one that died holding one
+# hands it on when the lease ends (at least once, not once per worker).
 _OUTCOMES = """
-local out = {}
-for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '0-' .. ARGV[3], '+', 'COUNT', ARGV[4])) do
-  local id = entry[2][2]
-  local f = redis.call('HMGET', prefix .. id, 'order', 'error', 'tag')
-  out[#out + 1] = {entry[1], id, f[1], f[2], f[3]}
+local out, limit, first = {}, tonumber(ARGV[4]), tonumber(ARGV[3])
+local busy_since = now - tonumber(ARGV[6])
+while #out < limit do
+  local entries = redis.call('XRANGE', KEYS[1], '0-' .. first, '+', 'COUNT', limit)
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    local id, key = entry[2][2], prefix .. entry[2][2]
+    local f = redis.call('HMGET', key, 'order', 'error', 'tag', 'consumer', 'handed_at')
+    if not f[4] or f[4] == ARGV[5] or tonumber(f[5]) <= busy_since then
+      redis.call('HSET', key, 'consumer', ARGV[5], 'handed_at', now)
+      out[#out + 1] = {entry[1], id, f[1], f[2], f[3]}
+      if #out >= limit then break end
+    end
+    first = tonumber(string.sub(entry[1], 3)) + 1
+  end
 end
 return out
 """
@@ -521,7 +537,9 @@ class RedisStore:
         self._listeners.notify()
 
     async def outcomes(self, after: int = 0, limit: int = 100) -> list[Delivery]:
-        rows = await self._call("outcomes", [self.keys.outcomes], after + 1, limit)
+        rows = await self._call(
+            "outcomes", [self.keys.outcomes], after + 1, limit, self._sender, DELIVERY_LEASE
+        )
         return [
             Delivery(
                 int(entry.split(b"-")[1]),
