@@ -69,6 +69,7 @@ class RedisKeys:
     watch: str  # prefix of the per-watch hashes: watch + order_id
     outcomes: str  # stream of settled, unacknowledged outcomes; entry ID 0-<seq>
     acked: str  # sorted set: order ID -> acknowledgement time
+    handed: str  # sorted set: unacknowledged outcome -> when it was handed to a consumer
     fence: str  # counter: fencing tokens
     seq: str  # counter: delivery order of settled outcomes
     nudge: str  # pub/sub channel: watches were added, woken or released
@@ -86,6 +87,7 @@ def redis_keys(namespace: str) -> RedisKeys:
         watch=f"{tag}:w:",
         outcomes=f"{tag}:outcomes",
         acked=f"{tag}:acked",
+        handed=f"{tag}:handed",
         fence=f"{tag}:fence",
         seq=f"{tag}:seq",
         nudge=f"{tag}:nudge",
@@ -256,31 +258,44 @@ if woken > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return woken
 """
 
-# KEYS: outcomes. ARGV[3]: first seq, ARGV[4]: limit, ARGV[5]: consumer, ARGV[6]: delivery
-# lease. Returns {seq, id, order, error, tag}... An outcome handed to another consumer within
-# the lease is skipped: several workers divide the deliveries, and one that died holding one
-# hands it on when the lease ends (at least once, not once per worker).
+# KEYS: outcomes, handed. ARGV[3]: first seq, ARGV[4]: limit, ARGV[5]: consumer, ARGV[6]:
+# delivery lease. Returns {seq, id, order, error, tag}... Each outcome is handed to one
+# consumer (a store object: one worker's `settled()`) at a time, so workers divide the
+# deliveries; one handed to a worker that died goes, when its lease ends, to whichever asks
+# next, wherever its cursor is (at least once, not once per worker).
 _OUTCOMES = """
 local out, limit, first = {}, tonumber(ARGV[4]), tonumber(ARGV[3])
-local busy_since = now - tonumber(ARGV[6])
+local function hand(seq, id)
+  local key = prefix .. id
+  local f = redis.call('HMGET', key, 'order', 'error', 'tag')
+  redis.call('HSET', key, 'consumer', ARGV[5])
+  redis.call('ZADD', KEYS[2], now, id)
+  out[#out + 1] = {seq, id, f[1], f[2], f[3]}
+end
+local expired = now - tonumber(ARGV[6])
+local lapsed = redis.call('ZRANGE', KEYS[2], '-inf', expired, 'BYSCORE', 'LIMIT', 0, limit)
+for _, id in ipairs(lapsed) do
+  local seq = tonumber(redis.call('HGET', prefix .. id, 'seq'))
+  if seq < first then hand(seq, id) end  -- behind this consumer's cursor: it would miss it
+end
 while #out < limit do
   local entries = redis.call('XRANGE', KEYS[1], '0-' .. first, '+', 'COUNT', limit)
   if #entries == 0 then break end
   for _, entry in ipairs(entries) do
-    local id, key = entry[2][2], prefix .. entry[2][2]
-    local f = redis.call('HMGET', key, 'order', 'error', 'tag', 'consumer', 'handed_at')
-    if not f[4] or f[4] == ARGV[5] or tonumber(f[5]) <= busy_since then
-      redis.call('HSET', key, 'consumer', ARGV[5], 'handed_at', now)
-      out[#out + 1] = {entry[1], id, f[1], f[2], f[3]}
+    local id, seq = entry[2][2], tonumber(string.sub(entry[1], 3))
+    local since = redis.call('ZSCORE', KEYS[2], id)
+    local mine = redis.call('HGET', prefix .. id, 'consumer') == ARGV[5]
+    if not since or mine or tonumber(since) <= expired then
+      hand(seq, id)
       if #out >= limit then break end
     end
-    first = tonumber(string.sub(entry[1], 3)) + 1
+    first = seq + 1
   end
 end
 return out
 """
 
-# KEYS: outcomes, acked. ARGV from 3: order IDs.
+# KEYS: outcomes, acked, handed. ARGV from 3: order IDs.
 _ACK = """
 local acked = 0
 for i = 3, #ARGV do
@@ -290,13 +305,14 @@ for i = 3, #ARGV do
     redis.call('HSET', key, 'acked_at', now)
     redis.call('XDEL', KEYS[1], '0-' .. f[1])
     redis.call('ZADD', KEYS[2], now, ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i])
     acked = acked + 1
   end
 end
 return acked
 """
 
-# KEYS: due, outcomes, acked. ARGV from 3: order IDs.
+# KEYS: due, outcomes, acked, handed. ARGV from 3: order IDs.
 _REMOVE = """
 local removed = 0
 for i = 3, #ARGV do
@@ -305,6 +321,7 @@ for i = 3, #ARGV do
   if redis.call('DEL', key) == 1 then
     redis.call('ZREM', KEYS[1], ARGV[i])
     redis.call('ZREM', KEYS[3], ARGV[i])
+    redis.call('ZREM', KEYS[4], ARGV[i])
     if seq then redis.call('XDEL', KEYS[2], '0-' .. seq) end
     removed = removed + 1
   end
@@ -537,12 +554,13 @@ class RedisStore:
         self._listeners.notify()
 
     async def outcomes(self, after: int = 0, limit: int = 100) -> list[Delivery]:
+        keys = self.keys
         rows = await self._call(
-            "outcomes", [self.keys.outcomes], after + 1, limit, self._sender, DELIVERY_LEASE
+            "outcomes", [keys.outcomes, keys.handed], after + 1, limit, self._sender, DELIVERY_LEASE
         )
         return [
             Delivery(
-                int(entry.split(b"-")[1]),
+                int(seq),
                 OrderOutcome(
                     order_id.decode(),
                     None if body is None else decode_order(200, body),
@@ -550,14 +568,14 @@ class RedisStore:
                     _text(tag),
                 ),
             )
-            for entry, order_id, body, error, tag in rows
+            for seq, order_id, body, error, tag in rows
         ]
 
     async def ack(self, order_ids: Sequence[str]) -> int:
         if not order_ids:
             return 0
         keys = self.keys
-        return int(await self._call("ack", [keys.outcomes, keys.acked], *order_ids))
+        return int(await self._call("ack", [keys.outcomes, keys.acked, keys.handed], *order_ids))
 
     async def wake(self, order_ids: Sequence[str]) -> int:
         if not order_ids:
@@ -592,7 +610,11 @@ class RedisStore:
         if not order_ids:
             return 0
         keys = self.keys
-        return int(await self._call("remove", [keys.due, keys.outcomes, keys.acked], *order_ids))
+        return int(
+            await self._call(
+                "remove", [keys.due, keys.outcomes, keys.acked, keys.handed], *order_ids
+            )
+        )
 
     async def purge(self, retain: float) -> int:
         purged = 0

@@ -22,6 +22,7 @@ import redis.asyncio
 from test_watcher_processes import ENOUGH, log_lines, ready, worker, write_ids
 
 import telegent_async as tg
+from telegent_async import _redis
 from telegent_async._models import converter
 from telegent_async._redis import redis_keys
 from telegent_async._store import Answer, NewWatch, Settlement
@@ -197,3 +198,32 @@ async def test_a_stale_worker_cannot_overwrite_the_newer_result(
 
 def _order(order_id: str, status: str) -> tg.Order:
     return converter.structure({"OrderId": order_id, "OrderStatus": status}, tg.Order)
+
+
+async def test_workers_divide_deliveries_and_a_dead_ones_come_back(
+    redis_url: str, namespace: str
+) -> None:
+    """Each outcome is handed to one worker's `settled()` at a time; one handed to a worker
+    that died goes to another when the delivery lease ends, even behind that one's cursor."""
+    now = [1_800_000_000.0]
+    a = tg.RedisStore(redis_url, namespace=namespace, clock=lambda: now[0])
+    b = tg.RedisStore(redis_url, namespace=namespace, clock=lambda: now[0])
+    try:
+        await a.add([NewWatch("JNOID-1"), NewWatch("JNOID-2")])
+        one, two = await a.claim(10, 60.0, "a")
+        await a.settle([Settlement(one, _order("JNOID-1", "Completed"), None)])
+        (handed,) = await a.outcomes()
+        assert handed.outcome.order_id == "JNOID-1"
+        assert await b.outcomes() == []  # A has it: B does not print it too
+        assert [d.outcome.order_id for d in await a.outcomes()] == ["JNOID-1"]  # A again
+        await a.settle([Settlement(two, _order("JNOID-2", "Completed"), None)])
+        (second,) = await b.outcomes()
+        assert second.outcome.order_id == "JNOID-2"
+        assert await b.ack(["JNOID-2"]) == 1
+        now[0] += _redis.DELIVERY_LEASE + 1  # A died holding JNOID-1
+        (again,) = await b.outcomes(after=second.seq)  # behind B's cursor, yet B gets it
+        assert again.outcome.order_id == "JNOID-1"
+        assert await b.ack(["JNOID-1"]) == 1 and await a.outcomes() == []
+    finally:
+        await a.aclose()
+        await b.aclose()
