@@ -396,16 +396,21 @@ class TelegentClient:
             headers = None
             if scope is not None:
                 headers = auth.headers_now(scope) or await auth.headers(scope)
-            if not budget.open_now(loop.time()):
-                await budget.acquire(priority=priority)
-                if scope is not None:  # the wait may have outlived the token
-                    headers = await auth.headers(scope)
-            if self._closed:  # while this call waited
-                raise ClientClosedError()
             retry_after: float | None = None
-            started = loop.time()
+            paused = False
             try:
-                async with self._slots:
+                # A connection of ours first, then the budget's start: a request starts when
+                # the budget says, never later waiting for a connection, so the server counts
+                # it in the window the budget counted it in. Token requests (rare) take no
+                # connection of ours: callers holding one may be waiting for that very token.
+                async with contextlib.nullcontext() if priority else self._slots:
+                    if not budget.open_now(loop.time()):
+                        await budget.acquire(priority=priority)
+                        if scope is not None:  # the wait may have outlived the token
+                            headers = await auth.headers(scope)
+                    if self._closed:  # while this call waited
+                        raise ClientClosedError()
+                    started = loop.time()
                     with self._watchdog.watch(self.timeout):
                         async with session.request(
                             method,
@@ -422,6 +427,9 @@ class TelegentClient:
                                 body = await response.read()
                             else:
                                 body = await _read_capped(response)
+                    if status == 429:  # paused before the connection is free for the next
+                        await self._pause_for_429(attempt, answer_headers, started)
+                        paused = True
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
@@ -453,9 +461,8 @@ class TelegentClient:
                         )
                     failure = _status_error(status, body, retry_after)
                     if status == 429:
-                        pause = self._retry_delay(attempt, retry_after)
-                        logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                        await budget.pause(pause, started=started)
+                        if not paused:  # a 429 inside a 2xx body
+                            await self._pause_for_429(attempt, answer_headers, started)
                         retry_after = 0.0  # the budget now holds every request, this one included
                     if status not in RETRY_STATUSES:
                         raise failure
@@ -469,6 +476,15 @@ class TelegentClient:
                     attempt, self.max_retries, method, _describe(url, params), delay, failure,
                 )  # fmt: skip
             await asyncio.sleep(delay)
+
+    async def _pause_for_429(
+        self, attempt: int, headers: Mapping[str, str], started: float
+    ) -> None:
+        """A 429 pauses the whole account budget for its Retry-After (or the retry backoff)."""
+        retry_after = parse_retry_after(headers.get("Retry-After"), datetime.now(timezone.utc))
+        pause = self._retry_delay(attempt, retry_after)
+        logger.info("429 rate limited: pausing the client for %.2f s", pause)
+        await self._budget.pause(pause, started=started)
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:

@@ -28,7 +28,8 @@ __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
 
 @attrs.frozen
 class RedisBudgetKeys:
-    starts: str  # sorted set: reservation number -> start (Redis clock)
+    starts: str  # sorted set: reservation number -> start (Redis clock), past and future
+    sent: str  # sorted set: reservation number -> when its request was really let go
     pace: str  # hash: paused_until, limit, signal_at, repeat, version
     rejected: str  # sorted set: 429s of the last window
     counter: str  # reservation and rejection numbers
@@ -41,7 +42,9 @@ def redis_budget_keys(name: str) -> RedisBudgetKeys:
     if not name or not name.isprintable() or "{" in name or "}" in name:
         raise ValueError(f"name must be printable, non-empty, without braces: {name!r}")
     tag = f"{{telegent-budget:{name}}}"
-    return RedisBudgetKeys(f"{tag}:starts", f"{tag}:pace", f"{tag}:rejected", f"{tag}:n")
+    return RedisBudgetKeys(
+        f"{tag}:starts", f"{tag}:sent", f"{tag}:pace", f"{tag}:rejected", f"{tag}:n"
+    )
 
 
 _NOW = """
@@ -50,41 +53,52 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function num(x) return string.format('%.17g', x) end  -- floats travel as strings
 """
 
-# KEYS: starts, pace, counter. ARGV: limit, span (the window and its margin: span_of).
-# Returns {start, now, member, paused_until, limit, signal_at, repeat}.
+# KEYS: starts, pace, counter, sent. ARGV: limit, span (the window and its margin: span_of).
+# Returns {start, now, member, paused_until, limit, signal_at, repeat}. A start not later than
+# now is a request sent at once: it counts as sent already.
 _RESERVE = (
     _NOW
     + """
 local limit, span = tonumber(ARGV[1]), tonumber(ARGV[2])
 -- A start a span old can no longer fill any window.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', num(now - span))
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', num(now - span))
 local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat')
 local start = math.max(now, tonumber(pace[1] or '0'))
--- _budget.next_start: one window after the limit-th latest start granted (past or future).
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local kth = redis.call('ZRANGE', KEYS[1], -limit, -limit, 'WITHSCORES')
-  start = math.max(start, tonumber(kth[2]) + span)
+-- _budget.next_start: one span after the limit-th latest start granted (past or future), and
+-- after the limit-th latest request really sent (a late sender counts from when it sent).
+for _, key in ipairs({KEYS[1], KEYS[4]}) do
+  if redis.call('ZCARD', key) >= limit then
+    local kth = redis.call('ZRANGE', key, -limit, -limit, 'WITHSCORES')
+    start = math.max(start, tonumber(kth[2]) + span)
+  end
 end
 local member = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], num(start), member)
+if start <= now then redis.call('ZADD', KEYS[4], num(now), member) end
 return {num(start), num(now), member, pace[1], pace[2], pace[3], pace[4]}
 """
 )
 
-# KEYS: starts, pace. ARGV: member. After the sleep: still not paused? Else give it back.
+# KEYS: starts, pace, sent. ARGV: member, limit, span. After the sleep, just before sending:
+# still not paused, and the window of requests really sent still has room? Then it counts as
+# sent now (however late its sender woke); else it gives its start back (reserve again).
 _CHECK = (
     _NOW
     + """
 local paused = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
-if paused > now then
+local busy = redis.call('ZCOUNT', KEYS[3], '(' .. num(now - tonumber(ARGV[3])), '+inf')
+if paused > now or busy >= tonumber(ARGV[2]) then
   redis.call('ZREM', KEYS[1], ARGV[1])
   return 0
 end
+redis.call('ZADD', KEYS[3], num(now), ARGV[1])
+redis.call('ZADD', KEYS[1], 'XX', num(now), ARGV[1])  -- later reservations count from here
 return 1
 """
 )
 
-# KEYS: starts, pace, rejected, counter. ARGV: pause, window, how long ago the rejected request
+# KEYS: sent, pace, rejected, counter. ARGV: pause, window, how long ago the rejected request
 # started. Extends the shared pause (only ever later), counts the 429 by its request's start
 # and what the window holds.
 # Returns {now, paused_until, limit, signal_at, repeat, version (as before), sent, rejected}.
@@ -205,9 +219,9 @@ class RedisBudget:
         loop = asyncio.get_running_loop()
         keys = self.keys
         while True:
+            limit, span = self.limit, repr(span_of(self.window))
             reply = await self._reserve(
-                keys=[keys.starts, keys.pace, keys.counter],
-                args=[self.limit, repr(span_of(self.window))],
+                keys=[keys.starts, keys.pace, keys.counter, keys.sent], args=[limit, span]
             )
             start, now, member = float(reply[0]), float(reply[1]), int(reply[2])
             self._redis_ahead = now - loop.time()
@@ -217,7 +231,10 @@ class RedisBudget:
             self._tickets[member] = _Ticket(loop.time() + start - now, asyncio.current_task())
             try:
                 await asyncio.sleep(start - now)
-                if await self._check(keys=[keys.starts, keys.pace], args=[member]):
+                checked = await self._check(
+                    keys=[keys.starts, keys.pace, keys.sent], args=[member, limit, span]
+                )
+                if checked:
                     return
             except asyncio.CancelledError:
                 self._give_back([member])
@@ -254,7 +271,7 @@ class RedisBudget:
         keys = self.keys
         ago = 0.0 if started is None else max(0.0, asyncio.get_running_loop().time() - started)
         reply = await self._rate_limited(
-            keys=[keys.starts, keys.pace, keys.rejected, keys.counter],
+            keys=[keys.sent, keys.pace, keys.rejected, keys.counter],
             args=[repr(seconds), repr(self.window), repr(ago)],
         )
         now = float(reply[0])
