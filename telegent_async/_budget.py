@@ -39,10 +39,11 @@ __all__ = [
     "window_limit",
 ]
 
-#: Added to the window when reserving (at most; a 50th of shorter windows): requests reach
-#: the server a few milliseconds after they start, and not all equally late, so starts
-#: exactly one window apart could arrive a little less than a window apart.
-MARGIN = 0.05
+#: Added to the window when reserving (at most; a 20th of shorter windows): requests reach
+#: the server a little after they start, and not all equally late (a busy host, the network),
+#: so starts exactly one window apart could arrive a little less than a window apart. A
+#: quarter second costs 0.4 % of a 60 s window.
+MARGIN = 0.25
 #: A 429 within this many windows of the previous one is a repeat: the real limit is lower.
 REPEAT_WINDOWS = 2.0
 #: After this many windows without a 429 a lowered limit climbs back, one request a window.
@@ -65,7 +66,7 @@ def allowance(seconds: float, limit: int, window: float) -> int:
 
 def span_of(window: float) -> float:
     """How far apart a reservation keeps a start and the `limit`-th before it."""
-    return window + min(MARGIN, window / 50.0)
+    return window + min(MARGIN, window / 20.0)
 
 
 def next_start(starts: Sequence[float], now: float, limit: int, span: float) -> float:
