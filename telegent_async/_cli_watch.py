@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Final
 
@@ -30,6 +29,7 @@ from ._cli import (
     client_options,
     open_client,
     read_order_ids,
+    sigterm_interrupts,
 )
 from ._cli_output import (
     EXIT_OK,
@@ -68,37 +68,6 @@ class _Offline:
 
     async def get_order(self, order_id: str) -> Order:  # pragma: no cover - never started
         raise RuntimeError("this watcher only edits its store")
-
-
-# -- signals ---------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def _sigterm_interrupts() -> AsyncIterator[None]:
-    """SIGTERM stops the command the way Ctrl-C does: cancelled, so leases are given back."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    terminated = False
-
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        task.cancel()
-
-    try:
-        loop.add_signal_handler(signal.SIGTERM, terminate)
-    except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-        yield
-        return
-    try:
-        yield
-    except asyncio.CancelledError:
-        if terminated:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
 
 
 # -- wait --state ----------------------------------------------------------------------------
@@ -155,7 +124,6 @@ async def wait_with_state(
     policy = _PRESETS[args.preset]
     timeout = args.timeout if args.timeout > 0 else None
     async with (
-        _sigterm_interrupts(),
         open_client(options, run) as client,
         OrderWatcher(client, args.state, policy=policy, lease=LEASE) as watcher,
     ):
@@ -309,7 +277,7 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
     """Poll the store's watches and print each settled outcome, acknowledged once printed."""
     policy = _PRESETS[args.preset or "provision"]
     async with (
-        _sigterm_interrupts(),
+        sigterm_interrupts(),
         open_client(options, run) as client,
         OrderWatcher(client, args.store, policy=policy, lease=LEASE) as watcher,
     ):

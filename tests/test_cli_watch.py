@@ -229,3 +229,14 @@ async def test_watch_run_prints_acks_and_stops_on_sigterm(
         code, out, _ = await finish(proc)
     assert (code, out) == (0, "")
     assert all(len(fake.order_requests(i)) == 1 for i in SETTLED_AT_ONCE)
+
+
+async def test_sigterm_stops_wait_like_ctrl_c(fake: FakeTelegent) -> None:
+    fake.add_order("JNUOID-pending", "Pending")
+    async with cli(fake, "wait", "--json", *FAST, "JNUOID-done1", "JNUOID-pending") as proc:
+        rows = await read_json_lines(proc, 1)
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = await finish(proc)
+    assert rows[0]["order_id"] == "JNUOID-done1"
+    assert code == 130  # interrupted: the report of what settled, not a silent death
+    assert "interrupted with 1 order not settled yet" in err and "Traceback" not in err
