@@ -96,12 +96,34 @@ async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> se
             continue
         _record(run, output, _outcome_of(state))
         reported.add(order_id)
+    await watcher.store.ack(sorted(reported))  # those the earlier run had no time to
     if reported or pending:
         output.console.write(
             f"{PROG}: resuming: {len(reported):,} of {run.tally.total:,} orders settled in an "
             f"earlier run (not polled again), {pending:,} pending ones keep their schedule\n"
         )
     return reported
+
+
+async def _report_as_settled(
+    watcher: OrderWatcher, run: Run, output: Output, done: set[str]
+) -> None:
+    """Report each order of this run as it settles (acknowledged once reported) until none is
+    left; other orders in the file are polled too, and delivered to no one here."""
+    wanted = set(run.tally.order_ids)
+    if done >= wanted:
+        return
+    async for outcome in watcher.settled(auto_ack=False):
+        if outcome.order_id not in wanted or outcome.order_id in done:
+            continue
+        if is_credentials_error(outcome.error):
+            run.credentials_error = outcome.error
+            return  # every other order would be refused the same way
+        _record(run, output, outcome)
+        await watcher.ack(outcome.order_id)
+        done.add(outcome.order_id)
+        if done >= wanted:
+            return
 
 
 async def _timed_out(
@@ -130,21 +152,10 @@ async def wait_with_state(
         run.started = time.monotonic()
         await watcher.add_many(run.tally.order_ids, policy=policy)
         done = await _settled_before(watcher, run, output)
-        wanted = set(run.tally.order_ids)
         async with Progress(output.console, run, client, waiting=True).shown():
             try:
                 async with asyncio.timeout(timeout):
-                    async for outcome in watcher.settled(auto_ack=False):
-                        if outcome.order_id not in wanted or outcome.order_id in done:
-                            continue  # another job's order, or one reported above
-                        if is_credentials_error(outcome.error):
-                            run.credentials_error = outcome.error
-                            break  # every other order would be refused the same way
-                        _record(run, output, outcome)
-                        await watcher.ack(outcome.order_id)
-                        done.add(outcome.order_id)
-                        if done >= wanted:
-                            break
+                    await _report_as_settled(watcher, run, output, done)
             except TimeoutError:
                 await _timed_out(watcher, run, output, done, timeout)
         run.finished = time.monotonic()

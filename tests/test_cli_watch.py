@@ -129,6 +129,13 @@ async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Pat
     assert final["attempts"] == len(fake.order_requests("JNUOID-late")) > stored["attempts"]
     assert first_request_after(fake, "JNUOID-late", second_started) >= stored["next_poll"] - 0.01
 
+    # Everything settled: a third run reports it all at once, without a single poll.
+    polls = len(fake.order_requests())
+    third = await run_cli(*command, env=api_env(fake), timeout=5.0)
+    assert (list(third.json_lines()), third.code) == (list(rows), 1)
+    assert len(fake.order_requests()) == polls
+    assert all(row["acked_at"] is not None for row in watches(db).values())
+
 
 @pytest.mark.slow
 async def test_wait_state_after_kill_9_keeps_the_stored_schedule(
