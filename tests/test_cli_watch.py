@@ -96,7 +96,7 @@ def first_request_after(fake: FakeTelegent, order_id: str, moment: float) -> flo
 
 @pytest.mark.slow
 async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Path) -> None:
-    fake.add_order("JNUOID-late", [Step("Pending"), Step("Complete", 3.0)])
+    fake.add_order("JNUOID-late", [Step("Pending"), Step("Complete", 2.0)])
     db = tmp_path / "job.db"
     ids = [*SETTLED_AT_ONCE, "JNUOID-late"]
     command = ("wait", "--json", *FAST, "--state", str(db), *ids)
