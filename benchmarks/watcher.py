@@ -40,6 +40,9 @@ WATCHES = 100_000
 MEMORY_TARGET_BYTES = 200.0
 FIRST_POLL_TARGET_SECONDS = 1.0
 STANDARD_RPM = 50.0
+WINDOWS = (1.0, 10.0, 60.0)
+RESTART_HEADERS = ["budget, run", "1st request s", "1st poll s", "in 1 s", "in 10 s", "in 60 s"]
+RESTART_HEADERS += ["requests", "target"]
 
 
 def ids(count: int) -> list[str]:
@@ -126,10 +129,11 @@ def most_in_window(times: list[float], window: float) -> int:
     return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
-def restart_table(
+def restart_row(
     directory: pathlib.Path, fake: FakeProcess, rpm: float, seconds: float
-) -> list[list[object]]:
-    db = directory / "restart.db"
+) -> list[object]:
+    """One restart at budget `rpm`: a fresh file of overdue watches, a new process on it."""
+    db = directory / f"restart-{rpm:g}.db"
     asyncio.run(fill(db, WATCHES))
     fake.clear()
     env = {
@@ -149,23 +153,16 @@ def restart_table(
             proc.wait()
     requests = fake.request_times()
     times = sorted(at for _, at in requests)
-    first_poll = min(at for method, at in requests if method == "GET")
-    rows: list[list[object]] = [
-        ["first request (token), s after spawn", times[0] - started, "-", "-"],
-        [
-            "first poll, s after spawn",
-            first_poll - started,
-            f"<= {FIRST_POLL_TARGET_SECONDS:g}",
-            "met" if first_poll - started <= FIRST_POLL_TARGET_SECONDS else "MISSED",
-        ],
-    ]
-    for window in (1.0, 10.0):
+    first_poll = min(at for method, at in requests if method == "GET") - started
+    row: list[object] = [f"{rpm:g}/min, {seconds:g} s", times[0] - started, first_poll]
+    over = first_poll > FIRST_POLL_TARGET_SECONDS
+    for window in WINDOWS:
         allowed = rpm / 60.0 * window + 1  # the slot at the window's start counts too
         most = most_in_window(times, window)
-        verdict = "met" if most <= allowed else "MISSED"
-        rows.append([f"most requests in any {window:g} s", most, f"<= {allowed:g}", verdict])
-    rows.append([f"requests in {seconds:g} s (budget {rpm:g}/min)", len(times), "-", "-"])
-    return rows
+        over = over or most > allowed
+        row.append(f"{most} / {allowed:.4g}")
+    row += [len(times), "MISSED" if over else "met"]
+    return row
 
 
 def section(title: str, headers: list[str], rows: list[list[object]]) -> None:
@@ -184,10 +181,14 @@ def main(opts: argparse.Namespace) -> None:
             memory_table(directory, fake, opts.seconds),
         )
         section(
-            f"2. Restart: a new process on a file with {WATCHES:,} overdue watches, "
-            f"budget {opts.rpm:g} requests/min",
-            ["measure", "value", "target", "verdict"],
-            restart_table(directory, fake, opts.rpm, opts.restart_seconds),
+            f"2. Restart: a new process on a file with {WATCHES:,} overdue watches; seconds "
+            f"from spawn (target: first poll <= {FIRST_POLL_TARGET_SECONDS:g} s), most requests "
+            "in any rolling window / what the budget allows there",
+            RESTART_HEADERS,
+            [
+                restart_row(directory, fake, rpm, opts.restart_seconds)
+                for rpm in (STANDARD_RPM, opts.rpm)
+            ],
         )
 
 

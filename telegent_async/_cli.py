@@ -255,12 +255,45 @@ def _demo_intro(base_url: str, orders: int, s: DemoSettings) -> str:
     )
 
 
+@contextlib.asynccontextmanager
+async def sigterm_interrupts() -> AsyncIterator[None]:
+    """SIGTERM stops a command the way Ctrl-C does: cancelled (leases given back), reported."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _stoppable(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async with sigterm_interrupts():
+        await coroutine()
+
+
 def _run_reported(
     run: Run, output: Output, coroutine: Callable[[], Coroutine[Any, Any, None]]
 ) -> int:
-    """Run the command's coroutine, then report; Ctrl-C reports what settled so far."""
+    """Run the command's coroutine, then report; Ctrl-C or SIGTERM reports what settled so far."""
     try:
-        asyncio.run(coroutine())
+        asyncio.run(_stoppable(coroutine))
     except KeyboardInterrupt:
         run.interrupted = True
         run.finished = time.monotonic()

@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Final
 
@@ -30,6 +29,7 @@ from ._cli import (
     client_options,
     open_client,
     read_order_ids,
+    sigterm_interrupts,
 )
 from ._cli_output import (
     EXIT_OK,
@@ -72,37 +72,6 @@ class _Offline:
         raise RuntimeError("this watcher only edits its store")
 
 
-# -- signals ---------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def _sigterm_interrupts() -> AsyncIterator[None]:
-    """SIGTERM stops the command the way Ctrl-C does: cancelled, so leases are given back."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    terminated = False
-
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        task.cancel()
-
-    try:
-        loop.add_signal_handler(signal.SIGTERM, terminate)
-    except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-        yield
-        return
-    try:
-        yield
-    except asyncio.CancelledError:
-        if terminated:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        loop.remove_signal_handler(signal.SIGTERM)
-
-
 # -- wait --state ----------------------------------------------------------------------------
 
 
@@ -129,12 +98,34 @@ async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> se
             continue
         _record(run, output, _outcome_of(state))
         reported.add(order_id)
+    await watcher.store.ack(sorted(reported))  # those the earlier run had no time to
     if reported or pending:
         output.console.write(
             f"{PROG}: resuming: {len(reported):,} of {run.tally.total:,} orders settled in an "
             f"earlier run (not polled again), {pending:,} pending ones keep their schedule\n"
         )
     return reported
+
+
+async def _report_as_settled(
+    watcher: OrderWatcher, run: Run, output: Output, done: set[str]
+) -> None:
+    """Report each order of this run as it settles (acknowledged once reported) until none is
+    left; other orders in the file are polled too, and delivered to no one here."""
+    wanted = set(run.tally.order_ids)
+    if done >= wanted:
+        return
+    async for outcome in watcher.settled(auto_ack=False):
+        if outcome.order_id not in wanted or outcome.order_id in done:
+            continue
+        if is_credentials_error(outcome.error):
+            run.credentials_error = outcome.error
+            return  # every other order would be refused the same way
+        _record(run, output, outcome)
+        await watcher.ack(outcome.order_id)
+        done.add(outcome.order_id)
+        if done >= wanted:
+            return
 
 
 async def _timed_out(
@@ -157,28 +148,16 @@ async def wait_with_state(
     policy = _PRESETS[args.preset]
     timeout = args.timeout if args.timeout > 0 else None
     async with (
-        _sigterm_interrupts(),
         open_client(options, run) as client,
         OrderWatcher(client, args.state, policy=policy, lease=LEASE) as watcher,
     ):
         run.started = time.monotonic()
         await watcher.add_many(run.tally.order_ids, policy=policy)
         done = await _settled_before(watcher, run, output)
-        wanted = set(run.tally.order_ids)
         async with Progress(output.console, run, client, waiting=True).shown():
             try:
                 async with asyncio.timeout(timeout):
-                    async for outcome in watcher.settled(auto_ack=False):
-                        if outcome.order_id not in wanted or outcome.order_id in done:
-                            continue  # another job's order, or one reported above
-                        if is_credentials_error(outcome.error):
-                            run.credentials_error = outcome.error
-                            break  # every other order would be refused the same way
-                        _record(run, output, outcome)
-                        await watcher.ack(outcome.order_id)
-                        done.add(outcome.order_id)
-                        if done >= wanted:
-                            break
+                    await _report_as_settled(watcher, run, output, done)
             except TimeoutError:
                 await _timed_out(watcher, run, output, done, timeout)
         run.finished = time.monotonic()
@@ -335,7 +314,7 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
     policy = _PRESETS[args.preset or "provision"]
     store = _store(args)
     async with (
-        _sigterm_interrupts(),
+        sigterm_interrupts(),
         contextlib.aclosing(store),
         open_client(options, run) as client,
         OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,

@@ -96,7 +96,7 @@ def first_request_after(fake: FakeTelegent, order_id: str, moment: float) -> flo
 
 @pytest.mark.slow
 async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Path) -> None:
-    fake.add_order("JNUOID-late", [Step("Pending"), Step("Complete", 2.5)])
+    fake.add_order("JNUOID-late", [Step("Pending"), Step("Complete", 2.0)])
     db = tmp_path / "job.db"
     ids = [*SETTLED_AT_ONCE, "JNUOID-late"]
     command = ("wait", "--json", *FAST, "--state", str(db), *ids)
@@ -125,9 +125,17 @@ async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Pat
         assert len(fake.order_requests(order_id)) == 1
     # The pending order carried on: its attempts count every poll of both runs, and the
     # second run's first poll did not come before the stored next poll.
-    final = watches(db)["JNUOID-late"]
-    assert final["attempts"] == len(fake.order_requests("JNUOID-late")) > stored["attempts"]
+    final, polls = watches(db)["JNUOID-late"], len(fake.order_requests("JNUOID-late"))
+    assert final["attempts"] > stored["attempts"]
+    assert polls - 1 <= final["attempts"] <= polls  # a poll cut short by Ctrl-C is not counted
     assert first_request_after(fake, "JNUOID-late", second_started) >= stored["next_poll"] - 0.01
+
+    # Everything settled: a third run reports it all at once, without a single poll.
+    before_third = len(fake.order_requests())
+    third = await run_cli(*command, env=api_env(fake), timeout=5.0)
+    assert (list(third.json_lines()), third.code) == (list(rows), 1)
+    assert len(fake.order_requests()) == before_third
+    assert all(row["acked_at"] is not None for row in watches(db).values())
 
 
 @pytest.mark.slow
@@ -144,7 +152,7 @@ async def test_wait_state_after_kill_9_keeps_the_stored_schedule(
         before = await until_polled(db, ids)
         first.send_signal(signal.SIGKILL)
         await first.wait()
-    assert before["JNOID-pending"]["next_poll"] > time.time() + 500
+    assert before["JNOID-pending"]["next_poll"] > time.time() + 400  # 600 s, jittered by 20 %
 
     result = await run_cli(*command, *ids, env=api_env(fake))
     assert_clean(result)
@@ -223,9 +231,24 @@ async def test_watch_run_prints_acks_and_stops_on_sigterm(
     assert stored["JNUOID-pending"]["leased_by"] is None  # no claim left behind
 
     # A second run prints nothing already acknowledged.
-    async with cli(fake, "watch", "run", "--json", *FAST, "--store", db) as proc:
-        await asyncio.sleep(1.0)
+    async with cli(fake, "watch", "run", "-v", "--json", *FAST, "--store", db) as proc:
+        assert proc.stderr is not None
+        async with asyncio.timeout(ENOUGH):
+            while b"watching" not in await proc.stderr.readline():
+                pass  # the watcher runs: its signal handlers are in place
+        await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         code, out, _ = await finish(proc)
     assert (code, out) == (0, "")
     assert all(len(fake.order_requests(i)) == 1 for i in SETTLED_AT_ONCE)
+
+
+async def test_sigterm_stops_wait_like_ctrl_c(fake: FakeTelegent) -> None:
+    fake.add_order("JNUOID-pending", "Pending")
+    async with cli(fake, "wait", "--json", *FAST, "JNUOID-done1", "JNUOID-pending") as proc:
+        rows = await read_json_lines(proc, 1)
+        proc.send_signal(signal.SIGTERM)
+        code, _, err = await finish(proc)
+    assert rows[0]["order_id"] == "JNUOID-done1"
+    assert code == 130  # interrupted: the report of what settled, not a silent death
+    assert "interrupted with 1 order not settled yet" in err and "Traceback" not in err
