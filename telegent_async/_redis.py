@@ -49,7 +49,7 @@ from ._timing import PollPolicy
 if TYPE_CHECKING:
     import redis.asyncio
 
-__all__ = ["RedisKeys", "RedisStore", "connect", "redis_keys"]
+__all__ = ["RedisKeys", "RedisStore", "connect", "hash_tag", "redis_keys"]
 
 logger = logging.getLogger("telegent_async")
 
@@ -75,13 +75,18 @@ class RedisKeys:
     nudge: str  # pub/sub channel: watches were added, woken or released
 
 
+def hash_tag(what: str, name: object) -> str:
+    """`{name}`: keys sharing it share a Cluster slot. Refuses names that would break it."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be a str, not {type(name).__name__}")
+    if not name or not name.isprintable() or "{" in name or "}" in name:
+        raise ValueError(f"{what} must be printable, non-empty, without braces: {name!r}")
+    return f"{{{name}}}"
+
+
 def redis_keys(namespace: str) -> RedisKeys:
-    """The keys of `namespace` (pure; refuses names that would break the hash tag)."""
-    if not isinstance(namespace, str):
-        raise TypeError(f"namespace must be a str, not {type(namespace).__name__}")
-    if not namespace or not namespace.isprintable() or "{" in namespace or "}" in namespace:
-        raise ValueError(f"namespace must be printable, non-empty, without braces: {namespace!r}")
-    tag = f"{{{namespace}}}"
+    """The keys of `namespace` (pure), all under the hash tag `{namespace}`."""
+    tag = hash_tag("namespace", namespace)
     return RedisKeys(
         due=f"{tag}:due",
         watch=f"{tag}:w:",

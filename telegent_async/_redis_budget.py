@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from ._budget import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
-from ._redis import connect
+from ._redis import connect, hash_tag
 from ._validate import positive_number
 
 __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
@@ -37,11 +37,7 @@ class RedisBudgetKeys:
 
 def redis_budget_keys(name: str) -> RedisBudgetKeys:
     """The keys of the budget `name` (pure), all under the hash tag `{telegent-budget:name}`."""
-    if not isinstance(name, str):
-        raise TypeError(f"name must be a str, not {type(name).__name__}")
-    if not name or not name.isprintable() or "{" in name or "}" in name:
-        raise ValueError(f"name must be printable, non-empty, without braces: {name!r}")
-    tag = f"{{telegent-budget:{name}}}"
+    tag = hash_tag("name", name).replace("{", "{telegent-budget:", 1)
     return RedisBudgetKeys(
         f"{tag}:starts", f"{tag}:sent", f"{tag}:pace", f"{tag}:rejected", f"{tag}:n"
     )
