@@ -39,7 +39,7 @@ from _common import FakeProcess, environment, print_table
 from store import claim_record_us, ids
 
 import telegent_async as tg
-from telegent_async._budget import allowance, span_of
+from telegent_async._budget import span_of
 from telegent_async._redis import redis_keys
 from telegent_async._store import NewWatch, WatchStore
 from telegent_async.testing import RedisServer
@@ -173,11 +173,11 @@ async def workers_run(fake: FakeProcess, redis_url: str, workers: int) -> list[o
         proc.join()
     times = sorted(at for method, at in fake.request_times() if method == "GET")
     delays = sorted(delivered[i] - settled_at[i] for i in order_ids)
-    # Budget use while there was more work than budget (until half the orders had settled):
-    # requests sent over the most the budget allows in that time.
-    busy_until = sorted(settled_at.values())[ORDERS // 2]
-    busy = [t for t in times if t <= busy_until]
-    use = len(busy) / allowance(busy_until - times[0], LIMIT, span_of(WINDOW))
+    # Budget use while there was more work than budget (until half the orders had settled),
+    # over whole windows from the first request: a saturated budget sends LIMIT in each.
+    span = span_of(WINDOW)
+    windows = int((sorted(settled_at.values())[ORDERS // 2] - times[0]) // span)
+    use = bisect.bisect_left(times, times[0] + windows * span) / (windows * LIMIT)
     return [
         workers,
         len(times) / ORDERS,
