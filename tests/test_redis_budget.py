@@ -119,7 +119,7 @@ async def test_one_429_holds_every_worker_for_its_retry_after(
     redis_url: str, namespace: str, tmp_path: pathlib.Path
 ) -> None:
     logs = [tmp_path / f"b{n}.log" for n in range(3)]
-    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60000", "--count", "120")
+    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60000", "--count", "80")
     async with FakeTelegent(default_status="Complete") as fake:
         extra = ("--concurrency", "1", "--interval", "0.02")
         async with budget_workers(fake, logs, *args, *extra) as procs:
