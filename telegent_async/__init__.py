@@ -38,7 +38,10 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._sqlite import SQLiteStore
+from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
+from ._watcher import OrderWatcher
 
 __version__ = "0.1.0"
 
@@ -52,6 +55,7 @@ __all__ = [
     "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
     "Order",
@@ -60,6 +64,7 @@ __all__ = [
     "OrderStatus",
     "OrderStream",
     "OrderWaitTimeout",
+    "OrderWatcher",
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
@@ -67,11 +72,13 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
+    "WatchState",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]
