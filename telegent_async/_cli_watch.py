@@ -155,10 +155,9 @@ async def wait_with_state(
         await watcher.add_many(run.tally.order_ids, policy=policy)
         done = await _settled_before(watcher, run, output)
         async with Progress(output.console, run, client, waiting=True).shown():
-            try:
-                async with asyncio.timeout(timeout):
-                    await _report_as_settled(watcher, run, output, done)
-            except TimeoutError:
+            try:  # (asyncio.timeout is 3.11+)
+                await asyncio.wait_for(_report_as_settled(watcher, run, output, done), timeout)
+            except asyncio.TimeoutError:
                 await _timed_out(watcher, run, output, done, timeout)
         run.finished = time.monotonic()
 

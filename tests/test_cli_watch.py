@@ -24,6 +24,11 @@ from test_cli import FAST, KEY, SECRET, api_env, assert_clean, run_cli
 
 from telegent_async.testing import FakeTelegent, Step
 
+if sys.version_info >= (3, 11):
+    from asyncio import timeout
+else:  # pragma: no cover
+    from async_timeout import timeout
+
 ENOUGH = 20.0  # seconds: a CLI run that has not got there by then has hung
 SETTLED_AT_ONCE = ["JNUOID-done1", "JNUOID-done2", "JNOID-8a"]
 
@@ -54,16 +59,17 @@ async def cli(fake: FakeTelegent, *args: str) -> AsyncIterator[asyncio.subproces
 
 
 async def read_json_lines(proc: asyncio.subprocess.Process, count: int) -> list[dict[str, Any]]:
-    assert proc.stdout is not None
-    rows = []
-    async with asyncio.timeout(ENOUGH):
-        while len(rows) < count:
-            rows.append(json.loads(await proc.stdout.readline()))
-    return rows
+    stdout = proc.stdout
+    assert stdout is not None
+
+    async def read() -> list[dict[str, Any]]:
+        return [json.loads(await stdout.readline()) for _ in range(count)]
+
+    return await asyncio.wait_for(read(), ENOUGH)  # asyncio.timeout is 3.11+
 
 
 async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
-    async with asyncio.timeout(ENOUGH):
+    async with timeout(ENOUGH):
         out, err = await proc.communicate()
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
@@ -78,7 +84,7 @@ def watches(db: Path) -> dict[str, dict[str, Any]]:
 
 async def until_polled(db: Path, ids: list[str]) -> dict[str, dict[str, Any]]:
     """Wait until every one of `ids` has a recorded answer and no claim is held."""
-    async with asyncio.timeout(ENOUGH):
+    async with timeout(ENOUGH):
         while True:
             rows = watches(db) if db.exists() else {}  # noqa: ASYNC240
             if all(i in rows and rows[i]["attempts"] > 0 and not rows[i]["leased_by"] for i in ids):
@@ -233,7 +239,7 @@ async def test_watch_run_prints_acks_and_stops_on_sigterm(
     # A second run prints nothing already acknowledged.
     async with cli(fake, "watch", "run", "-v", "--json", *FAST, "--store", db) as proc:
         assert proc.stderr is not None
-        async with asyncio.timeout(ENOUGH):
+        async with timeout(ENOUGH):
             while b"watching" not in await proc.stderr.readline():
                 pass  # the watcher runs: its signal handlers are in place
         await asyncio.sleep(0.5)
