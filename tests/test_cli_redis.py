@@ -8,6 +8,7 @@ import collections
 import json
 import random
 import signal
+import sys
 from typing import Any
 
 import pytest
@@ -17,6 +18,11 @@ from test_cli_watch import ENOUGH, cli, finish
 
 from telegent_async._redis import redis_keys
 from telegent_async.testing import FakeTelegent, Step
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout
+else:  # pragma: no cover
+    from async_timeout import timeout
 
 
 async def leased(url: str, namespace: str) -> int:
@@ -69,13 +75,13 @@ async def test_workers_share_a_redis_store_and_budget_and_stop_cleanly_on_sigter
                     printed[rows[-1]["order_id"]] += 1
 
             readers = [asyncio.ensure_future(read(p)) for p in (first, second)]
-            async with asyncio.timeout(ENOUGH):
+            async with timeout(ENOUGH):
                 while len(rows) < len(settling):  # noqa: ASYNC110 - two pipes, one count
                     await asyncio.sleep(0.02)
             for reader in readers:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
-            async with asyncio.timeout(ENOUGH):  # stop them while polls are under way
+            async with timeout(ENOUGH):  # stop them while polls are under way
                 while not await leased(redis_url, namespace):  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
             first.send_signal(signal.SIGTERM)
