@@ -33,6 +33,7 @@ from ._errors import (
     ServiceUnavailableError,
     TelegentError,
     TransportError,
+    TransportTimeoutError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
@@ -70,6 +71,7 @@ __all__ = [
     "TelegentClient",
     "TelegentError",
     "TransportError",
+    "TransportTimeoutError",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

@@ -28,6 +28,7 @@ from ._errors import (
     ResponseDecodeError,
     TelegentError,
     TransportError,
+    TransportTimeoutError,
     error_for_status,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
@@ -520,7 +521,9 @@ def _status_error(status: int, body: bytes, retry_after: float | None) -> APISta
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
     if isinstance(exc, asyncio.TimeoutError):
-        error = TransportError(f"{method} attempt timed out after {timeout:g} s")
+        error: TransportError = TransportTimeoutError(
+            f"{method} attempt timed out after {timeout:g} s"
+        )
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
     # aiohttp's response errors hold the request's headers (the bearer token among them) in
