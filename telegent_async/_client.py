@@ -50,6 +50,7 @@ ORDER_PATH = "/numbers/order"
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
+CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
 
@@ -186,16 +187,44 @@ class TelegentClient:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    async def get_order(self, order_id: str) -> Order:
-        """Look an order up once. Raises a `TelegentError` subclass if that fails."""
-        order_id = _validate.order_id(order_id)
+    async def get_order(
+        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Order:
+        """Look an order up once. Raises a `TelegentError` subclass if that fails.
 
+        `timeout`: seconds for the whole call (token, budget and backoff waits and every retry
+        included), for a caller with a deadline of its own such as a web request; past it,
+        `TransportTimeoutError`, or the last failure when the next retry could not start in
+        time. `max_retries` replaces the client's for this call. None: the client's settings.
+        """
+        order_id = _validate.order_id(order_id)
+        deadline, retries = self._call_bounds(timeout, max_retries)
+        return await self._lookup(order_id, deadline, retries)
+
+    async def _lookup(self, order_id: str, deadline: float | None, retries: int | None) -> Order:
         def decode(status: int, body: bytes) -> Order:
             return decode_order(status, body, order_id)
 
         return await self._send(
-            "GET", self._order_url, decode, params={"OrderId": order_id}, scope=self._order_scope
+            "GET",
+            self._order_url,
+            decode,
+            params={"OrderId": order_id},
+            scope=self._order_scope,
+            deadline=deadline,
+            max_retries=retries,
         )
+
+    def _call_bounds(
+        self, timeout: float | None, max_retries: int | None
+    ) -> tuple[float | None, int | None]:
+        """A call's `timeout=` as a loop-time deadline, and its `max_retries=`, both checked."""
+        if max_retries is not None:
+            max_retries = _validate.int_at_least("max_retries", max_retries, 0)
+        if timeout is None:
+            return None, max_retries
+        timeout = _validate.positive_number("timeout", timeout)
+        return asyncio.get_running_loop().time() + timeout, max_retries
 
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
@@ -280,6 +309,8 @@ class TelegentClient:
         current_billing_address: BillingAddress | None = None,
         iccid: str | None = None,
         target_portin_classification: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> PortInUpdate:
         """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
 
@@ -291,8 +322,9 @@ class TelegentClient:
         Retried like a lookup (408, 429, 5xx, connection errors and attempt timeouts, with the
         same backoff): an update resends the same data, so repeating it is safe. The account
         number and password never appear in logs, `repr` or exception text, even when an error
-        answer quotes them back.
+        answer quotes them back. `timeout` and `max_retries` bound this call as in `get_order`.
         """
+        deadline, retries = self._call_bounds(timeout, max_retries)
         body = _portin.update_body(
             order_id,
             {
@@ -308,35 +340,47 @@ class TelegentClient:
         )
         fields = [name for name in body if name != "OrderId"]
         logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
-        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body)
+        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body, deadline, retries)
         return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
 
-    async def cancel_port_in(self, order_id: str) -> PortInCancel:
+    async def cancel_port_in(
+        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> PortInCancel:
         """Cancel a port-in (`POST /numbers/portin/cancel`). Final: it cannot be reopened.
 
         Retried like a lookup: a cancel is final, so repeating it is safe. Idempotent: when
         Telegent refuses with 400 because the order is already cancelled (say a retry after
         the first try went through unanswered), a lookup confirms `Cancelled` and that counts
         as success. Any other 400 (a completed order) is raised as `BadRequestError`.
+        `timeout` and `max_retries` bound this call (that lookup included) as in `get_order`.
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]
+        deadline, retries = self._call_bounds(timeout, max_retries)
         try:
-            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body)
+            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body, deadline, retries)
         except BadRequestError as refused:
-            order = await self.get_order(order_id)
+            order = await self._lookup(order_id, deadline, retries)
             if order.status is not OrderStatus.CANCELLED:
                 raise
             logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
             return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
         return _portin.decode_answer(PortInCancel, status, answer, order_id)
 
-    async def _post_port_in(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def _post_port_in(
+        self, path: str, body: dict[str, Any], deadline: float | None, retries: int | None
+    ) -> tuple[int, bytes]:
         """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
         url = self._endpoint(path)
-        secrets = _portin.secrets_of(body)
         return await self._send(
-            "POST", url, _status_and_body, json_body=body, scope=str(url), secrets=secrets
+            "POST",
+            url,
+            _status_and_body,
+            json_body=body,
+            scope=str(url),
+            secrets=_portin.secrets_of(body),
+            deadline=deadline,
+            max_retries=retries,
         )
 
     # -- transport -------------------------------------------------------------------------
@@ -356,6 +400,8 @@ class TelegentClient:
         scope: str | None = None,
         priority: bool = False,
         secrets: tuple[str, ...] = (),
+        deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> _T:
         """One logical request: auth, budget, attempts, decoding and retries.
 
@@ -364,24 +410,35 @@ class TelegentClient:
         raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
         (an error body inside a 2xx) is handled as an answer with that status. `secrets`
         (values the request carries) are masked in every answer before it is read.
+
+        `deadline` (loop time) bounds every wait of the call: token, budget, attempts, backoff.
         """
         session = self._open()
         loop = asyncio.get_running_loop()
         auth, budget = self._auth, self._budget
+        retries = self.max_retries if max_retries is None else max_retries
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
+        previous: TelegentError | None = None  # the last attempt's failure, if any
         while True:
             headers = None
             if scope is not None:
-                headers = auth.headers_now(scope) or await auth.headers(scope)
+                headers = auth.headers_now(scope) or await _by(
+                    deadline, auth.headers(scope), previous
+                )
             if not budget.open_now(loop.time()):
-                await budget.acquire(priority=priority)
+                await _by(deadline, budget.acquire(priority=priority), previous)
                 if scope is not None:  # the wait may have outlived the token
-                    headers = await auth.headers(scope)
+                    headers = await _by(deadline, auth.headers(scope), previous)
+            attempt_timeout = self.timeout
+            if deadline is not None:
+                attempt_timeout = min(attempt_timeout, deadline - loop.time())
+                if attempt_timeout <= 0:
+                    raise TransportTimeoutError(CALL_TIMED_OUT) from previous
             retry_after: float | None = None
             try:
                 async with self._slots:
-                    with self._watchdog.watch(self.timeout):
+                    with self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
                             url,
@@ -398,7 +455,7 @@ class TelegentClient:
                             else:
                                 body = await _read_capped(response)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                failure: TelegentError = _transport_error(method, exc, self.timeout)
+                failure: TelegentError = _transport_error(method, exc, attempt_timeout)
             else:
                 body = _portin.redact(body, secrets) if secrets else body
                 if 200 <= status < 300:
@@ -432,14 +489,17 @@ class TelegentClient:
                         retry_after = 0.0  # the budget now holds every request, this one included
                     if status not in RETRY_STATUSES:
                         raise failure
-            if attempt >= self.max_retries:
+            if attempt >= retries:
                 raise failure
             delay = self._retry_delay(attempt, retry_after)
+            if deadline is not None and loop.time() + delay >= deadline:
+                raise failure  # the retry could not even start in time: say what went wrong
             attempt += 1
+            previous = failure
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, self.max_retries, method, _describe(url, params), delay, failure,
+                    attempt, retries, method, _describe(url, params), delay, failure,
                 )  # fmt: skip
             await asyncio.sleep(delay)
 
@@ -447,6 +507,18 @@ class TelegentClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         return self.retry_policy.delay(attempt)
+
+
+async def _by(
+    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
+) -> _T:
+    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
+    if deadline is None:
+        return await step
+    try:
+        return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
+    except asyncio.TimeoutError:
+        raise TransportTimeoutError(CALL_TIMED_OUT) from failure
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
