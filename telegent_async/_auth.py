@@ -2,7 +2,10 @@
 
 Telegent scopes a token to one endpoint (`ApiEndpoint`) and has no refresh token, so the
 provider keeps one token per scope and fetches it again before `tokenExpiry`. However many
-calls need a token at the same moment, one token request is made (single flight).
+calls need a token at the same moment, one token request is made (single flight). A refusal
+or a garbled answer is asked again with the client's retry backoff inside that one flight, and
+a flight that still fails is remembered for a backoff shared by every caller: a failing token
+endpoint is not asked again once per batch of polls.
 """
 
 from __future__ import annotations
@@ -16,17 +19,17 @@ from datetime import datetime, timezone
 
 import attrs
 
-from ._errors import AuthenticationError, ResponseDecodeError
-from ._timing import token_lifetime, token_renewal_delay
+from ._errors import AuthenticationError, ClientClosedError, ResponseDecodeError, TelegentError
+from ._timing import PollPolicy, token_lifetime, token_renewal_delay
 from ._validate import credential
 
 __all__ = ["CredentialsAuth", "StaticTokenAuth", "TokenAuth"]
 
 logger = logging.getLogger("telegent_async")
 
-#: Sends the token request: (url, JSON body) -> (HTTP status, body bytes). The client's
-#: transport, with its retries and budget.
-PostJson = Callable[[str, dict[str, str]], Awaitable[tuple[int, bytes]]]
+#: Sends the token request: (url, JSON body) -> (HTTP status, body bytes, `Date` header or
+#: None). The client's transport, with its retries and budget.
+PostJson = Callable[[str, dict[str, str]], Awaitable[tuple[int, bytes, "str | None"]]]
 
 
 class TokenAuth:
@@ -85,18 +88,40 @@ class _Flight:
     waiters: int = 0
 
 
+@attrs.frozen(eq=False)
+class _Failure:
+    """The last token flight of a scope failed: callers get `error` until `retry_at`."""
+
+    error: TelegentError
+    retry_at: float
+    count: int  # consecutive failed flights, for the backoff
+
+
 class CredentialsAuth(TokenAuth):
     """Tokens from `POST {base_url}/oauth2/tokens`, one per scope, renewed before expiry."""
 
     renews_on_401 = True
 
-    def __init__(self, account_key: str, account_secret: str, token_url: str, post: PostJson):
+    def __init__(
+        self,
+        account_key: str,
+        account_secret: str,
+        token_url: str,
+        post: PostJson,
+        *,
+        retry_policy: PollPolicy = PollPolicy.RETRY,
+        max_retries: int = 5,
+    ):
         self._account_key = account_key
         self._account_secret = account_secret
         self._token_url = token_url
         self._post = post
+        self._retry_policy = retry_policy
+        self._max_retries = max_retries
         self._tokens: dict[str, _Token] = {}
         self._flights: dict[str, _Flight] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"CredentialsAuth(account_key={self._account_key[:4]!r}..., secret=<hidden>)"
@@ -111,7 +136,16 @@ class CredentialsAuth(TokenAuth):
         cached = self.headers_now(scope)
         if cached is not None:
             return cached
+        if self._closed:
+            raise ClientClosedError()
         flight = self._flights.get(scope)
+        failure = self._failures.get(scope)
+        if (
+            flight is None
+            and failure is not None
+            and asyncio.get_running_loop().time() < failure.retry_at
+        ):
+            raise failure.error.with_traceback(None)  # one failure, not one per caller
         if flight is None:
             flight = _Flight(asyncio.get_running_loop().create_task(self._fetch(scope)))
             self._flights[scope] = flight
@@ -120,6 +154,10 @@ class CredentialsAuth(TokenAuth):
         try:
             return (await asyncio.shield(flight.task)).headers
         except asyncio.CancelledError:
+            if self._closed and flight.task.cancelled() and not _cancelling():
+                # The client closed under us: say so, rather than a cancellation of a task
+                # nobody cancelled (which a TaskGroup would swallow).
+                raise ClientClosedError() from None
             # The last caller to give up stops the request: nothing is left running.
             if flight.waiters == 1:
                 if self._flights.get(scope) is flight:
@@ -132,8 +170,18 @@ class CredentialsAuth(TokenAuth):
     def _landed(self, scope: str, task: asyncio.Task[_Token]) -> None:
         if self._flights.get(scope) is not None and self._flights[scope].task is task:
             del self._flights[scope]
-        if not task.cancelled() and task.exception() is None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is None:
             self._tokens[scope] = task.result()
+            self._failures.pop(scope, None)
+        elif isinstance(error, TelegentError):
+            previous = self._failures.get(scope)
+            count = 1 if previous is None else previous.count + 1
+            backoff = self._retry_policy.delay(count - 1, jitter=_none)
+            now = asyncio.get_running_loop().time()
+            self._failures[scope] = _Failure(error, now + backoff, count)
 
     def discard(self, scope: str, headers: dict[str, str]) -> None:
         cached = self._tokens.get(scope)
@@ -141,6 +189,7 @@ class CredentialsAuth(TokenAuth):
             del self._tokens[scope]
 
     async def aclose(self) -> None:
+        self._closed = True
         flights = [flight.task for flight in self._flights.values()]
         for task in flights:
             task.cancel()
@@ -150,13 +199,30 @@ class CredentialsAuth(TokenAuth):
         self._tokens.clear()
 
     async def _fetch(self, scope: str) -> _Token:
+        """One flight: a refusal or a garbled answer is asked again, on the retry backoff.
+
+        (The transport has already retried 5xx, 408, 429 and connection failures.)
+        """
+        attempt = 0
+        while True:
+            try:
+                return await self._fetch_once(scope)
+            except (AuthenticationError, ResponseDecodeError) as exc:
+                if attempt >= self._max_retries:
+                    raise
+                delay = self._retry_policy.delay(attempt)
+                attempt += 1
+                logger.debug("token request failed, asking again in %.2f s: %s", delay, exc)
+                await asyncio.sleep(delay)
+
+    async def _fetch_once(self, scope: str) -> _Token:
         logger.debug("requesting a token for %s", scope)
         body = {
             "AccountKey": self._account_key,
             "AccountSecret": self._account_secret,
             "ApiEndpoint": scope,
         }
-        status, raw = await self._post(self._token_url, body)
+        status, raw, server_date = await self._post(self._token_url, body)
         answer = _token_answer(status, raw)
         value = answer.get("token")
         if answer.get("successful") is not True or not isinstance(value, str) or not value:
@@ -169,8 +235,21 @@ class CredentialsAuth(TokenAuth):
                 "the token endpoint answered an unusable token", status_code=status, body=""
             ) from None
         loop_now = asyncio.get_running_loop().time()
-        lifetime = token_lifetime(answer.get("tokenExpiry"), datetime.now(timezone.utc))
+        expiry = answer.get("tokenExpiry")
+        lifetime = token_lifetime(expiry, datetime.now(timezone.utc), server_date)
         return _Token(_bearer(value), loop_now + token_renewal_delay(lifetime))
+
+
+def _none(delay: float) -> float:
+    """No jitter: a backoff shared by every caller needs no spreading."""
+    return delay
+
+
+def _cancelling() -> bool:
+    """True when the current task was asked to cancel (known on 3.11+ only)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return cancelling is not None and bool(cancelling())
 
 
 def _token_answer(status: int, raw: bytes) -> dict[str, object]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import math
+from collections.abc import Collection
 
 from ._validate import positive_number
 
@@ -20,6 +22,17 @@ __all__ = ["RequestBudget"]
 RECOVERY_SECONDS = 60.0
 #: The pace never drops below this share of the configured rate.
 MIN_RATE_SHARE = 0.1
+
+
+class _Ticket:
+    """A sleeping caller's slot; moved later when a token request takes a slot before it."""
+
+    __slots__ = ("at", "gone", "owner")
+
+    def __init__(self, at: float, owner: object) -> None:
+        self.at = at
+        self.owner = owner
+        self.gone = False
 
 
 class RequestBudget:
@@ -37,10 +50,9 @@ class RequestBudget:
         self._rate = self._full_rate  # requests per second, lowered after a 429
         self._rate_updated = 0.0
         self._next_slot = 0.0  # loop time at which the next request may start
+        self._last_start = -math.inf  # the latest slot already started
         self._paused_until = 0.0
-        # Future slots handed to sleeping callers, in order, and those given up by cancelling.
-        self._waiting: collections.deque[float] = collections.deque()
-        self._given_back: set[float] = set()
+        self._queue: collections.deque[_Ticket] = collections.deque()  # sleepers, by slot
 
     @property
     def rate(self) -> float:
@@ -59,62 +71,89 @@ class RequestBudget:
     async def acquire(self, *, priority: bool = False) -> None:
         """Wait for this caller's turn. Cancelling the wait gives the slot up.
 
-        `priority` (token requests) skips the queue but not a 429 pause: the callers queued
-        are waiting for that very token, so putting it behind them would stall them all and
-        then release them in a burst. The slot it takes pushes later reservations back.
+        `priority` (token requests) takes the first free slot, ahead of the callers queued,
+        who move back one slot each: they are waiting for that very token, so putting it
+        behind them would stall them all and then release them in a burst. It still takes a
+        real slot, so the pace holds, and it waits out a 429 pause like everyone.
         """
         loop = asyncio.get_running_loop()
         now = loop.time()
         if self.open_now(now):
             return
-        if priority:
-            while now < self._paused_until:
-                await asyncio.sleep(self._paused_until - now)
-                now = loop.time()
-            self._recover(now)
-            if self._rate != math.inf:
-                self._next_slot = max(self._next_slot, now) + 1.0 / self._rate
-            return
         while True:
-            slot = self._reserve(now)
-            if slot > now:
+            ticket = self._reserve(now, asyncio.current_task(), first=priority)
+            while ticket.at > now:  # slept until the slot, unless a token request moved it
                 try:
-                    await asyncio.sleep(slot - now)
+                    await asyncio.sleep(ticket.at - now)
                 except asyncio.CancelledError:
-                    self._give_back(slot, loop.time())
+                    self._give_back(ticket, loop.time())
                     raise
                 now = loop.time()
             if now >= self._paused_until:
                 return
             # A 429 arrived while this caller slept: take a slot after the pause.
 
-    def _reserve(self, now: float) -> float:
+    def abandon(self, owners: Collection[object]) -> None:
+        """These tasks were just cancelled: free their slots now, not when they next run."""
+        now = asyncio.get_running_loop().time()
+        for ticket in self._queue:
+            if ticket.owner in owners:
+                ticket.gone = True
+        self._give_back(None, now)
+
+    def queued_owners(self) -> set[object]:
+        """The tasks still waiting for their slot (none of their requests has gone out)."""
+        now = asyncio.get_running_loop().time()
+        return {t.owner for t in self._queue if not t.gone and t.at > now}
+
+    def _reserve(self, now: float, owner: object, *, first: bool) -> _Ticket:
         self._recover(now)
         self._forget_past(now)
-        slot = max(now, self._next_slot, self._paused_until)
-        if self._rate != math.inf:
-            self._next_slot = slot + 1.0 / self._rate
-            if slot > now:
-                self._waiting.append(slot)
-        return slot
+        interval = 1.0 / self._rate
+        queue = self._queue
+        if not first:
+            at = max(now, self._next_slot, self._paused_until)
+            self._next_slot = at + interval
+            ticket = _Ticket(at, owner)
+            if at > now:
+                queue.append(ticket)
+            else:
+                self._last_start = now
+            return ticket
+        at = max(now, self._paused_until, self._last_start + interval)
+        ticket = _Ticket(at, owner)
+        position = 0
+        while position < len(queue) and queue[position].at < at:
+            position += 1
+        # Every caller queued from there on moves back as far as the pace requires.
+        floor = at + interval
+        for later in itertools.islice(queue, position, None):
+            later.at = max(later.at, floor)
+            floor = later.at + interval
+        self._next_slot = max(self._next_slot, floor)
+        if at > now:
+            queue.insert(position, ticket)
+        else:
+            self._last_start = now
+        return ticket
 
     def _forget_past(self, now: float) -> None:
-        waiting = self._waiting
-        while waiting and waiting[0] <= now:
-            self._given_back.discard(waiting.popleft())
+        queue = self._queue
+        while queue and queue[0].at <= now:
+            ticket = queue.popleft()
+            if not ticket.gone:
+                self._last_start = max(self._last_start, ticket.at)
 
-    def _give_back(self, slot: float, now: float) -> None:
-        """A caller gave up waiting for `slot`. Slots given back at the end of the queue are
+    def _give_back(self, ticket: _Ticket | None, now: float) -> None:
+        """A caller gave up waiting for its slot. Slots given back at the end of the queue are
         taken off it, so that callers who come later do not wait behind slots nobody uses (a
         hole in the middle stays: the callers behind it already sleep to their own slot)."""
+        if ticket is not None:
+            ticket.gone = True
         self._forget_past(now)
-        if slot <= now:
-            return
-        self._given_back.add(slot)
-        waiting = self._waiting
-        while waiting and waiting[-1] in self._given_back:
-            self._next_slot = waiting.pop()
-            self._given_back.discard(self._next_slot)
+        queue = self._queue
+        while queue and queue[-1].gone:
+            self._next_slot = max(now, queue.pop().at)
 
     def _recover(self, now: float) -> None:
         if self._rate < self._full_rate and now > self._rate_updated:

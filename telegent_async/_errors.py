@@ -20,6 +20,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
     "MethodNotAllowedError",
@@ -137,15 +138,39 @@ class ResponseDecodeError(TelegentError):
         self.body = body[:BODY_EXCERPT_CHARS]
 
 
+class ClientClosedError(RuntimeError):
+    """The client was closed, before or while this call waited (for a token, a slot...).
+
+    A misuse of the client rather than an API failure, so not a `TelegentError`: it ends a
+    wait or a fan-out instead of becoming one order's outcome.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("this TelegentClient is closed; create a new one")
+
+
 class OrderWaitTimeout(TelegentError):
     """The wait's deadline passed before the order settled; `last_order` is the last seen."""
 
-    def __init__(self, order_id: str, last_order: Order | None, timeout: float | None) -> None:
-        seen = last_order.raw_status if last_order is not None else "no answer"
-        super().__init__(f"order {order_id!r} not settled after {timeout} s (last status: {seen})")
+    def __init__(
+        self,
+        order_id: str,
+        last_order: Order | None,
+        timeout: float | None,
+        *,
+        polled: bool = True,
+    ) -> None:
+        if not polled:  # the request budget never reached it: the server is not to blame
+            detail = "never polled: the request budget ran out before its turn"
+        else:
+            detail = "last status: " + (
+                last_order.raw_status if last_order is not None else "no answer"
+            )
+        super().__init__(f"order {order_id!r} not settled after {timeout} s ({detail})")
         self.order_id = order_id
         self.last_order = last_order
         self.timeout = timeout
+        self.polled = polled
 
 
 class OrderFailed(TelegentError):

@@ -13,6 +13,7 @@ import contextlib
 import heapq
 import json
 import logging
+import math
 import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
@@ -84,8 +85,9 @@ async def watch_order(
     failure: TelegentError | None = None
     attempt = 0
     while True:
+        at_deadline = deadline is not None and loop.time() >= deadline
         try:
-            async with timeout_at(deadline):
+            async with timeout_at(_answer_by(client, deadline, at_deadline)):
                 order = await client.get_order(order_id)
         except asyncio.TimeoutError:
             raise OrderWaitTimeout(order_id, last, timeout) from failure
@@ -102,13 +104,25 @@ async def watch_order(
                 yield order
                 if order.is_settled:
                     return
+        if at_deadline:
+            raise OrderWaitTimeout(order_id, last, timeout) from failure
         delay = policy.delay(attempt)
         attempt += 1
-        if deadline is not None and loop.time() + delay >= deadline:
-            await asyncio.sleep(max(0.0, deadline - loop.time()))
-            raise OrderWaitTimeout(order_id, last, timeout) from failure
+        if deadline is not None:
+            # The next poll would fall past the deadline: poll at the deadline instead, so that
+            # a timeout never reports an answer that may be hours old.
+            delay = min(delay, max(0.0, deadline - loop.time()))
         logger.debug("order %s: next poll in %.2f s", order_id, delay)
         await asyncio.sleep(delay)
+
+
+def _answer_by(client: TelegentClient, deadline: float | None, at_deadline: bool) -> float | None:
+    """When a poll must have answered: by the deadline, or, for the poll made at the deadline,
+    one attempt timeout later (its budget slot included), so that a wait overruns its deadline
+    by at most that to report a fresh answer."""
+    if deadline is None or not at_deadline:
+        return deadline
+    return deadline + client.timeout
 
 
 async def run_workers(
@@ -156,8 +170,10 @@ class OrderStream:
     """The async iterator returned by `TelegentClient.wait_for_orders`.
 
     Yields one `OrderOutcome` per distinct order ID, as each settles, fails permanently
-    (404 ...) or reaches the deadline. Breaking out of the `async for` cancels every poll at
-    once; `async with client.wait_for_orders(ids) as stream:` also waits for them to end.
+    (404 ...) or reaches the deadline. An order whose next poll would fall past the deadline is
+    polled once more at the deadline. Breaking out of the `async for` cancels every poll and
+    gives their budget slots back at once, even while the stream itself is still referenced;
+    `async with client.wait_for_orders(ids) as stream:` also waits for the polls to end.
     """
 
     def __init__(
@@ -178,9 +194,11 @@ class OrderStream:
         self._last: dict[int, tuple[str, bytes]] = {}
         self._due: list[tuple[float, int]] = []  # heap of (next poll time, index)
         self._in_flight: dict[asyncio.Task[Order], int] = {}
+        self._stopping: list[asyncio.Task[Order]] = []  # cancelled, not yet seen to end
         self._done = _Completions()
         self._ready: deque[OrderOutcome] = deque()
         self._deadline: float | None = None
+        self._final_answer_by: float | None = None  # polls made at the deadline end by then
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -193,8 +211,8 @@ class OrderStream:
         """Polls under way now."""
         return len(self._in_flight)
 
-    def __aiter__(self) -> OrderStream:
-        return self
+    def __aiter__(self) -> _Iteration:
+        return _Iteration(self)
 
     async def __aenter__(self) -> OrderStream:
         return self
@@ -214,7 +232,7 @@ class OrderStream:
                 self._collect(now)  # answers that came in before the deadline count
                 if self._ready:
                     break
-                if self._deadline is not None and now >= self._deadline:
+                if self._final_answer_by is not None and now >= self._final_answer_by:
                     await self._expire()
                     continue
                 self._launch_due(now)
@@ -227,9 +245,12 @@ class OrderStream:
 
     async def aclose(self) -> None:
         """Stop every poll and wait until they have ended; nothing more is yielded."""
-        tasks = list(self._in_flight)
         self._cancel_all()
         self._ready.clear()
+        await self._wait_stopped()
+
+    async def _wait_stopped(self) -> None:
+        tasks, self._stopping = self._stopping, []
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -246,14 +267,34 @@ class OrderStream:
         loop = asyncio.get_running_loop()
         now = loop.time()
         self._loop = loop
-        self._deadline = None if self._timeout is None else now + self._timeout
+        if self._timeout is not None:
+            self._deadline = now + self._timeout
+            self._final_answer_by = self._deadline + self._client.timeout
+            self._warn_if_over_budget()
         self._due = [(now, index) for index in range(len(self._ids))]  # already a heap
         return loop
+
+    def _warn_if_over_budget(self) -> None:
+        rate = self._client.budget.requests_per_minute
+        assert self._timeout is not None
+        if rate is None:
+            return
+        polls = math.floor(rate * self._timeout / 60.0) + 1  # the first one goes out at once
+        if len(self._ids) > polls:
+            logger.warning(
+                "wait_for_orders: %d orders, but %g requests/min allow about %d polls in %g s:"
+                " about %d orders will time out without ever being polled",
+                len(self._ids), rate, polls, self._timeout, len(self._ids) - polls,
+            )  # fmt: skip
 
     def _cancel_all(self) -> None:
         for task in self._in_flight:
             if not task.cancel() and not task.cancelled():
                 task.exception()  # ended but unread: mark its error seen ("never retrieved")
+        # Cancelled tasks give their budget slots back only when they next run: give them
+        # back now, so that the client's next request does not queue behind them.
+        self._client.budget.abandon(self._in_flight)
+        self._stopping.extend(self._in_flight)
         self._in_flight.clear()
         self._done.finished.clear()
         self._due.clear()
@@ -271,7 +312,7 @@ class OrderStream:
         done = self._done
         if done.finished:
             return
-        wake_at = self._deadline
+        wake_at = self._final_answer_by
         if self._due and len(self._in_flight) < self._client.max_connections:
             next_due = self._due[0][0]
             wake_at = next_due if wake_at is None else min(wake_at, next_due)
@@ -295,6 +336,7 @@ class OrderStream:
             # A poll cancelled from outside (the client closing mid-wait) is polled again, so
             # that the order is not lost and the next poll reports why.
             error = TransportError("poll cancelled") if task.cancelled() else task.exception()
+            self._attempts[index] = min(self._attempts[index] + 1, 255)
             if error is None:
                 order = task.result()
                 seen = self._last.get(index)
@@ -312,12 +354,16 @@ class OrderStream:
                 logger.debug("order %s: poll failed, will poll again: %s", order_id, error)
             else:
                 raise error  # a bug, not an API failure: do not hide it
-            step = self._attempts[index]
-            self._attempts[index] = min(step + 1, 255)
-            delay = self._policy.delay(step)
+            deadline = self._deadline
+            if deadline is not None and now >= deadline:  # the answer at the deadline: final
+                self._settle(index, self._timed_out(index, polled=True))
+                continue
+            next_poll = now + self._policy.delay(self._attempts[index] - 1)
+            if deadline is not None:
+                next_poll = min(next_poll, deadline)  # never report an answer hours old
             if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("order %s: next poll in %.2f s", order_id, delay)
-            heapq.heappush(self._due, (now + delay, index))
+                logger.debug("order %s: next poll in %.2f s", order_id, next_poll - now)
+            heapq.heappush(self._due, (next_poll, index))
 
     def _take_last(self, index: int) -> Order | None:
         seen = self._last.pop(index, None)
@@ -328,14 +374,43 @@ class OrderStream:
         self._pending -= 1
         self._ready.append(outcome)
 
+    def _timed_out(self, index: int, *, polled: bool) -> OrderOutcome:
+        order_id, last = self._ids[index], self._take_last(index)
+        error = OrderWaitTimeout(order_id, last, self._timeout, polled=polled)
+        return OrderOutcome(order_id, last, error)
+
     async def _expire(self) -> None:
-        """The deadline passed: every unsettled order ends with `OrderWaitTimeout`."""
+        """The polls at the deadline had their time: every unsettled order times out."""
+        queued = self._client.budget.queued_owners()
+        sent = {index for task, index in self._in_flight.items() if task not in queued}
         waiting = sorted([*self._in_flight.values(), *(index for _, index in self._due)])
-        tasks = list(self._in_flight)
         self._cancel_all()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._wait_stopped()
         for index in waiting:
-            order_id, last = self._ids[index], self._take_last(index)
-            self._ready.append(
-                OrderOutcome(order_id, last, OrderWaitTimeout(order_id, last, self._timeout))
-            )
+            # No answer and no request sent: the budget never let this order's turn come.
+            polled = self._attempts[index] > 0 or index in sent
+            self._ready.append(self._timed_out(index, polled=polled))
+
+
+class _Iteration:
+    """One `async for` over an `OrderStream`.
+
+    The loop holds the only reference to it, so leaving the loop early (break, return, an
+    exception) frees it at once, and that stops the stream's polls then and there, whether or
+    not the caller still holds the stream.
+    """
+
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: OrderStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _Iteration:
+        return self
+
+    async def __anext__(self) -> OrderOutcome:
+        return await self._stream.__anext__()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop may already be closed
+            self._stream._cancel_all()

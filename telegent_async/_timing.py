@@ -31,6 +31,9 @@ __all__ = [
 #: say tokens live "a few minutes"; a wrong time zone on either side must not keep a dead token).
 DEFAULT_TOKEN_LIFETIME = 120.0
 MAX_TRUSTED_TOKEN_LIFETIME = 3600.0
+MIN_TRUSTED_TOKEN_LIFETIME = 60.0
+#: An HTTP `Date` is truncated to whole seconds: within this, it agrees with the local clock.
+DATE_RESOLUTION = 2.0
 MAX_RENEWAL_MARGIN = 30.0
 
 _ISO = re.compile(
@@ -123,15 +126,42 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
-def token_lifetime(expiry: object, now: datetime) -> float:
-    """Seconds a freshly issued token may be used, from the `tokenExpiry` field."""
+def token_lifetime(expiry: object, now: datetime, server_date: str | None = None) -> float:
+    """Seconds a freshly issued token may be used, from the `tokenExpiry` field.
+
+    `tokenExpiry` is the server's clock with no time zone: measured against the response's
+    `Date` header (the same clock, so skew cancels out) when there is one. Against `now`, the
+    local clock at issue, a server clock minutes off could make a 5-minute token look like a
+    2-second one (a token request per lookup), so there no lifetime below
+    `MIN_TRUSTED_TOKEN_LIFETIME` is trusted; a token that dies sooner is renewed after its 401.
+    """
     when = parse_timestamp(expiry)
     if when is None:
         return DEFAULT_TOKEN_LIFETIME
-    seconds = (when - now).total_seconds()
+    issued = _server_now(server_date, now)
+    seconds = (when - (issued or now)).total_seconds()
     if not 0 < seconds <= MAX_TRUSTED_TOKEN_LIFETIME:
         return DEFAULT_TOKEN_LIFETIME
-    return seconds
+    return seconds if issued is not None else max(seconds, MIN_TRUSTED_TOKEN_LIFETIME)
+
+
+def _http_date(value: str | None) -> datetime | None:
+    if value is None or len(value) > 64:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=timezone.utc)
+
+
+def _server_now(server_date: str | None, now: datetime) -> datetime | None:
+    """The server's clock at issue, from its `Date` header; `now` itself when the two clocks
+    agree within the header's whole-second resolution (the local clock is the finer one)."""
+    when = _http_date(server_date)
+    if when is None:
+        return None
+    return now if abs((when - now).total_seconds()) <= DATE_RESOLUTION else when
 
 
 def token_renewal_delay(lifetime: float) -> float:

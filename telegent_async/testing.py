@@ -24,7 +24,7 @@ Usage in your own tests (pytest-asyncio)::
 
 Check order on `GET /v1.0/numbers/order`: method (405), bearer token (401), rate limit (429),
 injected faults, then `random` faults from `fault_rate`, then the answer. Token requests
-(`POST /v1.0/oauth2/tokens`) are never rate-limited nor faulted.
+(`POST /v1.0/oauth2/tokens`) are never rate-limited, and faulted only by `fail_tokens`.
 
 The port-in lifecycle endpoints (`POST /v1.0/numbers/portin/update` and `.../cancel`) check
 method, token (of their own scope) and rate limit the same way, then make the change, and only
@@ -44,6 +44,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -297,6 +298,7 @@ class FakeTelegent:
         record: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        clock_skew: float = 0.0,
     ) -> None:
         if not token_lifetime > 0:
             raise ValueError("token_lifetime must be > 0")
@@ -323,6 +325,9 @@ class FakeTelegent:
         self.retry_after = retry_after
         self.stall_seconds = float(stall_seconds)
         self.default_status = default_status
+        self.clock_skew = float(clock_skew)
+        """Seconds the server's clock is ahead (negative: behind), seen in the token answer's
+        `tokenExpiry` and `Date` header; tokens still live `token_lifetime` real seconds."""
         self.record = record
         self._host = host
         self._port = port
@@ -336,6 +341,8 @@ class FakeTelegent:
         self._tokens: dict[str, _Token] = {}
         self._generation = 0
         self._injected: collections.deque[_Injection] = collections.deque()
+        self._token_faults: collections.deque[_Injection] = collections.deque()
+        self._token_outage: tuple[str, float] | None = None  # (kind, until monotonic)
         self._burst = max(1.0, rate_limit) if rate_limit is not None else 0.0
         self._bucket = self._burst
         self._bucket_at = time.monotonic()
@@ -569,6 +576,32 @@ class FakeTelegent:
         if count:
             self._injected.append(_Injection(kind, count, retry_after))
 
+    def fail_tokens(self, kind: str, count: int = 1, *, seconds: float | None = None) -> None:
+        """Give token requests fault `kind`: the next `count` of them, or, with `seconds`, all
+        of them for that long from now. `kind` is any of `FAULT_KINDS` but "stall", or
+        "refused": a 200 with `successful: false`, as for a wrong secret."""
+        if kind != "refused":
+            _check_kind(kind)
+        if kind == "stall":
+            raise ValueError("token requests cannot stall; use a short client timeout instead")
+        if seconds is not None:
+            self._token_outage = (kind, time.monotonic() + seconds)
+        elif count > 0:
+            self._token_faults.append(_Injection(kind, count, None))
+
+    def _next_token_fault(self, now: float) -> str | None:
+        outage = self._token_outage
+        if outage is not None and now < outage[1]:
+            return outage[0]
+        faults = self._token_faults
+        if not faults:
+            return None
+        head = faults[0]
+        head.remaining -= 1
+        if head.remaining <= 0:
+            faults.popleft()
+        return head.kind
+
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far (as if the account secret were rotated)."""
         self._generation += 1
@@ -661,7 +694,10 @@ class FakeTelegent:
             self._log(request, now, 400)
             return self._error(400, "ApiEndpoint must be a string.")
         scope = ORDER_PATH if endpoint is None else _scope_of(endpoint)
-        if not (
+        fault = self._next_token_fault(now)
+        if fault is not None and fault != "refused":
+            return self._fault_response(request, now, fault, None, None, scope)
+        if fault == "refused" or not (
             secrets.compare_digest(key.encode(), self.account_key.encode())
             and secrets.compare_digest(secret.encode(), self.account_secret.encode())
         ):
@@ -674,14 +710,16 @@ class FakeTelegent:
             return web.Response(body=json.dumps(answer).encode(), content_type=_JSON)
         token = secrets.token_urlsafe(32)
         self._tokens[token] = _Token(scope, now + self.token_lifetime, self._generation)
-        expiry = datetime.now(timezone.utc) + timedelta(seconds=self.token_lifetime)
+        server_now = datetime.now(timezone.utc) + timedelta(seconds=self.clock_skew)
+        expiry = server_now + timedelta(seconds=self.token_lifetime)
         self._log(request, now, 200, scope=scope)
         answer = {
             "token": token,
             "successful": True,
             "tokenExpiry": expiry.strftime(_EXPIRY_FORMAT),
         }
-        return web.Response(body=json.dumps(answer).encode(), content_type=_JSON)
+        headers = {"Date": format_datetime(server_now, usegmt=True)}
+        return web.Response(body=json.dumps(answer).encode(), content_type=_JSON, headers=headers)
 
     async def _handle_order(self, request: web.Request, now: float) -> web.StreamResponse:
         gate = self._gate(request, now, "GET")

@@ -10,6 +10,7 @@ import pytest
 import telegent_async as tg
 from telegent_async._timing import (
     DEFAULT_TOKEN_LIFETIME,
+    MIN_TRUSTED_TOKEN_LIFETIME,
     parse_retry_after,
     parse_timestamp,
     token_lifetime,
@@ -138,3 +139,14 @@ def test_retry_preset_follows_telegents_advice() -> None:
 def test_poll_policy_rejects_bad_values(kwargs: dict[str, object], error: type[Exception]) -> None:
     with pytest.raises(error):
         tg.PollPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_token_lifetime_corrects_server_clock_skew_with_the_date_header() -> None:
+    # The server's clock is 298 s behind ours: its "5 minutes from now" is 2 s from ours.
+    expiry, server_date = "05/02/2025 06:30:02 PM", "Fri, 02 May 2025 18:25:02 GMT"
+    assert token_lifetime(expiry, NOW, server_date) == 300.0
+    # Without a usable Date header, no lifetime under the floor is trusted.
+    assert token_lifetime(expiry, NOW) == MIN_TRUSTED_TOKEN_LIFETIME
+    assert token_lifetime(expiry, NOW, "not a date") == MIN_TRUSTED_TOKEN_LIFETIME
+    # Clocks that agree within the Date's resolution: the finer local clock is used.
+    assert token_lifetime("05/02/2025 06:30:05 PM", NOW, "Fri, 02 May 2025 18:30:01 GMT") == 5.0
