@@ -39,6 +39,7 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._stats import ClientStats
 from ._timing import PollPolicy
 
 __version__ = "0.1.0"
@@ -51,6 +52,7 @@ __all__ = [
     "CarrierCategory",
     "CarrierError",
     "ClientClosedError",
+    "ClientStats",
     "GatewayTimeoutError",
     "InternalServerError",
     "MethodNotAllowedError",

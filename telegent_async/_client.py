@@ -36,6 +36,7 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._stats import ClientStats, Counters, retry_reason
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -114,6 +115,7 @@ class TelegentClient:
         self._budget = RequestBudget(requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
+        self._counters = Counters()
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -159,6 +161,13 @@ class TelegentClient:
     def budget(self) -> RequestBudget:
         """The client-wide request budget (read its `rate` and `paused_until` for monitoring)."""
         return self._budget
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters (requests, answers by status class, retries by reason, tokens, 429
+        pauses) and the budget's current rate and pause, as a snapshot: read it for a health
+        endpoint or a progress line, inside the event loop. Costs nothing until read."""
+        return self._counters.snapshot(*self._budget.rate_and_pause())
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -391,6 +400,7 @@ class TelegentClient:
 
     async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
         # Token requests take the budget's first free slot: the queued calls wait for the token.
+        self._counters.token_requests += 1
         dates: list[str | None] = []
         status, answer = await self._send(
             "POST",
@@ -429,7 +439,7 @@ class TelegentClient:
         """
         session = self._open()
         loop = asyncio.get_running_loop()
-        auth, budget = self._auth, self._budget
+        auth, budget, counters = self._auth, self._budget, self._counters
         retries = self.max_retries if max_retries is None else max_retries
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
@@ -454,6 +464,7 @@ class TelegentClient:
             retry_after: float | None = None
             try:
                 async with self._slots:
+                    counters.requests += 1
                     with self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
@@ -471,8 +482,10 @@ class TelegentClient:
                             else:
                                 body = await _read_capped(response)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                counters.by_class[0] += 1
                 failure: TelegentError = _transport_error(method, exc, attempt_timeout)
             else:
+                counters.by_class[status // 100] += 1
                 body = _portin.redact(body, secrets) if secrets else body
                 if 200 <= status < 300:
                     if on_headers is not None:
@@ -494,6 +507,7 @@ class TelegentClient:
                         logger.debug("401 on %s: fetching a new token once", method)
                         auth.discard(scope, headers)
                         reauthenticated = True
+                        counters.retried("401")
                         continue
                     if status in RETRY_STATUSES:
                         retry_after = parse_retry_after(
@@ -504,6 +518,7 @@ class TelegentClient:
                         pause = self._retry_delay(attempt, retry_after)
                         logger.info("429 rate limited: pausing the client for %.2f s", pause)
                         budget.pause(pause)
+                        counters.rate_limit_pauses += 1
                         retry_after = 0.0  # the budget now holds every request, this one included
                     if status not in RETRY_STATUSES:
                         raise failure
@@ -514,6 +529,7 @@ class TelegentClient:
                 raise failure  # the retry could not even start in time: say what went wrong
             attempt += 1
             previous = failure
+            counters.retried(retry_reason(failure))
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
