@@ -37,6 +37,7 @@ from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._stats import ClientStats, Counters, retry_reason
+from ._telemetry import telemetry
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -93,6 +94,7 @@ class TelegentClient:
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
         max_retry_after: float = 60.0,
+        trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
@@ -102,6 +104,7 @@ class TelegentClient:
             raise TypeError("retry_policy must be a PollPolicy")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
+        self._trace_configs = _trace_configs(trace_configs, session)
         self.retry_policy = retry_policy
         self.max_connections = _connections_allowed(session, self.max_connections)
         env = os.environ
@@ -116,6 +119,9 @@ class TelegentClient:
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
         self._counters = Counters()
+        self._telemetry = telemetry()
+        if self._telemetry is not None:
+            self._telemetry.register(self, self._counters)
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -185,6 +191,7 @@ class TelegentClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
                 headers={"User-Agent": "telegent-async", "Accept": "application/json"},
+                trace_configs=self._trace_configs,
             )
         return self._session
 
@@ -212,6 +219,9 @@ class TelegentClient:
         """
         order_id = _validate.order_id(order_id)
         deadline, retries = self._call_bounds(timeout, max_retries)
+        traces = self._telemetry
+        if traces is not None and traces.tracing():
+            return await traces.traced_lookup(order_id, self._lookup(order_id, deadline, retries))
         return await self._lookup(order_id, deadline, retries)
 
     async def _lookup(self, order_id: str, deadline: float | None, retries: int | None) -> Order:
@@ -275,7 +285,7 @@ class TelegentClient:
         once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
         """
         last: Order | None = None
-        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = self.watch_order(order_id, timeout=timeout, policy=policy)
         async with contextlib.aclosing(changes):
             async for order in changes:
                 last = order
@@ -290,7 +300,8 @@ class TelegentClient:
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
     ) -> AsyncGenerator[Order, None]:
         """Yield the first observation of an order and then each status change, until settled."""
-        return watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        return changes if self._telemetry is None else self._telemetry.observed_wait(changes)
 
     def wait_for_orders(
         self,
@@ -529,7 +540,10 @@ class TelegentClient:
                 raise failure  # the retry could not even start in time: say what went wrong
             attempt += 1
             previous = failure
-            counters.retried(retry_reason(failure))
+            reason = retry_reason(failure)
+            counters.retried(reason)
+            if self._telemetry is not None and scope is not None:  # not a token request's
+                self._telemetry.retrying(attempt, reason, delay)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
@@ -553,6 +567,24 @@ async def _by(
         return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
     except asyncio.TimeoutError:
         raise TransportTimeoutError(CALL_TIMED_OUT) from failure
+
+
+def _trace_configs(
+    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
+) -> list[aiohttp.TraceConfig] | None:
+    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
+    if configs is None:
+        return None
+    if session is not None:
+        raise TypeError(
+            "trace_configs only applies to a session the client creates: "
+            "give them to your own session instead"
+        )
+    configs = list(configs)
+    for config in configs:
+        if not isinstance(config, aiohttp.TraceConfig):
+            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
+    return configs
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
