@@ -39,8 +39,11 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._sqlite import SQLiteStore
 from ._stats import ClientStats
+from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
+from ._watcher import OrderWatcher
 
 __version__ = "0.1.0"
 
@@ -55,6 +58,7 @@ __all__ = [
     "ClientStats",
     "GatewayTimeoutError",
     "InternalServerError",
+    "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
     "Order",
@@ -63,6 +67,7 @@ __all__ = [
     "OrderStatus",
     "OrderStream",
     "OrderWaitTimeout",
+    "OrderWatcher",
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
@@ -70,12 +75,14 @@ __all__ = [
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseDecodeError",
+    "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "WatchState",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

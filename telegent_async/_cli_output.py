@@ -38,7 +38,7 @@ from ._errors import (
     TelegentError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
-from ._poller import is_permanent
+from ._schedule import is_permanent
 
 if TYPE_CHECKING:
     from ._demo import DemoSettings

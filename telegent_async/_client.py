@@ -313,8 +313,8 @@ class TelegentClient:
         """Wait for many orders; yield one `OrderOutcome` per distinct ID as each settles.
 
         Scales to 100,000 IDs: a scheduler polls at most `max_connections` orders at once and
-        keeps about 0.1 to 0.6 KB per pending order (README: 112 B before its first answer,
-        570 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
+        keeps about 30 to 530 bytes per pending order (README: 31 B before its first answer,
+        525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
         """
         return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)

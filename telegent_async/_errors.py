@@ -166,7 +166,8 @@ class OrderWaitTimeout(TelegentError):
             detail = "last status: " + (
                 last_order.raw_status if last_order is not None else "no answer"
             )
-        super().__init__(f"order {order_id!r} not settled after {timeout} s ({detail})")
+        within = "by its deadline" if timeout is None else f"after {timeout} s"
+        super().__init__(f"order {order_id!r} not settled {within} ({detail})")
         self.order_id = order_id
         self.last_order = last_order
         self.timeout = timeout

@@ -168,12 +168,13 @@ class OrderOutcome:
     """How waiting for (or looking up) one order ended: an `order`, an `error`, or both.
 
     `order` is the last observation (set even when the wait timed out); `error` is set when
-    the lookup or the wait failed.
+    the lookup or the wait failed; `tag` is the caller's label, from an `OrderWatcher` watch.
     """
 
     order_id: str
     order: Order | None = None
     error: TelegentError | None = attrs.field(default=None, eq=False)
+    tag: str | None = None
 
     @property
     def ok(self) -> bool:

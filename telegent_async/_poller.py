@@ -1,27 +1,30 @@
 """Waiting for orders: one order (`watch_order`) and many at once (`OrderStream`).
 
-A single wait polls in the caller's own task. A fan-out uses one scheduler, not a task per
-order: a heap of next-poll times, one byte of backoff state per order, and at most
-`max_connections` polls in flight, so 100,000 pending orders fit in a few tens of megabytes
-and share the client's budget in the order they fell due.
+Both follow the one poll schedule (`_schedule`). A single wait polls in the caller's own
+task. A fan-out runs the one scheduler (`_scheduler`) over a `MemoryStore`, not a task per
+order: a run of slots until each order's first poll, then a heap entry, a double and a byte
+of backoff state per order, and at most `max_connections` polls in flight, so 100,000 pending
+orders fit in a few tens of megabytes and share the client's budget in the order they fell due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import json
 import logging
 import math
 import sys
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from . import _validate
-from ._errors import APIStatusError, OrderWaitTimeout, TelegentError, TransportError
-from ._models import Order, OrderOutcome, decode_order
+from ._budget import RequestBudget
+from ._errors import OrderWaitTimeout, TelegentError
+from ._models import Order, OrderOutcome
+from ._schedule import Verdict, decide, is_permanent
+from ._scheduler import Lookups, Scheduler, log_change
+from ._store import MemoryStore
 from ._timing import PollPolicy
 
 if sys.version_info >= (3, 11):
@@ -29,29 +32,20 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - aiohttp depends on async-timeout before 3.11
     from async_timeout import timeout_at
 
-if TYPE_CHECKING:
-    from ._client import TelegentClient
-
 __all__ = ["OrderStream", "is_permanent", "run_workers", "watch_order"]
 
 logger = logging.getLogger("telegent_async")
 T = TypeVar("T")
 
-#: Statuses a retry or a later poll can fix; any other API status ends a wait at once.
-_TRANSIENT_STATUSES = frozenset({408, 429})
 
+class Waiting(Lookups, Protocol):
+    """What a wait needs from a client beyond lookups: its attempt timeout and its budget."""
 
-def is_permanent(error: TelegentError) -> bool:
-    """True when polling again cannot help: 400, 401, 403, 404, 405 and other non-5xx answers.
+    @property
+    def timeout(self) -> float: ...
 
-    Transport failures, 5xx, 408, 429 and undecodable bodies are transient: the transport has
-    already retried them, and a waiter keeps polling on its own schedule until its deadline.
-    """
-    return (
-        isinstance(error, APIStatusError)
-        and error.status_code < 500
-        and error.status_code not in _TRANSIENT_STATUSES
-    )
+    @property
+    def budget(self) -> RequestBudget: ...
 
 
 def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | None, PollPolicy]:
@@ -64,17 +58,8 @@ def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | 
     return timeout, policy
 
 
-def _log_change(order: Order, was: str | None) -> None:
-    logger.info("order %s: %s -> %s", order.order_id, was, order.raw_status)
-
-
-def _compact(order: Order) -> bytes:
-    """The order's JSON, re-encoded: a fifth of the memory of the decoded `Order` it restores."""
-    return json.dumps(order.raw, separators=(",", ":")).encode()
-
-
 async def watch_order(
-    client: TelegentClient, order_id: str, *, timeout: float | None, policy: PollPolicy | None
+    client: Waiting, order_id: str, *, timeout: float | None, policy: PollPolicy | None
 ) -> AsyncGenerator[Order, None]:
     """Yield the first observation and each status change; end after the settled one."""
     order_id = _validate.order_id(order_id)
@@ -86,37 +71,40 @@ async def watch_order(
     attempt = 0
     while True:
         at_deadline = deadline is not None and loop.time() >= deadline
+        order: Order | None = None
+        error: TelegentError | None = None
         try:
             async with timeout_at(_answer_by(client, deadline, at_deadline)):
                 order = await client.get_order(order_id)
         except asyncio.TimeoutError:
             raise OrderWaitTimeout(order_id, last, timeout) from failure
         except TelegentError as exc:
-            if is_permanent(exc):
-                raise
-            failure = exc
-            logger.debug("order %s: poll failed, will poll again: %s", order_id, exc)
-        else:
-            failure = None
-            if last is None or order.raw_status != last.raw_status:
-                _log_change(order, None if last is None else last.raw_status)
-                last = order
-                yield order
-                if order.is_settled:
-                    return
-        if at_deadline:
-            raise OrderWaitTimeout(order_id, last, timeout) from failure
-        delay = policy.delay(attempt)
+            error = exc
+            logger.debug("order %s: poll failed: %s", order_id, exc)
+        if order is not None and (last is None or order.raw_status != last.raw_status):
+            log_change(order, None if last is None else last.raw_status)
+            last = order
+            yield order
+        now = loop.time()
+        if at_deadline:  # the poll at the deadline answered late: still, it was the last one
+            now = max(now, deadline or now)
+        decision = decide(order, error, now=now, attempt=attempt, policy=policy, deadline=deadline)
         attempt += 1
-        if deadline is not None:
-            # The next poll would fall past the deadline: poll at the deadline instead, so that
-            # a timeout never reports an answer that may be hours old.
-            delay = min(delay, max(0.0, deadline - loop.time()))
+        if decision.verdict is Verdict.SETTLED:
+            return
+        if decision.verdict is Verdict.FAILED:
+            assert error is not None
+            raise error
+        failure = error
+        if decision.verdict is Verdict.TIMED_OUT:
+            raise OrderWaitTimeout(order_id, last, timeout) from failure
+        assert decision.next_poll is not None
+        delay = max(0.0, decision.next_poll - now)
         logger.debug("order %s: next poll in %.2f s", order_id, delay)
         await asyncio.sleep(delay)
 
 
-def _answer_by(client: TelegentClient, deadline: float | None, at_deadline: bool) -> float | None:
+def _answer_by(client: Waiting, deadline: float | None, at_deadline: bool) -> float | None:
     """When a poll must have answered: by the deadline, or, for the poll made at the deadline,
     one attempt timeout later (its budget slot included), so that a wait overruns its deadline
     by at most that to report a fresh answer."""
@@ -144,26 +132,22 @@ async def run_workers(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-class _Completions:
-    """Polls that have ended, and the scheduler's wake-up call.
+class _Outcomes:
+    """Outcomes ready to yield, and how many orders are still pending.
 
-    Kept apart from `OrderStream` so that running polls (whose done-callbacks land here) do not
-    keep alive a stream that its caller dropped: dropping it must cancel them, not drain them.
+    Kept apart from `OrderStream` so that the scheduler (which reports into it) does not keep
+    alive a stream that its caller dropped: dropping it must cancel the polls, not drain them.
     """
 
-    __slots__ = ("finished", "wakeup")
+    __slots__ = ("pending", "ready")
 
-    def __init__(self) -> None:
-        self.finished: deque[asyncio.Task[Order]] = deque()
-        self.wakeup: asyncio.Future[None] | None = None
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.ready: deque[OrderOutcome] = deque()
 
-    def add(self, task: asyncio.Task[Order]) -> None:
-        self.finished.append(task)
-        self.wake()
-
-    def wake(self) -> None:
-        if self.wakeup is not None and not self.wakeup.done():
-            self.wakeup.set_result(None)
+    def settled(self, outcome: OrderOutcome) -> None:
+        self.pending -= 1
+        self.ready.append(outcome)
 
 
 class OrderStream:
@@ -178,7 +162,7 @@ class OrderStream:
 
     def __init__(
         self,
-        client: TelegentClient,
+        client: Waiting,
         order_ids: Iterable[str],
         *,
         timeout: float | None,
@@ -186,30 +170,20 @@ class OrderStream:
     ) -> None:
         self._timeout, self._policy = _checked(timeout, policy)
         self._client = client
-        self._ids = list(dict.fromkeys(order_ids))
-        self._pending = len(self._ids)
-        self._attempts = bytearray(len(self._ids))  # backoff step per order
-        # The last answer of each order not yet settled, kept for its timeout outcome: status
-        # (interned) and compact JSON, not an `Order` (100,000 of those would take 120 MB).
-        self._last: dict[int, tuple[str, bytes]] = {}
-        self._due: list[tuple[float, int]] = []  # heap of (next poll time, index)
-        self._in_flight: dict[asyncio.Task[Order], int] = {}
-        self._stopping: list[asyncio.Task[Order]] = []  # cancelled, not yet seen to end
-        self._done = _Completions()
-        self._ready: deque[OrderOutcome] = deque()
-        self._deadline: float | None = None
+        self._ids: list[str] | None = list(dict.fromkeys(order_ids))  # until handed to the store
+        self._outcomes = _Outcomes(len(self._ids))
+        self._scheduler: Scheduler | None = None
         self._final_answer_by: float | None = None  # polls made at the deadline end by then
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def pending(self) -> int:
         """Orders not yet settled or failed (and not yet yielded)."""
-        return self._pending
+        return self._outcomes.pending
 
     @property
     def in_flight(self) -> int:
         """Polls under way now."""
-        return len(self._in_flight)
+        return 0 if self._scheduler is None else self._scheduler.in_flight
 
     def __aiter__(self) -> _Iteration:
         return _Iteration(self)
@@ -221,175 +195,85 @@ class OrderStream:
         await self.aclose()
 
     async def __anext__(self) -> OrderOutcome:
-        loop = self._loop
-        if loop is None:
-            loop = self._start()
+        outcomes = self._outcomes
         try:
-            while not self._ready:
-                if self._pending == 0:
+            scheduler = self._scheduler or await self._start()
+            loop = asyncio.get_running_loop()
+            while not outcomes.ready:
+                if outcomes.pending <= 0:
                     raise StopAsyncIteration
-                now = loop.time()
-                self._collect(now)  # answers that came in before the deadline count
-                if self._ready:
+                delay = await scheduler.step()  # answers that came in before the deadline count
+                if outcomes.ready:
                     break
-                if self._final_answer_by is not None and now >= self._final_answer_by:
-                    await self._expire()
-                    continue
-                self._launch_due(now)
-                await self._sleep_until_something_happens(loop)
+                if self._final_answer_by is not None:
+                    now = loop.time()
+                    if now >= self._final_answer_by:
+                        await scheduler.expire(self._client.budget.queued_owners())
+                        continue
+                    delay = min(delay, self._final_answer_by - now)
+                await scheduler.sleep(delay)
         except BaseException as exc:
             if not isinstance(exc, StopAsyncIteration):
                 await self.aclose()
             raise
-        return self._ready.popleft()
+        return outcomes.ready.popleft()
 
     async def aclose(self) -> None:
         """Stop every poll and wait until they have ended; nothing more is yielded."""
-        self._cancel_all()
-        self._ready.clear()
-        await self._wait_stopped()
-
-    async def _wait_stopped(self) -> None:
-        tasks, self._stopping = self._stopping, []
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        self._stop_now()
+        if self._scheduler is not None:
+            await self._scheduler.cancel()
 
     def __del__(self) -> None:
-        # Reached when a caller breaks out of `async for` without `async with`: stop the polls
-        # now, synchronously, so that no further request is sent. (The polls reference only
-        # `_Completions`, so the stream is freed at once.) Nothing to do if __init__ refused
-        # its arguments.
-        if hasattr(self, "_in_flight"):
+        # Reached when a caller drops the stream without `async with`: stop the polls now,
+        # synchronously, so that no further request is sent. (The polls reference only the
+        # scheduler's completions, so the stream is freed at once.) Nothing to do if
+        # __init__ refused its arguments.
+        if hasattr(self, "_outcomes"):
             with contextlib.suppress(RuntimeError):  # the loop may already be closed
-                self._cancel_all()
+                self._stop_now()
 
-    def _start(self) -> asyncio.AbstractEventLoop:
+    def _stop_now(self) -> None:
+        self._outcomes.ready.clear()
+        self._outcomes.pending = 0
+        if self._scheduler is not None:
+            self._scheduler.cancel_now()
+
+    async def _start(self) -> Scheduler:
         loop = asyncio.get_running_loop()
-        now = loop.time()
-        self._loop = loop
+        store = MemoryStore(clock=loop.time, keep_outcomes=False)
+        ids, self._ids = self._ids or [], None
+        store.extend(ids)
+        deadline = None
         if self._timeout is not None:
-            self._deadline = now + self._timeout
-            self._final_answer_by = self._deadline + self._client.timeout
-            self._warn_if_over_budget()
-        self._due = [(now, index) for index in range(len(self._ids))]  # already a heap
-        return loop
+            deadline = loop.time() + self._timeout
+            self._final_answer_by = deadline + self._client.timeout
+            self._warn_if_over_budget(len(ids), self._timeout)
+        budget = self._client.budget
+        self._scheduler = Scheduler(
+            store,
+            self._client,
+            policy=self._policy,
+            lease=math.inf,  # one process owns the store: a claim is held until answered
+            worker="wait_for_orders",
+            on_settled=self._outcomes.settled,
+            on_cancel=budget.abandon,  # cancelled polls give their budget slots back at once
+            deadline=deadline,
+            timeout=self._timeout,
+        )
+        return self._scheduler
 
-    def _warn_if_over_budget(self) -> None:
+    def _warn_if_over_budget(self, count: int, timeout: float) -> None:
         rate = self._client.budget.requests_per_minute
-        assert self._timeout is not None
         if rate is None:
             return
-        polls = math.floor(rate * self._timeout / 60.0) + 1  # the first one goes out at once
-        if len(self._ids) > polls:
+        polls = math.floor(rate * timeout / 60.0) + 1  # the first one goes out at once
+        if count > polls:
             logger.warning(
                 "wait_for_orders: %d orders, but %g requests/min allow about %d polls in %g s:"
                 " about %d orders will time out without ever being polled",
-                len(self._ids), rate, polls, self._timeout, len(self._ids) - polls,
+                count, rate, polls, timeout, count - polls,
             )  # fmt: skip
-
-    def _cancel_all(self) -> None:
-        for task in self._in_flight:
-            if not task.cancel() and not task.cancelled():
-                task.exception()  # ended but unread: mark its error seen ("never retrieved")
-        # Cancelled tasks give their budget slots back only when they next run: give them
-        # back now, so that the client's next request does not queue behind them.
-        self._client.budget.abandon(self._in_flight)
-        self._stopping.extend(self._in_flight)
-        self._in_flight.clear()
-        self._done.finished.clear()
-        self._due.clear()
-        self._pending = 0
-
-    def _launch_due(self, now: float) -> None:
-        limit = self._client.max_connections
-        while self._due and self._due[0][0] <= now and len(self._in_flight) < limit:
-            _, index = heapq.heappop(self._due)
-            task = asyncio.ensure_future(self._client.get_order(self._ids[index]))
-            self._in_flight[task] = index
-            task.add_done_callback(self._done.add)
-
-    async def _sleep_until_something_happens(self, loop: asyncio.AbstractEventLoop) -> None:
-        done = self._done
-        if done.finished:
-            return
-        wake_at = self._final_answer_by
-        if self._due and len(self._in_flight) < self._client.max_connections:
-            next_due = self._due[0][0]
-            wake_at = next_due if wake_at is None else min(wake_at, next_due)
-        done.wakeup = loop.create_future()
-        timer = None if wake_at is None else loop.call_at(wake_at, done.wake)
-        try:
-            await done.wakeup
-        finally:
-            done.wakeup = None
-            if timer is not None:
-                timer.cancel()
-
-    def _collect(self, now: float) -> None:
-        finished = self._done.finished
-        while finished:
-            task = finished.popleft()
-            index = self._in_flight.pop(task, None)
-            if index is None:
-                continue  # cancelled by aclose() or the deadline
-            order_id = self._ids[index]
-            # A poll cancelled from outside (the client closing mid-wait) is polled again, so
-            # that the order is not lost and the next poll reports why.
-            error = TransportError("poll cancelled") if task.cancelled() else task.exception()
-            self._attempts[index] = min(self._attempts[index] + 1, 255)
-            if error is None:
-                order = task.result()
-                seen = self._last.get(index)
-                was = None if seen is None else seen[0]
-                if was != order.raw_status:
-                    _log_change(order, was)
-                if order.is_settled:
-                    self._settle(index, OrderOutcome(order_id, order))
-                    continue
-                self._last[index] = (sys.intern(order.raw_status), _compact(order))
-            elif isinstance(error, TelegentError) and is_permanent(error):
-                self._settle(index, OrderOutcome(order_id, self._take_last(index), error))
-                continue
-            elif isinstance(error, TelegentError):
-                logger.debug("order %s: poll failed, will poll again: %s", order_id, error)
-            else:
-                raise error  # a bug, not an API failure: do not hide it
-            deadline = self._deadline
-            if deadline is not None and now >= deadline:  # the answer at the deadline: final
-                self._settle(index, self._timed_out(index, polled=True))
-                continue
-            next_poll = now + self._policy.delay(self._attempts[index] - 1)
-            if deadline is not None:
-                next_poll = min(next_poll, deadline)  # never report an answer hours old
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("order %s: next poll in %.2f s", order_id, next_poll - now)
-            heapq.heappush(self._due, (next_poll, index))
-
-    def _take_last(self, index: int) -> Order | None:
-        seen = self._last.pop(index, None)
-        return None if seen is None else decode_order(200, seen[1])
-
-    def _settle(self, index: int, outcome: OrderOutcome) -> None:
-        self._last.pop(index, None)
-        self._pending -= 1
-        self._ready.append(outcome)
-
-    def _timed_out(self, index: int, *, polled: bool) -> OrderOutcome:
-        order_id, last = self._ids[index], self._take_last(index)
-        error = OrderWaitTimeout(order_id, last, self._timeout, polled=polled)
-        return OrderOutcome(order_id, last, error)
-
-    async def _expire(self) -> None:
-        """The polls at the deadline had their time: every unsettled order times out."""
-        queued = self._client.budget.queued_owners()
-        sent = {index for task, index in self._in_flight.items() if task not in queued}
-        waiting = sorted([*self._in_flight.values(), *(index for _, index in self._due)])
-        self._cancel_all()
-        await self._wait_stopped()
-        for index in waiting:
-            # No answer and no request sent: the budget never let this order's turn come.
-            polled = self._attempts[index] > 0 or index in sent
-            self._ready.append(self._timed_out(index, polled=polled))
 
 
 class _Iteration:
@@ -413,4 +297,4 @@ class _Iteration:
 
     def __del__(self) -> None:
         with contextlib.suppress(RuntimeError):  # the loop may already be closed
-            self._stream._cancel_all()
+            self._stream._stop_now()

@@ -1,0 +1,108 @@
+"""The poll schedule: what an answer means for an order, and when to poll it next (pure).
+
+Every waiter in the package (`watch_order`, `wait_for_orders`, `OrderWatcher`, whatever store
+holds the watches) asks these functions, so the rules live in one place and are tested on a
+fake clock: `now`, the attempt number and the jitter are passed in, never read.
+
+Times are seconds on the caller's clock (the store's, for a watcher: wall-clock seconds, so
+that deadlines survive a restart).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+
+import attrs
+import backoff
+
+from ._errors import APIStatusError, TelegentError
+from ._models import Order
+from ._timing import PollPolicy
+
+__all__ = ["Decision", "Verdict", "decide", "expired_unpolled", "is_permanent", "next_poll_at"]
+
+#: Statuses a retry or a later poll can fix; any other API status ends a wait at once.
+_TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def is_permanent(error: TelegentError) -> bool:
+    """True when polling again cannot help: 400, 401, 403, 404, 405 and other non-5xx answers.
+
+    Transport failures, 5xx, 408, 429 and undecodable bodies are transient: the transport has
+    already retried them, and a waiter keeps polling on its own schedule until its deadline.
+    """
+    return (
+        isinstance(error, APIStatusError)
+        and error.status_code < 500
+        and error.status_code not in _TRANSIENT_STATUSES
+    )
+
+
+class Verdict(enum.Enum):
+    """What one poll's answer means for its order."""
+
+    SETTLED = "settled"  # the order reached a settled status: deliver it
+    FAILED = "failed"  # a permanent error (404 ...): deliver the error
+    TIMED_OUT = "timed out"  # still pending at (or after) the deadline: deliver OrderWaitTimeout
+    POLL = "poll"  # still pending: poll again at `next_poll`
+
+
+@attrs.frozen(slots=True)
+class Decision:
+    verdict: Verdict
+    next_poll: float | None = None
+
+
+_SETTLED = Decision(Verdict.SETTLED)
+_FAILED = Decision(Verdict.FAILED)
+_TIMED_OUT = Decision(Verdict.TIMED_OUT)
+
+
+def next_poll_at(
+    now: float,
+    attempt: int,
+    policy: PollPolicy,
+    deadline: float | None,
+    jitter: Callable[[float], float] = backoff.full_jitter,
+) -> float:
+    """When to poll next: the policy's delay, but never later than the deadline.
+
+    A poll that would fall past the deadline happens AT the deadline instead, so a wait never
+    reports a timeout on an answer that may be hours old (`PollPolicy.PORT_IN` waits up to 6 h).
+    """
+    at = now + policy.delay(attempt, jitter)
+    return at if deadline is None or at < deadline else deadline
+
+
+def decide(
+    order: Order | None,
+    error: TelegentError | None,
+    *,
+    now: float,
+    attempt: int,
+    policy: PollPolicy,
+    deadline: float | None,
+    jitter: Callable[[float], float] = backoff.full_jitter,
+) -> Decision:
+    """The verdict on one poll that answered `order` or failed with `error`.
+
+    `attempt` counts the polls of this order before this one. A pending answer (or a transient
+    failure) received at or after the deadline is final: that poll was the one at the deadline.
+    """
+    if error is None and order is not None and order.is_settled:
+        return _SETTLED
+    if error is not None and is_permanent(error):
+        return _FAILED
+    if deadline is not None and now >= deadline:
+        return _TIMED_OUT
+    return Decision(Verdict.POLL, next_poll_at(now, attempt, policy, deadline, jitter))
+
+
+def expired_unpolled(now: float, deadline: float | None, grace: float) -> bool:
+    """True when a due poll is so late past the deadline that it should not be sent at all.
+
+    The last poll is scheduled at the deadline; `grace` is how late it may still go out (a
+    budget queue, a process restart). Beyond that the watch times out on what it last saw.
+    """
+    return deadline is not None and now > deadline + grace

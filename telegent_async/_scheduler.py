@@ -1,0 +1,294 @@
+"""The one scheduler: claim due watches from a store, poll them, write the answers back.
+
+`wait_for_orders` (on a `MemoryStore`) and `OrderWatcher` (on any store) both run it. It holds
+no task per order: at most `max_connections` polls are in flight, each a task whose
+done-callback wakes the loop; every decision about an answer comes from `_schedule`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import sys
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
+from typing import Protocol
+
+from ._errors import OrderWaitTimeout, TelegentError, TransportError
+from ._models import Order, OrderOutcome
+from ._schedule import Verdict, decide, expired_unpolled
+from ._store import Answer, Claim, Settlement, WatchStore
+from ._timing import PollPolicy
+
+__all__ = ["Completions", "Lookups", "Scheduler", "log_change"]
+
+logger = logging.getLogger("telegent_async")
+
+
+class Lookups(Protocol):
+    """What the scheduler needs from a client: one lookup, and how many may run at once."""
+
+    @property
+    def max_connections(self) -> int: ...
+
+    async def get_order(self, order_id: str) -> Order: ...
+
+
+def log_change(order: Order, was: str | None) -> None:
+    logger.info("order %s: %s -> %s", order.order_id, was, order.raw_status)
+
+
+class Completions:
+    """Polls that have ended, and the scheduler's wake-up call.
+
+    Kept apart from the scheduler so that running polls (whose done-callbacks land here) do
+    not keep alive a stream that its caller dropped: dropping it must cancel them, not drain
+    them.
+    """
+
+    __slots__ = ("finished", "wakeup")
+
+    def __init__(self) -> None:
+        self.finished: deque[asyncio.Task[Order]] = deque()
+        self.wakeup: asyncio.Future[None] | None = None
+
+    def add(self, task: asyncio.Task[Order]) -> None:
+        self.finished.append(task)
+        self.wake()
+
+    def wake(self) -> None:
+        if self.wakeup is not None and not self.wakeup.done():
+            self.wakeup.set_result(None)
+
+
+class Scheduler:
+    """Polls the due watches of `store` through `lookups` until cancelled.
+
+    `policy` and `deadline` apply to watches that carry none. A poll due more than `grace`
+    seconds past its deadline is not sent (see `expired_unpolled`). Each settled outcome is
+    committed to the store, then handed to `on_settled`.
+    """
+
+    def __init__(
+        self,
+        store: WatchStore,
+        lookups: Lookups,
+        *,
+        policy: PollPolicy,
+        lease: float,
+        worker: str,
+        on_settled: Callable[[OrderOutcome], None],
+        on_cancel: Callable[[Collection[asyncio.Task[Order]]], None] | None = None,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        grace: float = math.inf,
+    ) -> None:
+        self.store = store
+        self._lookups = lookups
+        self._policy = policy
+        self._lease = lease
+        self._worker = worker
+        self._on_settled = on_settled
+        self._on_cancel = on_cancel
+        self._deadline = deadline
+        self._timeout = timeout
+        self._grace = grace
+        self._in_flight: dict[asyncio.Task[Order], Claim] = {}
+        self._stopping: list[asyncio.Task[Order]] = []  # cancelled, not yet seen to end
+        self._done = Completions()
+        self._renew_at = math.inf
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        """Poll until cancelled; then give back the claims of polls still under way."""
+        unsubscribe = self.store.subscribe(self._done.wake)
+        try:
+            while True:
+                wake_at = await self.step()
+                await self.sleep(wake_at)
+        finally:
+            unsubscribe()
+            await self.stop()
+
+    async def step(self) -> float:
+        """Write back finished polls, renew leases, start due polls; return when to look again."""
+        store = self.store
+        now = await store.now()
+        await self._collect(now)
+        if now >= self._renew_at:
+            await self._renew(now)
+        free = self._lookups.max_connections - len(self._in_flight)
+        wake_at = now + store.max_idle
+        if free > 0:
+            claims = await store.claim(free, self._lease, self._worker)
+            await self._start(claims, now)
+            if len(claims) < free:
+                due = await store.next_due()
+                if due is not None:
+                    wake_at = min(wake_at, due)
+        if self._in_flight:
+            wake_at = min(wake_at, self._renew_at)
+        return wake_at - now
+
+    def _drop_polls(self) -> tuple[list[asyncio.Task[Order]], list[Claim]]:
+        tasks, claims = list(self._in_flight), list(self._in_flight.values())
+        self._in_flight.clear()
+        self._done.finished.clear()
+        self._renew_at = math.inf
+        for task in tasks:
+            if not task.cancel() and not task.cancelled():
+                task.exception()  # ended but unread: mark its error seen ("never retrieved")
+        if tasks and self._on_cancel is not None:
+            self._on_cancel(tasks)
+        self._stopping.extend(tasks)
+        return tasks, claims
+
+    def cancel_now(self) -> None:
+        """Cancel the polls under way, synchronously (no further request is sent)."""
+        self._drop_polls()
+
+    async def cancel(self) -> list[Claim]:
+        """Cancel the polls under way, wait until they have ended, and return their claims."""
+        _, claims = self._drop_polls()
+        tasks, self._stopping = self._stopping, []
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return claims
+
+    async def stop(self) -> None:
+        """Cancel the polls under way and release their claims, so another worker takes them."""
+        claims = await self.cancel()
+        if claims:
+            with contextlib.suppress(Exception):  # the store may be gone; leases then expire
+                await self.store.release(claims)
+
+    async def expire(self, unsent: Collection[object] = ()) -> None:
+        """The deadline passed: every watch left settles with `OrderWaitTimeout`, unpolled.
+
+        For a fan-out with one deadline, whose due watches are all its watches by then.
+        `unsent`: polls under way that are still waiting for the budget (no request sent).
+        """
+        sent = {claim.order_id for task, claim in self._in_flight.items() if task not in unsent}
+        claims = await self.cancel()
+        claims += await self.store.claim(sys.maxsize, self._lease, self._worker)
+        claims.sort(key=lambda claim: claim.ref)  # in the order they were added
+        expired = []
+        for claim in claims:
+            polled = claim.attempts > 0 or claim.order_id in sent
+            last = claim.last()
+            error = self._timed_out(claim, last, polled=polled)
+            expired.append(Settlement(claim, last, error, polled=False))
+        await self._settle(expired)
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
+        done = self._done
+        if done.finished or delay <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        done.wakeup = loop.create_future()
+        timer = None if math.isinf(delay) else loop.call_later(delay, done.wake)
+        try:
+            await done.wakeup
+        finally:
+            done.wakeup = None
+            if timer is not None:
+                timer.cancel()
+
+    def _deadline_of(self, claim: Claim) -> float | None:
+        return self._deadline if claim.deadline is None else claim.deadline
+
+    def _timed_out(
+        self, claim: Claim, last: Order | None, *, polled: bool = True
+    ) -> OrderWaitTimeout:
+        return OrderWaitTimeout(claim.order_id, last, self._timeout, polled=polled)
+
+    async def _start(self, claims: Sequence[Claim], now: float) -> None:
+        expired = []
+        for claim in claims:
+            if expired_unpolled(now, self._deadline_of(claim), self._grace):
+                last = claim.last()
+                error = self._timed_out(claim, last, polled=claim.attempts > 0)
+                expired.append(Settlement(claim, last, error, polled=False))
+                continue
+            task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
+            self._in_flight[task] = claim
+            task.add_done_callback(self._done.add)
+        if self._in_flight and math.isinf(self._renew_at):
+            self._renew_at = now + self._lease / 3
+        if expired:
+            await self._settle(expired)
+
+    async def _collect(self, now: float) -> None:
+        answers: list[Answer] = []
+        settlements: list[Settlement] = []
+        finished = self._done.finished
+        while finished:
+            task = finished.popleft()
+            claim = self._in_flight.pop(task, None)
+            if claim is None:  # its lease was lost, or the scheduler stopped
+                if not task.cancelled():
+                    task.exception()  # mark it seen ("exception was never retrieved")
+                continue
+            order: Order | None = None
+            # A poll cancelled from outside (the client closing mid-wait) is polled again, so
+            # that the order is not lost and the next poll reports why.
+            error = TransportError("poll cancelled") if task.cancelled() else task.exception()
+            if error is None:
+                order = task.result()
+                if order.raw_status != claim.last_status:
+                    log_change(order, claim.last_status)
+            elif not isinstance(error, TelegentError):
+                raise error  # a bug, not an API failure: do not hide it
+            else:
+                logger.debug("order %s: poll failed: %s", claim.order_id, error)
+            policy = self._policy if claim.policy is None else claim.policy
+            decision = decide(
+                order,
+                error,
+                now=now,
+                attempt=claim.attempts,
+                policy=policy,
+                deadline=self._deadline_of(claim),
+            )
+            verdict = decision.verdict
+            if verdict is Verdict.POLL:
+                assert decision.next_poll is not None
+                if logger.isEnabledFor(logging.DEBUG):
+                    wait = decision.next_poll - now
+                    logger.debug("order %s: next poll in %.2f s", claim.order_id, wait)
+                answers.append(Answer(claim, decision.next_poll, order))
+            elif verdict is Verdict.SETTLED:
+                settlements.append(Settlement(claim, order, None))
+            else:
+                last = order or claim.last()
+                if verdict is Verdict.TIMED_OUT:
+                    timeout = self._timed_out(claim, last)
+                    timeout.__cause__ = error
+                    error = timeout
+                settlements.append(Settlement(claim, last, error))
+        if not self._in_flight:
+            self._renew_at = math.inf
+        if answers:
+            await self.store.record(answers)
+        if settlements:
+            await self._settle(settlements)
+
+    async def _settle(self, settlements: list[Settlement]) -> None:
+        stale = set(await self.store.settle(settlements))
+        for item in settlements:
+            claim = item.claim
+            if claim.order_id not in stale:
+                self._on_settled(OrderOutcome(claim.order_id, item.order, item.error, claim.tag))
+
+    async def _renew(self, now: float) -> None:
+        self._renew_at = now + self._lease / 3
+        lost = set(await self.store.renew(list(self._in_flight.values()), self._lease))
+        for task, claim in list(self._in_flight.items()):
+            if claim.order_id in lost:  # another worker holds it now: its answer is not ours
+                del self._in_flight[task]
+                task.cancel()

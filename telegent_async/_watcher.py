@@ -1,0 +1,307 @@
+"""`OrderWatcher`: durable watches, polled by the one scheduler, delivered at least once.
+
+Everything the watcher knows lives in its store, so a deploy, a crash or a kill -9 loses
+nothing: the next watcher on the same store carries on from the stored schedule. Several
+watchers (processes) may share a store; leases decide which one polls an order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator, Iterable
+from datetime import datetime
+from typing import TypeAlias
+
+from . import _validate
+from ._errors import OrderWaitTimeout, TelegentError
+from ._models import Order, OrderOutcome
+from ._scheduler import Lookups, Scheduler
+from ._store import NewWatch, StoreLike, WatchState, open_store
+from ._timing import PollPolicy
+
+__all__ = ["OrderWatcher"]
+
+logger = logging.getLogger("telegent_async")
+
+#: How often a running watcher drops acknowledged outcomes older than `retain`.
+PURGE_EVERY = 3600.0
+_MAX_TAG_CHARS = 1000
+
+Deadline: TypeAlias = datetime | float | None
+
+
+def _policy(policy: object) -> PollPolicy | None:
+    if policy is not None and not isinstance(policy, PollPolicy):
+        raise TypeError(f"policy must be a PollPolicy or None, not {type(policy).__name__}")
+    return policy
+
+
+def _tag(tag: object) -> str | None:
+    if tag is not None and not isinstance(tag, str):
+        raise TypeError(f"tag must be a str or None, not {type(tag).__name__}")
+    if tag is not None and len(tag) > _MAX_TAG_CHARS:
+        raise ValueError(f"tag must be at most {_MAX_TAG_CHARS} characters")
+    if tag is not None and not tag.isascii():
+        try:
+            tag.encode()
+        except UnicodeEncodeError:
+            raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
+    return tag
+
+
+def _result(order_id: str, order: Order | None, error: TelegentError | None) -> Order:
+    if error is not None:
+        raise error
+    if order is None:  # pragma: no cover - a settled watch without error has its order
+        raise TelegentError(f"order {order_id!r} settled without an answer")
+    return order
+
+
+class OrderWatcher:
+    """Watch orders durably: `async with OrderWatcher(client, "watches.db") as watcher:`.
+
+    `store` is a `WatchStore`, a path (an `SQLiteStore`) or None (a `MemoryStore`). `policy`
+    applies to watches added without one. `lease` is how long a poll may take before another
+    worker may claim its order (renewed while the poll runs); `retain` is how long acknowledged
+    outcomes stay readable (`get`) before they are purged.
+    """
+
+    def __init__(
+        self,
+        client: Lookups,
+        store: StoreLike = None,
+        *,
+        policy: PollPolicy = PollPolicy.PROVISION,
+        lease: float = 60.0,
+        retain: float = 7 * 86400.0,
+        worker_id: str | None = None,
+    ) -> None:
+        if not isinstance(policy, PollPolicy):
+            raise TypeError(f"policy must be a PollPolicy, not {type(policy).__name__}")
+        self._lease = _validate.positive_number("lease", lease)
+        self._retain = _validate.positive_number("retain", retain)
+        if worker_id is None:
+            worker_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        elif not isinstance(worker_id, str) or not worker_id:
+            raise TypeError("worker_id must be a non-empty str or None")
+        self.worker_id = worker_id
+        self._store, self._owns_store = open_store(store)
+        self._scheduler = Scheduler(
+            self._store,
+            client,
+            policy=policy,
+            lease=self._lease,
+            worker=worker_id,
+            on_settled=self._settled_here,
+            grace=self._lease,
+        )
+        self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
+        self._news: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None  # why the scheduler stopped, if it did
+
+    def __repr__(self) -> str:
+        return f"OrderWatcher(store={self._store!r}, worker_id={self.worker_id!r})"
+
+    @property
+    def store(self) -> object:
+        """The store this watcher keeps its watches in."""
+        return self._store
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> OrderWatcher:
+        if self._tasks:
+            raise RuntimeError("this OrderWatcher is already running")
+        self._news = asyncio.Event()
+        self._tasks = [
+            asyncio.ensure_future(self._scheduler.run()),
+            asyncio.ensure_future(self._purge_now_and_then()),
+        ]
+        self._tasks[0].add_done_callback(self._scheduler_ended)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop polling, give back the claims of polls under way, close a store we opened."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._fail_waiters(RuntimeError("the OrderWatcher was closed"))
+        if self._owns_store:
+            await self._store.aclose()
+
+    def _scheduler_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("order watcher stopped: %r", error)
+            self._failure = error
+            self._fail_waiters(error)
+
+    def _fail_waiters(self, error: BaseException) -> None:
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+
+    async def _purge_now_and_then(self) -> None:
+        while True:
+            purged = await self._store.purge(self._retain)
+            if purged:
+                logger.info("purged %d acknowledged outcomes", purged)
+            await asyncio.sleep(PURGE_EVERY)
+
+    def _settled_here(self, outcome: OrderOutcome) -> None:
+        for future in self._waiters.get(outcome.order_id, ()):
+            if not future.done():
+                future.set_result(outcome)
+        if self._news is not None:
+            self._news.set()
+
+    # -- watches -------------------------------------------------------------------------------
+
+    async def _deadline(self, deadline: Deadline) -> float | None:
+        if deadline is None:
+            return None
+        if isinstance(deadline, datetime):
+            if deadline.utcoffset() is None:
+                raise ValueError("deadline must be an aware datetime (with a time zone)")
+            return deadline.timestamp()
+        return await self._store.now() + _validate.positive_number("deadline", deadline)
+
+    async def _watches(
+        self, order_ids: Iterable[str], policy: object, deadline: Deadline, tag: object
+    ) -> list[NewWatch]:
+        if isinstance(order_ids, str):
+            raise TypeError("add_many takes an iterable of order IDs, not one str")
+        ids = [_validate.order_id(order_id) for order_id in order_ids]
+        checked_policy, checked_tag = _policy(policy), _tag(tag)
+        at = await self._deadline(deadline)
+        return [NewWatch(order_id, checked_policy, at, checked_tag) for order_id in ids]
+
+    async def add(
+        self,
+        order_id: str,
+        *,
+        policy: PollPolicy | None = None,
+        deadline: Deadline = None,
+        tag: str | None = None,
+    ) -> bool:
+        """Watch an order; returns once committed. False if it was already watched (unchanged).
+
+        `deadline`: an aware datetime, or seconds from now; past it the watch settles with
+        `OrderWaitTimeout` (after one last poll at the deadline).
+        """
+        return await self._store.add(await self._watches([order_id], policy, deadline, tag)) == 1
+
+    async def add_many(
+        self,
+        order_ids: Iterable[str],
+        *,
+        policy: PollPolicy | None = None,
+        deadline: Deadline = None,
+        tag: str | None = None,
+    ) -> int:
+        """Watch many orders in one transaction; returns how many were new."""
+        return await self._store.add(await self._watches(order_ids, policy, deadline, tag))
+
+    async def wait(
+        self,
+        order_id: str,
+        *,
+        timeout: float | None = None,
+        policy: PollPolicy | None = None,
+        deadline: Deadline = None,
+        tag: str | None = None,
+    ) -> Order:
+        """The settled order (whatever its outcome), watching it first if it is new.
+
+        Any number of waiters share the polls of one order. Raises the outcome's error (e.g.
+        `NotFoundError`, `OrderWaitTimeout` at the watch's deadline), or `OrderWaitTimeout`
+        after `timeout` seconds of waiting here (the watch goes on). The outcome is still
+        delivered by `settled()`.
+        """
+        if not self._tasks:
+            raise RuntimeError("start the watcher first: async with OrderWatcher(...)")
+        if self._failure is not None:
+            raise RuntimeError("the watcher's scheduler stopped") from self._failure
+        if timeout is not None:
+            timeout = _validate.positive_number("timeout", timeout)
+        await self.add(order_id, policy=policy, deadline=deadline, tag=tag)
+        loop = asyncio.get_running_loop()
+        give_up = math.inf if timeout is None else loop.time() + timeout
+        future: asyncio.Future[OrderOutcome] = loop.create_future()
+        waiters = self._waiters.setdefault(order_id, [])
+        waiters.append(future)
+        try:
+            while True:
+                # Settled by another process (or before we registered): read it from the store.
+                state = await self._store.get(order_id)
+                if state is None:
+                    raise TelegentError(f"the watch of order {order_id!r} was removed")
+                if state.settled:
+                    return _result(order_id, state.last_order, state.error)
+                remaining = give_up - loop.time()
+                if remaining <= 0:
+                    raise OrderWaitTimeout(order_id, state.last_order, timeout)
+                step = min(remaining, self._store.max_idle)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    outcome = await asyncio.wait_for(asyncio.shield(future), step)
+                    return _result(order_id, outcome.order, outcome.error)
+        finally:
+            waiters.remove(future)
+            if not waiters:
+                del self._waiters[order_id]
+
+    async def wake(self, order_id: str) -> bool:
+        """Poll this order as soon as the budget allows (a webhook said it changed)."""
+        return await self._store.wake([_validate.order_id(order_id)]) == 1
+
+    async def get(self, order_id: str) -> WatchState | None:
+        """The watch's state, or None if the order is not watched (or was purged)."""
+        return await self._store.get(_validate.order_id(order_id))
+
+    async def remove(self, order_id: str) -> bool:
+        """Stop watching an order and forget its state; False if it was not watched."""
+        return await self._store.remove([_validate.order_id(order_id)]) == 1
+
+    async def ack(self, order_id: str) -> bool:
+        """Acknowledge a settled outcome: `settled()` never delivers it again."""
+        return await self._store.ack([_validate.order_id(order_id)]) == 1
+
+    async def settled(self, *, auto_ack: bool = True) -> AsyncIterator[OrderOutcome]:
+        """Each settled outcome not yet acknowledged, oldest first, then each new one.
+
+        At least once: an outcome is committed before it is yielded, and with `auto_ack` it is
+        acknowledged when the loop asks for the next one, so a crash while handling it means
+        it is delivered again. With `auto_ack=False`, call `ack(order_id)` yourself.
+        """
+        store = self._store
+        after = 0
+        while True:
+            if self._news is not None:
+                self._news.clear()
+            batch = await store.outcomes(after)
+            for delivery in batch:
+                after = delivery.seq
+                yield delivery.outcome
+                if auto_ack:
+                    await store.ack([delivery.outcome.order_id])
+            if not batch:
+                await self._news_or_timeout(store.max_idle)
+
+    async def _news_or_timeout(self, timeout: float) -> None:
+        news = self._news
+        if news is None:  # not running here: another process settles, poll the store
+            news = asyncio.Event()
+            timeout = min(timeout, 1.0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(news.wait(), None if math.isinf(timeout) else timeout)

@@ -1,0 +1,318 @@
+"""The `WatchStore` contract, run against every store (memory, SQLite; Redis adds a param).
+
+Every store gets the same fake clock, so leases and retention are tested without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import telegent_async as tg
+from telegent_async._models import converter
+from telegent_async._store import Answer, Claim, NewWatch, Settlement, WatchStore
+
+SECRET = "s3cr3t-pin-4242"
+ACCOUNT_NUMBER = "ACCT-778899"
+LEASE = 60.0
+POLICY = tg.PollPolicy(initial=600.0, factor=2.0, max_interval=3600.0, jitter=0.0)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def memory_store(clock: FakeClock, _tmp: pathlib.Path) -> WatchStore:
+    return tg.MemoryStore(clock=clock)
+
+
+def sqlite_store(clock: FakeClock, tmp: pathlib.Path) -> WatchStore:
+    return tg.SQLiteStore(tmp / "watches.db", clock=clock)
+
+
+#: Store factories by name: a new store adds itself here and passes the same suite.
+STORE_FACTORIES: dict[str, Callable[[FakeClock, pathlib.Path], WatchStore]] = {
+    "memory": memory_store,
+    "sqlite": sqlite_store,
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=sorted(STORE_FACTORIES))
+async def store(
+    request: pytest.FixtureRequest, clock: FakeClock, tmp_path: pathlib.Path
+) -> AsyncIterator[WatchStore]:
+    made = STORE_FACTORIES[request.param](clock, tmp_path)
+    try:
+        yield made
+    finally:
+        await made.aclose()
+
+
+def order(order_id: str, status: str = "Pending", **extra: Any) -> tg.Order:
+    body = {"OrderId": order_id, "OrderStatus": status, "OrderType": "PortIn", **extra}
+    return converter.structure(body, tg.Order)
+
+
+async def claim_one(store: WatchStore, order_id: str, lease: float = LEASE) -> Claim:
+    claims = await store.claim(10, lease, "worker-1")
+    assert [c.order_id for c in claims] == [order_id]
+    return claims[0]
+
+
+async def test_add_is_idempotent_and_batched(store: WatchStore, clock: FakeClock) -> None:
+    assert await store.add([NewWatch("A"), NewWatch("B"), NewWatch("A")]) == 2
+    assert await store.add([NewWatch("A", tag="other"), NewWatch("C")]) == 1
+    state = await store.get("A")
+    assert state is not None
+    assert (state.tag, state.status, state.attempts, state.settled) == (None, None, 0, False)
+    assert state.next_poll is not None and state.next_poll.timestamp() == clock.now
+    assert await store.get("nope") is None
+
+
+async def test_claim_carries_the_watch_and_respects_the_lease(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    await store.add([NewWatch("A", policy=POLICY, deadline=clock.now + 99, tag="t-1")])
+    await store.add([NewWatch("B")])
+    claims = await store.claim(10, LEASE, "worker-1")
+    assert [c.order_id for c in claims] == ["A", "B"]
+    first = claims[0]
+    assert (first.policy, first.deadline, first.tag, first.attempts) == (
+        POLICY,
+        clock.now + 99,
+        "t-1",
+        0,
+    )
+    assert await store.claim(10, LEASE, "worker-2") == []
+    assert await store.next_due() == clock.now + LEASE
+    clock.advance(LEASE - 1)
+    assert await store.claim(10, LEASE, "worker-2") == []
+    clock.advance(1)
+    again = await store.claim(10, LEASE, "worker-2")
+    assert sorted(c.order_id for c in again) == ["A", "B"]
+    assert all(new.fence != old.fence for new, old in zip(again, claims, strict=True))
+
+
+async def test_claim_serves_orders_in_the_order_they_fell_due(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    await store.add([NewWatch("late")])
+    clock.advance(1)
+    await store.add([NewWatch("early-1"), NewWatch("early-2")])
+    claims = await store.claim(10, LEASE, "w")
+    await store.record([Answer(c, clock.now + 5 + n, None) for n, c in enumerate(claims)])
+    # late is due at +5, early-1 at +6, early-2 at +7: claimed in that order, one at a time.
+    clock.advance(10)
+    order_ids = [(await store.claim(1, LEASE, "w"))[0].order_id for _ in range(3)]
+    assert order_ids == ["late", "early-1", "early-2"]
+
+
+async def test_record_schedules_the_next_poll_and_keeps_the_answer(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    await store.add([NewWatch("A")])
+    claim = await claim_one(store, "A")
+    assert await store.record([Answer(claim, clock.now + 5, order("A", "Submitted"))]) == []
+    state = await store.get("A")
+    assert state is not None
+    assert (state.status, state.attempts) == (tg.OrderStatus.SUBMITTED, 1)
+    assert state.last_order == order("A", "Submitted")
+    assert state.next_poll is not None and state.next_poll.timestamp() == clock.now + 5
+    assert await store.claim(10, LEASE, "w") == []
+    clock.advance(5)
+    claim = await claim_one(store, "A")
+    assert (claim.attempts, claim.last_status) == (1, "Submitted")
+    assert claim.last() == order("A", "Submitted")
+    # A failed poll keeps the last answer and still counts.
+    await store.record([Answer(claim, clock.now + 5, None)])
+    state = await store.get("A")
+    assert state is not None and (state.status, state.attempts) == (tg.OrderStatus.SUBMITTED, 2)
+
+
+async def test_settle_delivers_until_acknowledged(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A", tag="ticket-1"), NewWatch("B")])
+    a, b = await store.claim(10, LEASE, "w")
+    assert await store.settle([Settlement(a, order("A", "Completed"), None)]) == []
+    assert await store.next_due() == clock.now + LEASE  # B only
+    deliveries = await store.outcomes()
+    assert [d.outcome for d in deliveries] == [
+        tg.OrderOutcome("A", order("A", "Completed"), None, "ticket-1")
+    ]
+    assert deliveries[0].outcome.ok
+    assert [d.outcome.order_id for d in await store.outcomes()] == ["A"]  # again: not acked
+    await store.settle([Settlement(b, order("B", "Rejected"), None)])
+    both = await store.outcomes()
+    assert [d.outcome.order_id for d in both] == ["A", "B"]
+    assert both[0].seq < both[1].seq
+    assert [d.outcome.order_id for d in await store.outcomes(after=both[0].seq)] == ["B"]
+    assert [d.outcome.order_id for d in await store.outcomes(limit=1)] == ["A"]
+    assert await store.ack(["A", "A", "missing"]) == 1
+    assert await store.ack(["A"]) == 0  # never acknowledged twice
+    assert [d.outcome.order_id for d in await store.outcomes()] == ["B"]
+    state = await store.get("A")
+    assert state is not None
+    assert (state.settled, state.acknowledged, state.next_poll, state.attempts) == (
+        True,
+        True,
+        None,
+        1,
+    )
+    assert state.status is tg.OrderStatus.COMPLETE
+    clock.advance(LEASE * 10)
+    assert await store.claim(10, LEASE, "w") == []  # a settled order is never polled again
+    assert await store.next_due() is None
+
+
+async def test_a_stale_fence_writes_nothing(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A")])
+    old = await claim_one(store, "A")
+    clock.advance(LEASE)
+    new = await claim_one(store, "A")
+    assert await store.record([Answer(old, clock.now + 1, order("A", "Scheduled"))]) == ["A"]
+    assert await store.settle([Settlement(old, order("A", "Completed"), None)]) == ["A"]
+    assert await store.renew([old], LEASE) == ["A"]
+    await store.release([old])
+    assert await store.claim(10, LEASE, "w") == []  # still leased by `new`
+    state = await store.get("A")
+    assert state is not None and (state.status, state.settled) == (None, False)
+    assert await store.settle([Settlement(new, order("A", "Completed"), None)]) == []
+    # Once written, the same claim cannot write again.
+    assert await store.settle([Settlement(new, order("A", "Error"), None)]) == ["A"]
+    assert [d.outcome.order for d in await store.outcomes()] == [order("A", "Completed")]
+
+
+async def test_renew_extends_and_release_returns_a_claim(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    await store.add([NewWatch("A")])
+    claim = await claim_one(store, "A", lease=10)
+    clock.advance(8)
+    assert await store.renew([claim], 10) == []
+    clock.advance(5)
+    assert await store.claim(10, 10, "w") == []
+    await store.release([claim])
+    again = await claim_one(store, "A")
+    assert again.fence != claim.fence
+    assert await store.record([Answer(claim, clock.now, None)]) == ["A"]
+
+
+async def test_wake_moves_the_next_poll_to_now(store: WatchStore, clock: FakeClock) -> None:
+    nudges: list[None] = []
+    unsubscribe = store.subscribe(lambda: nudges.append(None))
+    await store.add([NewWatch("A"), NewWatch("B")])
+    assert nudges  # adding nudges sleeping schedulers
+    claims = await store.claim(10, LEASE, "w")
+    await store.record([Answer(c, clock.now + 3600, None) for c in claims])
+    nudges.clear()
+    assert await store.wake(["A", "missing"]) == 1
+    assert nudges
+    claim = await claim_one(store, "A")
+    # Woken while claimed: no second claim now, but polled again as soon as it answers.
+    assert await store.wake(["A"]) == 1
+    assert await store.claim(10, LEASE, "w") == []
+    await store.record([Answer(claim, clock.now + 3600, None)])
+    claim = await claim_one(store, "A")
+    await store.settle([Settlement(claim, order("A", "Completed"), None)])
+    assert await store.wake(["A"]) == 0  # settled: nothing to wake
+    unsubscribe()
+    await store.wake(["B"])
+    assert nudges == [None, None]
+
+
+async def test_remove_forgets_a_watch(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A"), NewWatch("B")])
+    assert await store.remove(["A", "missing"]) == 1
+    assert await store.get("A") is None
+    assert [c.order_id for c in await store.claim(10, LEASE, "w")] == ["B"]
+    assert await store.add([NewWatch("A")]) == 1  # can be watched again
+
+
+async def test_purge_drops_acknowledged_outcomes_older_than_retain(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    await store.add([NewWatch("A"), NewWatch("B"), NewWatch("C")])
+    claims = await store.claim(10, LEASE, "w")
+    await store.settle([Settlement(c, order(c.order_id, "Completed"), None) for c in claims[:2]])
+    await store.ack(["A"])
+    clock.advance(99)
+    assert await store.purge(100) == 0
+    clock.advance(2)
+    assert await store.purge(100) == 1
+    assert await store.get("A") is None
+    assert await store.get("B") is not None  # settled but unacknowledged: kept
+    assert await store.get("C") is not None  # pending: kept
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        tg.NotFoundError(404, "Order not found", {"StatusCode": 404, "Message": "Order not found"}),
+        tg.RateLimitError(429, "slow down", None, retry_after=2.5),
+        tg.TransportError("connection reset"),
+        tg.ResponseDecodeError("expected an order", status_code=200, body="<html>"),
+        tg.OrderWaitTimeout("A", order("A", "Submitted"), 30.0),
+        tg.OrderFailed(order("A", "Rejected", OrderStatusMessage="8A-ACCOUNT_NUM_REQ")),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+async def test_errors_round_trip_as_the_same_class(
+    store: WatchStore, error: tg.TelegentError
+) -> None:
+    await store.add([NewWatch("A")])
+    claim = await claim_one(store, "A")
+    await store.settle([Settlement(claim, order("A", "Submitted"), error)])
+    (delivery,) = await store.outcomes()
+    back = delivery.outcome.error
+    assert type(back) is type(error)
+    assert str(back) == str(error)
+    for name in ("status_code", "message", "body", "retry_after", "order_id", "timeout"):
+        assert getattr(back, name, None) == getattr(error, name, None), name
+    assert getattr(back, "last_order", None) == getattr(error, "last_order", None)
+    if isinstance(error, tg.OrderFailed):
+        assert isinstance(back, tg.OrderFailed)
+        assert back.order == error.order and back.carrier_error == error.carrier_error
+    state = await store.get("A")
+    assert state is not None and type(state.error) is type(error)
+
+
+async def test_no_secret_is_kept(store: WatchStore, clock: FakeClock) -> None:
+    leaky = order(
+        "A", "Submitted", CurrentAccountPassword=SECRET, currentAccountNumber=ACCOUNT_NUMBER
+    )
+    await store.add([NewWatch("A")])
+    claim = await claim_one(store, "A")
+    await store.record([Answer(claim, clock.now, leaky)])
+    state = await store.get("A")
+    assert state is not None and state.last_order is not None
+    kept = json.dumps(dict(state.last_order.raw))
+    assert SECRET not in kept and ACCOUNT_NUMBER not in kept
+    assert state.last_order.raw_status == "Submitted"
+
+
+async def test_odd_statuses_and_tags_are_kept(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A", tag="ticket \N{SNOWMAN}\nline two")])
+    odd = order("A", "Sub\nmitted \ud800 \N{SNOWMAN}")
+    claim = await claim_one(store, "A")
+    await store.record([Answer(claim, clock.now, odd)])
+    state = await store.get("A")
+    assert state is not None and state.tag == "ticket \N{SNOWMAN}\nline two"
+    assert state.status is tg.OrderStatus.UNKNOWN
+    assert state.last_order is not None and state.last_order.raw_status == odd.raw_status
+    claim = await claim_one(store, "A")
+    assert claim.last_status is not None and claim.last_status.startswith("Sub\nmitted")

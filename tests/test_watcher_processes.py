@@ -1,0 +1,159 @@
+"""Watchers in real processes on one SQLite file: a SIGKILL loses nothing, two never collide.
+
+Each worker is `tests/watch_worker.py` (see its docstring for its log); the FakeTelegent runs
+here, so its request log counts every poll of every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import os
+import pathlib
+import random
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+import telegent_async as tg
+from telegent_async._store import NewWatch
+from telegent_async.testing import FakeTelegent, Step
+
+WORKER = pathlib.Path(__file__).with_name("watch_worker.py")
+ENOUGH = 30.0  # seconds: a worker that has not finished by then has hung
+
+
+@contextlib.asynccontextmanager
+async def worker(
+    fake: FakeTelegent, db: pathlib.Path, ids: pathlib.Path, log: pathlib.Path, *extra: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A worker process, stopped by its PID whatever happens."""
+    env = {
+        **os.environ,
+        "TELEGENT_ACCOUNT_KEY": fake.account_key,
+        "TELEGENT_ACCOUNT_SECRET": fake.account_secret,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(WORKER), "--db", str(db), "--base-url", fake.base_url,
+        "--ids", str(ids), "--log", str(log), *extra,
+        env=env, stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+
+async def ready(log: pathlib.Path) -> None:
+    async with asyncio.timeout(ENOUGH):
+        while not log.exists() or "ready" not in log.read_text():  # noqa: ASYNC110,ASYNC240
+            await asyncio.sleep(0.02)
+
+
+def log_lines(*logs: pathlib.Path) -> list[list[str]]:
+    return [line.split() for log in logs if log.exists() for line in log.read_text().splitlines()]
+
+
+def settled_in(db: pathlib.Path) -> set[str]:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT order_id FROM watches WHERE settled_seq IS NOT NULL")
+        return {order_id for (order_id,) in rows}
+
+
+def unacknowledged_in(db: pathlib.Path) -> int:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return int(
+            conn.execute("SELECT count(*) FROM watches WHERE acked_at IS NULL").fetchone()[0]
+        )
+
+
+def scripted_orders(fake: FakeTelegent, rng: random.Random, count: int) -> list[str]:
+    ids = [f"JNOID-{n:04d}" for n in range(count)]
+    for order_id in ids:
+        final = rng.choice(["Completed", "Completed", "Rejected", "Cancelled"])
+        fake.add_order(order_id, [Step("Submitted"), Step(final, rng.uniform(0.05, 1.2))])
+    return [*ids, "JNOID-missing-1", "JNOID-missing-2"]  # 404: settle with NotFoundError
+
+
+def write_ids(path: pathlib.Path, ids: Sequence[str]) -> pathlib.Path:
+    path.write_text("\n".join(ids))
+    return path
+
+
+@pytest.mark.slow
+async def test_a_killed_worker_loses_nothing(fake: FakeTelegent, tmp_path: pathlib.Path) -> None:
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    ids = scripted_orders(fake, rng, 80)
+    db, id_file = tmp_path / "watches.db", write_ids(tmp_path / "ids.txt", ids)
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+
+    async with worker(fake, db, id_file, first_log, "--add") as first:
+        await ready(first_log)
+        await asyncio.sleep(rng.uniform(0.05, 0.9))
+        os.kill(first.pid, signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL, f"seed {seed}: it finished before the kill"
+    committed = settled_in(db)
+    restarted_at = time.monotonic()
+    async with worker(fake, db, id_file, second_log) as second:
+        assert await asyncio.wait_for(second.wait(), ENOUGH) == 0
+
+    lines = log_lines(first_log, second_log)
+    delivered = {words[1] for words in lines if words[0] == "delivered"}
+    acked = collections.Counter(words[1] for words in lines if words[0] == "acked")
+    assert delivered == set(ids), f"seed {seed}"
+    assert max(acked.values()) == 1, f"seed {seed}: acknowledged twice"
+    assert unacknowledged_in(db) == 0
+    for order_id in committed:  # settled before the kill: never polled again
+        polls = fake.order_requests(order_id)
+        assert [r for r in polls if r.at >= restarted_at] == [], f"seed {seed}: {order_id}"
+    for order_id in ids[:-2]:
+        # After it settled, an order is polled once (the answer that settles it), or twice if
+        # the first worker died holding that answer.
+        late = [r for r in fake.order_requests(order_id) if r.at >= fake.settled_at(order_id)]
+        assert 1 <= len(late) <= 2, f"seed {seed}: {order_id}"
+
+
+@pytest.mark.slow
+async def test_two_workers_never_poll_one_order_at_once(tmp_path: pathlib.Path) -> None:
+    rng = random.Random(7)
+    # Some polls stall for 50 ms, so that polls overlap in time across the two workers.
+    async with FakeTelegent(fault_rate={"stall": 0.2}, stall_seconds=0.05, seed=7) as fake:
+        ids = scripted_orders(fake, rng, 60)
+        db, id_file = tmp_path / "watches.db", write_ids(tmp_path / "ids.txt", ids)
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        async with (
+            worker(fake, db, id_file, logs[0], "--max-connections", "4") as a,
+            worker(fake, db, id_file, logs[1], "--max-connections", "4") as b,
+        ):
+            await ready(logs[0])
+            await ready(logs[1])
+            store = tg.SQLiteStore(db)  # a third process adds: both see it within max_idle
+            await store.add([NewWatch(order_id) for order_id in ids])
+            await store.aclose()
+            assert await asyncio.wait_for(a.wait(), ENOUGH) == 0
+            assert await asyncio.wait_for(b.wait(), ENOUGH) == 0
+
+    intervals: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+    for log in logs:
+        started: dict[str, float] = {}
+        words_by_line = log_lines(log)
+        assert any(words[0] == "start" for words in words_by_line), f"{log.name} never polled"
+        for words in words_by_line:
+            if words[0] == "start":
+                started[words[1]] = float(words[2])
+            elif words[0] == "end":
+                intervals[words[1]].append((started.pop(words[1]), float(words[2])))
+    for order_id, spans in intervals.items():
+        spans.sort()
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end, f"{order_id} polled by two workers at once"
+    assert sum(len(spans) for spans in intervals.values()) == len(fake.order_requests())
