@@ -317,7 +317,9 @@ class TelegentClient:
         525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
         """
-        return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
+        return OrderStream(
+            self, _checked_ids(order_ids), timeout=timeout, policy=policy, telemetry=self._telemetry
+        )
 
     # -- the port-in lifecycle -------------------------------------------------------------
 

@@ -11,8 +11,10 @@ before. With it:
 - metrics: `telegent.requests` (by `outcome`: the status class or `no answer`),
   `telegent.retries` (by `reason`), `telegent.rate_limit.pauses`, the histogram
   `telegent.order.settle_delay` (seconds from the start of a wait to the poll that saw the
-  order settled, by settled status) and `telegent.watches.pending`. Order IDs are never
-  metric attributes: one time series per order would swamp any backend.
+  order settled, by settled status) and `telegent.watches.pending` (orders waited on by
+  `wait_for_order`, `watch_order` and `wait_for_orders` in this process; an `OrderWatcher`'s
+  durable watches live in its store, which `WatchState` reads). Order IDs are never metric
+  attributes: one time series per order would swamp any backend.
 
 The first three are observed from the clients' own counters (`_stats.Counters`) when the
 reader collects, so the send path pays nothing for them. Lookup spans start only once an SDK
@@ -184,19 +186,21 @@ class Telemetry:
         """Pass a single wait's status changes through, counting it as pending until it ends."""
         started = time.monotonic()
         self.pending(1)
+        last: Order | None = None
         try:
             async with contextlib.aclosing(changes):
-                async for order in changes:
-                    self.status_changed(order)
-                    if order.is_settled:
-                        self.settled(order, time.monotonic() - started)
-                    yield order
+                async for last in changes:
+                    self.status_changed(last)
+                    yield last
         finally:
-            self.pending(-1)
+            self.ended(last, time.monotonic() - started)
 
-    def settled(self, order: Order, waited: float) -> None:
-        """A wait or watch saw its order settle `waited` seconds after it began."""
-        self._settle_delay.record(waited, {"telegent.order.status": order.status.value})
+    def ended(self, order: Order | None, waited: float) -> None:
+        """A wait of one order ended `waited` seconds after it began; if it ended because the
+        order settled, that is the order's settle delay."""
+        self.pending(-1)
+        if order is not None and order.is_settled:
+            self._settle_delay.record(waited, {"telegent.order.status": order.status.value})
 
     def pending(self, change: int) -> None:
         """Orders waited on in this process: +n when waits begin, -n when they end."""

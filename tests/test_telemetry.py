@@ -254,3 +254,26 @@ async def test_without_opentelemetry_nothing_is_imported_and_lookups_work(
             await process.wait()
     assert process.returncode == 0, stderr.decode()
     assert stdout.decode().split() == ["Complete", "2"]
+
+
+async def test_a_fan_out_counts_its_pending_orders_and_their_settle_delays(
+    fake: FakeTelegent, otel: Recorded
+) -> None:
+    quick = [f"JNUOID-otel-fan-{n}" for n in range(4)]
+    for order_id in quick:
+        fake.add_order(order_id, [Step("Pending", 0.0), Step("Complete", 0.03)])
+    fake.add_order("JNUOID-otel-slow", "Pending")
+    async with fast_client(fake) as client:
+        stream = client.wait_for_orders([*quick, "JNUOID-otel-slow"], policy=FAST_POLL)
+        async with stream:
+            seen = 0
+            async for _outcome in stream:
+                seen += 1
+                # The slow order at least, and any quick one not settled yet.
+                assert otel.values("telegent.watches.pending") == {None: stream.pending}
+                assert stream.pending >= 1
+                if seen == len(quick):
+                    break  # the slow one is left pending: leaving stops its polls
+    assert otel.values("telegent.watches.pending") == {None: 0}
+    [delays] = otel.points("telegent.order.settle_delay")
+    assert delays.count == len(quick) and delays.min > 0.0
