@@ -17,14 +17,17 @@ from aiohttp import web
 
 
 @contextlib.asynccontextmanager
-async def uvicorn_serving(app: Any, *, lifespan: str = "on") -> AsyncIterator[str]:
-    """Serve an ASGI app with uvicorn, lifespan included, on a loopback port of its own."""
+async def uvicorn_serving(
+    app: Any, *, lifespan: str = "on", grace: float = 5.0
+) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn, lifespan included, on a loopback port of its own.
+    `grace`: how long requests under way may run on at shutdown before they are cancelled."""
     uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (`examples` extra)")
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        app, lifespan=lifespan, log_level="warning", ws="none", timeout_graceful_shutdown=5
+        app, lifespan=lifespan, log_level="warning", ws="none", timeout_graceful_shutdown=grace
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -44,9 +47,9 @@ async def uvicorn_serving(app: Any, *, lifespan: str = "on") -> AsyncIterator[st
 
 
 @contextlib.asynccontextmanager
-async def aiohttp_serving(app: web.Application) -> AsyncIterator[str]:
+async def aiohttp_serving(app: web.Application, *, grace: float = 5.0) -> AsyncIterator[str]:
     """Serve an aiohttp.web app (its cleanup contexts included) on a loopback port."""
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
