@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 
 import attrs
 import pytest
@@ -10,6 +11,7 @@ from conftest import fast_client
 from test_cancellation import wait_until
 
 import telegent_async as tg
+from telegent_async._cli_output import Console, Progress, Run, Tally
 from telegent_async._stats import retry_reason
 from telegent_async.testing import FakeTelegent
 
@@ -108,3 +110,20 @@ def test_retry_reasons_are_few_and_fixed() -> None:
     assert retry_reason(tg.TransportTimeoutError("slow")) == "timeout"
     assert retry_reason(tg.TransportError("refused")) == "connection"
     assert retry_reason(tg.ResponseDecodeError("html", status_code=200, body="")) == "undecodable"
+
+
+async def test_the_cli_progress_line_reads_the_stats(
+    fake: FakeTelegent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    fake.add_order(ORDER, "Complete")
+    fake.inject("503")
+    fake.inject("429", retry_after="5")
+    async with fast_client(fake, requests_per_minute=600) as client:
+        with pytest.raises(tg.RateLimitError):
+            await client.get_order(ORDER, max_retries=1)
+        run = Run("wait", Tally([ORDER]))
+        line = Progress(Console(io.StringIO()), run, client, waiting=True).line()
+    assert "3 requests" in line  # the token, the 503, the 429
+    assert "1 retried" in line
+    assert "paused 5.0 s by 429" in line or "paused 4.9 s by 429" in line
