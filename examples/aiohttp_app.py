@@ -1,31 +1,14 @@
-"""An aiohttp.web backend over telegent_async: one client and one watcher for the app's lifetime.
-
-    pip install telegent-async
-    export TELEGENT_ACCOUNT_KEY=DID-... TELEGENT_ACCOUNT_SECRET=... \\
-           TELEGENT_WEBHOOK_SECRET=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')
-    python examples/aiohttp_app.py            # serves on 127.0.0.1:8080
-
-Endpoints: see `web_common.py`. Telegent's webhook URL is
-`https://<host>/hooks/telegent/<TELEGENT_WEBHOOK_SECRET>`.
+"""aiohttp.web: the client and the watcher live in a cleanup context; `python aiohttp_app.py`
+serves it on 127.0.0.1:8080. Settings and endpoints: `web_common.py`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import web_common as common
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from web_common import (
-    REQUEST_RETRIES,
-    REQUEST_TIMEOUT,
-    Settings,
-    add_watch,
-    error_answer,
-    health_json,
-    order_json,
-    watch_json,
-    watch_state,
-)
 
 import telegent_async as tg
 from telegent_async import webhooks
@@ -36,12 +19,12 @@ async def sdk_errors(request: web.Request, handler: Handler) -> web.StreamRespon
     try:
         return await handler(request)
     except (tg.TelegentError, ValueError) as error:  # ValueError: the SDK's argument checks
-        status, body = error_answer(error)  # a TelegentError's http_status; a bad ID's 400
+        status, body = common.error_answer(error)  # a TelegentError's http_status; a bad ID's 400
         return web.json_response(body, status=status)
 
 
-def create_app(settings: Settings | None = None) -> web.Application:
-    settings = settings or Settings.from_env()
+def create_app(settings: common.Settings | None = None) -> web.Application:
+    settings = settings or common.Settings.from_env()
     client, watcher = settings.watcher()
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
@@ -50,13 +33,15 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     async def get_order(request: web.Request) -> web.Response:
         order = await client.get_order(
-            request.match_info["order_id"], timeout=REQUEST_TIMEOUT, max_retries=REQUEST_RETRIES
+            request.match_info["order_id"],
+            timeout=common.REQUEST_TIMEOUT,
+            max_retries=common.REQUEST_RETRIES,
         )
-        return web.json_response(order_json(order))
+        return web.json_response(common.order_json(order))
 
     async def watch(request: web.Request) -> web.Response:
         port_in = request.query.get("port_in", "").lower() in ("1", "true", "yes")
-        added = await add_watch(watcher, request.match_info["order_id"], port_in)
+        added = await common.add_watch(watcher, request.match_info["order_id"], port_in)
         return web.json_response(added, status=202)
 
     async def watched(request: web.Request) -> web.Response:
@@ -64,13 +49,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
             wait = max(0.0, float(request.query.get("wait", "0")))
         except ValueError:
             raise web.HTTPBadRequest(text="wait must be a number of seconds") from None
-        state = await watch_state(watcher, request.match_info["order_id"], wait)
+        state = await common.watch_state(watcher, request.match_info["order_id"], wait)
         if state is None:
             return web.json_response({"detail": "not watched"}, status=404)
-        return web.json_response(watch_json(state))
+        return web.json_response(common.watch_json(state))
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response(health_json(client.stats))
+        return web.json_response(common.health_json(client.stats))
 
     app = web.Application(middlewares=[sdk_errors])
     app.cleanup_ctx.append(lifetime)

@@ -7,6 +7,11 @@
     GET  /orders/{id}/watch?wait=N  the watch's state, after waiting up to N s for it to settle
     POST /hooks/telegent/{secret}   Telegent's Order_Update webhook: wakes the named orders
     GET  /healthz                   the client's live counters
+
+Set TELEGENT_ACCOUNT_KEY, TELEGENT_ACCOUNT_SECRET and TELEGENT_WEBHOOK_SECRET (make one with
+`python -c 'import secrets; print(secrets.token_urlsafe(32))'`), and give Telegent the webhook
+URL `https://<host>/hooks/telegent/<TELEGENT_WEBHOOK_SECRET>`. TELEGENT_WATCH_STORE names the
+SQLite file of the watches (`watches.db`).
 """
 
 from __future__ import annotations
