@@ -109,14 +109,14 @@ class Scheduler:
         unsubscribe = self.store.subscribe(self._done.wake)
         try:
             while True:
-                wake_at = await self.step()
-                await self.sleep(wake_at)
+                await self.sleep(await self.step())
         finally:
             unsubscribe()
             await self.stop()
 
     async def step(self) -> float:
-        """Write back finished polls, renew leases, start due polls; return when to look again."""
+        """Write back finished polls, renew leases, start due polls; return the seconds until
+        there is something to do again (unless a poll ends or the store nudges us first)."""
         store = self.store
         now = await store.now()
         await self._collect(now)

@@ -22,7 +22,7 @@ from . import _validate
 from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
-from ._store import NewWatch, StoreLike, WatchState, open_store
+from ._store import NewWatch, StoreLike, WatchState, WatchStore, open_store
 from ._timing import PollPolicy
 
 __all__ = ["OrderWatcher"]
@@ -110,7 +110,7 @@ class OrderWatcher:
         return f"OrderWatcher(store={self._store!r}, worker_id={self.worker_id!r})"
 
     @property
-    def store(self) -> object:
+    def store(self) -> WatchStore:
         """The store this watcher keeps its watches in."""
         return self._store
 
