@@ -93,7 +93,7 @@ def test_order_ids_takes_bytes_only() -> None:
     assert order_ids(memoryview(_body({"OrderId": ID}))) == [ID]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_order_ids_is_total_on_any_bytes(body: bytes) -> None:
     try:
@@ -117,7 +117,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(JSON)
 def test_order_ids_never_raises_on_json_and_finds_only_what_is_there(document: object) -> None:
     body = _body(document)
