@@ -13,7 +13,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
@@ -165,7 +165,7 @@ class TelegentClient:
 
     @property
     def budget(self) -> RequestBudget:
-        """The client-wide request budget (read its `rate` and `paused_until` for monitoring)."""
+        """The client-wide request budget (`stats` shows its current rate and pause)."""
         return self._budget
 
     @property
@@ -469,14 +469,14 @@ class TelegentClient:
                     headers = await _by(deadline, auth.headers(scope), previous)
             if self._closed:  # while this call waited
                 raise ClientClosedError()
-            attempt_timeout = self.timeout
-            if deadline is not None:
-                attempt_timeout = min(attempt_timeout, deadline - loop.time())
-                if attempt_timeout <= 0:
-                    raise TransportTimeoutError(CALL_TIMED_OUT) from previous
             retry_after: float | None = None
+            attempt_timeout = self.timeout
             try:
-                async with self._slots:
+                async with _slot(self._slots, deadline, previous):
+                    if deadline is not None:  # what is left of the call, the pool's wait taken
+                        attempt_timeout = min(attempt_timeout, deadline - loop.time())
+                        if attempt_timeout <= 0:
+                            raise TransportTimeoutError(CALL_TIMED_OUT) from previous
                     counters.requests += 1
                     with self._watchdog.watch(attempt_timeout):
                         async with session.request(
@@ -557,6 +557,24 @@ class TelegentClient:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         return self.retry_policy.delay(attempt)
+
+
+def _slot(
+    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """A pooled connection's slot; a call with a deadline waits for it only until then."""
+    return slots if deadline is None else _slot_by(slots, deadline, failure)
+
+
+@contextlib.asynccontextmanager
+async def _slot_by(
+    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
+) -> AsyncIterator[None]:
+    await _by(deadline, slots.acquire(), failure)
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 async def _by(

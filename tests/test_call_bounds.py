@@ -6,12 +6,14 @@ backoff sleep. Over real sockets against FakeTelegent, with intervals of tens of
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from conftest import fast_client
+from test_cancellation import wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent
@@ -139,3 +141,21 @@ async def test_without_bounds_the_clients_settings_apply(orders: FakeTelegent) -
     async with fast_client(orders, max_retries=3) as client:
         assert (await client.get_order(ORDER)).succeeded
     assert orders.status_counts[503] == 3
+
+
+async def test_timeout_bounds_the_wait_for_a_pooled_connection(orders: FakeTelegent) -> None:
+    """One connection, held by a stalled lookup: a call with 0.1 s to live does not wait for
+    it to come back."""
+    async with fast_client(orders, max_connections=1, timeout=5.0) as client:
+        await client.get_order(ORDER)  # the token first
+        orders.inject("stall")
+        holder = asyncio.create_task(client.get_order(ORDER, max_retries=0))
+        await wait_until(lambda: client.stats.in_flight == 1)
+        started = time.monotonic()
+        with pytest.raises(tg.TransportTimeoutError):
+            await client.get_order(ORDER, timeout=0.1)
+        elapsed = time.monotonic() - started
+        holder.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await holder
+    assert 0.09 <= elapsed < 0.4
