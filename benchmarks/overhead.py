@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 
 import aiohttp
 import httpx
-import psutil  # type: ignore[import-untyped]
+import psutil
 from order_server import API_ROOT, ORDER_SUFFIX, PROVISION_ORDER, TOKEN, running_server
 
 import telegent_async as tg

@@ -74,6 +74,7 @@ async def _measure(design: str, fake: dict[str, str], count: int, steady: float)
         gc.collect()
         baseline = rss()
         started = time.perf_counter()
+        tasks: list[asyncio.Future[Any]]
         if design == "naive":
             tasks = [asyncio.ensure_future(naive_wait(client, order_id)) for order_id in ids]
             await asyncio.sleep(steady)

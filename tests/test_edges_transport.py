@@ -14,6 +14,7 @@ import os
 import sys
 import uuid
 from datetime import datetime, timezone
+from typing import Any
 
 import aiohttp
 import pytest
@@ -157,7 +158,7 @@ async def test_garbled_200_is_reported_after_max_retries(fake: FakeTelegent) -> 
 
 @pytest.mark.parametrize("connector_options", [{"limit": 2}, {"limit": 100, "limit_per_host": 2}])
 async def test_a_small_pool_of_the_callers_session_caps_concurrency(
-    connector_options: dict[str, int],
+    connector_options: dict[str, Any],
 ) -> None:
     """Pool of 2, max_connections=20, 8 lookups that take 0.15 s each: waiting for a pooled
     connection must not count against the 0.4 s attempt timeout."""

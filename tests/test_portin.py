@@ -382,7 +382,7 @@ async def test_secrets_stay_out_of_logs_reprs_and_the_fake_log(
         {"current_account_number": ACCOUNT * 30},
     ],
 )
-async def test_a_refused_secret_is_not_quoted(fake: FakeTelegent, call: dict[str, str]) -> None:
+async def test_a_refused_secret_is_not_quoted(fake: FakeTelegent, call: dict[str, Any]) -> None:
     async with fast_client(fake) as client:
         with pytest.raises(ValueError) as caught:
             await client.update_port_in(ORDER, **call)
