@@ -57,7 +57,7 @@ class Wakeable(Protocol):
     async def wake(self, order_id: str) -> object: ...
 
 
-def order_ids(body: bytes) -> list[str]:
+def order_ids(body: bytes | bytearray | memoryview) -> list[str]:
     """Every order ID an `Order_Update` delivery names, in order of appearance, once each.
 
     Looks for an `OrderId` key (any case, `_` or `-` ignored) holding a string, or

@@ -36,7 +36,7 @@ def test_never_tells_the_caller_its_own_credentials_are_wrong() -> None:
 
 
 #: The README's table, written out: a change to `HTTP_STATUS` must be a change here too.
-DOCUMENTED = {
+DOCUMENTED: dict[int, list[type[tg.TelegentError]]] = {
     404: [tg.NotFoundError],
     409: [tg.OrderFailed],
     502: [
