@@ -174,12 +174,12 @@ async def test_a_missing_order_fails_at_once() -> None:
 async def test_orders_are_served_in_the_order_they_fell_due() -> None:
     clock = FakeClock()
     ids = [f"JNOID-{n}" for n in range(6)]
-
     # One poll at a time; every order settles on its third poll (0, +1, +2 s after its first).
-    def completes_at(moment: float) -> Callable[[float], str]:
-        return lambda t: "Completed" if t >= moment else "Submitted"
 
-    script = {order_id: completes_at(n + 3) for n, order_id in enumerate(ids)}
+    def settles_at(when: float) -> Callable[[float], str]:
+        return lambda t: "Completed" if t >= when else "Submitted"
+
+    script = {order_id: settles_at(n + 3) for n, order_id in enumerate(ids)}
     lookups = FakeLookups(clock, script, slots=1)
     settled = await run_until_settled(lookups, clock, [NewWatch(i) for i in ids], len(ids))
     assert [outcome.order_id for outcome, _ in settled] == ids
