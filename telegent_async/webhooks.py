@@ -58,7 +58,8 @@ class Wakeable(Protocol):
 
 
 def order_ids(body: bytes | bytearray | memoryview) -> list[str]:
-    """Every order ID an `Order_Update` delivery names, in order of appearance, once each.
+    """Every order ID an `Order_Update` delivery names, once each (an object's own before
+    those of the objects inside it).
 
     Looks for an `OrderId` key (any case, `_` or `-` ignored) holding a string, or
     `OrderIds` holding a list of strings, at the top level, inside wrappers (`data`,
