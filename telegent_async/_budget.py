@@ -67,8 +67,8 @@ class RequestBudget:
     def rate_and_pause(self) -> tuple[float | None, float]:
         """For monitoring (`client.stats`): the pace now in requests per minute (None:
         unlimited) and the seconds left of a 429 pause (0.0: none). Read inside the loop."""
-        rate = None if self._rate == math.inf else self._rate * 60.0
-        return rate, max(0.0, self._paused_until - asyncio.get_running_loop().time())
+        rate, paused_for = self.rate, self.paused_until - asyncio.get_running_loop().time()
+        return (None if math.isinf(rate) else rate * 60.0), max(0.0, paused_for)
 
     def open_now(self, now: float) -> bool:
         """True when a request may start at once (no budget and no pause): no await needed."""
