@@ -52,10 +52,22 @@ async def worker(
             await proc.wait()
 
 
+async def log_shows(log: pathlib.Path, word: str, count: int = 1) -> None:
+    """Wait (ENOUGH at most) until `count` lines of `log` start with `word`."""
+
+    def seen() -> int:
+        text = log.read_text() if log.exists() else ""
+        return sum(line.startswith(word) for line in text.splitlines())
+
+    async def appears() -> None:
+        while seen() < count:  # noqa: ASYNC110 - another process writes the log
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(appears(), ENOUGH)  # asyncio.timeout is 3.11+
+
+
 async def ready(log: pathlib.Path) -> None:
-    async with asyncio.timeout(ENOUGH):
-        while not log.exists() or "ready" not in log.read_text():  # noqa: ASYNC110,ASYNC240
-            await asyncio.sleep(0.02)
+    await log_shows(log, "ready")
 
 
 def log_lines(*logs: pathlib.Path) -> list[list[str]]:
@@ -76,12 +88,16 @@ def unacknowledged_in(db: pathlib.Path) -> int:
 
 
 def scripted_orders(
-    fake: FakeTelegent, rng: random.Random, count: int, settle_after: float = 0.05
+    fake: FakeTelegent,
+    rng: random.Random,
+    count: int,
+    settle_after: float = 0.05,
+    spread: float = 1.2,
 ) -> list[str]:
     ids = [f"JNOID-{n:04d}" for n in range(count)]
     for order_id in ids:
         final = rng.choice(["Completed", "Completed", "Rejected", "Cancelled"])
-        at = rng.uniform(settle_after, settle_after + 1.2)
+        at = rng.uniform(settle_after, settle_after + spread)
         fake.add_order(order_id, [Step("Submitted"), Step(final, at)])
     return [*ids, "JNOID-missing-1", "JNOID-missing-2"]  # 404: settle with NotFoundError
 
@@ -95,13 +111,16 @@ def write_ids(path: pathlib.Path, ids: Sequence[str]) -> pathlib.Path:
 async def test_a_killed_worker_loses_nothing(fake: FakeTelegent, tmp_path: pathlib.Path) -> None:
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    ids = scripted_orders(fake, rng, 80)
+    ids = scripted_orders(fake, rng, 80, spread=2.5)
     db, id_file = tmp_path / "watches.db", write_ids(tmp_path / "ids.txt", ids)
     first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
 
     async with worker(fake, db, id_file, first_log, "--add") as first:
         await ready(first_log)
-        await asyncio.sleep(rng.uniform(0.05, 0.9))
+        # A random moment mid-run: after a random number of deliveries, plus a random instant
+        # (a plain random delay could fall after the end on a slow interpreter start-up).
+        await log_shows(first_log, "delivered", rng.randint(1, 30))
+        await asyncio.sleep(rng.uniform(0.0, 0.05))
         os.kill(first.pid, signal.SIGKILL)
         assert await first.wait() == -signal.SIGKILL, f"seed {seed}: it finished before the kill"
     committed = settled_in(db)
