@@ -90,7 +90,7 @@ async def test_a_retry_that_cannot_start_in_time_raises_the_real_failure_at_once
         with pytest.raises(tg.ServiceUnavailableError):
             await client.get_order(ORDER, timeout=0.5)
         elapsed = time.monotonic() - started
-    assert elapsed < 0.4  # no sleeping towards a deadline the retry could not meet
+    assert elapsed < 0.45  # no sleeping towards a deadline the retry could not meet
     assert len(orders.order_requests(ORDER)) == 1
 
 
@@ -104,19 +104,19 @@ async def test_timeout_cuts_a_stalled_attempt_shorter_than_the_clients(
         with pytest.raises(tg.TransportTimeoutError) as caught:
             await _calls(client)[call](timeout=0.15)
         elapsed = time.monotonic() - started
-    assert 0.14 <= elapsed < 0.6
+    assert 0.14 <= elapsed < 1.0  # not the client's 30 s
     assert caught.value.http_status == 504
 
 
 async def test_timeout_covers_retries_and_backoff_in_total(orders: FakeTelegent) -> None:
-    """Attempts of 0.1 s that each stall, retried 5 times, would take 0.5 s and more."""
+    """Attempts of 0.15 s that each stall, retried 5 times, would take 0.9 s and more."""
     orders.inject("stall", count=20)
-    async with fast_client(orders, timeout=0.1, max_retries=5) as client:
+    async with fast_client(orders, timeout=0.15, max_retries=5) as client:
         started = time.monotonic()
         with pytest.raises(tg.TransportTimeoutError):
-            await client.get_order(ORDER, timeout=0.25)
+            await client.get_order(ORDER, timeout=0.35)
         elapsed = time.monotonic() - started
-    assert 0.24 <= elapsed < 0.45
+    assert 0.34 <= elapsed < 0.8
     assert 2 <= len(orders.order_requests(ORDER)) <= 3
 
 
@@ -131,7 +131,7 @@ async def test_timeout_bounds_the_wait_for_the_budget(orders: FakeTelegent) -> N
         with pytest.raises(tg.TransportTimeoutError) as caught:
             await client.get_order(ORDER, timeout=0.1)
         elapsed = time.monotonic() - started
-    assert 0.09 <= elapsed < 0.4
+    assert 0.09 <= elapsed < 1.0  # not the 5 s pause
     assert len(orders.order_requests(ORDER)) == sent  # nothing went out past the pause
     assert caught.value.http_status == 504
 
@@ -158,4 +158,4 @@ async def test_timeout_bounds_the_wait_for_a_pooled_connection(orders: FakeTeleg
         holder.cancel()
         with pytest.raises(asyncio.CancelledError):
             await holder
-    assert 0.09 <= elapsed < 0.4
+    assert 0.09 <= elapsed < 1.0  # not the 5 s stall

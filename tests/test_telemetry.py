@@ -25,6 +25,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from test_cancellation import wait_until
 
 import telegent_async as tg
 from telegent_async import _client, _telemetry
@@ -144,11 +145,18 @@ async def test_trace_configs_with_your_own_session_are_refused() -> None:
 async def test_a_long_wait_holds_no_span_but_marks_each_change(
     fake: FakeTelegent, otel: Recorded
 ) -> None:
-    fake.add_order(ORDER, [Step("Submitted", 0.0), Step("Scheduled", 0.05), Step("Complete", 0.1)])
+    lifecycle = iter(["Scheduled", "Complete"])
+    fake.add_order(ORDER, "Submitted")
+
+    def advance(_order: tg.Order) -> None:  # each status seen moves the order on
+        fake.add_order(ORDER, next(lifecycle, "Complete"))
+
     tracer = otel.tracer_provider.get_tracer("the-app")
     async with fast_client(fake) as client:
         with tracer.start_as_current_span("handler"):
-            order = await client.wait_for_order(ORDER, timeout=5.0, policy=FAST_POLL)
+            order = await client.wait_for_order(
+                ORDER, timeout=5.0, policy=FAST_POLL, on_update=advance
+            )
     assert order.succeeded
     [handler] = otel.spans("handler")
     lookups = otel.spans()
@@ -169,15 +177,16 @@ async def test_a_long_wait_holds_no_span_but_marks_each_change(
 async def test_metrics_count_requests_retries_pauses_and_settle_delay(
     fake: FakeTelegent, otel: Recorded
 ) -> None:
-    fake.add_order(ORDER, [Step("Pending", 0.0), Step("Complete", 0.05)])
+    fake.add_order(ORDER, "Pending")
     async with fast_client(fake) as client:
         fake.inject("503")
         fake.inject("429", retry_after="0.01")
         await client.get_order(ORDER)
         assert otel.values("telegent.watches.pending") in ({}, {None: 0})
         waiting = asyncio.create_task(client.wait_for_order(ORDER, timeout=5.0, policy=FAST_POLL))
-        await asyncio.sleep(0.01)
+        await wait_until(lambda: len(fake.order_requests(ORDER)) >= 4)  # 3 above, 1 of the wait
         assert otel.values("telegent.watches.pending") == {None: 1}
+        fake.add_order(ORDER, "Complete")
         await waiting
         stats = client.stats
     assert otel.values("telegent.watches.pending") == {None: 0}
