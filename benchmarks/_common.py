@@ -164,6 +164,11 @@ class FakeProcess:
         result: dict[int, int] = self._call("status_counts")
         return result
 
+    def request_times(self) -> list[tuple[str, float]]:
+        """(method, monotonic arrival time) of every recorded request since the last `clear()`."""
+        result: list[tuple[str, float]] = self._call("request_times")
+        return result
+
     def clear(self) -> None:
         self._call("clear")
 
@@ -216,6 +221,8 @@ def _command(fake: FakeTelegent, command: str, args: Sequence[Any]) -> Any:
         return counts
     if command == "status_counts":
         return dict(fake.status_counts)
+    if command == "request_times":
+        return [(request.method, request.at) for request in fake.requests]
     if command == "clear":
         fake.clear_requests()
         return None

@@ -62,7 +62,7 @@ exit status (the first that applies wins):
   1    some order failed, needs action, was cancelled, or is unknown (404)
   0    every order completed (get: every lookup answered and none failed;
        orders still pending are fine for a lookup)
-  130  interrupted (Ctrl-C); the report covers the orders settled so far
+  130  interrupted (Ctrl-C or SIGTERM); the report covers the orders settled so far
   141  stdout was closed before the results were written (e.g. `| head`)
 
 credentials: --token or TELEGENT_TOKEN, or --account-key and --account-secret
@@ -255,12 +255,45 @@ def _demo_intro(base_url: str, orders: int, s: DemoSettings) -> str:
     )
 
 
+@contextlib.asynccontextmanager
+async def sigterm_interrupts() -> AsyncIterator[None]:
+    """SIGTERM stops a command the way Ctrl-C does: cancelled (leases given back), reported."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, terminate)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _stoppable(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async with sigterm_interrupts():
+        await coroutine()
+
+
 def _run_reported(
     run: Run, output: Output, coroutine: Callable[[], Coroutine[Any, Any, None]]
 ) -> int:
-    """Run the command's coroutine, then report; Ctrl-C reports what settled so far."""
+    """Run the command's coroutine, then report; Ctrl-C or SIGTERM reports what settled so far."""
     try:
-        asyncio.run(coroutine())
+        asyncio.run(_stoppable(coroutine))
     except KeyboardInterrupt:
         run.interrupted = True
         run.finished = time.monotonic()
@@ -285,6 +318,10 @@ _PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_
 
 
 def cmd_wait(args: argparse.Namespace, console: Console) -> int:
+    if args.state is not None:
+        from ._cli_watch import cmd_wait_with_state
+
+        return cmd_wait_with_state(args, console)
     options, run, output = _start("wait", args, console)
     timeout = args.timeout if args.timeout > 0 else None
     policy = _PRESETS[args.preset]
@@ -512,12 +549,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="overall deadline in seconds (default 3600; 0: none)",
     )
+    preset_help = (
+        f"poll cadence: provision ({_cadence(PollPolicy.PROVISION)}, the default) or "
+        f"portin ({_cadence(PollPolicy.PORT_IN)})"
+    )
+    wait.add_argument("--preset", choices=sorted(_PRESETS), default="provision", help=preset_help)
     wait.add_argument(
-        "--preset",
-        choices=sorted(_PRESETS),
-        default="provision",
-        help=f"poll cadence: provision ({_cadence(PollPolicy.PROVISION)}, the default) or "
-        f"portin ({_cadence(PollPolicy.PORT_IN)})",
+        "--state",
+        metavar="FILE",
+        help="keep the watches in this SQLite file: run the same command again after an "
+        "interrupt (Ctrl-C, kill) and it resumes, polling no order settled before",
     )
     wait.set_defaults(handler=cmd_wait)
     demo = commands.add_parser(
@@ -549,6 +590,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ._cli_portin import add_port_in_commands
 
     add_port_in_commands(commands, [common, api], _EXIT_HELP)
+    from ._cli_watch import add_watch_commands
+
+    add_watch_commands(
+        commands, {"common": common, "api": api, "ids": ids}, _EXIT_HELP, preset_help
+    )
     return parser
 
 

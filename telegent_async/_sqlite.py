@@ -404,6 +404,14 @@ class SQLiteStore:
             None if error is None else decode_error(error),
         )
 
+    async def order_ids(self) -> list[str]:
+        """Every watched order ID, in ID order (`telegent-orders watch list`)."""
+
+        def select(db: sqlite3.Connection) -> list[str]:
+            return [row[0] for row in db.execute("SELECT order_id FROM watches ORDER BY 1")]
+
+        return await self._run(select, write=False)
+
     async def remove(self, order_ids: Sequence[str]) -> int:
         def remove(db: sqlite3.Connection) -> int:
             return db.executemany(

@@ -1,0 +1,385 @@
+"""`telegent-orders wait --state FILE` and `watch add|list|run`: waits that survive a restart.
+
+Both keep every watch in an `SQLiteStore`, so a Ctrl-C, a SIGTERM or a kill -9 loses
+nothing: run the same command again and it reports the orders settled before (from the store,
+without polling them), and polls the pending ones at their stored next-poll time, not from
+scratch. The run's `--timeout` is the run's own: an order still pending when it passes is
+reported as timed out but stays pending in the store, so the next run carries on with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Any, Final
+
+from ._cli import (
+    _PRESETS,
+    UsageError,
+    _record,
+    _run_reported,
+    _start,
+    client_options,
+    open_client,
+    read_order_ids,
+    sigterm_interrupts,
+)
+from ._cli_output import (
+    EXIT_OK,
+    EXIT_USAGE,
+    PROG,
+    Console,
+    Output,
+    Progress,
+    Run,
+    Tally,
+    _detail,
+    _table,
+    classify,
+    is_credentials_error,
+    outcome_json,
+)
+from ._errors import OrderWaitTimeout
+from ._models import Order, OrderOutcome, converter
+from ._sqlite import SQLiteStore
+from ._store import WatchState
+from ._watcher import Deadline, OrderWatcher
+
+__all__ = ["add_watch_commands", "wait_with_state"]
+
+logger = logging.getLogger("telegent_async.cli")
+
+#: How long a poll may run before another run may claim its order (renewed while it runs): a
+#: run killed mid-poll holds those orders back from the next run for at most this long.
+LEASE: Final = 15.0
+
+
+class _Offline:
+    """Lookups for a watcher that is never started (`watch add`, `watch list`): no client."""
+
+    max_connections = 0
+
+    async def get_order(self, order_id: str) -> Order:  # pragma: no cover - never started
+        raise RuntimeError("this watcher only edits its store")
+
+
+# -- wait --state ----------------------------------------------------------------------------
+
+
+def _outcome_of(state: WatchState) -> OrderOutcome:
+    return OrderOutcome(state.order_id, state.last_order, state.error, state.tag)
+
+
+async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> set[str]:
+    """Report the orders the store holds as settled; returns their IDs.
+
+    A watch settled because the API refused the credentials says nothing about its order:
+    it starts over (the next run may have the right credentials).
+    """
+    reported = set()
+    pending = 0
+    for order_id in run.tally.order_ids:
+        state = await watcher.get(order_id)
+        if state is None or not state.settled:
+            pending += state is not None and state.attempts > 0
+            continue
+        if is_credentials_error(state.error):
+            await watcher.remove(order_id)
+            await watcher.add(order_id)
+            continue
+        _record(run, output, _outcome_of(state))
+        reported.add(order_id)
+    await watcher.store.ack(sorted(reported))  # those the earlier run had no time to
+    if reported or pending:
+        output.console.write(
+            f"{PROG}: resuming: {len(reported):,} of {run.tally.total:,} orders settled in an "
+            f"earlier run (not polled again), {pending:,} pending ones keep their schedule\n"
+        )
+    return reported
+
+
+async def _report_as_settled(
+    watcher: OrderWatcher, run: Run, output: Output, done: set[str]
+) -> None:
+    """Report each order of this run as it settles (acknowledged once reported) until none is
+    left; other orders in the file are polled too, and delivered to no one here."""
+    wanted = set(run.tally.order_ids)
+    if done >= wanted:
+        return
+    async for outcome in watcher.settled(auto_ack=False):
+        if outcome.order_id not in wanted or outcome.order_id in done:
+            continue
+        if is_credentials_error(outcome.error):
+            run.credentials_error = outcome.error
+            return  # every other order would be refused the same way
+        _record(run, output, outcome)
+        await watcher.ack(outcome.order_id)
+        done.add(outcome.order_id)
+        if done >= wanted:
+            return
+
+
+async def _timed_out(
+    watcher: OrderWatcher, run: Run, output: Output, done: set[str], timeout: float | None
+) -> None:
+    """This run's deadline passed: report what is left as timed out (it stays watched)."""
+    for order_id in run.tally.order_ids:
+        if order_id not in done:
+            state = await watcher.get(order_id)
+            last = state.last_order if state is not None else None
+            polled = state is not None and state.attempts > 0
+            error = OrderWaitTimeout(order_id, last, timeout, polled=polled)
+            _record(run, output, OrderOutcome(order_id, last, error))
+
+
+async def wait_with_state(
+    run: Run, options: dict[str, Any], output: Output, args: argparse.Namespace
+) -> None:
+    """`wait --state FILE`: `wait`, on an SQLite store that a later run resumes from."""
+    policy = _PRESETS[args.preset]
+    timeout = args.timeout if args.timeout > 0 else None
+    async with (
+        open_client(options, run) as client,
+        OrderWatcher(client, args.state, policy=policy, lease=LEASE) as watcher,
+    ):
+        run.started = time.monotonic()
+        await watcher.add_many(run.tally.order_ids, policy=policy)
+        done = await _settled_before(watcher, run, output)
+        async with Progress(output.console, run, client, waiting=True).shown():
+            try:  # (asyncio.timeout is 3.11+)
+                await asyncio.wait_for(_report_as_settled(watcher, run, output, done), timeout)
+            except asyncio.TimeoutError:
+                await _timed_out(watcher, run, output, done, timeout)
+        run.finished = time.monotonic()
+
+
+def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
+    options, run, output = _start("wait", args, console)
+    return _run_reported(run, output, lambda: wait_with_state(run, options, output, args))
+
+
+# -- watch add / list / run ------------------------------------------------------------------
+
+
+def _offline_watcher(path: str) -> OrderWatcher:
+    return OrderWatcher(_Offline(), SQLiteStore(path))
+
+
+def _run_offline(work: Callable[[OrderWatcher], Coroutine[Any, Any, int]], path: str) -> int:
+    async def run() -> int:
+        watcher = _offline_watcher(path)
+        try:
+            return await work(watcher)
+        finally:
+            await watcher.aclose()
+
+    return asyncio.run(run())
+
+
+def _deadline(text: str | None) -> Deadline:
+    """Seconds from now, or an ISO 8601 time with its zone."""
+    if text is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return float(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--deadline: not seconds nor an ISO 8601 time: {text!r}") from None
+    if moment.utcoffset() is None:
+        raise UsageError(f"--deadline: give the time zone (e.g. {text}+00:00 or {text}Z)")
+    return moment
+
+
+def cmd_watch_add(args: argparse.Namespace, console: Console) -> int:
+    ids = read_order_ids(args, sys.stdin)
+    deadline = _deadline(args.deadline)
+    policy = None if args.preset is None else _PRESETS[args.preset]
+
+    async def add(watcher: OrderWatcher) -> int:
+        try:
+            added = await watcher.add_many(ids, policy=policy, deadline=deadline, tag=args.tag)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
+        console.write(
+            f"{PROG}: {added:,} of {len(ids):,} orders added to {args.store}"
+            + (f" ({len(ids) - added:,} already watched, left as they were)\n" if added < len(ids)
+               else "\n")
+        )  # fmt: skip
+        return EXIT_OK
+
+    return _run_offline(add, args.store)
+
+
+def _state_word(state: WatchState) -> str:
+    if not state.settled:
+        return "pending"
+    return "acknowledged" if state.acknowledged else "settled"
+
+
+def state_json(state: WatchState) -> dict[str, Any]:
+    """One `watch list --json` line: the `WatchState` through the package's converter."""
+    row: dict[str, Any] = converter.unstructure(state)
+    order = state.last_order
+    del row["last_order"]
+    row["raw_status"] = order.raw_status if order is not None else None
+    row["error"] = f"{type(state.error).__name__}: {state.error}" if state.error else None
+    return row
+
+
+def _state_row(state: WatchState) -> tuple[str, ...]:
+    order, error = state.last_order, state.error
+    when = state.next_poll.isoformat(timespec="seconds") if state.next_poll else ""
+    return (
+        state.order_id,
+        state.tag or "",
+        order.raw_status if order is not None else "-",
+        str(state.attempts),
+        when,
+        _state_word(state),
+        f"{type(error).__name__}: {error}" if error is not None else "",
+    )
+
+
+def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
+    async def show(watcher: OrderWatcher) -> int:
+        store = watcher.store
+        assert isinstance(store, SQLiteStore)
+        states = [state for i in await store.order_ids() if (state := await watcher.get(i))]
+        if args.json:
+            for state in states:
+                sys.stdout.write(json.dumps(state_json(state)) + "\n")
+        elif states:
+            head = ("ORDER", "TAG", "STATUS", "POLLS", "NEXT POLL (UTC)", "STATE", "ERROR")
+            sys.stdout.write("\n".join(_table([head, *map(_state_row, states)], None)) + "\n")
+        words = [_state_word(state) for state in states]
+        counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
+        console.write(f"{PROG}: {len(states):,} watches in {args.store}: {counts or 'none'}\n")
+        sys.stdout.flush()
+        return EXIT_OK
+
+    return _run_offline(show, args.store)
+
+
+def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
+    group = classify(outcome)
+    if args.json:
+        line = {**outcome_json(outcome, group), "tag": outcome.tag}
+        sys.stdout.write(json.dumps(line) + "\n")
+    else:
+        code, words = _detail(outcome, group)
+        order = outcome.order
+        cells = [outcome.order_id, group.value, order.raw_status if order else "-", code, words]
+        if outcome.tag is not None:
+            cells.append(f"[{outcome.tag}]")
+        sys.stdout.write("  ".join(cell for cell in cells if cell) + "\n")
+    sys.stdout.flush()
+
+
+async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run) -> None:
+    """Poll the store's watches and print each settled outcome, acknowledged once printed."""
+    policy = _PRESETS[args.preset or "provision"]
+    async with (
+        sigterm_interrupts(),
+        open_client(options, run) as client,
+        OrderWatcher(client, args.store, policy=policy, lease=LEASE) as watcher,
+    ):
+        logger.info("watching %s as %s", args.store, watcher.worker_id)
+        async for outcome in watcher.settled(auto_ack=False):
+            if is_credentials_error(outcome.error):
+                run.credentials_error = outcome.error
+                return  # left unacknowledged: every other poll would be refused the same way
+            _print_outcome(args, outcome)
+            await watcher.ack(outcome.order_id)
+
+
+def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
+    options = client_options(args)
+    run = Run("watch", Tally([]))
+    # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(watch_run(args, options, run))
+    if run.credentials_error is not None:
+        error = run.credentials_error
+        console.write(f"{PROG}: error: credentials refused by the API ({error})\n")
+        return EXIT_USAGE
+    console.write(f"{PROG}: stopped watching {args.store}\n")
+    return EXIT_OK
+
+
+# -- arguments -------------------------------------------------------------------------------
+
+
+def add_watch_commands(
+    commands: Any,
+    parents: dict[str, argparse.ArgumentParser],
+    epilog: str,
+    preset_help: str,
+) -> None:
+    """Register `watch add|list|run` on the `telegent-orders` subcommands."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    watch = commands.add_parser(
+        "watch",
+        help="durable watches in an SQLite file: add, list, run",
+        description=(
+            "Durable watches kept in an SQLite file: add order IDs to it, list their state,\n"
+            "and run a watcher that prints each settled outcome until stopped (Ctrl-C or\n"
+            "SIGTERM). A stopped or killed watcher loses nothing: the next one carries on."
+        ),
+        formatter_class=formatter,
+    )
+    actions = watch.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument("--store", required=True, metavar="FILE", help="the SQLite file")
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v", "--verbose", action="count", default=0, help="-v: INFO logs, -vv: DEBUG (stderr)"
+    )
+    preset = argparse.ArgumentParser(add_help=False)
+    preset.add_argument("--preset", "--policy", choices=sorted(_PRESETS), help=preset_help)
+
+    add = actions.add_parser(
+        "add",
+        parents=[verbose, store, parents["ids"], preset],
+        help="watch more orders (already watched ones are left as they are)",
+        description="Watch more orders; returns once they are committed to the file.",
+    )
+    add.add_argument(
+        "--deadline",
+        metavar="S|TIME",
+        help="settle as timed out after S seconds, or at an ISO 8601 time with its zone",
+    )
+    add.add_argument("--tag", help="your label for these watches (e.g. a ticket number)")
+    add.set_defaults(handler=cmd_watch_add)
+
+    listing = actions.add_parser(
+        "list",
+        parents=[verbose, store],
+        help="the state of every watch in the file",
+        description="The state of every watch: order, tag, last status, polls, next poll, "
+        "pending/settled/acknowledged, error.",
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object per watch")
+    listing.set_defaults(handler=cmd_watch_list)
+
+    run = actions.add_parser(
+        "run",
+        parents=[parents["common"], parents["api"], store, preset],
+        help="poll the file's watches, print each settled outcome until stopped",
+        description=(
+            "Poll every watch of the file (several `watch run` on one file share the work),\n"
+            "print each settled outcome as it comes (--json: one object per line, as `wait`\n"
+            "writes them, plus its tag) and acknowledge it once printed. Ctrl-C or SIGTERM\n"
+            "stops it cleanly (exit status 0): polls under way are given back to the file."
+        ),
+        epilog=epilog,
+        formatter_class=formatter,
+    )
+    run.set_defaults(handler=cmd_watch_run)
