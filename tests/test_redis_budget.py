@@ -158,7 +158,9 @@ async def test_three_processes_share_60_requests_per_minute(
         loop = asyncio.get_running_loop()
         await asyncio.sleep(first + 61.5 - loop.time())
         times = sorted(r.at for r in fake.requests)  # token requests count too
-        ended = [log.read_text() for log, proc in zip(logs, procs) if proc.returncode is not None]
+        ended = [
+            log.read_text() for log, p in zip(logs, procs, strict=True) if p.returncode is not None
+        ]
         assert not ended, f"a worker ended early (it still wanted more): {ended}"
     assert busiest_window(times, 60.0) <= 60
     assert sum(1 for t in times if t - first < 3.0) >= 45
