@@ -491,20 +491,22 @@ class TelegentClient:
                 # the budget says, never later waiting for a connection, so the server counts
                 # it in the window the budget counted it in. Token requests (rare) take no
                 # connection of ours: callers holding one may be waiting for that very token.
-                slot = _slot(self._slots, deadline, previous)
-                async with contextlib.nullcontext() if priority else slot:
+                # A call's deadline bounds each wait (`_by`).
+                async with (
+                    contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
+                ):
                     if not budget.open_now(loop.time()):
                         await _by(deadline, budget.acquire(priority=priority), previous)
                         if scope is not None:  # the wait may have outlived the token
                             headers = await _by(deadline, auth.headers(scope), previous)
                     if self._closed:  # while this call waited
                         raise ClientClosedError()
-                    if deadline is not None:  # what is left of the call, the waits taken
+                    if deadline is not None:  # what is left of the call once it may start
                         attempt_timeout = min(attempt_timeout, deadline - loop.time())
                         if attempt_timeout <= 0:
                             raise TransportTimeoutError(CALL_TIMED_OUT) from previous
-                    started = loop.time()
                     counters.requests += 1
+                    started = loop.time()
                     with self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
