@@ -166,7 +166,6 @@ class Budget(Protocol):
         ...
 
     def abandon(self, owners: Collection[object]) -> None: ...
-    def queued_owners(self) -> set[object]: ...
     async def aclose(self) -> None: ...
 
 
@@ -286,11 +285,6 @@ class LocalBudget:
             if ticket.owner in owners:
                 ticket.gone = True
         self._give_back(None, now)
-
-    def queued_owners(self) -> set[object]:
-        """The tasks still waiting for their start (none of their requests has gone out)."""
-        now = asyncio.get_running_loop().time()
-        return {t.owner for t in self._queue if not t.gone and t.at > now}
 
     def _limit(self, now: float) -> int:
         return limit_at(self._pace, now, int(self._configured), self.window)

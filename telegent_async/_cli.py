@@ -255,9 +255,16 @@ def _demo_intro(base_url: str, orders: int, s: DemoSettings) -> str:
     )
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.asynccontextmanager
 async def sigterm_interrupts() -> AsyncIterator[None]:
-    """SIGTERM stops a command the way Ctrl-C does: cancelled (leases given back), reported."""
+    """SIGTERM and Ctrl-C stop a command alike: cancelled (leases given back), reported.
+
+    SIGINT is handled here too, not left to `asyncio.run`: on Python 3.10 its KeyboardInterrupt
+    surfaces inside whatever task is running and escapes as a traceback.
+    """
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -272,7 +279,8 @@ async def sigterm_interrupts() -> AsyncIterator[None]:
         loop.call_later(0.5, lambda: None if task.done() else terminate())
 
     try:
-        loop.add_signal_handler(signal.SIGTERM, terminate)
+        for signum in _STOP_SIGNALS:
+            loop.add_signal_handler(signum, terminate)
     except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
         yield
         return
@@ -283,7 +291,8 @@ async def sigterm_interrupts() -> AsyncIterator[None]:
             raise KeyboardInterrupt from None
         raise
     finally:
-        loop.remove_signal_handler(signal.SIGTERM)
+        for signum in _STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 async def _stoppable(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -13,6 +13,7 @@ import inspect
 import json
 import logging
 import os
+import weakref
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -131,6 +132,9 @@ class TelegentClient:
         self._budget = _budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
+        # Tasks whose request reached the wire: a fan-out's deadline tells an order it polled
+        # from one that waited all along (for a connection or the budget) and was never polled.
+        self._requesters: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._counters = Counters()
         self._telemetry = telemetry()
         if self._telemetry is not None:
@@ -180,6 +184,11 @@ class TelegentClient:
     def budget(self) -> Budget:
         """The account budget (`stats` shows its current rate and pause)."""
         return self._budget
+
+    def has_requested(self, task: object) -> bool:
+        """True once `task` has sent a request through this client (its poll reached the
+        server), for `wait_for_orders` to tell a timed-out order it never polled."""
+        return task in self._requesters
 
     @property
     def stats(self) -> ClientStats:
@@ -477,6 +486,7 @@ class TelegentClient:
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
         previous: TelegentError | None = None  # the last attempt's failure, if any
+        requester = asyncio.current_task()
         while True:
             headers = None
             if scope is not None:
@@ -506,6 +516,8 @@ class TelegentClient:
                         if attempt_timeout <= 0:
                             raise TransportTimeoutError(CALL_TIMED_OUT) from previous
                     counters.requests += 1
+                    if requester is not None:
+                        self._requesters.add(requester)
                     started = loop.time()
                     with self._watchdog.watch(attempt_timeout):
                         async with session.request(

@@ -51,6 +51,8 @@ class Waiting(Lookups, Protocol):
     @property
     def budget(self) -> Budget: ...
 
+    def has_requested(self, task: object) -> bool: ...
+
 
 def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | None, PollPolicy]:
     if timeout is not None:
@@ -217,7 +219,7 @@ class OrderStream:
                 if self._final_answer_by is not None:
                     now = loop.time()
                     if now >= self._final_answer_by:
-                        await scheduler.expire(self._client.budget.queued_owners())
+                        await scheduler.expire(self._client.has_requested)
                         continue
                     delay = min(delay, self._final_answer_by - now)
                 await scheduler.sleep(delay)

@@ -242,10 +242,6 @@ class RedisBudget:
         """These tasks were just cancelled: give their reservations back now."""
         self._give_back([m for m, t in self._tickets.items() if t.owner in owners])
 
-    def queued_owners(self) -> set[object]:
-        now = asyncio.get_running_loop().time()
-        return {t.owner for t in self._tickets.values() if t.at > now}
-
     def _give_back(self, members: Sequence[int]) -> None:
         if not members:
             return

@@ -36,6 +36,10 @@ class Lookups(Protocol):
     async def get_order(self, order_id: str) -> Order: ...
 
 
+def _always(_task: object) -> bool:
+    return True
+
+
 def log_change(order: Order, was: str | None) -> None:
     logger.info("order %s: %s -> %s", order.order_id, was, order.raw_status)
 
@@ -166,13 +170,14 @@ class Scheduler:
             with contextlib.suppress(Exception):  # the store may be gone; leases then expire
                 await self.store.release(claims)
 
-    async def expire(self, unsent: Collection[object] = ()) -> None:
+    async def expire(self, requested: Callable[[object], bool] = _always) -> None:
         """The deadline passed: every watch left settles with `OrderWaitTimeout`, unpolled.
 
         For a fan-out with one deadline, whose due watches are all its watches by then.
-        `unsent`: polls under way that are still waiting for the budget (no request sent).
+        `requested(task)`: whether a poll under way has sent its request (one still waiting
+        for a connection or the budget has not: its order was never polled).
         """
-        sent = {claim.order_id for task, claim in self._in_flight.items() if task not in unsent}
+        sent = {claim.order_id for task, claim in self._in_flight.items() if requested(task)}
         claims = await self.cancel()
         claims += await self.store.claim(sys.maxsize, self._lease, self._worker)
         claims.sort(key=lambda claim: claim.ref)  # in the order they were added

@@ -152,7 +152,12 @@ async def test_a_killed_workers_orders_come_back_after_its_lease(
     assert finished <= lease + 3.0, f"seed {seed}: the others needed {finished:.1f} s"
     lines = log_lines(*logs)
     acked = collections.Counter(words[1] for words in lines if words[0] == "acked")
-    assert set(acked) == set(ids) and max(acked.values()) == 1, f"seed {seed}"
+    assert max(acked.values()) == 1, f"seed {seed}: acknowledged twice"
+    # The killed worker may have acknowledged an outcome in Redis and died before logging it:
+    # such an ID was delivered to it, and Redis holds nothing unacknowledged (below).
+    unlogged = set(ids) - set(acked)
+    delivered_to_killed = {words[1] for words in log_lines(logs[0]) if words[0] == "delivered"}
+    assert unlogged <= delivered_to_killed and len(unlogged) <= 1, f"seed {seed}: {unlogged}"
     assert await leftovers(redis_url, namespace) == (0, 0, 0)
     print(f"seed {seed}: {len(orphans)} polls orphaned; all done {finished:.2f} s after the kill")
 
