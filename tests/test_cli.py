@@ -1,4 +1,5 @@
-"""The `telegent-orders` CLI, run as `python -m telegent_async` in a subprocess.
+"""The `telegent-orders` CLI: rendering and exit statuses in-process (`run_cli`), and a few
+smoke tests as real subprocesses: `python -m telegent_async`, a tty, Ctrl-C, SIGTERM.
 
 The FakeTelegent runs in the test's own event loop, so every subprocess is driven with
 asyncio's subprocess API (a blocking `subprocess.run` would starve the server) and always under
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import re
 import signal
@@ -17,76 +17,26 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import attrs
 import pytest
+from helpers import (
+    CLI_TIMEOUT,
+    FAST,
+    KEY,
+    SECRET,
+    api_env,
+    assert_clean,
+    clean_env,
+    run_cli,
+)
 
 from telegent_async.testing import FakeTelegent, Step
 
-KEY = "DID-cli-test-key"
-SECRET = "cli-secret-Qz8w1"  # distinctive, so a leak into any output is found
-TIMEOUT = 20.0
+TIMEOUT = CLI_TIMEOUT
 
 EIGHT_A = "8A-ACCOUNT_NUM_REQ_OR_INCORRECT"
 SIX_P = "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT"
-
-
-@attrs.frozen
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json_lines(self) -> dict[str, dict[str, Any]]:
-        """Every stdout line parsed as JSON (fails on anything else), keyed by order_id."""
-        rows = [json.loads(line) for line in self.out.splitlines()]
-        return {row["order_id"]: row for row in rows}
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGENT_", "NO_COLOR"))}
-    env.update(extra)
-    return env
-
-
-def api_env(fake: FakeTelegent) -> dict[str, str]:
-    return clean_env(
-        TELEGENT_BASE_URL=fake.base_url,
-        TELEGENT_ACCOUNT_KEY=KEY,
-        TELEGENT_ACCOUNT_SECRET=SECRET,
-    )
-
-
-#: Loopback http, and a budget high enough that pacing does not slow the tests down.
-FAST = ("--insecure", "--rate", "60000")
-
-
-async def run_cli(
-    *args: str,
-    env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
-    timeout: float = TIMEOUT,
-) -> Result:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "telegent_async",
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env if env is not None else clean_env(),
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"CLI did not finish within {timeout} s: {args}") from None
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture
@@ -98,13 +48,6 @@ async def fake() -> AsyncIterator[FakeTelegent]:
         server.add_order("JNOID-8a", "Rejected", message=EIGHT_A, order_type="Port-In")
         server.add_order("JNOID-6p", "Error", message=SIX_P, order_type="Port-In")
         yield server
-
-
-def assert_clean(result: Result) -> None:
-    """No traceback, no unclosed-session warning, and no terminal control codes off a tty."""
-    assert "Traceback" not in result.err
-    assert "Unclosed" not in result.err
-    assert "\x1b" not in result.err + result.out
 
 
 # -- get ---------------------------------------------------------------------------------
@@ -152,8 +95,8 @@ async def test_get_pending_only_exits_0(fake: FakeTelegent) -> None:
 
 
 async def test_wait_json_statuses_and_codes(fake: FakeTelegent) -> None:
-    # Settles after the CLI's first poll (the subprocess takes ~0.4 s to start).
-    fake.add_order("JNUOID-later", [Step("Pending"), Step("Complete", 1.0)])
+    # Settles between the CLI's first poll and its second (1 s later, the provision cadence).
+    fake.add_order("JNUOID-later", [Step("Pending"), Step("Complete", 0.2)])
     ids = ["JNUOID-later", "JNOID-8a", "JNOID-6p"]
     result = await run_cli("wait", "--json", *FAST, *ids, env=api_env(fake))
     assert_clean(result)

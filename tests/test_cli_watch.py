@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import FAST, KEY, SECRET, api_env, assert_clean, run_cli
+from helpers import FAST, KEY, SECRET, api_env, assert_clean, run_cli
 
 from telegent_async.testing import FakeTelegent, Step
 
