@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import fast_client
+from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent

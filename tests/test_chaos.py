@@ -16,7 +16,7 @@ import time
 import warnings
 from typing import Any
 
-from conftest import FAST_RETRY, fast_client
+from helpers import FAST_RETRY, fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step

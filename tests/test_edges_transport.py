@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, fast_client
 
 import telegent_async as tg
 from telegent_async._models import parse_status

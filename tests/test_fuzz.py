@@ -17,7 +17,7 @@ from email.utils import format_datetime
 from typing import Any, TypeVar
 
 import pytest
-from conftest import fast_client
+from helpers import fast_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

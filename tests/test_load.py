@@ -12,7 +12,7 @@ import asyncio
 import math
 import time
 
-from conftest import fast_client
+from helpers import fast_client
 
 from telegent_async.testing import FakeTelegent
 

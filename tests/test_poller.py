@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, client_tasks, fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RecordedRequest, Step
@@ -49,24 +49,6 @@ def new_id(rng: random.Random | None = None) -> str:
 def lifecycle(*statuses: str, gap: float = 0.03) -> list[Step]:
     """Each status visible `gap` seconds after the previous one."""
     return [Step(status, index * gap) for index, status in enumerate(statuses)]
-
-
-def client_tasks() -> set[asyncio.Task[Any]]:
-    """Every task but the test's own and the fake server's per-connection handlers."""
-    current = asyncio.current_task()
-    return {
-        task
-        for task in asyncio.all_tasks()
-        if task is not current
-        and not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
-    }
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.002)
 
 
 async def assert_quiet(fake: FakeTelegent, seconds: float = 0.1) -> None:

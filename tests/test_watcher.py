@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
