@@ -16,6 +16,7 @@ import time
 import warnings
 from typing import Any
 
+import pytest
 from helpers import FAST_RETRY, fast_client
 
 import telegent_async as tg
@@ -128,6 +129,7 @@ def script_orders(fake: FakeTelegent, rng: random.Random) -> dict[str, tuple[str
     return expected
 
 
+@pytest.mark.slow  # a real-time run of a second or two
 async def test_chaos_every_order_settles_once_as_scripted() -> None:
     received: dict[str, tuple[tg.OrderOutcome, float]] = {}
     loop_errors: list[dict[str, Any]] = []

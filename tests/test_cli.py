@@ -155,11 +155,12 @@ async def test_from_file_stdin(fake: FakeTelegent) -> None:
 
 async def test_from_file_path_with_arguments(fake: FakeTelegent, tmp_path: Path) -> None:
     path = tmp_path / "ids.txt"
-    path.write_text("JNUOID-done\nJNUOID-soon\nJNUOID-done\n")
+    fake.add_order("JNUOID-done2", "Complete")
+    path.write_text("JNUOID-done\nJNUOID-done2\nJNUOID-done\n")
     result = await run_cli(
-        "wait", "--json", *FAST, "JNUOID-soon", "--from-file", str(path), env=api_env(fake)
+        "wait", "--json", *FAST, "JNUOID-done2", "--from-file", str(path), env=api_env(fake)
     )
-    assert sorted(result.json_lines()) == ["JNUOID-done", "JNUOID-soon"]  # duplicates once
+    assert sorted(result.json_lines()) == ["JNUOID-done", "JNUOID-done2"]  # duplicates once
     assert len(result.out.splitlines()) == 2
     assert result.code == 0
 
@@ -309,7 +310,7 @@ async def test_ctrl_c_reports_what_settled_so_far(fake: FakeTelegent) -> None:
 
 async def test_demo_50_tells_the_story() -> None:
     started = time.monotonic()
-    result = await run_cli("demo", "--orders", "50", "--seed", "7", "--time-scale", "0.15")
+    result = await run_cli("demo", "--orders", "50", "--seed", "7", "--time-scale", "0.05")
     elapsed = time.monotonic() - started
     assert_clean(result)
     assert result.code == 1

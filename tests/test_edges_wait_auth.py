@@ -218,6 +218,7 @@ async def test_closing_while_calls_wait_for_a_token_says_the_client_is_closed(
 # -- server clock skew (item 13) --------------------------------------------------------------
 
 
+@pytest.mark.slow  # real time: past the 1.5 s the skewed expiry claims
 async def test_a_server_clock_behind_does_not_churn_tokens() -> None:
     # tokenExpiry reads 1.5 s ahead of our clock, but the token lives 300 s.
     async with (

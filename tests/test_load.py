@@ -70,7 +70,8 @@ async def test_200_concurrent_lookups_sustained() -> None:
     assert peak <= MAX_CONNECTIONS
     assert peak == MAX_CONNECTIONS, "200 callers should have used every connection"
     assert latencies[-1] < MAX_LATENCY
-    # One 200 per call and per token, and 401s only from a token that expired while its caller queued for a
+    # One 200 per call and per token, and 401s only from a token that expired while its caller
+    # queued for a
     # connection (under CPU contention). Every burst of those 401s ends in one renewal (the
     # single flight), and each caller has one request out, so a burst is at most CALLERS
     # long and there are fewer bursts than token requests; token requests stay a handful.

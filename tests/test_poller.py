@@ -458,6 +458,7 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     await assert_quiet(fake, 0.05)
 
 
+@pytest.mark.slow  # fairness measured over a real-time second
 async def test_fan_out_shares_the_budget_fairly(fake: FakeTelegent) -> None:
     ids = [f"JNUOID-p{i}" for i in range(300)]
     for order_id in [*ids, "JNUOID-other"]:

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 from aiohttp import web
-from helpers import chain, fast_client
+from helpers import FAST_POLL, chain, fast_client
 
 import telegent_async as tg
 from telegent_async._models import converter
@@ -66,9 +66,12 @@ async def test_no_token_or_secret_in_reprs_errors_logs_or_outcomes(
     errors: list[tg.TelegentError] = []
     async with fast_client(fake, max_retries=1, timeout=0.2) as client:
         fake.inject("503", 2)
-        outcomes = [o async for o in client.wait_for_orders(["JNUOID-ok", "JNUOID-404"])]
+        ids = ["JNUOID-ok", "JNUOID-404"]
+        outcomes = [o async for o in client.wait_for_orders(ids, policy=FAST_POLL)]
         fake.revoke_tokens()  # a 401, then a new token
-        outcomes += [o async for o in client.wait_for_orders(["JNUOID-slow"], timeout=0.1)]
+        outcomes += [
+            o async for o in client.wait_for_orders(["JNUOID-slow"], timeout=0.1, policy=FAST_POLL)
+        ]
         errors += [o.error for o in outcomes if o.error is not None]
         errors.append(await failure(client.get_order("JNUOID-bad-http")))
         fake.inject("stall", 2)
@@ -82,7 +85,7 @@ async def test_no_token_or_secret_in_reprs_errors_logs_or_outcomes(
         errors.append(await failure(client.get_order("JNUOID-ok")))
         fake.inject("401", 2)  # still refused after re-authenticating
         errors.append(await failure(client.get_order("JNUOID-ok")))
-        order = await client.wait_for_order("JNUOID-ok")
+        order = await client.wait_for_order("JNUOID-ok", policy=FAST_POLL)
         with pytest.raises(tg.OrderFailed) as failed:
             order.raise_for_status()
         errors.append(failed.value)
