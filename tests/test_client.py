@@ -184,6 +184,7 @@ async def test_rate_limit_error_carries_retry_after(fake: FakeTelegent) -> None:
 # -- the budget ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # real time: the budget paced over most of a second
 async def test_budget_paces_requests(complete_fake: FakeTelegent) -> None:
     count = 8
     async with fast_client(complete_fake, requests_per_minute=600) as client:
@@ -193,6 +194,7 @@ async def test_budget_paces_requests(complete_fake: FakeTelegent) -> None:
     assert min(_gaps(arrivals)) >= 0.06
 
 
+@pytest.mark.slow  # real time: the budget paced over most of a second
 async def test_budget_cancelled_waiters_give_their_slots_back() -> None:
     """Whatever order the queue's tail is cancelled in, a newcomer takes the first freed slot;
     a hole in the middle of the queue stays (the callers behind it keep their slots)."""
@@ -210,6 +212,7 @@ async def test_budget_cancelled_waiters_give_their_slots_back() -> None:
     await asyncio.gather(waiters[4])
 
 
+@pytest.mark.slow  # real time: the budget paced over most of a second
 async def test_rate_halved_by_a_429_recovers_only_after_the_pause(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -226,6 +229,7 @@ async def test_rate_halved_by_a_429_recovers_only_after_the_pause(
     assert budget.rate == 10.0  # recovered over the next 0.3 s
 
 
+@pytest.mark.slow  # real time: the budget paced over most of a second
 async def test_budget_is_taken_before_a_connection() -> None:
     """200 calls on 2 connections take far longer than one attempt's timeout, yet none fail."""
     async with FakeTelegent(default_status="Complete", stall_seconds=0.005) as fake:

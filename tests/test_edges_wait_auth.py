@@ -42,6 +42,7 @@ async def _fan_out(client: tg.TelegentClient, order_id: str, timeout: float) -> 
     return outcome.order
 
 
+@pytest.mark.slow  # real time: deadlines and budget slots over most of a second
 @pytest.mark.parametrize("wait", [_wait, _watch, _fan_out], ids=["wait", "watch", "fan-out"])
 async def test_polls_once_more_at_the_deadline(fake: FakeTelegent, wait: Any) -> None:
     fake.add_order("JNUOID-late", SETTLES_LATE)
@@ -105,6 +106,7 @@ async def _break_in_async_with(stream: tg.OrderStream) -> None:
             break
 
 
+@pytest.mark.slow  # real time: deadlines and budget slots over most of a second
 @pytest.mark.parametrize("how", ["kept", "async-with", "dropped"])
 async def test_leaving_a_fan_out_frees_the_budget_and_sends_nothing_more(
     fake: FakeTelegent, how: str
