@@ -279,19 +279,6 @@ def _check_decode(status_code: int, body: bytes, result: tg.Order | Exception) -
     assert body.decode("utf-8", "replace").startswith(result.body)
 
 
-def _decode_or_error(body: bytes) -> tg.Order | Exception:
-    try:
-        return decode_order(200, body)
-    except Exception as exc:
-        return exc
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=600) | json_bodies.map(lambda v: json.dumps(v).encode()))
-def test_decode_order_is_total_over_bytes(body: bytes) -> None:
-    _check_decode(200, body, _decode_or_error(body))
-
-
 def test_decode_error_on_deep_nesting_and_huge_numbers() -> None:
     for body in (
         b"[" * 100_000,
