@@ -16,12 +16,12 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from importlib.metadata import entry_points
+from typing import Any, cast
 
 import attrs
 
 import telegent_async as tg
-from telegent_async.__main__ import main as cli_main  # the console script's entry point
 from telegent_async.testing import FakeTelegent
 
 # -- clients ---------------------------------------------------------------------------------
@@ -87,6 +87,10 @@ CLI_TIMEOUT = 20.0  # seconds: a CLI run that has not finished by then has hung
 
 #: Loopback http, and a budget high enough that pacing does not slow the tests down.
 FAST = ("--insecure", "--rate", "60000")
+
+#: `telegent-orders` as installed: the console script's function, wherever the CLI lives.
+[_SCRIPT] = entry_points(group="console_scripts", name="telegent-orders")
+cli_main = cast("Callable[[Sequence[str] | None], int]", _SCRIPT.load())
 
 
 @attrs.frozen
