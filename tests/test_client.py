@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
 import pytest
-from helpers import fast_client
+from helpers import fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._budget import RequestBudget
@@ -38,16 +38,6 @@ def _arrivals(fake: FakeTelegent) -> list[float]:
 
 def _gaps(times: list[float]) -> list[float]:
     return [later - earlier for earlier, later in itertools.pairwise(times)]
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Wait until `condition()` holds; fail the test (TimeoutError) if it never does."""
-
-    async def poll() -> None:
-        while not condition():  # noqa: ASYNC110 - the state is the fake's, with no event
-            await asyncio.sleep(0.005)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 # -- retries -------------------------------------------------------------------------------------
@@ -156,7 +146,7 @@ async def test_429_pauses_the_whole_client(complete_fake: FakeTelegent) -> None:
     complete_fake.inject("429", retry_after="0.3")
     async with fast_client(complete_fake) as client:
         first = asyncio.ensure_future(client.get_order("JNUOID-first"))
-        await _until(lambda: client.budget.paused_until > 0)  # the 429 has reached the client
+        await wait_until(lambda: client.budget.paused_until > 0)  # the 429 has reached the client
         await client.get_order("JNUOID-other")  # another caller, which never saw the 429
         await first
     limited_at = complete_fake.order_requests("JNUOID-first")[0].at
@@ -291,7 +281,7 @@ async def test_own_session_closed_on_exit(complete_fake: FakeTelegent) -> None:
     async with client:
         await client.get_order(ORDER_ID)
         assert complete_fake.open_connections > 0
-    await _until(lambda: complete_fake.open_connections == 0)
+    await wait_until(lambda: complete_fake.open_connections == 0)
     await client.aclose()  # idempotent
 
 

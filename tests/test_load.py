@@ -13,7 +13,7 @@ import math
 import time
 
 import pytest
-from helpers import fast_client
+from helpers import client_tasks, fast_client
 
 from telegent_async.testing import FakeTelegent
 
@@ -55,7 +55,7 @@ async def test_200_concurrent_lookups_sustained() -> None:
         assert fake.open_connections == 0
         counts = dict(fake.status_counts)
         tokens, peak = len(fake.token_requests), fake.peak_connections
-    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert client_tasks() == set()
 
     calls = len(latencies)
     latencies.sort()
