@@ -13,9 +13,10 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from typing import Any, cast
 
@@ -191,6 +192,19 @@ def _replaced_stdin(stream: io.StringIO) -> Iterator[None]:
         yield
     finally:
         sys.stdin = saved
+
+
+@contextlib.asynccontextmanager
+async def process(*argv: str, **options: Any) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`argv` running as a subprocess (asyncio's API: the fake in this loop keeps serving),
+    stdin closed; stopped by its PID with SIGKILL at the end if it is still running."""
+    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, **options)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
 
 
 async def run_cli_process(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FAST, KEY, SECRET, api_env, assert_clean, run_cli
+from helpers import FAST, KEY, SECRET, api_env, assert_clean, process, run_cli
 
 from telegent_async.testing import FakeTelegent, Step
 
@@ -45,17 +45,11 @@ async def fake() -> AsyncIterator[FakeTelegent]:
 @contextlib.asynccontextmanager
 async def cli(fake: FakeTelegent, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """`telegent-orders ARGS` running, stdout and stderr piped; killed by its PID at the end."""
-    proc = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, "-m", "telegent_async", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=api_env(fake),
-    )  # fmt: skip
-    try:
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
+    ) as proc:  # fmt: skip
         yield proc
-    finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
 
 
 async def read_json_lines(proc: asyncio.subprocess.Process, count: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from helpers import process
 
 import telegent_async as tg
 from telegent_async._store import NewWatch
@@ -39,17 +40,11 @@ async def worker(
         "TELEGENT_ACCOUNT_KEY": fake.account_key,
         "TELEGENT_ACCOUNT_SECRET": fake.account_secret,
     }
-    proc = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, str(WORKER), "--db", str(db), "--base-url", fake.base_url,
-        "--ids", str(ids), "--log", str(log), *extra,
-        env=env, stdin=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
+        "--ids", str(ids), "--log", str(log), *extra, env=env,
+    ) as proc:  # fmt: skip
         yield proc
-    finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
 
 
 async def log_shows(log: pathlib.Path, word: str, count: int = 1) -> None:
