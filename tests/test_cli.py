@@ -9,7 +9,6 @@ a timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -28,6 +27,7 @@ from helpers import (
     api_env,
     assert_clean,
     clean_env,
+    process,
     run_cli,
 )
 
@@ -278,16 +278,12 @@ async def test_progress_line_only_on_a_terminal(fake: FakeTelegent) -> None:
 
 
 async def test_ctrl_c_reports_what_settled_so_far(fake: FakeTelegent) -> None:
-    proc = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, "-m", "telegent_async", "wait", "-v", *FAST, "JNUOID-done",
         "JNUOID-pending",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=api_env(fake),
-    )  # fmt: skip
-    assert proc.stderr is not None
-    try:
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
+    ) as proc:  # fmt: skip
+        assert proc.stderr is not None
         seen = b""
         while b"JNUOID-pending: None -> Pending" not in seen:  # -v logs the first poll
             line = await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)
@@ -295,9 +291,6 @@ async def test_ctrl_c_reports_what_settled_so_far(fake: FakeTelegent) -> None:
             seen += line
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
     assert proc.returncode == 130
     assert "Completed (1)" in out.decode()
     assert "interrupted with 1 order not settled yet" in out.decode()
@@ -327,15 +320,11 @@ async def test_demo_50_tells_the_story() -> None:
 
 
 async def test_fake_server_serves_until_sigterm() -> None:
-    proc = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, "-m", "telegent_async", "fake-server", "--orders", "10", "--seed", "1",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
-    )  # fmt: skip
-    assert proc.stdout is not None
-    try:
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
         banner = ""
         while "Stop with" not in banner:
             line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
@@ -358,9 +347,6 @@ async def test_fake_server_serves_until_sigterm() -> None:
         assert sum(row["outcome"] == "not_found" for row in result.json_lines().values()) == 1
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
     assert proc.returncode == 0
     assert "stopped" in err.decode()
     assert "Traceback" not in err.decode()
