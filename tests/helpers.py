@@ -59,6 +59,31 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
+@contextlib.asynccontextmanager
+async def per_poll(
+    fake: FakeTelegent, order_id: str, statuses: Sequence[str], polls: int = 2, **options: Any
+) -> AsyncIterator[None]:
+    """Serve `order_id` going through `statuses`, `polls` polls each: the next status is set
+    in the loop turn after the last of them arrives, before another poll can (a timer and a
+    round trip later). A lifecycle in polls, not seconds, however loaded the machine."""
+    fake.add_order(order_id, statuses[0], **options)
+
+    def polled(count: int) -> Callable[[], bool]:
+        return lambda: len(fake.order_requests(order_id)) >= count
+
+    async def advance() -> None:
+        for index, status in enumerate(statuses[1:], 1):
+            await wait_until(polled(index * polls), 10.0, interval=0)
+            fake.add_order(order_id, status, **options)
+
+    driver = asyncio.ensure_future(advance())
+    try:
+        yield
+    finally:
+        driver.cancel()
+        await asyncio.gather(driver, return_exceptions=True)
+
+
 def client_tasks() -> set[asyncio.Task[Any]]:
     """Every task but the test's own and the fake server's per-connection handlers."""
     current = asyncio.current_task()
