@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from helpers import FAST, KEY, SECRET, api_env, assert_clean, process, run_cli
 
-from telegent_async.testing import FakeTelegent, Step
+from telegent_async.testing import FakeTelegent
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout
@@ -96,7 +96,7 @@ def first_request_after(fake: FakeTelegent, order_id: str, moment: float) -> flo
 
 @pytest.mark.slow
 async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Path) -> None:
-    fake.add_order("JNUOID-late", [Step("Pending"), Step("Complete", 2.0)])
+    fake.add_order("JNUOID-late", "Pending")  # until the first run is over, however slow
     db = tmp_path / "job.db"
     ids = [*SETTLED_AT_ONCE, "JNUOID-late"]
     command = ("wait", "--json", *FAST, "--state", str(db), *ids)
@@ -110,6 +110,7 @@ async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Pat
     assert {row["order_id"] for row in early} == set(SETTLED_AT_ONCE)
     stored = watches(db)["JNUOID-late"]
     assert stored["settled_seq"] is None and stored["leased_by"] is None  # given back
+    fake.add_order("JNUOID-late", "Complete")  # it settles between the runs
     second_started = time.time()
 
     result = await run_cli(*command, env=api_env(fake))

@@ -23,8 +23,10 @@ MAX_CONNECTIONS = 20
 TOKEN_LIFETIME = 1.0
 #: Renewal at 80% of a lifetime truncated to the second: a few per second (see test_chaos).
 TOKENS_PER_SECOND = 10
-#: FIFO connection slots: a caller waits at most for the 199 others ahead of it.
-MAX_LATENCY = 1.0
+#: FIFO connection slots: a caller waits at most for the 199 others ahead of it, so the
+#: slowest call stays within a small multiple of the median (about 3x on an idle machine); a
+#: caller starved for seconds would be 30x and more. Relative, so a loaded machine is no fault.
+MAX_LATENCY_TO_MEDIAN = 25
 
 pytestmark = pytest.mark.slow  # real time: DURATION seconds of sustained load
 
@@ -69,7 +71,7 @@ async def test_200_concurrent_lookups_sustained() -> None:
     assert calls >= CALLERS * 2, "the load was not sustained"
     assert peak <= MAX_CONNECTIONS
     assert peak == MAX_CONNECTIONS, "200 callers should have used every connection"
-    assert latencies[-1] < MAX_LATENCY
+    assert latencies[-1] < MAX_LATENCY_TO_MEDIAN * latencies[calls // 2]
     # One 200 per call and per token, and 401s only from a token that expired while its caller
     # queued for a
     # connection (under CPU contention). Every burst of those 401s ends in one renewal (the
