@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import io
 import json
 import logging
@@ -17,7 +18,6 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from importlib.metadata import entry_points
 from typing import Any, cast
 
 import attrs
@@ -114,9 +114,12 @@ CLI_TIMEOUT = 20.0  # seconds: a CLI run that has not finished by then has hung
 #: Loopback http, and a budget high enough that pacing does not slow the tests down.
 FAST = ("--insecure", "--rate", "60000")
 
-#: `telegent-orders` as installed: the console script's function, wherever the CLI lives.
-[_SCRIPT] = entry_points(group="console_scripts", name="telegent-orders")
-cli_main = cast("Callable[[Sequence[str] | None], int]", _SCRIPT.load())
+#: `telegent-orders`'s function, taken from `python -m telegent_async` (which runs the console
+#: script's `main`), so that it is found wherever the CLI's modules live.
+cli_main = cast(
+    "Callable[[Sequence[str] | None], int]",
+    importlib.import_module("telegent_async.__main__").main,
+)
 
 
 @attrs.frozen
