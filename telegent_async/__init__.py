@@ -8,6 +8,7 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
+from ._budget import LocalBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
@@ -38,6 +39,8 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._redis import RedisStore
+from ._redis_budget import RedisBudget
 from ._sqlite import SQLiteStore
 from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
@@ -55,6 +58,7 @@ __all__ = [
     "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
@@ -70,6 +74,8 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "RateLimitError",
+    "RedisBudget",
+    "RedisStore",
     "RequestTimeoutError",
     "ResponseDecodeError",
     "SQLiteStore",

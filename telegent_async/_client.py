@@ -1,6 +1,6 @@
 """`TelegentClient`: the one async session manager that every lookup and wait goes through.
 
-A request passes, in order: argument check -> auth -> client-wide budget -> connection slot ->
+A request passes, in order: argument check -> auth -> account budget -> connection slot ->
 HTTP attempt -> decode. Failures the API calls transient are retried here, with Telegent's
 advised backoff; everything else becomes a typed error at once.
 """
@@ -22,7 +22,7 @@ from yarl import URL
 
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import RequestBudget
+from ._budget import Budget, LocalBudget
 from ._errors import (
     APIStatusError,
     BadRequestError,
@@ -43,6 +43,8 @@ __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
 logger = logging.getLogger("telegent_async")
 
 DEFAULT_BASE_URL = "https://api.telegent.com/v1.0"
+#: Telegent's standard tier.
+DEFAULT_REQUESTS_PER_MINUTE = 50.0
 #: A body larger than this is refused unread: an order is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
 #: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
@@ -64,7 +66,9 @@ class TelegentClient:
     caches and renews scoped tokens). Missing arguments fall back to the environment variables
     `TELEGENT_TOKEN`, `TELEGENT_ACCOUNT_KEY`, `TELEGENT_ACCOUNT_SECRET`, `TELEGENT_BASE_URL`.
 
-    Defaults follow Telegent's documentation: 50 requests per minute (the standard tier),
+    Defaults follow Telegent's documentation: 50 requests in any rolling minute (the standard
+    tier; `requests_per_minute=` builds a `LocalBudget`, `budget=` takes a `LocalBudget` or a
+    `RedisBudget` shared by every worker of the account),
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
 
@@ -84,12 +88,13 @@ class TelegentClient:
         base_url: str | None = None,
         timeout: float = 30.0,
         max_retries: int = 5,
-        requests_per_minute: float | None = 50.0,
+        requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
         max_connections: int = 20,
         session: aiohttp.ClientSession | None = None,
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
         max_retry_after: float = 60.0,
+        budget: Budget | None = None,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
@@ -109,7 +114,7 @@ class TelegentClient:
         self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
         self._auth = self._make_auth(token, account_key, account_secret, env)
-        self._budget = RequestBudget(requests_per_minute)
+        self._budget = _budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
         self._own_session = session is None
@@ -154,8 +159,8 @@ class TelegentClient:
         return f"<TelegentClient base_url={str(self.base_url)!r} auth={mode}>"
 
     @property
-    def budget(self) -> RequestBudget:
-        """The client-wide request budget (read its `rate` and `paused_until` for monitoring)."""
+    def budget(self) -> Budget:
+        """The account budget (read its `rate` and `paused_until` for monitoring)."""
         return self._budget
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -184,8 +189,11 @@ class TelegentClient:
         self._closed = True
         self._watchdog.close()
         await self._auth.aclose()
-        if self._own_session and self._session is not None:
-            await self._session.close()
+        try:
+            await self._budget.aclose()
+        finally:
+            if self._own_session and self._session is not None:
+                await self._session.close()
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -388,15 +396,21 @@ class TelegentClient:
             headers = None
             if scope is not None:
                 headers = auth.headers_now(scope) or await auth.headers(scope)
-            if not budget.open_now(loop.time()):
-                await budget.acquire(priority=priority)
-                if scope is not None:  # the wait may have outlived the token
-                    headers = await auth.headers(scope)
-            if self._closed:  # while this call waited
-                raise ClientClosedError()
             retry_after: float | None = None
+            paused = False
             try:
-                async with self._slots:
+                # A connection of ours first, then the budget's start: a request starts when
+                # the budget says, never later waiting for a connection, so the server counts
+                # it in the window the budget counted it in. Token requests (rare) take no
+                # connection of ours: callers holding one may be waiting for that very token.
+                async with contextlib.nullcontext() if priority else self._slots:
+                    if not budget.open_now(loop.time()):
+                        await budget.acquire(priority=priority)
+                        if scope is not None:  # the wait may have outlived the token
+                            headers = await auth.headers(scope)
+                    if self._closed:  # while this call waited
+                        raise ClientClosedError()
+                    started = loop.time()
                     with self._watchdog.watch(self.timeout):
                         async with session.request(
                             method,
@@ -413,6 +427,9 @@ class TelegentClient:
                                 body = await response.read()
                             else:
                                 body = await _read_capped(response)
+                    if status == 429:  # paused before the connection is free for the next
+                        await self._pause_for_429(attempt, answer_headers, started)
+                        paused = True
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 failure: TelegentError = _transport_error(method, exc, self.timeout)
             else:
@@ -444,9 +461,8 @@ class TelegentClient:
                         )
                     failure = _status_error(status, body, retry_after)
                     if status == 429:
-                        pause = self._retry_delay(attempt, retry_after)
-                        logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                        budget.pause(pause)
+                        if not paused:  # a 429 inside a 2xx body
+                            await self._pause_for_429(attempt, answer_headers, started)
                         retry_after = 0.0  # the budget now holds every request, this one included
                     if status not in RETRY_STATUSES:
                         raise failure
@@ -461,10 +477,34 @@ class TelegentClient:
                 )  # fmt: skip
             await asyncio.sleep(delay)
 
+    async def _pause_for_429(
+        self, attempt: int, headers: Mapping[str, str], started: float
+    ) -> None:
+        """A 429 pauses the whole account budget for its Retry-After (or the retry backoff)."""
+        retry_after = parse_retry_after(headers.get("Retry-After"), datetime.now(timezone.utc))
+        pause = self._retry_delay(attempt, retry_after)
+        logger.info("429 rate limited: pausing the client for %.2f s", pause)
+        await self._budget.pause(pause, started=started)
+
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, self.max_retry_after)
         return self.retry_policy.delay(attempt)
+
+
+def _budget_of(budget: object, requests_per_minute: float | None) -> Budget:
+    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
+    if budget is None:
+        return LocalBudget(requests_per_minute)
+    if not callable(getattr(budget, "acquire", None)) or not callable(
+        getattr(budget, "pause", None)
+    ):
+        raise TypeError(
+            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
+        )
+    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
+        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
+    return budget  # type: ignore[return-value]
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:

@@ -5,13 +5,15 @@ Helpers (fast_client, wait_until, the CLI runner...) live in helpers.py, never h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from helpers import fast_client
 
 import telegent_async as tg
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import FakeTelegent, RedisServer
 
 
 @pytest.fixture
@@ -24,3 +26,27 @@ async def fake() -> AsyncIterator[FakeTelegent]:
 async def client(fake: FakeTelegent) -> AsyncIterator[tg.TelegentClient]:
     async with fast_client(fake) as c:
         yield c
+
+
+# -- Redis -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session; without the binary (or redis-py) Redis tests skip."""
+    pytest.importorskip("redis", reason="redis-py is not installed: pip install -e '.[test]'")
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server not found on PATH: apt-get install redis-server (or brew)")
+    with RedisServer(workdir=str(tmp_path_factory.mktemp("redis"))) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A namespace of its own per test, so tests sharing the server never see each other."""
+    return f"test-{uuid.uuid4().hex[:12]}"

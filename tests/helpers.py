@@ -40,7 +40,15 @@ def fast_client(server: FakeTelegent, **overrides: Any) -> tg.TelegentClient:
         "timeout": 2.0,
     }
     options.update(overrides)
+    if "budget" in overrides:
+        del options["requests_per_minute"]
     return server.client(**options)
+
+
+def spaced(requests_per_minute: float) -> tg.LocalBudget:
+    """A budget of one request per window of 60 / rpm seconds: evenly spaced requests, the
+    shape the timing tests of fairness, phantom slots and token pacing measure."""
+    return tg.LocalBudget(requests_per_minute, window=60.0 / requests_per_minute)
 
 
 # -- waiting and leftovers -------------------------------------------------------------------
@@ -233,6 +241,26 @@ async def process(*argv: str, **options: Any) -> AsyncIterator[asyncio.subproces
         if proc.returncode is None:
             os.kill(proc.pid, signal.SIGKILL)
             await proc.wait()
+
+
+@contextlib.asynccontextmanager
+async def cli_process(fake: FakeTelegent, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`telegent-orders ARGS` running against `fake`, stdout and stderr piped; killed by its PID
+    at the end."""
+    async with process(
+        sys.executable, "-m", "telegent_async", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
+    ) as proc:  # fmt: skip
+        yield proc
+
+
+async def finish(
+    proc: asyncio.subprocess.Process, timeout: float = CLI_TIMEOUT
+) -> tuple[int, str, str]:
+    """Wait for `proc` to end: its exit status, stdout and stderr."""
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 async def run_cli_process(
