@@ -8,12 +8,14 @@ that need a real process (signals, a tty, a closed pipe), as a subprocess (`run_
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import importlib
 import io
 import json
 import logging
 import os
+import pathlib
 import signal
 import sys
 import time
@@ -289,3 +291,59 @@ async def run_cli_process(
         raise AssertionError(f"CLI did not finish within {timeout} s: {args}") from None
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+# -- worker processes (tests/watch_worker.py) and request logs ----------------------------------
+
+WORKER = pathlib.Path(__file__).with_name("watch_worker.py")
+ENOUGH = 30.0  # seconds: a worker that has not finished by then has hung
+
+
+@contextlib.asynccontextmanager
+async def worker(
+    fake: FakeTelegent, db: pathlib.Path | str, ids: pathlib.Path, log: pathlib.Path, *extra: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A worker process, stopped by its PID whatever happens."""
+    env = {
+        **os.environ,
+        "TELEGENT_ACCOUNT_KEY": fake.account_key,
+        "TELEGENT_ACCOUNT_SECRET": fake.account_secret,
+    }
+    async with process(
+        sys.executable, str(WORKER), "--db", str(db), "--base-url", fake.base_url,
+        "--ids", str(ids), "--log", str(log), *extra, env=env,
+    ) as proc:  # fmt: skip
+        yield proc
+
+
+async def log_shows(log: pathlib.Path, word: str, count: int = 1) -> None:
+    """Wait (ENOUGH at most) until `count` lines of `log` start with `word`."""
+
+    def seen() -> int:
+        text = log.read_text() if log.exists() else ""
+        return sum(line.startswith(word) for line in text.splitlines())
+
+    async def appears() -> None:
+        while seen() < count:  # noqa: ASYNC110 - another process writes the log
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(appears(), ENOUGH)  # asyncio.timeout is 3.11+
+
+
+async def ready(log: pathlib.Path) -> None:
+    await log_shows(log, "ready")
+
+
+def log_lines(*logs: pathlib.Path) -> list[list[str]]:
+    return [line.split() for log in logs if log.exists() for line in log.read_text().splitlines()]
+
+
+def write_ids(path: pathlib.Path, ids: Sequence[str]) -> pathlib.Path:
+    path.write_text("\n".join(ids))
+    return path
+
+
+def busiest_window(times: list[float], window: float) -> int:
+    """The most requests any rolling `window` (half-open, as a server counts) holds."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
