@@ -113,7 +113,9 @@ async def test_wait_json_statuses_and_codes(fake: FakeTelegent) -> None:
 
 
 async def test_wait_all_completed_exits_0(fake: FakeTelegent) -> None:
-    result = await run_cli("wait", *FAST, "JNUOID-done", "JNUOID-soon", env=api_env(fake))
+    # Both settled on the first poll (test_wait_json_statuses_and_codes waits for a change).
+    fake.add_order("JNUOID-done2", "Completed")
+    result = await run_cli("wait", *FAST, "JNUOID-done", "JNUOID-done2", env=api_env(fake))
     assert_clean(result)
     assert result.code == 0
     assert "Completed (2)" in result.out
