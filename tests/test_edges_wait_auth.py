@@ -150,7 +150,9 @@ async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) ->
     arrivals = [r.at for r in fake.requests]
     assert len(fake.token_requests) == 4 and len(arrivals) == 5
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.09, gaps  # token requests kept the pace instead of jumping it
+    # Token requests kept the pace instead of jumping it (retried within milliseconds). Half a
+    # slot: arrivals jitter by how long each request takes to reach the fake on a busy machine.
+    assert min(gaps) >= 0.05, gaps
 
 
 @pytest.mark.parametrize("kind", ["refused", "malformed", "empty", "html", "503"])

@@ -50,6 +50,7 @@ async def budget_workers(
         ]
 
 
+@pytest.mark.slow  # real time: three 1 s windows
 async def test_two_budgets_of_one_name_share_the_window(redis_url: str, namespace: str) -> None:
     """Two RedisBudget objects (as two processes would), 10 requests per 1 s window."""
     a = tg.RedisBudget(redis_url, 600, namespace, window=1.0)
@@ -64,9 +65,10 @@ async def test_two_budgets_of_one_name_share_the_window(redis_url: str, namespac
     try:
         began = loop.time()
         await asyncio.gather(*(take(a if n % 2 else b) for n in range(25)))
-        assert busiest_window(starts, 1.0) == 10
-        assert sorted(starts)[9] - began < 0.1  # the first ten at once
-        assert 2.0 <= max(starts) - began < 2.3  # then ten per window, on Redis's clock
+        # Bounds with room for a busy machine, yet a window apart from what a bug would give.
+        assert busiest_window(starts, 1.0) <= 10
+        assert sorted(starts)[9] - began < 0.5  # the first ten at once, not a window later
+        assert 2.0 <= max(starts) - began < 2.9  # then ten per window, on Redis's clock
     finally:
         await a.aclose()
         await b.aclose()
