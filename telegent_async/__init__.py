@@ -35,6 +35,7 @@ from ._errors import (
     ServiceUnavailableError,
     TelegentError,
     TransportError,
+    TransportTimeoutError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
@@ -42,6 +43,7 @@ from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._redis import RedisStore
 from ._redis_budget import RedisBudget
 from ._sqlite import SQLiteStore
+from ._stats import ClientStats
 from ._store import MemoryStore, WatchState
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
@@ -56,6 +58,7 @@ __all__ = [
     "CarrierCategory",
     "CarrierError",
     "ClientClosedError",
+    "ClientStats",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
@@ -84,6 +87,7 @@ __all__ = [
     "TelegentClient",
     "TelegentError",
     "TransportError",
+    "TransportTimeoutError",
     "WatchState",
     "decode_carrier_message",
     "decode_carrier_messages",

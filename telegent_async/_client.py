@@ -13,7 +13,15 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+    Mapping,
+)
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
@@ -22,7 +30,7 @@ from yarl import URL
 
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import Budget, LocalBudget
+from ._budget import Budget, LocalBudget, rate_and_pause
 from ._errors import (
     APIStatusError,
     BadRequestError,
@@ -30,11 +38,14 @@ from ._errors import (
     ResponseDecodeError,
     TelegentError,
     TransportError,
+    TransportTimeoutError,
     error_for_status,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._stats import ClientStats, Counters, retry_reason
+from ._telemetry import telemetry
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -53,6 +64,7 @@ ORDER_PATH = "/numbers/order"
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
+CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
 
@@ -95,6 +107,7 @@ class TelegentClient:
         retry_policy: PollPolicy = PollPolicy.RETRY,
         max_retry_after: float = 60.0,
         budget: Budget | None = None,
+        trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
@@ -104,6 +117,7 @@ class TelegentClient:
             raise TypeError("retry_policy must be a PollPolicy")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
+        self._trace_configs = _trace_configs(trace_configs, session)
         self.retry_policy = retry_policy
         self.max_connections = _connections_allowed(session, self.max_connections)
         env = os.environ
@@ -117,6 +131,10 @@ class TelegentClient:
         self._budget = _budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
+        self._counters = Counters()
+        self._telemetry = telemetry()
+        if self._telemetry is not None:
+            self._telemetry.register(self, self._counters)
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -160,8 +178,16 @@ class TelegentClient:
 
     @property
     def budget(self) -> Budget:
-        """The account budget (read its `rate` and `paused_until` for monitoring)."""
+        """The account budget (`stats` shows its current rate and pause)."""
         return self._budget
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters (requests, answers by status class, retries by reason, tokens, 429
+        pauses) and the budget's current rate and pause, as a snapshot: read it for a health
+        endpoint or a progress line, inside the event loop. Costs nothing until read."""
+        now = asyncio.get_running_loop().time()
+        return self._counters.snapshot(*rate_and_pause(self._budget, now))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -179,6 +205,7 @@ class TelegentClient:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
                 headers={"User-Agent": "telegent-async", "Accept": "application/json"},
+                trace_configs=self._trace_configs,
             )
         return self._session
 
@@ -197,16 +224,50 @@ class TelegentClient:
 
     # -- lookups ---------------------------------------------------------------------------
 
-    async def get_order(self, order_id: str) -> Order:
-        """Look an order up once. Raises a `TelegentError` subclass if that fails."""
-        order_id = _validate.order_id(order_id)
+    async def get_order(
+        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Order:
+        """Look an order up once. Raises a `TelegentError` subclass if that fails.
 
+        `timeout`: seconds for the whole call (token, budget and backoff waits and every retry
+        included), for a caller with a deadline of its own such as a web request; past it,
+        `TransportTimeoutError`, or the last failure when the next retry could not start in
+        time. `max_retries` replaces the client's for this call. None: the client's settings.
+        """
+        order_id = _validate.order_id(order_id)
+        deadline, retries = self._call_bounds(timeout, max_retries)
+        traces = self._telemetry
+        if traces is not None and traces.tracing():
+            return await traces.traced_lookup(order_id, self._lookup(order_id, deadline, retries))
+        return await self._lookup(order_id, deadline, retries)
+
+    def _lookup(
+        self, order_id: str, deadline: float | None, retries: int | None
+    ) -> Coroutine[Any, Any, Order]:
+        # A plain function handing back `_send`'s coroutine: no extra frame per lookup.
         def decode(status: int, body: bytes) -> Order:
             return decode_order(status, body, order_id)
 
-        return await self._send(
-            "GET", self._order_url, decode, params={"OrderId": order_id}, scope=self._order_scope
+        return self._send(
+            "GET",
+            self._order_url,
+            decode,
+            params={"OrderId": order_id},
+            scope=self._order_scope,
+            deadline=deadline,
+            max_retries=retries,
         )
+
+    def _call_bounds(
+        self, timeout: float | None, max_retries: int | None
+    ) -> tuple[float | None, int | None]:
+        """A call's `timeout=` as a loop-time deadline, and its `max_retries=`, both checked."""
+        if max_retries is not None:
+            max_retries = _validate.int_at_least("max_retries", max_retries, 0)
+        if timeout is None:
+            return None, max_retries
+        timeout = _validate.positive_number("timeout", timeout)
+        return asyncio.get_running_loop().time() + timeout, max_retries
 
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
@@ -244,7 +305,7 @@ class TelegentClient:
         once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
         """
         last: Order | None = None
-        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = self.watch_order(order_id, timeout=timeout, policy=policy)
         async with contextlib.aclosing(changes):
             async for order in changes:
                 last = order
@@ -259,7 +320,8 @@ class TelegentClient:
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
     ) -> AsyncGenerator[Order, None]:
         """Yield the first observation of an order and then each status change, until settled."""
-        return watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        return changes if self._telemetry is None else self._telemetry.observed_wait(changes)
 
     def wait_for_orders(
         self,
@@ -275,7 +337,9 @@ class TelegentClient:
         525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
         """
-        return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
+        return OrderStream(
+            self, _checked_ids(order_ids), timeout=timeout, policy=policy, telemetry=self._telemetry
+        )
 
     # -- the port-in lifecycle -------------------------------------------------------------
 
@@ -291,6 +355,8 @@ class TelegentClient:
         current_billing_address: BillingAddress | None = None,
         iccid: str | None = None,
         target_portin_classification: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> PortInUpdate:
         """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
 
@@ -302,8 +368,9 @@ class TelegentClient:
         Retried like a lookup (408, 429, 5xx, connection errors and attempt timeouts, with the
         same backoff): an update resends the same data, so repeating it is safe. The account
         number and password never appear in logs, `repr` or exception text, even when an error
-        answer quotes them back.
+        answer quotes them back. `timeout` and `max_retries` bound this call as in `get_order`.
         """
+        deadline, retries = self._call_bounds(timeout, max_retries)
         body = _portin.update_body(
             order_id,
             {
@@ -319,41 +386,54 @@ class TelegentClient:
         )
         fields = [name for name in body if name != "OrderId"]
         logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
-        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body)
+        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body, deadline, retries)
         return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
 
-    async def cancel_port_in(self, order_id: str) -> PortInCancel:
+    async def cancel_port_in(
+        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> PortInCancel:
         """Cancel a port-in (`POST /numbers/portin/cancel`). Final: it cannot be reopened.
 
         Retried like a lookup: a cancel is final, so repeating it is safe. Idempotent: when
         Telegent refuses with 400 because the order is already cancelled (say a retry after
         the first try went through unanswered), a lookup confirms `Cancelled` and that counts
         as success. Any other 400 (a completed order) is raised as `BadRequestError`.
+        `timeout` and `max_retries` bound this call (that lookup included) as in `get_order`.
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]
+        deadline, retries = self._call_bounds(timeout, max_retries)
         try:
-            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body)
+            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body, deadline, retries)
         except BadRequestError as refused:
-            order = await self.get_order(order_id)
+            order = await self._lookup(order_id, deadline, retries)
             if order.status is not OrderStatus.CANCELLED:
                 raise
             logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
             return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
         return _portin.decode_answer(PortInCancel, status, answer, order_id)
 
-    async def _post_port_in(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def _post_port_in(
+        self, path: str, body: dict[str, Any], deadline: float | None, retries: int | None
+    ) -> tuple[int, bytes]:
         """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
         url = self._endpoint(path)
-        secrets = _portin.secrets_of(body)
         return await self._send(
-            "POST", url, _status_and_body, json_body=body, scope=str(url), secrets=secrets
+            "POST",
+            url,
+            _status_and_body,
+            json_body=body,
+            scope=str(url),
+            secrets=_portin.secrets_of(body),
+            deadline=deadline,
+            max_retries=retries,
         )
 
     # -- transport -------------------------------------------------------------------------
 
     async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
         # Token requests take the budget's first free slot: the queued calls wait for the token.
+        self._counters.token_requests += 1
         dates: list[str | None] = []
         status, answer = await self._send(
             "POST",
@@ -377,6 +457,8 @@ class TelegentClient:
         priority: bool = False,
         secrets: tuple[str, ...] = (),
         on_headers: Callable[[Mapping[str, str]], None] | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> _T:
         """One logical request: auth, budget, attempts, decoding and retries.
 
@@ -385,33 +467,45 @@ class TelegentClient:
         raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
         (an error body inside a 2xx) is handled as an answer with that status. `secrets`
         (values the request carries) are masked in every answer before it is read. `on_headers`
-        sees the headers of each 2xx answer (the token's `Date`).
+        sees the headers of each 2xx answer (the token's `Date`). `deadline` (loop time) bounds
+        every wait of the call: token, budget, attempts, backoff.
         """
         session = self._open()
         loop = asyncio.get_running_loop()
-        auth, budget = self._auth, self._budget
+        auth, budget, counters = self._auth, self._budget, self._counters
+        retries = self.max_retries if max_retries is None else max_retries
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
+        previous: TelegentError | None = None  # the last attempt's failure, if any
         while True:
             headers = None
             if scope is not None:
-                headers = auth.headers_now(scope) or await auth.headers(scope)
+                headers = auth.headers_now(scope) or await _by(
+                    deadline, auth.headers(scope), previous
+                )
             retry_after: float | None = None
             paused = False
+            attempt_timeout = self.timeout
             try:
                 # A connection of ours first, then the budget's start: a request starts when
                 # the budget says, never later waiting for a connection, so the server counts
                 # it in the window the budget counted it in. Token requests (rare) take no
                 # connection of ours: callers holding one may be waiting for that very token.
-                async with contextlib.nullcontext() if priority else self._slots:
+                slot = _slot(self._slots, deadline, previous)
+                async with contextlib.nullcontext() if priority else slot:
                     if not budget.open_now(loop.time()):
-                        await budget.acquire(priority=priority)
+                        await _by(deadline, budget.acquire(priority=priority), previous)
                         if scope is not None:  # the wait may have outlived the token
-                            headers = await auth.headers(scope)
+                            headers = await _by(deadline, auth.headers(scope), previous)
                     if self._closed:  # while this call waited
                         raise ClientClosedError()
+                    if deadline is not None:  # what is left of the call, the waits taken
+                        attempt_timeout = min(attempt_timeout, deadline - loop.time())
+                        if attempt_timeout <= 0:
+                            raise TransportTimeoutError(CALL_TIMED_OUT) from previous
                     started = loop.time()
-                    with self._watchdog.watch(self.timeout):
+                    counters.requests += 1
+                    with self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
                             url,
@@ -431,8 +525,10 @@ class TelegentClient:
                         await self._pause_for_429(attempt, answer_headers, started)
                         paused = True
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                failure: TelegentError = _transport_error(method, exc, self.timeout)
+                counters.by_class[0] += 1
+                failure: TelegentError = _transport_error(method, exc, attempt_timeout)
             else:
+                counters.by_class[status // 100] += 1
                 body = _portin.redact(body, secrets) if secrets else body
                 if 200 <= status < 300:
                     if on_headers is not None:
@@ -454,6 +550,7 @@ class TelegentClient:
                         logger.debug("401 on %s: fetching a new token once", method)
                         auth.discard(scope, headers)
                         reauthenticated = True
+                        counters.retried("401")
                         continue
                     if status in RETRY_STATUSES:
                         retry_after = parse_retry_after(
@@ -466,14 +563,21 @@ class TelegentClient:
                         retry_after = 0.0  # the budget now holds every request, this one included
                     if status not in RETRY_STATUSES:
                         raise failure
-            if attempt >= self.max_retries:
+            if attempt >= retries:
                 raise failure
             delay = self._retry_delay(attempt, retry_after)
+            if deadline is not None and loop.time() + delay >= deadline:
+                raise failure  # the retry could not even start in time: say what went wrong
             attempt += 1
+            previous = failure
+            reason = retry_reason(failure)
+            counters.retried(reason)
+            if self._telemetry is not None and scope is not None:  # not a token request's
+                self._telemetry.retrying(attempt, reason, delay)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, self.max_retries, method, _describe(url, params), delay, failure,
+                    attempt, retries, method, _describe(url, params), delay, failure,
                 )  # fmt: skip
             await asyncio.sleep(delay)
 
@@ -484,6 +588,7 @@ class TelegentClient:
         retry_after = parse_retry_after(headers.get("Retry-After"), datetime.now(timezone.utc))
         pause = self._retry_delay(attempt, retry_after)
         logger.info("429 rate limited: pausing the client for %.2f s", pause)
+        self._counters.rate_limit_pauses += 1
         await self._budget.pause(pause, started=started)
 
     def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
@@ -505,6 +610,54 @@ def _budget_of(budget: object, requests_per_minute: float | None) -> Budget:
     if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
         raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
     return budget  # type: ignore[return-value]
+
+
+def _slot(
+    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """A pooled connection's slot; a call with a deadline waits for it only until then."""
+    return slots if deadline is None else _slot_by(slots, deadline, failure)
+
+
+@contextlib.asynccontextmanager
+async def _slot_by(
+    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
+) -> AsyncIterator[None]:
+    await _by(deadline, slots.acquire(), failure)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+async def _by(
+    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
+) -> _T:
+    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
+    if deadline is None:
+        return await step
+    try:
+        return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
+    except asyncio.TimeoutError:
+        raise TransportTimeoutError(CALL_TIMED_OUT) from failure
+
+
+def _trace_configs(
+    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
+) -> list[aiohttp.TraceConfig] | None:
+    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
+    if configs is None:
+        return None
+    if session is not None:
+        raise TypeError(
+            "trace_configs only applies to a session the client creates: "
+            "give them to your own session instead"
+        )
+    configs = list(configs)
+    for config in configs:
+        if not isinstance(config, aiohttp.TraceConfig):
+            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
+    return configs
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
@@ -579,7 +732,9 @@ def _status_error(status: int, body: bytes, retry_after: float | None) -> APISta
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
     if isinstance(exc, asyncio.TimeoutError):
-        error = TransportError(f"{method} attempt timed out after {timeout:g} s")
+        error: TransportError = TransportTimeoutError(
+            f"{method} attempt timed out after {timeout:g} s"
+        )
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
     # aiohttp's response errors hold the request's headers (the bearer token among them) in

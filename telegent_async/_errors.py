@@ -9,7 +9,8 @@ answer of the token endpoint is never echoed (it may hold a token).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ._carrier import CarrierError
@@ -34,6 +35,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TelegentError",
     "TransportError",
+    "TransportTimeoutError",
     "error_for_status",
 ]
 
@@ -41,7 +43,13 @@ BODY_EXCERPT_CHARS = 500
 
 
 class TelegentError(Exception):
-    """Base class of every error raised by telegent_async."""
+    """Base class of every error raised by telegent_async.
+
+    `http_status`: the status a web backend would usually answer its own caller with when this
+    error ends a request (table `HTTP_STATUS` below; README, "In a web backend").
+    """
+
+    http_status: ClassVar[int]
 
 
 class APIStatusError(TelegentError):
@@ -112,6 +120,11 @@ class TransportError(TelegentError):
     """The connection failed or an attempt timed out, on every try."""
 
 
+class TransportTimeoutError(TransportError):
+    """No answer in time: the last attempt outlived the client's `timeout`, or the call's own
+    `timeout=` passed (while waiting for a token, the request budget or an answer)."""
+
+
 class ResponseDecodeError(TelegentError):
     """The server answered something that is not an order (or not a token answer), or an
     order other than the one asked for. An order lookup is retried before this is raised.
@@ -174,6 +187,34 @@ class OrderFailed(TelegentError):
             detail = f": {order.status_message}"
         super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
 
+
+#: What a web backend would usually answer when the error ends its request. Never 401/403: those
+#: would tell the backend's caller that *its* credentials are wrong, when Telegent refused the
+#: backend's own. 502: Telegent answered something the backend cannot use (a refusal of the
+#: SDK's request, an answer that is not an order, a failing server); 503: Telegent is out of
+#: reach or asks us to slow down (retry later); 504: no answer in time.
+HTTP_STATUS: Mapping[type[TelegentError], int] = {
+    TelegentError: 502,
+    APIStatusError: 502,  # a status the SDK has no class for (3xx not followed, 409, 418 ...)
+    BadRequestError: 502,  # Telegent refused the SDK's request: not the caller's fault
+    AuthenticationError: 502,  # the backend's credentials were refused
+    PermissionDeniedError: 502,  # the backend's token is not allowed there
+    NotFoundError: 404,  # no such order: the one answer the caller can act on as is
+    MethodNotAllowedError: 502,
+    RequestTimeoutError: 504,  # Telegent timed out reading the request
+    RateLimitError: 503,  # rate limited: come back later (see `retry_after`)
+    ServerError: 502,  # 5xx without a class of its own (502 and others)
+    InternalServerError: 502,
+    ServiceUnavailableError: 503,
+    GatewayTimeoutError: 504,
+    TransportError: 503,  # Telegent out of reach
+    TransportTimeoutError: 504,
+    ResponseDecodeError: 502,  # an answer that is not an order (a proxy's HTML page ...)
+    OrderWaitTimeout: 504,  # the wait's deadline passed
+    OrderFailed: 409,  # the order settled in a state other than success: conflict, not a fault
+}
+for _error_class, _status in HTTP_STATUS.items():
+    _error_class.http_status = _status
 
 _BY_STATUS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
