@@ -1,45 +1,25 @@
-"""Shared fixtures: a FakeTelegent on 127.0.0.1 and clients bound to it with fast cadences."""
+"""Shared fixtures: a FakeTelegent on 127.0.0.1 and a client bound to it with fast cadences.
+
+Helpers (fast_client, wait_until, the CLI runner...) live in helpers.py, never here.
+"""
 
 from __future__ import annotations
 
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
+from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RedisServer
-
-#: Retries and polls in milliseconds, so time-dependent tests stay fast.
-FAST_RETRY = tg.PollPolicy(initial=0.005, factor=2.0, max_interval=0.02, jitter=1.0)
-FAST_POLL = tg.PollPolicy(initial=0.01, factor=2.0, max_interval=0.04, jitter=0.2)
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegent]:
     async with FakeTelegent() as server:
         yield server
-
-
-def fast_client(server: FakeTelegent, **overrides: Any) -> tg.TelegentClient:
-    """A client of `server` with no budget, quick retries and a short attempt timeout."""
-    options: dict[str, Any] = {
-        "requests_per_minute": None,
-        "retry_policy": FAST_RETRY,
-        "timeout": 2.0,
-    }
-    options.update(overrides)
-    if "budget" in overrides:
-        del options["requests_per_minute"]
-    return server.client(**options)
-
-
-def spaced(requests_per_minute: float) -> tg.LocalBudget:
-    """A budget of one request per window of 60 / rpm seconds: evenly spaced requests, the
-    shape the timing tests of fairness, phantom slots and token pacing measure."""
-    return tg.LocalBudget(requests_per_minute, window=60.0 / requests_per_minute)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import fast_client, spaced
+from helpers import fast_client, spaced
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent
@@ -96,6 +96,7 @@ async def test_wrong_credentials(complete_fake: FakeTelegent) -> None:
     assert complete_fake.order_requests() == []
 
 
+@pytest.mark.slow  # real time: past a token lifetime of whole seconds
 async def test_token_renewed_before_expiry() -> None:
     async with FakeTelegent(default_status="Complete", token_lifetime=1.5) as fake:
         loop = asyncio.get_running_loop()
@@ -108,6 +109,7 @@ async def test_token_renewed_before_expiry() -> None:
     assert set(_statuses(fake)) == {200}
 
 
+@pytest.mark.slow  # real time: past a token lifetime of whole seconds
 async def test_token_renewed_while_calls_wait_in_the_budget() -> None:
     """A token that expires while its call queues for the budget is not sent stale."""
     async with FakeTelegent(default_status="Complete", token_lifetime=1.5) as fake:

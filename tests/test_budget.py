@@ -9,7 +9,7 @@ import collections
 import math
 
 import pytest
-from conftest import fast_client
+from helpers import busiest_window, fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._budget import (
@@ -24,12 +24,6 @@ from telegent_async._budget import (
 from telegent_async.testing import FakeTelegent
 
 W = 60.0
-
-
-def busiest_window(times: list[float], window: float) -> int:
-    """The most requests any rolling `window` (half-open, as a server counts) holds."""
-    times = sorted(times)
-    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
 
 
 # -- pure --------------------------------------------------------------------------------------
@@ -194,8 +188,7 @@ async def test_one_stray_429_pauses_for_its_retry_after_and_keeps_the_limit() ->
             fake.inject("429", retry_after="0.3")
             first = asyncio.ensure_future(client.get_order("JNUOID-429"))
             loop = asyncio.get_running_loop()
-            while budget.paused_until < loop.time():  # noqa: ASYNC110 - the 429 has no event
-                await asyncio.sleep(0.002)
+            await wait_until(lambda: budget.paused_until >= loop.time())  # the 429 has no event
             await asyncio.gather(first, *(client.get_order(f"JNUOID-{n}") for n in range(5)))
             assert budget.limit == 10  # a stray: the limit stays
     rejected = next(r.at for r in fake.order_requests() if r.status == 429)

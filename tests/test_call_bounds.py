@@ -12,8 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import fast_client
-from test_cancellation import wait_until
+from helpers import fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent

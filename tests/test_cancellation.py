@@ -16,7 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client, spaced
+from helpers import FAST_POLL, client_tasks, fast_client, spaced, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
@@ -31,17 +31,6 @@ MAX_CONNECTIONS = 5
 SLOW_ORDER = [Step("Submitted", 0.0), Step("InProgress", 0.2), Step("Complete", 30.0)]
 
 
-def stray_tasks() -> list[asyncio.Task[Any]]:
-    """Running tasks other than this test's and the fake server's connection handlers."""
-    me = asyncio.current_task()
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if task is not me
-        and not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
-    ]
-
-
 async def cancel_at(task: asyncio.Task[Any], delay: float) -> float:
     """Cancel `task` after `delay` s and return how long it took to end once cancelled."""
     await asyncio.sleep(delay)
@@ -49,14 +38,6 @@ async def cancel_at(task: asyncio.Task[Any], delay: float) -> float:
     cancelled_at = time.monotonic()
     await asyncio.wait([task])
     return time.monotonic() - cancelled_at
-
-
-async def wait_until(condition: Callable[[], bool], limit: float = 2.0) -> None:
-    """Yield to the loop until `condition()` holds (a server-side event we want to cut into)."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < deadline, "the awaited server-side event never happened"
-        await asyncio.sleep(0)
 
 
 class ConnectionGauge:
@@ -100,7 +81,7 @@ async def assert_client_recovers(
 ) -> None:
     """No SDK task is left and the same client answers a new call promptly (a wait, so that
     a malformed answer from a faulty fake is polled through rather than raised)."""
-    assert not stray_tasks(), stray_tasks()
+    assert not client_tasks(), client_tasks()
     started = time.monotonic()
     order = await client.wait_for_order(order_id, timeout=within, policy=FAST_POLL)
     assert order.order_id == order_id
@@ -112,7 +93,7 @@ async def close_and_check(client: tg.TelegentClient, fake: FakeTelegent) -> None
     await client.aclose()
     await asyncio.sleep(0)  # the server sees the last FIN on the next turn of the loop
     assert fake.open_connections == 0
-    assert not stray_tasks(), stray_tasks()
+    assert not client_tasks(), client_tasks()
 
 
 def faulty_fake(**overrides: Any) -> FakeTelegent:
@@ -213,7 +194,7 @@ async def test_cancel_during_a_stall_returns_at_once_and_frees_the_connection() 
         async with client:
             fake.inject("stall")
             task = asyncio.ensure_future(client.wait_for_order("JNUOID-stall", timeout=10))
-            await wait_until(lambda: any(r.fault == "stall" for r in fake.requests))
+            await wait_until(lambda: any(r.fault == "stall" for r in fake.requests), interval=0)
             assert fake.open_connections == 1
             assert await cancel_at(task, 0.0) < PROMPT
             # max_connections=1: the later call needs the slot the stalled attempt held.
@@ -253,7 +234,7 @@ async def test_cancel_landing_with_the_attempt_timeout_is_not_lost() -> None:
                 task = asyncio.ensure_future(
                     client.wait_for_order(f"JNUOID-race{trial}", timeout=10, policy=FAST_POLL)
                 )
-                await wait_until(stalls_beyond(trial))
+                await wait_until(stalls_beyond(trial), interval=0)
                 # The attempt started a little before the server saw it: its timer is due
                 # within a few ms before `expires`. Cancel just after, hog the loop across both.
                 expires = loop.time() + attempt_timeout
@@ -261,7 +242,7 @@ async def test_cancel_landing_with_the_attempt_timeout_is_not_lost() -> None:
                 loop.call_at(expires + 0.003, task.cancel)
                 await asyncio.wait([task], timeout=2.0)
                 assert task.cancelled(), f"trial {trial}: the cancel was lost: {task}"
-            assert not stray_tasks(), stray_tasks()
+            assert not client_tasks(), client_tasks()
         await close_and_check(client, fake)
 
 
@@ -270,7 +251,7 @@ async def test_cancel_before_the_token_arrives_leaves_no_stuck_flight() -> None:
         client = fast_client(fake)  # credentials: the first calls all wait for one token
         async with client:
             tasks = [asyncio.ensure_future(client.get_order(f"JNUOID-t{i}")) for i in range(30)]
-            await wait_until(lambda: bool(fake.token_requests))
+            await wait_until(lambda: bool(fake.token_requests), interval=0)
             for task in tasks:
                 task.cancel()
             done, pending = await asyncio.wait(tasks, timeout=PROMPT)
@@ -287,7 +268,7 @@ async def test_token_flight_survives_the_cancellation_of_its_first_callers() -> 
     async with FakeTelegent(default_status="Complete") as fake:
         async with fast_client(fake) as client:
             tasks = [asyncio.ensure_future(client.get_order(f"JNUOID-f{i}")) for i in range(10)]
-            await wait_until(lambda: bool(fake.token_requests))
+            await wait_until(lambda: bool(fake.token_requests), interval=0)
             for task in tasks[:9]:
                 task.cancel()
             order = await asyncio.wait_for(tasks[9], PROMPT)
@@ -311,13 +292,13 @@ async def test_cancel_during_a_long_retry_after_pause_returns_at_once() -> None:
             ]
             # As many as there are connections are sent; the callers waiting for a connection
             # are held by the pause too.
-            await wait_until(lambda: fake.status_counts.get(429) == MAX_CONNECTIONS)
+            await wait_until(lambda: fake.status_counts.get(429) == MAX_CONNECTIONS, interval=0)
             await asyncio.sleep(0.05)
             assert client.budget.paused_until > asyncio.get_running_loop().time() + 4
             assert not any(task.done() for task in waits)
             lags = await asyncio.gather(*(cancel_at(task, 0.0) for task in waits))
             assert max(lags) < PROMPT
-            assert not stray_tasks(), stray_tasks()
+            assert not client_tasks(), client_tasks()
             assert fake.request_count == 1 + MAX_CONNECTIONS  # the token, then 429s
         started = time.monotonic()
         await close_and_check(client, fake)
@@ -331,7 +312,7 @@ async def test_callers_cancelled_in_a_retry_after_pause_do_not_delay_later_ones(
             fake.inject("429", retry_after="0.3")
             first = asyncio.ensure_future(client.get_order("JNUOID-429"))
             loop = asyncio.get_running_loop()
-            await wait_until(lambda: client.budget.paused_until > loop.time())
+            await wait_until(lambda: client.budget.paused_until > loop.time(), interval=0)
             pause_ends = client.budget.paused_until
             waiters = [asyncio.ensure_future(client.get_order(f"JNUOID-q{i}")) for i in range(50)]
             await asyncio.sleep(0.05)

@@ -16,7 +16,8 @@ import time
 import warnings
 from typing import Any
 
-from conftest import FAST_RETRY, fast_client
+import pytest
+from helpers import FAST_RETRY, client_tasks, fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
@@ -128,6 +129,7 @@ def script_orders(fake: FakeTelegent, rng: random.Random) -> dict[str, tuple[str
     return expected
 
 
+@pytest.mark.slow  # a real-time run of a second or two
 async def test_chaos_every_order_settles_once_as_scripted() -> None:
     received: dict[str, tuple[tg.OrderOutcome, float]] = {}
     loop_errors: list[dict[str, Any]] = []
@@ -187,7 +189,7 @@ async def test_chaos_every_order_settles_once_as_scripted() -> None:
     print(f"chaos: {total} requests ({tokens} token) in {elapsed:.2f} s; bound {bound} {terms}")
     assert total <= bound, f"{total} requests, bound {bound}: {terms}"
 
-    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert client_tasks() == set()
     assert not loop_errors, loop_errors
     leaks = [w for w in caught if issubclass(w.category, ResourceWarning) or "nclosed" in str(w)]
     assert not leaks, [str(w.message) for w in leaks]

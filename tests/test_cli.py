@@ -1,4 +1,5 @@
-"""The `telegent-orders` CLI, run as `python -m telegent_async` in a subprocess.
+"""The `telegent-orders` CLI: rendering and exit statuses in-process (`run_cli`), and a few
+smoke tests as real subprocesses: `python -m telegent_async`, a tty, Ctrl-C, SIGTERM.
 
 The FakeTelegent runs in the test's own event loop, so every subprocess is driven with
 asyncio's subprocess API (a blocking `subprocess.run` would starve the server) and always under
@@ -8,8 +9,6 @@ a timeout.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import os
 import re
 import signal
@@ -17,76 +16,27 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import attrs
 import pytest
+from helpers import (
+    CLI_TIMEOUT,
+    FAST,
+    KEY,
+    SECRET,
+    api_env,
+    assert_clean,
+    clean_env,
+    process,
+    run_cli,
+)
 
 from telegent_async.testing import FakeTelegent, Step
 
-KEY = "DID-cli-test-key"
-SECRET = "cli-secret-Qz8w1"  # distinctive, so a leak into any output is found
-TIMEOUT = 20.0
+TIMEOUT = CLI_TIMEOUT
 
 EIGHT_A = "8A-ACCOUNT_NUM_REQ_OR_INCORRECT"
 SIX_P = "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT"
-
-
-@attrs.frozen
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def json_lines(self) -> dict[str, dict[str, Any]]:
-        """Every stdout line parsed as JSON (fails on anything else), keyed by order_id."""
-        rows = [json.loads(line) for line in self.out.splitlines()]
-        return {row["order_id"]: row for row in rows}
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGENT_", "NO_COLOR"))}
-    env.update(extra)
-    return env
-
-
-def api_env(fake: FakeTelegent) -> dict[str, str]:
-    return clean_env(
-        TELEGENT_BASE_URL=fake.base_url,
-        TELEGENT_ACCOUNT_KEY=KEY,
-        TELEGENT_ACCOUNT_SECRET=SECRET,
-    )
-
-
-#: Loopback http, and a budget high enough that pacing does not slow the tests down.
-FAST = ("--insecure", "--rate", "60000")
-
-
-async def run_cli(
-    *args: str,
-    env: dict[str, str] | None = None,
-    stdin: bytes | None = None,
-    timeout: float = TIMEOUT,
-) -> Result:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "telegent_async",
-        *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env if env is not None else clean_env(),
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise AssertionError(f"CLI did not finish within {timeout} s: {args}") from None
-    assert proc.returncode is not None
-    return Result(proc.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture
@@ -98,13 +48,6 @@ async def fake() -> AsyncIterator[FakeTelegent]:
         server.add_order("JNOID-8a", "Rejected", message=EIGHT_A, order_type="Port-In")
         server.add_order("JNOID-6p", "Error", message=SIX_P, order_type="Port-In")
         yield server
-
-
-def assert_clean(result: Result) -> None:
-    """No traceback, no unclosed-session warning, and no terminal control codes off a tty."""
-    assert "Traceback" not in result.err
-    assert "Unclosed" not in result.err
-    assert "\x1b" not in result.err + result.out
 
 
 # -- get ---------------------------------------------------------------------------------
@@ -152,8 +95,8 @@ async def test_get_pending_only_exits_0(fake: FakeTelegent) -> None:
 
 
 async def test_wait_json_statuses_and_codes(fake: FakeTelegent) -> None:
-    # Settles after the CLI's first poll (the subprocess takes ~0.4 s to start).
-    fake.add_order("JNUOID-later", [Step("Pending"), Step("Complete", 1.0)])
+    # Settles between the CLI's first poll and its second (1 s later, the provision cadence).
+    fake.add_order("JNUOID-later", [Step("Pending"), Step("Complete", 0.2)])
     ids = ["JNUOID-later", "JNOID-8a", "JNOID-6p"]
     result = await run_cli("wait", "--json", *FAST, *ids, env=api_env(fake))
     assert_clean(result)
@@ -170,7 +113,9 @@ async def test_wait_json_statuses_and_codes(fake: FakeTelegent) -> None:
 
 
 async def test_wait_all_completed_exits_0(fake: FakeTelegent) -> None:
-    result = await run_cli("wait", *FAST, "JNUOID-done", "JNUOID-soon", env=api_env(fake))
+    # Both settled on the first poll (test_wait_json_statuses_and_codes waits for a change).
+    fake.add_order("JNUOID-done2", "Completed")
+    result = await run_cli("wait", *FAST, "JNUOID-done", "JNUOID-done2", env=api_env(fake))
     assert_clean(result)
     assert result.code == 0
     assert "Completed (2)" in result.out
@@ -212,11 +157,12 @@ async def test_from_file_stdin(fake: FakeTelegent) -> None:
 
 async def test_from_file_path_with_arguments(fake: FakeTelegent, tmp_path: Path) -> None:
     path = tmp_path / "ids.txt"
-    path.write_text("JNUOID-done\nJNUOID-soon\nJNUOID-done\n")
+    fake.add_order("JNUOID-done2", "Complete")
+    path.write_text("JNUOID-done\nJNUOID-done2\nJNUOID-done\n")
     result = await run_cli(
-        "wait", "--json", *FAST, "JNUOID-soon", "--from-file", str(path), env=api_env(fake)
+        "wait", "--json", *FAST, "JNUOID-done2", "--from-file", str(path), env=api_env(fake)
     )
-    assert sorted(result.json_lines()) == ["JNUOID-done", "JNUOID-soon"]  # duplicates once
+    assert sorted(result.json_lines()) == ["JNUOID-done", "JNUOID-done2"]  # duplicates once
     assert len(result.out.splitlines()) == 2
     assert result.code == 0
 
@@ -334,16 +280,12 @@ async def test_progress_line_only_on_a_terminal(fake: FakeTelegent) -> None:
 
 
 async def test_ctrl_c_reports_what_settled_so_far(fake: FakeTelegent) -> None:
-    proc = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, "-m", "telegent_async", "wait", "-v", *FAST, "JNUOID-done",
         "JNUOID-pending",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=api_env(fake),
-    )  # fmt: skip
-    assert proc.stderr is not None
-    try:
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
+    ) as proc:  # fmt: skip
+        assert proc.stderr is not None
         seen = b""
         while b"JNUOID-pending: None -> Pending" not in seen:  # -v logs the first poll
             line = await asyncio.wait_for(proc.stderr.readline(), TIMEOUT)
@@ -351,9 +293,6 @@ async def test_ctrl_c_reports_what_settled_so_far(fake: FakeTelegent) -> None:
             seen += line
         proc.send_signal(signal.SIGINT)
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
     assert proc.returncode == 130
     assert "Completed (1)" in out.decode()
     assert "interrupted with 1 order not settled yet" in out.decode()
@@ -366,7 +305,7 @@ async def test_ctrl_c_reports_what_settled_so_far(fake: FakeTelegent) -> None:
 
 async def test_demo_50_tells_the_story() -> None:
     started = time.monotonic()
-    result = await run_cli("demo", "--orders", "50", "--seed", "7", "--time-scale", "0.15")
+    result = await run_cli("demo", "--orders", "50", "--seed", "7", "--time-scale", "0.05")
     elapsed = time.monotonic() - started
     assert_clean(result)
     assert result.code == 1
@@ -383,15 +322,11 @@ async def test_demo_50_tells_the_story() -> None:
 
 
 async def test_fake_server_serves_until_sigterm() -> None:
-    proc = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, "-m", "telegent_async", "fake-server", "--orders", "10", "--seed", "1",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_env(),
-    )  # fmt: skip
-    assert proc.stdout is not None
-    try:
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
         banner = ""
         while "Stop with" not in banner:
             line = await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)
@@ -414,9 +349,6 @@ async def test_fake_server_serves_until_sigterm() -> None:
         assert sum(row["outcome"] == "not_found" for row in result.json_lines().values()) == 1
         proc.terminate()
         _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
     assert proc.returncode == 0
     assert "stopped" in err.decode()
     assert "Traceback" not in err.decode()

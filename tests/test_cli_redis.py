@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from test_cli import FAST, KEY, SECRET, run_cli
-from test_cli_watch import ENOUGH, cli, finish
+from helpers import CLI_TIMEOUT, FAST, KEY, SECRET, cli_process, finish, run_cli
 
 from telegent_async._redis import redis_keys
 from telegent_async.testing import FakeTelegent, Step
@@ -43,7 +42,7 @@ async def leased(url: str, namespace: str) -> int:
 async def running(proc: asyncio.subprocess.Process) -> None:
     """Until `watch run -v` logs that it is watching."""
     assert proc.stderr is not None
-    async with timeout(ENOUGH):
+    async with timeout(CLI_TIMEOUT):
         while b"watching" not in await proc.stderr.readline():
             pass
 
@@ -69,7 +68,7 @@ async def test_workers_share_a_redis_store_and_budget_and_stop_cleanly_on_sigter
         assert redis_url not in added.err  # a Redis URL may hold a password: never printed
         budget = ("--budget", redis_url, "--budget-name", namespace)
         command = ("watch", "run", "-v", "--json", *FAST, *store, *budget)
-        async with cli(fake, *command) as first, cli(fake, *command) as second:
+        async with cli_process(fake, *command) as first, cli_process(fake, *command) as second:
             for proc in (first, second):  # running (signal handler in place) before going on
                 await running(proc)
             printed: collections.Counter[str] = collections.Counter()
@@ -85,13 +84,13 @@ async def test_workers_share_a_redis_store_and_budget_and_stop_cleanly_on_sigter
                     printed[rows[-1]["order_id"]] += 1
 
             readers = [asyncio.ensure_future(read(p)) for p in (first, second)]
-            async with timeout(ENOUGH):
+            async with timeout(CLI_TIMEOUT):
                 while len(rows) < len(settling):  # noqa: ASYNC110 - two pipes, one count
                     await asyncio.sleep(0.02)
             for reader in readers:
                 reader.cancel()
             await asyncio.gather(*readers, return_exceptions=True)
-            async with timeout(ENOUGH):  # stop them while polls are under way
+            async with timeout(CLI_TIMEOUT):  # stop them while polls are under way
                 while not await leased(redis_url, namespace):  # noqa: ASYNC110
                     await asyncio.sleep(0.01)
             first.send_signal(signal.SIGTERM)

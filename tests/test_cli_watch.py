@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import FAST, KEY, SECRET, api_env, assert_clean, run_cli
+from helpers import FAST, KEY, SECRET, api_env, assert_clean, cli_process, finish, run_cli
 
-from telegent_async.testing import FakeTelegent, Step
+from telegent_async.testing import FakeTelegent
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout
@@ -42,22 +42,6 @@ async def fake() -> AsyncIterator[FakeTelegent]:
         yield server
 
 
-@contextlib.asynccontextmanager
-async def cli(fake: FakeTelegent, *args: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    """`telegent-orders ARGS` running, stdout and stderr piped; killed by its PID at the end."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "telegent_async", *args,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=api_env(fake),
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
-
-
 async def read_json_lines(proc: asyncio.subprocess.Process, count: int) -> list[dict[str, Any]]:
     stdout = proc.stdout
     assert stdout is not None
@@ -66,13 +50,6 @@ async def read_json_lines(proc: asyncio.subprocess.Process, count: int) -> list[
         return [json.loads(await stdout.readline()) for _ in range(count)]
 
     return await asyncio.wait_for(read(), ENOUGH)  # asyncio.timeout is 3.11+
-
-
-async def finish(proc: asyncio.subprocess.Process) -> tuple[int, str, str]:
-    async with timeout(ENOUGH):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
 
 
 def watches(db: Path) -> dict[str, dict[str, Any]]:
@@ -102,11 +79,11 @@ def first_request_after(fake: FakeTelegent, order_id: str, moment: float) -> flo
 
 @pytest.mark.slow
 async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Path) -> None:
-    fake.add_order("JNUOID-late", [Step("Pending"), Step("Complete", 2.0)])
+    fake.add_order("JNUOID-late", "Pending")  # until the first run is over, however slow
     db = tmp_path / "job.db"
     ids = [*SETTLED_AT_ONCE, "JNUOID-late"]
     command = ("wait", "--json", *FAST, "--state", str(db), *ids)
-    async with cli(fake, *command) as first:
+    async with cli_process(fake, *command) as first:
         early = await read_json_lines(first, 3)
         await until_polled(db, ids)
         first.send_signal(signal.SIGINT)
@@ -116,6 +93,7 @@ async def test_wait_state_resumes_after_ctrl_c(fake: FakeTelegent, tmp_path: Pat
     assert {row["order_id"] for row in early} == set(SETTLED_AT_ONCE)
     stored = watches(db)["JNUOID-late"]
     assert stored["settled_seq"] is None and stored["leased_by"] is None  # given back
+    fake.add_order("JNUOID-late", "Complete")  # it settles between the runs
     second_started = time.time()
 
     result = await run_cli(*command, env=api_env(fake))
@@ -153,7 +131,7 @@ async def test_wait_state_after_kill_9_keeps_the_stored_schedule(
     db = tmp_path / "job.db"
     ids = [*SETTLED_AT_ONCE, "JNOID-pending"]
     command = ("wait", "--json", *FAST, "--preset", "portin", "--timeout", "2", "--state", str(db))
-    async with cli(fake, *command, *ids) as first:
+    async with cli_process(fake, *command, *ids) as first:
         await read_json_lines(first, 3)
         before = await until_polled(db, ids)
         first.send_signal(signal.SIGKILL)
@@ -224,7 +202,7 @@ async def test_watch_run_prints_acks_and_stops_on_sigterm(
     db = str(tmp_path / "w.db")
     await run_cli("watch", "add", "--store", db, "--tag", "t1", *SETTLED_AT_ONCE)
     await run_cli("watch", "add", "--store", db, "JNUOID-pending")
-    async with cli(fake, "watch", "run", "--json", *FAST, "--store", db) as proc:
+    async with cli_process(fake, "watch", "run", "--json", *FAST, "--store", db) as proc:
         rows = {row["order_id"]: row for row in await read_json_lines(proc, 3)}
         await until_polled(Path(db), ["JNUOID-pending"])
         proc.send_signal(signal.SIGTERM)
@@ -237,7 +215,7 @@ async def test_watch_run_prints_acks_and_stops_on_sigterm(
     assert stored["JNUOID-pending"]["leased_by"] is None  # no claim left behind
 
     # A second run prints nothing already acknowledged.
-    async with cli(fake, "watch", "run", "-v", "--json", *FAST, "--store", db) as proc:
+    async with cli_process(fake, "watch", "run", "-v", "--json", *FAST, "--store", db) as proc:
         assert proc.stderr is not None
         async with timeout(ENOUGH):
             while b"watching" not in await proc.stderr.readline():
@@ -251,7 +229,7 @@ async def test_watch_run_prints_acks_and_stops_on_sigterm(
 
 async def test_sigterm_stops_wait_like_ctrl_c(fake: FakeTelegent) -> None:
     fake.add_order("JNUOID-pending", "Pending")
-    async with cli(fake, "wait", "--json", *FAST, "JNUOID-done1", "JNUOID-pending") as proc:
+    async with cli_process(fake, "wait", "--json", *FAST, "JNUOID-done1", "JNUOID-pending") as proc:
         rows = await read_json_lines(proc, 1)
         proc.send_signal(signal.SIGTERM)
         code, _, err = await finish(proc)

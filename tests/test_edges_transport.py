@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, fast_client
 
 import telegent_async as tg
 from telegent_async._models import parse_status
@@ -225,7 +225,8 @@ async def test_cli_on_a_closed_stdout_pipe_exits_141_quietly(
     os.close(read_end)  # the reader is gone before the first write
     try:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "telegent_async", "get", "--insecure", *mode, ORDER_ID,
+            sys.executable, "-m", "telegent_async", "get", "--insecure", "--rate", "60000",
+            *mode, ORDER_ID,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=write_end,
             stderr=asyncio.subprocess.PIPE,

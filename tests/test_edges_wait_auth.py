@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client, spaced
+from helpers import FAST_POLL, fast_client, spaced
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
@@ -42,6 +42,7 @@ async def _fan_out(client: tg.TelegentClient, order_id: str, timeout: float) -> 
     return outcome.order
 
 
+@pytest.mark.slow  # real time: deadlines and budget slots over most of a second
 @pytest.mark.parametrize("wait", [_wait, _watch, _fan_out], ids=["wait", "watch", "fan-out"])
 async def test_polls_once_more_at_the_deadline(fake: FakeTelegent, wait: Any) -> None:
     fake.add_order("JNUOID-late", SETTLES_LATE)
@@ -105,6 +106,7 @@ async def _break_in_async_with(stream: tg.OrderStream) -> None:
             break
 
 
+@pytest.mark.slow  # real time: deadlines and budget slots over most of a second
 @pytest.mark.parametrize("how", ["kept", "async-with", "dropped"])
 async def test_leaving_a_fan_out_frees_the_budget_and_sends_nothing_more(
     fake: FakeTelegent, how: str
@@ -148,7 +150,9 @@ async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) ->
     arrivals = [r.at for r in fake.requests]
     assert len(fake.token_requests) == 4 and len(arrivals) == 5
     gaps = [later - earlier for earlier, later in itertools.pairwise(arrivals)]
-    assert min(gaps) >= 0.09, gaps  # token requests kept the pace instead of jumping it
+    # Token requests kept the pace instead of jumping it (retried within milliseconds). Half a
+    # slot: arrivals jitter by how long each request takes to reach the fake on a busy machine.
+    assert min(gaps) >= 0.05, gaps
 
 
 @pytest.mark.parametrize("kind", ["refused", "malformed", "empty", "html", "503"])
@@ -218,6 +222,7 @@ async def test_closing_while_calls_wait_for_a_token_says_the_client_is_closed(
 # -- server clock skew (item 13) --------------------------------------------------------------
 
 
+@pytest.mark.slow  # real time: past the 1.5 s the skewed expiry claims
 async def test_a_server_clock_behind_does_not_churn_tokens() -> None:
     # tokenExpiry reads 1.5 s ahead of our clock, but the token lives 300 s.
     async with (

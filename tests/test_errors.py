@@ -10,7 +10,7 @@ import gzip
 import json
 
 import pytest
-from conftest import fast_client
+from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async._errors import error_for_status

@@ -7,7 +7,7 @@ sockets: what the fake answers, or fails to answer, becomes the status a handler
 from __future__ import annotations
 
 import pytest
-from conftest import fast_client
+from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async._errors import HTTP_STATUS

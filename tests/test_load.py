@@ -12,7 +12,8 @@ import asyncio
 import math
 import time
 
-from conftest import fast_client
+import pytest
+from helpers import client_tasks, fast_client
 
 from telegent_async.testing import FakeTelegent
 
@@ -22,8 +23,12 @@ MAX_CONNECTIONS = 20
 TOKEN_LIFETIME = 1.0
 #: Renewal at 80% of a lifetime truncated to the second: a few per second (see test_chaos).
 TOKENS_PER_SECOND = 10
-#: FIFO connection slots: a caller waits at most for the 199 others ahead of it.
-MAX_LATENCY = 1.0
+#: FIFO connection slots: a caller waits at most for the 199 others ahead of it, so the
+#: slowest call stays within a small multiple of the median (about 3x on an idle machine); a
+#: caller starved for seconds would be 30x and more. Relative, so a loaded machine is no fault.
+MAX_LATENCY_TO_MEDIAN = 25
+
+pytestmark = pytest.mark.slow  # real time: DURATION seconds of sustained load
 
 
 async def test_200_concurrent_lookups_sustained() -> None:
@@ -52,7 +57,7 @@ async def test_200_concurrent_lookups_sustained() -> None:
         assert fake.open_connections == 0
         counts = dict(fake.status_counts)
         tokens, peak = len(fake.token_requests), fake.peak_connections
-    assert asyncio.all_tasks() == {asyncio.current_task()}
+    assert client_tasks() == set()
 
     calls = len(latencies)
     latencies.sort()
@@ -66,10 +71,13 @@ async def test_200_concurrent_lookups_sustained() -> None:
     assert calls >= CALLERS * 2, "the load was not sustained"
     assert peak <= MAX_CONNECTIONS
     assert peak == MAX_CONNECTIONS, "200 callers should have used every connection"
-    assert latencies[-1] < MAX_LATENCY
-    # Only 200s, and 401s from a token that expired while its caller queued for a connection
-    # (under CPU contention): each caller re-authenticates at most once per token, through
-    # the single flight, so 401s <= CALLERS per token and token requests stay a handful.
+    assert latencies[-1] < MAX_LATENCY_TO_MEDIAN * latencies[calls // 2]
+    # One 200 per call and per token, and 401s only from a token that expired while its caller
+    # queued for a
+    # connection (under CPU contention). Every burst of those 401s ends in one renewal (the
+    # single flight), and each caller has one request out, so a burst is at most CALLERS
+    # long and there are fewer bursts than token requests; token requests stay a handful.
     assert set(counts) <= {200, 401}, counts
-    assert counts.get(401, 0) <= CALLERS * tokens
+    assert counts[200] == calls + tokens, counts  # the token requests are counted too
+    assert counts.get(401, 0) <= CALLERS * (tokens - 1), counts
     assert 2 <= tokens <= TOKENS_PER_SECOND * math.ceil(elapsed + 1)

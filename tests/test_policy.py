@@ -70,11 +70,15 @@ def test_default_jitter_stays_within_bounds() -> None:
             assert base * 0.5 <= policy.delay(attempt) <= base
 
 
-def test_delay_is_pure_given_the_jitter_function() -> None:
+def test_delay_given_a_jitter_function_does_not_touch_the_global_random_state() -> None:
     policy = tg.PollPolicy.PROVISION
-    first = [policy.delay(n, jitter=lambda v: v * 0.3) for n in range(10)]
-    second = [policy.delay(n, jitter=lambda v: v * 0.3) for n in range(10)]
-    assert first == second
+    bases = [policy.intervals[min(n, len(policy.intervals) - 1)] for n in range(10)]
+    share = policy.jitter
+    expected = [base * (1 - share) + base * share * 0.3 for base in bases]
+    for seed in (1, 2):
+        random.seed(seed)
+        delays = [policy.delay(n, jitter=lambda v: v * 0.3) for n in range(10)]
+        assert delays == pytest.approx(expected)
 
 
 def test_presets() -> None:
@@ -88,6 +92,10 @@ def test_presets() -> None:
         delays = [preset.delay(n, jitter=no_jitter) for n in range(20)]
         assert delays == sorted(delays)  # never speeds up
         assert delays[-1] == preset.max_interval
+    # Failed requests: Telegent advises 1, 2, 4... s, capped at 30 s, fully jittered.
+    assert tg.PollPolicy.RETRY.intervals == (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+    assert tg.PollPolicy.RETRY.jitter == 1.0
+    assert all(0.0 <= tg.PollPolicy.RETRY.delay(n) <= 30.0 for n in range(20))
 
 
 def test_policy_is_frozen_and_hashable() -> None:
@@ -108,6 +116,7 @@ def test_policy_is_frozen_and_hashable() -> None:
         ({"initial": True}, TypeError, "initial"),
         ({"max_interval": 0.0}, ValueError, "max_interval"),
         ({"max_interval": None}, TypeError, "max_interval"),
+        ({"max_interval": float("nan")}, ValueError, "max_interval"),
         ({"factor": 0.5}, ValueError, "factor"),
         ({"factor": 0}, ValueError, "factor"),
         ({"factor": "2"}, TypeError, "factor"),

@@ -16,15 +16,16 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client, spaced
+from helpers import FAST_POLL, client_tasks, fast_client, per_poll, spaced, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RecordedRequest, Step
 
 #: A policy whose next poll lies far beyond any deadline used here.
 SLOW_POLL = tg.PollPolicy(initial=10.0, factor=2.0, max_interval=10.0, jitter=0.0)
-#: Slack for scheduling on a loaded machine; deadlines here are 0.3 s.
-SLACK = 0.15
+#: How late a wait with a 0.3 s deadline may end on a loaded machine: far less than what a bug
+#: would cost (the 2 s attempt timeout of a stalled request, the 10 s pauses and polls below).
+SLACK = 1.0
 SETTLED = [
     ("Complete", tg.OrderStatus.COMPLETE),
     ("Completed", tg.OrderStatus.COMPLETE),
@@ -51,26 +52,11 @@ def lifecycle(*statuses: str, gap: float = 0.03) -> list[Step]:
     return [Step(status, index * gap) for index, status in enumerate(statuses)]
 
 
-def client_tasks() -> set[asyncio.Task[Any]]:
-    """Every task but the test's own and the fake server's per-connection handlers."""
-    current = asyncio.current_task()
-    return {
-        task
-        for task in asyncio.all_tasks()
-        if task is not current
-        and not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
-    }
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.002)
-
-
 async def assert_quiet(fake: FakeTelegent, seconds: float = 0.1) -> None:
-    """No request reaches the server for `seconds`: nothing is polling any more."""
+    """No request reaches the server for `seconds`: nothing is polling any more. A request
+    already written when the wait ended may still land: it is let in first (20 ms of loop
+    turns, the server's own I/O served before any timer), then the window is counted."""
+    await asyncio.sleep(0.02)
     before = fake.request_count
     await asyncio.sleep(seconds)
     assert fake.request_count == before
@@ -104,13 +90,15 @@ async def test_wait_returns_every_settled_status(
 ) -> None:
     fake.add_order("JNOID-warm", "Complete")
     await client.get_order("JNOID-warm")  # token and connection ready: the first poll is prompt
-    fake.add_order("JNOID-1", lifecycle("Pending", "InProgress", raw, gap=0.05), message="8A-WRONG")
     seen: list[tuple[str, float]] = []  # each change the client reported, and when
 
     def record(update: tg.Order) -> None:
         seen.append((update.raw_status, time.monotonic()))
 
-    order = await client.wait_for_order("JNOID-1", timeout=5.0, policy=FAST_POLL, on_update=record)
+    async with per_poll(fake, "JNOID-1", ["Pending", "InProgress", raw], message="8A-WRONG"):
+        order = await client.wait_for_order(
+            "JNOID-1", timeout=5.0, policy=FAST_POLL, on_update=record
+        )
     assert order.status is expected and order.raw_status == raw and order.is_settled
     assert order.succeeded is (expected is tg.OrderStatus.COMPLETE)
     # It saw the order pending, polled on, and reported the settled status last.
@@ -135,7 +123,9 @@ async def test_wait_returns_at_once_when_already_settled(
 
 
 async def _after_first_poll(fake: FakeTelegent, fault: str, **options: Any) -> None:
-    await wait_until(lambda: len(fake.order_requests("JNUOID-1")) >= 1)
+    """Inject `fault` in the loop turn after the first poll arrives (however loaded the
+    machine): the second poll, at least a timer and a round trip later, gets it."""
+    await wait_until(lambda: len(fake.order_requests("JNUOID-1")) >= 1, interval=0)
     fake.inject(fault, count=100, **options)
 
 
@@ -198,8 +188,8 @@ async def test_permanent_error_raises_at_once(
     started = time.monotonic()
     with pytest.raises(error):
         await client.wait_for_order("JNUOID-1", timeout=5.0, policy=FAST_POLL)
-    assert time.monotonic() - started < 0.1
-    assert len(fake.order_requests("JNUOID-1")) == 1
+    assert time.monotonic() - started < SLACK  # not the 5 s timeout
+    assert len(fake.order_requests("JNUOID-1")) == 1  # and not a second poll
     await assert_quiet(fake, 0.05)
 
 
@@ -271,7 +261,7 @@ async def test_cancelling_the_wait_stops_polling_and_leaves_no_task(
         started = time.monotonic()
         with pytest.raises(asyncio.CancelledError):
             await waiter
-        assert time.monotonic() - started < 0.05
+        assert time.monotonic() - started < 0.5  # not the 10 s pause or the 2 s stall
         assert client_tasks() == before
         await assert_quiet(fake)
 
@@ -284,9 +274,8 @@ STATUSES = ("Pending", "Submitted", "Pending Carrier Approval", "Complete")
 async def test_watch_order_yields_each_change_once(
     fake: FakeTelegent, client: tg.TelegentClient
 ) -> None:
-    # Each status stays 60 ms, longer than FAST_POLL's longest interval (40 ms): all are seen.
-    fake.add_order("JNOID-1", lifecycle(*STATUSES, gap=0.06))
-    seen = [order async for order in client.watch_order("JNOID-1", policy=FAST_POLL)]
+    async with per_poll(fake, "JNOID-1", STATUSES):  # each status polled twice
+        seen = [order async for order in client.watch_order("JNOID-1", policy=FAST_POLL)]
     assert [order.raw_status for order in seen] == list(STATUSES)
     assert [order.is_settled for order in seen] == [False, False, False, True]
     assert len(fake.order_requests("JNOID-1")) > len(STATUSES)  # unchanged polls not yielded
@@ -305,7 +294,6 @@ async def test_watch_order_ends_after_a_settled_first_observation(
 async def test_on_update_is_called_once_per_change(
     fake: FakeTelegent, client: tg.TelegentClient, kind: str
 ) -> None:
-    fake.add_order("JNOID-1", lifecycle(*STATUSES, gap=0.06))
     seen: list[str] = []
 
     def record(order: tg.Order) -> None:
@@ -316,7 +304,8 @@ async def test_on_update_is_called_once_per_change(
         seen.append(order.raw_status)
 
     callback = record if kind == "sync" else record_later
-    order = await client.wait_for_order("JNOID-1", policy=FAST_POLL, on_update=callback)
+    async with per_poll(fake, "JNOID-1", STATUSES):
+        order = await client.wait_for_order("JNOID-1", policy=FAST_POLL, on_update=callback)
     assert seen == list(STATUSES)
     assert order.raw_status == "Complete"
 
@@ -337,9 +326,9 @@ async def test_status_changes_logged_at_info_without_tokens(
     fake: FakeTelegent, client: tg.TelegentClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="telegent_async")
-    fake.add_order("JNOID-7", lifecycle("Pending", "Scheduled", "Complete", gap=0.05))
     fake.inject("503")
-    await client.wait_for_order("JNOID-7", policy=FAST_POLL)
+    async with per_poll(fake, "JNOID-7", ["Pending", "Scheduled", "Complete"]):
+        await client.wait_for_order("JNOID-7", policy=FAST_POLL)
     records = [r for r in caplog.records if r.name == "telegent_async"]
     changes = [r.getMessage() for r in records if r.levelno == logging.INFO]
     assert len(changes) == 3 and all("JNOID-7" in line for line in changes)
@@ -476,6 +465,7 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     await assert_quiet(fake, 0.05)
 
 
+@pytest.mark.slow  # fairness measured over a real-time second
 async def test_fan_out_shares_the_budget_fairly(fake: FakeTelegent) -> None:
     ids = [f"JNUOID-p{i}" for i in range(300)]
     for order_id in [*ids, "JNUOID-other"]:
@@ -490,7 +480,8 @@ async def test_fan_out_shares_the_budget_fairly(fake: FakeTelegent) -> None:
         started = time.monotonic()
         await client.get_order("JNUOID-other")
         # Another caller queues behind the fan-out's in-flight polls, not behind its backlog.
-        assert time.monotonic() - started < client.max_connections / 500 + 0.1
+        # (Behind the backlog would be 300 / 500 = 0.6 s; its own slot is 20 / 500 s away.)
+        assert time.monotonic() - started < 0.4
         await asyncio.sleep(0.8)
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, chain, fast_client
 
 import telegent_async as tg
 from telegent_async import _portin
@@ -317,14 +317,6 @@ def quoting_answer(status: int) -> bytes:
 def assert_no_secret(*texts: str) -> None:
     for text in texts:
         assert ACCOUNT not in text and PIN not in text, text
-
-
-def chain(error: BaseException | None) -> list[BaseException]:
-    found = []
-    while error is not None:
-        found.append(error)
-        error = error.__cause__ or error.__context__
-    return found
 
 
 @pytest.mark.parametrize("status", [400, 503])

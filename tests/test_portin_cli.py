@@ -1,4 +1,4 @@
-"""`telegent-orders update` / `cancel`, and `wait`'s fix commands, in a subprocess."""
+"""`telegent-orders update` / `cancel`, and `wait`'s fix commands, run in-process."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator
 
 import pytest
-from test_cli import FAST, KEY, SECRET, Result, api_env, assert_clean, run_cli
+from helpers import FAST, KEY, SECRET, Result, api_env, assert_clean, run_cli, run_cli_process
 
 from telegent_async.testing import FakeTelegent
 
@@ -58,8 +58,9 @@ async def test_update_reads_secrets_from_named_variables(fake: FakeTelegent) -> 
 
 
 async def test_update_prompts_for_the_pin_without_echoing_it(fake: FakeTelegent) -> None:
-    # Without a terminal, getpass reads stdin; the value must still not be printed.
-    result = await run_cli(
+    # Without a terminal, getpass reads stdin; the value must still not be printed. A real
+    # process: in-process, getpass would find the test runner's terminal.
+    result = await run_cli_process(
         "update", "JNOID-8a", "--pin-prompt", "--json", *FAST,
         env=api_env(fake), stdin=f"{PIN}\n".encode(),
     )  # fmt: skip

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step

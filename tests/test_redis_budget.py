@@ -10,13 +10,11 @@ import asyncio
 import contextlib
 import os
 import pathlib
-import signal
 import sys
 from collections.abc import AsyncIterator
 
 import pytest
-from test_budget import busiest_window
-from test_watcher_processes import ENOUGH, ready
+from helpers import ENOUGH, busiest_window, process, ready, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent
@@ -34,22 +32,25 @@ async def budget_workers(
         "TELEGENT_ACCOUNT_KEY": fake.account_key,
         "TELEGENT_ACCOUNT_SECRET": fake.account_secret,
     }
-    procs: list[asyncio.subprocess.Process] = []
-    try:
-        for log in logs:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(WORKER), "--base-url", fake.base_url, "--log", str(log),
-                *args, env=env, stdin=asyncio.subprocess.DEVNULL,
-            )  # fmt: skip
-            procs.append(proc)
-        yield procs
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                await proc.wait()
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                process(
+                    sys.executable,
+                    str(WORKER),
+                    "--base-url",
+                    fake.base_url,
+                    "--log",
+                    str(log),
+                    *args,
+                    env=env,
+                )
+            )
+            for log in logs
+        ]
 
 
+@pytest.mark.slow  # real time: three 1 s windows
 async def test_two_budgets_of_one_name_share_the_window(redis_url: str, namespace: str) -> None:
     """Two RedisBudget objects (as two processes would), 10 requests per 1 s window."""
     a = tg.RedisBudget(redis_url, 600, namespace, window=1.0)
@@ -64,9 +65,10 @@ async def test_two_budgets_of_one_name_share_the_window(redis_url: str, namespac
     try:
         began = loop.time()
         await asyncio.gather(*(take(a if n % 2 else b) for n in range(25)))
-        assert busiest_window(starts, 1.0) == 10
-        assert sorted(starts)[9] - began < 0.1  # the first ten at once
-        assert 2.0 <= max(starts) - began < 2.3  # then ten per window, on Redis's clock
+        # Bounds with room for a busy machine, yet a window apart from what a bug would give.
+        assert busiest_window(starts, 1.0) <= 10
+        assert sorted(starts)[9] - began < 0.5  # the first ten at once, not a window later
+        assert 2.0 <= max(starts) - began < 2.9  # then ten per window, on Redis's clock
     finally:
         await a.aclose()
         await b.aclose()
@@ -152,8 +154,7 @@ async def test_three_processes_share_60_requests_per_minute(
     ):
         for log in logs:
             await ready(log)
-        while not fake.requests:  # noqa: ASYNC110 - the fake has no event for this
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: bool(fake.requests), 30.0, interval=0.05)
         first = fake.requests[0].at
         loop = asyncio.get_running_loop()
         await asyncio.sleep(first + 61.5 - loop.time())

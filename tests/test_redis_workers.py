@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
-from test_watcher_processes import ENOUGH, log_lines, ready, worker, write_ids
+from helpers import ENOUGH, log_lines, ready, worker, write_ids
 
 import telegent_async as tg
 from telegent_async import _redis

@@ -14,13 +14,13 @@ import gzip
 import json
 import logging
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable
 from types import SimpleNamespace
 
 import aiohttp
 import pytest
 from aiohttp import web
-from conftest import fast_client
+from helpers import FAST_POLL, chain, fast_client
 
 import telegent_async as tg
 from telegent_async._models import converter
@@ -37,16 +37,6 @@ MIB = 1 << 20
 async def fake() -> AsyncIterator[FakeTelegent]:
     async with FakeTelegent(account_key=KEY, account_secret=SECRET) as server:
         yield server
-
-
-def chain(error: BaseException) -> Iterator[BaseException]:
-    """The error and everything chained to it, as a traceback printer or Sentry would see."""
-    seen: set[int] = set()
-    link: BaseException | None = error
-    while link is not None and id(link) not in seen:
-        seen.add(id(link))
-        yield link
-        link = link.__cause__ or link.__context__
 
 
 def exposed_text(error: BaseException) -> list[str]:
@@ -76,16 +66,26 @@ async def test_no_token_or_secret_in_reprs_errors_logs_or_outcomes(
     errors: list[tg.TelegentError] = []
     async with fast_client(fake, max_retries=1, timeout=0.2) as client:
         fake.inject("503", 2)
-        outcomes = [o async for o in client.wait_for_orders(["JNUOID-ok", "JNUOID-404"])]
+        ids = ["JNUOID-ok", "JNUOID-404"]
+        outcomes = [o async for o in client.wait_for_orders(ids, policy=FAST_POLL)]
         fake.revoke_tokens()  # a 401, then a new token
-        outcomes += [o async for o in client.wait_for_orders(["JNUOID-slow"], timeout=0.1)]
+        outcomes += [
+            o async for o in client.wait_for_orders(["JNUOID-slow"], timeout=0.1, policy=FAST_POLL)
+        ]
         errors += [o.error for o in outcomes if o.error is not None]
         errors.append(await failure(client.get_order("JNUOID-bad-http")))
         fake.inject("stall", 2)
         errors.append(await failure(client.get_order("JNUOID-ok")))
         fake.inject("malformed", 2)  # retried once (max_retries=1), then reported
         errors.append(await failure(client.get_order("JNUOID-ok")))
-        order = await client.wait_for_order("JNUOID-ok")
+        fake.inject("reset", 4)  # a reset of a reused connection is retried at once: 2 per attempt
+        errors.append(await failure(client.get_order("JNUOID-ok")))
+        fake.inject("429", retry_after="0")
+        fake.inject("500", 2)  # a 429, then 5xx until the retries run out
+        errors.append(await failure(client.get_order("JNUOID-ok")))
+        fake.inject("401", 2)  # still refused after re-authenticating
+        errors.append(await failure(client.get_order("JNUOID-ok")))
+        order = await client.wait_for_order("JNUOID-ok", policy=FAST_POLL)
         with pytest.raises(tg.OrderFailed) as failed:
             order.raise_for_status()
         errors.append(failed.value)
@@ -94,12 +94,21 @@ async def test_no_token_or_secret_in_reprs_errors_logs_or_outcomes(
     async with fast_client(fake, account_secret="wrong-" + SECRET) as refused:
         errors.append(await failure(refused.get_order("JNUOID-ok")))
         texts.append(repr(refused))
+    token = fake.order_requests()[-1].token
+    assert token is not None
+    async with fast_client(fake, token=token, max_retries=0) as static:
+        fake.inject("401")  # a static token gets no second chance
+        errors.append(await failure(static.get_order("JNUOID-ok")))
+        texts.append(repr(static))
 
     tokens = {r.token for r in fake.requests if r.token}
-    assert len(tokens) >= 2 and len(fake.token_requests) >= 3
+    # The first token, the one after the revocation and the one after the injected 401s.
+    assert len(tokens) >= 3 and len(fake.token_requests) >= 4
     kinds = {type(error) for error in errors}
     expected = {tg.NotFoundError, tg.OrderWaitTimeout, tg.TransportError, tg.OrderFailed}
-    assert expected | {tg.ResponseDecodeError, tg.AuthenticationError} <= kinds
+    assert (
+        expected | {tg.ResponseDecodeError, tg.AuthenticationError, tg.InternalServerError} <= kinds
+    )
     for error in errors:
         texts += exposed_text(error)
     texts.append(caplog.text)

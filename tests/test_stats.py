@@ -7,8 +7,7 @@ import io
 
 import attrs
 import pytest
-from conftest import fast_client
-from test_cancellation import wait_until
+from helpers import fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._cli_output import Console, Progress, Run, Tally

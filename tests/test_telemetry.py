@@ -18,14 +18,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, fast_client, process, wait_until
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from test_cancellation import wait_until
 
 import telegent_async as tg
 from telegent_async import _client, _telemetry
@@ -252,16 +251,11 @@ async def test_without_opentelemetry_nothing_is_imported_and_lookups_work(
         assert not [m for m in sys.modules if m.startswith("opentelemetry.")]
         """
     )
-    process = await asyncio.create_subprocess_exec(
+    async with process(
         sys.executable, "-c", script, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode == 0, stderr.decode()
+    ) as proc:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, stderr.decode()
     assert stdout.decode().split() == ["Complete", "2"]
 
 

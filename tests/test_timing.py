@@ -7,7 +7,6 @@ from email.utils import format_datetime
 
 import pytest
 
-import telegent_async as tg
 from telegent_async._timing import (
     DEFAULT_TOKEN_LIFETIME,
     MIN_TRUSTED_TOKEN_LIFETIME,
@@ -106,39 +105,6 @@ def test_token_lifetime_is_conservative_when_unusable(expiry: object) -> None:
 def test_token_renewed_before_expiry(lifetime: float, renew: float) -> None:
     assert token_renewal_delay(lifetime) == pytest.approx(renew)
     assert 0 < token_renewal_delay(lifetime) < lifetime
-
-
-def test_poll_policy_cadence_is_exponential_capped_and_jittered() -> None:
-    policy = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=10.0, jitter=0.5)
-    assert policy.intervals == (1.0, 2.0, 4.0, 8.0, 10.0)
-    none = lambda span: 0.0  # noqa: E731 - the smallest draw of the jitter
-    full = lambda span: span  # noqa: E731 - the largest
-    assert [policy.delay(n, none) for n in range(7)] == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0]
-    assert [policy.delay(n, full) for n in range(3)] == [1.0, 2.0, 4.0]
-    for attempt in range(20):
-        assert 0.0 <= tg.PollPolicy.RETRY.delay(attempt) <= 30.0
-
-
-def test_retry_preset_follows_telegents_advice() -> None:
-    assert tg.PollPolicy.RETRY.intervals == (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
-    assert tg.PollPolicy.RETRY.jitter == 1.0
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "error"),
-    [
-        ({"initial": 0}, ValueError),
-        ({"initial": -1.0}, ValueError),
-        ({"max_interval": float("nan")}, ValueError),
-        ({"factor": 0.5}, ValueError),
-        ({"jitter": 1.5}, ValueError),
-        ({"jitter": True}, TypeError),
-        ({"initial": "1"}, TypeError),
-    ],
-)
-def test_poll_policy_rejects_bad_values(kwargs: dict[str, object], error: type[Exception]) -> None:
-    with pytest.raises(error):
-        tg.PollPolicy(**kwargs)  # type: ignore[arg-type]
 
 
 def test_token_lifetime_corrects_server_clock_skew_with_the_date_header() -> None:

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from conftest import fast_client
+from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from helpers import FAST_POLL, fast_client, per_poll
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
@@ -89,15 +89,16 @@ async def test_settled_acknowledges_when_asked_for_the_next(
 async def test_twenty_waiters_share_the_polls_of_one_order(
     fake: FakeTelegent, store: tg.MemoryStore | str
 ) -> None:
-    fake.add_order("JNOID-1", [Step("Submitted"), Step("Completed", 0.12)])
     async with (
+        per_poll(fake, "JNOID-1", ["Submitted", "Completed"]),
         fast_client(fake) as client,
         tg.OrderWatcher(client, store, policy=STEADY) as watcher,
     ):
         orders = await asyncio.gather(*(watcher.wait("JNOID-1", timeout=5.0) for _ in range(20)))
     assert all(order.succeeded for order in orders)
-    # One waiter polls at 0, 0.05, 0.10, 0.15 s (plus scheduling slack): 20 would poll 80 times.
-    assert 3 <= len(fake.order_requests("JNOID-1")) <= 5
+    # Completed from the third poll on: shared, three polls in all; each waiter polling for
+    # itself would have made 20 first polls.
+    assert len(fake.order_requests("JNOID-1")) == 3
 
 
 async def test_wake_polls_a_slow_order_within_a_second(

@@ -15,63 +15,14 @@ import pathlib
 import random
 import signal
 import sqlite3
-import sys
 import time
-from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from helpers import ENOUGH, log_lines, log_shows, ready, worker, write_ids
 
 import telegent_async as tg
 from telegent_async._store import NewWatch
 from telegent_async.testing import FakeTelegent, Step
-
-WORKER = pathlib.Path(__file__).with_name("watch_worker.py")
-ENOUGH = 30.0  # seconds: a worker that has not finished by then has hung
-
-
-@contextlib.asynccontextmanager
-async def worker(
-    fake: FakeTelegent, db: pathlib.Path | str, ids: pathlib.Path, log: pathlib.Path, *extra: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A worker process, stopped by its PID whatever happens."""
-    env = {
-        **os.environ,
-        "TELEGENT_ACCOUNT_KEY": fake.account_key,
-        "TELEGENT_ACCOUNT_SECRET": fake.account_secret,
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(WORKER), "--db", str(db), "--base-url", fake.base_url,
-        "--ids", str(ids), "--log", str(log), *extra,
-        env=env, stdin=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            await proc.wait()
-
-
-async def log_shows(log: pathlib.Path, word: str, count: int = 1) -> None:
-    """Wait (ENOUGH at most) until `count` lines of `log` start with `word`."""
-
-    def seen() -> int:
-        text = log.read_text() if log.exists() else ""
-        return sum(line.startswith(word) for line in text.splitlines())
-
-    async def appears() -> None:
-        while seen() < count:  # noqa: ASYNC110 - another process writes the log
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(appears(), ENOUGH)  # asyncio.timeout is 3.11+
-
-
-async def ready(log: pathlib.Path) -> None:
-    await log_shows(log, "ready")
-
-
-def log_lines(*logs: pathlib.Path) -> list[list[str]]:
-    return [line.split() for log in logs if log.exists() for line in log.read_text().splitlines()]
 
 
 def settled_in(db: pathlib.Path) -> set[str]:
@@ -100,11 +51,6 @@ def scripted_orders(
         at = rng.uniform(settle_after, settle_after + spread)
         fake.add_order(order_id, [Step("Submitted"), Step(final, at)])
     return [*ids, "JNOID-missing-1", "JNOID-missing-2"]  # 404: settle with NotFoundError
-
-
-def write_ids(path: pathlib.Path, ids: Sequence[str]) -> pathlib.Path:
-    path.write_text("\n".join(ids))
-    return path
 
 
 @pytest.mark.slow

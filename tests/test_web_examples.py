@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import FAST_RETRY
+from helpers import FAST_RETRY
 from web_servers import aiohttp_serving, uvicorn_serving
 
 import telegent_async as tg
@@ -95,6 +95,7 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
     return await response.text()  # a framework's own 404 page
 
 
+@pytest.mark.slow  # load: 200 concurrent requests through a web app
 async def test_200_concurrent_lookups_share_one_client_and_one_token(
     serve: Serve, fake: FakeTelegent
 ) -> None:
