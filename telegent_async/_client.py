@@ -24,17 +24,19 @@ from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import RequestBudget
 from ._errors import (
+    BODY_EXCERPT_CHARS,
     APIStatusError,
     BadRequestError,
     ClientClosedError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
-    error_for_status,
+    body_excerpt,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._status import RETRY_STATUSES, error_for_status
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -45,8 +47,6 @@ logger = logging.getLogger("telegent_async")
 DEFAULT_BASE_URL = "https://api.telegent.com/v1.0"
 #: A body larger than this is refused unread: an order is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
-#: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ORDER_PATH = "/numbers/order"
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
@@ -526,13 +526,13 @@ def _status_error(status: int, body: bytes, retry_after: float | None) -> APISta
         return APIStatusError(
             status, "redirect not followed (a bearer token never leaves the API host)", None
         )
-    excerpt = body[:500].decode("utf-8", "replace")
+    excerpt = body_excerpt(body)
     try:
         parsed = json.loads(body) if body else None
     except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
-        return error_for_status(status, parsed["Message"][:500], parsed, retry_after)
+        return error_for_status(status, parsed["Message"][:BODY_EXCERPT_CHARS], parsed, retry_after)
     message = "no error message" if not excerpt.strip() else "non-JSON error body"
     return error_for_status(status, message, excerpt, retry_after)
 
