@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from . import _portin, _validate
@@ -33,20 +33,17 @@ from ._config import (
     credentials_from,
 )
 from ._errors import (
-    BODY_EXCERPT_CHARS,
-    APIStatusError,
     BadRequestError,
     ClientClosedError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
-    body_excerpt,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._status import RETRY_STATUSES, error_for_status
-from ._timing import PollPolicy, parse_retry_after
+from ._retry import Answer, Raise, Reauthenticate, RetryRules, Return, decide_attempt
+from ._timing import PollPolicy
 from ._watchdog import AttemptWatchdog
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
@@ -370,7 +367,7 @@ class TelegentClient:
         """
         session = self._open()
         loop = asyncio.get_running_loop()
-        auth, budget = self._auth, self._budget
+        auth, budget, rules = self._auth, self._budget, self._retry_rules
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
         while True:
@@ -383,7 +380,7 @@ class TelegentClient:
                     headers = await auth.headers(scope)
             if self._closed:  # while this call waited
                 raise ClientClosedError()
-            retry_after: float | None = None
+            result: Answer | TelegentError
             try:
                 async with self._slots:
                     with self._watchdog.watch(self.timeout):
@@ -397,63 +394,51 @@ class TelegentClient:
                             raise_for_status=False,  # a caller's session may set it: we classify
                             timeout=_NO_AIOHTTP_TIMEOUT,
                         ) as response:
-                            status, answer_headers = response.status, response.headers
                             if _plain_and_small(response):
                                 body = await response.read()
                             else:
                                 body = await _read_capped(response)
+                            result = Answer(response.status, response.headers, body)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                failure: TelegentError = _transport_error(method, exc, self.timeout)
+                result = _transport_error(method, exc, self.timeout)
             else:
-                body = _portin.redact(body, secrets) if secrets else body
-                if 200 <= status < 300:
-                    if on_headers is not None:
-                        on_headers(answer_headers)
-                    try:
-                        return decode(status, body)
-                    except ResponseDecodeError as exc:
-                        failure = exc  # garbled, or about another order: asked again
-                    except APIStatusError as exc:
-                        status = exc.status_code  # an error body inside a 2xx: that status
-                if not 200 <= status < 300:
-                    if (
-                        status == 401
-                        and scope
-                        and headers
-                        and auth.renews_on_401
-                        and not reauthenticated
-                    ):
-                        logger.debug("401 on %s: fetching a new token once", method)
-                        auth.discard(scope, headers)
-                        reauthenticated = True
-                        continue
-                    if status in RETRY_STATUSES:
-                        retry_after = parse_retry_after(
-                            answer_headers.get("Retry-After"), datetime.now(timezone.utc)
-                        )
-                    failure = _status_error(status, body, retry_after)
-                    if status == 429:
-                        pause = self._retry_delay(attempt, retry_after)
-                        logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                        budget.pause(pause)
-                        retry_after = 0.0  # the budget now holds every request, this one included
-                    if status not in RETRY_STATUSES:
-                        raise failure
-            if attempt >= self.max_retries:
-                raise failure
-            delay = self._retry_delay(attempt, retry_after)
+                if secrets:
+                    result = attrs.evolve(result, body=_portin.redact(result.body, secrets))
+                if on_headers is not None and 200 <= result.status < 300:
+                    on_headers(result.headers)
+            verdict = decide_attempt(
+                result,
+                decode,
+                attempt=attempt,
+                rules=rules,
+                can_reauthenticate=bool(scope and headers and not reauthenticated),
+                now=datetime.now(timezone.utc),
+            )
+            if isinstance(verdict, Return):
+                return verdict.value
+            if isinstance(verdict, Reauthenticate):
+                assert scope is not None and headers is not None  # or it could not re-authenticate
+                logger.debug("401 on %s: fetching a new token once", method)
+                auth.discard(scope, headers)
+                reauthenticated = True
+                continue
+            if verdict.pause is not None:
+                logger.info("429 rate limited: pausing the client for %.2f s", verdict.pause)
+                budget.pause(verdict.pause)
+            if isinstance(verdict, Raise):
+                raise verdict.error
             attempt += 1
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, self.max_retries, method, _describe(url, params), delay, failure,
+                    attempt, rules.max_retries, method, _describe(url, params), verdict.delay,
+                    verdict.failure,
                 )  # fmt: skip
-            await asyncio.sleep(delay)
+            await asyncio.sleep(verdict.delay)
 
-    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        return self.retry_policy.delay(attempt)
+    @property
+    def _retry_rules(self) -> RetryRules:
+        return RetryRules(self.max_retries, self.retry_policy, self.max_retry_after)
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
@@ -507,23 +492,6 @@ def _checked_ids(order_ids: Iterable[str]) -> list[str]:
     if isinstance(order_ids, (str, bytes)):
         raise TypeError("order_ids must be an iterable of IDs, not a single string")
     return [_validate.order_id(order_id) for order_id in order_ids]
-
-
-def _status_error(status: int, body: bytes, retry_after: float | None) -> APIStatusError:
-    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
-    if 300 <= status < 400:
-        return APIStatusError(
-            status, "redirect not followed (a bearer token never leaves the API host)", None
-        )
-    excerpt = body_excerpt(body)
-    try:
-        parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
-        return error_for_status(status, parsed["Message"][:BODY_EXCERPT_CHARS], parsed, retry_after)
-    message = "no error message" if not excerpt.strip() else "non-JSON error body"
-    return error_for_status(status, message, excerpt, retry_after)
 
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
