@@ -73,11 +73,30 @@ class TelegentClient:
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
 
-    `session`: your own `aiohttp.ClientSession`, which the client uses but does not close. Its
-    connector's pool caps the client's concurrency: `max_connections` becomes at most the
-    connector's `limit` and `limit_per_host`, because an attempt's `timeout` starts before
-    aiohttp hands out a pooled connection. Traffic of your own on that session can still make
-    the client's attempts wait for a connection: give the client a session of its own.
+    Args:
+        token: A bearer token (used as is, never renewed).
+        account_key: The account key: with `account_secret`, the client fetches, caches and
+            renews a token per endpoint.
+        account_secret: The account secret.
+        base_url: The API root (`https://api.telegent.com/v1.0`).
+        timeout: Seconds for one HTTP attempt.
+        max_retries: Retries of a transient failure (408, 429, 5xx, connection errors and
+            attempt timeouts), per request.
+        requests_per_minute: The client-wide budget shared by every call; None: unlimited
+            (429 pauses still apply).
+        max_connections: Requests in flight at once.
+        session: Your own `aiohttp.ClientSession`, which the client uses but does not close.
+            Its connector's pool caps the client's concurrency: `max_connections` becomes at
+            most the connector's `limit` and `limit_per_host`, because an attempt's `timeout`
+            starts before aiohttp hands out a pooled connection. Traffic of your own on that
+            session can still make the client's attempts wait for a connection: give the
+            client a session of its own.
+        allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
+        retry_policy: The cadence between retries.
+        max_retry_after: The longest Retry-After honoured, in seconds.
+
+    Raises:
+        ValueError: A bad argument, or no credentials at all (`TypeError` for a wrong type).
     """
 
     def __init__(
@@ -176,7 +195,11 @@ class TelegentClient:
     # -- lookups ---------------------------------------------------------------------------
 
     async def get_order(self, order_id: str) -> Order:
-        """Look an order up once. Raises a `TelegentError` subclass if that fails."""
+        """Look an order up once. Raises a `TelegentError` subclass if that fails.
+
+        Args:
+            order_id: The order's ID (`JNUOID-...`).
+        """
         order_id = _validate.order_id(order_id)
 
         def decode(status: int, body: bytes) -> Order:
@@ -191,6 +214,9 @@ class TelegentClient:
 
         Every ID is checked before any request; each distinct ID is looked up once; one
         order's failure is its outcome's `error` and does not stop the others.
+
+        Args:
+            order_ids: The orders' IDs (not a single string).
         """
         ids = _checked_ids(order_ids)
         distinct = list(dict.fromkeys(ids))
@@ -217,9 +243,14 @@ class TelegentClient:
     ) -> Order:
         """Poll until the order settles and return it, whatever the outcome.
 
-        `timeout` is a total deadline in seconds (None: wait until settled); past it,
-        `OrderWaitTimeout` carries the last order seen. `on_update` (sync or async) is called
-        once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
+        Transient failures do not end the wait; 400/401/403/404/405 do.
+
+        Args:
+            order_id: The order's ID.
+            timeout: A total deadline in seconds (None: wait until settled); past it,
+                `OrderWaitTimeout` carries the last order seen.
+            policy: The poll cadence (None: `PollPolicy.PROVISION`).
+            on_update: Called (sync or async) with the order once per status change.
         """
         last: Order | None = None
         changes = watch_order(self, order_id, timeout=timeout, policy=policy)
@@ -236,7 +267,13 @@ class TelegentClient:
     def watch_order(
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
     ) -> AsyncGenerator[Order, None]:
-        """Yield the first observation of an order and then each status change, until settled."""
+        """Yield the first observation of an order and then each status change, until settled.
+
+        Args:
+            order_id: The order's ID.
+            timeout: As in `wait_for_order`.
+            policy: As in `wait_for_order`.
+        """
         return watch_order(self, order_id, timeout=timeout, policy=policy)
 
     def wait_for_orders(
@@ -252,6 +289,12 @@ class TelegentClient:
         keeps about 30 to 530 bytes per pending order (README: 31 B before its first answer,
         525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
+
+        Args:
+            order_ids: The orders' IDs (not a single string); each distinct one is polled.
+            timeout: Seconds until every order still pending times out (its outcome's
+                `error` is `OrderWaitTimeout`), or None.
+            policy: The poll cadence (None: `PollPolicy.PROVISION`).
         """
         return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
 
@@ -281,6 +324,17 @@ class TelegentClient:
         same backoff): an update resends the same data, so repeating it is safe. The account
         number and password never appear in logs, `repr` or exception text, even when an error
         answer quotes them back.
+
+        Args:
+            order_id: The port-in's ID.
+            current_account_number: The account number at the losing carrier.
+            current_account_password: The account PIN or password at the losing carrier.
+            current_carrier_name: The losing carrier's name.
+            subscriber_name: The name on the losing carrier's account.
+            port_in_date: The requested port date: a `datetime.date` or `"YYYY-MM-DD"`.
+            current_billing_address: A `BillingAddress` with the lines being corrected.
+            iccid: The SIM's ICCID.
+            target_portin_classification: Telegent's `TargetPortinClassification`.
         """
         body = _portin.update_body(
             order_id,
@@ -307,6 +361,9 @@ class TelegentClient:
         Telegent refuses with 400 because the order is already cancelled (say a retry after
         the first try went through unanswered), a lookup confirms `Cancelled` and that counts
         as success. Any other 400 (a completed order) is raised as `BadRequestError`.
+
+        Args:
+            order_id: The port-in's ID.
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]

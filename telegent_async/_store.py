@@ -76,7 +76,19 @@ _SECRET_KEYS = frozenset(
 
 @attrs.frozen
 class WatchState:
-    """A watch as its store knows it (`OrderWatcher.get`)."""
+    """A watch as its store knows it (`OrderWatcher.get`).
+
+    Attributes:
+        order_id: The order watched.
+        tag: The caller's label, or None.
+        status: The last status seen, or None before the first answer.
+        last_order: The last `Order` seen, or None.
+        attempts: How many polls were answered (or failed) so far.
+        next_poll: When the order is polled next (aware datetime), or None once settled.
+        settled: True once the watch has its outcome.
+        acknowledged: True once that outcome was acknowledged (`settled()`, `ack`).
+        error: The error the watch settled with (`NotFoundError`, `OrderWaitTimeout` ...).
+    """
 
     order_id: str
     tag: str | None
@@ -310,6 +322,11 @@ class MemoryStore:
     instead of one heap entry each until their first poll; the last answer is kept as compact
     JSON, not as an `Order`. Heap entries are checked against the double when popped, so
     moving a poll (wake, claim, answer) just pushes a new entry.
+
+    Args:
+        clock: Wall-clock seconds (deadlines and next polls are on it); injected by tests.
+        keep_outcomes: Keep settled outcomes for `settled()` and `get` (`wait_for_orders`
+            passes False: it hands each outcome over as it settles).
     """
 
     max_idle = math.inf  # nothing changes it behind this process's back
