@@ -21,10 +21,10 @@ from typing import Protocol, TypeVar
 from . import _validate
 from ._budget import RequestBudget
 from ._errors import OrderWaitTimeout, TelegentError
+from ._memory import MemoryStore
 from ._models import Order, OrderOutcome
 from ._schedule import Verdict, decide, is_permanent
 from ._scheduler import Lookups, Scheduler, log_change
-from ._store import MemoryStore
 from ._timing import PollPolicy
 
 if sys.version_info >= (3, 11):
