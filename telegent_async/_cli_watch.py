@@ -48,8 +48,10 @@ from ._cli_output import (
 )
 from ._errors import OrderWaitTimeout
 from ._models import Order, OrderOutcome, converter
+from ._redis import DEFAULT_NAMESPACE, RedisStore
+from ._redis_budget import RedisBudget
 from ._sqlite import SQLiteStore
-from ._store import WatchState
+from ._store import WatchState, WatchStore
 from ._watcher import Deadline, OrderWatcher
 
 __all__ = ["add_watch_commands", "wait_with_state"]
@@ -168,17 +170,37 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
 # -- watch add / list / run ------------------------------------------------------------------
 
 
-def _offline_watcher(path: str) -> OrderWatcher:
-    return OrderWatcher(_Offline(), SQLiteStore(path))
+_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
-def _run_offline(work: Callable[[OrderWatcher], Coroutine[Any, Any, int]], path: str) -> int:
+def _store(args: argparse.Namespace) -> WatchStore:
+    """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
+    if args.store.startswith(_REDIS_SCHEMES):
+        try:
+            return RedisStore(args.store, namespace=args.namespace)
+        except (ValueError, TypeError, ImportError) as exc:
+            raise UsageError(f"--store: {exc}") from None
+    return SQLiteStore(args.store)
+
+
+def _where(args: argparse.Namespace) -> str:
+    """Where the watches are, for messages (never the Redis URL: it may hold a password)."""
+    if args.store.startswith(_REDIS_SCHEMES):
+        return f"Redis namespace {args.namespace!r}"
+    return str(args.store)
+
+
+def _run_offline(
+    work: Callable[[OrderWatcher], Coroutine[Any, Any, int]], args: argparse.Namespace
+) -> int:
     async def run() -> int:
-        watcher = _offline_watcher(path)
+        store = _store(args)
+        watcher = OrderWatcher(_Offline(), store)
         try:
             return await work(watcher)
         finally:
             await watcher.aclose()
+            await store.aclose()
 
     return asyncio.run(run())
 
@@ -209,13 +231,13 @@ def cmd_watch_add(args: argparse.Namespace, console: Console) -> int:
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         console.write(
-            f"{PROG}: {added:,} of {len(ids):,} orders added to {args.store}"
+            f"{PROG}: {added:,} of {len(ids):,} orders added to {_where(args)}"
             + (f" ({len(ids) - added:,} already watched, left as they were)\n" if added < len(ids)
                else "\n")
         )  # fmt: skip
         return EXIT_OK
 
-    return _run_offline(add, args.store)
+    return _run_offline(add, args)
 
 
 def _state_word(state: WatchState) -> str:
@@ -249,6 +271,9 @@ def _state_row(state: WatchState) -> tuple[str, ...]:
 
 
 def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
+    if args.store.startswith(_REDIS_SCHEMES):
+        raise UsageError("watch list reads an SQLite file; on Redis, see each watch's hash")
+
     async def show(watcher: OrderWatcher) -> int:
         store = watcher.store
         assert isinstance(store, SQLiteStore)
@@ -265,7 +290,7 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
         sys.stdout.flush()
         return EXIT_OK
 
-    return _run_offline(show, args.store)
+    return _run_offline(show, args)
 
 
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
@@ -286,12 +311,14 @@ def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
 async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run) -> None:
     """Poll the store's watches and print each settled outcome, acknowledged once printed."""
     policy = _PRESETS[args.preset or "provision"]
+    store = _store(args)
     async with (
         sigterm_interrupts(),
+        contextlib.aclosing(store),
         open_client(options, run) as client,
-        OrderWatcher(client, args.store, policy=policy, lease=LEASE) as watcher,
+        OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
     ):
-        logger.info("watching %s as %s", args.store, watcher.worker_id)
+        logger.info("watching %s as %s", _where(args), watcher.worker_id)
         async for outcome in watcher.settled(auto_ack=False):
             if is_credentials_error(outcome.error):
                 run.credentials_error = outcome.error
@@ -300,8 +327,19 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
             await watcher.ack(outcome.order_id)
 
 
+def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """`--budget URL`: the client takes a `RedisBudget` of `--rate` shared by every worker."""
+    if args.budget is None:
+        return options
+    try:
+        budget = RedisBudget(args.budget, options.pop("requests_per_minute"), args.budget_name)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(f"--budget: {exc}") from None
+    return {**options, "budget": budget}
+
+
 def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
-    options = client_options(args)
+    options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
     with contextlib.suppress(KeyboardInterrupt):
@@ -310,7 +348,7 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
         error = run.credentials_error
         console.write(f"{PROG}: error: credentials refused by the API ({error})\n")
         return EXIT_USAGE
-    console.write(f"{PROG}: stopped watching {args.store}\n")
+    console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK
 
 
@@ -327,7 +365,7 @@ def add_watch_commands(
     formatter = argparse.RawDescriptionHelpFormatter
     watch = commands.add_parser(
         "watch",
-        help="durable watches in an SQLite file: add, list, run",
+        help="durable watches in an SQLite file or Redis: add, list, run",
         description=(
             "Durable watches kept in an SQLite file: add order IDs to it, list their state,\n"
             "and run a watcher that prints each settled outcome until stopped (Ctrl-C or\n"
@@ -337,7 +375,17 @@ def add_watch_commands(
     )
     actions = watch.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
     store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--store", required=True, metavar="FILE", help="the SQLite file")
+    store.add_argument(
+        "--store",
+        required=True,
+        metavar="FILE|URL",
+        help="the SQLite file, or a Redis URL (redis://host:6379/0) for workers on many hosts",
+    )
+    store.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help=f"with a Redis store: the namespace of its keys (default {DEFAULT_NAMESPACE})",
+    )
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument(
         "-v", "--verbose", action="count", default=0, help="-v: INFO logs, -vv: DEBUG (stderr)"
@@ -374,12 +422,23 @@ def add_watch_commands(
         parents=[parents["common"], parents["api"], store, preset],
         help="poll the file's watches, print each settled outcome until stopped",
         description=(
-            "Poll every watch of the file (several `watch run` on one file share the work),\n"
-            "print each settled outcome as it comes (--json: one object per line, as `wait`\n"
-            "writes them, plus its tag) and acknowledge it once printed. Ctrl-C or SIGTERM\n"
-            "stops it cleanly (exit status 0): polls under way are given back to the file."
+            "Poll every watch of the store (several `watch run` on one store share the work:\n"
+            "on a Redis store, on any number of hosts; give them one --budget to share the\n"
+            "account's rate), print each settled outcome as it comes (--json: one object per\n"
+            "line, as `wait` writes them, plus its tag) and acknowledge it once printed.\n"
+            "Ctrl-C or SIGTERM stops it cleanly (exit status 0): it stops claiming, and\n"
+            "polls under way are given back to the store, so nothing stays leased."
         ),
         epilog=epilog,
         formatter_class=formatter,
+    )
+    run.add_argument(
+        "--budget",
+        metavar="URL",
+        help="share the account budget (--rate) with every worker naming this Redis URL "
+        "and --budget-name (default: this process's own budget)",
+    )
+    run.add_argument(
+        "--budget-name", default="telegent", help="the shared budget's name (default telegent)"
     )
     run.set_defaults(handler=cmd_watch_run)

@@ -55,11 +55,19 @@ from multidict import CIMultiDict
 from . import _portin
 from ._carrier import decode_carrier_messages
 from ._models import OrderStatus, parse_status
+from ._redis_server import RedisServer
 
 if TYPE_CHECKING:
     from ._client import TelegentClient
 
-__all__ = ["FAULT_KINDS", "FakeTelegent", "RecordedBody", "RecordedRequest", "Step"]
+__all__ = [
+    "FAULT_KINDS",
+    "FakeTelegent",
+    "RecordedBody",
+    "RecordedRequest",
+    "RedisServer",
+    "Step",
+]
 
 API_PREFIX: Final = "/v1.0"
 ORDER_PATH: Final = "/v1.0/numbers/order"
