@@ -21,7 +21,7 @@ import attrs
 
 from ._budget import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
 from ._config import DEFAULT_REQUESTS_PER_MINUTE
-from ._redis import connect, hash_tag
+from ._redis_scripts import connect, hash_tag
 from ._validate import positive_number
 
 __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
