@@ -11,17 +11,16 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
-from datetime import date, datetime, timezone
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from datetime import date
 from typing import Any, TypeVar
 
 import aiohttp
-import attrs
 from yarl import URL
 
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import Budget, LocalBudget
+from ._budget import Budget
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONNECTIONS,
@@ -34,36 +33,26 @@ from ._config import (
 )
 from ._errors import (
     BadRequestError,
-    ClientClosedError,
-    ResponseDecodeError,
     TelegentError,
-    TransportError,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._retry import (
-    Answer,
-    Raise,
-    Reauthenticate,
-    Retry,
-    RetryRules,
-    Return,
-    Verdict,
-    decide_attempt,
-)
 from ._timing import PollPolicy
+from ._transport import (
+    MAX_RESPONSE_BYTES,
+    _budget_of,
+    _connections_allowed,
+    _status_and_body,
+    _Transport,
+)
 from ._watchdog import AttemptWatchdog
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
 
 logger = logging.getLogger("telegent_async")
 
-#: A body larger than this is refused unread: an order is a few hundred bytes.
-MAX_RESPONSE_BYTES = 1 << 20
 ORDER_PATH = "/numbers/order"
-# The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
-_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
 
 _T = TypeVar("_T")
@@ -71,7 +60,7 @@ _T = TypeVar("_T")
 OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
-class TelegentClient:
+class TelegentClient(_Transport):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,
@@ -185,16 +174,6 @@ class TelegentClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ClientClosedError()
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                headers={"User-Agent": "telegent-async", "Accept": "application/json"},
-            )
-        return self._session
 
     async def aclose(self) -> None:
         """Stop token requests under way and close the session (unless it was given to us)."""
@@ -404,208 +383,8 @@ class TelegentClient:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
-        # Token requests take the budget's first free slot: the queued calls wait for the token.
-        dates: list[str | None] = []
-        status, answer = await self._send(
-            "POST",
-            url,
-            _status_and_body,
-            json_body=body,
-            priority=True,
-            on_headers=lambda headers: dates.append(headers.get("Date")),
-        )
-        return status, answer, dates[-1] if dates else None
-
-    async def _send(
-        self,
-        method: str,
-        url: Any,
-        decode: Callable[[int, bytes], _T],
-        *,
-        params: dict[str, str] | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        scope: str | None = None,
-        priority: bool = False,
-        secrets: tuple[str, ...] = (),
-        on_headers: Callable[[Mapping[str, str]], None] | None = None,
-    ) -> _T:
-        """One logical request: auth, budget, attempts, decoding and retries.
-
-        Returns what `decode` makes of a 2xx answer. A `ResponseDecodeError` from `decode` (a
-        garbled answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so `decode` may
-        raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
-        (an error body inside a 2xx) is handled as an answer with that status. `secrets`
-        (values the request carries) are masked in every answer before it is read. `on_headers`
-        sees the headers of each 2xx answer (the token's `Date`).
-        """
-        session = self._open()
-        loop = asyncio.get_running_loop()
-        auth, budget, rules = self._auth, self._budget, self._retry_rules()
-        attempt = 0
-        reauthenticated = not auth.renews_on_401  # a static token gets no second chance
-        headers: dict[str, str] | None = None
-
-        def judge(result: Answer | TelegentError) -> Verdict[_T]:
-            return decide_attempt(
-                result,
-                decode,
-                attempt=attempt,
-                rules=rules,
-                can_reauthenticate=bool(scope and headers and not reauthenticated),
-                now=datetime.now(timezone.utc),
-            )
-
-        while True:
-            headers = None
-            if scope is not None:
-                headers = auth.headers_now(scope) or await auth.headers(scope)
-            try:
-                # A connection of ours first, then the budget's start: a request starts when
-                # the budget says, never later waiting for a connection, so the server counts
-                # it in the window the budget counted it in. Token requests (rare) take no
-                # connection of ours: callers holding one may be waiting for that very token.
-                async with contextlib.nullcontext() if priority else self._slots:
-                    if not budget.open_now(loop.time()):
-                        await budget.acquire(priority=priority)
-                        if scope is not None:  # the wait may have outlived the token
-                            headers = await auth.headers(scope)
-                    if self._closed:  # while this call waited
-                        raise ClientClosedError()
-                    started = loop.time()
-                    with self._watchdog.watch(self.timeout):
-                        async with session.request(
-                            method,
-                            url,
-                            params=params,
-                            json=json_body,
-                            headers=headers,
-                            allow_redirects=False,
-                            raise_for_status=False,  # a caller's session may set it: we classify
-                            timeout=_NO_AIOHTTP_TIMEOUT,
-                        ) as response:
-                            if _plain_and_small(response):
-                                body = await response.read()
-                            else:
-                                body = await _read_capped(response)
-                            answer = Answer(response.status, response.headers, body)
-                    if secrets:
-                        answer = attrs.evolve(answer, body=_portin.redact(answer.body, secrets))
-                    if on_headers is not None and 200 <= answer.status < 300:
-                        on_headers(answer.headers)
-                    verdict = judge(answer)
-                    # Paused before the connection is free for the next request.
-                    if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
-                        logger.info(
-                            "429 rate limited: pausing the client for %.2f s", verdict.pause
-                        )
-                        await budget.pause(verdict.pause, started=started)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                verdict = judge(_transport_error(method, exc, self.timeout))
-            if isinstance(verdict, Return):
-                return verdict.value
-            if isinstance(verdict, Reauthenticate):
-                assert scope is not None and headers is not None  # or it could not re-authenticate
-                logger.debug("401 on %s: fetching a new token once", method)
-                auth.discard(scope, headers)
-                reauthenticated = True
-                continue
-            if isinstance(verdict, Raise):
-                raise verdict.error
-            attempt += 1
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, rules.max_retries, method, _describe(url, params), verdict.delay,
-                    verdict.failure,
-                )  # fmt: skip
-            await asyncio.sleep(verdict.delay)
-
-    def _retry_rules(self) -> RetryRules:
-        """The retry rules of a call (the client's own)."""
-        return RetryRules(self.max_retries, self.retry_policy, self.max_retry_after)
-
-
-def _budget_of(budget: object, requests_per_minute: float | None) -> Budget:
-    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
-    if budget is None:
-        return LocalBudget(requests_per_minute)
-    if not callable(getattr(budget, "acquire", None)) or not callable(
-        getattr(budget, "pause", None)
-    ):
-        raise TypeError(
-            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
-        )
-    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
-        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
-    return budget  # type: ignore[return-value]
-
-
-def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
-    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
-    connector = session.connector if session is not None else None
-    if connector is None:
-        return wanted
-    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
-
-
-def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
-    """The `decode` of a request whose caller reads the answer itself (a token request)."""
-    return status, body
-
-
-def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
-    """True when the body can be read whole: its exact size is known and within the cap.
-
-    A compressed body's Content-Length counts compressed bytes, so it goes through
-    `_read_capped`, which counts the inflated ones.
-    """
-    length = response.content_length
-    return (
-        length is not None
-        and length <= MAX_RESPONSE_BYTES
-        and "Content-Encoding" not in response.headers
-    )
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The body, refused once it grows past MAX_RESPONSE_BYTES, without reading the rest."""
-    size = response.content_length or 0
-    chunks: list[bytes] = []
-    if size <= MAX_RESPONSE_BYTES:
-        size = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                break
-            chunks.append(chunk)
-    if size > MAX_RESPONSE_BYTES:
-        raise ResponseDecodeError(
-            f"response larger than {MAX_RESPONSE_BYTES} bytes refused",
-            status_code=response.status,
-            body="",
-        )
-    return b"".join(chunks)
-
 
 def _checked_ids(order_ids: Iterable[str]) -> list[str]:
     if isinstance(order_ids, (str, bytes)):
         raise TypeError("order_ids must be an iterable of IDs, not a single string")
     return [_validate.order_id(order_id) for order_id in order_ids]
-
-
-def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
-    if isinstance(exc, asyncio.TimeoutError):
-        error = TransportError(f"{method} attempt timed out after {timeout:g} s")
-    else:
-        error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
-    # aiohttp's response errors hold the request's headers (the bearer token among them) in
-    # `request_info`: chaining one would put the token in every traceback of this error.
-    if not isinstance(exc, aiohttp.ClientResponseError):
-        error.__cause__ = exc
-    return error
-
-
-def _describe(url: Any, params: dict[str, str] | None) -> str:
-    path = str(getattr(url, "path", url))
-    return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path

@@ -1,9 +1,9 @@
 """What one HTTP attempt's result means for its request: return, re-authenticate, retry or raise.
 
-The transport (`TelegentClient._send`) only does I/O: it sends an attempt, hands what came
-back to `decide_attempt`, and carries out the verdict. Every rule lives here, pure, so it is
-tested without a socket (as gidgethub's `decipher_response`): `now` and the jitter are passed
-in, never read.
+The transport (`_transport._Transport._send`) only does I/O: it sends an attempt, hands
+what came back to `decide_attempt`, and carries out the verdict. Every rule lives here, pure,
+so it is tested without a socket (as gidgethub's `decipher_response`): `now` and the jitter
+are passed in, never read.
 """
 
 from __future__ import annotations
