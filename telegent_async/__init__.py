@@ -35,6 +35,7 @@ from ._errors import (
     ServiceUnavailableError,
     TelegentError,
     TransportError,
+    TransportTimeoutError,
 )
 from ._memory import MemoryStore
 from ._models import Order, OrderOutcome, OrderStatus
@@ -43,6 +44,7 @@ from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._redis import RedisStore
 from ._redis_budget import RedisBudget
 from ._sqlite import SQLiteStore
+from ._stats import ClientStats
 from ._store import WatchState
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
@@ -57,6 +59,7 @@ __all__ = [
     "CarrierCategory",
     "CarrierError",
     "ClientClosedError",
+    "ClientStats",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
@@ -85,6 +88,7 @@ __all__ = [
     "TelegentClient",
     "TelegentError",
     "TransportError",
+    "TransportTimeoutError",
     "WatchState",
     "decode_carrier_message",
     "decode_carrier_messages",

@@ -170,6 +170,13 @@ class Budget(Protocol):
     async def aclose(self) -> None: ...
 
 
+def rate_and_pause(budget: Budget, now: float) -> tuple[float | None, float]:
+    """For monitoring (`client.stats`): the budget's pace now in requests per minute (None:
+    unlimited) and the seconds left of a 429 pause at loop time `now` (0.0: none)."""
+    rate = budget.rate
+    return (None if math.isinf(rate) else rate * 60.0), max(0.0, budget.paused_until - now)
+
+
 def check_window(window: object) -> float:
     return positive_number("window", window)
 

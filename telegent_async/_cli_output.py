@@ -435,21 +435,20 @@ class Progress:
             ]
         else:
             parts = [f"{head} looking up {tally.total:,} orders"]
-        counter = run.counter
+        stats = self.client.stats
         parts += [
             f"{run.elapsed:.1f} s",
-            f"{counter.sent:,} requests",
-            f"{counter.rate(now, run.started):.0f} req/s",
+            f"{stats.requests:,} requests",
+            f"{run.counter.rate(now, run.started):.0f} req/s",
         ]
-        transient = sum(counter.transient.values())
-        if transient:
-            parts.append(style(f"{transient} retried", "33"))
-        budget = self.client.budget
-        loop_now = asyncio.get_running_loop().time()
-        if budget.paused_until > loop_now:
-            parts.append(style(f"paused {budget.paused_until - loop_now:.1f} s by 429", "33;1"))
-        elif budget.requests_per_minute and budget.rate < budget.requests_per_minute / 60 * 0.99:
-            parts.append(f"pace {budget.rate:.0f}/s after 429")
+        retried = sum(stats.retries.values())
+        if retried:
+            parts.append(style(f"{retried} retried", "33"))
+        configured = self.client.budget.requests_per_minute
+        if stats.budget_paused_for > 0:
+            parts.append(style(f"paused {stats.budget_paused_for:.1f} s by 429", "33;1"))
+        elif configured and stats.budget_rate and stats.budget_rate < configured * 0.99:
+            parts.append(f"pace {stats.budget_rate / 60:.0f}/s after 429")
         return _fit(parts, dot, _columns(console.stream) - 1)
 
 

@@ -11,7 +11,13 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Iterable,
+)
 from datetime import date
 from typing import Any, TypeVar
 
@@ -20,7 +26,7 @@ from yarl import URL
 
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import Budget
+from ._budget import Budget, rate_and_pause
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONNECTIONS,
@@ -38,12 +44,15 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._stats import ClientStats, Counters
+from ._telemetry import telemetry
 from ._timing import PollPolicy
 from ._transport import (
     MAX_RESPONSE_BYTES,
     _budget_of,
     _connections_allowed,
     _status_and_body,
+    _trace_configs,
     _Transport,
 )
 from ._watchdog import AttemptWatchdog
@@ -94,6 +103,8 @@ class TelegentClient(_Transport):
         allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
         retry_policy: The cadence between retries.
         max_retry_after: The longest Retry-After honoured, in seconds.
+        trace_configs: aiohttp trace configs for the session the client creates (HTTP spans
+            from aiohttp's OpenTelemetry instrumentation); not with `session`.
         budget: A `LocalBudget` or a `RedisBudget` (shared by every worker of the account)
             instead of the one `requests_per_minute` builds; not with `requests_per_minute`.
 
@@ -116,6 +127,7 @@ class TelegentClient(_Transport):
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
         budget: Budget | None = None,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
@@ -126,6 +138,7 @@ class TelegentClient(_Transport):
             raise TypeError("retry_policy must be a PollPolicy")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
+        self._trace_configs = _trace_configs(trace_configs, session)
         self.retry_policy = retry_policy
         self.max_connections = _connections_allowed(session, self.max_connections)
         settings = credentials_from(token, account_key, account_secret, base_url)
@@ -136,6 +149,10 @@ class TelegentClient(_Transport):
         self._budget = _budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
+        self._counters = Counters()
+        self._telemetry = telemetry()
+        if self._telemetry is not None:
+            self._telemetry.register(self, self._counters)
         self._own_session = session is None
         self._session = session
         self._closed = False
@@ -163,8 +180,16 @@ class TelegentClient(_Transport):
 
     @property
     def budget(self) -> Budget:
-        """The account budget (read its `rate` and `paused_until` for monitoring)."""
+        """The account budget (`stats` shows its current rate and pause)."""
         return self._budget
+
+    @property
+    def stats(self) -> ClientStats:
+        """Live counters (requests, answers by status class, retries by reason, tokens, 429
+        pauses) and the budget's current rate and pause, as a snapshot: read it for a health
+        endpoint or a progress line, inside the event loop. Costs nothing until read."""
+        now = asyncio.get_running_loop().time()
+        return self._counters.snapshot(*rate_and_pause(self._budget, now))
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -190,20 +215,54 @@ class TelegentClient(_Transport):
 
     # -- lookups ---------------------------------------------------------------------------
 
-    async def get_order(self, order_id: str) -> Order:
+    async def get_order(
+        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> Order:
         """Look an order up once. Raises a `TelegentError` subclass if that fails.
 
         Args:
             order_id: The order's ID (`JNUOID-...`).
+            timeout: Seconds for the whole call (token, budget and backoff waits and every
+                retry included), for a caller with a deadline of its own such as a web
+                request; past it, `TransportTimeoutError`, or the last failure when the next
+                retry could not start in time. None: no bound but the client's.
+            max_retries: Replaces the client's `max_retries` for this call (None: the
+                client's).
         """
         order_id = _validate.order_id(order_id)
+        deadline, retries = self._call_bounds(timeout, max_retries)
+        traces = self._telemetry
+        if traces is not None and traces.tracing():
+            return await traces.traced_lookup(order_id, self._lookup(order_id, deadline, retries))
+        return await self._lookup(order_id, deadline, retries)
 
+    def _lookup(
+        self, order_id: str, deadline: float | None, retries: int | None
+    ) -> Coroutine[Any, Any, Order]:
+        # A plain function handing back `_send`'s coroutine: no extra frame per lookup.
         def decode(status: int, body: bytes) -> Order:
             return decode_order(status, body, order_id)
 
-        return await self._send(
-            "GET", self._order_url, decode, params={"OrderId": order_id}, scope=self._order_scope
+        return self._send(
+            "GET",
+            self._order_url,
+            decode,
+            params={"OrderId": order_id},
+            scope=self._order_scope,
+            deadline=deadline,
+            max_retries=retries,
         )
+
+    def _call_bounds(
+        self, timeout: float | None, max_retries: int | None
+    ) -> tuple[float | None, int | None]:
+        """A call's `timeout=` as a loop-time deadline, and its `max_retries=`, both checked."""
+        if max_retries is not None:
+            max_retries = _validate.int_at_least("max_retries", max_retries, 0)
+        if timeout is None:
+            return None, max_retries
+        timeout = _validate.positive_number("timeout", timeout)
+        return asyncio.get_running_loop().time() + timeout, max_retries
 
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
@@ -249,7 +308,7 @@ class TelegentClient(_Transport):
             on_update: Called (sync or async) with the order once per status change.
         """
         last: Order | None = None
-        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = self.watch_order(order_id, timeout=timeout, policy=policy)
         async with contextlib.aclosing(changes):
             async for order in changes:
                 last = order
@@ -270,7 +329,8 @@ class TelegentClient(_Transport):
             timeout: As in `wait_for_order`.
             policy: As in `wait_for_order`.
         """
-        return watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        return changes if self._telemetry is None else self._telemetry.observed_wait(changes)
 
     def wait_for_orders(
         self,
@@ -292,7 +352,9 @@ class TelegentClient(_Transport):
                 `error` is `OrderWaitTimeout`), or None.
             policy: The poll cadence (None: `PollPolicy.PROVISION`).
         """
-        return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
+        return OrderStream(
+            self, _checked_ids(order_ids), timeout=timeout, policy=policy, telemetry=self._telemetry
+        )
 
     # -- the port-in lifecycle -------------------------------------------------------------
 
@@ -308,6 +370,8 @@ class TelegentClient(_Transport):
         current_billing_address: BillingAddress | None = None,
         iccid: str | None = None,
         target_portin_classification: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> PortInUpdate:
         """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
 
@@ -331,7 +395,10 @@ class TelegentClient(_Transport):
             current_billing_address: A `BillingAddress` with the lines being corrected.
             iccid: The SIM's ICCID.
             target_portin_classification: Telegent's `TargetPortinClassification`.
+            timeout: Bounds this call as in `get_order`.
+            max_retries: As in `get_order`.
         """
+        deadline, retries = self._call_bounds(timeout, max_retries)
         body = _portin.update_body(
             order_id,
             {
@@ -347,10 +414,12 @@ class TelegentClient(_Transport):
         )
         fields = [name for name in body if name != "OrderId"]
         logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
-        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body)
+        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body, deadline, retries)
         return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
 
-    async def cancel_port_in(self, order_id: str) -> PortInCancel:
+    async def cancel_port_in(
+        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
+    ) -> PortInCancel:
         """Cancel a port-in (`POST /numbers/portin/cancel`). Final: it cannot be reopened.
 
         Retried like a lookup: a cancel is final, so repeating it is safe. Idempotent: when
@@ -360,25 +429,36 @@ class TelegentClient(_Transport):
 
         Args:
             order_id: The port-in's ID.
+            timeout: Bounds this call (that lookup included) as in `get_order`.
+            max_retries: As in `get_order`.
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]
+        deadline, retries = self._call_bounds(timeout, max_retries)
         try:
-            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body)
+            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body, deadline, retries)
         except BadRequestError as refused:
-            order = await self.get_order(order_id)
+            order = await self._lookup(order_id, deadline, retries)
             if order.status is not OrderStatus.CANCELLED:
                 raise
             logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
             return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
         return _portin.decode_answer(PortInCancel, status, answer, order_id)
 
-    async def _post_port_in(self, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async def _post_port_in(
+        self, path: str, body: dict[str, Any], deadline: float | None, retries: int | None
+    ) -> tuple[int, bytes]:
         """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
         url = self._endpoint(path)
-        secrets = _portin.secrets_of(body)
         return await self._send(
-            "POST", url, _status_and_body, json_body=body, scope=str(url), secrets=secrets
+            "POST",
+            url,
+            _status_and_body,
+            json_body=body,
+            scope=str(url),
+            secrets=_portin.secrets_of(body),
+            deadline=deadline,
+            max_retries=retries,
         )
 
     # -- transport -------------------------------------------------------------------------

@@ -14,6 +14,7 @@
     │       ├── ServiceUnavailableError  503
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
+    │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
     ├── OrderWaitTimeout               a wait's deadline passed (`order_id`, `last_order`)
     └── OrderFailed                    `Order.raise_for_status()` on an unsuccessful order
@@ -32,7 +33,7 @@ token)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from ._carrier import CarrierError
@@ -57,6 +58,7 @@ __all__ = [
     "ServiceUnavailableError",
     "TelegentError",
     "TransportError",
+    "TransportTimeoutError",
     "body_excerpt",
 ]
 
@@ -70,7 +72,17 @@ def body_excerpt(body: bytes) -> str:
 
 
 class TelegentError(Exception):
-    """Base class of every error raised by telegent_async."""
+    """Base class of every error raised by telegent_async.
+
+    `http_status`: the status a web backend would usually answer its own caller with when this
+    error ends a request (README, "In a web backend"). Never 401/403: those would tell the
+    backend's caller that *its* credentials are wrong, when Telegent refused the backend's
+    own. 502: Telegent answered something the backend cannot use; 503: Telegent is out of
+    reach or asks us to slow down (retry later); 504: no answer in time. An API status's
+    is `_status.STATUS_RULES`'s; `_status.HTTP_STATUS` lists them all.
+    """
+
+    http_status: ClassVar[int] = 502
 
 
 class APIStatusError(TelegentError):
@@ -83,6 +95,8 @@ class APIStatusError(TelegentError):
         body: The decoded JSON error object when there was one, else the first
             `BODY_EXCERPT_CHARS` (500) characters of the body as text.
     """
+
+    http_status: ClassVar[int] = 502  # a status the SDK has no class for (3xx, 409, 418 ...)
 
     def __init__(self, status_code: int, message: str, body: object = None) -> None:
         super().__init__(f"HTTP {status_code}: {message}")
@@ -151,6 +165,15 @@ class GatewayTimeoutError(ServerError):
 class TransportError(TelegentError):
     """The connection failed or an attempt timed out, on every try."""
 
+    http_status: ClassVar[int] = 503  # Telegent out of reach
+
+
+class TransportTimeoutError(TransportError):
+    """No answer in time: the last attempt outlived the client's `timeout`, or the call's own
+    `timeout=` passed (while waiting for a token, the request budget or an answer)."""
+
+    http_status: ClassVar[int] = 504  # no answer in time
+
 
 class ResponseDecodeError(TelegentError):
     """The server answered something that is not an order (or not a token answer), or an
@@ -161,6 +184,8 @@ class ResponseDecodeError(TelegentError):
         status_code: The HTTP status of the answer.
         body: The body as text; only its first `BODY_EXCERPT_CHARS` are kept.
     """
+
+    http_status: ClassVar[int] = 502  # an answer that is not an order (a proxy's page ...)
 
     def __init__(self, message: str, *, status_code: int, body: str) -> None:
         super().__init__(f"{message} (HTTP {status_code}; body starts {body[:80]!r})")
@@ -191,6 +216,8 @@ class OrderWaitTimeout(TelegentError):
         polled: False when the request budget never reached the order before its deadline.
     """
 
+    http_status: ClassVar[int] = 504  # the wait's deadline passed
+
     def __init__(
         self,
         order_id: str,
@@ -219,6 +246,8 @@ class OrderFailed(TelegentError):
     Args:
         order: The settled order; its `carrier_error` is also `self.carrier_error`.
     """
+
+    http_status: ClassVar[int] = 409  # settled other than successfully: a conflict, not a fault
 
     def __init__(self, order: Order) -> None:
         self.order = order

@@ -14,9 +14,10 @@ import contextlib
 import logging
 import math
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Sequence
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import _validate
 from ._budget import Budget
@@ -26,6 +27,9 @@ from ._models import Order, OrderOutcome
 from ._schedule import Verdict, decide, is_permanent
 from ._scheduler import Lookups, Scheduler, log_change
 from ._timing import PollPolicy
+
+if TYPE_CHECKING:
+    from ._telemetry import Telemetry
 
 if sys.version_info >= (3, 11):
     from asyncio import timeout_at
@@ -139,15 +143,19 @@ class _Outcomes:
     alive a stream that its caller dropped: dropping it must cancel the polls, not drain them.
     """
 
-    __slots__ = ("pending", "ready")
+    __slots__ = ("pending", "ready", "started", "telemetry")
 
-    def __init__(self, pending: int) -> None:
+    def __init__(self, pending: int, telemetry: Telemetry | None) -> None:
         self.pending = pending
         self.ready: deque[OrderOutcome] = deque()
+        self.telemetry = telemetry
+        self.started = 0.0  # time.monotonic() when the polls began
 
     def settled(self, outcome: OrderOutcome) -> None:
         self.pending -= 1
         self.ready.append(outcome)
+        if self.telemetry is not None:
+            self.telemetry.ended(outcome.order, time.monotonic() - self.started)
 
 
 class OrderStream:
@@ -164,6 +172,7 @@ class OrderStream:
         order_ids: The orders (duplicates are polled once).
         timeout: Seconds until every order still pending times out, or None.
         policy: The poll cadence (None: `PollPolicy.PROVISION`).
+        telemetry: The client's OpenTelemetry instruments, or None.
     """
 
     def __init__(
@@ -173,11 +182,12 @@ class OrderStream:
         *,
         timeout: float | None,
         policy: PollPolicy | None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._timeout, self._policy = _checked(timeout, policy)
         self._client = client
         self._ids: list[str] | None = list(dict.fromkeys(order_ids))  # until handed to the store
-        self._outcomes = _Outcomes(len(self._ids))
+        self._outcomes = _Outcomes(len(self._ids), telemetry)
         self._scheduler: Scheduler | None = None
         self._final_answer_by: float | None = None  # polls made at the deadline end by then
 
@@ -240,8 +250,11 @@ class OrderStream:
                 self._stop_now()
 
     def _stop_now(self) -> None:
-        self._outcomes.ready.clear()
-        self._outcomes.pending = 0
+        outcomes = self._outcomes
+        if outcomes.telemetry is not None and self._scheduler is not None:
+            outcomes.telemetry.pending(-max(0, outcomes.pending))  # left before they settled
+        outcomes.ready.clear()
+        outcomes.pending = 0
         if self._scheduler is not None:
             self._scheduler.cancel_now()
 
@@ -250,6 +263,9 @@ class OrderStream:
         store = MemoryStore(clock=loop.time, keep_outcomes=False)
         ids, self._ids = self._ids or [], None
         store.extend(ids)
+        if self._outcomes.telemetry is not None:
+            self._outcomes.telemetry.pending(len(ids))
+            self._outcomes.started = time.monotonic()
         deadline = None
         if self._timeout is not None:
             deadline = loop.time() + self._timeout

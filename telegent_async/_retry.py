@@ -112,6 +112,7 @@ def decide_attempt(
     rules: RetryRules,
     can_reauthenticate: bool,
     now: datetime,
+    time_left: float | None = None,
     jitter: Callable[[float], float] = backoff.full_jitter,
 ) -> Verdict[_T]:
     """The verdict on attempt number `attempt` (from 0) of a request.
@@ -122,6 +123,8 @@ def decide_attempt(
     for a request that is safe to repeat, and an `APIStatusError` from it (an error body inside
     a 2xx) counts as an answer with that status. `can_reauthenticate`: a 401 may be answered by
     fetching a new token (the client has credentials and has not done so for this request).
+    `time_left`: seconds before the call's own deadline (None: none); a retry that could not
+    even start before it is not made, and the failure is raised instead.
     """
     pause = None
     if isinstance(result, TelegentError):
@@ -150,7 +153,10 @@ def decide_attempt(
                 return Raise(failure)
     if attempt >= rules.max_retries:
         return Raise(failure, pause)
-    return Retry(failure, rules.delay(attempt, retry_after, jitter), pause)
+    delay = rules.delay(attempt, retry_after, jitter)
+    if time_left is not None and delay >= time_left:
+        return Raise(failure, pause)  # the retry could not even start in time
+    return Retry(failure, delay, pause)
 
 
 def status_error(status: int, body: bytes, retry_after: float | None) -> APIStatusError:

@@ -302,11 +302,11 @@ class SQLiteStore:
             # A claimed watch keeps its lease (no second poll while one is under way) and is
             # polled again as soon as its answer is recorded.
             return db.executemany(
-                "UPDATE watches SET woken = (leased_by IS NOT NULL AND next_poll > ?1),"
-                " next_poll = CASE WHEN leased_by IS NOT NULL AND next_poll > ?1"
-                " THEN next_poll ELSE min(next_poll, ?1) END"
-                " WHERE order_id = ?2 AND next_poll IS NOT NULL",
-                [(now, order_id) for order_id in order_ids],
+                "UPDATE watches SET woken = (leased_by IS NOT NULL AND next_poll > :now),"
+                " next_poll = CASE WHEN leased_by IS NOT NULL AND next_poll > :now"
+                " THEN next_poll ELSE min(next_poll, :now) END"
+                " WHERE order_id = :order_id AND next_poll IS NOT NULL",
+                [{"now": now, "order_id": order_id} for order_id in order_ids],
             ).rowcount
 
         woken = await self._run(wake)

@@ -11,7 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -29,6 +35,7 @@ from ._errors import (
     ResponseDecodeError,
     TelegentError,
     TransportError,
+    TransportTimeoutError,
 )
 from ._retry import (
     Answer,
@@ -40,6 +47,8 @@ from ._retry import (
     Verdict,
     decide_attempt,
 )
+from ._stats import Counters, retry_reason
+from ._telemetry import Telemetry
 from ._timing import PollPolicy
 from ._watchdog import AttemptWatchdog
 
@@ -51,6 +60,7 @@ logger = logging.getLogger("telegent_async")
 MAX_RESPONSE_BYTES = 1 << 20
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
+CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
 
@@ -67,6 +77,9 @@ class _Transport:
     _budget: Budget
     _slots: asyncio.Semaphore
     _watchdog: AttemptWatchdog
+    _counters: Counters
+    _telemetry: Telemetry | None
+    _trace_configs: list[aiohttp.TraceConfig] | None
     _own_session: bool
     _session: aiohttp.ClientSession | None
     _closed: bool
@@ -78,11 +91,13 @@ class _Transport:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
                 headers={"User-Agent": "telegent-async", "Accept": "application/json"},
+                trace_configs=self._trace_configs,
             )
         return self._session
 
     async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
         # Token requests take the budget's first free slot: the queued calls wait for the token.
+        self._counters.token_requests += 1
         dates: list[str | None] = []
         status, answer = await self._send(
             "POST",
@@ -106,6 +121,8 @@ class _Transport:
         priority: bool = False,
         secrets: tuple[str, ...] = (),
         on_headers: Callable[[Mapping[str, str]], None] | None = None,
+        deadline: float | None = None,
+        max_retries: int | None = None,
     ) -> _T:
         """One logical request: auth, budget, attempts, decoding and retries.
 
@@ -114,13 +131,16 @@ class _Transport:
         raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
         (an error body inside a 2xx) is handled as an answer with that status. `secrets`
         (values the request carries) are masked in every answer before it is read. `on_headers`
-        sees the headers of each 2xx answer (the token's `Date`).
+        sees the headers of each 2xx answer (the token's `Date`). `deadline` (loop time) bounds
+        every wait of the call: token, budget, attempts, backoff.
         """
         session = self._open()
         loop = asyncio.get_running_loop()
-        auth, budget, rules = self._auth, self._budget, self._retry_rules()
+        auth, budget, counters = self._auth, self._budget, self._counters
+        rules = self._retry_rules(max_retries)
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
+        previous: TelegentError | None = None  # the last attempt's failure, if any
         headers: dict[str, str] | None = None
 
         def judge(result: Answer | TelegentError) -> Verdict[_T]:
@@ -131,26 +151,37 @@ class _Transport:
                 rules=rules,
                 can_reauthenticate=bool(scope and headers and not reauthenticated),
                 now=datetime.now(timezone.utc),
+                time_left=None if deadline is None else deadline - loop.time(),
             )
 
         while True:
             headers = None
             if scope is not None:
-                headers = auth.headers_now(scope) or await auth.headers(scope)
+                headers = auth.headers_now(scope) or await _by(
+                    deadline, auth.headers(scope), previous
+                )
+            attempt_timeout = self.timeout
             try:
                 # A connection of ours first, then the budget's start: a request starts when
                 # the budget says, never later waiting for a connection, so the server counts
                 # it in the window the budget counted it in. Token requests (rare) take no
                 # connection of ours: callers holding one may be waiting for that very token.
-                async with contextlib.nullcontext() if priority else self._slots:
+                async with (
+                    contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
+                ):
                     if not budget.open_now(loop.time()):
-                        await budget.acquire(priority=priority)
+                        await _by(deadline, budget.acquire(priority=priority), previous)
                         if scope is not None:  # the wait may have outlived the token
-                            headers = await auth.headers(scope)
+                            headers = await _by(deadline, auth.headers(scope), previous)
                     if self._closed:  # while this call waited
                         raise ClientClosedError()
+                    if deadline is not None:  # what is left of the call, the waits taken
+                        attempt_timeout = min(attempt_timeout, deadline - loop.time())
+                        if attempt_timeout <= 0:
+                            raise TransportTimeoutError(CALL_TIMED_OUT) from previous
+                    counters.requests += 1
                     started = loop.time()
-                    with self._watchdog.watch(self.timeout):
+                    with self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
                             url,
@@ -166,6 +197,7 @@ class _Transport:
                             else:
                                 body = await _read_capped(response)
                             answer = Answer(response.status, response.headers, body)
+                    counters.by_class[answer.status // 100] += 1
                     if secrets:
                         answer = attrs.evolve(answer, body=_portin.redact(answer.body, secrets))
                     if on_headers is not None and 200 <= answer.status < 300:
@@ -177,8 +209,11 @@ class _Transport:
                             "429 rate limited: pausing the client for %.2f s", verdict.pause
                         )
                         await budget.pause(verdict.pause, started=started)
+                        counters.rate_limit_pauses += 1
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                verdict = judge(_transport_error(method, exc, self.timeout))
+                counters.by_class[0] += 1
+                failure = _transport_error(method, exc, attempt_timeout)
+                verdict = judge(failure)
             if isinstance(verdict, Return):
                 return verdict.value
             if isinstance(verdict, Reauthenticate):
@@ -186,10 +221,16 @@ class _Transport:
                 logger.debug("401 on %s: fetching a new token once", method)
                 auth.discard(scope, headers)
                 reauthenticated = True
+                counters.retried("401")
                 continue
             if isinstance(verdict, Raise):
                 raise verdict.error
             attempt += 1
+            previous = verdict.failure
+            reason = retry_reason(verdict.failure)
+            counters.retried(reason)
+            if self._telemetry is not None and scope is not None:  # not a token request's
+                self._telemetry.retrying(attempt, reason, verdict.delay)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
@@ -198,9 +239,40 @@ class _Transport:
                 )  # fmt: skip
             await asyncio.sleep(verdict.delay)
 
-    def _retry_rules(self) -> RetryRules:
-        """The retry rules of a call (the client's own)."""
-        return RetryRules(self.max_retries, self.retry_policy, self.max_retry_after)
+    def _retry_rules(self, max_retries: int | None) -> RetryRules:
+        """This call's retry rules: the client's, with its own `max_retries` if it has one."""
+        retries = self.max_retries if max_retries is None else max_retries
+        return RetryRules(retries, self.retry_policy, self.max_retry_after)
+
+
+def _slot(
+    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
+) -> contextlib.AbstractAsyncContextManager[object]:
+    """A pooled connection's slot; a call with a deadline waits for it only until then."""
+    return slots if deadline is None else _slot_by(slots, deadline, failure)
+
+
+@contextlib.asynccontextmanager
+async def _slot_by(
+    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
+) -> AsyncIterator[None]:
+    await _by(deadline, slots.acquire(), failure)
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+async def _by(
+    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
+) -> _T:
+    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
+    if deadline is None:
+        return await step
+    try:
+        return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
+    except asyncio.TimeoutError:
+        raise TransportTimeoutError(CALL_TIMED_OUT) from failure
 
 
 def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
@@ -244,7 +316,9 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
     if isinstance(exc, asyncio.TimeoutError):
-        error = TransportError(f"{method} attempt timed out after {timeout:g} s")
+        error: TransportError = TransportTimeoutError(
+            f"{method} attempt timed out after {timeout:g} s"
+        )
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
     # aiohttp's response errors hold the request's headers (the bearer token among them) in
@@ -280,3 +354,21 @@ def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> 
     if connector is None:
         return wanted
     return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
+
+
+def _trace_configs(
+    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
+) -> list[aiohttp.TraceConfig] | None:
+    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
+    if configs is None:
+        return None
+    if session is not None:
+        raise TypeError(
+            "trace_configs only applies to a session the client creates: "
+            "give them to your own session instead"
+        )
+    configs = list(configs)
+    for config in configs:
+        if not isinstance(config, aiohttp.TraceConfig):
+            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
+    return configs

@@ -1,0 +1,59 @@
+"""Real web servers on 127.0.0.1 for tests: uvicorn (ASGI apps) and aiohttp.web, in-process.
+
+Each binds port 0 on loopback, yields its base URL once it accepts connections, and is stopped
+(with its app's shutdown) when the `async with` ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_serving(
+    app: Any, *, lifespan: str = "on", grace: float = 5.0
+) -> AsyncIterator[str]:
+    """Serve an ASGI app with uvicorn, lifespan included, on a loopback port of its own.
+    `grace`: how long requests under way may run on at shutdown before they are cancelled."""
+    uvicorn = pytest.importorskip("uvicorn", reason="uvicorn is not installed (`examples` extra)")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", ws="none", timeout_graceful_shutdown=grace
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(500):
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()  # it failed to start: say why
+        assert server.started, "uvicorn did not start within 5 s"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@contextlib.asynccontextmanager
+async def aiohttp_serving(app: web.Application, *, grace: float = 5.0) -> AsyncIterator[str]:
+    """Serve an aiohttp.web app (its cleanup contexts included) on a loopback port."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=grace)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
