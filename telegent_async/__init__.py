@@ -49,7 +49,7 @@ from ._store import WatchState
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "APIStatusError",

@@ -36,6 +36,7 @@ __all__ = [
     "limit_at",
     "next_start",
     "on_rate_limited",
+    "rate_and_pause",
     "span_of",
     "window_limit",
 ]
@@ -171,8 +172,8 @@ class Budget(Protocol):
 
 
 def rate_and_pause(budget: Budget, now: float) -> tuple[float | None, float]:
-    """For monitoring (`client.stats`): the budget's pace now in requests per minute (None:
-    unlimited) and the seconds left of a 429 pause at loop time `now` (0.0: none)."""
+    """What monitoring (`client.stats`) shows of any budget, from what every budget has: its
+    pace now in requests per minute (None: unlimited) and the seconds left of a 429 pause."""
     rate = budget.rate
     return (None if math.isinf(rate) else rate * 60.0), max(0.0, budget.paused_until - now)
 

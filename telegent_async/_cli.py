@@ -267,6 +267,9 @@ async def sigterm_interrupts() -> AsyncIterator[None]:
         nonlocal terminated
         terminated = True
         task.cancel()
+        # A cancel that lands as a library catches and retries (seen under load with a
+        # Redis store) must not leave a stopped worker running: cancel again until it ends.
+        loop.call_later(0.5, lambda: None if task.done() else terminate())
 
     try:
         loop.add_signal_handler(signal.SIGTERM, terminate)

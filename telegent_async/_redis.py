@@ -71,8 +71,10 @@ logger = logging.getLogger("telegent_async")
 
 DEFAULT_NAMESPACE = "telegent"
 #: Seconds an outcome handed to one worker's `settled()` is not handed to another (unless
-#: acknowledged first): long enough to handle it, short enough if that worker died.
-DELIVERY_LEASE = 30.0
+#: acknowledged first): enough for a handler that takes its time, short enough that the
+#: outcomes a dead worker held go out again within seconds. (A handler slower than this may
+#: see an outcome that another worker sees too: at least once, as always.)
+DELIVERY_LEASE = 2.0
 #: Acknowledged outcomes dropped per purge script (a long script would block Redis).
 _PURGE_BATCH = 1000
 
@@ -130,6 +132,7 @@ class RedisStore:
         self._sender = secrets.token_hex(8).encode()  # ignores its own nudges
         self._listeners = _Listeners()
         self._listening: asyncio.Task[None] | None = None
+        self._stopped: set[asyncio.Task[None]] = set()  # listeners cancelled, maybe not ended
         self._policies: dict[bytes, PollPolicy] = {}
         self._scripts = {
             name: self._redis.register_script(PRELUDE + body)
@@ -174,6 +177,7 @@ class RedisStore:
             unsubscribe()
             if not self._listeners.callbacks and self._listening is not None:
                 self._listening.cancel()
+                self._stopped.add(self._listening)  # aclose waits until it has ended
                 self._listening = None
 
         return stop
@@ -197,10 +201,12 @@ class RedisStore:
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def aclose(self) -> None:
-        listening, self._listening = self._listening, None
-        if listening is not None:
-            listening.cancel()
-            await asyncio.gather(listening, return_exceptions=True)
+        if self._listening is not None:
+            self._listening.cancel()
+            self._stopped.add(self._listening)
+            self._listening = None
+        stopped, self._stopped = self._stopped, set()
+        await asyncio.gather(*stopped, return_exceptions=True)
         await self._redis.aclose()
 
     def _policy(self, text: bytes | None) -> PollPolicy | None:

@@ -348,5 +348,10 @@ class OrderWatcher:
         if news is None:  # not running here: another process settles, poll the store
             news = asyncio.Event()
             timeout = min(timeout, 1.0)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(news.wait(), None if math.isinf(timeout) else timeout)
+        # asyncio.wait, not wait_for: before Python 3.12, wait_for can swallow a cancel that
+        # lands as its timeout fires, and a worker stopped by SIGTERM would then run on.
+        waiter = asyncio.ensure_future(news.wait())
+        try:
+            await asyncio.wait({waiter}, timeout=None if math.isinf(timeout) else timeout)
+        finally:
+            waiter.cancel()

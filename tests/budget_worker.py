@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import traceback
 
 import telegent_async as tg
 
@@ -59,7 +60,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--interval", type=float, default=0.0)
     parser.add_argument("--log", required=True)
-    asyncio.run(run(parser.parse_args()))
+    opts = parser.parse_args()
+    try:
+        asyncio.run(run(opts))
+    except BaseException:
+        with open(opts.log, "a") as log:  # the test reads why a worker ended early
+            log.write("failed " + traceback.format_exc().replace("\n", " | ") + "\n")
+        raise
 
 
 if __name__ == "__main__":

@@ -40,6 +40,9 @@ def _calls(client: tg.TelegentClient) -> dict[str, Call]:
 def orders(fake: FakeTelegent) -> FakeTelegent:
     fake.add_order(ORDER, "Complete")
     fake.add_order(PORT_IN, "Rejected", message="8A-ACCOUNT_NUM_REQ_OR_INCORRECT")
+    # An updated port-in stays Submitted (pending), so every later update is answered alike,
+    # however long a loaded machine takes between the tries.
+    fake.port_in_delay = 3600.0
     return fake
 
 

@@ -40,6 +40,14 @@ async def leased(url: str, namespace: str) -> int:
         await client.aclose()
 
 
+async def running(proc: asyncio.subprocess.Process) -> None:
+    """Until `watch run -v` logs that it is watching."""
+    assert proc.stderr is not None
+    async with timeout(ENOUGH):
+        while b"watching" not in await proc.stderr.readline():
+            pass
+
+
 @pytest.mark.slow
 async def test_workers_share_a_redis_store_and_budget_and_stop_cleanly_on_sigterm(
     redis_url: str, namespace: str
@@ -60,8 +68,10 @@ async def test_workers_share_a_redis_store_and_budget_and_stop_cleanly_on_sigter
         assert added.code == 0 and "40 of 40 orders added" in added.err, added.err
         assert redis_url not in added.err  # a Redis URL may hold a password: never printed
         budget = ("--budget", redis_url, "--budget-name", namespace)
-        command = ("watch", "run", "--json", *FAST, *store, *budget)
+        command = ("watch", "run", "-v", "--json", *FAST, *store, *budget)
         async with cli(fake, *command) as first, cli(fake, *command) as second:
+            for proc in (first, second):  # running (signal handler in place) before going on
+                await running(proc)
             printed: collections.Counter[str] = collections.Counter()
             rows: list[dict[str, Any]] = []
 
