@@ -37,6 +37,7 @@ from ._errors import (
     TransportError,
     TransportTimeoutError,
 )
+from ._memory import MemoryStore
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
@@ -44,7 +45,7 @@ from ._redis import RedisStore
 from ._redis_budget import RedisBudget
 from ._sqlite import SQLiteStore
 from ._stats import ClientStats
-from ._store import MemoryStore, WatchState
+from ._store import WatchState
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
 

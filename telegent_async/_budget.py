@@ -24,6 +24,7 @@ from typing import Protocol
 
 import attrs
 
+from ._config import DEFAULT_REQUESTS_PER_MINUTE
 from ._validate import positive_number
 
 __all__ = [
@@ -200,9 +201,18 @@ class LocalBudget:
     At most `requests_per_minute` requests in any rolling `window` (60 s: Telegent's) scaled
     to the window; None: unlimited, but 429 pauses still apply. Callers are served in arrival
     order; waiting costs one sleep per caller and no lock.
+
+    Args:
+        requests_per_minute: The account's limit (Telegent's standard tier: 50), or None.
+        window: The rolling window in seconds that the server counts requests in.
     """
 
-    def __init__(self, requests_per_minute: float | None = 50.0, *, window: float = 60.0) -> None:
+    def __init__(
+        self,
+        requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
+        *,
+        window: float = 60.0,
+    ) -> None:
         if requests_per_minute is not None:
             requests_per_minute = positive_number("requests_per_minute", requests_per_minute)
         self._rpm = requests_per_minute

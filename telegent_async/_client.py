@@ -10,20 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
-import os
 import weakref
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Coroutine,
     Iterable,
-    Mapping,
 )
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any, TypeVar
 
 import aiohttp
@@ -31,48 +27,50 @@ from yarl import URL
 
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import Budget, LocalBudget, rate_and_pause
+from ._budget import Budget, rate_and_pause
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_TIMEOUT,
+    Credentials,
+    credentials_from,
+)
 from ._errors import (
-    APIStatusError,
     BadRequestError,
-    ClientClosedError,
-    ResponseDecodeError,
     TelegentError,
-    TransportError,
-    TransportTimeoutError,
-    error_for_status,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._stats import ClientStats, Counters, retry_reason
+from ._stats import ClientStats, Counters
 from ._telemetry import telemetry
-from ._timing import PollPolicy, parse_retry_after
+from ._timing import PollPolicy
+from ._transport import (
+    MAX_RESPONSE_BYTES,
+    _budget_of,
+    _connections_allowed,
+    _status_and_body,
+    _trace_configs,
+    _Transport,
+)
 from ._watchdog import AttemptWatchdog
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
 
 logger = logging.getLogger("telegent_async")
 
-DEFAULT_BASE_URL = "https://api.telegent.com/v1.0"
-#: Telegent's standard tier.
-DEFAULT_REQUESTS_PER_MINUTE = 50.0
-#: A body larger than this is refused unread: an order is a few hundred bytes.
-MAX_RESPONSE_BYTES = 1 << 20
-#: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ORDER_PATH = "/numbers/order"
-# The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
-_NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
 TOKEN_PATH = "/oauth2/tokens"
-CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
 
 OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
-class TelegentClient:
+class TelegentClient(_Transport):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,
@@ -85,11 +83,34 @@ class TelegentClient:
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
 
-    `session`: your own `aiohttp.ClientSession`, which the client uses but does not close. Its
-    connector's pool caps the client's concurrency: `max_connections` becomes at most the
-    connector's `limit` and `limit_per_host`, because an attempt's `timeout` starts before
-    aiohttp hands out a pooled connection. Traffic of your own on that session can still make
-    the client's attempts wait for a connection: give the client a session of its own.
+    Args:
+        token: A bearer token (used as is, never renewed).
+        account_key: The account key: with `account_secret`, the client fetches, caches and
+            renews a token per endpoint.
+        account_secret: The account secret.
+        base_url: The API root (`https://api.telegent.com/v1.0`).
+        timeout: Seconds for one HTTP attempt.
+        max_retries: Retries of a transient failure (408, 429, 5xx, connection errors and
+            attempt timeouts), per request.
+        requests_per_minute: The client-wide budget shared by every call; None: unlimited
+            (429 pauses still apply).
+        max_connections: Requests in flight at once.
+        session: Your own `aiohttp.ClientSession`, which the client uses but does not close.
+            Its connector's pool caps the client's concurrency: `max_connections` becomes at
+            most the connector's `limit` and `limit_per_host`, because an attempt's `timeout`
+            starts before aiohttp hands out a pooled connection. Traffic of your own on that
+            session can still make the client's attempts wait for a connection: give the
+            client a session of its own.
+        allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
+        retry_policy: The cadence between retries.
+        max_retry_after: The longest Retry-After honoured, in seconds.
+        trace_configs: aiohttp trace configs for the session the client creates (HTTP spans
+            from aiohttp's OpenTelemetry instrumentation); not with `session`.
+        budget: A `LocalBudget` or a `RedisBudget` (shared by every worker of the account)
+            instead of the one `requests_per_minute` builds; not with `requests_per_minute`.
+
+    Raises:
+        ValueError: A bad argument, or no credentials at all (`TypeError` for a wrong type).
     """
 
     def __init__(
@@ -99,16 +120,16 @@ class TelegentClient:
         account_key: str | None = None,
         account_secret: str | None = None,
         base_url: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 5,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
         requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
-        max_connections: int = 20,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
-        max_retry_after: float = 60.0,
-        budget: Budget | None = None,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
@@ -121,20 +142,17 @@ class TelegentClient:
         self._trace_configs = _trace_configs(trace_configs, session)
         self.retry_policy = retry_policy
         self.max_connections = _connections_allowed(session, self.max_connections)
-        env = os.environ
-        self.base_url = _validate.api_base_url(
-            base_url if base_url is not None else env.get("TELEGENT_BASE_URL") or DEFAULT_BASE_URL,
-            allow_insecure,
-        )
+        settings = credentials_from(token, account_key, account_secret, base_url)
+        self.base_url = _validate.api_base_url(settings.base_url, allow_insecure)
         self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
-        self._auth = self._make_auth(token, account_key, account_secret, env)
+        self._auth = self._make_auth(settings)
         self._budget = _budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
         # Tasks whose request reached the wire: a fan-out's deadline tells an order it polled
         # from one that waited all along (for a connection or the budget) and was never polled.
-        self._requesters: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._requesters = weakref.WeakSet()
         self._counters = Counters()
         self._telemetry = telemetry()
         if self._telemetry is not None:
@@ -143,29 +161,13 @@ class TelegentClient:
         self._session = session
         self._closed = False
 
-    def _make_auth(
-        self,
-        token: str | None,
-        account_key: str | None,
-        account_secret: str | None,
-        env: Mapping[str, str],
-    ) -> TokenAuth:
-        if token is None and account_key is None and account_secret is None:
-            token = env.get("TELEGENT_TOKEN") or None
-        if token is not None:
-            return StaticTokenAuth(_validate.credential("token", token))
-        account_key = account_key if account_key is not None else env.get("TELEGENT_ACCOUNT_KEY")
-        if account_secret is None:
-            account_secret = env.get("TELEGENT_ACCOUNT_SECRET")
-        if not account_key or not account_secret:
-            raise ValueError(
-                "no credentials: pass token=..., or account_key=... and account_secret=..., "
-                "or set TELEGENT_TOKEN, or TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET"
-            )
+    def _make_auth(self, settings: Credentials) -> TokenAuth:
+        if settings.token is not None:
+            return StaticTokenAuth(_validate.credential("token", settings.token))
         token_url = str(self._endpoint(TOKEN_PATH))
         return CredentialsAuth(
-            _validate.credential("account_key", account_key),
-            _validate.credential("account_secret", account_secret),
+            _validate.credential("account_key", settings.account_key),
+            _validate.credential("account_secret", settings.account_secret),
             token_url,
             self._post_json,
             retry_policy=self.retry_policy,
@@ -187,7 +189,11 @@ class TelegentClient:
 
     def has_requested(self, task: object) -> bool:
         """True once `task` has sent a request through this client (its poll reached the
-        server), for `wait_for_orders` to tell a timed-out order it never polled."""
+        server), for `wait_for_orders` to tell a timed-out order it never polled.
+
+        Args:
+            task: an asyncio task that called this client.
+        """
         return task in self._requesters
 
     @property
@@ -206,17 +212,6 @@ class TelegentClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-    def _open(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise ClientClosedError()
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                headers={"User-Agent": "telegent-async", "Accept": "application/json"},
-                trace_configs=self._trace_configs,
-            )
-        return self._session
 
     async def aclose(self) -> None:
         """Stop token requests under way and close the session (unless it was given to us)."""
@@ -238,10 +233,14 @@ class TelegentClient:
     ) -> Order:
         """Look an order up once. Raises a `TelegentError` subclass if that fails.
 
-        `timeout`: seconds for the whole call (token, budget and backoff waits and every retry
-        included), for a caller with a deadline of its own such as a web request; past it,
-        `TransportTimeoutError`, or the last failure when the next retry could not start in
-        time. `max_retries` replaces the client's for this call. None: the client's settings.
+        Args:
+            order_id: The order's ID (`JNUOID-...`).
+            timeout: Seconds for the whole call (token, budget and backoff waits and every
+                retry included), for a caller with a deadline of its own such as a web
+                request; past it, `TransportTimeoutError`, or the last failure when the next
+                retry could not start in time. None: no bound but the client's.
+            max_retries: Replaces the client's `max_retries` for this call (None: the
+                client's).
         """
         order_id = _validate.order_id(order_id)
         deadline, retries = self._call_bounds(timeout, max_retries)
@@ -283,6 +282,9 @@ class TelegentClient:
 
         Every ID is checked before any request; each distinct ID is looked up once; one
         order's failure is its outcome's `error` and does not stop the others.
+
+        Args:
+            order_ids: The orders' IDs (not a single string).
         """
         ids = _checked_ids(order_ids)
         distinct = list(dict.fromkeys(ids))
@@ -309,9 +311,14 @@ class TelegentClient:
     ) -> Order:
         """Poll until the order settles and return it, whatever the outcome.
 
-        `timeout` is a total deadline in seconds (None: wait until settled); past it,
-        `OrderWaitTimeout` carries the last order seen. `on_update` (sync or async) is called
-        once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
+        Transient failures do not end the wait; 400/401/403/404/405 do.
+
+        Args:
+            order_id: The order's ID.
+            timeout: A total deadline in seconds (None: wait until settled); past it,
+                `OrderWaitTimeout` carries the last order seen.
+            policy: The poll cadence (None: `PollPolicy.PROVISION`).
+            on_update: Called (sync or async) with the order once per status change.
         """
         last: Order | None = None
         changes = self.watch_order(order_id, timeout=timeout, policy=policy)
@@ -328,7 +335,13 @@ class TelegentClient:
     def watch_order(
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
     ) -> AsyncGenerator[Order, None]:
-        """Yield the first observation of an order and then each status change, until settled."""
+        """Yield the first observation of an order and then each status change, until settled.
+
+        Args:
+            order_id: The order's ID.
+            timeout: As in `wait_for_order`.
+            policy: As in `wait_for_order`.
+        """
         changes = watch_order(self, order_id, timeout=timeout, policy=policy)
         return changes if self._telemetry is None else self._telemetry.observed_wait(changes)
 
@@ -345,6 +358,12 @@ class TelegentClient:
         keeps about 30 to 530 bytes per pending order (README: 31 B before its first answer,
         525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
+
+        Args:
+            order_ids: The orders' IDs (not a single string); each distinct one is polled.
+            timeout: Seconds until every order still pending times out (its outcome's
+                `error` is `OrderWaitTimeout`), or None.
+            policy: The poll cadence (None: `PollPolicy.PROVISION`).
         """
         return OrderStream(
             self, _checked_ids(order_ids), timeout=timeout, policy=policy, telemetry=self._telemetry
@@ -377,7 +396,20 @@ class TelegentClient:
         Retried like a lookup (408, 429, 5xx, connection errors and attempt timeouts, with the
         same backoff): an update resends the same data, so repeating it is safe. The account
         number and password never appear in logs, `repr` or exception text, even when an error
-        answer quotes them back. `timeout` and `max_retries` bound this call as in `get_order`.
+        answer quotes them back.
+
+        Args:
+            order_id: The port-in's ID.
+            current_account_number: The account number at the losing carrier.
+            current_account_password: The account PIN or password at the losing carrier.
+            current_carrier_name: The losing carrier's name.
+            subscriber_name: The name on the losing carrier's account.
+            port_in_date: The requested port date: a `datetime.date` or `"YYYY-MM-DD"`.
+            current_billing_address: A `BillingAddress` with the lines being corrected.
+            iccid: The SIM's ICCID.
+            target_portin_classification: Telegent's `TargetPortinClassification`.
+            timeout: Bounds this call as in `get_order`.
+            max_retries: As in `get_order`.
         """
         deadline, retries = self._call_bounds(timeout, max_retries)
         body = _portin.update_body(
@@ -407,7 +439,11 @@ class TelegentClient:
         Telegent refuses with 400 because the order is already cancelled (say a retry after
         the first try went through unanswered), a lookup confirms `Cancelled` and that counts
         as success. Any other 400 (a completed order) is raised as `BadRequestError`.
-        `timeout` and `max_retries` bound this call (that lookup included) as in `get_order`.
+
+        Args:
+            order_id: The port-in's ID.
+            timeout: Bounds this call (that lookup included) as in `get_order`.
+            max_retries: As in `get_order`.
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]
@@ -440,324 +476,8 @@ class TelegentClient:
 
     # -- transport -------------------------------------------------------------------------
 
-    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
-        # Token requests take the budget's first free slot: the queued calls wait for the token.
-        self._counters.token_requests += 1
-        dates: list[str | None] = []
-        status, answer = await self._send(
-            "POST",
-            url,
-            _status_and_body,
-            json_body=body,
-            priority=True,
-            on_headers=lambda headers: dates.append(headers.get("Date")),
-        )
-        return status, answer, dates[-1] if dates else None
-
-    async def _send(
-        self,
-        method: str,
-        url: Any,
-        decode: Callable[[int, bytes], _T],
-        *,
-        params: dict[str, str] | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        scope: str | None = None,
-        priority: bool = False,
-        secrets: tuple[str, ...] = (),
-        on_headers: Callable[[Mapping[str, str]], None] | None = None,
-        deadline: float | None = None,
-        max_retries: int | None = None,
-    ) -> _T:
-        """One logical request: auth, budget, attempts, decoding and retries.
-
-        Returns what `decode` makes of a 2xx answer. A `ResponseDecodeError` from `decode` (a
-        garbled answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so `decode` may
-        raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
-        (an error body inside a 2xx) is handled as an answer with that status. `secrets`
-        (values the request carries) are masked in every answer before it is read. `on_headers`
-        sees the headers of each 2xx answer (the token's `Date`). `deadline` (loop time) bounds
-        every wait of the call: token, budget, attempts, backoff.
-        """
-        session = self._open()
-        loop = asyncio.get_running_loop()
-        auth, budget, counters = self._auth, self._budget, self._counters
-        retries = self.max_retries if max_retries is None else max_retries
-        attempt = 0
-        reauthenticated = not auth.renews_on_401  # a static token gets no second chance
-        previous: TelegentError | None = None  # the last attempt's failure, if any
-        requester = asyncio.current_task()
-        while True:
-            headers = None
-            if scope is not None:
-                headers = auth.headers_now(scope) or await _by(
-                    deadline, auth.headers(scope), previous
-                )
-            retry_after: float | None = None
-            paused = False
-            attempt_timeout = self.timeout
-            try:
-                # A connection of ours first, then the budget's start: a request starts when
-                # the budget says, never later waiting for a connection, so the server counts
-                # it in the window the budget counted it in. Token requests (rare) take no
-                # connection of ours: callers holding one may be waiting for that very token.
-                # A call's deadline bounds each wait (`_by`).
-                async with (
-                    contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
-                ):
-                    if not budget.open_now(loop.time()):
-                        await _by(deadline, budget.acquire(priority=priority), previous)
-                        if scope is not None:  # the wait may have outlived the token
-                            headers = await _by(deadline, auth.headers(scope), previous)
-                    if self._closed:  # while this call waited
-                        raise ClientClosedError()
-                    if deadline is not None:  # what is left of the call once it may start
-                        attempt_timeout = min(attempt_timeout, deadline - loop.time())
-                        if attempt_timeout <= 0:
-                            raise TransportTimeoutError(CALL_TIMED_OUT) from previous
-                    counters.requests += 1
-                    if requester is not None:
-                        self._requesters.add(requester)
-                    started = loop.time()
-                    with self._watchdog.watch(attempt_timeout):
-                        async with session.request(
-                            method,
-                            url,
-                            params=params,
-                            json=json_body,
-                            headers=headers,
-                            allow_redirects=False,
-                            raise_for_status=False,  # a caller's session may set it: we classify
-                            timeout=_NO_AIOHTTP_TIMEOUT,
-                        ) as response:
-                            status, answer_headers = response.status, response.headers
-                            if _plain_and_small(response):
-                                body = await response.read()
-                            else:
-                                body = await _read_capped(response)
-                    if status == 429:  # paused before the connection is free for the next
-                        await self._pause_for_429(attempt, answer_headers, started)
-                        paused = True
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                counters.by_class[0] += 1
-                failure: TelegentError = _transport_error(method, exc, attempt_timeout)
-            else:
-                counters.by_class[status // 100] += 1
-                body = _portin.redact(body, secrets) if secrets else body
-                if 200 <= status < 300:
-                    if on_headers is not None:
-                        on_headers(answer_headers)
-                    try:
-                        return decode(status, body)
-                    except ResponseDecodeError as exc:
-                        failure = exc  # garbled, or about another order: asked again
-                    except APIStatusError as exc:
-                        status = exc.status_code  # an error body inside a 2xx: that status
-                if not 200 <= status < 300:
-                    if (
-                        status == 401
-                        and scope
-                        and headers
-                        and auth.renews_on_401
-                        and not reauthenticated
-                    ):
-                        logger.debug("401 on %s: fetching a new token once", method)
-                        auth.discard(scope, headers)
-                        reauthenticated = True
-                        counters.retried("401")
-                        continue
-                    if status in RETRY_STATUSES:
-                        retry_after = parse_retry_after(
-                            answer_headers.get("Retry-After"), datetime.now(timezone.utc)
-                        )
-                    failure = _status_error(status, body, retry_after)
-                    if status == 429:
-                        if not paused:  # a 429 inside a 2xx body
-                            await self._pause_for_429(attempt, answer_headers, started)
-                        retry_after = 0.0  # the budget now holds every request, this one included
-                    if status not in RETRY_STATUSES:
-                        raise failure
-            if attempt >= retries:
-                raise failure
-            delay = self._retry_delay(attempt, retry_after)
-            if deadline is not None and loop.time() + delay >= deadline:
-                raise failure  # the retry could not even start in time: say what went wrong
-            attempt += 1
-            previous = failure
-            reason = retry_reason(failure)
-            counters.retried(reason)
-            if self._telemetry is not None and scope is not None:  # not a token request's
-                self._telemetry.retrying(attempt, reason, delay)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, retries, method, _describe(url, params), delay, failure,
-                )  # fmt: skip
-            await asyncio.sleep(delay)
-
-    async def _pause_for_429(
-        self, attempt: int, headers: Mapping[str, str], started: float
-    ) -> None:
-        """A 429 pauses the whole account budget for its Retry-After (or the retry backoff)."""
-        retry_after = parse_retry_after(headers.get("Retry-After"), datetime.now(timezone.utc))
-        pause = self._retry_delay(attempt, retry_after)
-        logger.info("429 rate limited: pausing the client for %.2f s", pause)
-        self._counters.rate_limit_pauses += 1
-        await self._budget.pause(pause, started=started)
-
-    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        return self.retry_policy.delay(attempt)
-
-
-def _budget_of(budget: object, requests_per_minute: float | None) -> Budget:
-    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
-    if budget is None:
-        return LocalBudget(requests_per_minute)
-    if not callable(getattr(budget, "acquire", None)) or not callable(
-        getattr(budget, "pause", None)
-    ):
-        raise TypeError(
-            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
-        )
-    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
-        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
-    return budget  # type: ignore[return-value]
-
-
-def _slot(
-    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
-) -> contextlib.AbstractAsyncContextManager[object]:
-    """A pooled connection's slot; a call with a deadline waits for it only until then."""
-    return slots if deadline is None else _slot_by(slots, deadline, failure)
-
-
-@contextlib.asynccontextmanager
-async def _slot_by(
-    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
-) -> AsyncIterator[None]:
-    await _by(deadline, slots.acquire(), failure)
-    try:
-        yield
-    finally:
-        slots.release()
-
-
-async def _by(
-    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
-) -> _T:
-    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
-    if deadline is None:
-        return await step
-    try:
-        return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
-    except asyncio.TimeoutError:
-        raise TransportTimeoutError(CALL_TIMED_OUT) from failure
-
-
-def _trace_configs(
-    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
-) -> list[aiohttp.TraceConfig] | None:
-    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
-    if configs is None:
-        return None
-    if session is not None:
-        raise TypeError(
-            "trace_configs only applies to a session the client creates: "
-            "give them to your own session instead"
-        )
-    configs = list(configs)
-    for config in configs:
-        if not isinstance(config, aiohttp.TraceConfig):
-            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
-    return configs
-
-
-def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
-    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
-    connector = session.connector if session is not None else None
-    if connector is None:
-        return wanted
-    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
-
-
-def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
-    """The `decode` of a request whose caller reads the answer itself (a token request)."""
-    return status, body
-
-
-def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
-    """True when the body can be read whole: its exact size is known and within the cap.
-
-    A compressed body's Content-Length counts compressed bytes, so it goes through
-    `_read_capped`, which counts the inflated ones.
-    """
-    length = response.content_length
-    return (
-        length is not None
-        and length <= MAX_RESPONSE_BYTES
-        and "Content-Encoding" not in response.headers
-    )
-
-
-async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
-    """The body, refused once it grows past MAX_RESPONSE_BYTES, without reading the rest."""
-    size = response.content_length or 0
-    chunks: list[bytes] = []
-    if size <= MAX_RESPONSE_BYTES:
-        size = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                break
-            chunks.append(chunk)
-    if size > MAX_RESPONSE_BYTES:
-        raise ResponseDecodeError(
-            f"response larger than {MAX_RESPONSE_BYTES} bytes refused",
-            status_code=response.status,
-            body="",
-        )
-    return b"".join(chunks)
-
 
 def _checked_ids(order_ids: Iterable[str]) -> list[str]:
     if isinstance(order_ids, (str, bytes)):
         raise TypeError("order_ids must be an iterable of IDs, not a single string")
     return [_validate.order_id(order_id) for order_id in order_ids]
-
-
-def _status_error(status: int, body: bytes, retry_after: float | None) -> APIStatusError:
-    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
-    if 300 <= status < 400:
-        return APIStatusError(
-            status, "redirect not followed (a bearer token never leaves the API host)", None
-        )
-    excerpt = body[:500].decode("utf-8", "replace")
-    try:
-        parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
-        return error_for_status(status, parsed["Message"][:500], parsed, retry_after)
-    message = "no error message" if not excerpt.strip() else "non-JSON error body"
-    return error_for_status(status, message, excerpt, retry_after)
-
-
-def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
-    if isinstance(exc, asyncio.TimeoutError):
-        error: TransportError = TransportTimeoutError(
-            f"{method} attempt timed out after {timeout:g} s"
-        )
-    else:
-        error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
-    # aiohttp's response errors hold the request's headers (the bearer token among them) in
-    # `request_info`: chaining one would put the token in every traceback of this error.
-    if not isinstance(exc, aiohttp.ClientResponseError):
-        error.__cause__ = exc
-    return error
-
-
-def _describe(url: Any, params: dict[str, str] | None) -> str:
-    path = str(getattr(url, "path", url))
-    return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path

@@ -1,16 +1,39 @@
 """The exception hierarchy: every failure the SDK reports is a `TelegentError`.
 
+    TelegentError
+    ├── APIStatusError                 the API answered an error status (`status_code`)
+    │   ├── BadRequestError            400
+    │   ├── AuthenticationError        401 (or a token request refused)
+    │   ├── PermissionDeniedError      403
+    │   ├── NotFoundError              404
+    │   ├── MethodNotAllowedError      405
+    │   ├── RequestTimeoutError        408, retried
+    │   ├── RateLimitError             429, retried (`retry_after`)
+    │   └── ServerError                5xx, retried (502 and the undocumented ones)
+    │       ├── InternalServerError    500
+    │       ├── ServiceUnavailableError  503
+    │       └── GatewayTimeoutError    504
+    ├── TransportError                 no answer: the connection failed or an attempt timed out
+    │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
+    ├── OrderWaitTimeout               a wait's deadline passed (`order_id`, `last_order`)
+    └── OrderFailed                    `Order.raise_for_status()` on an unsuccessful order
+
+    RuntimeError
+    └── ClientClosedError              a call on (or waiting in) a closed client: a misuse
+
+Which status is retried or ends a wait is `_status.STATUS_RULES`'s to say.
+
 Exception text never includes a token or a secret. Messages are built from the HTTP status,
-the server's `Message` field (first 500 characters), the first 80 characters of an answer to an
-order lookup that is not an order, a connection error's own text (`TransportError`), and the
-order's ID, status and carrier message. Nothing comes from a request's headers or body, and an
-answer of the token endpoint is never echoed (it may hold a token).
-"""
+the server's `Message` field (its first `BODY_EXCERPT_CHARS`), the first 80 characters of an
+answer to an order lookup that is not an order, a connection error's own text
+(`TransportError`), and the order's ID, status and carrier message. Nothing comes from a
+request's headers or body, and an answer of the token endpoint is never echoed (it may hold a
+token)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from ._carrier import CarrierError
@@ -36,28 +59,44 @@ __all__ = [
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
-    "error_for_status",
+    "body_excerpt",
 ]
 
+#: How much of an answer's body (or of its `Message`) an error keeps.
 BODY_EXCERPT_CHARS = 500
+
+
+def body_excerpt(body: bytes) -> str:
+    """The start of an answer's body as text, for an error: never the whole of a large body."""
+    return body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
 
 
 class TelegentError(Exception):
     """Base class of every error raised by telegent_async.
 
     `http_status`: the status a web backend would usually answer its own caller with when this
-    error ends a request (table `HTTP_STATUS` below; README, "In a web backend").
+    error ends a request (README, "In a web backend"). Never 401/403: those would tell the
+    backend's caller that *its* credentials are wrong, when Telegent refused the backend's
+    own. 502: Telegent answered something the backend cannot use; 503: Telegent is out of
+    reach or asks us to slow down (retry later); 504: no answer in time. An API status's
+    is `_status.STATUS_RULES`'s; `_status.HTTP_STATUS` lists them all.
     """
 
-    http_status: ClassVar[int]
+    http_status: ClassVar[int] = 502
 
 
 class APIStatusError(TelegentError):
     """The API answered with an error status.
 
-    `body` is the decoded JSON error object when there was one, else the first 500 characters
-    of the body as text.
+    Args:
+        status_code: The HTTP status of the answer.
+        message: The server's `Message` (its first `BODY_EXCERPT_CHARS`), or a description
+            of a body that had none.
+        body: The decoded JSON error object when there was one, else the first
+            `BODY_EXCERPT_CHARS` (500) characters of the body as text.
     """
+
+    http_status: ClassVar[int] = 502  # a status the SDK has no class for (3xx, 409, 418 ...)
 
     def __init__(self, status_code: int, message: str, body: object = None) -> None:
         super().__init__(f"HTTP {status_code}: {message}")
@@ -91,7 +130,14 @@ class RequestTimeoutError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: the account's rate limit was exceeded; `retry_after` is the server's advice."""
+    """429: the account's rate limit was exceeded; retried automatically.
+
+    Args:
+        status_code: 429.
+        message: As in `APIStatusError`.
+        body: As in `APIStatusError`.
+        retry_after: Seconds the server asked to wait (its Retry-After), or None.
+    """
 
     def __init__(
         self, status_code: int, message: str, body: object = None, retry_after: float | None = None
@@ -119,18 +165,27 @@ class GatewayTimeoutError(ServerError):
 class TransportError(TelegentError):
     """The connection failed or an attempt timed out, on every try."""
 
+    http_status: ClassVar[int] = 503  # Telegent out of reach
+
 
 class TransportTimeoutError(TransportError):
     """No answer in time: the last attempt outlived the client's `timeout`, or the call's own
     `timeout=` passed (while waiting for a token, the request budget or an answer)."""
+
+    http_status: ClassVar[int] = 504  # no answer in time
 
 
 class ResponseDecodeError(TelegentError):
     """The server answered something that is not an order (or not a token answer), or an
     order other than the one asked for. An order lookup is retried before this is raised.
 
-    Carries the HTTP `status_code` and the first 500 characters of the body in `body`.
+    Args:
+        message: What was wrong with the answer.
+        status_code: The HTTP status of the answer.
+        body: The body as text; only its first `BODY_EXCERPT_CHARS` are kept.
     """
+
+    http_status: ClassVar[int] = 502  # an answer that is not an order (a proxy's page ...)
 
     def __init__(self, message: str, *, status_code: int, body: str) -> None:
         super().__init__(f"{message} (HTTP {status_code}; body starts {body[:80]!r})")
@@ -150,7 +205,18 @@ class ClientClosedError(RuntimeError):
 
 
 class OrderWaitTimeout(TelegentError):
-    """The wait's deadline passed before the order settled; `last_order` is the last seen."""
+    """The wait's deadline passed before the order settled.
+
+    When polls were failing, the last failure is the `__cause__`.
+
+    Args:
+        order_id: The order waited for.
+        last_order: The last `Order` seen, or None when no poll was answered.
+        timeout: The wait's timeout in seconds, or None for an absolute deadline.
+        polled: False when the request budget never reached the order before its deadline.
+    """
+
+    http_status: ClassVar[int] = 504  # the wait's deadline passed
 
     def __init__(
         self,
@@ -175,7 +241,13 @@ class OrderWaitTimeout(TelegentError):
 
 
 class OrderFailed(TelegentError):
-    """Raised by `Order.raise_for_status()` for an order that did not succeed."""
+    """Raised by `Order.raise_for_status()` for an order that did not succeed.
+
+    Args:
+        order: The settled order; its `carrier_error` is also `self.carrier_error`.
+    """
+
+    http_status: ClassVar[int] = 409  # settled other than successfully: a conflict, not a fault
 
     def __init__(self, order: Order) -> None:
         self.order = order
@@ -186,57 +258,3 @@ class OrderFailed(TelegentError):
         elif order.status_message:
             detail = f": {order.status_message}"
         super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
-
-
-#: What a web backend would usually answer when the error ends its request. Never 401/403: those
-#: would tell the backend's caller that *its* credentials are wrong, when Telegent refused the
-#: backend's own. 502: Telegent answered something the backend cannot use (a refusal of the
-#: SDK's request, an answer that is not an order, a failing server); 503: Telegent is out of
-#: reach or asks us to slow down (retry later); 504: no answer in time.
-HTTP_STATUS: Mapping[type[TelegentError], int] = {
-    TelegentError: 502,
-    APIStatusError: 502,  # a status the SDK has no class for (3xx not followed, 409, 418 ...)
-    BadRequestError: 502,  # Telegent refused the SDK's request: not the caller's fault
-    AuthenticationError: 502,  # the backend's credentials were refused
-    PermissionDeniedError: 502,  # the backend's token is not allowed there
-    NotFoundError: 404,  # no such order: the one answer the caller can act on as is
-    MethodNotAllowedError: 502,
-    RequestTimeoutError: 504,  # Telegent timed out reading the request
-    RateLimitError: 503,  # rate limited: come back later (see `retry_after`)
-    ServerError: 502,  # 5xx without a class of its own (502 and others)
-    InternalServerError: 502,
-    ServiceUnavailableError: 503,
-    GatewayTimeoutError: 504,
-    TransportError: 503,  # Telegent out of reach
-    TransportTimeoutError: 504,
-    ResponseDecodeError: 502,  # an answer that is not an order (a proxy's HTML page ...)
-    OrderWaitTimeout: 504,  # the wait's deadline passed
-    OrderFailed: 409,  # the order settled in a state other than success: conflict, not a fault
-}
-for _error_class, _status in HTTP_STATUS.items():
-    _error_class.http_status = _status
-
-_BY_STATUS: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    405: MethodNotAllowedError,
-    408: RequestTimeoutError,
-    429: RateLimitError,
-    500: InternalServerError,
-    503: ServiceUnavailableError,
-    504: GatewayTimeoutError,
-}
-
-
-def error_for_status(
-    status_code: int, message: str, body: Any = None, retry_after: float | None = None
-) -> APIStatusError:
-    """The typed error for an HTTP error status (pure)."""
-    if status_code == 429:
-        return RateLimitError(status_code, message, body, retry_after)
-    cls = _BY_STATUS.get(status_code)
-    if cls is None:
-        cls = ServerError if status_code >= 500 else APIStatusError
-    return cls(status_code, message, body)

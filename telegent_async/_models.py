@@ -20,12 +20,14 @@ import cattrs
 
 from ._carrier import CarrierError, decode_carrier_messages
 from ._errors import (
+    BODY_EXCERPT_CHARS,
     APIStatusError,
     OrderFailed,
     ResponseDecodeError,
     TelegentError,
-    error_for_status,
+    body_excerpt,
 )
+from ._status import error_for_status
 from ._timing import parse_timestamp
 
 __all__ = ["Order", "OrderOutcome", "OrderStatus", "converter", "decode_order", "parse_status"]
@@ -122,7 +124,20 @@ def _log_unknown_status(raw_status: str) -> None:
 
 @attrs.frozen
 class Order:
-    """One observation of an order, as `GET /numbers/order` reported it."""
+    """One observation of an order, as `GET /numbers/order` reported it.
+
+    Attributes:
+        order_id: The order's ID (`JNUOID-...`).
+        status: The status as an `OrderStatus`, whatever spelling the API used.
+        raw_status: The status exactly as received (an unknown one is kept: `UNKNOWN`).
+        order_type: The order's type (`OrderType`), or None.
+        order_date: When the order was placed, as an aware datetime, or None.
+        status_message: `OrderStatusMessage` as received (the carrier's words), or None.
+        carrier_error: The first code of `status_message`, decoded, or None.
+        phone_numbers: The order's numbers, as strings.
+        raw: The JSON object as received.
+        carrier_errors: Every code of the message, in order; `carrier_error` is the first.
+    """
 
     order_id: str
     status: OrderStatus
@@ -134,7 +149,6 @@ class Order:
     phone_numbers: tuple[str, ...] = ()
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
     carrier_errors: tuple[CarrierError, ...] = attrs.field(default=(), repr=False)
-    """Every code of the message, in order; `carrier_error` is the first of them."""
 
     @property
     def is_settled(self) -> bool:
@@ -167,8 +181,11 @@ class Order:
 class OrderOutcome:
     """How waiting for (or looking up) one order ended: an `order`, an `error`, or both.
 
-    `order` is the last observation (set even when the wait timed out); `error` is set when
-    the lookup or the wait failed; `tag` is the caller's label, from an `OrderWatcher` watch.
+    Attributes:
+        order_id: The order looked up or waited for.
+        order: The last observation, or None; set even when the wait timed out.
+        error: The `TelegentError` that ended the lookup or the wait, or None.
+        tag: The caller's label, from an `OrderWatcher` watch, or None.
     """
 
     order_id: str
@@ -269,7 +286,7 @@ def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> 
         raise ResponseDecodeError(
             f"expected an order object: {exc}",
             status_code=status_code,
-            body=body[:500].decode("utf-8", "replace"),
+            body=body_excerpt(body),
         ) from None
 
 
@@ -283,5 +300,9 @@ def _embedded_error(data: Mapping[str, Any]) -> APIStatusError | None:
     if type(code) is not int or not 400 <= code <= 599:
         return None
     message = data.get("Message")
-    text = message[:500] if isinstance(message, str) else "error body inside a 2xx answer"
+    text = (
+        message[:BODY_EXCERPT_CHARS]
+        if isinstance(message, str)
+        else "error body inside a 2xx answer"
+    )
     return error_for_status(code, text, data)

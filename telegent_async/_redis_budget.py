@@ -20,7 +20,8 @@ from typing import Any
 import attrs
 
 from ._budget import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
-from ._redis import connect, hash_tag
+from ._config import DEFAULT_REQUESTS_PER_MINUTE
+from ._redis_scripts import connect, hash_tag
 from ._validate import positive_number
 
 __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
@@ -156,12 +157,18 @@ class RedisBudget:
     Token requests queue like any other request here (they are rare). Needs the `redis`
     extra. A client given this budget closes its connection on exit (it reconnects if used
     again).
+
+    Args:
+        url: The Redis URL (`redis://`, `rediss://` or `unix://`).
+        requests_per_minute: The account's limit.
+        name: The budget's name: processes naming the same one share it.
+        window: The rolling window in seconds that the server counts requests in.
     """
 
     def __init__(
         self,
         url: str,
-        requests_per_minute: float = 50.0,
+        requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
         name: str = "telegent",
         *,
         window: float = 60.0,

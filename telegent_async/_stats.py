@@ -42,13 +42,16 @@ def retry_reason(failure: TelegentError) -> str:
 class ClientStats:
     """A snapshot of a client's counters since it was created (`client.stats`).
 
-    `requests`: HTTP requests sent (every attempt, token requests included); `responses`: of
-    those answered or failed, how many per status class (`"2xx"`, `"4xx"`, `"5xx"`... and
-    `"no answer"` for connection failures and timeouts); `retries`: retries by reason (the
-    status, `"401"` for the one re-authentication, `"timeout"`, `"connection"`,
-    `"undecodable"`); `token_requests`: tokens requested; `rate_limit_pauses`: 429 answers
-    that paused the whole client; `budget_rate`: the budget's current pace in requests per
-    minute (None: unlimited); `budget_paused_for`: seconds until a 429 pause ends (0: none).
+    Attributes:
+        requests: HTTP requests sent (every attempt, token requests included).
+        responses: Of those answered or failed, how many per status class (`"2xx"`,
+            `"4xx"`, `"5xx"`... and `"no answer"` for connection failures and timeouts).
+        retries: Retries by reason (the status, `"401"` for the one re-authentication,
+            `"timeout"`, `"connection"`, `"undecodable"`).
+        token_requests: Tokens requested.
+        rate_limit_pauses: 429 answers that paused the whole client.
+        budget_rate: The budget's current pace in requests per minute (None: unlimited).
+        budget_paused_for: Seconds until a 429 pause ends (0: none).
     """
 
     requests: int

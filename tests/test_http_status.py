@@ -10,7 +10,7 @@ import pytest
 from helpers import fast_client
 
 import telegent_async as tg
-from telegent_async._errors import HTTP_STATUS
+from telegent_async._status import HTTP_STATUS
 from telegent_async.testing import FakeTelegent
 
 ORDER_ID = "JNUOID-http-status"
