@@ -66,7 +66,8 @@ class TelegentClient:
 
     Defaults follow Telegent's documentation: 50 requests per minute (the standard tier),
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
-    honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
+    honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt. Waits that pass no
+    `policy` poll at `poll_policy` (`PollPolicy.PROVISION`: 1 s doubling to 15 s).
 
     `session`: your own `aiohttp.ClientSession`, which the client uses but does not close. Its
     connector's pool caps the client's concurrency: `max_connections` becomes at most the
@@ -90,6 +91,7 @@ class TelegentClient:
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
         max_retry_after: float = 60.0,
+        poll_policy: PollPolicy = PollPolicy.PROVISION,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
@@ -97,6 +99,9 @@ class TelegentClient:
         self.max_retry_after = _validate.positive_number("max_retry_after", max_retry_after)
         if not isinstance(retry_policy, PollPolicy):
             raise TypeError("retry_policy must be a PollPolicy")
+        if not isinstance(poll_policy, PollPolicy):
+            raise TypeError("poll_policy must be a PollPolicy")
+        self.poll_policy = poll_policy
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
         self.retry_policy = retry_policy
@@ -236,7 +241,7 @@ class TelegentClient:
         once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
         """
         last: Order | None = None
-        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = watch_order(self, order_id, timeout=timeout, policy=self._policy(policy))
         async with contextlib.aclosing(changes):
             async for order in changes:
                 last = order
@@ -251,7 +256,7 @@ class TelegentClient:
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
     ) -> AsyncGenerator[Order, None]:
         """Yield the first observation of an order and then each status change, until settled."""
-        return watch_order(self, order_id, timeout=timeout, policy=policy)
+        return watch_order(self, order_id, timeout=timeout, policy=self._policy(policy))
 
     def wait_for_orders(
         self,
@@ -267,7 +272,12 @@ class TelegentClient:
         525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
         """
-        return OrderStream(self, _checked_ids(order_ids), timeout=timeout, policy=policy)
+        ids = _checked_ids(order_ids)
+        return OrderStream(self, ids, timeout=timeout, policy=self._policy(policy))
+
+    def _policy(self, policy: PollPolicy | None) -> PollPolicy | None:
+        """A wait's own policy, else the client's `poll_policy` (checked by the poller)."""
+        return self.poll_policy if policy is None else policy
 
     # -- the port-in lifecycle -------------------------------------------------------------
 

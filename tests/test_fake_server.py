@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 from multidict import CIMultiDictProxy
 
-from telegent_async.testing import FAULT_KINDS, FakeTelegent, RecordedRequest, Step
+from telegent_async.testing import FAULT_KINDS, FakeTelegent, FaultKind, RecordedRequest, Step
 
 KEY = "DID-fake-key"
 SECRET = "fake-secret"
@@ -228,7 +228,7 @@ async def test_set_response(session: aiohttp.ClientSession) -> None:
 @pytest.mark.parametrize(
     "kind", sorted(k for k in FAULT_KINDS if k.isdigit()), ids=lambda k: f"fault-{k}"
 )
-async def test_status_faults(session: aiohttp.ClientSession, kind: str) -> None:
+async def test_status_faults(session: aiohttp.ClientSession, kind: FaultKind) -> None:
     async with FakeTelegent() as fake:
         fake.add_order("JNUOID-1", "Complete")
         token = await issue(session, fake)
@@ -254,9 +254,9 @@ async def test_injection_fifo_and_retry_after(session: aiohttp.ClientSession) ->
         assert [s for s, _, _ in seen] == [503, 503, 429, 200]
         assert seen[2][1]["Retry-After"] == "0.1"
         with pytest.raises(ValueError):
-            fake.inject("teapot")
+            fake.inject("teapot")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        FakeTelegent(fault_rate={"nope": 0.5})
+        FakeTelegent(fault_rate={"nope": 0.5})  # type: ignore[dict-item]
     with pytest.raises(ValueError):
         FakeTelegent(fault_rate={"503": 0.7, "reset": 0.7})
 
