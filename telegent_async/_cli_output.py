@@ -29,7 +29,7 @@ import aiohttp
 import attrs
 
 from ._carrier import CarrierError
-from ._client import RETRY_STATUSES, TelegentClient
+from ._client import TelegentClient
 from ._errors import (
     AuthenticationError,
     NotFoundError,
@@ -38,7 +38,7 @@ from ._errors import (
     TelegentError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
-from ._schedule import is_permanent
+from ._status import RETRY_STATUSES, is_permanent
 
 if TYPE_CHECKING:
     from ._demo import DemoSettings

@@ -12,7 +12,6 @@ import contextlib
 import inspect
 import json
 import logging
-import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
@@ -23,18 +22,30 @@ from yarl import URL
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import RequestBudget
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_REQUESTS_PER_MINUTE,
+    DEFAULT_TIMEOUT,
+    Credentials,
+    credentials_from,
+)
 from ._errors import (
+    BODY_EXCERPT_CHARS,
     APIStatusError,
     BadRequestError,
     ClientClosedError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
-    error_for_status,
+    body_excerpt,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._status import RETRY_STATUSES, error_for_status
 from ._timing import PollPolicy, parse_retry_after
 from ._watchdog import AttemptWatchdog
 
@@ -42,11 +53,8 @@ __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
 
 logger = logging.getLogger("telegent_async")
 
-DEFAULT_BASE_URL = "https://api.telegent.com/v1.0"
 #: A body larger than this is refused unread: an order is a few hundred bytes.
 MAX_RESPONSE_BYTES = 1 << 20
-#: Telegent's guidance: retry these statuses (plus connection errors and attempt timeouts).
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 ORDER_PATH = "/numbers/order"
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
@@ -83,14 +91,14 @@ class TelegentClient:
         account_key: str | None = None,
         account_secret: str | None = None,
         base_url: str | None = None,
-        timeout: float = 30.0,
-        max_retries: int = 5,
-        requests_per_minute: float | None = 50.0,
-        max_connections: int = 20,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         session: aiohttp.ClientSession | None = None,
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
-        max_retry_after: float = 60.0,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         poll_policy: PollPolicy = PollPolicy.PROVISION,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
@@ -106,14 +114,11 @@ class TelegentClient:
             raise TypeError("session must be an aiohttp.ClientSession or None")
         self.retry_policy = retry_policy
         self.max_connections = _connections_allowed(session, self.max_connections)
-        env = os.environ
-        self.base_url = _validate.api_base_url(
-            base_url if base_url is not None else env.get("TELEGENT_BASE_URL") or DEFAULT_BASE_URL,
-            allow_insecure,
-        )
+        settings = credentials_from(token, account_key, account_secret, base_url)
+        self.base_url = _validate.api_base_url(settings.base_url, allow_insecure)
         self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
-        self._auth = self._make_auth(token, account_key, account_secret, env)
+        self._auth = self._make_auth(settings)
         self._budget = RequestBudget(requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
@@ -121,29 +126,13 @@ class TelegentClient:
         self._session = session
         self._closed = False
 
-    def _make_auth(
-        self,
-        token: str | None,
-        account_key: str | None,
-        account_secret: str | None,
-        env: Mapping[str, str],
-    ) -> TokenAuth:
-        if token is None and account_key is None and account_secret is None:
-            token = env.get("TELEGENT_TOKEN") or None
-        if token is not None:
-            return StaticTokenAuth(_validate.credential("token", token))
-        account_key = account_key if account_key is not None else env.get("TELEGENT_ACCOUNT_KEY")
-        if account_secret is None:
-            account_secret = env.get("TELEGENT_ACCOUNT_SECRET")
-        if not account_key or not account_secret:
-            raise ValueError(
-                "no credentials: pass token=..., or account_key=... and account_secret=..., "
-                "or set TELEGENT_TOKEN, or TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET"
-            )
+    def _make_auth(self, settings: Credentials) -> TokenAuth:
+        if settings.token is not None:
+            return StaticTokenAuth(_validate.credential("token", settings.token))
         token_url = str(self._endpoint(TOKEN_PATH))
         return CredentialsAuth(
-            _validate.credential("account_key", account_key),
-            _validate.credential("account_secret", account_secret),
+            _validate.credential("account_key", settings.account_key),
+            _validate.credential("account_secret", settings.account_secret),
             token_url,
             self._post_json,
             retry_policy=self.retry_policy,
@@ -536,13 +525,13 @@ def _status_error(status: int, body: bytes, retry_after: float | None) -> APISta
         return APIStatusError(
             status, "redirect not followed (a bearer token never leaves the API host)", None
         )
-    excerpt = body[:500].decode("utf-8", "replace")
+    excerpt = body_excerpt(body)
     try:
         parsed = json.loads(body) if body else None
     except (ValueError, RecursionError):
         parsed = None
     if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
-        return error_for_status(status, parsed["Message"][:500], parsed, retry_after)
+        return error_for_status(status, parsed["Message"][:BODY_EXCERPT_CHARS], parsed, retry_after)
     message = "no error message" if not excerpt.strip() else "non-JSON error body"
     return error_for_status(status, message, excerpt, retry_after)
 

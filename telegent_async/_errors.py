@@ -1,15 +1,15 @@
 """The exception hierarchy: every failure the SDK reports is a `TelegentError`.
 
 Exception text never includes a token or a secret. Messages are built from the HTTP status,
-the server's `Message` field (first 500 characters), the first 80 characters of an answer to an
-order lookup that is not an order, a connection error's own text (`TransportError`), and the
-order's ID, status and carrier message. Nothing comes from a request's headers or body, and an
-answer of the token endpoint is never echoed (it may hold a token).
-"""
+the server's `Message` field (its first `BODY_EXCERPT_CHARS`), the first 80 characters of an
+answer to an order lookup that is not an order, a connection error's own text
+(`TransportError`), and the order's ID, status and carrier message. Nothing comes from a
+request's headers or body, and an answer of the token endpoint is never echoed (it may hold a
+token)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ._carrier import CarrierError
@@ -34,10 +34,16 @@ __all__ = [
     "ServiceUnavailableError",
     "TelegentError",
     "TransportError",
-    "error_for_status",
+    "body_excerpt",
 ]
 
+#: How much of an answer's body (or of its `Message`) an error keeps.
 BODY_EXCERPT_CHARS = 500
+
+
+def body_excerpt(body: bytes) -> str:
+    """The start of an answer's body as text, for an error: never the whole of a large body."""
+    return body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
 
 
 class TelegentError(Exception):
@@ -47,8 +53,8 @@ class TelegentError(Exception):
 class APIStatusError(TelegentError):
     """The API answered with an error status.
 
-    `body` is the decoded JSON error object when there was one, else the first 500 characters
-    of the body as text.
+    `body` is the decoded JSON error object when there was one, else the first
+    `BODY_EXCERPT_CHARS` (500) characters of the body as text.
     """
 
     def __init__(self, status_code: int, message: str, body: object = None) -> None:
@@ -116,7 +122,7 @@ class ResponseDecodeError(TelegentError):
     """The server answered something that is not an order (or not a token answer), or an
     order other than the one asked for. An order lookup is retried before this is raised.
 
-    Carries the HTTP `status_code` and the first 500 characters of the body in `body`.
+    Carries the HTTP `status_code` and the first `BODY_EXCERPT_CHARS` of the body in `body`.
     """
 
     def __init__(self, message: str, *, status_code: int, body: str) -> None:
@@ -173,29 +179,3 @@ class OrderFailed(TelegentError):
         elif order.status_message:
             detail = f": {order.status_message}"
         super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
-
-
-_BY_STATUS: dict[int, type[APIStatusError]] = {
-    400: BadRequestError,
-    401: AuthenticationError,
-    403: PermissionDeniedError,
-    404: NotFoundError,
-    405: MethodNotAllowedError,
-    408: RequestTimeoutError,
-    429: RateLimitError,
-    500: InternalServerError,
-    503: ServiceUnavailableError,
-    504: GatewayTimeoutError,
-}
-
-
-def error_for_status(
-    status_code: int, message: str, body: Any = None, retry_after: float | None = None
-) -> APIStatusError:
-    """The typed error for an HTTP error status (pure)."""
-    if status_code == 429:
-        return RateLimitError(status_code, message, body, retry_after)
-    cls = _BY_STATUS.get(status_code)
-    if cls is None:
-        cls = ServerError if status_code >= 500 else APIStatusError
-    return cls(status_code, message, body)

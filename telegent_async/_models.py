@@ -20,12 +20,14 @@ import cattrs
 
 from ._carrier import CarrierError, decode_carrier_messages
 from ._errors import (
+    BODY_EXCERPT_CHARS,
     APIStatusError,
     OrderFailed,
     ResponseDecodeError,
     TelegentError,
-    error_for_status,
+    body_excerpt,
 )
+from ._status import error_for_status
 from ._timing import parse_timestamp
 
 __all__ = ["Order", "OrderOutcome", "OrderStatus", "converter", "decode_order", "parse_status"]
@@ -269,7 +271,7 @@ def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> 
         raise ResponseDecodeError(
             f"expected an order object: {exc}",
             status_code=status_code,
-            body=body[:500].decode("utf-8", "replace"),
+            body=body_excerpt(body),
         ) from None
 
 
@@ -283,5 +285,9 @@ def _embedded_error(data: Mapping[str, Any]) -> APIStatusError | None:
     if type(code) is not int or not 400 <= code <= 599:
         return None
     message = data.get("Message")
-    text = message[:500] if isinstance(message, str) else "error body inside a 2xx answer"
+    text = (
+        message[:BODY_EXCERPT_CHARS]
+        if isinstance(message, str)
+        else "error body inside a 2xx answer"
+    )
     return error_for_status(code, text, data)

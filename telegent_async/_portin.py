@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from . import _validate
-from ._errors import ResponseDecodeError
+from ._errors import ResponseDecodeError, body_excerpt
 
 __all__ = [
     "CANCEL_PATH",
@@ -230,7 +230,7 @@ def decode_answer(kind: type[_Answer], status_code: int, body: bytes, order_id: 
     except (ValueError, RecursionError):
         data = None
     if not isinstance(data, dict):
-        text = body[:500].decode("utf-8", "replace")
+        text = body_excerpt(body)
         raise ResponseDecodeError(
             f"expected a JSON object answering the {kind.__name__}",
             status_code=status_code,

@@ -16,27 +16,12 @@ from collections.abc import Callable
 import attrs
 import backoff
 
-from ._errors import APIStatusError, TelegentError
+from ._errors import TelegentError
 from ._models import Order
+from ._status import is_permanent
 from ._timing import PollPolicy
 
 __all__ = ["Decision", "Verdict", "decide", "expired_unpolled", "is_permanent", "next_poll_at"]
-
-#: Statuses a retry or a later poll can fix; any other API status ends a wait at once.
-_TRANSIENT_STATUSES = frozenset({408, 429})
-
-
-def is_permanent(error: TelegentError) -> bool:
-    """True when polling again cannot help: 400, 401, 403, 404, 405 and other non-5xx answers.
-
-    Transport failures, 5xx, 408, 429 and undecodable bodies are transient: the transport has
-    already retried them, and a waiter keeps polling on its own schedule until its deadline.
-    """
-    return (
-        isinstance(error, APIStatusError)
-        and error.status_code < 500
-        and error.status_code not in _TRANSIENT_STATUSES
-    )
 
 
 class Verdict(enum.Enum):

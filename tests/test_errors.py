@@ -13,7 +13,7 @@ import pytest
 from conftest import fast_client
 
 import telegent_async as tg
-from telegent_async._errors import error_for_status
+from telegent_async._status import error_for_status
 from telegent_async.testing import FakeTelegent, FaultKind
 
 #: Each documented status (plus a gateway's 502) and the class a caller catches.

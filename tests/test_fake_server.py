@@ -7,13 +7,14 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from multidict import CIMultiDictProxy
 
+from telegent_async._status import STATUS_RULES
 from telegent_async.testing import FAULT_KINDS, FakeTelegent, FaultKind, RecordedRequest, Step
 
 KEY = "DID-fake-key"
@@ -223,6 +224,13 @@ async def test_set_response(session: aiohttp.ClientSession) -> None:
 
 
 # -- faults -------------------------------------------------------------------------------------
+
+
+def test_status_faults_are_the_status_table() -> None:
+    # The Literal must be spelled out for mypy; this keeps it in step with the one table.
+    statuses = {int(name) for name in get_args(FaultKind) if name.isdigit()}
+    assert statuses == {rule.status for rule in STATUS_RULES}
+    assert frozenset(get_args(FaultKind)) == FAULT_KINDS
 
 
 @pytest.mark.parametrize(
