@@ -1,10 +1,9 @@
-"""`telegent-orders`: look orders up, wait for them with a live progress line, run the demo.
+"""`telegent-orders get`, `wait`, `demo` and `fake-server`: the commands and their client.
 
-Only the standard library (argparse) on top of the SDK: the CLI is a thin shell around
-`TelegentClient.get_orders` / `wait_for_orders`. This module parses arguments, finds the
-credentials and order IDs and runs the commands; everything shown, and the exit status, comes
-from `_cli_output`. Requests are counted with an aiohttp TraceConfig on a session handed to
-the client, so the library carries no counters for the CLI's sake.
+The CLI is a thin shell around `TelegentClient.get_orders` / `wait_for_orders`: this module
+finds the credentials (the library's own environment fallback) and order IDs and runs the
+commands; everything shown, and the exit status, comes from the report and `_exit`. Requests
+are counted with an aiohttp TraceConfig on a session handed to the client.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import signal
 import sys
 import time
@@ -23,57 +21,34 @@ from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import aiohttp
 
-from . import __version__
-from ._cli_output import (
-    EXIT_BROKEN_PIPE,
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_USAGE,
-    PROG,
-    Console,
-    Output,
-    Progress,
-    Run,
-    Tally,
-    is_credentials_error,
-    setup_logging,
-    wrap,
+from .. import __version__, _validate
+from .._client import TelegentClient
+from .._config import (
+    DEFAULT_MAX_CONNECTIONS,
+    MissingCredentialsError,
+    credentials_from,
 )
-from ._client import TelegentClient
-from ._models import OrderOutcome
-from ._timing import PollPolicy
+from .._models import OrderOutcome
+from .._timing import PollPolicy
+from ._exit import EXIT_FAILED, EXIT_OK, UsageError, is_credentials_error
+from ._outcomes import PROG, Run, Tally
+from ._report import Output
+from ._terminal import Console, Progress
 
 if TYPE_CHECKING:
+    from ..testing import FakeTelegent
     from ._demo import DemoOrder, DemoSettings
-    from .testing import FakeTelegent
-
-__all__ = ["main"]
-
-#: Connections of the CLI's session, and so of its client (`TelegentClient`'s default).
-_MAX_CONNECTIONS: Final = 20
 
 logger = logging.getLogger("telegent_async.cli")
 
-_EXIT_HELP: Final = """\
-exit status (the first that applies wins):
-  2    usage error, missing credentials, or credentials refused by the API (401/403)
-  3    some order timed out, or could not be looked up (connection failure, 5xx,
-       408 or 429 after every retry, an answer that is not an order)
-  1    some order failed, needs action, was cancelled, or is unknown (404)
-  0    every order completed (get: every lookup answered and none failed;
-       orders still pending are fine for a lookup)
-  130  interrupted (Ctrl-C or SIGTERM); the report covers the orders settled so far
-  141  stdout was closed before the results were written (e.g. `| head`)
+PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
+"""The poll cadences `--preset` names."""
 
-credentials: --token or TELEGENT_TOKEN, or --account-key and --account-secret
-(or TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET); --base-url or TELEGENT_BASE_URL.
-Prefer the environment for secrets: command-line arguments are visible to other local
-users. A token or secret is never printed, whatever the verbosity.
-"""
-
-
-class UsageError(Exception):
-    """Bad arguments or missing credentials: one line on stderr, exit status 2."""
+#: The flag that stands for each credential's environment variable in a message.
+_FLAGS: Final = {
+    "TELEGENT_ACCOUNT_KEY": "--account-key",
+    "TELEGENT_ACCOUNT_SECRET": "--account-secret",
+}
 
 
 # -- credentials and client ------------------------------------------------------------------
@@ -81,47 +56,43 @@ class UsageError(Exception):
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
     """TelegentClient arguments from flags, else TELEGENT_* variables; UsageError if missing."""
-    env = os.environ
-    token = args.token or None
-    key = args.account_key or env.get("TELEGENT_ACCOUNT_KEY") or None
-    secret = args.account_secret or env.get("TELEGENT_ACCOUNT_SECRET") or None
-    if token is None and not (args.account_key or args.account_secret):
-        token = env.get("TELEGENT_TOKEN") or None
+    try:
+        found = credentials_from(
+            args.token or None,
+            args.account_key or None,
+            args.account_secret or None,
+            args.base_url or None,
+        )
+    except MissingCredentialsError as exc:
+        missing = " and ".join(f"{_FLAGS[name]}/{name}" for name in exc.missing)
+        raise UsageError(
+            f"missing credentials ({missing} not set): pass --token or set TELEGENT_TOKEN, or "
+            "pass --account-key and --account-secret or set TELEGENT_ACCOUNT_KEY and "
+            "TELEGENT_ACCOUNT_SECRET"
+        ) from None
     options: dict[str, Any] = {
-        "base_url": args.base_url or env.get("TELEGENT_BASE_URL") or None,
+        "base_url": found.base_url,
         "allow_insecure": args.insecure,
         "requests_per_minute": args.rate,
         "max_retries": args.retries,
     }
-    if token is not None:
-        return {**options, "token": token}
-    if key and secret:
-        return {**options, "account_key": key, "account_secret": secret}
-    missing = [
-        name
-        for name, value in (
-            ("--account-key/TELEGENT_ACCOUNT_KEY", key),
-            ("--account-secret/TELEGENT_ACCOUNT_SECRET", secret),
-        )
-        if not value
-    ]
-    raise UsageError(
-        f"missing credentials ({' and '.join(missing)} not set): pass --token or set "
-        "TELEGENT_TOKEN, or pass --account-key and --account-secret or set "
-        "TELEGENT_ACCOUNT_KEY and TELEGENT_ACCOUNT_SECRET"
-    )
+    if found.token is not None:
+        return {**options, "token": found.token}
+    return {**options, "account_key": found.account_key, "account_secret": found.account_secret}
 
 
 @contextlib.asynccontextmanager
 async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[TelegentClient]:
     """A client on a session of ours, so that its requests can be traced and counted."""
     async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=_MAX_CONNECTIONS),
+        connector=aiohttp.TCPConnector(limit=DEFAULT_MAX_CONNECTIONS),
         headers={"User-Agent": f"{PROG}/{__version__}", "Accept": "application/json"},
         trace_configs=[run.counter.trace_config()],
     ) as session:
         try:
-            client = TelegentClient(**options, max_connections=_MAX_CONNECTIONS, session=session)
+            client = TelegentClient(
+                **options, max_connections=DEFAULT_MAX_CONNECTIONS, session=session
+            )
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         run.budget_rpm = client.budget.requests_per_minute
@@ -153,8 +124,6 @@ def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
                 ids.append(line)
     if not ids:
         raise UsageError("no order IDs: pass them as arguments or with --from-file PATH|-")
-    from . import _validate
-
     for order_id in ids:
         try:
             _validate.order_id(order_id)
@@ -166,7 +135,7 @@ def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
 # -- commands --------------------------------------------------------------------------------
 
 
-def _record(run: Run, output: Output, outcome: OrderOutcome) -> None:
+def record(run: Run, output: Output, outcome: OrderOutcome) -> None:
     group = run.tally.add(outcome)
     logger.debug("order %s: %s after %.2f s", outcome.order_id, group.value, run.elapsed)
     output.outcome(outcome, group)
@@ -185,7 +154,7 @@ async def get_orders(run: Run, options: dict[str, Any], output: Output) -> None:
         logger.debug("%d of %d lookups refused: %s", len(refused), len(outcomes), refused[0])
         return
     for outcome in outcomes:
-        _record(run, output, outcome)
+        record(run, output, outcome)
 
 
 async def wait_for_orders(
@@ -205,7 +174,7 @@ async def wait_for_orders(
                     run.credentials_error = outcome.error
                     logger.debug("order %s refused: %s", outcome.order_id, outcome.error)
                     break  # every other order would be refused the same way
-                _record(run, output, outcome)
+                record(run, output, outcome)
         run.finished = time.monotonic()
 
 
@@ -288,7 +257,7 @@ async def _stoppable(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None
         await coroutine()
 
 
-def _run_reported(
+def run_reported(
     run: Run, output: Output, coroutine: Callable[[], Coroutine[Any, Any, None]]
 ) -> int:
     """Run the command's coroutine, then report; Ctrl-C or SIGTERM reports what settled so far."""
@@ -300,7 +269,7 @@ def _run_reported(
     return output.finish(run)
 
 
-def _start(
+def start(
     command: str, args: argparse.Namespace, console: Console
 ) -> tuple[dict[str, Any], Run, Output]:
     """What `get` and `wait` start from; credentials are checked before the IDs are read."""
@@ -310,22 +279,19 @@ def _start(
 
 
 def cmd_get(args: argparse.Namespace, console: Console) -> int:
-    options, run, output = _start("get", args, console)
-    return _run_reported(run, output, lambda: get_orders(run, options, output))
-
-
-_PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
+    options, run, output = start("get", args, console)
+    return run_reported(run, output, lambda: get_orders(run, options, output))
 
 
 def cmd_wait(args: argparse.Namespace, console: Console) -> int:
     if args.state is not None:
-        from ._cli_watch import cmd_wait_with_state
+        from ._watch import cmd_wait_with_state
 
         return cmd_wait_with_state(args, console)
-    options, run, output = _start("wait", args, console)
+    options, run, output = start("wait", args, console)
     timeout = args.timeout if args.timeout > 0 else None
-    policy = _PRESETS[args.preset]
-    return _run_reported(
+    policy = PRESETS[args.preset]
+    return run_reported(
         run,
         output,
         lambda: wait_for_orders(run, options, output, timeout=timeout, policy=policy),
@@ -339,7 +305,7 @@ def cmd_demo(args: argparse.Namespace, console: Console) -> int:
     run = Run("demo", Tally([order.order_id for order in plan]))
     run.demo = _demo.DemoSettings.scaled(args.time_scale)
     output = Output(args, console, sys.stdout)
-    return _run_reported(run, output, lambda: run_demo(run, plan, args, output))
+    return run_reported(run, output, lambda: run_demo(run, plan, args, output))
 
 
 def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
@@ -358,8 +324,8 @@ def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
 
 
 async def serve_fake(args: argparse.Namespace, plan: Sequence[DemoOrder]) -> None:
+    from ..testing import FakeTelegent
     from . import _demo
-    from .testing import FakeTelegent
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -394,222 +360,3 @@ def _fake_server_banner(fake: FakeTelegent, plan: Sequence[DemoOrder], time_scal
         lines.append(f"  {order.order_id.ljust(width)}  {order.kind:<9}  {described}")
     lines += ["", "Stop with Ctrl-C or SIGTERM.", ""]
     return "\n".join(lines)
-
-
-# -- arguments -------------------------------------------------------------------------------
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    with contextlib.suppress(ValueError):
-        if float(text) == 0:
-            return 0.0
-    return _positive_float(text)
-
-
-def _orders_count(text: str) -> int:
-    from ._demo import MIN_ORDERS
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < MIN_ORDERS:
-        raise argparse.ArgumentTypeError(f"the demo needs at least {MIN_ORDERS} orders")
-    return value
-
-
-def _para(text: str) -> str:
-    """A help paragraph wrapped by hand (the raw formatter keeps the epilog's layout)."""
-    return "\n".join(wrap(text, 78, "", ""))
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g} {unit}"
-    return f"{seconds:g} s"
-
-
-def _cadence(policy: PollPolicy) -> str:
-    return f"{_duration(policy.initial)} growing to {_duration(policy.max_interval)}"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    formatter = argparse.RawDescriptionHelpFormatter
-    parser = argparse.ArgumentParser(
-        prog=PROG,
-        description="Look Telegent orders up, or wait until they settle and see why any failed.",
-        epilog=_EXIT_HELP,
-        formatter_class=formatter,
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "-v", "--verbose", action="count", default=0, help="-v: INFO logs, -vv: DEBUG (stderr)"
-    )
-    common.add_argument(
-        "--json", action="store_true", help="one JSON object per order on stdout, nothing else"
-    )
-    common.add_argument(
-        "--rows", type=int, default=10, metavar="N", help="rows per group in the report (0: all)"
-    )
-
-    api = argparse.ArgumentParser(add_help=False)
-    group = api.add_argument_group("credentials and API")
-    group.add_argument(
-        "--token",
-        help="bearer token (default: $TELEGENT_TOKEN); write --token=VALUE if it starts with -",
-    )
-    group.add_argument("--account-key", help="account key (default: $TELEGENT_ACCOUNT_KEY)")
-    group.add_argument(
-        "--account-secret", help="account secret (default: $TELEGENT_ACCOUNT_SECRET)"
-    )
-    group.add_argument(
-        "--base-url", help="API root (default: $TELEGENT_BASE_URL or https://api.telegent.com/v1.0)"
-    )
-    group.add_argument(
-        "--insecure", action="store_true", help="allow plain http to a loopback host (a fake)"
-    )
-    group.add_argument(
-        "--rate",
-        type=_positive_float,
-        default=50.0,
-        metavar="RPM",
-        help="client-wide budget, requests per minute (default: 50, the standard tier)",
-    )
-    group.add_argument(
-        "--retries",
-        type=int,
-        default=5,
-        metavar="N",
-        help="retries of a transient failure (429, 5xx, timeout) per request (default: 5)",
-    )
-
-    ids = argparse.ArgumentParser(add_help=False)
-    ids.add_argument("order_ids", nargs="*", metavar="ID", help="order IDs")
-    ids.add_argument(
-        "--from-file",
-        metavar="PATH|-",
-        help="read more IDs from a file, or stdin with -: one per line, # starts a comment",
-    )
-
-    seeded = argparse.ArgumentParser(add_help=False)
-    seeded.add_argument(
-        "--orders",
-        type=_orders_count,
-        default=300,
-        metavar="N",
-        help="how many orders (default 300, at least 10)",
-    )
-    seeded.add_argument("--seed", type=int, default=None, help="same seed, same scenario")
-    seeded.add_argument(
-        "--time-scale",
-        type=_positive_float,
-        default=1.0,
-        metavar="F",
-        help="multiply every duration of the scenario by F (0.2 runs it 5x faster)",
-    )
-
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    get = commands.add_parser(
-        "get",
-        parents=[common, api, ids],
-        help="look each order up once, concurrently",
-        description="Look each order up once, concurrently.",
-        epilog=_EXIT_HELP,
-        formatter_class=formatter,
-    )
-    get.set_defaults(handler=cmd_get)
-    wait = commands.add_parser(
-        "wait",
-        parents=[common, api, ids],
-        help="wait until every order settles, with live progress",
-        description=_para(
-            "Wait until every order settles (or the deadline passes), showing live "
-            "progress on stderr when it is a terminal, then report."
-        ),
-        epilog=_EXIT_HELP,
-        formatter_class=formatter,
-    )
-    wait.add_argument(
-        "--timeout",
-        type=_non_negative_float,
-        default=3600.0,
-        metavar="S",
-        help="overall deadline in seconds (default 3600; 0: none)",
-    )
-    preset_help = (
-        f"poll cadence: provision ({_cadence(PollPolicy.PROVISION)}, the default) or "
-        f"portin ({_cadence(PollPolicy.PORT_IN)})"
-    )
-    wait.add_argument("--preset", choices=sorted(_PRESETS), default="provision", help=preset_help)
-    wait.add_argument(
-        "--state",
-        metavar="FILE",
-        help="keep the watches in this SQLite file: run the same command again after an "
-        "interrupt (Ctrl-C, kill) and it resumes, polling no order settled before",
-    )
-    wait.set_defaults(handler=cmd_wait)
-    demo = commands.add_parser(
-        "demo",
-        parents=[common, seeded],
-        help="wait for a realistic mix of orders on an embedded fake server",
-        description=_para(
-            "Start an embedded FakeTelegent on 127.0.0.1 (rate limit, a few 503s, a "
-            "429), seed it with a realistic mix of provision orders and port-ins (some "
-            "rejected with carrier codes), and run `wait` against it. No network, no credentials."
-        ),
-        epilog=_EXIT_HELP,
-        formatter_class=formatter,
-    )
-    demo.set_defaults(handler=cmd_demo)
-    server = commands.add_parser(
-        "fake-server",
-        parents=[seeded],
-        help="run the fake server in the foreground for your own tests",
-        description=_para(
-            "Run FakeTelegent in the foreground with the demo's orders, print its base "
-            "URL, test credentials and order IDs, and serve until Ctrl-C or SIGTERM."
-        ),
-    )
-    server.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
-    server.add_argument("--port", type=int, default=0, help="default: any free port")
-    server.set_defaults(handler=cmd_fake_server)
-
-    from ._cli_portin import add_port_in_commands
-
-    add_port_in_commands(commands, [common, api], _EXIT_HELP)
-    from ._cli_watch import add_watch_commands
-
-    add_watch_commands(
-        commands, {"common": common, "api": api, "ids": ids}, _EXIT_HELP, preset_help
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The `telegent-orders` entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    console = Console(sys.stderr)
-    setup_logging(getattr(args, "verbose", 0), console)
-    try:
-        return int(args.handler(args, console))
-    except UsageError as exc:
-        console.write(f"{PROG}: error: {exc}\n")
-        return EXIT_USAGE
-    except BrokenPipeError:
-        # stdout was closed early (`| head`): stop quietly, like other Unix tools.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_BROKEN_PIPE
