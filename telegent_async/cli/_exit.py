@@ -71,10 +71,13 @@ EXIT_STATUSES: Final = (
         "interrupted",
     ),
     ExitStatus(
-        EXIT_BROKEN_PIPE, "stdout was closed before the results were written (e.g. `| head`)"
+        EXIT_BROKEN_PIPE,
+        "stdout was closed before the results were written (e.g. `| head`): 128 + SIGPIPE, as "
+        "shells report it",
     ),
 )
-"""Every exit status, in precedence order: the first that applies wins."""
+"""Every exit status, in precedence order: the first that applies wins. The README's table
+repeats the `meaning`s word for word (tests/test_cli_exit.py checks it)."""
 
 _BY_CODE: Final = {status.code: status for status in EXIT_STATUSES}
 
