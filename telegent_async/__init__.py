@@ -35,11 +35,12 @@ from ._errors import (
     TelegentError,
     TransportError,
 )
+from ._memory import MemoryStore
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._sqlite import SQLiteStore
-from ._store import MemoryStore, WatchState
+from ._store import WatchState
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
 

@@ -1,33 +1,33 @@
-"""Decode the carrier codes found in ``OrderStatusMessage`` of failed port-in orders.
+"""Decode the carrier codes found in `OrderStatusMessage` of failed port-in orders.
 
 Failed port-ins carry a carrier response code and a text joined by a hyphen, e.g.
-``8A-ACCOUNT_NUM_REQ_OR_INCORRECT`` or ``6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT``. The codes
+`8A-ACCOUNT_NUM_REQ_OR_INCORRECT` or `6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT`. The codes
 are the ATIS WICIS wireless porting response codes (RCODEs: one digit, one letter) shared by
-US carriers; Telegent also uses codes of its own such as ``GENS-0041``.
+US carriers; Telegent also uses codes of its own such as `GENS-0041`.
 
-This module is sans-I/O and pure: :func:`decode_carrier_message` turns any string into a
-:class:`CarrierError` (or ``None`` for a blank one) and never raises, so it is safe to call on
+This module is sans-I/O and pure: `decode_carrier_message` turns any string into a
+`CarrierError` (or `None` for a blank one) and never raises, so it is safe to call on
 every failed order.
 
 Parsing rules (deliberately conservative, so free text is not mistaken for a code):
 
-* Leading/trailing whitespace is ignored; ``raw`` keeps the message verbatim.
+* Leading/trailing whitespace is ignored; `raw` keeps the message verbatim.
 * An RCODE at the start of the message is a digit and an ASCII letter, not followed by
-  another letter or digit, any case (``8a`` is normalised to ``8A``). It must be followed by
-  the end of the text or a separator: ``-``, ``:``, an en/em dash, with optional whitespace
-  around it (``8A - X``, ``8A:X``). A bare whitespace separator (``8A ACCOUNT...``) is
-  accepted only for the known groups 1, 6 and 8, because ``3D printing...`` is more likely
+  another letter or digit, any case (`8a` is normalised to `8A`). It must be followed by
+  the end of the text or a separator: `-`, `:`, an en/em dash, with optional whitespace
+  around it (`8A - X`, `8A:X`). A bare whitespace separator (`8A ACCOUNT...`) is
+  accepted only for the known groups 1, 6 and 8, because `3D printing...` is more likely
   prose than a code.
-* A Telegent code is 2-10 ASCII letters, a hyphen and 3-10 digits (``GENS-0041``), followed by
+* A Telegent code is 2-10 ASCII letters, a hyphen and 3-10 digits (`GENS-0041`), followed by
   the end of the text, a separator or whitespace.
-* The text after the code and separator, stripped, is the ``reason`` (kept verbatim, so an
+* The text after the code and separator, stripped, is the `reason` (kept verbatim, so an
   UPPER_SNAKE name stays as is). A known code with no text gets its catalogue name as reason.
-* Further codes later in the message (``Port rejected: 8A-...``, ``8A-...; 8C-...``) are
+* Further codes later in the message (`Port rejected: 8A-...`, `8A-...; 8C-...`) are
   taken more strictly, since prose follows no format: an RCODE of the groups 1, 6 or 8 with an
-  upper-case letter, after a non-alphanumeric character, then ``-``, ``:`` or a dash, then a
-  reason that does not start with a lower-case letter (``iPhone 6S-compatible`` is prose).
-  Each code's reason runs up to the next code, without the ``;``/``,``/``|`` joining them.
-* Anything else is free text: ``code`` is ``None``, category ``UNKNOWN``, ``reason`` the text.
+  upper-case letter, after a non-alphanumeric character, then `-`, `:` or a dash, then a
+  reason that does not start with a lower-case letter (`iPhone 6S-compatible` is prose).
+  Each code's reason runs up to the next code, without the `;`/`,`/`|` joining them.
+* Anything else is free text: `code` is `None`, category `UNKNOWN`, `reason` the text.
 
 The head is matched by a short anchored regex and later codes by one bounded pattern scanned
 once, so the cost is linear in the length of the message whatever it contains.
@@ -62,29 +62,33 @@ class CarrierCategory(str, enum.Enum):
 
 @attrs.frozen
 class CarrierError:
-    """A decoded ``OrderStatusMessage``: what went wrong and what to do about it.
+    """A decoded `OrderStatusMessage`: what went wrong and what to do about it.
 
     Kept alongside the raw message so nothing the carrier said is lost, while callers can
-    branch on ``code``/``category``/``fixable_by_update`` instead of parsing text.
+    branch on `code`/`category`/`fixable_by_update` instead of parsing text.
+
+    Attributes:
+        code: The normalised code (`"8A"`, `"GENS-0041"`), or None for free text.
+        reason: The text half, stripped; the whole text when there is no code.
+        category: The `CarrierCategory`: which kind of fix to look for.
+        description: Plain words for an operator: what the code means.
+        remedy: The concrete next step.
+        fixable_by_update: True when `POST /v1.0/numbers/portin/update` on the same order
+            can fix it.
+        raw: The message exactly as received.
+        update_fields: The `update_port_in` keywords whose corrected value fixes this code
+            (8A -> `("current_account_number",)`); `()` when no update field can fix it (6A,
+            8B, or 6P until the subscriber lifts the lock).
     """
 
     code: str | None
-    """Normalised code (``"8A"``, ``"GENS-0041"``), or ``None`` for free text."""
     reason: str
-    """The text half, stripped; the whole text when there is no code."""
     category: CarrierCategory
     description: str
-    """Plain words for an operator: what the code means."""
     remedy: str
-    """Concrete next step."""
     fixable_by_update: bool
-    """True when ``POST /v1.0/numbers/portin/update`` on the same order can fix it."""
     raw: str
-    """The message exactly as received."""
     update_fields: tuple[str, ...] = ()
-    """The ``update_port_in`` keywords whose corrected value fixes this code (8A ->
-    ``("current_account_number",)``); ``()`` when no update field can fix it (6A, 8B, or 6P
-    until the subscriber lifts the lock)."""
 
 
 @attrs.frozen
@@ -331,10 +335,13 @@ def _decoded(code: str, reason: str, raw: str) -> CarrierError:
 
 
 def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
-    """Every code in an ``OrderStatusMessage``, in order (``"8A-...; 8C-..."`` gives two).
+    """Every code in an `OrderStatusMessage`, in order (`"8A-...; 8C-..."` gives two).
 
-    Pure and total like :func:`decode_carrier_message`: ``()`` for ``None`` or a blank string,
-    one free-text :class:`CarrierError` for a message without a recognised code.
+    Pure and total like `decode_carrier_message`: `()` for None or a blank string, one
+    free-text `CarrierError` for a message without a recognised code.
+
+    Args:
+        text: The order's `OrderStatusMessage`, or None.
     """
     if text is None:
         return ()
@@ -370,11 +377,14 @@ def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
 
 
 def decode_carrier_message(text: str | None) -> CarrierError | None:
-    """Decode an ``OrderStatusMessage`` into a :class:`CarrierError` (its first code).
+    """Decode an `OrderStatusMessage` into a `CarrierError` (its first code).
 
     Total on purpose: it runs on every failed order, and a decoder that raised on an odd
-    carrier text would hide the failure it is meant to explain. Returns ``None`` for
-    ``None`` or a blank string; any other string decodes, free text included.
+    carrier text would hide the failure it is meant to explain. Returns None for None or a
+    blank string; any other string decodes, free text included.
+
+    Args:
+        text: The order's `OrderStatusMessage`, or None.
     """
     errors = decode_carrier_messages(text)
     return errors[0] if errors else None

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import date, datetime, timezone
 from typing import Any, TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from . import _portin, _validate
@@ -33,20 +33,17 @@ from ._config import (
     credentials_from,
 )
 from ._errors import (
-    BODY_EXCERPT_CHARS,
-    APIStatusError,
     BadRequestError,
     ClientClosedError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
-    body_excerpt,
 )
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._status import RETRY_STATUSES, error_for_status
-from ._timing import PollPolicy, parse_retry_after
+from ._retry import Answer, Raise, Reauthenticate, RetryRules, Return, decide_attempt
+from ._timing import PollPolicy
 from ._watchdog import AttemptWatchdog
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
@@ -77,11 +74,31 @@ class TelegentClient:
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt. Waits that pass no
     `policy` poll at `poll_policy` (`PollPolicy.PROVISION`: 1 s doubling to 15 s).
 
-    `session`: your own `aiohttp.ClientSession`, which the client uses but does not close. Its
-    connector's pool caps the client's concurrency: `max_connections` becomes at most the
-    connector's `limit` and `limit_per_host`, because an attempt's `timeout` starts before
-    aiohttp hands out a pooled connection. Traffic of your own on that session can still make
-    the client's attempts wait for a connection: give the client a session of its own.
+    Args:
+        token: A bearer token (used as is, never renewed).
+        account_key: The account key: with `account_secret`, the client fetches, caches and
+            renews a token per endpoint.
+        account_secret: The account secret.
+        base_url: The API root (`https://api.telegent.com/v1.0`).
+        timeout: Seconds for one HTTP attempt.
+        max_retries: Retries of a transient failure (408, 429, 5xx, connection errors and
+            attempt timeouts), per request.
+        requests_per_minute: The client-wide budget shared by every call; None: unlimited
+            (429 pauses still apply).
+        max_connections: Requests in flight at once.
+        session: Your own `aiohttp.ClientSession`, which the client uses but does not close.
+            Its connector's pool caps the client's concurrency: `max_connections` becomes at
+            most the connector's `limit` and `limit_per_host`, because an attempt's `timeout`
+            starts before aiohttp hands out a pooled connection. Traffic of your own on that
+            session can still make the client's attempts wait for a connection: give the
+            client a session of its own.
+        allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
+        retry_policy: The cadence between retries.
+        max_retry_after: The longest Retry-After honoured, in seconds.
+        poll_policy: The poll cadence of waits that pass no `policy`.
+
+    Raises:
+        ValueError: A bad argument, or no credentials at all (`TypeError` for a wrong type).
     """
 
     def __init__(
@@ -184,7 +201,11 @@ class TelegentClient:
     # -- lookups ---------------------------------------------------------------------------
 
     async def get_order(self, order_id: str) -> Order:
-        """Look an order up once. Raises a `TelegentError` subclass if that fails."""
+        """Look an order up once. Raises a `TelegentError` subclass if that fails.
+
+        Args:
+            order_id: The order's ID (`JNUOID-...`).
+        """
         order_id = _validate.order_id(order_id)
 
         def decode(status: int, body: bytes) -> Order:
@@ -199,6 +220,9 @@ class TelegentClient:
 
         Every ID is checked before any request; each distinct ID is looked up once; one
         order's failure is its outcome's `error` and does not stop the others.
+
+        Args:
+            order_ids: The orders' IDs (not a single string).
         """
         ids = _checked_ids(order_ids)
         distinct = list(dict.fromkeys(ids))
@@ -225,9 +249,14 @@ class TelegentClient:
     ) -> Order:
         """Poll until the order settles and return it, whatever the outcome.
 
-        `timeout` is a total deadline in seconds (None: wait until settled); past it,
-        `OrderWaitTimeout` carries the last order seen. `on_update` (sync or async) is called
-        once per status change. Transient failures do not end the wait; 400/401/403/404/405 do.
+        Transient failures do not end the wait; 400/401/403/404/405 do.
+
+        Args:
+            order_id: The order's ID.
+            timeout: A total deadline in seconds (None: wait until settled); past it,
+                `OrderWaitTimeout` carries the last order seen.
+            policy: The poll cadence (None: the client's `poll_policy`).
+            on_update: Called (sync or async) with the order once per status change.
         """
         last: Order | None = None
         changes = watch_order(self, order_id, timeout=timeout, policy=self._policy(policy))
@@ -244,7 +273,13 @@ class TelegentClient:
     def watch_order(
         self, order_id: str, *, timeout: float | None = 600.0, policy: PollPolicy | None = None
     ) -> AsyncGenerator[Order, None]:
-        """Yield the first observation of an order and then each status change, until settled."""
+        """Yield the first observation of an order and then each status change, until settled.
+
+        Args:
+            order_id: The order's ID.
+            timeout: As in `wait_for_order`.
+            policy: As in `wait_for_order`.
+        """
         return watch_order(self, order_id, timeout=timeout, policy=self._policy(policy))
 
     def wait_for_orders(
@@ -260,6 +295,12 @@ class TelegentClient:
         keeps about 30 to 530 bytes per pending order (README: 31 B before its first answer,
         525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
+
+        Args:
+            order_ids: The orders' IDs (not a single string); each distinct one is polled.
+            timeout: Seconds until every order still pending times out (its outcome's
+                `error` is `OrderWaitTimeout`), or None.
+            policy: The poll cadence (None: the client's `poll_policy`).
         """
         ids = _checked_ids(order_ids)
         return OrderStream(self, ids, timeout=timeout, policy=self._policy(policy))
@@ -294,6 +335,17 @@ class TelegentClient:
         same backoff): an update resends the same data, so repeating it is safe. The account
         number and password never appear in logs, `repr` or exception text, even when an error
         answer quotes them back.
+
+        Args:
+            order_id: The port-in's ID.
+            current_account_number: The account number at the losing carrier.
+            current_account_password: The account PIN or password at the losing carrier.
+            current_carrier_name: The losing carrier's name.
+            subscriber_name: The name on the losing carrier's account.
+            port_in_date: The requested port date: a `datetime.date` or `"YYYY-MM-DD"`.
+            current_billing_address: A `BillingAddress` with the lines being corrected.
+            iccid: The SIM's ICCID.
+            target_portin_classification: Telegent's `TargetPortinClassification`.
         """
         body = _portin.update_body(
             order_id,
@@ -320,6 +372,9 @@ class TelegentClient:
         Telegent refuses with 400 because the order is already cancelled (say a retry after
         the first try went through unanswered), a lookup confirms `Cancelled` and that counts
         as success. Any other 400 (a completed order) is raised as `BadRequestError`.
+
+        Args:
+            order_id: The port-in's ID.
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]
@@ -380,7 +435,7 @@ class TelegentClient:
         """
         session = self._open()
         loop = asyncio.get_running_loop()
-        auth, budget = self._auth, self._budget
+        auth, budget, rules = self._auth, self._budget, self._retry_rules
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
         while True:
@@ -393,7 +448,7 @@ class TelegentClient:
                     headers = await auth.headers(scope)
             if self._closed:  # while this call waited
                 raise ClientClosedError()
-            retry_after: float | None = None
+            result: Answer | TelegentError
             try:
                 async with self._slots:
                     with self._watchdog.watch(self.timeout):
@@ -407,63 +462,51 @@ class TelegentClient:
                             raise_for_status=False,  # a caller's session may set it: we classify
                             timeout=_NO_AIOHTTP_TIMEOUT,
                         ) as response:
-                            status, answer_headers = response.status, response.headers
                             if _plain_and_small(response):
                                 body = await response.read()
                             else:
                                 body = await _read_capped(response)
+                            result = Answer(response.status, response.headers, body)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                failure: TelegentError = _transport_error(method, exc, self.timeout)
+                result = _transport_error(method, exc, self.timeout)
             else:
-                body = _portin.redact(body, secrets) if secrets else body
-                if 200 <= status < 300:
-                    if on_headers is not None:
-                        on_headers(answer_headers)
-                    try:
-                        return decode(status, body)
-                    except ResponseDecodeError as exc:
-                        failure = exc  # garbled, or about another order: asked again
-                    except APIStatusError as exc:
-                        status = exc.status_code  # an error body inside a 2xx: that status
-                if not 200 <= status < 300:
-                    if (
-                        status == 401
-                        and scope
-                        and headers
-                        and auth.renews_on_401
-                        and not reauthenticated
-                    ):
-                        logger.debug("401 on %s: fetching a new token once", method)
-                        auth.discard(scope, headers)
-                        reauthenticated = True
-                        continue
-                    if status in RETRY_STATUSES:
-                        retry_after = parse_retry_after(
-                            answer_headers.get("Retry-After"), datetime.now(timezone.utc)
-                        )
-                    failure = _status_error(status, body, retry_after)
-                    if status == 429:
-                        pause = self._retry_delay(attempt, retry_after)
-                        logger.info("429 rate limited: pausing the client for %.2f s", pause)
-                        budget.pause(pause)
-                        retry_after = 0.0  # the budget now holds every request, this one included
-                    if status not in RETRY_STATUSES:
-                        raise failure
-            if attempt >= self.max_retries:
-                raise failure
-            delay = self._retry_delay(attempt, retry_after)
+                if secrets:
+                    result = attrs.evolve(result, body=_portin.redact(result.body, secrets))
+                if on_headers is not None and 200 <= result.status < 300:
+                    on_headers(result.headers)
+            verdict = decide_attempt(
+                result,
+                decode,
+                attempt=attempt,
+                rules=rules,
+                can_reauthenticate=bool(scope and headers and not reauthenticated),
+                now=datetime.now(timezone.utc),
+            )
+            if isinstance(verdict, Return):
+                return verdict.value
+            if isinstance(verdict, Reauthenticate):
+                assert scope is not None and headers is not None  # or it could not re-authenticate
+                logger.debug("401 on %s: fetching a new token once", method)
+                auth.discard(scope, headers)
+                reauthenticated = True
+                continue
+            if verdict.pause is not None:
+                logger.info("429 rate limited: pausing the client for %.2f s", verdict.pause)
+                budget.pause(verdict.pause)
+            if isinstance(verdict, Raise):
+                raise verdict.error
             attempt += 1
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, self.max_retries, method, _describe(url, params), delay, failure,
+                    attempt, rules.max_retries, method, _describe(url, params), verdict.delay,
+                    verdict.failure,
                 )  # fmt: skip
-            await asyncio.sleep(delay)
+            await asyncio.sleep(verdict.delay)
 
-    def _retry_delay(self, attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(retry_after, self.max_retry_after)
-        return self.retry_policy.delay(attempt)
+    @property
+    def _retry_rules(self) -> RetryRules:
+        return RetryRules(self.max_retries, self.retry_policy, self.max_retry_after)
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
@@ -517,23 +560,6 @@ def _checked_ids(order_ids: Iterable[str]) -> list[str]:
     if isinstance(order_ids, (str, bytes)):
         raise TypeError("order_ids must be an iterable of IDs, not a single string")
     return [_validate.order_id(order_id) for order_id in order_ids]
-
-
-def _status_error(status: int, body: bytes, retry_after: float | None) -> APIStatusError:
-    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
-    if 300 <= status < 400:
-        return APIStatusError(
-            status, "redirect not followed (a bearer token never leaves the API host)", None
-        )
-    excerpt = body_excerpt(body)
-    try:
-        parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
-        return error_for_status(status, parsed["Message"][:BODY_EXCERPT_CHARS], parsed, retry_after)
-    message = "no error message" if not excerpt.strip() else "non-JSON error body"
-    return error_for_status(status, message, excerpt, retry_after)
 
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:

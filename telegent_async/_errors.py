@@ -1,5 +1,28 @@
 """The exception hierarchy: every failure the SDK reports is a `TelegentError`.
 
+    TelegentError
+    ├── APIStatusError                 the API answered an error status (`status_code`)
+    │   ├── BadRequestError            400
+    │   ├── AuthenticationError        401 (or a token request refused)
+    │   ├── PermissionDeniedError      403
+    │   ├── NotFoundError              404
+    │   ├── MethodNotAllowedError      405
+    │   ├── RequestTimeoutError        408, retried
+    │   ├── RateLimitError             429, retried (`retry_after`)
+    │   └── ServerError                5xx, retried (502 and the undocumented ones)
+    │       ├── InternalServerError    500
+    │       ├── ServiceUnavailableError  503
+    │       └── GatewayTimeoutError    504
+    ├── TransportError                 no answer: the connection failed or an attempt timed out
+    ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
+    ├── OrderWaitTimeout               a wait's deadline passed (`order_id`, `last_order`)
+    └── OrderFailed                    `Order.raise_for_status()` on an unsuccessful order
+
+    RuntimeError
+    └── ClientClosedError              a call on (or waiting in) a closed client: a misuse
+
+Which status is retried or ends a wait is `_status.STATUS_RULES`'s to say.
+
 Exception text never includes a token or a secret. Messages are built from the HTTP status,
 the server's `Message` field (its first `BODY_EXCERPT_CHARS`), the first 80 characters of an
 answer to an order lookup that is not an order, a connection error's own text
@@ -53,8 +76,12 @@ class TelegentError(Exception):
 class APIStatusError(TelegentError):
     """The API answered with an error status.
 
-    `body` is the decoded JSON error object when there was one, else the first
-    `BODY_EXCERPT_CHARS` (500) characters of the body as text.
+    Args:
+        status_code: The HTTP status of the answer.
+        message: The server's `Message` (its first `BODY_EXCERPT_CHARS`), or a description
+            of a body that had none.
+        body: The decoded JSON error object when there was one, else the first
+            `BODY_EXCERPT_CHARS` (500) characters of the body as text.
     """
 
     def __init__(self, status_code: int, message: str, body: object = None) -> None:
@@ -89,7 +116,14 @@ class RequestTimeoutError(APIStatusError):
 
 
 class RateLimitError(APIStatusError):
-    """429: the account's rate limit was exceeded; `retry_after` is the server's advice."""
+    """429: the account's rate limit was exceeded; retried automatically.
+
+    Args:
+        status_code: 429.
+        message: As in `APIStatusError`.
+        body: As in `APIStatusError`.
+        retry_after: Seconds the server asked to wait (its Retry-After), or None.
+    """
 
     def __init__(
         self, status_code: int, message: str, body: object = None, retry_after: float | None = None
@@ -122,7 +156,10 @@ class ResponseDecodeError(TelegentError):
     """The server answered something that is not an order (or not a token answer), or an
     order other than the one asked for. An order lookup is retried before this is raised.
 
-    Carries the HTTP `status_code` and the first `BODY_EXCERPT_CHARS` of the body in `body`.
+    Args:
+        message: What was wrong with the answer.
+        status_code: The HTTP status of the answer.
+        body: The body as text; only its first `BODY_EXCERPT_CHARS` are kept.
     """
 
     def __init__(self, message: str, *, status_code: int, body: str) -> None:
@@ -143,7 +180,16 @@ class ClientClosedError(RuntimeError):
 
 
 class OrderWaitTimeout(TelegentError):
-    """The wait's deadline passed before the order settled; `last_order` is the last seen."""
+    """The wait's deadline passed before the order settled.
+
+    When polls were failing, the last failure is the `__cause__`.
+
+    Args:
+        order_id: The order waited for.
+        last_order: The last `Order` seen, or None when no poll was answered.
+        timeout: The wait's timeout in seconds, or None for an absolute deadline.
+        polled: False when the request budget never reached the order before its deadline.
+    """
 
     def __init__(
         self,
@@ -168,7 +214,11 @@ class OrderWaitTimeout(TelegentError):
 
 
 class OrderFailed(TelegentError):
-    """Raised by `Order.raise_for_status()` for an order that did not succeed."""
+    """Raised by `Order.raise_for_status()` for an order that did not succeed.
+
+    Args:
+        order: The settled order; its `carrier_error` is also `self.carrier_error`.
+    """
 
     def __init__(self, order: Order) -> None:
         self.order = order

@@ -124,7 +124,20 @@ def _log_unknown_status(raw_status: str) -> None:
 
 @attrs.frozen
 class Order:
-    """One observation of an order, as `GET /numbers/order` reported it."""
+    """One observation of an order, as `GET /numbers/order` reported it.
+
+    Attributes:
+        order_id: The order's ID (`JNUOID-...`).
+        status: The status as an `OrderStatus`, whatever spelling the API used.
+        raw_status: The status exactly as received (an unknown one is kept: `UNKNOWN`).
+        order_type: The order's type (`OrderType`), or None.
+        order_date: When the order was placed, as an aware datetime, or None.
+        status_message: `OrderStatusMessage` as received (the carrier's words), or None.
+        carrier_error: The first code of `status_message`, decoded, or None.
+        phone_numbers: The order's numbers, as strings.
+        raw: The JSON object as received.
+        carrier_errors: Every code of the message, in order; `carrier_error` is the first.
+    """
 
     order_id: str
     status: OrderStatus
@@ -136,7 +149,6 @@ class Order:
     phone_numbers: tuple[str, ...] = ()
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
     carrier_errors: tuple[CarrierError, ...] = attrs.field(default=(), repr=False)
-    """Every code of the message, in order; `carrier_error` is the first of them."""
 
     @property
     def is_settled(self) -> bool:
@@ -169,8 +181,11 @@ class Order:
 class OrderOutcome:
     """How waiting for (or looking up) one order ended: an `order`, an `error`, or both.
 
-    `order` is the last observation (set even when the wait timed out); `error` is set when
-    the lookup or the wait failed; `tag` is the caller's label, from an `OrderWatcher` watch.
+    Attributes:
+        order_id: The order looked up or waited for.
+        order: The last observation, or None; set even when the wait timed out.
+        error: The `TelegentError` that ended the lookup or the wait, or None.
+        tag: The caller's label, from an `OrderWatcher` watch, or None.
     """
 
     order_id: str

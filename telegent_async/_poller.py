@@ -21,10 +21,10 @@ from typing import Protocol, TypeVar
 from . import _validate
 from ._budget import RequestBudget
 from ._errors import OrderWaitTimeout, TelegentError
+from ._memory import MemoryStore
 from ._models import Order, OrderOutcome
 from ._schedule import Verdict, decide, is_permanent
 from ._scheduler import Lookups, Scheduler, log_change
-from ._store import MemoryStore
 from ._timing import PollPolicy
 
 if sys.version_info >= (3, 11):
@@ -158,6 +158,12 @@ class OrderStream:
     polled once more at the deadline. Breaking out of the `async for` cancels every poll and
     gives their budget slots back at once, even while the stream itself is still referenced;
     `async with client.wait_for_orders(ids) as stream:` also waits for the polls to end.
+
+    Args:
+        client: The `TelegentClient` that polls.
+        order_ids: The orders (duplicates are polled once).
+        timeout: Seconds until every order still pending times out, or None.
+        policy: The poll cadence (None: `PollPolicy.PROVISION`).
     """
 
     def __init__(

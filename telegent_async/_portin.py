@@ -87,6 +87,13 @@ class BillingAddress:
     """`CurrentBillingAddress` of an update: the billing address on the losing carrier's bill.
 
     Give only the lines being corrected (an 8D rejection needs the ZIP); at least one.
+
+    Attributes:
+        street1: The first street line, or None.
+        street2: The second street line, or None.
+        city: The city, or None.
+        state: The state, or None.
+        zip: The ZIP code, or None.
     """
 
     street1: str | None = attrs.field(default=None, validator=_optional_text("BillingAddress"))
@@ -109,7 +116,14 @@ class BillingAddress:
 
 @attrs.frozen
 class PortInUpdate:
-    """The answer to an update: `status` is Telegent's `Status` (`"Updated"`)."""
+    """The answer to an update.
+
+    Attributes:
+        order_id: The order updated.
+        status: Telegent's `Status` (`"Updated"`), or None.
+        message: Telegent's `Message`, or None.
+        raw: The JSON object as received.
+    """
 
     order_id: str
     status: str | None
@@ -123,6 +137,12 @@ class PortInCancel:
 
     When the order was already cancelled (a retry after the first try went through), `status`
     is the order's status as looked up (`"Cancelled"`) and `raw` is that order.
+
+    Attributes:
+        order_id: The order cancelled.
+        status: The answer's status, or None.
+        message: The answer's message (or the refusal's), or None.
+        raw: The JSON object as received.
     """
 
     order_id: str

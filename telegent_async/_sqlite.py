@@ -89,6 +89,13 @@ class SQLiteStore:
 
     Leases decide which process polls an order; a process killed at any instant loses
     nothing that was committed, and its claims come back when their lease ends.
+
+    Args:
+        path: The database file (created if missing).
+        clock: Wall-clock seconds (deadlines, leases, next polls); injected by tests.
+        busy_timeout: Seconds one call may block the event loop on another process's lock
+            before it gives the loop back and tries again.
+        lock_timeout: Seconds a write may keep retrying for the lock before it gives up.
     """
 
     #: Other processes' adds and wakes are seen within this many seconds.

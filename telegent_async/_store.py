@@ -16,13 +16,8 @@ Never pickle, never a token or a secret.
 
 from __future__ import annotations
 
-import heapq
 import json
-import math
 import os
-import time
-from array import array
-from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeAlias
@@ -31,14 +26,13 @@ import attrs
 
 from . import _errors
 from ._errors import OrderFailed, TelegentError
-from ._models import Order, OrderOutcome, OrderStatus, converter, decode_order, parse_status
+from ._models import Order, OrderOutcome, OrderStatus, converter, decode_order
 from ._timing import PollPolicy
 
 __all__ = [
     "Answer",
     "Claim",
     "Delivery",
-    "MemoryStore",
     "NewWatch",
     "Settlement",
     "StoreLike",
@@ -76,7 +70,19 @@ _SECRET_KEYS = frozenset(
 
 @attrs.frozen
 class WatchState:
-    """A watch as its store knows it (`OrderWatcher.get`)."""
+    """A watch as its store knows it (`OrderWatcher.get`).
+
+    Attributes:
+        order_id: The order watched.
+        tag: The caller's label, or None.
+        status: The last status seen, or None before the first answer.
+        last_order: The last `Order` seen, or None.
+        attempts: How many polls were answered (or failed) so far.
+        next_poll: When the order is polled next (aware datetime), or None once settled.
+        settled: True once the watch has its outcome.
+        acknowledged: True once that outcome was acknowledged (`settled()`, `ack`).
+        error: The error the watch settled with (`NotFoundError`, `OrderWaitTimeout` ...).
+    """
 
     order_id: str
     tag: str | None
@@ -181,6 +187,8 @@ StoreLike: TypeAlias = "WatchStore | str | os.PathLike[str] | None"
 
 def open_store(store: object) -> tuple[WatchStore, bool]:
     """The store for `store` (a store, a path, a URL, or None for memory) and whether we own it."""
+    from ._memory import MemoryStore  # which imports this module
+
     if store is None:
         return MemoryStore(), True
     if isinstance(store, (str, os.PathLike)):
@@ -262,26 +270,6 @@ def utc(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
 
 
-# -- MemoryStore -----------------------------------------------------------------------------
-
-
-@attrs.define(slots=True)
-class _Outcome:
-    seq: int
-    order: Order | None
-    error: TelegentError | None
-    acked_at: float | None = None
-
-
-@attrs.define(slots=True)
-class _Run:
-    """Slots `start` to `end` (exclusive), added together and all due at `due`."""
-
-    due: float
-    start: int
-    end: int
-
-
 class _Listeners:
     """Callbacks run when watches are added or woken: how a store nudges sleeping schedulers."""
 
@@ -297,351 +285,3 @@ class _Listeners:
     def notify(self) -> None:
         for callback in list(self.callbacks):
             callback()
-
-
-_NEVER = math.nan  # next poll of a watch that is not scheduled (settled or removed)
-
-
-class MemoryStore:
-    """Watches in this process's memory: what `wait_for_orders` uses, and the watcher default.
-
-    Compact because a fan-out holds 100,000 watches: per watch, a slot in a list of IDs, a
-    double (next poll) and a byte (attempts); watches added together wait in one run of slots
-    instead of one heap entry each until their first poll; the last answer is kept as compact
-    JSON, not as an `Order`. Heap entries are checked against the double when popped, so
-    moving a poll (wake, claim, answer) just pushes a new entry.
-    """
-
-    max_idle = math.inf  # nothing changes it behind this process's back
-
-    def __init__(
-        self, *, clock: Callable[[], float] = time.time, keep_outcomes: bool = True
-    ) -> None:
-        self._clock = clock
-        # A fan-out hands each outcome to its caller as it settles: keeping it would hold
-        # 100,000 orders by the end (`wait_for_orders` passes False; nothing reads them back).
-        self._keep_outcomes = keep_outcomes
-        self._ids: list[str | None] = []
-        self._next = array("d")
-        self._attempts = bytearray()
-        self._runs: deque[_Run] = deque()  # slots added together, all due at once
-        self._heap: list[tuple[float, int]] = []
-        # The last answer of each pending watch: its compact JSON, a newline, its status (one
-        # bytes object rather than a tuple of two: 50 bytes less per order at 100,000 orders).
-        self._last: dict[int, bytes] = {}
-        self._specs: dict[int, tuple[PollPolicy | None, float | None, str | None]] = {}
-        self._fences: dict[int, int] = {}  # slot -> fence of its claim
-        self._woken: set[int] = set()  # woken while claimed: poll again right after
-        self._settled: dict[int, _Outcome] = {}
-        self._undelivered: dict[int, None] = {}  # slots, in settle order
-        self._index: dict[str, int] | None = None  # built on first lookup by ID
-        self._fence = 0
-        self._seq = 0
-        self._listeners = _Listeners()
-
-    def __len__(self) -> int:
-        return len(self._ids) - self._ids.count(None)
-
-    async def now(self) -> float:
-        return self._clock()
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        return self._listeners.subscribe(callback)
-
-    async def aclose(self) -> None:
-        pass
-
-    # -- slots ---------------------------------------------------------------------------------
-
-    def _slots(self) -> dict[str, int]:
-        if self._index is None:
-            self._index = {order_id: n for n, order_id in enumerate(self._ids) if order_id}
-        return self._index
-
-    def _slot(self, order_id: str) -> int | None:
-        return self._slots().get(order_id)
-
-    def _held(self, claim: Claim) -> int | None:
-        slot = claim.ref if 0 <= claim.ref < len(self._ids) else self._slot(claim.order_id)
-        if slot is None or self._ids[slot] != claim.order_id:
-            return None
-        return slot if self._fences.get(slot) == claim.fence else None
-
-    # -- contract ------------------------------------------------------------------------------
-
-    async def add(self, watches: Sequence[NewWatch]) -> int:
-        known = self._slots() if self._ids else None  # a first batch needs no index
-        fresh: dict[str, NewWatch] = {}
-        for watch in watches:
-            if known is None or watch.order_id not in known:
-                fresh.setdefault(watch.order_id, watch)
-        first = len(self._ids)
-        for offset, watch in enumerate(fresh.values()):
-            if watch.policy is not None or watch.deadline is not None or watch.tag is not None:
-                self._specs[first + offset] = (watch.policy, watch.deadline, watch.tag)
-        return self.extend(list(fresh))
-
-    def extend(self, order_ids: list[str]) -> int:
-        """Add IDs known to be new and distinct, with no policy, deadline or tag.
-
-        The fan-out's way in: no `NewWatch` per ID, no dict to find duplicates.
-        """
-        first = len(self._ids)
-        self._ids.extend(order_ids)
-        if self._index is not None:
-            self._index.update(zip(order_ids, range(first, len(self._ids)), strict=True))
-        added = len(order_ids)
-        if added:
-            self._next.extend(array("d", [self._clock()]) * added)
-            self._attempts.extend(bytes(added))
-            self._runs.append(_Run(self._next[first], first, len(self._ids)))
-            self._listeners.notify()
-        return added
-
-    def _pop_due(self, now: float) -> int | None:
-        """The slot that fell due first (fair: in the order they fell due), or None."""
-        while True:
-            run = self._runs[0] if self._runs else None
-            heap = self._heap
-            if run is not None and (not heap or run.due <= heap[0][0]):
-                due, slot = run.due, run.start
-                if due > now:
-                    return None
-                run.start += 1
-                if run.start >= run.end:
-                    self._runs.popleft()
-            elif heap and heap[0][0] <= now:
-                due, slot = heapq.heappop(heap)
-            else:
-                return None
-            if self._next[slot] == due:  # else a stale entry: the poll was moved
-                return slot
-
-    def _unpack_last(self, slot: int) -> tuple[str | None, bytes | None]:
-        packed = self._last.get(slot)
-        if packed is None:
-            return None, None
-        body, _, status = packed.partition(b"\n")  # JSON escapes newlines: the first is ours
-        return status.decode("utf-8", "surrogatepass"), body
-
-    async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
-        now = self._clock()
-        claims: list[Claim] = []
-        while len(claims) < limit:
-            slot = self._pop_due(now)
-            if slot is None:
-                break
-            order_id = self._ids[slot]
-            assert order_id is not None
-            self._fence += 1
-            self._fences[slot] = self._fence
-            until = now + lease
-            self._next[slot] = until
-            if until != math.inf:  # comes back if the worker never answers
-                heapq.heappush(self._heap, (until, slot))
-            policy, deadline, tag = self._specs.get(slot, (None, None, None))
-            status, body = self._unpack_last(slot)
-            claims.append(
-                Claim(
-                    order_id,
-                    self._fence,
-                    self._attempts[slot],
-                    policy,
-                    deadline,
-                    tag,
-                    status,
-                    body,
-                    slot,
-                )
-            )
-        return claims
-
-    async def next_due(self) -> float | None:
-        nexts = self._next
-        while self._heap and nexts[self._heap[0][1]] != self._heap[0][0]:
-            heapq.heappop(self._heap)
-        while self._runs and nexts[(run := self._runs[0]).start] != run.due:
-            run.start += 1
-            if run.start >= run.end:
-                self._runs.popleft()
-        candidates = [self._heap[0][0]] if self._heap else []
-        if self._runs:
-            candidates.append(self._runs[0].due)
-        return min(candidates, default=None)
-
-    async def record(self, answers: Sequence[Answer]) -> list[str]:
-        now = self._clock()
-        stale: list[str] = []
-        for answer in answers:
-            slot = self._held(answer.claim)
-            if slot is None:
-                stale.append(answer.claim.order_id)
-                continue
-            del self._fences[slot]
-            self._attempts[slot] = min(self._attempts[slot] + 1, 255)
-            order = answer.order
-            if order is not None:
-                status = order.raw_status.encode("utf-8", "surrogatepass")
-                self._last[slot] = encode_order(order) + b"\n" + status
-            due = answer.next_poll
-            if slot in self._woken:
-                self._woken.discard(slot)
-                due = min(due, now)
-            self._next[slot] = due
-            heapq.heappush(self._heap, (due, slot))
-        return stale
-
-    async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
-        stale: list[str] = []
-        for settlement in settlements:
-            slot = self._held(settlement.claim)
-            if slot is None:
-                stale.append(settlement.claim.order_id)
-                continue
-            del self._fences[slot]
-            self._woken.discard(slot)
-            self._last.pop(slot, None)
-            self._next[slot] = _NEVER
-            if not self._keep_outcomes:
-                self._ids[slot] = None
-                self._specs.pop(slot, None)
-                continue
-            if settlement.polled:
-                self._attempts[slot] = min(settlement.claim.attempts + 1, 255)
-            self._seq += 1
-            self._settled[slot] = _Outcome(self._seq, settlement.order, settlement.error)
-            self._undelivered[slot] = None
-        return stale
-
-    async def renew(self, claims: Sequence[Claim], lease: float) -> list[str]:
-        until = self._clock() + lease
-        stale: list[str] = []
-        for claim in claims:
-            slot = self._held(claim)
-            if slot is None:
-                stale.append(claim.order_id)
-            else:
-                self._next[slot] = until
-                heapq.heappush(self._heap, (until, slot))
-        return stale
-
-    async def release(self, claims: Sequence[Claim]) -> None:
-        now = self._clock()
-        for claim in claims:
-            slot = self._held(claim)
-            if slot is not None:
-                del self._fences[slot]
-                self._woken.discard(slot)
-                self._next[slot] = now
-                heapq.heappush(self._heap, (now, slot))
-        if claims:
-            self._listeners.notify()
-
-    def _outcome(self, slot: int) -> OrderOutcome:
-        stored = self._settled[slot]
-        order_id = self._ids[slot]
-        assert order_id is not None
-        return OrderOutcome(order_id, stored.order, stored.error, self._tag(slot))
-
-    def _tag(self, slot: int) -> str | None:
-        spec = self._specs.get(slot)
-        return None if spec is None else spec[2]
-
-    async def outcomes(self, after: int = 0, limit: int = 100) -> list[Delivery]:
-        found: list[Delivery] = []
-        for slot in self._undelivered:
-            seq = self._settled[slot].seq
-            if seq > after:
-                found.append(Delivery(seq, self._outcome(slot)))
-                if len(found) >= limit:
-                    break
-        return found
-
-    async def ack(self, order_ids: Sequence[str]) -> int:
-        now = self._clock()
-        count = 0
-        for order_id in order_ids:
-            slot = self._slot(order_id)
-            if slot is not None and slot in self._undelivered:
-                del self._undelivered[slot]
-                self._settled[slot].acked_at = now
-                count += 1
-        return count
-
-    async def wake(self, order_ids: Sequence[str]) -> int:
-        now = self._clock()
-        count = 0
-        for order_id in order_ids:
-            slot = self._slot(order_id)
-            if slot is None or slot in self._settled:
-                continue
-            count += 1
-            if slot in self._fences and self._next[slot] > now:
-                self._woken.add(slot)  # a poll is under way: poll again as soon as it answers
-            elif self._next[slot] > now:
-                self._next[slot] = now
-                heapq.heappush(self._heap, (now, slot))
-        if count:
-            self._listeners.notify()
-        return count
-
-    async def get(self, order_id: str) -> WatchState | None:
-        slot = self._slot(order_id)
-        if slot is None:
-            return None
-        tag = self._tag(slot)
-        stored = self._settled.get(slot)
-        if stored is not None:
-            order = stored.order
-            return WatchState(
-                order_id,
-                tag,
-                None if order is None else order.status,
-                order,
-                self._attempts[slot],
-                None,
-                True,
-                stored.acked_at is not None,
-                stored.error,
-            )
-        status, body = self._unpack_last(slot)
-        return WatchState(
-            order_id,
-            tag,
-            None if status is None else parse_status(status),
-            None if body is None else decode_order(200, body),
-            self._attempts[slot],
-            utc(self._next[slot]),
-            False,
-            False,
-            None,
-        )
-
-    async def remove(self, order_ids: Sequence[str]) -> int:
-        slots = self._slots()
-        count = 0
-        for order_id in order_ids:
-            slot = slots.pop(order_id, None)
-            if slot is None:
-                continue
-            count += 1
-            self._ids[slot] = None
-            self._next[slot] = _NEVER
-            self._last.pop(slot, None)
-            self._specs.pop(slot, None)
-            self._fences.pop(slot, None)
-            self._settled.pop(slot, None)
-            self._undelivered.pop(slot, None)
-            self._woken.discard(slot)
-        return count
-
-    async def purge(self, retain: float) -> int:
-        cutoff = self._clock() - retain
-        old = [
-            order_id
-            for slot, stored in self._settled.items()
-            if stored.acked_at is not None
-            and stored.acked_at < cutoff
-            and (order_id := self._ids[slot]) is not None
-        ]
-        return await self.remove(old)

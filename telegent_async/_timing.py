@@ -196,6 +196,12 @@ class PollPolicy:
     Presets: `PollPolicy.PROVISION` (the default; provision orders settle in seconds) and
     `PollPolicy.PORT_IN` (port-ins take 1 to 5 business days and Telegent advises polling them
     rarely: 10 minutes doubling to 6 hours).
+
+    Attributes:
+        initial: Seconds before the second poll (or the first retry).
+        factor: What each delay is multiplied by (>= 1).
+        max_interval: The longest delay, in seconds.
+        jitter: The randomised share of each delay, from 0 (none) to 1 (full jitter).
     """
 
     initial: float = attrs.field(default=1.0, validator=_positive)
@@ -217,6 +223,11 @@ class PollPolicy:
 
         Kept as a function of the attempt number, not a generator, so that a scheduler can
         hold 100,000 orders with one integer of state each.
+
+        Args:
+            attempt: How many polls (or attempts) came before, from 0.
+            jitter: Draws the random part from [0, its argument]; `backoff.full_jitter` by
+                default, injected by tests.
         """
         if attempt < 0:
             raise ValueError(f"attempt must be >= 0, got {attempt}")

@@ -66,10 +66,16 @@ def _result(order_id: str, order: Order | None, error: TelegentError | None) -> 
 class OrderWatcher:
     """Watch orders durably: `async with OrderWatcher(client, "watches.db") as watcher:`.
 
-    `store` is a `WatchStore`, a path (an `SQLiteStore`) or None (a `MemoryStore`). `policy`
-    applies to watches added without one. `lease` is how long a poll may take before another
-    worker may claim its order (renewed while the poll runs); `retain` is how long acknowledged
-    outcomes stay readable (`get`) before they are purged.
+    Args:
+        client: The `TelegentClient` that polls.
+        store: A store (`MemoryStore`, `SQLiteStore`), a path (an `SQLiteStore`), or None
+            (a `MemoryStore`).
+        policy: The cadence of watches added without a policy of their own.
+        lease: Seconds a poll may take before another worker may claim its order (renewed
+            while the poll runs).
+        retain: Seconds acknowledged outcomes stay readable (`get`) before they are purged.
+        worker_id: This worker's name in the store's claims (default: host, PID and a random
+            suffix).
     """
 
     def __init__(
@@ -197,8 +203,13 @@ class OrderWatcher:
     ) -> bool:
         """Watch an order; returns once committed. False if it was already watched (unchanged).
 
-        `deadline`: an aware datetime, or seconds from now; past it the watch settles with
-        `OrderWaitTimeout` (after one last poll at the deadline).
+        Args:
+            order_id: The order to watch.
+            policy: Its poll cadence (None: the watcher's `policy`).
+            deadline: An aware datetime, or seconds from now, or None (no deadline); past it
+                the watch settles with `OrderWaitTimeout` (after one last poll at the
+                deadline).
+            tag: A label of the caller's, carried to the outcome (`OrderOutcome.tag`).
         """
         return await self._store.add(await self._watches([order_id], policy, deadline, tag)) == 1
 
@@ -210,7 +221,14 @@ class OrderWatcher:
         deadline: Deadline = None,
         tag: str | None = None,
     ) -> int:
-        """Watch many orders in one transaction; returns how many were new."""
+        """Watch many orders in one transaction; returns how many were new.
+
+        Args:
+            order_ids: The orders to watch.
+            policy: As in `add`, for each of them.
+            deadline: As in `add`, for each of them.
+            tag: As in `add`, for each of them.
+        """
         return await self._store.add(await self._watches(order_ids, policy, deadline, tag))
 
     async def wait(
@@ -228,6 +246,13 @@ class OrderWatcher:
         `NotFoundError`, `OrderWaitTimeout` at the watch's deadline), or `OrderWaitTimeout`
         after `timeout` seconds of waiting here (the watch goes on). The outcome is still
         delivered by `settled()`.
+
+        Args:
+            order_id: The order to wait for.
+            timeout: Seconds to wait here, or None (until the watch settles).
+            policy: As in `add` (used only when the order is new).
+            deadline: As in `add` (used only when the order is new).
+            tag: As in `add` (used only when the order is new).
         """
         if not self._tasks:
             raise RuntimeError("start the watcher first: async with OrderWatcher(...)")
@@ -262,19 +287,35 @@ class OrderWatcher:
                 del self._waiters[order_id]
 
     async def wake(self, order_id: str) -> bool:
-        """Poll this order as soon as the budget allows (a webhook said it changed)."""
+        """Poll this order as soon as the budget allows (a webhook said it changed).
+
+        Args:
+            order_id: The watched order; returns False if it is not watched.
+        """
         return await self._store.wake([_validate.order_id(order_id)]) == 1
 
     async def get(self, order_id: str) -> WatchState | None:
-        """The watch's state, or None if the order is not watched (or was purged)."""
+        """The watch's state, or None if the order is not watched (or was purged).
+
+        Args:
+            order_id: The order.
+        """
         return await self._store.get(_validate.order_id(order_id))
 
     async def remove(self, order_id: str) -> bool:
-        """Stop watching an order and forget its state; False if it was not watched."""
+        """Stop watching an order and forget its state; False if it was not watched.
+
+        Args:
+            order_id: The order.
+        """
         return await self._store.remove([_validate.order_id(order_id)]) == 1
 
     async def ack(self, order_id: str) -> bool:
-        """Acknowledge a settled outcome: `settled()` never delivers it again."""
+        """Acknowledge a settled outcome: `settled()` never delivers it again.
+
+        Args:
+            order_id: The order whose outcome was handled.
+        """
         return await self._store.ack([_validate.order_id(order_id)]) == 1
 
     async def settled(self, *, auto_ack: bool = True) -> AsyncIterator[OrderOutcome]:
@@ -282,7 +323,11 @@ class OrderWatcher:
 
         At least once: an outcome is committed before it is yielded, and with `auto_ack` it is
         acknowledged when the loop asks for the next one, so a crash while handling it means
-        it is delivered again. With `auto_ack=False`, call `ack(order_id)` yourself.
+        it is delivered again.
+
+        Args:
+            auto_ack: Acknowledge each outcome when the loop asks for the next one; with
+                False, call `ack(order_id)` yourself.
         """
         store = self._store
         after = 0

@@ -1,0 +1,69 @@
+"""`help(tg.X)` is a reference: every public class and function documents each parameter.
+
+One markup throughout (Google style): a constructor's or function's parameters under `Args:`,
+an attrs record's fields under `Attributes:`, each as `name: what it is`.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import telegent_async as tg
+
+#: The store protocol's methods are driven by the scheduler, not called by users: the stores
+#: document their constructors, the protocol documents the rest.
+_STORE_CLASSES = (tg.MemoryStore, tg.SQLiteStore)
+
+
+def _documented(doc: str) -> set[str]:
+    names: set[str] = set()
+    for section in re.finditer(r"^(Args|Attributes):\n((?:[ \t]+\S.*\n?|\n)+)", doc, re.M):
+        names.update(re.findall(r"^ {4}\*{0,2}(\w+)(?: \(.*?\))?:", section.group(2), re.M))
+    return names
+
+
+def _public() -> Iterator[tuple[str, Callable[..., object], str]]:
+    for name in tg.__all__:
+        obj = getattr(tg, name)
+        if inspect.isclass(obj) and not issubclass(obj, enum.Enum):
+            if "__init__" in vars(obj):  # a constructor of its own (attrs writes one too)
+                yield name, vars(obj)["__init__"], inspect.getdoc(obj) or ""
+            if obj in _STORE_CLASSES:
+                continue
+            for attr, value in vars(obj).items():
+                if attr.startswith("_") or not inspect.isfunction(value):
+                    continue
+                yield f"{name}.{attr}", value, inspect.getdoc(value) or ""
+        elif inspect.isfunction(obj):
+            yield name, obj, inspect.getdoc(obj) or ""
+
+
+def _parameters(function: Callable[..., object]) -> list[str]:
+    skip = {"self", "cls"}
+    return [p for p in inspect.signature(function).parameters if p not in skip]
+
+
+PUBLIC = [item for item in _public() if _parameters(item[1])]
+
+
+@pytest.mark.parametrize(("name", "function", "doc"), PUBLIC, ids=[i[0] for i in PUBLIC])
+def test_every_parameter_is_documented(
+    name: str, function: Callable[..., object], doc: str
+) -> None:
+    missing = [p for p in _parameters(function) if p not in _documented(doc)]
+    assert not missing, f"{name}: no Args:/Attributes: entry for {missing}"
+
+
+def test_the_exception_hierarchy_is_drawn_in_errors() -> None:
+    from telegent_async import _errors
+
+    tree = _errors.__doc__ or ""
+    for name in tg.__all__:
+        obj = getattr(tg, name)
+        if inspect.isclass(obj) and issubclass(obj, BaseException):
+            assert re.search(rf"\b{name}\b", tree), f"{name} missing from the tree"
