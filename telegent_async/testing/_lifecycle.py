@@ -13,7 +13,12 @@ import attrs
 
 @attrs.frozen
 class Step:
-    """One point of a scripted lifecycle: `status` becomes visible `at` seconds after add_order."""
+    """One point of a scripted lifecycle.
+
+    Attributes:
+        status: The OrderStatus shown from then on.
+        at: Seconds after `add_order` (or an update) when it becomes visible.
+    """
 
     status: str
     at: float = 0.0

@@ -23,9 +23,17 @@ class RecordedBody(dict[str, Any]):
 class RecordedRequest:
     """What the fake saw and answered; kept small because benchmarks record thousands.
 
-    `status` is 0 when no answer was sent (a reset, or a stall abandoned by the client or by
-    close()). For token requests `token` is None and `token_scope` is the scope asked for.
-    `body` is the JSON object a port-in request sent (None elsewhere); its repr masks secrets.
+    Attributes:
+        method: The HTTP method.
+        path: The URL path.
+        query: The query's (name, value) pairs.
+        token: The bearer token sent (None for token requests, or when there was none).
+        token_scope: The token's scope; for token requests, the scope asked for.
+        at: When it arrived (time.monotonic()).
+        status: The status answered; 0 when no answer was sent (a reset, or a stall abandoned
+            by the client or by close()).
+        fault: The fault it was given, if any.
+        body: The JSON object a port-in request sent (None elsewhere); its repr masks secrets.
     """
 
     method: str

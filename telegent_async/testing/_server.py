@@ -33,6 +33,21 @@ class FakeTelegent(ServingCore):
 
     Use `async with FakeTelegent() as fake:` or `await fake.start()` / `await fake.close()`.
     All state changes (add_order, inject, revoke_tokens...) take effect on the next request.
+
+    Args:
+        account_key: The account key the token endpoint accepts.
+        account_secret: The account secret the token endpoint accepts.
+        token_lifetime: Seconds a token lives (its `tokenExpiry` says the same).
+        rate_limit: Requests per second before a 429 (bursts of up to that many), or None.
+        retry_after: The `Retry-After` header of a 429 (rate limit or fault).
+        fault_rate: The probability of each fault per API request, drawn after injected ones.
+        stall_seconds: How long a "stall" fault holds its answer back.
+        default_status: The status of an order never added (None: such an order is a 404).
+        seed: Seeds the `fault_rate` draws, for a repeatable scenario.
+        record: Keep a log of every request (`requests`); counts are kept either way.
+        host: The address to listen on.
+        port: The port to listen on (0: any free one, see `port`).
+        clock_skew: Seconds the server's clock is ahead (negative: behind).
     """
 
     async def __aenter__(self) -> FakeTelegent:
@@ -72,7 +87,11 @@ class FakeTelegent(ServingCore):
         return [r for r in self._log.requests if r.path == TOKEN_PATH and r.method == "POST"]
 
     def order_requests(self, order_id: str | None = None) -> list[RecordedRequest]:
-        """The recorded GETs on /numbers/order, optionally only those asking for `order_id`."""
+        """The recorded GETs on /numbers/order, optionally only those asking for `order_id`.
+
+        Args:
+            order_id: Only the requests asking for this order (None: all).
+        """
         found = [r for r in self._log.requests if r.path == ORDER_PATH and r.method == "GET"]
         if order_id is None:
             return found
@@ -83,7 +102,11 @@ class FakeTelegent(ServingCore):
         self._log.clear()
 
     def port_in_requests(self, order_id: str | None = None) -> list[RecordedRequest]:
-        """The recorded port-in updates and cancels, optionally only those naming `order_id`."""
+        """The recorded port-in updates and cancels, optionally only those naming `order_id`.
+
+        Args:
+            order_id: Only the requests naming this order (None: all).
+        """
         found = [r for r in self._log.requests if r.path in PORTIN_PATHS]
         if order_id is None:
             return found
@@ -116,6 +139,14 @@ class FakeTelegent(ServingCore):
         `message` becomes OrderStatusMessage once the last step is visible (null before), as a
         port-in's carrier code only appears when it is rejected. `extra` is merged last, so it
         can add provision fields or override any field (e.g. an odd OrderDate format).
+
+        Args:
+            order_id: The order's ID.
+            status: A status shown from now on, or the lifecycle's Steps.
+            message: The OrderStatusMessage once the last step is visible.
+            order_type: The OrderType field.
+            phone_numbers: The PhoneNumbersOrdered numbers.
+            extra: More fields, merged last.
         """
         if isinstance(status, str):
             steps = self._static_steps.get(status)
@@ -147,6 +178,11 @@ class FakeTelegent(ServingCore):
         field that fixes the order's carrier codes (`CarrierError.update_fields`), else back
         to the same rejection. An update of a pending order changes nothing; an update or
         cancel of a `Complete`, `Error` or `Cancelled` one answers 400.
+
+        Args:
+            order_id: An order already added.
+            steps: The lifecycle after the update, counted from it.
+            message: The OrderStatusMessage once the last step is visible.
         """
         if order_id not in self._orders:
             raise KeyError(f"add_order({order_id!r}, ...) first")
@@ -154,7 +190,11 @@ class FakeTelegent(ServingCore):
         self._update_scripts.setdefault(order_id, collections.deque()).append((lifecycle, message))
 
     def settled_at(self, order_id: str) -> float:
-        """The time.monotonic() at which the order's last step becomes visible."""
+        """The time.monotonic() at which the order's last step becomes visible.
+
+        Args:
+            order_id: An order already added.
+        """
         order = self._orders[order_id]
         return order.added_at + order.steps[-1].at
 
@@ -170,6 +210,13 @@ class FakeTelegent(ServingCore):
         """Answer `order_id` with exactly these bytes (after auth, rate limit and faults).
 
         Lookups, updates and cancels naming the order all get this answer.
+
+        Args:
+            order_id: The order whose requests get this answer.
+            status: The HTTP status.
+            body: The body, as is.
+            content_type: The Content-Type header (None: none).
+            headers: More headers.
         """
         raw = body.encode() if isinstance(body, str) else bytes(body)
         hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
@@ -180,16 +227,24 @@ class FakeTelegent(ServingCore):
     def inject(self, kind: FaultKind, count: int = 1, *, retry_after: str | None = None) -> None:
         """Give the next `count` API requests fault `kind` (FIFO, before `fault_rate`).
 
-        `retry_after` adds a Retry-After header to a status fault (429 always sends one).
+        Args:
+            kind: The fault: a status ("503") or a broken answer ("reset", "stall", ...).
+            count: How many requests in a row get it.
+            retry_after: A Retry-After header for a status fault (a 429 always sends one).
         """
         self._faults.inject(kind, count, retry_after)
 
     def fail_tokens(
         self, kind: TokenFaultKind, count: int = 1, *, seconds: float | None = None
     ) -> None:
-        """Give token requests fault `kind`: the next `count` of them, or, with `seconds`, all
-        of them for that long from now. `kind` is any of `FAULT_KINDS` but "stall", or
-        "refused": a 200 with `successful: false`, as for a wrong secret."""
+        """Give token requests a fault: the next `count` of them, or all for `seconds`.
+
+        Args:
+            kind: Any of `FAULT_KINDS` but "stall", or "refused": a 200 with
+                `successful: false`, as for a wrong secret.
+            count: How many token requests in a row get it.
+            seconds: Instead of `count`, every token request for this long from now.
+        """
         until = None if seconds is None else time.monotonic() + seconds
         self._token_faults.add(kind, count, until)
 
@@ -205,6 +260,9 @@ class FakeTelegent(ServingCore):
         rather than the production cadences' seconds. Any TelegentClient argument overrides
         these: `retry_policy=PollPolicy.RETRY` and `poll_policy=PollPolicy.PROVISION` restore
         the production ones; `token=...` replaces the account credentials.
+
+        Args:
+            **overrides: TelegentClient arguments.
         """
         from .._client import TelegentClient
 
