@@ -8,6 +8,7 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
+from ._budget import LocalBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
@@ -39,6 +40,8 @@ from ._memory import MemoryStore
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._redis import RedisStore
+from ._redis_budget import RedisBudget
 from ._sqlite import SQLiteStore
 from ._store import WatchState
 from ._timing import PollPolicy
@@ -56,6 +59,7 @@ __all__ = [
     "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
+    "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
@@ -71,6 +75,8 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "RateLimitError",
+    "RedisBudget",
+    "RedisStore",
     "RequestTimeoutError",
     "ResponseDecodeError",
     "SQLiteStore",

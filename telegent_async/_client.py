@@ -1,6 +1,6 @@
 """`TelegentClient`: the one async session manager that every lookup and wait goes through.
 
-A request passes, in order: argument check -> auth -> client-wide budget -> connection slot ->
+A request passes, in order: argument check -> auth -> account budget -> connection slot ->
 HTTP attempt -> decode. Failures the API calls transient are retried here, with Telegent's
 advised backoff; everything else becomes a typed error at once.
 """
@@ -21,7 +21,7 @@ from yarl import URL
 
 from . import _portin, _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import RequestBudget
+from ._budget import Budget, LocalBudget
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONNECTIONS,
@@ -42,7 +42,16 @@ from ._errors import (
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._retry import Answer, Raise, Reauthenticate, RetryRules, Return, decide_attempt
+from ._retry import (
+    Answer,
+    Raise,
+    Reauthenticate,
+    Retry,
+    RetryRules,
+    Return,
+    Verdict,
+    decide_attempt,
+)
 from ._timing import PollPolicy
 from ._watchdog import AttemptWatchdog
 
@@ -69,7 +78,9 @@ class TelegentClient:
     caches and renews scoped tokens). Missing arguments fall back to the environment variables
     `TELEGENT_TOKEN`, `TELEGENT_ACCOUNT_KEY`, `TELEGENT_ACCOUNT_SECRET`, `TELEGENT_BASE_URL`.
 
-    Defaults follow Telegent's documentation: 50 requests per minute (the standard tier),
+    Defaults follow Telegent's documentation: 50 requests in any rolling minute (the standard
+    tier; `requests_per_minute=` builds a `LocalBudget`, `budget=` takes a `LocalBudget` or a
+    `RedisBudget` shared by every worker of the account),
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
     honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt. Waits that pass no
     `policy` poll at `poll_policy` (`PollPolicy.PROVISION`: 1 s doubling to 15 s).
@@ -95,6 +106,8 @@ class TelegentClient:
         allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
         retry_policy: The cadence between retries.
         max_retry_after: The longest Retry-After honoured, in seconds.
+        budget: A `LocalBudget` or a `RedisBudget` (shared by every worker of the account)
+            instead of the one `requests_per_minute` builds; not with `requests_per_minute`.
         poll_policy: The poll cadence of waits that pass no `policy`.
 
     Raises:
@@ -116,6 +129,7 @@ class TelegentClient:
         allow_insecure: bool = False,
         retry_policy: PollPolicy = PollPolicy.RETRY,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        budget: Budget | None = None,
         poll_policy: PollPolicy = PollPolicy.PROVISION,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
@@ -136,7 +150,7 @@ class TelegentClient:
         self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
         self._auth = self._make_auth(settings)
-        self._budget = RequestBudget(requests_per_minute)
+        self._budget = _budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
         self._own_session = session is None
@@ -165,8 +179,8 @@ class TelegentClient:
         return f"<TelegentClient base_url={str(self.base_url)!r} auth={mode}>"
 
     @property
-    def budget(self) -> RequestBudget:
-        """The client-wide request budget (read its `rate` and `paused_until` for monitoring)."""
+    def budget(self) -> Budget:
+        """The account budget (read its `rate` and `paused_until` for monitoring)."""
         return self._budget
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -195,8 +209,11 @@ class TelegentClient:
         self._closed = True
         self._watchdog.close()
         await self._auth.aclose()
-        if self._own_session and self._session is not None:
-            await self._session.close()
+        try:
+            await self._budget.aclose()
+        finally:
+            if self._own_session and self._session is not None:
+                await self._session.close()
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -435,22 +452,38 @@ class TelegentClient:
         """
         session = self._open()
         loop = asyncio.get_running_loop()
-        auth, budget, rules = self._auth, self._budget, self._retry_rules
+        auth, budget, rules = self._auth, self._budget, self._retry_rules()
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
+        headers: dict[str, str] | None = None
+
+        def judge(result: Answer | TelegentError) -> Verdict[_T]:
+            return decide_attempt(
+                result,
+                decode,
+                attempt=attempt,
+                rules=rules,
+                can_reauthenticate=bool(scope and headers and not reauthenticated),
+                now=datetime.now(timezone.utc),
+            )
+
         while True:
             headers = None
             if scope is not None:
                 headers = auth.headers_now(scope) or await auth.headers(scope)
-            if not budget.open_now(loop.time()):
-                await budget.acquire(priority=priority)
-                if scope is not None:  # the wait may have outlived the token
-                    headers = await auth.headers(scope)
-            if self._closed:  # while this call waited
-                raise ClientClosedError()
-            result: Answer | TelegentError
             try:
-                async with self._slots:
+                # A connection of ours first, then the budget's start: a request starts when
+                # the budget says, never later waiting for a connection, so the server counts
+                # it in the window the budget counted it in. Token requests (rare) take no
+                # connection of ours: callers holding one may be waiting for that very token.
+                async with contextlib.nullcontext() if priority else self._slots:
+                    if not budget.open_now(loop.time()):
+                        await budget.acquire(priority=priority)
+                        if scope is not None:  # the wait may have outlived the token
+                            headers = await auth.headers(scope)
+                    if self._closed:  # while this call waited
+                        raise ClientClosedError()
+                    started = loop.time()
                     with self._watchdog.watch(self.timeout):
                         async with session.request(
                             method,
@@ -466,22 +499,20 @@ class TelegentClient:
                                 body = await response.read()
                             else:
                                 body = await _read_capped(response)
-                            result = Answer(response.status, response.headers, body)
+                            answer = Answer(response.status, response.headers, body)
+                    if secrets:
+                        answer = attrs.evolve(answer, body=_portin.redact(answer.body, secrets))
+                    if on_headers is not None and 200 <= answer.status < 300:
+                        on_headers(answer.headers)
+                    verdict = judge(answer)
+                    # Paused before the connection is free for the next request.
+                    if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
+                        logger.info(
+                            "429 rate limited: pausing the client for %.2f s", verdict.pause
+                        )
+                        await budget.pause(verdict.pause, started=started)
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-                result = _transport_error(method, exc, self.timeout)
-            else:
-                if secrets:
-                    result = attrs.evolve(result, body=_portin.redact(result.body, secrets))
-                if on_headers is not None and 200 <= result.status < 300:
-                    on_headers(result.headers)
-            verdict = decide_attempt(
-                result,
-                decode,
-                attempt=attempt,
-                rules=rules,
-                can_reauthenticate=bool(scope and headers and not reauthenticated),
-                now=datetime.now(timezone.utc),
-            )
+                verdict = judge(_transport_error(method, exc, self.timeout))
             if isinstance(verdict, Return):
                 return verdict.value
             if isinstance(verdict, Reauthenticate):
@@ -490,9 +521,6 @@ class TelegentClient:
                 auth.discard(scope, headers)
                 reauthenticated = True
                 continue
-            if verdict.pause is not None:
-                logger.info("429 rate limited: pausing the client for %.2f s", verdict.pause)
-                budget.pause(verdict.pause)
             if isinstance(verdict, Raise):
                 raise verdict.error
             attempt += 1
@@ -504,9 +532,24 @@ class TelegentClient:
                 )  # fmt: skip
             await asyncio.sleep(verdict.delay)
 
-    @property
     def _retry_rules(self) -> RetryRules:
+        """The retry rules of a call (the client's own)."""
         return RetryRules(self.max_retries, self.retry_policy, self.max_retry_after)
+
+
+def _budget_of(budget: object, requests_per_minute: float | None) -> Budget:
+    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
+    if budget is None:
+        return LocalBudget(requests_per_minute)
+    if not callable(getattr(budget, "acquire", None)) or not callable(
+        getattr(budget, "pause", None)
+    ):
+        raise TypeError(
+            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
+        )
+    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
+        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
+    return budget  # type: ignore[return-value]
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:

@@ -10,7 +10,8 @@ import math
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import attrs
 
@@ -30,6 +31,8 @@ from ._store import (
 from ._timing import PollPolicy
 
 __all__ = ["MemoryStore"]
+
+_W = TypeVar("_W", Answer, Settlement)
 
 
 @attrs.define(slots=True)
@@ -115,6 +118,17 @@ class MemoryStore:
 
     def _slot(self, order_id: str) -> int | None:
         return self._slots().get(order_id)
+
+    def _ending(self, writes: Sequence[_W], stale: list[str]) -> Iterator[tuple[_W, int]]:
+        """Each write whose claim still holds its slot, the claim ended; the others' IDs go to
+        `stale` (their lease ran out and another claim may have taken over)."""
+        for write in writes:
+            slot = self._held(write.claim)
+            if slot is None:
+                stale.append(write.claim.order_id)
+            else:
+                del self._fences[slot]
+                yield write, slot
 
     def _held(self, claim: Claim) -> int | None:
         slot = claim.ref if 0 <= claim.ref < len(self._ids) else self._slot(claim.order_id)
@@ -227,12 +241,7 @@ class MemoryStore:
     async def record(self, answers: Sequence[Answer]) -> list[str]:
         now = self._clock()
         stale: list[str] = []
-        for answer in answers:
-            slot = self._held(answer.claim)
-            if slot is None:
-                stale.append(answer.claim.order_id)
-                continue
-            del self._fences[slot]
+        for answer, slot in self._ending(answers, stale):
             self._attempts[slot] = min(self._attempts[slot] + 1, 255)
             order = answer.order
             if order is not None:
@@ -248,12 +257,7 @@ class MemoryStore:
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
         stale: list[str] = []
-        for settlement in settlements:
-            slot = self._held(settlement.claim)
-            if slot is None:
-                stale.append(settlement.claim.order_id)
-                continue
-            del self._fences[slot]
+        for settlement, slot in self._ending(settlements, stale):
             self._woken.discard(slot)
             self._last.pop(slot, None)
             self._next[slot] = _NEVER

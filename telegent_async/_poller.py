@@ -19,7 +19,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from typing import Protocol, TypeVar
 
 from . import _validate
-from ._budget import RequestBudget
+from ._budget import Budget
 from ._errors import OrderWaitTimeout, TelegentError
 from ._memory import MemoryStore
 from ._models import Order, OrderOutcome
@@ -45,7 +45,7 @@ class Waiting(Lookups, Protocol):
     def timeout(self) -> float: ...
 
     @property
-    def budget(self) -> RequestBudget: ...
+    def budget(self) -> Budget: ...
 
 
 def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | None, PollPolicy]:
@@ -270,10 +270,11 @@ class OrderStream:
         return self._scheduler
 
     def _warn_if_over_budget(self, count: int, timeout: float) -> None:
-        rate = self._client.budget.requests_per_minute
-        if rate is None:
+        budget = self._client.budget
+        if budget.requests_per_minute is None:
             return
-        polls = math.floor(rate * timeout / 60.0) + 1  # the first one goes out at once
+        polls = budget.allowance(timeout)
+        rate = budget.requests_per_minute
         if count > polls:
             logger.warning(
                 "wait_for_orders: %d orders, but %g requests/min allow about %d polls in %g s:"

@@ -12,17 +12,15 @@ killed process loses nothing).
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from ._models import OrderOutcome, decode_order, parse_status
+from ._sqlite_file import SQLiteFile
 from ._store import (
-    RECORD_VERSION,
     Answer,
     Claim,
     Delivery,
@@ -43,31 +41,6 @@ __all__ = ["SQLiteStore"]
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS watches (
-    order_id TEXT PRIMARY KEY NOT NULL,
-    next_poll REAL,                     -- store clock; lease end while claimed; NULL if settled
-    attempts INTEGER NOT NULL DEFAULT 0,
-    fence INTEGER NOT NULL DEFAULT 0,   -- bumped by every claim; writes must match it
-    leased_by TEXT,                     -- worker holding the claim, NULL when none
-    woken INTEGER NOT NULL DEFAULT 0,   -- woken while claimed: poll again right after
-    tag TEXT,
-    policy TEXT,                        -- JSON of a PollPolicy, NULL: the watcher's default
-    deadline REAL,
-    last_status TEXT,
-    last_order BLOB,                    -- the last order's JSON as received
-    settled_seq INTEGER,                -- delivery order once settled
-    error TEXT,                         -- versioned JSON of the outcome's error
-    acked_at REAL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS watches_due ON watches (next_poll) WHERE next_poll IS NOT NULL;
-CREATE INDEX IF NOT EXISTS watches_undelivered ON watches (settled_seq)
-    WHERE settled_seq IS NOT NULL AND acked_at IS NULL;
-CREATE INDEX IF NOT EXISTS watches_acked ON watches (acked_at) WHERE acked_at IS NOT NULL;
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
-"""
-
 _CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status, last_order"
 _HELD = "order_id = ? AND fence = ? AND leased_by IS NOT NULL"
 
@@ -77,11 +50,6 @@ def _text(status: str) -> str:
     if status.isascii():
         return status
     return status.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
-def _locked(error: sqlite3.OperationalError) -> bool:
-    text = str(error)
-    return "locked" in text or "busy" in text
 
 
 class SQLiteStore:
@@ -113,10 +81,8 @@ class SQLiteStore:
         if not self.path:
             raise ValueError("SQLiteStore needs a file path")
         self._clock = clock
-        self._busy_timeout = busy_timeout
-        self._lock_timeout = lock_timeout
-        self._conn: sqlite3.Connection | None = None
-        self._closed = False
+        self._db = SQLiteFile(self.path, busy_timeout=busy_timeout, lock_timeout=lock_timeout)
+        self._run = self._db.run
         self._policies: dict[str, PollPolicy] = {}
         self._listeners = _Listeners()
 
@@ -125,42 +91,6 @@ class SQLiteStore:
 
     # -- plumbing ------------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, RECORD_VERSION):
-                raise ValueError(f"{self.path}: store version {version} is not supported")
-            if version == 0:  # a new file: create the schema once, whoever gets there first
-                conn.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
-                )
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
-        """Run `work` in one transaction; when another process holds the lock, retry later."""
-        give_up = time.monotonic() + self._lock_timeout
-        pause = 0.002
-        while True:
-            if self._closed:
-                raise RuntimeError(f"{self!r} is closed")
-            try:
-                if self._conn is None:
-                    self._conn = self._connect()
-                return _transaction(self._conn, work, write)
-            except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > give_up:
-                    raise
-            await asyncio.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 2, 0.05)
-
     async def now(self) -> float:
         return self._clock()
 
@@ -168,10 +98,7 @@ class SQLiteStore:
         return self._listeners.subscribe(callback)
 
     async def aclose(self) -> None:
-        self._closed = True
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._db.close()
 
     def _policy(self, text: str | None) -> PollPolicy | None:
         if text is None:
@@ -435,17 +362,3 @@ class SQLiteStore:
             ).rowcount
 
         return await self._run(purge)
-
-
-def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
-    if not write:
-        return work(db)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return result

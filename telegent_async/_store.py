@@ -194,7 +194,9 @@ def open_store(store: object) -> tuple[WatchStore, bool]:
     if isinstance(store, (str, os.PathLike)):
         location = os.fspath(store)
         if location.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError(f"a Redis store needs RedisStore, which is not available: {location}")
+            from ._redis import RedisStore
+
+            return RedisStore(location), True
         from ._sqlite import SQLiteStore
 
         return SQLiteStore(location), True
@@ -229,7 +231,15 @@ _ERROR_TYPES: dict[str, type[TelegentError]] = {
     for name, value in vars(_errors).items()
     if isinstance(value, type) and issubclass(value, TelegentError)
 }
-_ERROR_FIELDS = ("status_code", "message", "body", "retry_after", "order_id", "timeout")
+_ERROR_FIELDS = (
+    "status_code",
+    "message",
+    "body",
+    "retry_after",
+    "order_id",
+    "timeout",
+    "polled",
+)
 _ORDER_FIELDS = ("last_order", "order")
 
 

@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
-from conftest import fast_client
+from conftest import fast_client, spaced
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent
@@ -111,7 +111,7 @@ async def test_token_renewed_before_expiry() -> None:
 async def test_token_renewed_while_calls_wait_in_the_budget() -> None:
     """A token that expires while its call queues for the budget is not sent stale."""
     async with FakeTelegent(default_status="Complete", token_lifetime=1.5) as fake:
-        client = fast_client(fake, requests_per_minute=1500)
+        client = fast_client(fake, budget=spaced(1500))
         async with client:
             orders = await _look_up_all(client, 45)  # queued 1.8 s, past the lifetime
     assert all(order.succeeded for order in orders)

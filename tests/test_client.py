@@ -12,10 +12,9 @@ from typing import cast
 
 import aiohttp
 import pytest
-from conftest import fast_client
+from conftest import fast_client, spaced
 
 import telegent_async as tg
-from telegent_async._budget import RequestBudget
 from telegent_async.testing import FakeTelegent, FaultKind
 
 ORDER_ID = "JNUOID-client"
@@ -187,46 +186,21 @@ async def test_rate_limit_error_carries_retry_after(fake: FakeTelegent) -> None:
 # -- the budget ------------------------------------------------------------------------------------
 
 
-async def test_budget_paces_requests(complete_fake: FakeTelegent) -> None:
-    count = 8
-    async with fast_client(complete_fake, requests_per_minute=600) as client:
-        await asyncio.gather(*(client.get_order(f"JNUOID-{n}") for n in range(count)))
-    arrivals = _arrivals(complete_fake)
-    assert 0.1 * (count - 1) * 0.85 <= arrivals[-1] - arrivals[0] <= 0.1 * (count - 1) + 0.3
-    assert min(_gaps(arrivals)) >= 0.06
-
-
 async def test_budget_cancelled_waiters_give_their_slots_back() -> None:
-    """Whatever order the queue's tail is cancelled in, a newcomer takes the first freed slot;
-    a hole in the middle of the queue stays (the callers behind it keep their slots)."""
-    budget = RequestBudget(requests_per_minute=600)  # 0.1 s apart
+    """Whatever order the queue's tail is cancelled in, a newcomer takes the first freed start;
+    a hole in the middle of the queue stays (the callers behind it keep their starts)."""
+    budget = spaced(600)  # one request per 0.1 s window
     loop = asyncio.get_running_loop()
     started = loop.time()
     waiters = [asyncio.ensure_future(budget.acquire()) for _ in range(10)]
-    await asyncio.sleep(0)  # every waiter has its slot: started + 0.0, 0.1, ... 0.9
+    await asyncio.sleep(0)  # every waiter has its start: started + 0.0, 0.1, ... 0.9
     for index in (7, 9, 3, 5, 8, 6):
         waiters[index].cancel()
     await asyncio.wait(waiters[3:])
     await budget.acquire()
-    assert 0.45 <= loop.time() - started < 0.65  # slot 5, not 1.0; slot 3 stayed a hole
+    assert 0.45 <= loop.time() - started < 0.65  # start 5, not 1.0; start 3 stayed a hole
     assert all(waiter.done() and not waiter.cancelled() for waiter in waiters[:3])
     await asyncio.gather(waiters[4])
-
-
-async def test_rate_halved_by_a_429_recovers_only_after_the_pause(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A pause as long as the recovery period must not count as recovery: requests resume at
-    half the pace, then climb back."""
-    monkeypatch.setattr("telegent_async._budget.RECOVERY_SECONDS", 0.3)
-    budget = RequestBudget(requests_per_minute=600)  # 10 per second
-    budget.pause(0.3)
-    await budget.acquire()  # sleeps through the pause
-    await budget.acquire()  # the pace is worked out again as requests resume
-    assert budget.rate <= 5.0 * 1.5  # about half the pace, not already back to 10
-    await asyncio.sleep(0.35)
-    await budget.acquire()
-    assert budget.rate == 10.0  # recovered over the next 0.3 s
 
 
 async def test_budget_is_taken_before_a_connection() -> None:

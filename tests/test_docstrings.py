@@ -15,9 +15,9 @@ import pytest
 
 import telegent_async as tg
 
-#: The store protocol's methods are driven by the scheduler, not called by users: the stores
-#: document their constructors, the protocol documents the rest.
-_STORE_CLASSES = (tg.MemoryStore, tg.SQLiteStore)
+#: The store and budget protocols' methods are driven by the scheduler and the client, not
+#: called by users: these classes document their constructors, the protocols the rest.
+_PROTOCOL_CLASSES = (tg.MemoryStore, tg.SQLiteStore, tg.RedisStore, tg.LocalBudget, tg.RedisBudget)
 
 
 def _documented(doc: str) -> set[str]:
@@ -33,7 +33,7 @@ def _public() -> Iterator[tuple[str, Callable[..., object], str]]:
         if inspect.isclass(obj) and not issubclass(obj, enum.Enum):
             if "__init__" in vars(obj):  # a constructor of its own (attrs writes one too)
                 yield name, vars(obj)["__init__"], inspect.getdoc(obj) or ""
-            if obj in _STORE_CLASSES:
+            if obj in _PROTOCOL_CLASSES:
                 continue
             for attr, value in vars(obj).items():
                 if attr.startswith("_") or not inspect.isfunction(value):

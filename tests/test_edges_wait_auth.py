@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from conftest import FAST_POLL, fast_client, spaced
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step, TokenFaultKind
@@ -62,7 +62,7 @@ async def test_unpolled_orders_say_never_polled_and_one_warning_names_both_numbe
         fake.add_order(order_id, "Pending")
     caplog.set_level(logging.WARNING, logger="telegent_async")
     # 20 requests/s for 0.2 s: about 5 polls for 30 orders.
-    async with fast_client(fake, requests_per_minute=1200, max_connections=2, timeout=0.3) as c:
+    async with fast_client(fake, budget=spaced(1200), max_connections=2, timeout=0.3) as c:
         await c.get_order(ids[0])  # the token, before the measurement
         outcomes = [o async for o in c.wait_for_orders(ids, timeout=0.2, policy=FAST_POLL)]
     polled = {r.query[0][1] for r in fake.order_requests()}
@@ -114,7 +114,7 @@ async def test_leaving_a_fan_out_frees_the_budget_and_sends_nothing_more(
     for order_id in ids[1:]:
         fake.add_order(order_id, "Pending")
     # 10 requests/s: the fan-out's 20 polls in flight hold slots 2 s into the future.
-    async with fast_client(fake, requests_per_minute=600) as client:
+    async with fast_client(fake, budget=spaced(600)) as client:
         await client.get_order(ids[0])  # the token, before the measurement
         stream: tg.OrderStream | None = client.wait_for_orders(ids, timeout=None, policy=FAST_POLL)
         assert stream is not None
@@ -142,7 +142,7 @@ async def test_leaving_a_fan_out_frees_the_budget_and_sends_nothing_more(
 async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) -> None:
     fake.add_order("JNUOID-t", "Complete")
     fake.fail_tokens("503", count=3)  # the transport retries these within milliseconds
-    async with fast_client(fake, requests_per_minute=600) as client:  # a slot per 0.1 s
+    async with fast_client(fake, budget=spaced(600)) as client:  # a slot per 0.1 s
         order = await client.get_order("JNUOID-t")
     assert order.succeeded
     arrivals = [r.at for r in fake.requests]

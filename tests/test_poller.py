@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
-from conftest import FAST_POLL, fast_client
+from conftest import FAST_POLL, fast_client, spaced
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, FaultKind, RecordedRequest, Step
@@ -481,7 +481,7 @@ async def test_fan_out_shares_the_budget_fairly(fake: FakeTelegent) -> None:
     for order_id in [*ids, "JNUOID-other"]:
         fake.add_order(order_id, "Pending")
     # 500 requests/s: one round of 300 polls takes 0.6 s, so every poll is overdue at once.
-    async with fast_client(fake, requests_per_minute=60 * 500) as client:
+    async with fast_client(fake, budget=spaced(60 * 500)) as client:
         await client.get_order("JNUOID-other")  # the token, before the measurement
         fake.clear_requests()
         stream = client.wait_for_orders(ids, timeout=None, policy=FAST_POLL)
@@ -544,7 +544,7 @@ async def test_leaving_early_stops_every_poll(
 ) -> None:
     _, ids = script_orders(fake, random.Random(11), count=950, unknown=50, spread=0.3)
     # A paced budget keeps polls queued in flight: they must be cancelled, not drained.
-    async with fast_client(fake, requests_per_minute=60 * 400) as client:
+    async with fast_client(fake, budget=spaced(60 * 400)) as client:
         seen: list[tg.OrderOutcome] = []
         await leave(client.wait_for_orders(ids, timeout=20.0, policy=FAST_POLL), seen)
         assert len(seen) == 10

@@ -31,7 +31,7 @@ ENOUGH = 30.0  # seconds: a worker that has not finished by then has hung
 
 @contextlib.asynccontextmanager
 async def worker(
-    fake: FakeTelegent, db: pathlib.Path, ids: pathlib.Path, log: pathlib.Path, *extra: str
+    fake: FakeTelegent, db: pathlib.Path | str, ids: pathlib.Path, log: pathlib.Path, *extra: str
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """A worker process, stopped by its PID whatever happens."""
     env = {

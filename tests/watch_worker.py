@@ -1,8 +1,9 @@
 """A watcher process for multi-process tests: `python tests/watch_worker.py --db FILE ...`.
 
-Runs an `OrderWatcher` on an SQLite file against a FakeTelegent (credentials from
-TELEGENT_ACCOUNT_KEY / TELEGENT_ACCOUNT_SECRET), consumes `settled(auto_ack=False)` and writes
-one line per event to `--log` (line-buffered, so a SIGKILL loses nothing already written):
+Runs an `OrderWatcher` on an SQLite file (or a Redis URL, with `--namespace`) against a
+FakeTelegent (credentials from TELEGENT_ACCOUNT_KEY / TELEGENT_ACCOUNT_SECRET), consumes
+`settled(auto_ack=False)` and writes one line per event to `--log` (line-buffered, so a
+SIGKILL loses nothing already written):
 
     ready <pid>
     start <order_id> <monotonic>     a poll begins (CLOCK_MONOTONIC is system-wide on Linux)
@@ -62,10 +63,13 @@ async def run(opts: argparse.Namespace, ids: list[str], log: IO[str]) -> None:
         max_connections=opts.max_connections,
         timeout=5.0,
     )
+    store: tg.RedisStore | str = opts.db
+    if opts.db.startswith("redis://"):
+        store = tg.RedisStore(opts.db, namespace=opts.namespace)
     async with (
         client,
         tg.OrderWatcher(
-            LoggedLookups(client, log), opts.db, policy=FAST, lease=opts.lease
+            LoggedLookups(client, log), store, policy=FAST, lease=opts.lease
         ) as watcher,
     ):
         if opts.add:
@@ -77,6 +81,8 @@ async def run(opts: argparse.Namespace, ids: list[str], log: IO[str]) -> None:
         consume.cancel()
         await asyncio.gather(consume, return_exceptions=True)
         await done
+    if isinstance(store, tg.RedisStore):
+        await store.aclose()
 
 
 async def consume_outcomes(watcher: tg.OrderWatcher, log: IO[str]) -> None:
@@ -93,6 +99,7 @@ def main() -> None:
     parser.add_argument("--ids", required=True)
     parser.add_argument("--add", action="store_true")
     parser.add_argument("--log", required=True)
+    parser.add_argument("--namespace", default="telegent")
     parser.add_argument("--lease", type=float, default=0.5)
     parser.add_argument("--max-connections", type=int, default=8)
     opts = parser.parse_args()

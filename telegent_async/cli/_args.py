@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from .. import __version__, _validate
 from .._config import DEFAULT_MAX_RETRIES, DEFAULT_REQUESTS_PER_MINUTE
+from .._redis import DEFAULT_NAMESPACE
 from .._timing import PollPolicy
 from ._commands import PRESETS, cmd_demo, cmd_fake_server, cmd_get, cmd_wait
 from ._demo import DEFAULT_ORDERS, MIN_ORDERS
@@ -283,7 +284,7 @@ def _add_watch_commands(
     formatter = argparse.RawDescriptionHelpFormatter
     watch = commands.add_parser(
         "watch",
-        help="durable watches in an SQLite file: add, list, run",
+        help="durable watches in an SQLite file or Redis: add, list, run",
         description=(
             "Durable watches kept in an SQLite file: add order IDs to it, list their state,\n"
             "and run a watcher that prints each settled outcome until stopped (Ctrl-C or\n"
@@ -293,7 +294,17 @@ def _add_watch_commands(
     )
     actions = watch.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
     store = argparse.ArgumentParser(add_help=False)
-    store.add_argument("--store", required=True, metavar="FILE", help="the SQLite file")
+    store.add_argument(
+        "--store",
+        required=True,
+        metavar="FILE|URL",
+        help="the SQLite file, or a Redis URL (redis://host:6379/0) for workers on many hosts",
+    )
+    store.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help=f"with a Redis store: the namespace of its keys (default {DEFAULT_NAMESPACE})",
+    )
     verbose = argparse.ArgumentParser(add_help=False)
     verbose.add_argument(
         "-v", "--verbose", action="count", default=0, help="-v: INFO logs, -vv: DEBUG (stderr)"
@@ -330,12 +341,23 @@ def _add_watch_commands(
         parents=[parents["common"], parents["api"], store, preset],
         help="poll the file's watches, print each settled outcome until stopped",
         description=(
-            "Poll every watch of the file (several `watch run` on one file share the work),\n"
-            "print each settled outcome as it comes (--json: one object per line, as `wait`\n"
-            "writes them, plus its tag) and acknowledge it once printed. Ctrl-C or SIGTERM\n"
-            "stops it cleanly (exit status 0): polls under way are given back to the file."
+            "Poll every watch of the store (several `watch run` on one store share the work:\n"
+            "on a Redis store, on any number of hosts; give them one --budget to share the\n"
+            "account's rate), print each settled outcome as it comes (--json: one object per\n"
+            "line, as `wait` writes them, plus its tag) and acknowledge it once printed.\n"
+            "Ctrl-C or SIGTERM stops it cleanly (exit status 0): it stops claiming, and\n"
+            "polls under way are given back to the store, so nothing stays leased."
         ),
         epilog=epilog,
         formatter_class=formatter,
+    )
+    run.add_argument(
+        "--budget",
+        metavar="URL",
+        help="share the account budget (--rate) with every worker naming this Redis URL "
+        "and --budget-name (default: this process's own budget)",
+    )
+    run.add_argument(
+        "--budget-name", default="telegent", help="the shared budget's name (default telegent)"
     )
     run.set_defaults(handler=cmd_watch_run)

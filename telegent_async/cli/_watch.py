@@ -22,8 +22,10 @@ from typing import Any, Final
 
 from .._errors import OrderWaitTimeout
 from .._models import Order, OrderOutcome
+from .._redis import RedisStore
+from .._redis_budget import RedisBudget
 from .._sqlite import SQLiteStore
-from .._store import WatchState
+from .._store import WatchState, WatchStore
 from .._watcher import Deadline, OrderWatcher
 from ._commands import (
     PRESETS,
@@ -157,17 +159,37 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
 # -- watch add / list / run ------------------------------------------------------------------
 
 
-def _offline_watcher(path: str) -> OrderWatcher:
-    return OrderWatcher(_Offline(), SQLiteStore(path))
+_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
 
 
-def _run_offline(work: Callable[[OrderWatcher], Coroutine[Any, Any, int]], path: str) -> int:
+def _store(args: argparse.Namespace) -> WatchStore:
+    """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
+    if args.store.startswith(_REDIS_SCHEMES):
+        try:
+            return RedisStore(args.store, namespace=args.namespace)
+        except (ValueError, TypeError, ImportError) as exc:
+            raise UsageError(f"--store: {exc}") from None
+    return SQLiteStore(args.store)
+
+
+def _where(args: argparse.Namespace) -> str:
+    """Where the watches are, for messages (never the Redis URL: it may hold a password)."""
+    if args.store.startswith(_REDIS_SCHEMES):
+        return f"Redis namespace {args.namespace!r}"
+    return str(args.store)
+
+
+def _run_offline(
+    work: Callable[[OrderWatcher], Coroutine[Any, Any, int]], args: argparse.Namespace
+) -> int:
     async def run() -> int:
-        watcher = _offline_watcher(path)
+        store = _store(args)
+        watcher = OrderWatcher(_Offline(), store)
         try:
             return await work(watcher)
         finally:
             await watcher.aclose()
+            await store.aclose()
 
     return asyncio.run(run())
 
@@ -198,13 +220,13 @@ def cmd_watch_add(args: argparse.Namespace, console: Console) -> int:
         except (ValueError, TypeError) as exc:
             raise UsageError(str(exc)) from None
         console.write(
-            f"{PROG}: {added:,} of {len(ids):,} orders added to {args.store}"
+            f"{PROG}: {added:,} of {len(ids):,} orders added to {_where(args)}"
             + (f" ({len(ids) - added:,} already watched, left as they were)\n" if added < len(ids)
                else "\n")
         )  # fmt: skip
         return EXIT_OK
 
-    return _run_offline(add, args.store)
+    return _run_offline(add, args)
 
 
 def _state_word(state: WatchState) -> str:
@@ -228,6 +250,9 @@ def _state_row(state: WatchState) -> tuple[str, ...]:
 
 
 def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
+    if args.store.startswith(_REDIS_SCHEMES):
+        raise UsageError("watch list reads an SQLite file; on Redis, see each watch's hash")
+
     async def show(watcher: OrderWatcher) -> int:
         store = watcher.store
         assert isinstance(store, SQLiteStore)
@@ -244,7 +269,7 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
         sys.stdout.flush()
         return EXIT_OK
 
-    return _run_offline(show, args.store)
+    return _run_offline(show, args)
 
 
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
@@ -265,12 +290,14 @@ def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
 async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run) -> None:
     """Poll the store's watches and print each settled outcome, acknowledged once printed."""
     policy = PRESETS[args.preset or "provision"]
+    store = _store(args)
     async with (
         sigterm_interrupts(),
+        contextlib.aclosing(store),
         open_client(options, run) as client,
-        OrderWatcher(client, args.store, policy=policy, lease=LEASE) as watcher,
+        OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
     ):
-        logger.info("watching %s as %s", args.store, watcher.worker_id)
+        logger.info("watching %s as %s", _where(args), watcher.worker_id)
         async for outcome in watcher.settled(auto_ack=False):
             if is_credentials_error(outcome.error):
                 run.credentials_error = outcome.error
@@ -279,8 +306,19 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
             await watcher.ack(outcome.order_id)
 
 
+def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """`--budget URL`: the client takes a `RedisBudget` of `--rate` shared by every worker."""
+    if args.budget is None:
+        return options
+    try:
+        budget = RedisBudget(args.budget, options.pop("requests_per_minute"), args.budget_name)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(f"--budget: {exc}") from None
+    return {**options, "budget": budget}
+
+
 def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
-    options = client_options(args)
+    options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
     with contextlib.suppress(KeyboardInterrupt):
@@ -289,5 +327,5 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
         error = run.credentials_error
         console.write(f"{PROG}: error: credentials refused by the API ({error})\n")
         return EXIT_USAGE
-    console.write(f"{PROG}: stopped watching {args.store}\n")
+    console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK

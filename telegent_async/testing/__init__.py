@@ -35,6 +35,7 @@ then draw a fault: an injected fault replaces the answer of a change already mad
 case for a client's retry. See `script_update` for what an update does to a rejected order.
 """
 
+from .._redis_server import RedisServer
 from ._faults import FAULT_KINDS, FaultKind, TokenFaultKind
 from ._lifecycle import Step
 from ._log import RecordedBody, RecordedRequest
@@ -55,6 +56,7 @@ __all__ = [
     "FaultKind",
     "RecordedBody",
     "RecordedRequest",
+    "RedisServer",
     "Step",
     "TokenFaultKind",
 ]

@@ -1,0 +1,118 @@
+"""The SQLite file under `SQLiteStore`: its schema, and transactions that wait out other processes.
+
+Calls run on the event loop's thread (see `_sqlite`): a short `busy_timeout` bounds how long
+one call blocks the loop on another process's lock; past it, the call gives the loop back
+(`asyncio.sleep`, with jitter) and tries again, until `lock_timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from ._store import RECORD_VERSION
+
+__all__ = ["SQLiteFile"]
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watches (
+    order_id TEXT PRIMARY KEY NOT NULL,
+    next_poll REAL,                     -- store clock; lease end while claimed; NULL if settled
+    attempts INTEGER NOT NULL DEFAULT 0,
+    fence INTEGER NOT NULL DEFAULT 0,   -- bumped by every claim; writes must match it
+    leased_by TEXT,                     -- worker holding the claim, NULL when none
+    woken INTEGER NOT NULL DEFAULT 0,   -- woken while claimed: poll again right after
+    tag TEXT,
+    policy TEXT,                        -- JSON of a PollPolicy, NULL: the watcher's default
+    deadline REAL,
+    last_status TEXT,
+    last_order BLOB,                    -- the last order's JSON as received
+    settled_seq INTEGER,                -- delivery order once settled
+    error TEXT,                         -- versioned JSON of the outcome's error
+    acked_at REAL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS watches_due ON watches (next_poll) WHERE next_poll IS NOT NULL;
+CREATE INDEX IF NOT EXISTS watches_undelivered ON watches (settled_seq)
+    WHERE settled_seq IS NOT NULL AND acked_at IS NULL;
+CREATE INDEX IF NOT EXISTS watches_acked ON watches (acked_at) WHERE acked_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
+"""
+
+
+class SQLiteFile:
+    """One connection to a store's file, opened (and the schema created) on first use."""
+
+    def __init__(self, path: str, *, busy_timeout: float, lock_timeout: float) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._lock_timeout = lock_timeout
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, RECORD_VERSION):
+                raise ValueError(f"{self.path}: store version {version} is not supported")
+            if version == 0:  # a new file: create the schema once, whoever gets there first
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        """Run `work` in one transaction; when another process holds the lock, retry later."""
+        give_up = time.monotonic() + self._lock_timeout
+        pause = 0.002
+        while True:
+            if self._closed:
+                raise RuntimeError(f"SQLiteStore({self.path!r}) is closed")
+            try:
+                if self._conn is None:
+                    self._conn = self._connect()
+                return _transaction(self._conn, work, write)
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or time.monotonic() > give_up:
+                    raise
+            await asyncio.sleep(pause * (0.5 + random.random()))
+            pause = min(pause * 2, 0.05)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    text = str(error)
+    return "locked" in text or "busy" in text
+
+
+def _transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
+    if not write:
+        return work(db)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result

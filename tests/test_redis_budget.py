@@ -1,0 +1,165 @@
+"""`RedisBudget`: one account budget across processes, on the session's own redis-server.
+
+The multi-process tests run `tests/budget_worker.py`; the FakeTelegent runs here, so its
+request log is what the account's server would count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pathlib
+import signal
+import sys
+from collections.abc import AsyncIterator
+
+import pytest
+from test_budget import busiest_window
+from test_watcher_processes import ENOUGH, ready
+
+import telegent_async as tg
+from telegent_async.testing import FakeTelegent
+
+WORKER = pathlib.Path(__file__).with_name("budget_worker.py")
+
+
+@contextlib.asynccontextmanager
+async def budget_workers(
+    fake: FakeTelegent, logs: list[pathlib.Path], *args: str
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Budget worker processes, each stopped by its PID whatever happens."""
+    env = {
+        **os.environ,
+        "TELEGENT_ACCOUNT_KEY": fake.account_key,
+        "TELEGENT_ACCOUNT_SECRET": fake.account_secret,
+    }
+    procs: list[asyncio.subprocess.Process] = []
+    try:
+        for log in logs:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(WORKER), "--base-url", fake.base_url, "--log", str(log),
+                *args, env=env, stdin=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            procs.append(proc)
+        yield procs
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                await proc.wait()
+
+
+async def test_two_budgets_of_one_name_share_the_window(redis_url: str, namespace: str) -> None:
+    """Two RedisBudget objects (as two processes would), 10 requests per 1 s window."""
+    a = tg.RedisBudget(redis_url, 600, namespace, window=1.0)
+    b = tg.RedisBudget(redis_url, 600, namespace, window=1.0)
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def take(budget: tg.RedisBudget) -> None:
+        await budget.acquire()
+        starts.append(loop.time())
+
+    try:
+        began = loop.time()
+        await asyncio.gather(*(take(a if n % 2 else b) for n in range(25)))
+        assert busiest_window(starts, 1.0) == 10
+        assert sorted(starts)[9] - began < 0.1  # the first ten at once
+        assert 2.0 <= max(starts) - began < 2.3  # then ten per window, on Redis's clock
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_reservations_given_up_free_their_places(redis_url: str, namespace: str) -> None:
+    a = tg.RedisBudget(redis_url, 600, namespace, window=1.0)
+    b = tg.RedisBudget(redis_url, 600, namespace, window=1.0)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.gather(*(a.acquire() for _ in range(10)))  # the window is full
+        waiters = [asyncio.ensure_future(a.acquire()) for _ in range(10)]  # all for +1 s
+        await asyncio.sleep(0.05)
+        assert len(a.queued_owners()) == 10
+        a.abandon(set(waiters))  # a fan-out left early: give their places back at once
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)
+        await asyncio.sleep(0.05)  # the give-back reaches Redis
+        started = loop.time()
+        await b.acquire()
+        assert 0.8 < loop.time() - started < 1.1  # the next window, not the one after it
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+async def test_a_pause_reaches_every_budget_of_the_name(redis_url: str, namespace: str) -> None:
+    a = tg.RedisBudget(redis_url, 6000, namespace)
+    b = tg.RedisBudget(redis_url, 6000, namespace)
+    loop = asyncio.get_running_loop()
+    try:
+        await a.pause(0.4)
+        started = loop.time()
+        await b.acquire()
+        assert 0.35 <= loop.time() - started < 0.6
+        await a.pause(0.1)  # a shorter pause never shortens a longer one
+        await b.pause(0.5)
+        started = loop.time()
+        await a.acquire()
+        assert 0.45 <= loop.time() - started < 0.7
+        assert a.limit == 6000  # 429s while sending far below the limit: someone else's traffic
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+@pytest.mark.slow
+async def test_one_429_holds_every_worker_for_its_retry_after(
+    redis_url: str, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    logs = [tmp_path / f"b{n}.log" for n in range(3)]
+    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60000", "--count", "80")
+    async with FakeTelegent(default_status="Complete") as fake:
+        extra = ("--concurrency", "1", "--interval", "0.02")
+        async with budget_workers(fake, logs, *args, *extra) as procs:
+            for log in logs:
+                await ready(log)
+            await asyncio.sleep(0.3)  # all three are looking orders up
+            fake.inject("429", retry_after="2")
+            for proc in procs:
+                assert await asyncio.wait_for(proc.wait(), ENOUGH) == 0
+    requests = fake.order_requests()
+    limited = next(r.at for r in requests if r.status == 429)
+    held = [r.at - limited for r in requests if limited + 0.05 < r.at < limited + 1.95]
+    assert held == [], f"requests during the shared pause: {held}"
+    resumed = [r for r in requests if r.at >= limited + 2.0]
+    assert len(resumed) >= 30  # every worker carried on after the pause
+    assert min(r.at for r in resumed) - limited < 2.3
+
+
+@pytest.mark.slow
+async def test_three_processes_share_60_requests_per_minute(
+    redis_url: str, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """3 processes want 300 lookups at 60 requests/min. Watched for 61.5 s (one window and
+    the start of the next): no rolling 60 s window above 60, and the first 60 at once."""
+    logs = [tmp_path / f"b{n}.log" for n in range(3)]
+    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60", "--count", "100")
+    async with (
+        FakeTelegent(default_status="Complete") as fake,
+        budget_workers(fake, logs, *args) as procs,
+    ):
+        for log in logs:
+            await ready(log)
+        while not fake.requests:  # noqa: ASYNC110 - the fake has no event for this
+            await asyncio.sleep(0.05)
+        first = fake.requests[0].at
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(first + 61.5 - loop.time())
+        times = sorted(r.at for r in fake.requests)  # token requests count too
+        assert all(proc.returncode is None for proc in procs)  # they still want more
+    assert busiest_window(times, 60.0) <= 60
+    assert sum(1 for t in times if t - first < 3.0) >= 45
+    assert len(times) > 60 and times[60] - first >= 60.0  # the 61st waited for the window
+    print(f"{len(times)} requests in 61.5 s; {sum(1 for t in times if t - first < 3)} in 3 s")

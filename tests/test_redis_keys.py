@@ -1,0 +1,35 @@
+"""Key layout of RedisStore and RedisBudget (pure): one hash tag per namespace or budget name,
+so every key a Lua script touches lives in one Redis Cluster slot."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from telegent_async._redis import redis_keys
+from telegent_async._redis_budget import redis_budget_keys
+
+
+def test_every_key_of_a_namespace_shares_its_hash_tag() -> None:
+    keys = attrs.asdict(redis_keys("acme"))
+    assert all(key.startswith("{acme}:") for key in keys.values())
+    assert len(set(keys.values())) == len(keys)
+    assert attrs.asdict(redis_keys("other")).keys() == keys.keys()
+    assert not set(attrs.asdict(redis_keys("other")).values()) & set(keys.values())
+
+
+def test_every_key_of_a_budget_shares_its_hash_tag() -> None:
+    keys = attrs.asdict(redis_budget_keys("acme"))
+    assert all(key.startswith("{telegent-budget:acme}:") for key in keys.values())
+    assert len(set(keys.values())) == len(keys)
+    assert not set(keys.values()) & set(attrs.asdict(redis_keys("acme")).values())
+
+
+@pytest.mark.parametrize("name", ["", "a{b", "a}b", "tab\there"])
+def test_names_that_would_break_the_hash_tag_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="braces"):
+        redis_keys(name)
+    with pytest.raises(ValueError, match="braces"):
+        redis_budget_keys(name)
+    with pytest.raises(TypeError):
+        redis_keys(b"acme")  # type: ignore[arg-type]
