@@ -40,7 +40,11 @@ async def run(opts: argparse.Namespace) -> None:
     with open(opts.log, "a", buffering=1) as log:  # noqa: ASYNC230 - before any traffic
         async with client:
             log.write(f"ready {os.getpid()}\n")
-            await asyncio.gather(*(caller() for _ in range(opts.concurrency)))
+            try:
+                await asyncio.gather(*(caller() for _ in range(opts.concurrency)))
+            except Exception as exc:
+                log.write(f"failed {exc!r}\n")  # for the test's assertion message
+                raise
             log.write(f"done {os.getpid()}\n")
 
 

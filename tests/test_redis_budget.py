@@ -158,7 +158,10 @@ async def test_three_processes_share_60_requests_per_minute(
         loop = asyncio.get_running_loop()
         await asyncio.sleep(first + 61.5 - loop.time())
         times = sorted(r.at for r in fake.requests)  # token requests count too
-        assert all(proc.returncode is None for proc in procs)  # they still want more
+        # Demand outlasts the window (one process may finish its share early: the budget is
+        # shared first come, first served, not split per process), and no process failed.
+        assert any(proc.returncode is None for proc in procs)
+        assert not [log for log in logs if "failed" in log.read_text()]
     assert busiest_window(times, 60.0) <= 60
     assert sum(1 for t in times if t - first < 3.0) >= 45
     assert len(times) > 60 and times[60] - first >= 60.0  # the 61st waited for the window
