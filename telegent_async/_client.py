@@ -81,7 +81,8 @@ class TelegentClient(_Transport):
     tier; `requests_per_minute=` builds a `LocalBudget`, `budget=` takes a `LocalBudget` or a
     `RedisBudget` shared by every worker of the account),
     5 retries of transient failures with 1 s doubling to 30 s (`retry_policy`), a Retry-After
-    honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt.
+    honoured up to `max_retry_after` seconds, and 30 s per HTTP attempt. Waits that pass no
+    `policy` poll at `poll_policy` (`PollPolicy.PROVISION`: 1 s doubling to 15 s).
 
     Args:
         token: A bearer token (used as is, never renewed).
@@ -108,6 +109,7 @@ class TelegentClient(_Transport):
             from aiohttp's OpenTelemetry instrumentation); not with `session`.
         budget: A `LocalBudget` or a `RedisBudget` (shared by every worker of the account)
             instead of the one `requests_per_minute` builds; not with `requests_per_minute`.
+        poll_policy: The poll cadence of waits that pass no `policy`.
 
     Raises:
         ValueError: A bad argument, or no credentials at all (`TypeError` for a wrong type).
@@ -130,6 +132,7 @@ class TelegentClient(_Transport):
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         trace_configs: Iterable[aiohttp.TraceConfig] | None = None,
         budget: Budget | None = None,
+        poll_policy: PollPolicy = PollPolicy.PROVISION,
     ) -> None:
         self.timeout = _validate.positive_number("timeout", timeout)
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
@@ -137,6 +140,9 @@ class TelegentClient(_Transport):
         self.max_retry_after = _validate.positive_number("max_retry_after", max_retry_after)
         if not isinstance(retry_policy, PollPolicy):
             raise TypeError("retry_policy must be a PollPolicy")
+        if not isinstance(poll_policy, PollPolicy):
+            raise TypeError("poll_policy must be a PollPolicy")
+        self.poll_policy = poll_policy
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
         self._trace_configs = _trace_configs(trace_configs, session)
@@ -317,7 +323,7 @@ class TelegentClient(_Transport):
             order_id: The order's ID.
             timeout: A total deadline in seconds (None: wait until settled); past it,
                 `OrderWaitTimeout` carries the last order seen.
-            policy: The poll cadence (None: `PollPolicy.PROVISION`).
+            policy: The poll cadence (None: the client's `poll_policy`).
             on_update: Called (sync or async) with the order once per status change.
         """
         last: Order | None = None
@@ -342,7 +348,7 @@ class TelegentClient(_Transport):
             timeout: As in `wait_for_order`.
             policy: As in `wait_for_order`.
         """
-        changes = watch_order(self, order_id, timeout=timeout, policy=policy)
+        changes = watch_order(self, order_id, timeout=timeout, policy=self._policy(policy))
         return changes if self._telemetry is None else self._telemetry.observed_wait(changes)
 
     def wait_for_orders(
@@ -363,11 +369,19 @@ class TelegentClient(_Transport):
             order_ids: The orders' IDs (not a single string); each distinct one is polled.
             timeout: Seconds until every order still pending times out (its outcome's
                 `error` is `OrderWaitTimeout`), or None.
-            policy: The poll cadence (None: `PollPolicy.PROVISION`).
+            policy: The poll cadence (None: the client's `poll_policy`).
         """
         return OrderStream(
-            self, _checked_ids(order_ids), timeout=timeout, policy=policy, telemetry=self._telemetry
+            self,
+            _checked_ids(order_ids),
+            timeout=timeout,
+            policy=self._policy(policy),
+            telemetry=self._telemetry,
         )
+
+    def _policy(self, policy: PollPolicy | None) -> PollPolicy | None:
+        """A wait's own policy, else the client's `poll_policy` (checked by the poller)."""
+        return self.poll_policy if policy is None else policy
 
     # -- the port-in lifecycle -------------------------------------------------------------
 

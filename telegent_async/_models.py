@@ -254,7 +254,7 @@ def _make_converter() -> cattrs.Converter:
 #: The one converter: `converter.structure(json_object, Order)` decodes every order, and
 #: `converter.unstructure(order_or_outcome)` gives JSON-ready data for your own storage or logs.
 #: (The CLI's `--json` line is a report row of its own: the outcome's group and decoded
-#: carrier code beside the status, built by `_cli_output.outcome_json`.)
+#: carrier code beside the status, built by `cli._json.outcome_json`.)
 converter = _make_converter()
 
 

@@ -20,14 +20,14 @@ import pytest
 from helpers import FAST_RETRY, client_tasks, fast_client
 
 import telegent_async as tg
-from telegent_async.testing import FakeTelegent, Step
+from telegent_async.testing import FakeTelegent, FaultKind, Step
 
 SEED = 20250502
 N_ORDERS = 1000
 #: Every order settles at a seeded time within this many seconds of being added.
 SETTLE_WITHIN = 1.0
 #: The issue's mix: 10% 5xx, 3% resets, 2% malformed or HTML bodies, 1% stalls.
-FAULT_RATE = {
+FAULT_RATE: dict[FaultKind, float] = {
     "500": 0.04,
     "502": 0.02,
     "503": 0.03,

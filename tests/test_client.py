@@ -6,13 +6,14 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import cast
 
 import aiohttp
 import pytest
 from helpers import fast_client, spaced, wait_until
 
 import telegent_async as tg
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import FakeTelegent, FaultKind
 
 ORDER_ID = "JNUOID-client"
 RETRIED = [408, 429, 500, 502, 503, 504]
@@ -69,7 +70,7 @@ async def test_permanent_status_never_retried(fake: FakeTelegent, status: int) -
 @pytest.mark.parametrize("status", RETRIED)
 async def test_transient_status_then_success(fake: FakeTelegent, status: int) -> None:
     fake.add_order(ORDER_ID, "Complete")
-    fake.inject(str(status), count=2, retry_after="0")
+    fake.inject(cast(FaultKind, str(status)), count=2, retry_after="0")
     async with fast_client(fake, max_retries=2) as client:
         assert (await client.get_order(ORDER_ID)).succeeded
     assert [r.status for r in fake.order_requests()] == [status, status, 200]

@@ -23,7 +23,7 @@ from helpers import FAST_POLL, fast_client
 import telegent_async as tg
 from telegent_async._models import parse_status
 from telegent_async._timing import parse_retry_after
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import FakeTelegent, FaultKind
 
 ORDER_ID = "JNUOID-edges"
 NOW = datetime(2025, 5, 2, 18, 30, tzinfo=timezone.utc)
@@ -132,7 +132,7 @@ async def test_5xx_inside_a_200_is_retried_and_stays_transient(fake: FakeTelegen
 
 
 @pytest.mark.parametrize("kind", ["malformed", "empty"])
-async def test_garbled_200_is_retried_then_answered(fake: FakeTelegent, kind: str) -> None:
+async def test_garbled_200_is_retried_then_answered(fake: FakeTelegent, kind: FaultKind) -> None:
     fake.add_order(ORDER_ID, "Complete")
     fake.inject(kind, count=2)
     policy = tg.PollPolicy(initial=0.05, factor=2.0, max_interval=1.0, jitter=0.0)

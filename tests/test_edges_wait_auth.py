@@ -17,7 +17,7 @@ import pytest
 from helpers import FAST_POLL, fast_client, spaced
 
 import telegent_async as tg
-from telegent_async.testing import FakeTelegent, Step
+from telegent_async.testing import FakeTelegent, Step, TokenFaultKind
 
 #: The issue's 1 -> 2 -> 4 s cadence, scaled down tenfold: polls at 0, 0.1, 0.3, then 0.7.
 SCALED = tg.PollPolicy(initial=0.1, factor=2.0, max_interval=0.4, jitter=0.0)
@@ -157,7 +157,7 @@ async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) ->
 
 @pytest.mark.parametrize("kind", ["refused", "malformed", "empty", "html", "503"])
 async def test_a_transient_token_failure_is_retried_before_anyone_sees_it(
-    fake: FakeTelegent, kind: str
+    fake: FakeTelegent, kind: TokenFaultKind
 ) -> None:
     fake.add_order("JNUOID-t", "Complete")
     fake.fail_tokens(kind, count=1)

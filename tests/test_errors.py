@@ -14,7 +14,7 @@ from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async._status import error_for_status
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import FakeTelegent, FaultKind
 
 #: Each documented status (plus a gateway's 502) and the class a caller catches.
 STATUS_CLASSES: dict[int, type[tg.APIStatusError]] = {
@@ -167,7 +167,9 @@ async def test_compressed_body_is_capped_once_inflated(fake: FakeTelegent) -> No
 
 
 @pytest.mark.parametrize("kind", ["malformed", "empty"])
-async def test_malformed_or_empty_200_is_a_decode_error(fake: FakeTelegent, kind: str) -> None:
+async def test_malformed_or_empty_200_is_a_decode_error(
+    fake: FakeTelegent, kind: FaultKind
+) -> None:
     fake.add_order(ORDER_ID, "Complete")
     fake.inject(kind, count=3)
     async with fast_client(fake, max_retries=2) as client:

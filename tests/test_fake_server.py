@@ -7,14 +7,15 @@ import json
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from multidict import CIMultiDictProxy
 
-from telegent_async.testing import FAULT_KINDS, FakeTelegent, RecordedRequest, Step
+from telegent_async._status import STATUS_RULES
+from telegent_async.testing import FAULT_KINDS, FakeTelegent, FaultKind, RecordedRequest, Step
 
 KEY = "DID-fake-key"
 SECRET = "fake-secret"
@@ -225,10 +226,17 @@ async def test_set_response(session: aiohttp.ClientSession) -> None:
 # -- faults -------------------------------------------------------------------------------------
 
 
+def test_status_faults_are_the_status_table() -> None:
+    # The Literal must be spelled out for mypy; this keeps it in step with the one table.
+    statuses = {int(name) for name in get_args(FaultKind) if name.isdigit()}
+    assert statuses == {rule.status for rule in STATUS_RULES}
+    assert frozenset(get_args(FaultKind)) == FAULT_KINDS
+
+
 @pytest.mark.parametrize(
     "kind", sorted(k for k in FAULT_KINDS if k.isdigit()), ids=lambda k: f"fault-{k}"
 )
-async def test_status_faults(session: aiohttp.ClientSession, kind: str) -> None:
+async def test_status_faults(session: aiohttp.ClientSession, kind: FaultKind) -> None:
     async with FakeTelegent() as fake:
         fake.add_order("JNUOID-1", "Complete")
         token = await issue(session, fake)
@@ -254,9 +262,9 @@ async def test_injection_fifo_and_retry_after(session: aiohttp.ClientSession) ->
         assert [s for s, _, _ in seen] == [503, 503, 429, 200]
         assert seen[2][1]["Retry-After"] == "0.1"
         with pytest.raises(ValueError):
-            fake.inject("teapot")
+            fake.inject("teapot")  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        FakeTelegent(fault_rate={"nope": 0.5})
+        FakeTelegent(fault_rate={"nope": 0.5})  # type: ignore[dict-item]
     with pytest.raises(ValueError):
         FakeTelegent(fault_rate={"503": 0.7, "reset": 0.7})
 

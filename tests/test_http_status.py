@@ -11,7 +11,7 @@ from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async._status import HTTP_STATUS
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import FakeTelegent, FaultKind
 
 ORDER_ID = "JNUOID-http-status"
 
@@ -88,7 +88,7 @@ def test_the_documented_choices() -> None:
     ],
 )
 async def test_server_answers_become_the_status_a_backend_sends(
-    fake: FakeTelegent, fault: str, expected: int
+    fake: FakeTelegent, fault: FaultKind, expected: int
 ) -> None:
     fake.add_order(ORDER_ID, "Complete")
     fake.inject(fault, count=10, retry_after="0" if fault == "429" else None)

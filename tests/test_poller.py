@@ -19,7 +19,7 @@ import pytest
 from helpers import FAST_POLL, client_tasks, fast_client, per_poll, spaced, wait_until
 
 import telegent_async as tg
-from telegent_async.testing import FakeTelegent, RecordedRequest, Step
+from telegent_async.testing import FakeTelegent, FaultKind, RecordedRequest, Step
 
 #: A policy whose next poll lies far beyond any deadline used here.
 SLOW_POLL = tg.PollPolicy(initial=10.0, factor=2.0, max_interval=10.0, jitter=0.0)
@@ -122,7 +122,7 @@ async def test_wait_returns_at_once_when_already_settled(
     assert len(fake.order_requests("JNUOID-1")) == 1
 
 
-async def _after_first_poll(fake: FakeTelegent, fault: str, **options: Any) -> None:
+async def _after_first_poll(fake: FakeTelegent, fault: FaultKind, **options: Any) -> None:
     """Inject `fault` in the loop turn after the first poll arrives (however loaded the
     machine): the second poll, at least a timer and a round trip later, gets it."""
     await wait_until(lambda: len(fake.order_requests("JNUOID-1")) >= 1, interval=0)
@@ -145,7 +145,7 @@ async def _after_first_poll(fake: FakeTelegent, fault: str, **options: Any) -> N
     ids=["polling", "next-poll-after-deadline", "stalled-request", "retry-after-10s", "retry-10s"],
 )
 async def test_deadline_is_honoured_and_carries_the_last_order(
-    fake: FakeTelegent, policy: tg.PollPolicy, fault: str | None, options: dict[str, Any]
+    fake: FakeTelegent, policy: tg.PollPolicy, fault: FaultKind | None, options: dict[str, Any]
 ) -> None:
     fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=0.1))
     async with fast_client(fake, retry_policy=SLOW_POLL if fault == "503" else FAST_POLL) as client:
@@ -180,7 +180,7 @@ async def test_deadline_is_honoured_and_carries_the_last_order(
     ids=["unknown", "400", "403", "404", "405"],
 )
 async def test_permanent_error_raises_at_once(
-    fake: FakeTelegent, client: tg.TelegentClient, fault: str | None, error: type[Exception]
+    fake: FakeTelegent, client: tg.TelegentClient, fault: FaultKind | None, error: type[Exception]
 ) -> None:
     if fault is not None:
         fake.add_order("JNUOID-1", "Pending")
@@ -209,7 +209,7 @@ async def test_rejected_token_after_renewal_raises(
     [("503", 6), ("408", 6), ("html", 6), ("429", 6), ("malformed", 6), ("reset", 12)],
 )
 async def test_transient_failures_inside_the_deadline_do_not_end_the_wait(
-    fake: FakeTelegent, fault: str, count: int
+    fake: FakeTelegent, fault: FaultKind, count: int
 ) -> None:
     # max_retries=2: each lookup makes 3 attempts, so `count` faults exhaust two lookups (a
     # reset costs aiohttp's own retry too).

@@ -10,8 +10,9 @@ import pytest
 from helpers import fast_client, wait_until
 
 import telegent_async as tg
-from telegent_async._cli_output import Console, Progress, Run, Tally
 from telegent_async._stats import retry_reason
+from telegent_async.cli._outcomes import Run, Tally
+from telegent_async.cli._terminal import Console, Progress
 from telegent_async.testing import FakeTelegent
 
 ORDER = "JNUOID-stats"

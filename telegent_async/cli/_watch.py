@@ -20,41 +20,30 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Final
 
-from ._cli import (
-    _PRESETS,
-    UsageError,
-    _record,
-    _run_reported,
-    _start,
+from .._errors import OrderWaitTimeout
+from .._models import Order, OrderOutcome
+from .._redis import RedisStore
+from .._redis_budget import RedisBudget
+from .._sqlite import SQLiteStore
+from .._store import WatchState, WatchStore
+from .._watcher import Deadline, OrderWatcher
+from ._commands import (
+    PRESETS,
     client_options,
     open_client,
     read_order_ids,
+    record,
+    run_reported,
     sigterm_interrupts,
+    start,
 )
-from ._cli_output import (
-    EXIT_OK,
-    EXIT_USAGE,
-    PROG,
-    Console,
-    Output,
-    Progress,
-    Run,
-    Tally,
-    _detail,
-    _table,
-    classify,
-    is_credentials_error,
-    outcome_json,
-)
-from ._errors import OrderWaitTimeout
-from ._models import Order, OrderOutcome, converter
-from ._redis import DEFAULT_NAMESPACE, RedisStore
-from ._redis_budget import RedisBudget
-from ._sqlite import SQLiteStore
-from ._store import WatchState, WatchStore
-from ._watcher import Deadline, OrderWatcher
+from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
+from ._json import outcome_json, state_json
+from ._outcomes import PROG, Run, Tally, classify
+from ._report import Output, detail, table
+from ._terminal import Console, Progress
 
-__all__ = ["add_watch_commands", "wait_with_state"]
+__all__ = ["cmd_wait_with_state", "cmd_watch_add", "cmd_watch_list", "cmd_watch_run"]
 
 logger = logging.getLogger("telegent_async.cli")
 
@@ -96,7 +85,7 @@ async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> se
             await watcher.remove(order_id)
             await watcher.add(order_id)
             continue
-        _record(run, output, _outcome_of(state))
+        record(run, output, _outcome_of(state))
         reported.add(order_id)
     await watcher.store.ack(sorted(reported))  # those the earlier run had no time to
     if reported or pending:
@@ -121,7 +110,7 @@ async def _report_as_settled(
         if is_credentials_error(outcome.error):
             run.credentials_error = outcome.error
             return  # every other order would be refused the same way
-        _record(run, output, outcome)
+        record(run, output, outcome)
         await watcher.ack(outcome.order_id)
         done.add(outcome.order_id)
         if done >= wanted:
@@ -138,14 +127,14 @@ async def _timed_out(
             last = state.last_order if state is not None else None
             polled = state is not None and state.attempts > 0
             error = OrderWaitTimeout(order_id, last, timeout, polled=polled)
-            _record(run, output, OrderOutcome(order_id, last, error))
+            record(run, output, OrderOutcome(order_id, last, error))
 
 
 async def wait_with_state(
     run: Run, options: dict[str, Any], output: Output, args: argparse.Namespace
 ) -> None:
     """`wait --state FILE`: `wait`, on an SQLite store that a later run resumes from."""
-    policy = _PRESETS[args.preset]
+    policy = PRESETS[args.preset]
     timeout = args.timeout if args.timeout > 0 else None
     async with (
         open_client(options, run) as client,
@@ -163,8 +152,8 @@ async def wait_with_state(
 
 
 def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
-    options, run, output = _start("wait", args, console)
-    return _run_reported(run, output, lambda: wait_with_state(run, options, output, args))
+    options, run, output = start("wait", args, console)
+    return run_reported(run, output, lambda: wait_with_state(run, options, output, args))
 
 
 # -- watch add / list / run ------------------------------------------------------------------
@@ -223,7 +212,7 @@ def _deadline(text: str | None) -> Deadline:
 def cmd_watch_add(args: argparse.Namespace, console: Console) -> int:
     ids = read_order_ids(args, sys.stdin)
     deadline = _deadline(args.deadline)
-    policy = None if args.preset is None else _PRESETS[args.preset]
+    policy = None if args.preset is None else PRESETS[args.preset]
 
     async def add(watcher: OrderWatcher) -> int:
         try:
@@ -244,16 +233,6 @@ def _state_word(state: WatchState) -> str:
     if not state.settled:
         return "pending"
     return "acknowledged" if state.acknowledged else "settled"
-
-
-def state_json(state: WatchState) -> dict[str, Any]:
-    """One `watch list --json` line: the `WatchState` through the package's converter."""
-    row: dict[str, Any] = converter.unstructure(state)
-    order = state.last_order
-    del row["last_order"]
-    row["raw_status"] = order.raw_status if order is not None else None
-    row["error"] = f"{type(state.error).__name__}: {state.error}" if state.error else None
-    return row
 
 
 def _state_row(state: WatchState) -> tuple[str, ...]:
@@ -283,7 +262,7 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
                 sys.stdout.write(json.dumps(state_json(state)) + "\n")
         elif states:
             head = ("ORDER", "TAG", "STATUS", "POLLS", "NEXT POLL (UTC)", "STATE", "ERROR")
-            sys.stdout.write("\n".join(_table([head, *map(_state_row, states)], None)) + "\n")
+            sys.stdout.write("\n".join(table([head, *map(_state_row, states)], None)) + "\n")
         words = [_state_word(state) for state in states]
         counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
         console.write(f"{PROG}: {len(states):,} watches in {args.store}: {counts or 'none'}\n")
@@ -299,7 +278,7 @@ def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
         line = {**outcome_json(outcome, group), "tag": outcome.tag}
         sys.stdout.write(json.dumps(line) + "\n")
     else:
-        code, words = _detail(outcome, group)
+        code, words = detail(outcome, group)
         order = outcome.order
         cells = [outcome.order_id, group.value, order.raw_status if order else "-", code, words]
         if outcome.tag is not None:
@@ -310,7 +289,7 @@ def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
 
 async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run) -> None:
     """Poll the store's watches and print each settled outcome, acknowledged once printed."""
-    policy = _PRESETS[args.preset or "provision"]
+    policy = PRESETS[args.preset or "provision"]
     store = _store(args)
     async with (
         sigterm_interrupts(),
@@ -350,95 +329,3 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
         return EXIT_USAGE
     console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK
-
-
-# -- arguments -------------------------------------------------------------------------------
-
-
-def add_watch_commands(
-    commands: Any,
-    parents: dict[str, argparse.ArgumentParser],
-    epilog: str,
-    preset_help: str,
-) -> None:
-    """Register `watch add|list|run` on the `telegent-orders` subcommands."""
-    formatter = argparse.RawDescriptionHelpFormatter
-    watch = commands.add_parser(
-        "watch",
-        help="durable watches in an SQLite file or Redis: add, list, run",
-        description=(
-            "Durable watches kept in an SQLite file: add order IDs to it, list their state,\n"
-            "and run a watcher that prints each settled outcome until stopped (Ctrl-C or\n"
-            "SIGTERM). A stopped or killed watcher loses nothing: the next one carries on."
-        ),
-        formatter_class=formatter,
-    )
-    actions = watch.add_subparsers(dest="watch_command", required=True, metavar="ACTION")
-    store = argparse.ArgumentParser(add_help=False)
-    store.add_argument(
-        "--store",
-        required=True,
-        metavar="FILE|URL",
-        help="the SQLite file, or a Redis URL (redis://host:6379/0) for workers on many hosts",
-    )
-    store.add_argument(
-        "--namespace",
-        default=DEFAULT_NAMESPACE,
-        help=f"with a Redis store: the namespace of its keys (default {DEFAULT_NAMESPACE})",
-    )
-    verbose = argparse.ArgumentParser(add_help=False)
-    verbose.add_argument(
-        "-v", "--verbose", action="count", default=0, help="-v: INFO logs, -vv: DEBUG (stderr)"
-    )
-    preset = argparse.ArgumentParser(add_help=False)
-    preset.add_argument("--preset", "--policy", choices=sorted(_PRESETS), help=preset_help)
-
-    add = actions.add_parser(
-        "add",
-        parents=[verbose, store, parents["ids"], preset],
-        help="watch more orders (already watched ones are left as they are)",
-        description="Watch more orders; returns once they are committed to the file.",
-    )
-    add.add_argument(
-        "--deadline",
-        metavar="S|TIME",
-        help="settle as timed out after S seconds, or at an ISO 8601 time with its zone",
-    )
-    add.add_argument("--tag", help="your label for these watches (e.g. a ticket number)")
-    add.set_defaults(handler=cmd_watch_add)
-
-    listing = actions.add_parser(
-        "list",
-        parents=[verbose, store],
-        help="the state of every watch in the file",
-        description="The state of every watch: order, tag, last status, polls, next poll, "
-        "pending/settled/acknowledged, error.",
-    )
-    listing.add_argument("--json", action="store_true", help="one JSON object per watch")
-    listing.set_defaults(handler=cmd_watch_list)
-
-    run = actions.add_parser(
-        "run",
-        parents=[parents["common"], parents["api"], store, preset],
-        help="poll the file's watches, print each settled outcome until stopped",
-        description=(
-            "Poll every watch of the store (several `watch run` on one store share the work:\n"
-            "on a Redis store, on any number of hosts; give them one --budget to share the\n"
-            "account's rate), print each settled outcome as it comes (--json: one object per\n"
-            "line, as `wait` writes them, plus its tag) and acknowledge it once printed.\n"
-            "Ctrl-C or SIGTERM stops it cleanly (exit status 0): it stops claiming, and\n"
-            "polls under way are given back to the store, so nothing stays leased."
-        ),
-        epilog=epilog,
-        formatter_class=formatter,
-    )
-    run.add_argument(
-        "--budget",
-        metavar="URL",
-        help="share the account budget (--rate) with every worker naming this Redis URL "
-        "and --budget-name (default: this process's own budget)",
-    )
-    run.add_argument(
-        "--budget-name", default="telegent", help="the shared budget's name (default telegent)"
-    )
-    run.set_defaults(handler=cmd_watch_run)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import attrs
 
-from ._timing import PollPolicy
-from .testing import FakeTelegent, Step
+from .._timing import PollPolicy
+from ..testing import FakeTelegent, Step
 
 __all__ = [
     "DEFAULT_ORDERS",

@@ -1,0 +1,40 @@
+"""`--json` output: one object per order (or per watch), the same keys wherever written."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._models import OrderOutcome, converter
+from .._store import WatchState
+from ._outcomes import Group, carrier_of, fix_command
+
+
+def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
+    """One `--json` line: the order's status and, for a failure, its decoded carrier code."""
+    order, error = outcome.order, outcome.error
+    carrier = carrier_of(outcome)
+    reason = carrier.reason if carrier is not None else None
+    if reason is None and order is not None:
+        reason = order.status_message
+    return {
+        "order_id": outcome.order_id,
+        "outcome": group.name.lower(),
+        "status": order.status.name if order is not None else None,
+        "raw_status": order.raw_status if order is not None else None,
+        "carrier_code": carrier.code if carrier is not None else None,
+        "reason": reason,
+        "description": carrier.description if carrier is not None else None,
+        "remedy": carrier.remedy if carrier is not None else None,
+        "error": f"{type(error).__name__}: {error}" if error is not None else None,
+        "fix_command": fix_command(order),
+    }
+
+
+def state_json(state: WatchState) -> dict[str, Any]:
+    """One `watch list --json` line: the `WatchState` through the package's converter."""
+    row: dict[str, Any] = converter.unstructure(state)
+    order = state.last_order
+    del row["last_order"]
+    row["raw_status"] = order.raw_status if order is not None else None
+    row["error"] = f"{type(state.error).__name__}: {state.error}" if state.error else None
+    return row

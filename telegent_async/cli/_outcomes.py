@@ -1,0 +1,227 @@
+"""What a command fills while it runs: outcomes grouped as the report groups them, requests.
+
+`Run` holds a `Tally` of outcomes and a `RequestCounter` fed by an aiohttp TraceConfig, so the
+library carries no counters for the CLI's sake; the progress line, the report, the JSON lines
+and the exit status all read it.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import shlex
+import time
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Final
+
+import aiohttp
+import attrs
+
+from .._carrier import CarrierError
+from .._errors import NotFoundError, OrderWaitTimeout, TelegentError
+from .._models import Order, OrderOutcome, OrderStatus
+from .._status import RETRY_STATUSES
+
+if TYPE_CHECKING:
+    from ._demo import DemoSettings
+
+PROG: Final = "telegent-orders"
+
+
+class Group(enum.Enum):
+    """How one order ended, as the report groups it (in report order)."""
+
+    COMPLETED = "completed"
+    PENDING = "pending"
+    FAILED = "failed"
+    NEEDS_ACTION = "needs action"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed out"
+    NOT_FOUND = "not found"
+    ERROR = "other errors"
+
+
+_GROUP_BY_STATUS: Final = {
+    OrderStatus.COMPLETE: Group.COMPLETED,
+    OrderStatus.ERROR: Group.FAILED,
+    OrderStatus.REJECTED: Group.NEEDS_ACTION,
+    OrderStatus.RESOLUTION_REQUIRED: Group.NEEDS_ACTION,
+    OrderStatus.CANCELLED: Group.CANCELLED,
+}
+
+
+def classify(outcome: OrderOutcome) -> Group:
+    error = outcome.error
+    if isinstance(error, OrderWaitTimeout):
+        return Group.TIMED_OUT
+    if isinstance(error, NotFoundError):
+        return Group.NOT_FOUND
+    if error is not None or outcome.order is None:
+        return Group.ERROR
+    return _GROUP_BY_STATUS.get(outcome.order.status, Group.PENDING)
+
+
+def carrier_of(outcome: OrderOutcome) -> CarrierError | None:
+    """The outcome's decoded carrier message, if it has an order with one."""
+    return outcome.order.carrier_error if outcome.order is not None else None
+
+
+#: How `update` takes each `update_port_in` keyword: its option and the placeholder a report
+#: shows. The account number and PIN are read from environment variables, never from argv.
+UPDATE_OPTIONS: Final = {
+    "current_account_number": ("--account-number-env", "ACCOUNT_NUMBER"),
+    "current_account_password": ("--pin-env", "ACCOUNT_PIN"),
+    "current_carrier_name": ("--carrier-name", "'CARRIER'"),
+    "subscriber_name": ("--subscriber-name", "'NAME ON THE ACCOUNT'"),
+    "port_in_date": ("--port-in-date", "YYYY-MM-DD"),
+    "current_billing_address": ("--zip", "ZIP"),
+    "iccid": ("--iccid", "ICCID"),
+    "target_portin_classification": ("--classification", "Mobile"),
+}
+
+
+def fix_command(order: Order | None) -> str | None:
+    """The `update` command that would fix a port-in needing action (placeholders, no values).
+
+    A rejection no update field can fix (6A, 8B, 6P before the lock is lifted, a 1P whose
+    reason names no field) gets the `cancel` command and, as a shell comment, why; an order
+    not needing action gets None.
+    """
+    if order is None or not order.needs_action:
+        return None
+    fields = dict.fromkeys(field for error in order.carrier_errors for field in error.update_fields)
+    order_id = shlex.quote(order.order_id)
+    if not fields:
+        codes = "/".join(dict.fromkeys(e.code or "no code" for e in order.carrier_errors))
+        why = f"{codes or 'no code'}: no update field fixes it, see the remedy"
+        return f"{PROG} cancel {order_id} --yes  # {why}"
+    options = " ".join(" ".join(UPDATE_OPTIONS[field]) for field in fields)
+    return f"{PROG} update {order_id} {options}"
+
+
+class Tally:
+    """The outcomes so far, counted by group; read by the progress line and the report."""
+
+    def __init__(self, order_ids: Sequence[str]) -> None:
+        self.order_ids = list(dict.fromkeys(order_ids))
+        self._position = {order_id: i for i, order_id in enumerate(self.order_ids)}
+        self.counts: collections.Counter[Group] = collections.Counter()
+        self.rows: list[tuple[Group, OrderOutcome]] = []
+
+    @property
+    def total(self) -> int:
+        return len(self.order_ids)
+
+    @property
+    def done(self) -> int:
+        return len(self.rows)
+
+    def add(self, outcome: OrderOutcome) -> Group:
+        group = classify(outcome)
+        self.counts[group] += 1
+        self.rows.append((group, outcome))
+        return group
+
+    def by_group(self) -> dict[Group, list[OrderOutcome]]:
+        """Outcomes per group in report order; in a group by carrier code, then as given."""
+
+        def key(outcome: OrderOutcome) -> tuple[str, int]:
+            carrier = carrier_of(outcome)
+            code = (carrier.code or "~") if carrier else ""
+            return code, self._position.get(outcome.order_id, 0)
+
+        grouped: dict[Group, list[OrderOutcome]] = {group: [] for group in Group}
+        for group, outcome in self.rows:
+            grouped[group].append(outcome)
+        for outcomes in grouped.values():
+            outcomes.sort(key=key)
+        return {group: outcomes for group, outcomes in grouped.items() if outcomes}
+
+
+class RequestCounter:
+    """Counts the requests a session sends and what came back, via an aiohttp TraceConfig."""
+
+    WINDOW = 2.0  # seconds of history behind the "current rate"
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.token_requests = 0
+        self.statuses: collections.Counter[int] = collections.Counter()
+        self.connection_errors = 0
+        self.retry_after: collections.Counter[str] = collections.Counter()
+        self._recent: collections.deque[float] = collections.deque()
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        config = aiohttp.TraceConfig()
+        config.on_request_start.append(self._on_start)
+        config.on_request_end.append(self._on_end)
+        config.on_request_exception.append(self._on_exception)
+        return config
+
+    async def _on_start(
+        self,
+        _s: aiohttp.ClientSession,
+        _c: SimpleNamespace,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        self.sent += 1
+        if params.method == "POST":
+            self.token_requests += 1
+        now = time.monotonic()
+        self._recent.append(now)
+        self._forget_before(now - self.WINDOW)
+
+    async def _on_end(
+        self, _s: aiohttp.ClientSession, _c: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        status = params.response.status
+        self.statuses[status] += 1
+        if status == 429:
+            self.retry_after[params.response.headers.get("Retry-After", "none")] += 1
+
+    async def _on_exception(
+        self,
+        _s: aiohttp.ClientSession,
+        _c: SimpleNamespace,
+        _params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        self.connection_errors += 1
+
+    def rate(self, now: float, since: float) -> float:
+        """Requests per second over the last `WINDOW` seconds (or since `since`, if later)."""
+        self._forget_before(now - self.WINDOW)
+        span = min(self.WINDOW, now - since)
+        return len(self._recent) / span if span > 0.05 else 0.0
+
+    def _forget_before(self, moment: float) -> None:
+        recent = self._recent
+        while recent and recent[0] < moment:
+            recent.popleft()
+
+    @property
+    def transient(self) -> dict[str, int]:
+        """Answers the client retries (429, 5xx, 408) and connection errors, by kind."""
+        found = {str(s): n for s, n in sorted(self.statuses.items()) if s in RETRY_STATUSES}
+        if self.connection_errors:
+            found["connection error"] = self.connection_errors
+        return found
+
+
+@attrs.define
+class Run:
+    """One command's state, filled while it runs and reported once it ends (or is stopped)."""
+
+    command: str
+    tally: Tally
+    counter: RequestCounter = attrs.field(factory=RequestCounter)
+    started: float = attrs.field(factory=time.monotonic)
+    finished: float | None = None
+    interrupted: bool = False
+    credentials_error: TelegentError | None = None
+    budget_rpm: float | None = None
+    demo: DemoSettings | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
