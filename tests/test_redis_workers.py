@@ -139,6 +139,9 @@ async def test_a_killed_workers_orders_come_back_after_its_lease(
             await store.add([NewWatch(order_id) for order_id in ids])
             await store.aclose()
             await asyncio.sleep(rng.uniform(0.2, 0.5))
+            # Then the first moment it holds a poll (one open for 20 ms: most likely a stall,
+            # so still open when the kill lands), lest the random moment fall between polls.
+            await asyncio.wait_for(_holding_a_poll(logs[0]), ENOUGH)
             os.kill(procs[0].pid, signal.SIGKILL)
             killed_at = time.monotonic()
             assert await procs[0].wait() == -signal.SIGKILL, f"seed {seed}: finished before"
@@ -160,6 +163,17 @@ async def test_a_killed_workers_orders_come_back_after_its_lease(
     assert unlogged <= delivered_to_killed and len(unlogged) <= 1, f"seed {seed}: {unlogged}"
     assert await leftovers(redis_url, namespace) == (0, 0, 0)
     print(f"seed {seed}: {len(orphans)} polls orphaned; all done {finished:.2f} s after the kill")
+
+
+async def _holding_a_poll(log: pathlib.Path) -> None:
+    """Until a poll has been open in `log` (started, not ended) for 20 ms."""
+    seen: set[str] = set()
+    while True:
+        open_now = {order_id for order_id, spans in _open_polls(log).items() if spans}
+        if open_now & seen:
+            return
+        seen = open_now
+        await asyncio.sleep(0.02)
 
 
 def _open_polls(log: pathlib.Path) -> dict[str, int]:
