@@ -23,6 +23,7 @@ has installed a tracer provider: until then they would be no-ops costing ~5 µs 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import threading
@@ -77,6 +78,9 @@ class Telemetry:
         self._lock = threading.Lock()
         self._live: set[Counters] = set()
         self._retired = Counters()  # what clients already garbage-collected had counted
+        # Clients collected since: a finalizer may run inside any allocation, even one made
+        # while this very thread holds `_lock`, so it only queues (deque.append is atomic).
+        self._retiring: collections.deque[Counters] = collections.deque()
         meter.create_observable_counter(
             "telegent.requests",
             [self._observe_requests],
@@ -112,17 +116,21 @@ class Telemetry:
     def register(self, client: object, counters: Counters) -> None:
         """Observe `counters` while `client` lives; its counts stay in the totals after."""
         with self._lock:
+            self._retire_collected()
             self._live.add(counters)
-        weakref.finalize(client, self._retire, counters)
+        weakref.finalize(client, self._retiring.append, counters)
 
-    def _retire(self, counters: Counters) -> None:
-        with self._lock:
+    def _retire_collected(self) -> None:
+        """Move the counts of collected clients into `_retired` (with `_lock` held)."""
+        while self._retiring:
+            counters = self._retiring.popleft()
             self._live.discard(counters)
             _add(self._retired, counters)
 
     def _totals(self) -> Counters:
         totals = Counters()
         with self._lock:
+            self._retire_collected()
             for counters in (self._retired, *self._live):
                 _add(totals, counters)
         return totals
