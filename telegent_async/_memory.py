@@ -16,18 +16,9 @@ from typing import TypeVar
 import attrs
 
 from ._errors import TelegentError
-from ._models import Order, OrderOutcome, decode_order, parse_status
-from ._store import (
-    Answer,
-    Claim,
-    Delivery,
-    NewWatch,
-    Settlement,
-    WatchState,
-    _Listeners,
-    encode_order,
-    utc,
-)
+from ._models import Order, OrderOutcome
+from ._records import encode_order, stored_outcome, stored_state
+from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
 from ._timing import PollPolicy
 
 __all__ = ["MemoryStore"]
@@ -348,32 +339,19 @@ class MemoryStore:
         slot = self._slot(order_id)
         if slot is None:
             return None
-        tag = self._tag(slot)
         stored = self._settled.get(slot)
         if stored is not None:
-            order = stored.order
-            return WatchState(
-                order_id,
-                tag,
-                None if order is None else order.status,
-                order,
+            return stored_state(
+                self._outcome(slot),
                 self._attempts[slot],
                 None,
-                True,
-                stored.acked_at is not None,
-                stored.error,
+                settled=True,
+                acknowledged=stored.acked_at is not None,
             )
-        status, body = self._unpack_last(slot)
-        return WatchState(
-            order_id,
-            tag,
-            None if status is None else parse_status(status),
-            None if body is None else decode_order(200, body),
-            self._attempts[slot],
-            utc(self._next[slot]),
-            False,
-            False,
-            None,
+        _, body = self._unpack_last(slot)
+        outcome = stored_outcome(order_id, body, None, self._tag(slot))
+        return stored_state(
+            outcome, self._attempts[slot], self._next[slot], settled=False, acknowledged=False
         )
 
     async def remove(self, order_ids: Sequence[str]) -> int:
