@@ -70,9 +70,11 @@ def _status(status: str) -> bytes:
     return status.encode("utf-8", "surrogatepass")
 
 
-def _answer(order: Order | None) -> list[_Arg]:
-    """Status and order JSON of an answer, as the scripts take them ('' = no answer)."""
-    return ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
+def _fenced(claim: Claim, value: _Arg, order: Order | None) -> list[_Arg]:
+    """A write's arguments as the record and settle scripts take them: the watch, its fence,
+    a value of the script's, then status and order JSON ('' = no answer)."""
+    answer = ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
+    return [claim.order_id, claim.fence, value, *answer]
 
 
 def _text(value: bytes | None) -> str | None:
@@ -232,11 +234,11 @@ class RedisStore:
     async def record(self, answers: Sequence[Answer]) -> list[str]:
         if not answers:
             return []
-        args: list[_Arg] = []
-        for answer in answers:
-            order, claim = answer.order, answer.claim
-            args += [claim.order_id, claim.fence, repr(answer.next_poll)]
-            args += _answer(order)
+        args = [
+            arg
+            for answer in answers
+            for arg in _fenced(answer.claim, repr(answer.next_poll), answer.order)
+        ]
         return [stale.decode() for stale in await self._call("record", [self.keys.due], *args)]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
@@ -244,9 +246,7 @@ class RedisStore:
             return []
         args: list[_Arg] = []
         for item in settlements:
-            order, claim = item.order, item.claim
-            args += [claim.order_id, claim.fence, int(item.polled)]
-            args += _answer(order)
+            args += _fenced(item.claim, int(item.polled), item.order)
             args.append("" if item.error is None else encode_error(item.error))
         keys = self.keys
         stale = await self._call("settle", [keys.due, keys.seq, keys.outcomes], *args)
