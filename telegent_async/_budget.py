@@ -33,6 +33,7 @@ __all__ = [
     "LocalBudget",
     "Pace",
     "allowance",
+    "budget_of",
     "limit_at",
     "next_start",
     "on_rate_limited",
@@ -175,6 +176,21 @@ def rate_and_pause(budget: Budget, now: float) -> tuple[float | None, float]:
     pace now in requests per minute (None: unlimited) and the seconds left of a 429 pause."""
     rate = budget.rate
     return (None if math.isinf(rate) else rate * 60.0), max(0.0, budget.paused_until - now)
+
+
+def budget_of(budget: object, requests_per_minute: float | None) -> Budget:
+    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
+    if budget is None:
+        return LocalBudget(requests_per_minute)
+    if not callable(getattr(budget, "acquire", None)) or not callable(
+        getattr(budget, "pause", None)
+    ):
+        raise TypeError(
+            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
+        )
+    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
+        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
+    return budget  # type: ignore[return-value]
 
 
 def check_window(window: object) -> float:
