@@ -18,7 +18,7 @@ import aiohttp
 
 from . import _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import Budget, budget_of, rate_and_pause
+from ._budget import Budget, rate_and_pause
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_MAX_CONNECTIONS,
@@ -30,6 +30,7 @@ from ._config import (
     credentials_from,
 )
 from ._errors import TelegentError
+from ._local_budget import budget_of
 from ._models import Order, OrderOutcome
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin_calls import PortInCalls
