@@ -8,7 +8,6 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
-from ._budget import LocalBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
@@ -37,6 +36,7 @@ from ._errors import (
     TransportError,
     TransportTimeoutError,
 )
+from ._local_budget import LocalBudget
 from ._memory import MemoryStore
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream

@@ -6,31 +6,27 @@ window has room for it, in arrival order. Every request of a client (lookups, po
 requests) takes its start time here before it takes a pooled connection, so a large fan-out
 waits here, where there is no timeout, rather than in the connection pool.
 
-The decisions are pure functions shared by `LocalBudget` (one process) and `RedisBudget`
-(every process naming one Redis and one name; its reservation runs the same arithmetic in
-Lua): `next_start` (the reservation), `on_rate_limited` and `limit_at` (the adaptive pace).
+The decisions are pure functions shared by `LocalBudget` (one process, `_local_budget`) and
+`RedisBudget` (every process naming one Redis and one name; its reservation runs the same
+arithmetic in Lua): `next_start` (the reservation), `on_rate_limited` and `limit_at` (the
+adaptive pace).
 The budget is the only place that knows the rate: the client asks it for a start time and
 tells it about 429s, nothing more.
 """
 
 from __future__ import annotations
 
-import asyncio
-import bisect
-import collections
 import math
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
 import attrs
 
-from ._config import DEFAULT_REQUESTS_PER_MINUTE
 from ._validate import positive_number
 
 __all__ = [
     "MARGIN",
     "Budget",
-    "LocalBudget",
     "Pace",
     "allowance",
     "limit_at",
@@ -179,213 +175,3 @@ def rate_and_pause(budget: Budget, now: float) -> tuple[float | None, float]:
 
 def check_window(window: object) -> float:
     return positive_number("window", window)
-
-
-# -- LocalBudget -------------------------------------------------------------------------------
-
-
-class _Ticket:
-    """A sleeping caller's start; moved later when a token request takes a start before it."""
-
-    __slots__ = ("at", "gone", "owner")
-
-    def __init__(self, at: float, owner: object) -> None:
-        self.at = at
-        self.owner = owner
-        self.gone = False
-
-
-class LocalBudget:
-    """The account budget of one process: `LocalBudget(50)` (what `requests_per_minute=` builds).
-
-    At most `requests_per_minute` requests in any rolling `window` (60 s: Telegent's) scaled
-    to the window; None: unlimited, but 429 pauses still apply. Callers are served in arrival
-    order; waiting costs one sleep per caller and no lock.
-
-    Args:
-        requests_per_minute: The account's limit (Telegent's standard tier: 50), or None.
-        window: The rolling window in seconds that the server counts requests in.
-    """
-
-    def __init__(
-        self,
-        requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
-        *,
-        window: float = 60.0,
-    ) -> None:
-        if requests_per_minute is not None:
-            requests_per_minute = positive_number("requests_per_minute", requests_per_minute)
-        self._rpm = requests_per_minute
-        self.window = check_window(window)
-        self._span = span_of(self.window)
-        self._configured = (
-            math.inf if requests_per_minute is None else window_limit(requests_per_minute, window)
-        )
-        self._pace = Pace()
-        self._started: collections.deque[float] = collections.deque()  # past starts, in order
-        self._queue: collections.deque[_Ticket] = collections.deque()  # sleepers, by start
-        self._rejected: collections.deque[float] = collections.deque()  # starts answered 429
-
-    def __repr__(self) -> str:
-        return f"LocalBudget({self._rpm!r}, window={self.window!r})"
-
-    @property
-    def requests_per_minute(self) -> float | None:
-        return self._rpm
-
-    @property
-    def paused_until(self) -> float:
-        return self._pace.paused_until
-
-    @property
-    def limit(self) -> float:
-        """Requests allowed per window now (inf: unlimited)."""
-        if math.isinf(self._configured):
-            return math.inf
-        now = asyncio.get_running_loop().time()
-        return limit_at(self._pace, now, int(self._configured), self.window)
-
-    @property
-    def rate(self) -> float:
-        return self.limit / self.window
-
-    def allowance(self, seconds: float) -> float:
-        """Requests this budget lets start within `seconds`, starting idle (inf: unlimited)."""
-        if math.isinf(self._configured):
-            return math.inf
-        return allowance(seconds, int(self._configured), self.window)
-
-    def open_now(self, now: float) -> bool:
-        """True when a request may start at once (no budget and no pause): no await needed."""
-        return math.isinf(self._configured) and now >= self._pace.paused_until
-
-    async def aclose(self) -> None:
-        pass
-
-    async def acquire(self, *, priority: bool = False) -> None:
-        """Wait for this caller's start. Cancelling the wait gives the start up.
-
-        `priority` (token requests) takes the first start the window allows, ahead of the
-        callers queued, who move back as far as the window requires: they are waiting for
-        that very token. It still counts, and it waits out a 429 pause like everyone.
-        """
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        if self.open_now(now):
-            return
-        while True:
-            ticket = self._reserve(now, asyncio.current_task(), first=priority)
-            while ticket.at > now:  # slept until the start, unless a token request moved it
-                try:
-                    await asyncio.sleep(ticket.at - now)
-                except asyncio.CancelledError:
-                    self._give_back(ticket, loop.time())
-                    raise
-                now = loop.time()
-            if now >= self._pace.paused_until:
-                return
-            # A 429 arrived while this caller slept: take a start after the pause.
-            ticket.gone = True
-            self._forget_past(now)
-
-    def abandon(self, owners: Collection[object]) -> None:
-        """These tasks were just cancelled: free their starts now, not when they next run."""
-        now = asyncio.get_running_loop().time()
-        for ticket in self._queue:
-            if ticket.owner in owners:
-                ticket.gone = True
-        self._give_back(None, now)
-
-    def _limit(self, now: float) -> int:
-        return limit_at(self._pace, now, int(self._configured), self.window)
-
-    def _reserve(self, now: float, owner: object, *, first: bool) -> _Ticket:
-        self._forget_past(now)
-        floor = max(now, self._pace.paused_until)
-        if math.isinf(self._configured):
-            return self._granted(_Ticket(floor, owner), now)
-        limit, span = self._limit(now), self._span
-        queue = self._queue
-        starts = list(self._started)
-        if not first or not queue:
-            starts.extend(t.at for t in queue)
-            ticket = _Ticket(next_start(starts, floor, limit, span), owner)
-            if ticket.at > now:
-                queue.append(ticket)
-            return self._granted(ticket, now)
-        # A token request: the first start the window allows, then the queue behind it.
-        position = 0
-        while True:
-            at = next_start(starts, floor, limit, span)
-            if position == len(queue) or at <= queue[position].at:
-                break
-            starts.append(queue[position].at)
-            position += 1
-        ticket = _Ticket(at, owner)
-        starts.append(at)
-        self._push_back(starts, position, floor, limit)
-        if at > now:
-            queue.insert(position, ticket)
-        return self._granted(ticket, now)
-
-    def _push_back(self, starts: list[float], position: int, floor: float, limit: int) -> None:
-        """Move the queued starts from `position` on as late as `limit` requires after
-        `starts` (never earlier: their callers already sleep to them)."""
-        queue = self._queue
-        for index in range(position, len(queue)):
-            later = queue[index]
-            later.at = max(later.at, next_start(starts, floor, limit, self._span))
-            starts.append(later.at)
-
-    def _granted(self, ticket: _Ticket, now: float) -> _Ticket:
-        if ticket.at <= now:
-            self._started.append(now)
-        return ticket
-
-    def _forget_past(self, now: float) -> None:
-        queue, started = self._queue, self._started
-        while queue and queue[0].at <= now:
-            ticket = queue.popleft()
-            if not ticket.gone:
-                started.append(ticket.at)
-        horizon = now - self._span
-        while started and started[0] <= horizon:
-            started.popleft()
-
-    def _give_back(self, ticket: _Ticket | None, now: float) -> None:
-        """A caller gave up waiting for its start. Starts given back at the end of the queue
-        are taken off it, so that callers who come later do not wait behind starts nobody
-        uses (a hole in the middle stays: the callers behind it already sleep to their own)."""
-        if ticket is not None:
-            ticket.gone = True
-        self._forget_past(now)
-        queue = self._queue
-        while queue and queue[-1].gone:
-            queue.pop()
-
-    async def pause(self, seconds: float, *, started: float | None = None) -> None:
-        """A 429 answered the request that started at `started` (loop time; None: now): hold
-        every request for `seconds`, and learn from it (`on_rate_limited`)."""
-        now = asyncio.get_running_loop().time()
-        self._forget_past(now)
-        rejected = self._rejected
-        bisect.insort(rejected, now if started is None else min(started, now))
-        horizon = now - self.window
-        while rejected and rejected[0] <= horizon:
-            rejected.popleft()
-        sent = len(self._started) - bisect.bisect_right(self._started, horizon)
-        configured = 1_000_000_000 if math.isinf(self._configured) else int(self._configured)
-        self._pace = on_rate_limited(
-            self._pace,
-            now=now,
-            pause=seconds,
-            configured=configured,
-            window=self.window,
-            sent=sent,
-            rejected=len(rejected),  # starts of the last window that were answered 429
-        )
-        if math.isinf(self._configured):  # unlimited: a pause, but no limit to lower
-            self._pace = attrs.evolve(self._pace, limit=None)
-        elif self._pace.limit is not None:
-            # A lower limit holds for the callers already queued too.
-            self._push_back(list(self._started), 0, now, self._limit(now))

@@ -12,20 +12,11 @@ import contextlib
 import inspect
 import logging
 import weakref
-from collections.abc import (
-    AsyncGenerator,
-    Awaitable,
-    Callable,
-    Coroutine,
-    Iterable,
-)
-from datetime import date
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 
 import aiohttp
-from yarl import URL
 
-from . import _portin, _validate
+from . import _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import Budget, rate_and_pause
 from ._config import (
@@ -38,23 +29,18 @@ from ._config import (
     Credentials,
     credentials_from,
 )
-from ._errors import (
-    BadRequestError,
-    TelegentError,
-)
-from ._models import Order, OrderOutcome, OrderStatus, decode_order
+from ._errors import TelegentError
+from ._local_budget import budget_of
+from ._models import Order, OrderOutcome
 from ._poller import OrderStream, run_workers, watch_order
-from ._portin import BillingAddress, PortInCancel, PortInUpdate
+from ._portin_calls import PortInCalls
 from ._stats import ClientStats, Counters
 from ._telemetry import telemetry
 from ._timing import PollPolicy
 from ._transport import (
     MAX_RESPONSE_BYTES,
-    _budget_of,
     _connections_allowed,
-    _status_and_body,
     _trace_configs,
-    _Transport,
 )
 from ._watchdog import AttemptWatchdog
 
@@ -65,12 +51,11 @@ logger = logging.getLogger("telegent_async")
 ORDER_PATH = "/numbers/order"
 TOKEN_PATH = "/oauth2/tokens"
 
-_T = TypeVar("_T")
 
 OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
-class TelegentClient(_Transport):
+class TelegentClient(PortInCalls):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,
@@ -153,7 +138,7 @@ class TelegentClient(_Transport):
         self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
         self._auth = self._make_auth(settings)
-        self._budget = _budget_of(budget, requests_per_minute)
+        self._budget = budget_of(budget, requests_per_minute)
         self._slots = asyncio.Semaphore(self.max_connections)
         self._watchdog = AttemptWatchdog()
         # Tasks whose request reached the wire: a fan-out's deadline tells an order it polled
@@ -179,10 +164,6 @@ class TelegentClient(_Transport):
             retry_policy=self.retry_policy,
             max_retries=self.max_retries,
         )
-
-    def _endpoint(self, path: str) -> URL:
-        # A root URL's path is "/": joined naively it would send `//numbers/order`.
-        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
 
     def __repr__(self) -> str:
         mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
@@ -255,34 +236,6 @@ class TelegentClient(_Transport):
             return await traces.traced_lookup(order_id, self._lookup(order_id, deadline, retries))
         return await self._lookup(order_id, deadline, retries)
 
-    def _lookup(
-        self, order_id: str, deadline: float | None, retries: int | None
-    ) -> Coroutine[Any, Any, Order]:
-        # A plain function handing back `_send`'s coroutine: no extra frame per lookup.
-        def decode(status: int, body: bytes) -> Order:
-            return decode_order(status, body, order_id)
-
-        return self._send(
-            "GET",
-            self._order_url,
-            decode,
-            params={"OrderId": order_id},
-            scope=self._order_scope,
-            deadline=deadline,
-            max_retries=retries,
-        )
-
-    def _call_bounds(
-        self, timeout: float | None, max_retries: int | None
-    ) -> tuple[float | None, int | None]:
-        """A call's `timeout=` as a loop-time deadline, and its `max_retries=`, both checked."""
-        if max_retries is not None:
-            max_retries = _validate.int_at_least("max_retries", max_retries, 0)
-        if timeout is None:
-            return None, max_retries
-        timeout = _validate.positive_number("timeout", timeout)
-        return asyncio.get_running_loop().time() + timeout, max_retries
-
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
 
@@ -292,7 +245,7 @@ class TelegentClient(_Transport):
         Args:
             order_ids: The orders' IDs (not a single string).
         """
-        ids = _checked_ids(order_ids)
+        ids = _validate.order_ids(order_ids)
         distinct = list(dict.fromkeys(ids))
         outcomes: dict[str, OrderOutcome] = {}
 
@@ -373,7 +326,7 @@ class TelegentClient(_Transport):
         """
         return OrderStream(
             self,
-            _checked_ids(order_ids),
+            _validate.order_ids(order_ids),
             timeout=timeout,
             policy=self._policy(policy),
             telemetry=self._telemetry,
@@ -382,116 +335,3 @@ class TelegentClient(_Transport):
     def _policy(self, policy: PollPolicy | None) -> PollPolicy | None:
         """A wait's own policy, else the client's `poll_policy` (checked by the poller)."""
         return self.poll_policy if policy is None else policy
-
-    # -- the port-in lifecycle -------------------------------------------------------------
-
-    async def update_port_in(
-        self,
-        order_id: str,
-        *,
-        current_account_number: str | None = None,
-        current_account_password: str | None = None,
-        current_carrier_name: str | None = None,
-        subscriber_name: str | None = None,
-        port_in_date: date | str | None = None,
-        current_billing_address: BillingAddress | None = None,
-        iccid: str | None = None,
-        target_portin_classification: str | None = None,
-        timeout: float | None = None,
-        max_retries: int | None = None,
-    ) -> PortInUpdate:
-        """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
-
-        Sends the order ID and only the fields given, under Telegent's JSON names; at least one
-        is required. `port_in_date` is a `datetime.date` or `"YYYY-MM-DD"`. Which fields fix a
-        rejection: `order.carrier_error.update_fields`. The order goes back to `Submitted`:
-        wait for it again.
-
-        Retried like a lookup (408, 429, 5xx, connection errors and attempt timeouts, with the
-        same backoff): an update resends the same data, so repeating it is safe. The account
-        number and password never appear in logs, `repr` or exception text, even when an error
-        answer quotes them back.
-
-        Args:
-            order_id: The port-in's ID.
-            current_account_number: The account number at the losing carrier.
-            current_account_password: The account PIN or password at the losing carrier.
-            current_carrier_name: The losing carrier's name.
-            subscriber_name: The name on the losing carrier's account.
-            port_in_date: The requested port date: a `datetime.date` or `"YYYY-MM-DD"`.
-            current_billing_address: A `BillingAddress` with the lines being corrected.
-            iccid: The SIM's ICCID.
-            target_portin_classification: Telegent's `TargetPortinClassification`.
-            timeout: Bounds this call as in `get_order`.
-            max_retries: As in `get_order`.
-        """
-        deadline, retries = self._call_bounds(timeout, max_retries)
-        body = _portin.update_body(
-            order_id,
-            {
-                "current_account_number": current_account_number,
-                "current_account_password": current_account_password,
-                "current_carrier_name": current_carrier_name,
-                "subscriber_name": subscriber_name,
-                "port_in_date": port_in_date,
-                "current_billing_address": current_billing_address,
-                "iccid": iccid,
-                "target_portin_classification": target_portin_classification,
-            },
-        )
-        fields = [name for name in body if name != "OrderId"]
-        logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
-        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body, deadline, retries)
-        return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
-
-    async def cancel_port_in(
-        self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
-    ) -> PortInCancel:
-        """Cancel a port-in (`POST /numbers/portin/cancel`). Final: it cannot be reopened.
-
-        Retried like a lookup: a cancel is final, so repeating it is safe. Idempotent: when
-        Telegent refuses with 400 because the order is already cancelled (say a retry after
-        the first try went through unanswered), a lookup confirms `Cancelled` and that counts
-        as success. Any other 400 (a completed order) is raised as `BadRequestError`.
-
-        Args:
-            order_id: The port-in's ID.
-            timeout: Bounds this call (that lookup included) as in `get_order`.
-            max_retries: As in `get_order`.
-        """
-        body = _portin.cancel_body(order_id)
-        order_id = body["OrderId"]
-        deadline, retries = self._call_bounds(timeout, max_retries)
-        try:
-            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body, deadline, retries)
-        except BadRequestError as refused:
-            order = await self._lookup(order_id, deadline, retries)
-            if order.status is not OrderStatus.CANCELLED:
-                raise
-            logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
-            return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
-        return _portin.decode_answer(PortInCancel, status, answer, order_id)
-
-    async def _post_port_in(
-        self, path: str, body: dict[str, Any], deadline: float | None, retries: int | None
-    ) -> tuple[int, bytes]:
-        """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
-        url = self._endpoint(path)
-        return await self._send(
-            "POST",
-            url,
-            _status_and_body,
-            json_body=body,
-            scope=str(url),
-            secrets=_portin.secrets_of(body),
-            deadline=deadline,
-            max_retries=retries,
-        )
-
-    # -- transport -------------------------------------------------------------------------
-
-
-def _checked_ids(order_ids: Iterable[str]) -> list[str]:
-    if isinstance(order_ids, (str, bytes)):
-        raise TypeError("order_ids must be an iterable of IDs, not a single string")
-    return [_validate.order_id(order_id) for order_id in order_ids]

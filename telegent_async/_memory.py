@@ -15,32 +15,14 @@ from typing import TypeVar
 
 import attrs
 
-from ._errors import TelegentError
-from ._models import Order, OrderOutcome, decode_order, parse_status
-from ._store import (
-    Answer,
-    Claim,
-    Delivery,
-    NewWatch,
-    Settlement,
-    WatchState,
-    _Listeners,
-    encode_order,
-    utc,
-)
+from ._models import OrderOutcome
+from ._records import encode_order, stored_outcome, stored_state
+from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
 from ._timing import PollPolicy
 
 __all__ = ["MemoryStore"]
 
 _W = TypeVar("_W", Answer, Settlement)
-
-
-@attrs.define(slots=True)
-class _Outcome:
-    seq: int
-    order: Order | None
-    error: TelegentError | None
-    acked_at: float | None = None
 
 
 @attrs.define(slots=True)
@@ -90,8 +72,9 @@ class MemoryStore:
         self._specs: dict[int, tuple[PollPolicy | None, float | None, str | None]] = {}
         self._fences: dict[int, int] = {}  # slot -> fence of its claim
         self._woken: set[int] = set()  # woken while claimed: poll again right after
-        self._settled: dict[int, _Outcome] = {}
+        self._settled: dict[int, Delivery] = {}
         self._undelivered: dict[int, None] = {}  # slots, in settle order
+        self._acked: dict[int, float] = {}  # slot -> when its outcome was acknowledged
         self._index: dict[str, int] | None = None  # built on first lookup by ID
         self._fence = 0
         self._seq = 0
@@ -268,7 +251,10 @@ class MemoryStore:
             if settlement.polled:
                 self._attempts[slot] = min(settlement.claim.attempts + 1, 255)
             self._seq += 1
-            self._settled[slot] = _Outcome(self._seq, settlement.order, settlement.error)
+            outcome = OrderOutcome(
+                settlement.claim.order_id, settlement.order, settlement.error, self._tag(slot)
+            )
+            self._settled[slot] = Delivery(self._seq, outcome)
             self._undelivered[slot] = None
         return stale
 
@@ -296,12 +282,6 @@ class MemoryStore:
         if claims:
             self._listeners.notify()
 
-    def _outcome(self, slot: int) -> OrderOutcome:
-        stored = self._settled[slot]
-        order_id = self._ids[slot]
-        assert order_id is not None
-        return OrderOutcome(order_id, stored.order, stored.error, self._tag(slot))
-
     def _tag(self, slot: int) -> str | None:
         spec = self._specs.get(slot)
         return None if spec is None else spec[2]
@@ -309,37 +289,46 @@ class MemoryStore:
     async def outcomes(self, after: int = 0, limit: int = 100) -> list[Delivery]:
         found: list[Delivery] = []
         for slot in self._undelivered:
-            seq = self._settled[slot].seq
-            if seq > after:
-                found.append(Delivery(seq, self._outcome(slot)))
+            delivery = self._settled[slot]
+            if delivery.seq > after:
+                found.append(delivery)
                 if len(found) >= limit:
                     break
         return found
 
+    def _count(self, order_ids: Sequence[str], change: Callable[[int], bool]) -> int:
+        """How many of `order_ids` are watched here and were changed by `change(slot)`."""
+        return sum(
+            1
+            for order_id in order_ids
+            if (slot := self._slot(order_id)) is not None and change(slot)
+        )
+
     async def ack(self, order_ids: Sequence[str]) -> int:
         now = self._clock()
-        count = 0
-        for order_id in order_ids:
-            slot = self._slot(order_id)
-            if slot is not None and slot in self._undelivered:
-                del self._undelivered[slot]
-                self._settled[slot].acked_at = now
-                count += 1
-        return count
+
+        def ack(slot: int) -> bool:
+            if self._undelivered.pop(slot, False) is False:
+                return False
+            self._acked[slot] = now
+            return True
+
+        return self._count(order_ids, ack)
 
     async def wake(self, order_ids: Sequence[str]) -> int:
         now = self._clock()
-        count = 0
-        for order_id in order_ids:
-            slot = self._slot(order_id)
-            if slot is None or slot in self._settled:
-                continue
-            count += 1
+
+        def wake(slot: int) -> bool:
+            if slot in self._settled:
+                return False
             if slot in self._fences and self._next[slot] > now:
                 self._woken.add(slot)  # a poll is under way: poll again as soon as it answers
             elif self._next[slot] > now:
                 self._next[slot] = now
                 heapq.heappush(self._heap, (now, slot))
+            return True
+
+        count = self._count(order_ids, wake)
         if count:
             self._listeners.notify()
         return count
@@ -348,32 +337,16 @@ class MemoryStore:
         slot = self._slot(order_id)
         if slot is None:
             return None
-        tag = self._tag(slot)
-        stored = self._settled.get(slot)
-        if stored is not None:
-            order = stored.order
-            return WatchState(
-                order_id,
-                tag,
-                None if order is None else order.status,
-                order,
-                self._attempts[slot],
-                None,
-                True,
-                stored.acked_at is not None,
-                stored.error,
+        settled = self._settled.get(slot)
+        if settled is not None:
+            acknowledged = slot in self._acked
+            return stored_state(
+                settled.outcome, self._attempts[slot], None, settled=True, acknowledged=acknowledged
             )
-        status, body = self._unpack_last(slot)
-        return WatchState(
-            order_id,
-            tag,
-            None if status is None else parse_status(status),
-            None if body is None else decode_order(200, body),
-            self._attempts[slot],
-            utc(self._next[slot]),
-            False,
-            False,
-            None,
+        _, body = self._unpack_last(slot)
+        outcome = stored_outcome(order_id, body, None, self._tag(slot))
+        return stored_state(
+            outcome, self._attempts[slot], self._next[slot], settled=False, acknowledged=False
         )
 
     async def remove(self, order_ids: Sequence[str]) -> int:
@@ -391,6 +364,7 @@ class MemoryStore:
             self._fences.pop(slot, None)
             self._settled.pop(slot, None)
             self._undelivered.pop(slot, None)
+            self._acked.pop(slot, None)
             self._woken.discard(slot)
         return count
 
@@ -398,9 +372,7 @@ class MemoryStore:
         cutoff = self._clock() - retain
         old = [
             order_id
-            for slot, stored in self._settled.items()
-            if stored.acked_at is not None
-            and stored.acked_at < cutoff
-            and (order_id := self._ids[slot]) is not None
+            for slot, acked_at in self._acked.items()
+            if acked_at < cutoff and (order_id := self._ids[slot]) is not None
         ]
         return await self.remove(old)

@@ -24,9 +24,10 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
-from ._models import Order, OrderOutcome, decode_order, parse_status
+from ._models import Order
+from ._records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from ._redis_scripts import (
     ACK,
     ADD,
@@ -45,25 +46,7 @@ from ._redis_scripts import (
     hash_tag,
     redis_keys,
 )
-from ._store import (
-    Answer,
-    Claim,
-    Delivery,
-    NewWatch,
-    Settlement,
-    WatchState,
-    _Listeners,
-    decode_error,
-    decode_policy,
-    encode_error,
-    encode_order,
-    encode_policy,
-    utc,
-)
-from ._timing import PollPolicy
-
-if TYPE_CHECKING:
-    pass
+from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
 
 __all__ = ["RedisKeys", "RedisStore", "connect", "hash_tag", "redis_keys"]
 
@@ -87,9 +70,11 @@ def _status(status: str) -> bytes:
     return status.encode("utf-8", "surrogatepass")
 
 
-def _answer(order: Order | None) -> list[_Arg]:
-    """Status and order JSON of an answer, as the scripts take them ('' = no answer)."""
-    return ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
+def _fenced(claim: Claim, value: _Arg, order: Order | None) -> list[_Arg]:
+    """A write's arguments as the record and settle scripts take them: the watch, its fence,
+    a value of the script's, then status and order JSON ('' = no answer)."""
+    answer = ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
+    return [claim.order_id, claim.fence, value, *answer]
 
 
 def _text(value: bytes | None) -> str | None:
@@ -133,7 +118,7 @@ class RedisStore:
         self._listeners = _Listeners()
         self._listening: asyncio.Task[None] | None = None
         self._stopped: set[asyncio.Task[None]] = set()  # listeners cancelled, maybe not ended
-        self._policies: dict[bytes, PollPolicy] = {}
+        self._policies = PolicyJSON()
         self._scripts = {
             name: self._redis.register_script(PRELUDE + body)
             for name, body in (
@@ -209,29 +194,14 @@ class RedisStore:
         await asyncio.gather(*stopped, return_exceptions=True)
         await self._redis.aclose()
 
-    def _policy(self, text: bytes | None) -> PollPolicy | None:
-        if text is None:
-            return None
-        policy = self._policies.get(text)
-        if policy is None:
-            policy = self._policies[text] = decode_policy(text.decode())
-        return policy
-
     # -- contract ------------------------------------------------------------------------------
 
     async def add(self, watches: Sequence[NewWatch]) -> int:
         if not watches:
             return 0
-        policies: dict[PollPolicy, str] = {}
+        encode = self._policies.encode
         rows = [
-            [
-                w.order_id,
-                w.tag,
-                None
-                if w.policy is None
-                else policies.setdefault(w.policy, encode_policy(w.policy)),
-                None if w.deadline is None else repr(w.deadline),
-            ]
+            [w.order_id, w.tag, encode(w.policy), None if w.deadline is None else repr(w.deadline)]
             for w in watches
         ]
         keys = self.keys
@@ -248,7 +218,7 @@ class RedisStore:
                 order_id.decode(),
                 int(fence),
                 int(attempts or 0),
-                self._policy(policy),
+                self._policies.decode(policy),
                 _number(deadline),
                 _text(tag),
                 _text(status),
@@ -264,11 +234,11 @@ class RedisStore:
     async def record(self, answers: Sequence[Answer]) -> list[str]:
         if not answers:
             return []
-        args: list[_Arg] = []
-        for answer in answers:
-            order, claim = answer.order, answer.claim
-            args += [claim.order_id, claim.fence, repr(answer.next_poll)]
-            args += _answer(order)
+        args = [
+            arg
+            for answer in answers
+            for arg in _fenced(answer.claim, repr(answer.next_poll), answer.order)
+        ]
         return [stale.decode() for stale in await self._call("record", [self.keys.due], *args)]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
@@ -276,9 +246,7 @@ class RedisStore:
             return []
         args: list[_Arg] = []
         for item in settlements:
-            order, claim = item.order, item.claim
-            args += [claim.order_id, claim.fence, int(item.polled)]
-            args += _answer(order)
+            args += _fenced(item.claim, int(item.polled), item.order)
             args.append("" if item.error is None else encode_error(item.error))
         keys = self.keys
         stale = await self._call("settle", [keys.due, keys.seq, keys.outcomes], *args)
@@ -305,15 +273,7 @@ class RedisStore:
             "outcomes", [keys.outcomes, keys.handed], after + 1, limit, self._sender, DELIVERY_LEASE
         )
         return [
-            Delivery(
-                int(seq),
-                OrderOutcome(
-                    order_id.decode(),
-                    None if body is None else decode_order(200, body),
-                    None if error is None else decode_error(error),
-                    _text(tag),
-                ),
-            )
+            Delivery(int(seq), stored_outcome(order_id.decode(), body, error, _text(tag)))
             for seq, order_id, body, error, tag in rows
         ]
 
@@ -339,17 +299,15 @@ class RedisStore:
             fields, score = await pipe.execute()
         if not fields:
             return None
-        status, body, error = fields.get(b"status"), fields.get(b"order"), fields.get(b"error")
-        return WatchState(
-            order_id,
-            _text(fields.get(b"tag")),
-            None if status is None else parse_status(status.decode("utf-8", "surrogatepass")),
-            None if body is None else decode_order(200, body),
+        outcome = stored_outcome(
+            order_id, fields.get(b"order"), fields.get(b"error"), _text(fields.get(b"tag"))
+        )
+        return stored_state(
+            outcome,
             int(fields[b"attempts"]),
-            utc(score),
-            b"seq" in fields,
-            b"acked_at" in fields,
-            None if error is None else decode_error(error),
+            score,
+            settled=b"seq" in fields,
+            acknowledged=b"acked_at" in fields,
         )
 
     async def remove(self, order_ids: Sequence[str]) -> int:

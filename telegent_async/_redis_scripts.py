@@ -105,6 +105,31 @@ local function held(key, fence)
   return f[1] == fence and f[2] ~= false
 end
 local now, prefix = clock(ARGV[1]), ARGV[2]
+-- For each watch in ARGV from `first` (`stride` values each: ID, fencing token, ...) still held
+-- under its token, write(i, id, key); returns the IDs that were not (stale: nothing written).
+local function each_held(first, stride, write)
+  local stale = {}
+  for i = first, #ARGV, stride do
+    local id = ARGV[i]
+    local key = prefix .. id
+    if held(key, ARGV[i + 1]) then write(i, id, key) else stale[#stale + 1] = id end
+  end
+  return stale
+end
+-- For each order ID in ARGV from `first`, write(id, key); returns how many it changed (true).
+local function count_each(first, write)
+  local count = 0
+  for i = first, #ARGV do
+    if write(ARGV[i], prefix .. ARGV[i]) then count = count + 1 end
+  end
+  return count
+end
+-- Polls answered under the lease: count them, end the lease, keep the order ('' = none).
+local function answered(key, polls, status, order)
+  redis.call('HINCRBY', key, 'attempts', polls)
+  redis.call('HDEL', key, 'leased', 'woken')
+  if order ~= '' then redis.call('HSET', key, 'status', status, 'order', order) end
+end
 """
 
 # KEYS: due. ARGV[3]: nudge channel, ARGV[4]: sender, ARGV[5]: JSON [[id, tag, policy, deadline]].
@@ -143,94 +168,58 @@ return out
 
 # KEYS: due. ARGV from 3, five per answer: id, fence, next poll, status, order ('' = none).
 RECORD = """
-local stale = {}
-for i = 3, #ARGV, 5 do
-  local id, key, due = ARGV[i], prefix .. ARGV[i], tonumber(ARGV[i + 2])
-  if held(key, ARGV[i + 1]) then
-    -- Woken while its poll ran: poll again at once rather than at the planned time.
-    if redis.call('HEXISTS', key, 'woken') == 1 then due = math.min(due, now) end
-    redis.call('HINCRBY', key, 'attempts', 1)
-    redis.call('HDEL', key, 'leased', 'woken')
-    if ARGV[i + 4] ~= '' then
-      redis.call('HSET', key, 'status', ARGV[i + 3], 'order', ARGV[i + 4])
-    end
-    redis.call('ZADD', KEYS[1], due, id)
-  else
-    stale[#stale + 1] = id
-  end
-end
-return stale
+return each_held(3, 5, function(i, id, key)
+  local due = tonumber(ARGV[i + 2])
+  -- Woken while its poll ran: poll again at once rather than at the planned time.
+  if redis.call('HEXISTS', key, 'woken') == 1 then due = math.min(due, now) end
+  answered(key, 1, ARGV[i + 3], ARGV[i + 4])
+  redis.call('ZADD', KEYS[1], due, id)
+end)
 """
 
 # KEYS: due, seq counter, outcomes. ARGV from 3, six per settlement:
 # id, fence, polled (0/1), status, order, error ('' = none).
 SETTLE = """
-local stale = {}
-for i = 3, #ARGV, 6 do
-  local id, key = ARGV[i], prefix .. ARGV[i]
-  if held(key, ARGV[i + 1]) then
-    local seq = redis.call('INCR', KEYS[2])
-    redis.call('HINCRBY', key, 'attempts', tonumber(ARGV[i + 2]))
-    redis.call('HDEL', key, 'leased', 'woken')
-    redis.call('HSET', key, 'seq', seq)
-    if ARGV[i + 4] ~= '' then
-      redis.call('HSET', key, 'status', ARGV[i + 3], 'order', ARGV[i + 4])
-    end
-    if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'error', ARGV[i + 5]) end
-    redis.call('ZREM', KEYS[1], id)
-    -- Delivered (by any worker) until acknowledged: committed here, before anyone sees it.
-    redis.call('XADD', KEYS[3], '0-' .. seq, 'id', id)
-  else
-    stale[#stale + 1] = id
-  end
-end
-return stale
+return each_held(3, 6, function(i, id, key)
+  local seq = redis.call('INCR', KEYS[2])
+  answered(key, tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4])
+  redis.call('HSET', key, 'seq', seq)
+  if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'error', ARGV[i + 5]) end
+  redis.call('ZREM', KEYS[1], id)
+  -- Delivered (by any worker) until acknowledged: committed here, before anyone sees it.
+  redis.call('XADD', KEYS[3], '0-' .. seq, 'id', id)
+end)
 """
 
 # KEYS: due. ARGV[3]: lease; from 4, pairs: id, fence.
 RENEW = """
-local lease_end, stale = now + tonumber(ARGV[3]), {}
-for i = 4, #ARGV, 2 do
-  if held(prefix .. ARGV[i], ARGV[i + 1]) then
-    redis.call('ZADD', KEYS[1], lease_end, ARGV[i])
-  else
-    stale[#stale + 1] = ARGV[i]
-  end
-end
-return stale
+local lease_end = now + tonumber(ARGV[3])
+return each_held(4, 2, function(i, id) redis.call('ZADD', KEYS[1], lease_end, id) end)
 """
 
 # KEYS: due. ARGV[3]: nudge channel, ARGV[4]: sender; from 5, pairs: id, fence.
 RELEASE = """
-local released = 0
-for i = 5, #ARGV, 2 do
-  local key = prefix .. ARGV[i]
-  if held(key, ARGV[i + 1]) then
-    redis.call('HDEL', key, 'leased', 'woken')
-    redis.call('ZADD', KEYS[1], now, ARGV[i])
-    released = released + 1
-  end
-end
-if released > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return released
+local stale = each_held(5, 2, function(i, id, key)
+  redis.call('HDEL', key, 'leased', 'woken')
+  redis.call('ZADD', KEYS[1], now, id)
+end)
+if #stale < (#ARGV - 4) / 2 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 """
 
 # KEYS: due. ARGV[3]: nudge channel, ARGV[4]: sender; from 5: order IDs.
 WAKE = """
-local woken = 0
-for i = 5, #ARGV do
-  local key, score = prefix .. ARGV[i], redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if score then  -- pending (settled and removed watches have no score)
-    woken = woken + 1
-    if tonumber(score) > now then
-      if redis.call('HEXISTS', key, 'leased') == 1 then
-        redis.call('HSET', key, 'woken', 1)  -- a poll is under way: again once it answers
-      else
-        redis.call('ZADD', KEYS[1], now, ARGV[i])
-      end
+local woken = count_each(5, function(id, key)
+  local score = redis.call('ZSCORE', KEYS[1], id)
+  if not score then return false end  -- settled and removed watches have no score
+  if tonumber(score) > now then
+    if redis.call('HEXISTS', key, 'leased') == 1 then
+      redis.call('HSET', key, 'woken', 1)  -- a poll is under way: again once it answers
+    else
+      redis.call('ZADD', KEYS[1], now, id)
     end
   end
-end
+  return true
+end)
 if woken > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return woken
 """
@@ -274,36 +263,28 @@ return out
 
 # KEYS: outcomes, acked, handed. ARGV from 3: order IDs.
 ACK = """
-local acked = 0
-for i = 3, #ARGV do
-  local key = prefix .. ARGV[i]
+return count_each(3, function(id, key)
   local f = redis.call('HMGET', key, 'seq', 'acked_at')
-  if f[1] and not f[2] then
-    redis.call('HSET', key, 'acked_at', now)
-    redis.call('XDEL', KEYS[1], '0-' .. f[1])
-    redis.call('ZADD', KEYS[2], now, ARGV[i])
-    redis.call('ZREM', KEYS[3], ARGV[i])
-    acked = acked + 1
-  end
-end
-return acked
+  if not f[1] or f[2] then return false end
+  redis.call('HSET', key, 'acked_at', now)
+  redis.call('XDEL', KEYS[1], '0-' .. f[1])
+  redis.call('ZADD', KEYS[2], now, id)
+  redis.call('ZREM', KEYS[3], id)
+  return true
+end)
 """
 
 # KEYS: due, outcomes, acked, handed. ARGV from 3: order IDs.
 REMOVE = """
-local removed = 0
-for i = 3, #ARGV do
-  local key = prefix .. ARGV[i]
+return count_each(3, function(id, key)
   local seq = redis.call('HGET', key, 'seq')
-  if redis.call('DEL', key) == 1 then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    redis.call('ZREM', KEYS[3], ARGV[i])
-    redis.call('ZREM', KEYS[4], ARGV[i])
-    if seq then redis.call('XDEL', KEYS[2], '0-' .. seq) end
-    removed = removed + 1
-  end
-end
-return removed
+  if redis.call('DEL', key) == 0 then return false end
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  if seq then redis.call('XDEL', KEYS[2], '0-' .. seq) end
+  return true
+end)
 """
 
 # KEYS: acked. ARGV[3]: retain, ARGV[4]: batch. Drops outcomes acknowledged before now - retain.

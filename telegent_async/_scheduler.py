@@ -16,6 +16,8 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
+import attrs
+
 from ._errors import OrderWaitTimeout, TelegentError, TransportError
 from ._models import Order, OrderOutcome
 from ._schedule import Verdict, decide, expired_unpolled
@@ -67,42 +69,33 @@ class Completions:
             self.wakeup.set_result(None)
 
 
+@attrs.define(eq=False)
 class Scheduler:
     """Polls the due watches of `store` through `lookups` until cancelled.
 
     `policy` and `deadline` apply to watches that carry none. A poll due more than `grace`
     seconds past its deadline is not sent (see `expired_unpolled`). Each settled outcome is
-    committed to the store, then handed to `on_settled`.
+    committed to the store, then handed to `on_settled`; `on_cancel` hears of polls cancelled
+    under way (their budget slots can be given back at once).
     """
 
-    def __init__(
-        self,
-        store: WatchStore,
-        lookups: Lookups,
-        *,
-        policy: PollPolicy,
-        lease: float,
-        worker: str,
-        on_settled: Callable[[OrderOutcome], None],
-        on_cancel: Callable[[Collection[asyncio.Task[Order]]], None] | None = None,
-        deadline: float | None = None,
-        timeout: float | None = None,
-        grace: float = math.inf,
-    ) -> None:
-        self.store = store
-        self._lookups = lookups
-        self._policy = policy
-        self._lease = lease
-        self._worker = worker
-        self._on_settled = on_settled
-        self._on_cancel = on_cancel
-        self._deadline = deadline
-        self._timeout = timeout
-        self._grace = grace
-        self._in_flight: dict[asyncio.Task[Order], Claim] = {}
-        self._stopping: list[asyncio.Task[Order]] = []  # cancelled, not yet seen to end
-        self._done = Completions()
-        self._renew_at = math.inf
+    store: WatchStore
+    _lookups: Lookups
+    _policy: PollPolicy = attrs.field(kw_only=True)
+    _lease: float = attrs.field(kw_only=True)
+    _worker: str = attrs.field(kw_only=True)
+    _on_settled: Callable[[OrderOutcome], None] = attrs.field(kw_only=True)
+    _on_cancel: Callable[[Collection[asyncio.Task[Order]]], None] | None = attrs.field(
+        default=None, kw_only=True
+    )
+    _deadline: float | None = attrs.field(default=None, kw_only=True)
+    _timeout: float | None = attrs.field(default=None, kw_only=True)
+    _grace: float = attrs.field(default=math.inf, kw_only=True)
+    _in_flight: dict[asyncio.Task[Order], Claim] = attrs.field(init=False, factory=dict)
+    #: Polls cancelled, not yet seen to end.
+    _stopping: list[asyncio.Task[Order]] = attrs.field(init=False, factory=list)
+    _done: Completions = attrs.field(init=False, factory=Completions)
+    _renew_at: float = attrs.field(init=False, default=math.inf)
 
     @property
     def in_flight(self) -> int:

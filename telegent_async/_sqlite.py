@@ -18,24 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ._models import OrderOutcome, decode_order, parse_status
+from ._records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from ._sqlite_file import SQLiteFile
-from ._store import (
-    Answer,
-    Claim,
-    Delivery,
-    NewWatch,
-    Settlement,
-    WatchState,
-    _Listeners,
-    decode_error,
-    decode_policy,
-    encode_error,
-    encode_order,
-    encode_policy,
-    utc,
-)
-from ._timing import PollPolicy
+from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
 
 __all__ = ["SQLiteStore"]
 
@@ -83,7 +68,7 @@ class SQLiteStore:
         self._clock = clock
         self._db = SQLiteFile(self.path, busy_timeout=busy_timeout, lock_timeout=lock_timeout)
         self._run = self._db.run
-        self._policies: dict[str, PollPolicy] = {}
+        self._policies = PolicyJSON()
         self._listeners = _Listeners()
 
     def __repr__(self) -> str:
@@ -100,29 +85,12 @@ class SQLiteStore:
     async def aclose(self) -> None:
         self._db.close()
 
-    def _policy(self, text: str | None) -> PollPolicy | None:
-        if text is None:
-            return None
-        policy = self._policies.get(text)
-        if policy is None:
-            policy = self._policies[text] = decode_policy(text)
-        return policy
-
     # -- contract ------------------------------------------------------------------------------
 
     async def add(self, watches: Sequence[NewWatch]) -> int:
         now = self._clock()
-        policies: dict[PollPolicy, str] = {}
-
-        def policy_json(policy: PollPolicy | None) -> str | None:
-            if policy is None:
-                return None
-            text = policies.get(policy)
-            if text is None:
-                text = policies[policy] = encode_policy(policy)
-            return text
-
-        rows = [(w.order_id, now, w.tag, policy_json(w.policy), w.deadline) for w in watches]
+        encode = self._policies.encode
+        rows = [(w.order_id, now, w.tag, encode(w.policy), w.deadline) for w in watches]
 
         def insert(db: sqlite3.Connection) -> int:
             cursor = db.executemany(
@@ -157,7 +125,7 @@ class SQLiteStore:
                     order_id,
                     fence + 1,
                     attempts,
-                    self._policy(policy),
+                    self._policies.decode(policy),
                     deadline,
                     tag,
                     status,
@@ -273,15 +241,7 @@ class SQLiteStore:
             ).fetchall()
 
         return [
-            Delivery(
-                seq,
-                OrderOutcome(
-                    order_id,
-                    None if body is None else decode_order(200, body),
-                    None if error is None else decode_error(error),
-                    tag,
-                ),
-            )
+            Delivery(seq, stored_outcome(order_id, body, error, tag))
             for seq, order_id, body, error, tag in await self._run(select, write=False)
         ]
 
@@ -317,25 +277,21 @@ class SQLiteStore:
     async def get(self, order_id: str) -> WatchState | None:
         def select(db: sqlite3.Connection) -> Any:
             return db.execute(
-                "SELECT tag, last_status, last_order, attempts, next_poll, settled_seq, error,"
-                " acked_at FROM watches WHERE order_id = ?",
+                "SELECT tag, last_order, attempts, next_poll, settled_seq, error, acked_at"
+                " FROM watches WHERE order_id = ?",
                 (order_id,),
             ).fetchone()
 
         row = await self._run(select, write=False)
         if row is None:
             return None
-        tag, status, body, attempts, next_poll, seq, error, acked_at = row
-        return WatchState(
-            order_id,
-            tag,
-            None if status is None else parse_status(status),
-            None if body is None else decode_order(200, body),
+        tag, body, attempts, next_poll, seq, error, acked_at = row
+        return stored_state(
+            stored_outcome(order_id, body, error, tag),
             attempts,
-            utc(next_poll),
-            seq is not None,
-            acked_at is not None,
-            None if error is None else decode_error(error),
+            next_poll,
+            settled=seq is not None,
+            acknowledged=acked_at is not None,
         )
 
     async def order_ids(self) -> list[str]:

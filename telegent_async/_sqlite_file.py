@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ._store import RECORD_VERSION
+from ._records import RECORD_VERSION
 
 __all__ = ["SQLiteFile"]
 

@@ -1,4 +1,4 @@
-"""Where watches live: the `WatchStore` contract, its records, their JSON, and `MemoryStore`.
+"""Where watches live: the `WatchStore` contract and its records (their JSON: `_records`).
 
 A store holds, per order ID, when to poll it next, how often it was polled, the last answer
 and, once settled, its outcome until acknowledged. Several workers may share one store
@@ -9,24 +9,20 @@ killed) can never overwrite a newer result, and a dead worker's watches come bac
 themselves when their lease ends. The store owns the clock (`now()`), so that processes that
 share a store agree on time.
 
-Stored data is order data only: the order's JSON as received (minus any secret-looking field)
-and errors as versioned JSON, both read back through the package's one cattrs converter.
-Never pickle, never a token or a secret.
+Stored data is order data only (`_records`): never pickle, never a token or a secret.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
-from typing import Any, Protocol, TypeAlias
+from datetime import datetime
+from typing import Protocol, TypeAlias
 
 import attrs
 
-from . import _errors
-from ._errors import OrderFailed, TelegentError
-from ._models import Order, OrderOutcome, OrderStatus, converter, decode_order
+from ._errors import TelegentError
+from ._models import Order, OrderOutcome, OrderStatus, decode_order
 from ._timing import PollPolicy
 
 __all__ = [
@@ -38,32 +34,8 @@ __all__ = [
     "StoreLike",
     "WatchState",
     "WatchStore",
-    "decode_error",
-    "decode_policy",
-    "encode_error",
-    "encode_order",
-    "encode_policy",
     "open_store",
 ]
-
-#: Version of the stored JSON records (errors; the SQLite schema carries it too).
-RECORD_VERSION = 1
-#: Fields an order body must never bring into a store, should a server ever echo them.
-_SECRET_KEYS = frozenset(
-    key.casefold()
-    for key in (
-        "AccountKey",
-        "AccountSecret",
-        "access_token",
-        "Authorization",
-        "CurrentAccountNumber",
-        "CurrentAccountPassword",
-        "Password",
-        "Pin",
-        "token",
-    )
-)
-
 
 # -- records ---------------------------------------------------------------------------------
 
@@ -205,79 +177,6 @@ def open_store(store: object) -> tuple[WatchStore, bool]:
     ):
         return store, False  # type: ignore[return-value]
     raise TypeError(f"store must be a WatchStore, a path or a URL, not {type(store).__name__}")
-
-
-# -- stored JSON -----------------------------------------------------------------------------
-
-
-def encode_order(order: Order) -> bytes:
-    """The order's JSON as received, compact, without any secret-looking field."""
-    raw = order.raw
-    if any(key.casefold() in _SECRET_KEYS for key in raw):
-        raw = {key: value for key, value in raw.items() if key.casefold() not in _SECRET_KEYS}
-    return json.dumps(raw, separators=(",", ":")).encode()
-
-
-def encode_policy(policy: PollPolicy) -> str:
-    return json.dumps(converter.unstructure(policy), separators=(",", ":"))
-
-
-def decode_policy(text: str) -> PollPolicy:
-    return converter.structure(json.loads(text), PollPolicy)
-
-
-_ERROR_TYPES: dict[str, type[TelegentError]] = {
-    name: value
-    for name, value in vars(_errors).items()
-    if isinstance(value, type) and issubclass(value, TelegentError)
-}
-_ERROR_FIELDS = (
-    "status_code",
-    "message",
-    "body",
-    "retry_after",
-    "order_id",
-    "timeout",
-    "polled",
-)
-_ORDER_FIELDS = ("last_order", "order")
-
-
-def encode_error(error: TelegentError) -> str:
-    """Versioned JSON that `decode_error` turns back into the same class with the same fields."""
-    fields: dict[str, Any] = {
-        name: getattr(error, name) for name in _ERROR_FIELDS if hasattr(error, name)
-    }
-    for name in _ORDER_FIELDS:
-        value = getattr(error, name, None)
-        if isinstance(value, Order):
-            fields[name] = json.loads(encode_order(value))
-        elif hasattr(error, name):
-            fields[name] = None
-    record = {"v": RECORD_VERSION, "type": type(error).__name__, "text": str(error)}
-    record["fields"] = fields
-    return json.dumps(record, separators=(",", ":"), default=str)
-
-
-def decode_error(text: str | bytes) -> TelegentError:
-    """The error `encode_error` wrote (an unknown class comes back as `TelegentError`)."""
-    record = json.loads(text)
-    if record.get("v") != RECORD_VERSION:
-        raise ValueError(f"unsupported stored error version {record.get('v')!r}")
-    cls = _ERROR_TYPES.get(record["type"], TelegentError)
-    error = cls.__new__(cls)
-    error.args = (record["text"],)
-    for name, value in record["fields"].items():
-        if name in _ORDER_FIELDS and value is not None:
-            value = converter.structure(value, Order)
-        setattr(error, name, value)
-    if isinstance(error, OrderFailed):
-        error.carrier_error = error.order.carrier_error
-    return error
-
-
-def utc(seconds: float | None) -> datetime | None:
-    return None if seconds is None else datetime.fromtimestamp(seconds, timezone.utc)
 
 
 class _Listeners:

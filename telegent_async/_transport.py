@@ -12,25 +12,17 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import aiohttp
 import attrs
+from yarl import URL
 
-from . import _portin
+from . import _portin, _validate
 from ._auth import TokenAuth
-from ._budget import Budget, LocalBudget
-from ._config import (
-    DEFAULT_REQUESTS_PER_MINUTE,
-)
+from ._budget import Budget
 from ._errors import (
     ClientClosedError,
     ResponseDecodeError,
@@ -38,6 +30,7 @@ from ._errors import (
     TransportError,
     TransportTimeoutError,
 )
+from ._models import Order, decode_order
 from ._retry import (
     Answer,
     Raise,
@@ -85,6 +78,9 @@ class _Transport:
     _own_session: bool
     _session: aiohttp.ClientSession | None
     _closed: bool
+    base_url: URL
+    _order_url: URL
+    _order_scope: str
 
     def _open(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -244,6 +240,38 @@ class _Transport:
                 )  # fmt: skip
             await asyncio.sleep(verdict.delay)
 
+    def _endpoint(self, path: str) -> URL:
+        # A root URL's path is "/": joined naively it would send `//numbers/order`.
+        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
+
+    def _lookup(
+        self, order_id: str, deadline: float | None, retries: int | None
+    ) -> Coroutine[Any, Any, Order]:
+        # A plain function handing back `_send`'s coroutine: no extra frame per lookup.
+        def decode(status: int, body: bytes) -> Order:
+            return decode_order(status, body, order_id)
+
+        return self._send(
+            "GET",
+            self._order_url,
+            decode,
+            params={"OrderId": order_id},
+            scope=self._order_scope,
+            deadline=deadline,
+            max_retries=retries,
+        )
+
+    def _call_bounds(
+        self, timeout: float | None, max_retries: int | None
+    ) -> tuple[float | None, int | None]:
+        """A call's `timeout=` as a loop-time deadline, and its `max_retries=`, both checked."""
+        if max_retries is not None:
+            max_retries = _validate.int_at_least("max_retries", max_retries, 0)
+        if timeout is None:
+            return None, max_retries
+        timeout = _validate.positive_number("timeout", timeout)
+        return asyncio.get_running_loop().time() + timeout, max_retries
+
     def _retry_rules(self, max_retries: int | None) -> RetryRules:
         """This call's retry rules: the client's, with its own `max_retries` if it has one."""
         retries = self.max_retries if max_retries is None else max_retries
@@ -336,21 +364,6 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
 def _describe(url: Any, params: dict[str, str] | None) -> str:
     path = str(getattr(url, "path", url))
     return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path
-
-
-def _budget_of(budget: object, requests_per_minute: float | None) -> Budget:
-    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
-    if budget is None:
-        return LocalBudget(requests_per_minute)
-    if not callable(getattr(budget, "acquire", None)) or not callable(
-        getattr(budget, "pause", None)
-    ):
-        raise TypeError(
-            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
-        )
-    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
-        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
-    return budget  # type: ignore[return-value]
 
 
 def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:

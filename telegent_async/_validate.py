@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Iterable
 
 from yarl import URL
 
@@ -16,6 +17,7 @@ __all__ = [
     "credential",
     "int_at_least",
     "order_id",
+    "order_ids",
     "positive_number",
 ]
 
@@ -57,6 +59,13 @@ def order_id(value: object) -> str:
     if value != value.strip():
         raise ValueError(f"order_id has leading or trailing whitespace: {value!r}")
     return value
+
+
+def order_ids(values: Iterable[object]) -> list[str]:
+    """Many order IDs, each checked (a lone string is refused: it would be one ID per letter)."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError("order_ids must be an iterable of IDs, not a single string")
+    return [order_id(value) for value in values]
 
 
 def credential(name: str, value: object) -> str:

@@ -1,5 +1,6 @@
-"""The account budget: the pure reservation and pace decisions, then `LocalBudget` measured at
-the fake (the rolling-window guarantee, idle bursts, a stray 429, a real limit found)."""
+"""The account budget: the pure reservation and pace decisions, `Reservations` (LocalBudget's
+sans-I/O core) on a fake clock, then `LocalBudget` measured at the fake (the rolling-window
+guarantee, idle bursts, a stray 429, a real limit found)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from telegent_async._budget import (
     span_of,
     window_limit,
 )
+from telegent_async._local_budget import Reservations, Ticket
 from telegent_async.testing import FakeTelegent
 
 W = 60.0
@@ -152,20 +154,85 @@ def test_a_stray_429_in_simulation_costs_one_request() -> None:
     assert sum(per_window(accepted)) >= 5 * 60 - 1
 
 
+# -- Reservations on a fake clock ---------------------------------------------------------------
+
+
+def _starts(book: Reservations, now: float, count: int) -> list[Ticket]:
+    return [book.reserve(now, f"caller-{n}") for n in range(count)]
+
+
+def test_reservations_burst_then_roll_one_window_at_a_time() -> None:
+    book = Reservations(20, 1.0)  # 20 per 1 s window; the margin is a 20th: 0.05 s
+    tickets = _starts(book, 0.0, 50)
+    at = [t.at for t in tickets]
+    assert at == [0.0] * 20 + [1.05] * 20 + [2.1] * 10  # arrival order, a window apart
+    assert busiest_window(at, 1.0) == 20
+    assert book.reserve(0.5, "late").at == 2.1  # behind the queue, not ahead of it
+    assert book.reserve(3.2, "after").at == 3.2  # the first window's starts have rolled out
+
+
+def test_a_start_given_back_at_the_end_frees_it_one_in_the_middle_stays() -> None:
+    book = Reservations(2, 1.0)
+    third, fourth = _starts(book, 0.0, 4)[2:]
+    assert (third.at, fourth.at) == (1.05, 1.05)
+    book.give_back(fourth, 0.1)  # the last queued: whoever comes next takes its start
+    assert book.reserve(0.2, "next").at == 1.05
+    book.give_back(third, 0.3)  # a hole before "next", who already sleeps to its own start
+    assert book.reserve(0.4, "later").at == 2.1
+
+
+def test_a_token_request_goes_first_and_the_queue_moves_back() -> None:
+    book = Reservations(2, 1.0)
+    waiting = _starts(book, 0.0, 4)[2:]  # two start now, two wait for the next window
+    token = book.reserve(0.5, "token", first=True)
+    assert token.at == 1.05  # the first start the window allows, ahead of the two waiting
+    assert [t.at for t in waiting] == [1.05, 2.1]  # the second moved back a window
+    assert busiest_window([0.0, 0.0, token.at, *(t.at for t in waiting)], 1.0) == 2
+
+
+def test_cancelled_callers_free_their_starts_at_once() -> None:
+    book = Reservations(2, 1.0)
+    _starts(book, 0.0, 2)
+    queued = [book.reserve(0.0, owner) for owner in ("a", "b")]
+    assert [t.at for t in queued] == [1.05, 1.05]
+    book.abandon({"a", "b"}, 0.1)
+    assert book.reserve(0.2, "c").at == 1.05  # not 2.1 behind starts nobody will use
+
+
+def test_a_repeated_429_lowers_the_limit_for_the_callers_already_queued() -> None:
+    book = Reservations(10, 1.0)
+    _starts(book, 0.0, 10)
+    queued = _starts(book, 0.0, 10)  # the next window's ten, at 1.05
+    book.rate_limited(0.1, 0.0, 0.1)  # a stray: a pause, the limit stays
+    assert book.paused_until == pytest.approx(0.2) and book.limit(0.1) == 10
+    book.rate_limited(0.1, 0.0, 0.5)  # again soon, while sending at the limit: a real limit
+    assert book.limit(0.5) == 8  # what the server accepted in the last window
+    assert [t.at for t in queued] == [1.05] * 8 + [2.1] * 2  # the queue keeps it too
+    assert book.reserve(0.6, "next").at == 2.1
+
+
+def test_no_limit_means_no_wait_but_a_429_still_pauses() -> None:
+    book = Reservations(math.inf, 60.0)
+    assert book.open_now(0.0) and book.reserve(0.0, "a").at == 0.0
+    book.rate_limited(2.0, None, 1.0)
+    assert not book.open_now(1.5) and book.reserve(1.5, "b").at == 3.0
+    assert book.limit(1.5) == math.inf and book.open_now(3.0)
+
+
 # -- LocalBudget at the fake ---------------------------------------------------------------------
 
 
 async def test_local_budget_holds_the_rolling_window_at_the_fake() -> None:
-    """20 per 1 s window, 50 lookups: three windows, measured where the server counts."""
+    """20 per 0.5 s window, 50 lookups: three windows, measured where the server counts."""
     async with FakeTelegent(default_status="Complete") as fake:
-        budget = tg.LocalBudget(1200, window=1.0)
+        budget = tg.LocalBudget(2400, window=0.5)
         async with fast_client(fake, budget=budget, max_connections=50) as client:
             await asyncio.gather(*(client.get_order(f"JNUOID-{n}") for n in range(50)))
     times = sorted(r.at for r in fake.requests)  # the token request counts too
     assert len(times) == 51
-    assert busiest_window(times, 1.0) == 20
+    assert busiest_window(times, 0.5) == 20
     assert times[19] - times[0] < 0.1  # an idle client's first 20 go out at once
-    assert 2.0 <= times[-1] - times[0] < 2.3  # and the rest as each window frees
+    assert 1.0 <= times[-1] - times[0] < 1.3  # and the rest as each window frees
 
 
 async def test_an_idle_clients_first_requests_do_not_wait() -> None:

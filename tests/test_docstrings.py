@@ -27,6 +27,20 @@ def _documented(doc: str) -> set[str]:
     return names
 
 
+def _methods(cls: type) -> dict[str, Callable[..., object]]:
+    """The public methods of `cls`, its own and those of the package's bases (a client's
+    port-in calls come from one)."""
+    found: dict[str, Callable[..., object]] = {}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__.startswith(tg.__name__):
+            found.update(
+                (attr, value)
+                for attr, value in vars(klass).items()
+                if not attr.startswith("_") and inspect.isfunction(value)
+            )
+    return found
+
+
 def _public() -> Iterator[tuple[str, Callable[..., object], str]]:
     for name in tg.__all__:
         obj = getattr(tg, name)
@@ -35,9 +49,7 @@ def _public() -> Iterator[tuple[str, Callable[..., object], str]]:
                 yield name, vars(obj)["__init__"], inspect.getdoc(obj) or ""
             if obj in _PROTOCOL_CLASSES:
                 continue
-            for attr, value in vars(obj).items():
-                if attr.startswith("_") or not inspect.isfunction(value):
-                    continue
+            for attr, value in _methods(obj).items():
                 yield f"{name}.{attr}", value, inspect.getdoc(value) or ""
         elif inspect.isfunction(obj):
             yield name, obj, inspect.getdoc(obj) or ""
