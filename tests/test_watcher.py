@@ -164,7 +164,7 @@ async def test_wait_times_out_but_the_watch_goes_on(
 
 
 async def test_a_long_poll_keeps_its_lease(fake: FakeTelegent) -> None:
-    fake.stall_seconds = 0.5
+    fake.stall_seconds = 0.3  # twice the lease
     fake.add_order("JNOID-1", "Completed")
     fake.inject("stall")
     async with (
