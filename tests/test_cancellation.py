@@ -123,6 +123,7 @@ async def cancel_many(
 # -- waits cancelled at random moments, under faults ------------------------------------------
 
 
+@pytest.mark.slow  # chaos: random faults, cancels at random moments over 0.4 s
 async def test_wait_for_order_cancelled_at_random_moments() -> None:
     async with faulty_fake() as fake:
         for index in range(40):
@@ -142,6 +143,7 @@ async def test_wait_for_order_cancelled_at_random_moments() -> None:
         await close_and_check(client, fake)
 
 
+@pytest.mark.slow  # chaos: random faults, cancels at random moments over 0.4 s
 async def test_wait_for_orders_cancelled_at_random_moments() -> None:
     ids = [f"JNUOID-s{index}" for index in range(60)]
     async with faulty_fake() as fake:

@@ -120,11 +120,11 @@ async def test_token_scope_missing_and_unknown(session: aiohttp.ClientSession) -
 
 
 async def test_token_expiry_and_revoke(session: aiohttp.ClientSession) -> None:
-    async with FakeTelegent(token_lifetime=0.2) as fake:
+    async with FakeTelegent(token_lifetime=0.1) as fake:
         fake.add_order("JNUOID-1", "Complete")
         token = await issue(session, fake)
         assert (await get(session, fake, token))[0] == 200
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.12)
         assert (await get(session, fake, token))[0] == 401
 
         fresh = await issue(session, fake)

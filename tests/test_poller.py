@@ -154,7 +154,7 @@ async def _after_first_poll(fake: FakeTelegent, fault: FaultKind, **options: Any
 async def test_deadline_is_honoured_and_carries_the_last_order(
     fake: FakeTelegent, policy: tg.PollPolicy, fault: FaultKind | None, options: dict[str, Any]
 ) -> None:
-    fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=DEADLINE / 3))
+    fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=DEADLINE / 2))
     async with fast_client(fake, retry_policy=SLOW_POLL if fault == "503" else FAST_POLL) as client:
         started = time.monotonic()
         waiter = asyncio.ensure_future(
