@@ -311,7 +311,7 @@ async def test_callers_cancelled_in_a_retry_after_pause_do_not_delay_later_ones(
     async with FakeTelegent(default_status="Complete") as fake:
         async with fast_client(fake) as client:
             await client.get_order("JNUOID-warm")  # the token is cached: only the pause counts
-            fake.inject("429", retry_after="0.3")
+            fake.inject("429", retry_after="0.15")  # outlasts the 0.05 s the waiters queue
             first = asyncio.ensure_future(client.get_order("JNUOID-429"))
             loop = asyncio.get_running_loop()
             await wait_until(lambda: client.budget.paused_until > loop.time(), interval=0)

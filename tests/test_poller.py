@@ -26,9 +26,11 @@ from telegent_async.testing import FakeTelegent, FaultKind, RecordedRequest, Ste
 QUICK_POLL = tg.PollPolicy(initial=0.002, factor=2.0, max_interval=0.005, jitter=0.2)
 #: A policy whose next poll lies far beyond any deadline used here.
 SLOW_POLL = tg.PollPolicy(initial=10.0, factor=2.0, max_interval=10.0, jitter=0.0)
-#: The deadline of the deadline tests: long enough for a token and a first poll on a loaded
-#: machine, short beside the pauses and stalls a bug would wait out.
-DEADLINE = 0.2
+#: The deadline of the deadline tests, and when their order turns Scheduled: a token and a
+#: first poll have 0.1 s to see it Pending, on however loaded a machine; the deadline is short
+#: beside the pauses and stalls a bug would wait out.
+DEADLINE = 0.15
+SCHEDULED_AT = 0.1
 #: How late a wait with a DEADLINE may end on a loaded machine: far less than what a bug
 #: would cost (the 2 s attempt timeout of a stalled request, the 10 s pauses and polls below).
 SLACK = 1.0
@@ -154,7 +156,7 @@ async def _after_first_poll(fake: FakeTelegent, fault: FaultKind, **options: Any
 async def test_deadline_is_honoured_and_carries_the_last_order(
     fake: FakeTelegent, policy: tg.PollPolicy, fault: FaultKind | None, options: dict[str, Any]
 ) -> None:
-    fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=DEADLINE / 2))
+    fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=SCHEDULED_AT))
     async with fast_client(fake, retry_policy=SLOW_POLL if fault == "503" else FAST_POLL) as client:
         started = time.monotonic()
         waiter = asyncio.ensure_future(
@@ -452,9 +454,9 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     started = time.monotonic()
     outcomes = {
         o.order_id: o
-        async for o in client.wait_for_orders(quick + stuck, timeout=DEADLINE, policy=FAST_POLL)
+        async for o in client.wait_for_orders(quick + stuck, timeout=0.2, policy=FAST_POLL)
     }
-    assert time.monotonic() - started < DEADLINE + SLACK
+    assert time.monotonic() - started < 0.2 + SLACK
     assert len(outcomes) == 200
     assert all(outcomes[i].ok for i in quick)
     for order_id in stuck:
