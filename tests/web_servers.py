@@ -51,7 +51,7 @@ def _prompt_server(base: Any) -> Any:
     test does not wait out a tick to stop the server. The tick's other duty, refreshing the
     Date header every tenth call, is kept."""
 
-    class PromptServer(base):  # type: ignore[misc,valid-type]
+    class PromptServer(base):  # type: ignore[misc]
         async def main_loop(self) -> None:
             counter = 0
             while not await self.on_tick(counter):
