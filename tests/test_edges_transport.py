@@ -124,7 +124,7 @@ async def test_5xx_inside_a_200_is_retried_and_stays_transient(fake: FakeTelegen
             await client.get_order(ORDER_ID)
         assert len(fake.order_requests(ORDER_ID)) == 3  # like a real 503: retried twice
         with pytest.raises(tg.OrderWaitTimeout) as caught:
-            await client.wait_for_order(ORDER_ID, timeout=0.2, policy=FAST_POLL)
+            await client.wait_for_order(ORDER_ID, timeout=0.1, policy=FAST_POLL)
     assert isinstance(caught.value.__cause__, tg.ServiceUnavailableError)
 
 

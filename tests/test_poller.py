@@ -119,7 +119,7 @@ async def test_wait_returns_every_settled_status(
     # retried, so two requests after `settled_at` can be one poll, rightly repeated.
     received_at = seen[-1][1]
     assert all(request.at < received_at for request in fake.order_requests("JNOID-1"))
-    await assert_quiet(fake, 0.03)  # six QUICK_POLL intervals
+    await assert_quiet(fake, 0.02)  # four QUICK_POLL intervals
 
 
 async def test_wait_returns_at_once_when_already_settled(
@@ -394,7 +394,7 @@ def script_orders(
 
 async def test_wait_for_orders_one_outcome_per_distinct_id(fake: FakeTelegent) -> None:
     rng = random.Random(3)
-    finals, distinct = script_orders(fake, rng, count=950, unknown=50, spread=0.3)
+    finals, distinct = script_orders(fake, rng, count=950, unknown=50, spread=0.15)
     ids = distinct + rng.choices(distinct, k=300)  # 300 duplicates
     rng.shuffle(ids)
     max_connections = 10
@@ -542,7 +542,7 @@ async def test_leaving_early_stops_every_poll(
     caplog: pytest.LogCaptureFixture,
     leave: Callable[[tg.OrderStream, list[tg.OrderOutcome]], Any],
 ) -> None:
-    _, ids = script_orders(fake, random.Random(11), count=950, unknown=50, spread=0.3)
+    _, ids = script_orders(fake, random.Random(11), count=950, unknown=50, spread=0.1)
     # A paced budget keeps polls queued in flight: they must be cancelled, not drained.
     async with fast_client(fake, budget=spaced(60 * 400)) as client:
         seen: list[tg.OrderOutcome] = []
