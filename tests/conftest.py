@@ -19,7 +19,7 @@ from telegent_async.testing import FakeTelegent, RedisServer
 # pytest caches its assertion rewrites as .pyc files (__pycache__, gitignored), unless
 # PYTHONDONTWRITEBYTECODE is set, as in some containers: then every run rewrites every test
 # module and all of hypothesis (a pytest plugin, so rewritten whole) again, in each xdist worker
-# and once more in the controller for its summary: ~2.5 s of the fast part's 20 s on 2 cores.
+# and once more in the controller for its summary: ~1.5 s of the fast part's wall time on 2 cores.
 # The modules imported from here on (the test modules, hypothesis) may cache.
 sys.dont_write_bytecode = False
 
