@@ -6,6 +6,7 @@ Helpers (fast_client, wait_until, the CLI runner...) live in helpers.py, never h
 from __future__ import annotations
 
 import shutil
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -14,6 +15,13 @@ from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RedisServer
+
+# pytest caches its assertion rewrites as .pyc files (__pycache__, gitignored), unless
+# PYTHONDONTWRITEBYTECODE is set, as in some containers: then every run rewrites every test
+# module and all of hypothesis (a pytest plugin, so rewritten whole) again, in each xdist worker
+# and once more in the controller for its summary: ~1.5 s of the fast part's wall time on 2 cores.
+# The modules imported from here on (the test modules, hypothesis) may cache.
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture

@@ -123,6 +123,7 @@ async def cancel_many(
 # -- waits cancelled at random moments, under faults ------------------------------------------
 
 
+@pytest.mark.slow  # chaos: random faults, cancels at random moments over 0.4 s
 async def test_wait_for_order_cancelled_at_random_moments() -> None:
     async with faulty_fake() as fake:
         for index in range(40):
@@ -142,6 +143,7 @@ async def test_wait_for_order_cancelled_at_random_moments() -> None:
         await close_and_check(client, fake)
 
 
+@pytest.mark.slow  # chaos: random faults, cancels at random moments over 0.4 s
 async def test_wait_for_orders_cancelled_at_random_moments() -> None:
     ids = [f"JNUOID-s{index}" for index in range(60)]
     async with faulty_fake() as fake:
@@ -309,7 +311,7 @@ async def test_callers_cancelled_in_a_retry_after_pause_do_not_delay_later_ones(
     async with FakeTelegent(default_status="Complete") as fake:
         async with fast_client(fake) as client:
             await client.get_order("JNUOID-warm")  # the token is cached: only the pause counts
-            fake.inject("429", retry_after="0.3")
+            fake.inject("429", retry_after="0.15")  # outlasts the 0.05 s the waiters queue
             first = asyncio.ensure_future(client.get_order("JNUOID-429"))
             loop = asyncio.get_running_loop()
             await wait_until(lambda: client.budget.paused_until > loop.time(), interval=0)

@@ -22,15 +22,18 @@ import pytest
 from helpers import (
     CLI_TIMEOUT,
     FAST,
+    FAST_POLL,
     KEY,
     SECRET,
     api_env,
     assert_clean,
     clean_env,
+    per_poll,
     process,
     run_cli,
 )
 
+from telegent_async.cli import _commands
 from telegent_async.testing import FakeTelegent, Step
 
 TIMEOUT = CLI_TIMEOUT
@@ -39,11 +42,18 @@ EIGHT_A = "8A-ACCOUNT_NUM_REQ_OR_INCORRECT"
 SIX_P = "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT"
 
 
+@pytest.fixture(autouse=True)
+def fast_provision_cadence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wait` run in-process polls on FAST_POLL rather than the provision preset's 1 s, so an
+    order that settles after the first poll costs tens of milliseconds (subprocesses keep 1 s)."""
+    monkeypatch.setitem(_commands.PRESETS, "provision", FAST_POLL)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegent]:
     async with FakeTelegent(account_key=KEY, account_secret=SECRET) as server:
         server.add_order("JNUOID-done", "Complete")
-        server.add_order("JNUOID-soon", [Step("Pending"), Step("Complete", 0.2)])
+        server.add_order("JNUOID-soon", [Step("Pending"), Step("Complete", 0.05)])
         server.add_order("JNUOID-pending", "Pending")
         server.add_order("JNOID-8a", "Rejected", message=EIGHT_A, order_type="Port-In")
         server.add_order("JNOID-6p", "Error", message=SIX_P, order_type="Port-In")
@@ -95,10 +105,10 @@ async def test_get_pending_only_exits_0(fake: FakeTelegent) -> None:
 
 
 async def test_wait_json_statuses_and_codes(fake: FakeTelegent) -> None:
-    # Settles between the CLI's first poll and its second (1 s later, the provision cadence).
-    fake.add_order("JNUOID-later", [Step("Pending"), Step("Complete", 0.2)])
+    # Pending at the CLI's first two polls, complete from the third (FAST_POLL: milliseconds).
     ids = ["JNUOID-later", "JNOID-8a", "JNOID-6p"]
-    result = await run_cli("wait", "--json", *FAST, *ids, env=api_env(fake))
+    async with per_poll(fake, "JNUOID-later", ["Pending", "Complete"]):
+        result = await run_cli("wait", "--json", *FAST, *ids, env=api_env(fake))
     assert_clean(result)
     rows = result.json_lines()
     assert set(rows) == set(ids)
@@ -125,7 +135,7 @@ async def test_wait_all_completed_exits_0(fake: FakeTelegent) -> None:
 async def test_wait_timeout_exits_3_and_outranks_failures(fake: FakeTelegent) -> None:
     started = time.monotonic()
     result = await run_cli(
-        "wait", "--json", "--timeout", "0.5", *FAST, "JNUOID-pending", "JNOID-8a",
+        "wait", "--json", "--timeout", "0.25", *FAST, "JNUOID-pending", "JNOID-8a",
         env=api_env(fake),
     )  # fmt: skip
     assert time.monotonic() - started < 5
@@ -244,7 +254,10 @@ async def test_no_secret_in_any_output(fake: FakeTelegent) -> None:
 
 async def test_progress_line_only_on_a_terminal(fake: FakeTelegent) -> None:
     pty = pytest.importorskip("pty")
-    fake.add_order("JNUOID-slow", [Step("Pending"), Step("Complete", 0.6)])
+    # The first frame is drawn as the wait starts, before any answer can arrive (a token and a
+    # poll over a socket later), so it shows the order pending even though its first poll
+    # finds it complete and the run ends at once.
+    fake.add_order("JNUOID-slow", "Complete")
     primary, secondary = pty.openpty()
     chunks: list[bytes] = []
     loop = asyncio.get_running_loop()

@@ -124,7 +124,7 @@ async def test_5xx_inside_a_200_is_retried_and_stays_transient(fake: FakeTelegen
             await client.get_order(ORDER_ID)
         assert len(fake.order_requests(ORDER_ID)) == 3  # like a real 503: retried twice
         with pytest.raises(tg.OrderWaitTimeout) as caught:
-            await client.wait_for_order(ORDER_ID, timeout=0.2, policy=FAST_POLL)
+            await client.wait_for_order(ORDER_ID, timeout=0.1, policy=FAST_POLL)
     assert isinstance(caught.value.__cause__, tg.ServiceUnavailableError)
 
 
@@ -160,15 +160,15 @@ async def test_garbled_200_is_reported_after_max_retries(fake: FakeTelegent) -> 
 async def test_a_small_pool_of_the_callers_session_caps_concurrency(
     connector_options: dict[str, Any],
 ) -> None:
-    """Pool of 2, max_connections=20, 8 lookups that take 0.15 s each: waiting for a pooled
-    connection must not count against the 0.4 s attempt timeout."""
+    """Pool of 2, max_connections=20, 8 lookups that take 0.08 s each: waiting for a pooled
+    connection (0.24 s for the last two) must not count against the 0.25 s attempt timeout."""
     ids = [f"JNUOID-pool-{n}" for n in range(8)]
     async with (
-        FakeTelegent(default_status="Complete", stall_seconds=0.15) as fake,
+        FakeTelegent(default_status="Complete", stall_seconds=0.08) as fake,
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(**connector_options)) as session,
     ):
         fake.inject("stall", count=len(ids))
-        client = fast_client(fake, session=session, max_connections=20, timeout=0.4, max_retries=0)
+        client = fast_client(fake, session=session, max_connections=20, timeout=0.25, max_retries=0)
         assert client.max_connections == 2
         async with client:
             outcomes = await client.get_orders(ids)

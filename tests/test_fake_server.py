@@ -120,11 +120,11 @@ async def test_token_scope_missing_and_unknown(session: aiohttp.ClientSession) -
 
 
 async def test_token_expiry_and_revoke(session: aiohttp.ClientSession) -> None:
-    async with FakeTelegent(token_lifetime=0.2) as fake:
+    async with FakeTelegent(token_lifetime=0.1) as fake:
         fake.add_order("JNUOID-1", "Complete")
         token = await issue(session, fake)
         assert (await get(session, fake, token))[0] == 200
-        await asyncio.sleep(0.25)
+        await asyncio.sleep(0.12)
         assert (await get(session, fake, token))[0] == 401
 
         fresh = await issue(session, fake)
@@ -316,7 +316,7 @@ async def test_reset(session: aiohttp.ClientSession) -> None:
 
 
 async def test_stall(session: aiohttp.ClientSession) -> None:
-    async with FakeTelegent(stall_seconds=0.3) as fake:
+    async with FakeTelegent(stall_seconds=0.15) as fake:
         fake.add_order("JNUOID-1", "Complete")
         token = await issue(session, fake)
         fake.inject("stall")
@@ -326,7 +326,7 @@ async def test_stall(session: aiohttp.ClientSession) -> None:
         started = time.monotonic()
         status, _, _ = await get(session, fake, token, timeout=aiohttp.ClientTimeout(total=2))
         assert status == 200
-        assert time.monotonic() - started >= 0.29
+        assert time.monotonic() - started >= 0.14
         stalls = [r for r in fake.order_requests() if r.fault == "stall"]
         assert [r.status for r in stalls] == [0, 200]
 

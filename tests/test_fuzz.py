@@ -28,10 +28,11 @@ from telegent_async.testing import FakeTelegent
 
 T = TypeVar("T")
 FUZZ_ID = "JNUOID-fuzz"
-#: Pure functions: cheap, so many examples. Over the socket: a few dozen keep the file < 30 s.
-PURE = settings(max_examples=400, deadline=None, database=None)
+#: Pure functions: cheap, so more examples than hypothesis's 100. Over the socket: a few dozen.
+#: Both sized so the file costs well under a second of the fast part of the suite.
+PURE = settings(max_examples=150, deadline=None, database=None)
 WIRE = settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     database=None,
     # The fixture is shared on purpose: one server for all examples (see Wire).

@@ -21,9 +21,17 @@ from helpers import FAST_POLL, client_tasks, fast_client, per_poll, spaced, wait
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, FaultKind, RecordedRequest, Step
 
+#: Polls a few milliseconds apart, for lifecycles counted in polls (`per_poll`), where only
+#: the order of events matters, never the spacing.
+QUICK_POLL = tg.PollPolicy(initial=0.002, factor=2.0, max_interval=0.005, jitter=0.2)
 #: A policy whose next poll lies far beyond any deadline used here.
 SLOW_POLL = tg.PollPolicy(initial=10.0, factor=2.0, max_interval=10.0, jitter=0.0)
-#: How late a wait with a 0.3 s deadline may end on a loaded machine: far less than what a bug
+#: The deadline of the deadline tests, and when their order turns Scheduled: a token and a
+#: first poll have 0.1 s to see it Pending, on however loaded a machine; the deadline is short
+#: beside the pauses and stalls a bug would wait out.
+DEADLINE = 0.15
+SCHEDULED_AT = 0.1
+#: How late a wait with a DEADLINE may end on a loaded machine: far less than what a bug
 #: would cost (the 2 s attempt timeout of a stalled request, the 10 s pauses and polls below).
 SLACK = 1.0
 SETTLED = [
@@ -52,8 +60,9 @@ def lifecycle(*statuses: str, gap: float = 0.03) -> list[Step]:
     return [Step(status, index * gap) for index, status in enumerate(statuses)]
 
 
-async def assert_quiet(fake: FakeTelegent, seconds: float = 0.1) -> None:
-    """No request reaches the server for `seconds`: nothing is polling any more. A request
+async def assert_quiet(fake: FakeTelegent, seconds: float = 0.06) -> None:
+    """No request reaches the server for `seconds` (by default longer than FAST_POLL's longest
+    interval, 0.04 s): nothing is polling any more. A request
     already written when the wait ended may still land: it is let in first (20 ms of loop
     turns, the server's own I/O served before any timer), then the window is counted."""
     await asyncio.sleep(0.02)
@@ -97,7 +106,7 @@ async def test_wait_returns_every_settled_status(
 
     async with per_poll(fake, "JNOID-1", ["Pending", "InProgress", raw], message="8A-WRONG"):
         order = await client.wait_for_order(
-            "JNOID-1", timeout=5.0, policy=FAST_POLL, on_update=record
+            "JNOID-1", timeout=5.0, policy=QUICK_POLL, on_update=record
         )
     assert order.status is expected and order.raw_status == raw and order.is_settled
     assert order.succeeded is (expected is tg.OrderStatus.COMPLETE)
@@ -110,7 +119,7 @@ async def test_wait_returns_every_settled_status(
     # retried, so two requests after `settled_at` can be one poll, rightly repeated.
     received_at = seen[-1][1]
     assert all(request.at < received_at for request in fake.order_requests("JNOID-1"))
-    await assert_quiet(fake, 0.05)
+    await assert_quiet(fake, 0.02)  # four QUICK_POLL intervals
 
 
 async def test_wait_returns_at_once_when_already_settled(
@@ -147,18 +156,18 @@ async def _after_first_poll(fake: FakeTelegent, fault: FaultKind, **options: Any
 async def test_deadline_is_honoured_and_carries_the_last_order(
     fake: FakeTelegent, policy: tg.PollPolicy, fault: FaultKind | None, options: dict[str, Any]
 ) -> None:
-    fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=0.1))
+    fake.add_order("JNUOID-1", lifecycle("Pending", "Scheduled", gap=SCHEDULED_AT))
     async with fast_client(fake, retry_policy=SLOW_POLL if fault == "503" else FAST_POLL) as client:
         started = time.monotonic()
         waiter = asyncio.ensure_future(
-            client.wait_for_order("JNUOID-1", timeout=0.3, policy=policy)
+            client.wait_for_order("JNUOID-1", timeout=DEADLINE, policy=policy)
         )
         if fault is not None:
             await _after_first_poll(fake, fault, **options)
         with pytest.raises(tg.OrderWaitTimeout) as caught:
             await waiter
         elapsed = time.monotonic() - started
-    assert 0.3 - 0.01 <= elapsed < 0.3 + SLACK
+    assert DEADLINE - 0.01 <= elapsed < DEADLINE + SLACK
     error = caught.value
     assert error.order_id == "JNUOID-1" and "JNUOID-1" in str(error)
     assert error.last_order is not None and error.last_order.order_id == "JNUOID-1"
@@ -275,7 +284,7 @@ async def test_watch_order_yields_each_change_once(
     fake: FakeTelegent, client: tg.TelegentClient
 ) -> None:
     async with per_poll(fake, "JNOID-1", STATUSES):  # each status polled twice
-        seen = [order async for order in client.watch_order("JNOID-1", policy=FAST_POLL)]
+        seen = [order async for order in client.watch_order("JNOID-1", policy=QUICK_POLL)]
     assert [order.raw_status for order in seen] == list(STATUSES)
     assert [order.is_settled for order in seen] == [False, False, False, True]
     assert len(fake.order_requests("JNOID-1")) > len(STATUSES)  # unchanged polls not yielded
@@ -305,7 +314,7 @@ async def test_on_update_is_called_once_per_change(
 
     callback = record if kind == "sync" else record_later
     async with per_poll(fake, "JNOID-1", STATUSES):
-        order = await client.wait_for_order("JNOID-1", policy=FAST_POLL, on_update=callback)
+        order = await client.wait_for_order("JNOID-1", policy=QUICK_POLL, on_update=callback)
     assert seen == list(STATUSES)
     assert order.raw_status == "Complete"
 
@@ -328,7 +337,7 @@ async def test_status_changes_logged_at_info_without_tokens(
     caplog.set_level(logging.DEBUG, logger="telegent_async")
     fake.inject("503")
     async with per_poll(fake, "JNOID-7", ["Pending", "Scheduled", "Complete"]):
-        await client.wait_for_order("JNOID-7", policy=FAST_POLL)
+        await client.wait_for_order("JNOID-7", policy=QUICK_POLL)
     records = [r for r in caplog.records if r.name == "telegent_async"]
     changes = [r.getMessage() for r in records if r.levelno == logging.INFO]
     assert len(changes) == 3 and all("JNOID-7" in line for line in changes)
@@ -385,7 +394,7 @@ def script_orders(
 
 async def test_wait_for_orders_one_outcome_per_distinct_id(fake: FakeTelegent) -> None:
     rng = random.Random(3)
-    finals, distinct = script_orders(fake, rng, count=950, unknown=50, spread=0.3)
+    finals, distinct = script_orders(fake, rng, count=950, unknown=50, spread=0.15)
     ids = distinct + rng.choices(distinct, k=300)  # 300 duplicates
     rng.shuffle(ids)
     max_connections = 10
@@ -445,9 +454,9 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     started = time.monotonic()
     outcomes = {
         o.order_id: o
-        async for o in client.wait_for_orders(quick + stuck, timeout=0.3, policy=FAST_POLL)
+        async for o in client.wait_for_orders(quick + stuck, timeout=0.2, policy=FAST_POLL)
     }
-    assert time.monotonic() - started < 0.3 + SLACK
+    assert time.monotonic() - started < 0.2 + SLACK
     assert len(outcomes) == 200
     assert all(outcomes[i].ok for i in quick)
     for order_id in stuck:
@@ -533,7 +542,7 @@ async def test_leaving_early_stops_every_poll(
     caplog: pytest.LogCaptureFixture,
     leave: Callable[[tg.OrderStream, list[tg.OrderOutcome]], Any],
 ) -> None:
-    _, ids = script_orders(fake, random.Random(11), count=950, unknown=50, spread=0.3)
+    _, ids = script_orders(fake, random.Random(11), count=950, unknown=50, spread=0.1)
     # A paced budget keeps polls queued in flight: they must be cancelled, not drained.
     async with fast_client(fake, budget=spaced(60 * 400)) as client:
         seen: list[tg.OrderOutcome] = []

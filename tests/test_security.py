@@ -64,7 +64,7 @@ async def test_no_token_or_secret_in_reprs_errors_logs_or_outcomes(
     # A response aiohttp cannot parse: its ClientResponseError records the request headers.
     fake.set_response("JNUOID-bad-http", body=b"{}", headers={"Transfer-Encoding": "chunked"})
     errors: list[tg.TelegentError] = []
-    async with fast_client(fake, max_retries=1, timeout=0.2) as client:
+    async with fast_client(fake, max_retries=1, timeout=0.1) as client:
         fake.inject("503", 2)
         ids = ["JNUOID-ok", "JNUOID-404"]
         outcomes = [o async for o in client.wait_for_orders(ids, policy=FAST_POLL)]
@@ -218,12 +218,12 @@ async def test_tokens_go_only_to_their_scope_and_never_with_the_token_request() 
     trace = aiohttp.TraceConfig()
     trace.on_request_headers_sent.append(on_headers)
     async with (
-        FakeTelegent(account_key=KEY, account_secret=SECRET, token_lifetime=0.3) as fake,
+        FakeTelegent(account_key=KEY, account_secret=SECRET, token_lifetime=0.1) as fake,
         aiohttp.ClientSession(trace_configs=[trace]) as session,
     ):
-        fake.add_order("JNUOID-s", [Step("Pending", 0.0), Step("Complete", 0.8)])
+        fake.add_order("JNUOID-s", [Step("Pending", 0.0), Step("Complete", 0.3)])
         async with fast_client(fake, session=session) as client:
-            await client.wait_for_order("JNUOID-s", policy=tg.PollPolicy(0.05, 1.0, 0.05, 0.0))
+            await client.wait_for_order("JNUOID-s", policy=tg.PollPolicy(0.02, 1.0, 0.02, 0.0))
             fake.revoke_tokens()
             await client.get_order("JNUOID-s")
 

@@ -126,9 +126,9 @@ async def test_deadline_polls_once_more_at_the_deadline(
     fake: FakeTelegent, watcher: tg.OrderWatcher
 ) -> None:
     fake.add_order("JNOID-late", "Submitted")
-    fake.add_order("JNOID-just", [Step("Submitted"), Step("Completed", 0.15)])
-    await watcher.add("JNOID-late", policy=SLOW, deadline=0.3)
-    at = datetime.now(timezone.utc) + timedelta(seconds=0.3)
+    fake.add_order("JNOID-just", [Step("Submitted"), Step("Completed", 0.1)])
+    await watcher.add("JNOID-late", policy=SLOW, deadline=0.2)
+    at = datetime.now(timezone.utc) + timedelta(seconds=0.2)
     await watcher.add("JNOID-just", policy=SLOW, deadline=at)
     with pytest.raises(tg.OrderWaitTimeout) as caught:
         await watcher.wait("JNOID-late", timeout=5.0)
@@ -164,7 +164,7 @@ async def test_wait_times_out_but_the_watch_goes_on(
 
 
 async def test_a_long_poll_keeps_its_lease(fake: FakeTelegent) -> None:
-    fake.stall_seconds = 0.5
+    fake.stall_seconds = 0.3  # twice the lease
     fake.add_order("JNOID-1", "Completed")
     fake.inject("stall")
     async with (

@@ -197,13 +197,13 @@ async def test_shutdown_with_waits_in_flight_leaves_nothing_behind(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         async with aiohttp.ClientSession() as http:
-            async with serve(grace=0.2) as base:
+            async with serve(grace=0.1) as base:
                 await _post(http, f"{base}/orders/{order_id}/watch")
                 waits = [
                     asyncio.create_task(_get(http, f"{base}/orders/{order_id}/watch?wait=20"))
                     for _ in range(5)
                 ]
-                await asyncio.sleep(0.2)
+                await asyncio.sleep(0.1)
                 assert not any(wait.done() for wait in waits)
                 stopping = time.monotonic()
             stopped_after = time.monotonic() - stopping

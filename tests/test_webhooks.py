@@ -117,7 +117,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(JSON)
 def test_order_ids_never_raises_on_json_and_finds_only_what_is_there(document: object) -> None:
     body = _body(document)
@@ -127,7 +127,7 @@ def test_order_ids_never_raises_on_json_and_finds_only_what_is_there(document: o
         assert json.dumps(order_id) in body.decode()
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.sampled_from(["data", "payload", "Order", "event", 0, 1]), max_size=8),
     JSON,
