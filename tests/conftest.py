@@ -6,7 +6,6 @@ Helpers (fast_client, wait_until, the CLI runner...) live in helpers.py, never h
 from __future__ import annotations
 
 import shutil
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -16,12 +15,11 @@ from helpers import fast_client
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RedisServer
 
-# pytest caches its assertion rewrites as .pyc files (__pycache__, gitignored), unless
-# PYTHONDONTWRITEBYTECODE is set, as in some containers: then every run rewrites every test
-# module and all of hypothesis (a pytest plugin, so rewritten whole) again, in each xdist worker
-# and once more in the controller for its summary: ~1.5 s of the fast part's wall time on 2 cores.
-# The modules imported from here on (the test modules, hypothesis) may cache.
-sys.dont_write_bytecode = False
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The scenarios that take a minute run first, so that under xdist the other tests run
+    beside them on the other workers rather than after them."""
+    items.sort(key=lambda item: item.get_closest_marker("minute") is None)
 
 
 @pytest.fixture
@@ -42,7 +40,7 @@ async def client(fake: FakeTelegent) -> AsyncIterator[tg.TelegentClient]:
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One redis-server for the session; without the binary (or redis-py) Redis tests skip."""
-    pytest.importorskip("redis", reason="redis-py is not installed: pip install -e '.[test]'")
+    pytest.importorskip("redis", reason="redis-py is not installed: pip install -e . --group test")
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server not found on PATH: apt-get install redis-server (or brew)")
     with RedisServer(workdir=str(tmp_path_factory.mktemp("redis"))) as server:

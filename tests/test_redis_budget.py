@@ -141,6 +141,7 @@ async def test_one_429_holds_every_worker_for_its_retry_after(
 
 
 @pytest.mark.slow
+@pytest.mark.minute  # one 60 s window and the start of the next
 async def test_three_processes_share_60_requests_per_minute(
     redis_url: str, namespace: str, tmp_path: pathlib.Path
 ) -> None:
