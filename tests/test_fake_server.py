@@ -12,6 +12,7 @@ from typing import Any, get_args
 import aiohttp
 import pytest
 import pytest_asyncio
+from helpers import wait_until
 from multidict import CIMultiDictProxy
 
 from telegent_async._status import STATUS_RULES
@@ -338,10 +339,7 @@ async def test_close_releases_stalled_handlers(session: aiohttp.ClientSession) -
     token = await issue(session, fake)
     fake.inject("stall", count=3)
     pending = [asyncio.ensure_future(get(session, fake, token)) for _ in range(3)]
-    for _ in range(300):
-        if len(fake.order_requests()) == 3:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(fake.order_requests()) == 3, timeout=3.0)
     started = time.monotonic()
     await fake.close()
     await fake.close()  # idempotent
@@ -418,10 +416,7 @@ async def test_connections_tracked() -> None:
         finally:
             for s in sessions:
                 await s.close()
-        for _ in range(100):
-            if fake.open_connections == 0:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: fake.open_connections == 0, timeout=1.0)
         assert fake.open_connections == 0
         assert fake.peak_connections == 3
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from helpers import FAST_RETRY
+from helpers import FAST_RETRY, wait_until
 from web_servers import aiohttp_serving, uvicorn_serving
 
 import telegent_async as tg
@@ -173,10 +173,7 @@ async def test_the_webhook_answers_before_the_poll_it_causes(
     fake.add_order(order_id, "Submitted")
     async with serve() as base, aiohttp.ClientSession() as http:
         await _post(http, f"{base}/orders/{order_id}/watch")
-        for _ in range(200):
-            if fake.order_requests(order_id):
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(fake.order_requests(order_id)))
         fake.inject("stall")  # the woken poll will hang for 5 s
         started = time.monotonic()
         status, _ = await _post(http, f"{base}/hooks/telegent/{SECRET}", {"OrderId": order_id})
