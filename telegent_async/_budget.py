@@ -3,8 +3,9 @@
 That is the limit Telegent states, so it is the one the SDK keeps. An idle client's first
 requests go out at once, up to the limit; after that, each request starts as soon as the
 window has room for it, in arrival order. Every request of a client (lookups, polls, token
-requests) takes its start time here before it takes a pooled connection, so a large fan-out
-waits here, where there is no timeout, rather than in the connection pool.
+requests) takes its start time here, after a connection of the client's (token requests take
+none), so that it is sent when the budget says and the server counts it in the window the
+budget counted it in.
 
 The decisions are pure functions shared by `LocalBudget` (one process, `_local_budget`) and
 `RedisBudget` (every process naming one Redis and one name; its reservation runs the same

@@ -1,8 +1,9 @@
 """`TelegentClient`: the one async session manager that every lookup and wait goes through.
 
-A request passes, in order: argument check -> auth -> account budget -> connection slot ->
-HTTP attempt -> decode. Failures the API calls transient are retried here, with Telegent's
-advised backoff; everything else becomes a typed error at once.
+A request passes, in order: argument check -> auth -> connection slot -> account budget ->
+HTTP attempt -> decode (the send path, `_transport`). Failures the API calls transient are
+retried there, with Telegent's advised backoff (`_retry`); everything else becomes a typed
+error at once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import logging
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 
@@ -20,7 +20,6 @@ from . import _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
 from ._budget import Budget, rate_and_pause
 from ._config import (
-    DEFAULT_BASE_URL,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -36,17 +35,15 @@ from ._poller import OrderStream, run_workers, watch_order
 from ._portin_calls import PortInCalls
 from ._stats import ClientStats, Counters
 from ._telemetry import telemetry
-from ._timing import PollPolicy
+from ._timing import PollPolicy, checked_policy
 from ._transport import (
-    MAX_RESPONSE_BYTES,
     _connections_allowed,
     _trace_configs,
 )
 from ._watchdog import AttemptWatchdog
 
-__all__ = ["DEFAULT_BASE_URL", "MAX_RESPONSE_BYTES", "TelegentClient"]
+__all__ = ["TelegentClient"]
 
-logger = logging.getLogger("telegent_async")
 
 ORDER_PATH = "/numbers/order"
 TOKEN_PATH = "/oauth2/tokens"
@@ -123,15 +120,11 @@ class TelegentClient(PortInCalls):
         self.max_retries = _validate.int_at_least("max_retries", max_retries, 0)
         self.max_connections = _validate.int_at_least("max_connections", max_connections, 1)
         self.max_retry_after = _validate.positive_number("max_retry_after", max_retry_after)
-        if not isinstance(retry_policy, PollPolicy):
-            raise TypeError("retry_policy must be a PollPolicy")
-        if not isinstance(poll_policy, PollPolicy):
-            raise TypeError("poll_policy must be a PollPolicy")
-        self.poll_policy = poll_policy
+        self.retry_policy = checked_policy("retry_policy", retry_policy)
+        self.poll_policy = checked_policy("poll_policy", poll_policy)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
         self._trace_configs = _trace_configs(trace_configs, session)
-        self.retry_policy = retry_policy
         self.max_connections = _connections_allowed(session, self.max_connections)
         settings = credentials_from(token, account_key, account_secret, base_url)
         self.base_url = _validate.api_base_url(settings.base_url, allow_insecure)
@@ -332,6 +325,6 @@ class TelegentClient(PortInCalls):
             telemetry=self._telemetry,
         )
 
-    def _policy(self, policy: PollPolicy | None) -> PollPolicy | None:
-        """A wait's own policy, else the client's `poll_policy` (checked by the poller)."""
-        return self.poll_policy if policy is None else policy
+    def _policy(self, policy: PollPolicy | None) -> PollPolicy:
+        """A wait's own policy (checked), else the client's `poll_policy`."""
+        return self.poll_policy if policy is None else checked_policy("policy", policy)

@@ -79,7 +79,7 @@ class TelegentError(Exception):
     backend's caller that *its* credentials are wrong, when Telegent refused the backend's
     own. 502: Telegent answered something the backend cannot use; 503: Telegent is out of
     reach or asks us to slow down (retry later); 504: no answer in time. An API status's
-    is `_status.STATUS_RULES`'s; `_status.HTTP_STATUS` lists them all.
+    is `_status.STATUS_RULES`'s.
     """
 
     http_status: ClassVar[int] = 502

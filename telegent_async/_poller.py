@@ -24,7 +24,7 @@ from ._budget import Budget
 from ._errors import OrderWaitTimeout, TelegentError
 from ._memory import MemoryStore
 from ._models import Order, OrderOutcome
-from ._schedule import Verdict, decide, is_permanent
+from ._schedule import Verdict, decide
 from ._scheduler import Lookups, Scheduler, log_change
 from ._timing import PollPolicy
 
@@ -36,7 +36,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - aiohttp depends on async-timeout before 3.11
     from async_timeout import timeout_at
 
-__all__ = ["OrderStream", "is_permanent", "run_workers", "watch_order"]
+__all__ = ["OrderStream", "run_workers", "watch_order"]
 
 logger = logging.getLogger("telegent_async")
 T = TypeVar("T")
@@ -54,22 +54,16 @@ class Waiting(Lookups, Protocol):
     def has_requested(self, task: object) -> bool: ...
 
 
-def _checked(timeout: float | None, policy: PollPolicy | None) -> tuple[float | None, PollPolicy]:
-    if timeout is not None:
-        timeout = _validate.positive_number("timeout", timeout)
-    if policy is None:
-        policy = PollPolicy.PROVISION
-    elif not isinstance(policy, PollPolicy):
-        raise TypeError(f"policy must be a PollPolicy, not {type(policy).__name__}")
-    return timeout, policy
+def _checked_timeout(timeout: float | None) -> float | None:
+    return None if timeout is None else _validate.positive_number("timeout", timeout)
 
 
 async def watch_order(
-    client: Waiting, order_id: str, *, timeout: float | None, policy: PollPolicy | None
+    client: Waiting, order_id: str, *, timeout: float | None, policy: PollPolicy
 ) -> AsyncGenerator[Order, None]:
     """Yield the first observation and each status change; end after the settled one."""
     order_id = _validate.order_id(order_id)
-    timeout, policy = _checked(timeout, policy)
+    timeout = _checked_timeout(timeout)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
     last: Order | None = None
@@ -173,7 +167,7 @@ class OrderStream:
         client: The `TelegentClient` that polls.
         order_ids: The orders (duplicates are polled once).
         timeout: Seconds until every order still pending times out, or None.
-        policy: The poll cadence (None: `PollPolicy.PROVISION`).
+        policy: The poll cadence (the client's, when the caller gave none).
         telemetry: The client's OpenTelemetry instruments, or None.
     """
 
@@ -183,10 +177,10 @@ class OrderStream:
         order_ids: Iterable[str],
         *,
         timeout: float | None,
-        policy: PollPolicy | None,
+        policy: PollPolicy,
         telemetry: Telemetry | None = None,
     ) -> None:
-        self._timeout, self._policy = _checked(timeout, policy)
+        self._timeout, self._policy = _checked_timeout(timeout), policy
         self._client = client
         self._ids: list[str] | None = list(dict.fromkeys(order_ids))  # until handed to the store
         self._outcomes = _Outcomes(len(self._ids), telemetry)

@@ -111,7 +111,6 @@ class RedisStore:
     ) -> None:
         self.keys = redis_keys(namespace)
         self.namespace = namespace
-        self._url = url
         self._redis = connect(url)
         self._clock = clock
         self._sender = secrets.token_hex(8).encode()  # ignores its own nudges

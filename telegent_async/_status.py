@@ -8,12 +8,10 @@ package and reported as final by another.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
-from . import _errors
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -31,7 +29,6 @@ from ._errors import (
 )
 
 __all__ = [
-    "HTTP_STATUS",
     "RETRY_STATUSES",
     "STATUS_RULES",
     "StatusRule",
@@ -97,13 +94,6 @@ STATUS_RULES: tuple[StatusRule, ...] = (
 _BY_STATUS = {rule.status: rule for rule in STATUS_RULES}
 for _rule_of_class in STATUS_RULES:
     _rule_of_class.error.http_status = _rule_of_class.http_status
-
-#: Every error class of the package and the status a web backend answers when it ends a request.
-HTTP_STATUS: Mapping[type[TelegentError], int] = {
-    error: error.http_status
-    for error in vars(_errors).values()
-    if isinstance(error, type) and issubclass(error, TelegentError)
-}
 
 #: The statuses the transport retries (plus connection errors and attempt timeouts).
 RETRY_STATUSES = frozenset(rule.status for rule in STATUS_RULES if rule.retried)

@@ -21,6 +21,7 @@ from ._validate import positive_number
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
     "PollPolicy",
+    "checked_policy",
     "parse_retry_after",
     "parse_timestamp",
     "token_lifetime",
@@ -117,13 +118,8 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
     value = value.strip()
     if _DELTA_SECONDS.fullmatch(value):
         return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
+    when = _http_date(value)
+    return None if when is None else max(0.0, (when - now).total_seconds())
 
 
 def token_lifetime(expiry: object, now: datetime, server_date: str | None = None) -> float:
@@ -253,3 +249,11 @@ PollPolicy.PROVISION = PollPolicy()
 PollPolicy.PORT_IN = PollPolicy(initial=600.0, factor=2.0, max_interval=6 * 3600.0, jitter=0.2)
 #: Telegent's advice for retries: 1 s doubling, capped at 30 s; full jitter spreads a herd.
 PollPolicy.RETRY = PollPolicy(initial=1.0, factor=2.0, max_interval=30.0, jitter=1.0)
+
+
+def checked_policy(name: str, policy: object) -> PollPolicy:
+    """`policy` if it is a PollPolicy: the one check of every `policy=`, `poll_policy=` and
+    `retry_policy=` (a `policy=` that may be None is checked when it is not)."""
+    if not isinstance(policy, PollPolicy):
+        raise TypeError(f"{name} must be a PollPolicy, not {type(policy).__name__}")
+    return policy

@@ -23,7 +23,7 @@ from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
 from ._store import NewWatch, StoreLike, WatchState, WatchStore, open_store
-from ._timing import PollPolicy
+from ._timing import PollPolicy, checked_policy
 
 __all__ = ["OrderWatcher"]
 
@@ -37,9 +37,7 @@ Deadline: TypeAlias = datetime | float | None
 
 
 def _policy(policy: object) -> PollPolicy | None:
-    if policy is not None and not isinstance(policy, PollPolicy):
-        raise TypeError(f"policy must be a PollPolicy or None, not {type(policy).__name__}")
-    return policy
+    return None if policy is None else checked_policy("policy", policy)
 
 
 def _tag(tag: object) -> str | None:
@@ -88,8 +86,7 @@ class OrderWatcher:
         retain: float = 7 * 86400.0,
         worker_id: str | None = None,
     ) -> None:
-        if not isinstance(policy, PollPolicy):
-            raise TypeError(f"policy must be a PollPolicy, not {type(policy).__name__}")
+        checked_policy("policy", policy)
         self._lease = _validate.positive_number("lease", lease)
         self._retain = _validate.positive_number("retain", retain)
         if worker_id is None:
@@ -186,9 +183,7 @@ class OrderWatcher:
     async def _watches(
         self, order_ids: Iterable[str], policy: object, deadline: Deadline, tag: object
     ) -> list[NewWatch]:
-        if isinstance(order_ids, str):
-            raise TypeError("add_many takes an iterable of order IDs, not one str")
-        ids = [_validate.order_id(order_id) for order_id in order_ids]
+        ids = _validate.order_ids(order_ids)
         checked_policy, checked_tag = _policy(policy), _tag(tag)
         at = await self._deadline(deadline)
         return [NewWatch(order_id, checked_policy, at, checked_tag) for order_id in ids]

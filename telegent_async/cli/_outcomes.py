@@ -1,8 +1,8 @@
 """What a command fills while it runs: outcomes grouped as the report groups them, requests.
 
-`Run` holds a `Tally` of outcomes and a `RequestCounter` fed by an aiohttp TraceConfig, so the
-library carries no counters for the CLI's sake; the progress line, the report, the JSON lines
-and the exit status all read it.
+`Run` holds a `Tally` of outcomes and a `RequestCounter` fed by an aiohttp TraceConfig, for
+what `client.stats` does not keep (exact statuses, the Retry-After values, the recent rate);
+the progress line, the report, the JSON lines and the exit status all read it.
 """
 
 from __future__ import annotations

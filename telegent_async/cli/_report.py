@@ -200,8 +200,8 @@ class Report:
         if counter.retry_after:
             pauses = ", ".join(f"{value} s" for value in counter.retry_after)
             text += (
-                f"; each 429 (Retry-After {pauses}) paused every request of the client, "
-                "then halved its pace, which recovers gradually"
+                f"; each 429 (Retry-After {pauses}) paused every request of the client "
+                "(a repeated one lowers the pace to what the server accepted)"
             )
         return text
 
