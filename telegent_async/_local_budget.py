@@ -50,7 +50,7 @@ class Reservations:
     def __init__(self, limit: float, window: float) -> None:
         self.window = window
         self._span = span_of(window)
-        self._configured = limit
+        self.configured = limit
         self._pace = Pace()
         self._started: collections.deque[float] = collections.deque()  # past starts, in order
         self._queue: collections.deque[Ticket] = collections.deque()  # future starts, in order
@@ -62,13 +62,13 @@ class Reservations:
 
     def limit(self, now: float) -> float:
         """Starts allowed per window at `now` (lower than configured after repeated 429s)."""
-        if math.isinf(self._configured):
+        if math.isinf(self.configured):
             return math.inf
-        return limit_at(self._pace, now, int(self._configured), self.window)
+        return limit_at(self._pace, now, int(self.configured), self.window)
 
     def open_now(self, now: float) -> bool:
         """True when a request may start at once (no limit and no pause): no await needed."""
-        return math.isinf(self._configured) and now >= self._pace.paused_until
+        return math.isinf(self.configured) and now >= self._pace.paused_until
 
     def reserve(self, now: float, owner: object, *, first: bool = False) -> Ticket:
         """The caller's start: now, or the first that keeps every window within the limit.
@@ -79,7 +79,7 @@ class Reservations:
         """
         self._forget_past(now)
         floor = max(now, self._pace.paused_until)
-        if math.isinf(self._configured):
+        if math.isinf(self.configured):
             return self._granted(Ticket(floor, owner), now)
         limit, span = int(self.limit(now)), self._span
         queue = self._queue
@@ -133,12 +133,12 @@ class Reservations:
         while rejected and rejected[0] <= horizon:
             rejected.popleft()
         sent = len(self._started) - bisect.bisect_right(self._started, horizon)
-        unlimited = math.isinf(self._configured)
+        unlimited = math.isinf(self.configured)
         self._pace = on_rate_limited(
             self._pace,
             now=now,
             pause=seconds,
-            configured=1_000_000_000 if unlimited else int(self._configured),
+            configured=1_000_000_000 if unlimited else int(self.configured),
             window=self.window,
             sent=sent,
             rejected=len(rejected),  # starts of the last window that were answered 429
@@ -195,14 +195,19 @@ class LocalBudget:
         if requests_per_minute is not None:
             requests_per_minute = positive_number("requests_per_minute", requests_per_minute)
         self._rpm = requests_per_minute
-        self.window = check_window(window)
-        self._configured = (
+        window = check_window(window)
+        limit = (
             math.inf if requests_per_minute is None else window_limit(requests_per_minute, window)
         )
-        self._book = Reservations(self._configured, self.window)
+        self._book = Reservations(limit, window)
 
     def __repr__(self) -> str:
         return f"LocalBudget({self._rpm!r}, window={self.window!r})"
+
+    @property
+    def window(self) -> float:
+        """The rolling window in seconds."""
+        return self._book.window
 
     @property
     def requests_per_minute(self) -> float | None:
@@ -223,9 +228,10 @@ class LocalBudget:
 
     def allowance(self, seconds: float) -> float:
         """Requests this budget lets start within `seconds`, starting idle (inf: unlimited)."""
-        if math.isinf(self._configured):
+        configured = self._book.configured
+        if math.isinf(configured):
             return math.inf
-        return allowance(seconds, int(self._configured), self.window)
+        return allowance(seconds, int(configured), self.window)
 
     def open_now(self, now: float) -> bool:
         """True when a request may start at once (no budget and no pause): no await needed."""

@@ -175,6 +175,7 @@ class RedisBudget:
     ) -> None:
         self._rpm = positive_number("requests_per_minute", requests_per_minute)
         self.window = check_window(window)
+        self._span = repr(span_of(self.window))  # as the scripts take it
         self.name = name
         self.keys = redis_budget_keys(name)
         self._configured = window_limit(self._rpm, self.window)
@@ -222,7 +223,7 @@ class RedisBudget:
         loop = asyncio.get_running_loop()
         keys = self.keys
         while True:
-            limit, span = self.limit, repr(span_of(self.window))
+            limit, span = self.limit, self._span
             reply = await self._reserve(
                 keys=[keys.starts, keys.pace, keys.counter, keys.sent], args=[limit, span]
             )

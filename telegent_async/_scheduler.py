@@ -174,13 +174,9 @@ class Scheduler:
         claims = await self.cancel()
         claims += await self.store.claim(sys.maxsize, self._lease, self._worker)
         claims.sort(key=lambda claim: claim.ref)  # in the order they were added
-        expired = []
-        for claim in claims:
-            polled = claim.attempts > 0 or claim.order_id in sent
-            last = claim.last()
-            error = self._timed_out(claim, last, polled=polled)
-            expired.append(Settlement(claim, last, error, polled=False))
-        await self._settle(expired)
+        await self._settle(
+            [self._expired(claim, claim.attempts > 0 or claim.order_id in sent) for claim in claims]
+        )
 
     async def sleep(self, delay: float) -> None:
         """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
@@ -205,13 +201,17 @@ class Scheduler:
     ) -> OrderWaitTimeout:
         return OrderWaitTimeout(claim.order_id, last, self._timeout, polled=polled)
 
+    def _expired(self, claim: Claim, polled: bool) -> Settlement:
+        """A watch past its deadline that is settled without another poll (`polled`: the
+        order was polled before)."""
+        last = claim.last()
+        return Settlement(claim, last, self._timed_out(claim, last, polled=polled), polled=False)
+
     async def _start(self, claims: Sequence[Claim], now: float) -> None:
         expired = []
         for claim in claims:
             if expired_unpolled(now, self._deadline_of(claim), self._grace):
-                last = claim.last()
-                error = self._timed_out(claim, last, polled=claim.attempts > 0)
-                expired.append(Settlement(claim, last, error, polled=False))
+                expired.append(self._expired(claim, claim.attempts > 0))
                 continue
             task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
             self._in_flight[task] = claim

@@ -8,7 +8,6 @@ watchers (processes) may share a store; leases decide which one polls an order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
@@ -272,9 +271,11 @@ class OrderWatcher:
                 remaining = give_up - loop.time()
                 if remaining <= 0:
                     raise OrderWaitTimeout(order_id, state.last_order, timeout)
-                step = min(remaining, self._store.max_idle)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    outcome = await asyncio.wait_for(asyncio.shield(future), step)
+                # asyncio.wait, not wait_for: see `_news_or_timeout` (and it leaves `future`,
+                # which other waiters share, uncancelled).
+                await asyncio.wait({future}, timeout=min(remaining, self._store.max_idle))
+                if future.done():
+                    outcome = future.result()
                     return _result(order_id, outcome.order, outcome.error)
         finally:
             waiters.remove(future)
