@@ -35,11 +35,11 @@ then draw a fault: an injected fault replaces the answer of a change already mad
 case for a client's retry. See `script_update` for what an update does to a rejected order.
 """
 
-from .._redis_server import RedisServer
 from ._faults import FAULT_KINDS, FaultKind, TokenFaultKind
 from ._lifecycle import Step
 from ._log import RecordedBody, RecordedRequest
 from ._portin_endpoints import API_PREFIX, PORTIN_CANCEL_PATH, PORTIN_UPDATE_PATH
+from ._redis_server import RedisServer
 from ._server import FAST_POLL, FAST_RETRY, FakeTelegent
 from ._serving import ORDER_PATH, TOKEN_PATH
 
