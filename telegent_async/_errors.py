@@ -33,6 +33,7 @@ token)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "body_excerpt",
+    "message_excerpt",
 ]
 
 #: How much of an answer's body (or of its `Message`) an error keeps.
@@ -69,6 +71,12 @@ BODY_EXCERPT_CHARS = 500
 def body_excerpt(body: bytes) -> str:
     """The start of an answer's body as text, for an error: never the whole of a large body."""
     return body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
+
+
+def message_excerpt(answer: object) -> str | None:
+    """The start of an error answer's `Message`, if the parsed answer has a text one."""
+    message = answer.get("Message") if isinstance(answer, Mapping) else None
+    return message[:BODY_EXCERPT_CHARS] if isinstance(message, str) else None
 
 
 class TelegentError(Exception):

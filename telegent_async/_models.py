@@ -20,12 +20,12 @@ import cattrs
 
 from ._carrier import CarrierError, decode_carrier_messages
 from ._errors import (
-    BODY_EXCERPT_CHARS,
     APIStatusError,
     OrderFailed,
     ResponseDecodeError,
     TelegentError,
     body_excerpt,
+    message_excerpt,
 )
 from ._status import error_for_status
 from ._timing import parse_timestamp
@@ -299,10 +299,7 @@ def _embedded_error(data: Mapping[str, Any]) -> APIStatusError | None:
     code = data.get("StatusCode")
     if type(code) is not int or not 400 <= code <= 599:
         return None
-    message = data.get("Message")
-    text = (
-        message[:BODY_EXCERPT_CHARS]
-        if isinstance(message, str)
-        else "error body inside a 2xx answer"
+    message = message_excerpt(data)
+    return error_for_status(
+        code, "error body inside a 2xx answer" if message is None else message, data
     )
-    return error_for_status(code, text, data)

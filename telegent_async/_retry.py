@@ -17,11 +17,11 @@ import attrs
 import backoff
 
 from ._errors import (
-    BODY_EXCERPT_CHARS,
     APIStatusError,
     ResponseDecodeError,
     TelegentError,
     body_excerpt,
+    message_excerpt,
 )
 from ._status import RETRY_STATUSES, error_for_status
 from ._timing import PollPolicy, parse_retry_after
@@ -170,7 +170,8 @@ def status_error(status: int, body: bytes, retry_after: float | None) -> APIStat
         parsed = json.loads(body) if body else None
     except (ValueError, RecursionError):
         parsed = None
-    if isinstance(parsed, dict) and isinstance(parsed.get("Message"), str):
-        return error_for_status(status, parsed["Message"][:BODY_EXCERPT_CHARS], parsed, retry_after)
+    message = message_excerpt(parsed)
+    if message is not None:
+        return error_for_status(status, message, parsed, retry_after)
     message = "no error message" if not excerpt.strip() else "non-JSON error body"
     return error_for_status(status, message, excerpt, retry_after)
