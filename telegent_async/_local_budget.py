@@ -29,7 +29,7 @@ from ._budget import (
 from ._config import DEFAULT_REQUESTS_PER_MINUTE
 from ._validate import positive_number
 
-__all__ = ["LocalBudget", "Reservations", "budget_of"]
+__all__ = ["LocalBudget", "Reservations", "Ticket", "budget_of"]
 
 
 class Ticket:

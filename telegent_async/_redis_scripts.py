@@ -21,6 +21,7 @@ __all__ = [
     "PRELUDE",
     "PURGE",
     "RECORD",
+    "REDIS_SCHEMES",
     "RELEASE",
     "REMOVE",
     "RENEW",
@@ -71,11 +72,15 @@ def redis_keys(namespace: str) -> RedisKeys:
     )
 
 
+#: What a Redis URL starts with (anything else names an SQLite file, where a store is meant).
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 def connect(url: str) -> redis.asyncio.Redis:
     """A redis-py asyncio client for `url` (a clear error when the `redis` extra is missing)."""
     if not isinstance(url, str):
         raise TypeError(f"the Redis URL must be a str, not {type(url).__name__}")
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(REDIS_SCHEMES):
         raise ValueError(f"not a Redis URL (redis://, rediss:// or unix://): {url!r}")
     try:
         import redis.asyncio

@@ -23,6 +23,7 @@ import attrs
 
 from ._errors import TelegentError
 from ._models import Order, OrderOutcome, OrderStatus, decode_order
+from ._redis_scripts import REDIS_SCHEMES
 from ._timing import PollPolicy
 
 __all__ = [
@@ -165,7 +166,7 @@ def open_store(store: object) -> tuple[WatchStore, bool]:
         return MemoryStore(), True
     if isinstance(store, (str, os.PathLike)):
         location = os.fspath(store)
-        if location.startswith(("redis://", "rediss://", "unix://")):
+        if location.startswith(REDIS_SCHEMES):
             from ._redis import RedisStore
 
             return RedisStore(location), True

@@ -24,6 +24,7 @@ from .._errors import OrderWaitTimeout
 from .._models import Order, OrderOutcome
 from .._redis import RedisStore
 from .._redis_budget import RedisBudget
+from .._redis_scripts import REDIS_SCHEMES
 from .._sqlite import SQLiteStore
 from .._store import WatchState, WatchStore
 from .._watcher import Deadline, OrderWatcher
@@ -159,12 +160,9 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
 # -- watch add / list / run ------------------------------------------------------------------
 
 
-_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
-
-
 def _store(args: argparse.Namespace) -> WatchStore:
     """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
-    if args.store.startswith(_REDIS_SCHEMES):
+    if args.store.startswith(REDIS_SCHEMES):
         try:
             return RedisStore(args.store, namespace=args.namespace)
         except (ValueError, TypeError, ImportError) as exc:
@@ -174,7 +172,7 @@ def _store(args: argparse.Namespace) -> WatchStore:
 
 def _where(args: argparse.Namespace) -> str:
     """Where the watches are, for messages (never the Redis URL: it may hold a password)."""
-    if args.store.startswith(_REDIS_SCHEMES):
+    if args.store.startswith(REDIS_SCHEMES):
         return f"Redis namespace {args.namespace!r}"
     return str(args.store)
 
@@ -250,7 +248,7 @@ def _state_row(state: WatchState) -> tuple[str, ...]:
 
 
 def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
-    if args.store.startswith(_REDIS_SCHEMES):
+    if args.store.startswith(REDIS_SCHEMES):
         raise UsageError("watch list reads an SQLite file; on Redis, see each watch's hash")
 
     async def show(watcher: OrderWatcher) -> int:
