@@ -110,7 +110,7 @@ def on_rate_limited(
     *,
     now: float,
     pause: float,
-    configured: int,
+    configured: float,
     window: float,
     sent: int,
     rejected: int,
@@ -122,15 +122,18 @@ def on_rate_limited(
     quiet spell (another client on the account) costs only that pause. A repeat within
     `REPEAT_WINDOWS` windows while we sent more than half our limit means the server's real
     limit is below ours: the limit drops to what the server accepted in the last window,
-    which is its real rate.
+    which is its real rate. Without a limit of ours (`configured` is `math.inf`) there is none
+    to lower: only the pause.
     """
     paused_until = max(pace.paused_until, now + pause)
-    current = limit_at(pace, now, configured, window)
     if now < pace.paused_until:  # part of the signal under way
         signal_at, repeat = pace.signal_at, pace.repeat
     else:
         signal_at, repeat = now, now - pace.signal_at <= REPEAT_WINDOWS * window
+    if math.isinf(configured):
+        return Pace(paused_until, None, signal_at, repeat)
     limit = pace.limit
+    current = limit_at(pace, now, int(configured), window)
     # Sending well below our limit, we cannot be the reason: someone else on the account.
     if repeat and sent * 2 > current:
         limit = min(current, max(1, sent - rejected))

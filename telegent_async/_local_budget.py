@@ -13,8 +13,6 @@ import collections
 import math
 from collections.abc import Collection
 
-import attrs
-
 from ._budget import (
     Budget,
     Pace,
@@ -133,19 +131,16 @@ class Reservations:
         while rejected and rejected[0] <= horizon:
             rejected.popleft()
         sent = len(self._started) - bisect.bisect_right(self._started, horizon)
-        unlimited = math.isinf(self.configured)
         self._pace = on_rate_limited(
             self._pace,
             now=now,
             pause=seconds,
-            configured=1_000_000_000 if unlimited else int(self.configured),
+            configured=self.configured,
             window=self.window,
             sent=sent,
             rejected=len(rejected),  # starts of the last window that were answered 429
         )
-        if unlimited:  # a pause, but no limit to lower
-            self._pace = attrs.evolve(self._pace, limit=None)
-        elif self._pace.limit is not None:
+        if self._pace.limit is not None:
             # A lower limit holds for the callers already queued too.
             self._push_back(list(self._started), 0, now, int(self.limit(now)))
 
