@@ -29,7 +29,7 @@ from _common import FakeProcess, environment, print_table
 
 import telegent_async as tg
 from telegent_async._models import converter
-from telegent_async._store import Answer, NewWatch, WatchStore
+from telegent_async._stores.base import NewWatch, PendingAnswer, WatchStore
 
 ADD_TARGET_SECONDS = 2.0
 POLL_TARGET_US = 50.0
@@ -80,7 +80,7 @@ async def claim_record_us(store: WatchStore, polls: int) -> list[float]:
         if not claims:
             raise RuntimeError("nothing due: add more watches")
         now = await store.now()
-        await store.record([Answer(claim, now + 3600.0, PENDING) for claim in claims])
+        await store.record([PendingAnswer(claim, now + 3600.0, PENDING) for claim in claims])
         per_poll.append((time.process_time() - started) * 1e6 / len(claims))
         done += len(claims)
     return per_poll
@@ -153,7 +153,7 @@ async def million_table(directory: pathlib.Path, count: int) -> list[list[object
         started = time.perf_counter()
         claims = await store.claim(BATCH, 60.0, "bench")
         now = await store.now()
-        await store.record([Answer(claim, now + 3600.0, PENDING) for claim in claims])
+        await store.record([PendingAnswer(claim, now + 3600.0, PENDING) for claim in claims])
         wall.append((time.perf_counter() - started) * 1e3)
     await store.aclose()
     wall.sort()

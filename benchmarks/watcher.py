@@ -34,8 +34,8 @@ import tracemalloc
 from _common import FakeProcess, environment, print_table, rss, run_in_child
 
 import telegent_async as tg
-from telegent_async._budget import window_limit
-from telegent_async._store import NewWatch
+from telegent_async._budgets.base import window_limit
+from telegent_async._stores.base import NewWatch
 
 WATCHES = 100_000
 MEMORY_TARGET_BYTES = 200.0

@@ -39,9 +39,9 @@ from _common import FakeProcess, environment, print_table
 from store import claim_record_us, ids
 
 import telegent_async as tg
-from telegent_async._budget import span_of
-from telegent_async._redis import redis_keys
-from telegent_async._store import NewWatch, WatchStore
+from telegent_async._budgets.base import span_of
+from telegent_async._stores.base import NewWatch, WatchStore
+from telegent_async._stores.redis_scripts import redis_keys
 from telegent_async.testing import RedisServer
 
 ORDERS = 2_000

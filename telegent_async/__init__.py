@@ -8,6 +8,8 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
         print(order.carrier_error.description, order.carrier_error.remedy)
 """
 
+from ._budgets.local import LocalBudget
+from ._budgets.redis import RedisBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
@@ -36,16 +38,14 @@ from ._errors import (
     TransportError,
     TransportTimeoutError,
 )
-from ._local_budget import LocalBudget
-from ._memory import MemoryStore
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._redis import RedisStore
-from ._redis_budget import RedisBudget
-from ._sqlite import SQLiteStore
 from ._stats import ClientStats
-from ._store import WatchState
+from ._stores.base import WatchState
+from ._stores.memory import MemoryStore
+from ._stores.redis import RedisStore
+from ._stores.sqlite import SQLiteStore
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
 

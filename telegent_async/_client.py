@@ -18,7 +18,8 @@ import aiohttp
 
 from . import _validate
 from ._auth import CredentialsAuth, StaticTokenAuth, TokenAuth
-from ._budget import Budget, rate_and_pause
+from ._budgets import budget_of
+from ._budgets.base import Budget, rate_and_pause
 from ._config import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_RETRIES,
@@ -29,7 +30,6 @@ from ._config import (
     credentials_from,
 )
 from ._errors import TelegentError
-from ._local_budget import budget_of
 from ._models import Order, OrderOutcome
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin_calls import PortInCalls

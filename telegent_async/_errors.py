@@ -128,6 +128,8 @@ class PermissionDeniedError(APIStatusError):
 class NotFoundError(APIStatusError):
     """404: no such order (or endpoint)."""
 
+    http_status: ClassVar[int] = 404  # the caller can act on it as is
+
 
 class MethodNotAllowedError(APIStatusError):
     """405: the endpoint does not accept this method."""
@@ -135,6 +137,8 @@ class MethodNotAllowedError(APIStatusError):
 
 class RequestTimeoutError(APIStatusError):
     """408: the server gave up waiting for the request; retried automatically."""
+
+    http_status: ClassVar[int] = 504
 
 
 class RateLimitError(APIStatusError):
@@ -146,6 +150,8 @@ class RateLimitError(APIStatusError):
         body: As in `APIStatusError`.
         retry_after: Seconds the server asked to wait (its Retry-After), or None.
     """
+
+    http_status: ClassVar[int] = 503  # "come back later"
 
     def __init__(
         self, status_code: int, message: str, body: object = None, retry_after: float | None = None
@@ -165,9 +171,13 @@ class InternalServerError(ServerError):
 class ServiceUnavailableError(ServerError):
     """503."""
 
+    http_status: ClassVar[int] = 503
+
 
 class GatewayTimeoutError(ServerError):
     """504."""
+
+    http_status: ClassVar[int] = 504
 
 
 class TransportError(TelegentError):

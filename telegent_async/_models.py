@@ -199,7 +199,7 @@ class OrderOutcome:
         return self.error is None and self.order is not None and self.order.succeeded
 
 
-def _text(value: object) -> str | None:
+def _json_text(value: object) -> str | None:
     if value is None or type(value) is str:
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -212,27 +212,29 @@ def _phone_numbers(body: Mapping[str, Any]) -> tuple[str, ...]:
     numbers: list[str] = []
     if isinstance(ordered, list):
         for entry in ordered:
-            number = _text(entry.get("Number")) if isinstance(entry, dict) else _text(entry)
+            number = (
+                _json_text(entry.get("Number")) if isinstance(entry, dict) else _json_text(entry)
+            )
             if number:
                 numbers.append(number)
-    if not numbers and (assigned := _text(body.get("PhoneNumberAssigned"))):
+    if not numbers and (assigned := _json_text(body.get("PhoneNumberAssigned"))):
         numbers.append(assigned)
     return tuple(numbers)
 
 
 def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
-    order_id = _text(body.get("OrderId"))
-    raw_status = _text(body.get("OrderStatus"))
+    order_id = _json_text(body.get("OrderId"))
+    raw_status = _json_text(body.get("OrderStatus"))
     if not order_id or raw_status is None:
         raise ValueError("not an order: OrderId and OrderStatus are required")
     status = parse_status(raw_status)
-    message = _text(body.get("OrderStatusMessage")) or _text(body.get("ErrorMessage"))
+    message = _json_text(body.get("OrderStatusMessage")) or _json_text(body.get("ErrorMessage"))
     errors = decode_carrier_messages(message) if status in _CARRIES_REASON else ()
     return Order(
         order_id=order_id,
         status=status,
         raw_status=raw_status,
-        order_type=_text(body.get("OrderType")),
+        order_type=_json_text(body.get("OrderType")),
         order_date=parse_timestamp(body.get("OrderDate")),
         status_message=message,
         carrier_error=errors[0] if errors else None,
@@ -278,7 +280,7 @@ def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> 
         answered = data.get("OrderId")
         if answered is None:
             return attrs.evolve(converter.structure({**data, "OrderId": order_id}, Order), raw=data)
-        text = _text(answered)
+        text = _json_text(answered)
         if text is not None and text != order_id and _id_key(text) != _id_key(order_id):
             raise ValueError(f"the answer is about order {text[:100]!r}, not {order_id!r}")
         return converter.structure(data, Order)

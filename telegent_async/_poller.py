@@ -20,12 +20,12 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import _validate
-from ._budget import Budget
+from ._budgets.base import Budget
 from ._errors import OrderWaitTimeout, TelegentError
-from ._memory import MemoryStore
 from ._models import Order, OrderOutcome
-from ._schedule import Verdict, decide
+from ._schedule import PollVerdict, decide
 from ._scheduler import Lookups, Scheduler, log_change
+from ._stores.memory import MemoryStore
 from ._timing import PollPolicy
 
 if TYPE_CHECKING:
@@ -90,13 +90,13 @@ async def watch_order(
             now = max(now, deadline or now)
         decision = decide(order, error, now=now, attempt=attempt, policy=policy, deadline=deadline)
         attempt += 1
-        if decision.verdict is Verdict.SETTLED:
+        if decision.verdict is PollVerdict.SETTLED:
             return
-        if decision.verdict is Verdict.FAILED:
+        if decision.verdict is PollVerdict.FAILED:
             assert error is not None
             raise error
         failure = error
-        if decision.verdict is Verdict.TIMED_OUT:
+        if decision.verdict is PollVerdict.TIMED_OUT:
             raise OrderWaitTimeout(order_id, last, timeout) from failure
         assert decision.next_poll is not None
         delay = max(0.0, decision.next_poll - now)

@@ -60,7 +60,7 @@ MASK: Final = "***"
 MAX_FIELD_LENGTH: Final = 200
 
 
-def _text(name: str, value: object, *, secret: bool = False) -> str:
+def _checked_text(name: str, value: object, *, secret: bool = False) -> str:
     """A non-blank printable string; a secret's value is never quoted in the error."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -77,7 +77,7 @@ def _text(name: str, value: object, *, secret: bool = False) -> str:
 def _optional_text(name: str) -> Any:
     def check(_instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
         if value is not None:
-            _text(f"{name}.{attribute.name}", value)
+            _checked_text(f"{name}.{attribute.name}", value)
 
     return check
 
@@ -169,7 +169,7 @@ def _port_in_date(value: object) -> str:
 
 
 def _iccid(value: object) -> str:
-    text = _text("iccid", value)
+    text = _checked_text("iccid", value)
     if not (text.isascii() and text.isdigit() and 18 <= len(text) <= 22):
         raise ValueError(f"iccid must be 18 to 22 digits, got {text[:40]!r}")
     return text
@@ -186,7 +186,7 @@ def _field_value(keyword: str, value: object) -> object:
                 f"current_billing_address must be a BillingAddress, not {type(value).__name__}"
             )
         return value.as_json()
-    return _text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
+    return _checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
 
 
 def update_body(order_id: object, fields: Mapping[str, object]) -> dict[str, Any]:

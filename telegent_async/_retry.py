@@ -27,12 +27,12 @@ from ._status import RETRY_STATUSES, error_for_status
 from ._timing import PollPolicy, parse_retry_after
 
 __all__ = [
-    "Answer",
+    "AttemptVerdict",
+    "HTTPAnswer",
     "Reauthenticate",
     "Retry",
     "RetryRules",
     "Return",
-    "Verdict",
     "decide_attempt",
     "status_error",
 ]
@@ -41,7 +41,7 @@ _T = TypeVar("_T")
 
 
 @attrs.frozen
-class Answer:
+class HTTPAnswer:
     """What the server sent back for one attempt (the body already capped and redacted)."""
 
     status: int
@@ -101,11 +101,11 @@ class Raise:
     pause: float | None = None
 
 
-Verdict = Return[_T] | Reauthenticate | Retry | Raise
+AttemptVerdict = Return[_T] | Reauthenticate | Retry | Raise
 
 
 def decide_attempt(
-    result: Answer | TelegentError,
+    result: HTTPAnswer | TelegentError,
     decode: Callable[[int, bytes], _T],
     *,
     attempt: int,
@@ -114,7 +114,7 @@ def decide_attempt(
     now: datetime,
     time_left: float | None = None,
     jitter: Callable[[float], float] = backoff.full_jitter,
-) -> Verdict[_T]:
+) -> AttemptVerdict[_T]:
     """The verdict on attempt number `attempt` (from 0) of a request.
 
     `result` is the server's answer, or the `TransportError` of an attempt that got none.

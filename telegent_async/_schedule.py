@@ -21,10 +21,10 @@ from ._models import Order
 from ._status import is_permanent
 from ._timing import PollPolicy
 
-__all__ = ["Decision", "Verdict", "decide", "expired_unpolled", "is_permanent", "next_poll_at"]
+__all__ = ["Decision", "PollVerdict", "decide", "expired_unpolled", "is_permanent", "next_poll_at"]
 
 
-class Verdict(enum.Enum):
+class PollVerdict(enum.Enum):
     """What one poll's answer means for its order."""
 
     SETTLED = "settled"  # the order reached a settled status: deliver it
@@ -35,13 +35,13 @@ class Verdict(enum.Enum):
 
 @attrs.frozen(slots=True)
 class Decision:
-    verdict: Verdict
+    verdict: PollVerdict
     next_poll: float | None = None
 
 
-_SETTLED = Decision(Verdict.SETTLED)
-_FAILED = Decision(Verdict.FAILED)
-_TIMED_OUT = Decision(Verdict.TIMED_OUT)
+_SETTLED = Decision(PollVerdict.SETTLED)
+_FAILED = Decision(PollVerdict.FAILED)
+_TIMED_OUT = Decision(PollVerdict.TIMED_OUT)
 
 
 def next_poll_at(
@@ -81,7 +81,7 @@ def decide(
         return _FAILED
     if deadline is not None and now >= deadline:
         return _TIMED_OUT
-    return Decision(Verdict.POLL, next_poll_at(now, attempt, policy, deadline, jitter))
+    return Decision(PollVerdict.POLL, next_poll_at(now, attempt, policy, deadline, jitter))
 
 
 def expired_unpolled(now: float, deadline: float | None, grace: float) -> bool:

@@ -20,8 +20,8 @@ import attrs
 
 from ._errors import OrderWaitTimeout, TelegentError, TransportError
 from ._models import Order, OrderOutcome
-from ._schedule import Verdict, decide, expired_unpolled
-from ._store import Answer, Claim, Settlement, WatchStore
+from ._schedule import PollVerdict, decide, expired_unpolled
+from ._stores.base import Claim, PendingAnswer, Settlement, WatchStore
 from ._timing import PollPolicy
 
 __all__ = ["Completions", "Lookups", "Scheduler", "log_change"]
@@ -222,7 +222,7 @@ class Scheduler:
             await self._settle(expired)
 
     async def _collect(self, now: float) -> None:
-        answers: list[Answer] = []
+        answers: list[PendingAnswer] = []
         settlements: list[Settlement] = []
         finished = self._done.finished
         while finished:
@@ -254,17 +254,17 @@ class Scheduler:
                 deadline=self._deadline_of(claim),
             )
             verdict = decision.verdict
-            if verdict is Verdict.POLL:
+            if verdict is PollVerdict.POLL:
                 assert decision.next_poll is not None
                 if logger.isEnabledFor(logging.DEBUG):
                     wait = decision.next_poll - now
                     logger.debug("order %s: next poll in %.2f s", claim.order_id, wait)
-                answers.append(Answer(claim, decision.next_poll, order))
-            elif verdict is Verdict.SETTLED:
+                answers.append(PendingAnswer(claim, decision.next_poll, order))
+            elif verdict is PollVerdict.SETTLED:
                 settlements.append(Settlement(claim, order, None))
             else:
                 last = order or claim.last()
-                if verdict is Verdict.TIMED_OUT:
+                if verdict is PollVerdict.TIMED_OUT:
                     timeout = self._timed_out(claim, last)
                     timeout.__cause__ = error
                     error = timeout

@@ -1,9 +1,8 @@
 """What each HTTP status of the API means to the SDK: one table, every rule derived from it (pure).
 
 The transport's retry set, the waiters' permanent/transient rule, the exception class of each
-status, the words a person reads (the CLI's report) and the status a web backend answers
-(`http_status`) all come from `STATUS_RULES`, so a status cannot be retried by one part of the
-package and reported as final by another.
+status and the words a person reads (the CLI's report) all come from `STATUS_RULES`, so a
+status cannot be retried by one part of the package and reported as final by another.
 """
 
 from __future__ import annotations
@@ -50,10 +49,9 @@ class StatusRule:
         ends_wait: A waiter stops at once with this error: polling again cannot help. A status
             that does not end a wait is transient: the waiter polls again on its schedule.
         words: A few words for people (a report's column, a log line).
-        http_status: What a web backend answers its own caller when this error ends its
-            request (`error.http_status`): 404 for a missing order, 503 for "come back
-            later", 504 for "no answer in time", else 502 (Telegent refused the backend's
-            request, never the caller's: never 401/403).
+
+    What a web backend answers its own caller when the error ends its request is the error
+    class's own `http_status` (`_errors`).
     """
 
     status: int
@@ -61,20 +59,14 @@ class StatusRule:
     retried: bool
     ends_wait: bool
     words: str
-    http_status: int = 502
 
 
 def _rule(
-    status: int,
-    error: type[APIStatusError],
-    words: str,
-    *,
-    retried: bool = False,
-    http_status: int = 502,
+    status: int, error: type[APIStatusError], words: str, *, retried: bool = False
 ) -> StatusRule:
     # Telegent's guidance: what the transport retries is transient for a waiter too, and an
     # unretried 4xx is final; an unretried 5xx (501, 505 ...) still leaves a waiter polling.
-    return StatusRule(status, error, retried, not retried and status < 500, words, http_status)
+    return StatusRule(status, error, retried, not retried and status < 500, words)
 
 
 #: Every status Telegent documents (plus a gateway's 502), in status order.
@@ -82,18 +74,16 @@ STATUS_RULES: tuple[StatusRule, ...] = (
     _rule(400, BadRequestError, "bad request"),
     _rule(401, AuthenticationError, "not authenticated"),
     _rule(403, PermissionDeniedError, "permission denied"),
-    _rule(404, NotFoundError, "not found", http_status=404),  # the caller can act on it as is
+    _rule(404, NotFoundError, "not found"),  # the caller can act on it as is
     _rule(405, MethodNotAllowedError, "method not allowed"),
-    _rule(408, RequestTimeoutError, "request timeout", retried=True, http_status=504),
-    _rule(429, RateLimitError, "rate limited", retried=True, http_status=503),
+    _rule(408, RequestTimeoutError, "request timeout", retried=True),
+    _rule(429, RateLimitError, "rate limited", retried=True),
     _rule(500, InternalServerError, "server error", retried=True),
     _rule(502, ServerError, "bad gateway", retried=True),  # and the 5xx without a class
-    _rule(503, ServiceUnavailableError, "unavailable", retried=True, http_status=503),
-    _rule(504, GatewayTimeoutError, "gateway timeout", retried=True, http_status=504),
+    _rule(503, ServiceUnavailableError, "unavailable", retried=True),
+    _rule(504, GatewayTimeoutError, "gateway timeout", retried=True),
 )
 _BY_STATUS = {rule.status: rule for rule in STATUS_RULES}
-for _rule_of_class in STATUS_RULES:
-    _rule_of_class.error.http_status = _rule_of_class.http_status
 
 #: The statuses the transport retries (plus connection errors and attempt timeouts).
 RETRY_STATUSES = frozenset(rule.status for rule in STATUS_RULES if rule.retried)

@@ -22,7 +22,7 @@ from yarl import URL
 
 from . import _portin, _validate
 from ._auth import TokenAuth
-from ._budget import Budget
+from ._budgets.base import Budget
 from ._errors import (
     ClientClosedError,
     ResponseDecodeError,
@@ -32,13 +32,13 @@ from ._errors import (
 )
 from ._models import Order, decode_order
 from ._retry import (
-    Answer,
+    AttemptVerdict,
+    HTTPAnswer,
     Raise,
     Reauthenticate,
     Retry,
     RetryRules,
     Return,
-    Verdict,
     decide_attempt,
 )
 from ._stats import Counters, retry_reason
@@ -142,7 +142,7 @@ class _Transport:
         headers: dict[str, str] | None = None
         requester = asyncio.current_task()
 
-        def judge(result: Answer | TelegentError) -> Verdict[_T]:
+        def judge(result: HTTPAnswer | TelegentError) -> AttemptVerdict[_T]:
             return decide_attempt(
                 result,
                 decode,
@@ -197,7 +197,7 @@ class _Transport:
                                 body = await response.read()
                             else:
                                 body = await _read_capped(response)
-                            answer = Answer(response.status, response.headers, body)
+                            answer = HTTPAnswer(response.status, response.headers, body)
                     counters.by_class[answer.status // 100] += 1
                     if secrets:
                         answer = attrs.evolve(answer, body=_portin.redact(answer.body, secrets))

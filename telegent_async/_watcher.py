@@ -21,7 +21,8 @@ from . import _validate
 from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
-from ._store import NewWatch, StoreLike, WatchState, WatchStore, open_store
+from ._stores import StoreLike, store_of
+from ._stores.base import NewWatch, WatchState, WatchStore
 from ._timing import PollPolicy, checked_policy
 
 __all__ = ["OrderWatcher"]
@@ -93,7 +94,7 @@ class OrderWatcher:
         elif not isinstance(worker_id, str) or not worker_id:
             raise TypeError("worker_id must be a non-empty str or None")
         self.worker_id = worker_id
-        self._store, self._owns_store = open_store(store)
+        self._store, self._owns_store = store_of(store)
         self._scheduler = Scheduler(
             self._store,
             client,

@@ -13,7 +13,7 @@ import pytest
 from helpers import busiest_window, fast_client, wait_until
 
 import telegent_async as tg
-from telegent_async._budget import (
+from telegent_async._budgets.base import (
     Pace,
     allowance,
     limit_at,
@@ -22,7 +22,7 @@ from telegent_async._budget import (
     span_of,
     window_limit,
 )
-from telegent_async._local_budget import Reservations, Ticket
+from telegent_async._budgets.local import Reservations, Ticket
 from telegent_async.testing import FakeTelegent
 
 W = 60.0

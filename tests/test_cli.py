@@ -33,7 +33,7 @@ from helpers import (
     run_cli,
 )
 
-from telegent_async.cli import _commands
+from telegent_async.cli import _session
 from telegent_async.testing import FakeTelegent, Step
 
 TIMEOUT = CLI_TIMEOUT
@@ -46,7 +46,7 @@ SIX_P = "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT"
 def fast_provision_cadence(monkeypatch: pytest.MonkeyPatch) -> None:
     """`wait` run in-process polls on FAST_POLL rather than the provision preset's 1 s, so an
     order that settles after the first poll costs tens of milliseconds (subprocesses keep 1 s)."""
-    monkeypatch.setitem(_commands.PRESETS, "provision", FAST_POLL)
+    monkeypatch.setitem(_session.PRESETS, "provision", FAST_POLL)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio
 from helpers import CLI_TIMEOUT, FAST, KEY, SECRET, cli_process, finish, run_cli
 
-from telegent_async._redis import redis_keys
+from telegent_async._stores.redis_scripts import redis_keys
 from telegent_async.testing import FakeTelegent, Step
 
 if sys.version_info >= (3, 11):

@@ -9,13 +9,13 @@ import pytest
 
 import telegent_async as tg
 from telegent_async._retry import (
-    Answer,
+    AttemptVerdict,
+    HTTPAnswer,
     Raise,
     Reauthenticate,
     Retry,
     RetryRules,
     Return,
-    Verdict,
     decide_attempt,
 )
 from telegent_async._timing import PollPolicy
@@ -39,8 +39,8 @@ def decode(status: int, body: bytes) -> str:
 
 
 def verdict(
-    result: Answer | tg.TelegentError, attempt: int = 0, *, can_reauthenticate: bool = False
-) -> Verdict[str]:
+    result: HTTPAnswer | tg.TelegentError, attempt: int = 0, *, can_reauthenticate: bool = False
+) -> AttemptVerdict[str]:
     return decide_attempt(
         result,
         decode,
@@ -52,9 +52,9 @@ def verdict(
     )
 
 
-def answer(status: int, body: object = None, **headers: str) -> Answer:
+def answer(status: int, body: object = None, **headers: str) -> HTTPAnswer:
     raw = body if isinstance(body, bytes) else json.dumps(body or {"Message": "m"}).encode()
-    return Answer(status, {k.replace("_", "-"): v for k, v in headers.items()}, raw)
+    return HTTPAnswer(status, {k.replace("_", "-"): v for k, v in headers.items()}, raw)
 
 
 def test_a_2xx_is_decoded_and_returned() -> None:

@@ -18,7 +18,7 @@ import pytest
 from helpers import ENOUGH, busiest_window, process, ready, wait_until
 
 import telegent_async as tg
-from telegent_async._redis_scripts import connect
+from telegent_async._redis_connection import connect
 from telegent_async.testing import FakeTelegent
 
 WORKER = pathlib.Path(__file__).with_name("budget_worker.py")

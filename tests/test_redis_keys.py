@@ -6,8 +6,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from telegent_async._redis import redis_keys
-from telegent_async._redis_budget import redis_budget_keys
+from telegent_async._budgets.redis import redis_budget_keys
+from telegent_async._stores.redis_scripts import redis_keys
 
 
 def test_every_key_of_a_namespace_shares_its_hash_tag() -> None:

@@ -22,10 +22,10 @@ import redis.asyncio
 from helpers import ENOUGH, log_lines, ready, worker, write_ids
 
 import telegent_async as tg
-from telegent_async import _redis
 from telegent_async._models import converter
-from telegent_async._redis import redis_keys
-from telegent_async._store import Answer, NewWatch, Settlement
+from telegent_async._stores import redis as _redis
+from telegent_async._stores.base import NewWatch, PendingAnswer, Settlement
+from telegent_async._stores.redis_scripts import redis_keys
 from telegent_async.testing import FakeTelegent, Step
 
 
@@ -202,7 +202,9 @@ async def test_a_stale_worker_cannot_overwrite_the_newer_result(
         assert await b.settle([Settlement(new, done, None)]) == []
         # A wakes up with its old answers: nothing it writes lands.
         late = await a.now() + 5
-        assert await a.record([Answer(old, late, _order("JNOID-1", "Submitted"))]) == ["JNOID-1"]
+        assert await a.record([PendingAnswer(old, late, _order("JNOID-1", "Submitted"))]) == [
+            "JNOID-1"
+        ]
         assert await a.settle([Settlement(old, _order("JNOID-1", "Error"), None)]) == ["JNOID-1"]
         assert await a.renew([old], 60.0) == ["JNOID-1"]
         await a.release([old])

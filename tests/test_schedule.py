@@ -10,9 +10,9 @@ import pytest
 
 import telegent_async as tg
 from telegent_async._models import converter
-from telegent_async._schedule import Verdict, decide, expired_unpolled, next_poll_at
+from telegent_async._schedule import PollVerdict, decide, expired_unpolled, next_poll_at
 from telegent_async._scheduler import Scheduler
-from telegent_async._store import NewWatch
+from telegent_async._stores.base import NewWatch
 
 #: 1 -> 2 -> 4 s, no jitter: the example of issue 9.
 DOUBLING = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=4.0, jitter=0.0)
@@ -26,7 +26,7 @@ def order(status: str, order_id: str = "JNOID-1") -> tg.Order:
 def test_a_settled_answer_settles() -> None:
     for status in ("Completed", "Error", "Rejected", "ResolutionRequired", "Cancelled"):
         verdict = decide(order(status), None, now=5, attempt=0, policy=DOUBLING, deadline=None)
-        assert verdict.verdict is Verdict.SETTLED
+        assert verdict.verdict is PollVerdict.SETTLED
 
 
 def test_pending_answers_back_off_up_to_the_cap() -> None:
@@ -35,7 +35,7 @@ def test_pending_answers_back_off_up_to_the_cap() -> None:
         decision = decide(
             order("Submitted"), None, now=100.0, attempt=attempt, policy=DOUBLING, deadline=None
         )
-        assert decision.verdict is Verdict.POLL and decision.next_poll is not None
+        assert decision.verdict is PollVerdict.POLL and decision.next_poll is not None
         delays.append(decision.next_poll - 100.0)
     assert delays == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0]
 
@@ -49,18 +49,18 @@ def test_jitter_is_passed_in() -> None:
 @pytest.mark.parametrize(
     ("error", "verdict"),
     [
-        (tg.NotFoundError(404, "Order not found"), Verdict.FAILED),
-        (tg.PermissionDeniedError(403, "no"), Verdict.FAILED),
-        (tg.BadRequestError(400, "bad"), Verdict.FAILED),
-        (tg.ServiceUnavailableError(503, "later"), Verdict.POLL),
-        (tg.RateLimitError(429, "slow down"), Verdict.POLL),
-        (tg.RequestTimeoutError(408, "slow"), Verdict.POLL),
-        (tg.TransportError("reset"), Verdict.POLL),
-        (tg.ResponseDecodeError("html", status_code=200, body="<html>"), Verdict.POLL),
+        (tg.NotFoundError(404, "Order not found"), PollVerdict.FAILED),
+        (tg.PermissionDeniedError(403, "no"), PollVerdict.FAILED),
+        (tg.BadRequestError(400, "bad"), PollVerdict.FAILED),
+        (tg.ServiceUnavailableError(503, "later"), PollVerdict.POLL),
+        (tg.RateLimitError(429, "slow down"), PollVerdict.POLL),
+        (tg.RequestTimeoutError(408, "slow"), PollVerdict.POLL),
+        (tg.TransportError("reset"), PollVerdict.POLL),
+        (tg.ResponseDecodeError("html", status_code=200, body="<html>"), PollVerdict.POLL),
     ],
 )
 def test_permanent_failures_end_and_transient_ones_poll_again(
-    error: tg.TelegentError, verdict: Verdict
+    error: tg.TelegentError, verdict: PollVerdict
 ) -> None:
     decision = decide(None, error, now=0.0, attempt=0, policy=DOUBLING, deadline=None)
     assert decision.verdict is verdict
@@ -72,9 +72,9 @@ def test_the_next_poll_never_falls_past_the_deadline() -> None:
     # The answer to that last poll (or a failure then) is final.
     for answer, error in ((order("Submitted"), None), (None, tg.TransportError("reset"))):
         late = decide(answer, error, now=6.5, attempt=3, policy=DOUBLING, deadline=6.5)
-        assert late.verdict is Verdict.TIMED_OUT
+        assert late.verdict is PollVerdict.TIMED_OUT
     done = decide(order("Completed"), None, now=6.5, attempt=3, policy=DOUBLING, deadline=6.5)
-    assert done.verdict is Verdict.SETTLED
+    assert done.verdict is PollVerdict.SETTLED
 
 
 def test_a_due_poll_far_past_its_deadline_is_not_sent() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import telegent_async as tg
 from telegent_async._models import converter
-from telegent_async._store import Answer, Claim, NewWatch, Settlement, WatchStore
+from telegent_async._stores.base import Claim, NewWatch, PendingAnswer, Settlement, WatchStore
 
 SECRET = "s3cr3t-pin-4242"
 ACCOUNT_NUMBER = "ACCT-778899"
@@ -130,7 +130,7 @@ async def test_claim_serves_orders_in_the_order_they_fell_due(
     clock.advance(1)
     await store.add([NewWatch("early-1"), NewWatch("early-2")])
     claims = await store.claim(10, LEASE, "w")
-    await store.record([Answer(c, clock.now + 5 + n, None) for n, c in enumerate(claims)])
+    await store.record([PendingAnswer(c, clock.now + 5 + n, None) for n, c in enumerate(claims)])
     # late is due at +5, early-1 at +6, early-2 at +7: claimed in that order, one at a time.
     clock.advance(10)
     order_ids = [(await store.claim(1, LEASE, "w"))[0].order_id for _ in range(3)]
@@ -142,7 +142,7 @@ async def test_record_schedules_the_next_poll_and_keeps_the_answer(
 ) -> None:
     await store.add([NewWatch("A")])
     claim = await claim_one(store, "A")
-    assert await store.record([Answer(claim, clock.now + 5, order("A", "Submitted"))]) == []
+    assert await store.record([PendingAnswer(claim, clock.now + 5, order("A", "Submitted"))]) == []
     state = await store.get("A")
     assert state is not None
     assert (state.status, state.attempts) == (tg.OrderStatus.SUBMITTED, 1)
@@ -154,7 +154,7 @@ async def test_record_schedules_the_next_poll_and_keeps_the_answer(
     assert (claim.attempts, claim.last_status) == (1, "Submitted")
     assert claim.last() == order("A", "Submitted")
     # A failed poll keeps the last answer and still counts.
-    await store.record([Answer(claim, clock.now + 5, None)])
+    await store.record([PendingAnswer(claim, clock.now + 5, None)])
     state = await store.get("A")
     assert state is not None and (state.status, state.attempts) == (tg.OrderStatus.SUBMITTED, 2)
 
@@ -198,7 +198,7 @@ async def test_a_stale_fence_writes_nothing(store: WatchStore, clock: FakeClock)
     old = await claim_one(store, "A")
     clock.advance(LEASE)
     new = await claim_one(store, "A")
-    assert await store.record([Answer(old, clock.now + 1, order("A", "Scheduled"))]) == ["A"]
+    assert await store.record([PendingAnswer(old, clock.now + 1, order("A", "Scheduled"))]) == ["A"]
     assert await store.settle([Settlement(old, order("A", "Completed"), None)]) == ["A"]
     assert await store.renew([old], LEASE) == ["A"]
     await store.release([old])
@@ -223,7 +223,7 @@ async def test_renew_extends_and_release_returns_a_claim(
     await store.release([claim])
     again = await claim_one(store, "A")
     assert again.fence != claim.fence
-    assert await store.record([Answer(claim, clock.now, None)]) == ["A"]
+    assert await store.record([PendingAnswer(claim, clock.now, None)]) == ["A"]
 
 
 async def test_wake_moves_the_next_poll_to_now(store: WatchStore, clock: FakeClock) -> None:
@@ -232,7 +232,7 @@ async def test_wake_moves_the_next_poll_to_now(store: WatchStore, clock: FakeClo
     await store.add([NewWatch("A"), NewWatch("B")])
     assert nudges  # adding nudges sleeping schedulers
     claims = await store.claim(10, LEASE, "w")
-    await store.record([Answer(c, clock.now + 3600, None) for c in claims])
+    await store.record([PendingAnswer(c, clock.now + 3600, None) for c in claims])
     nudges.clear()
     assert await store.wake(["A", "missing"]) == 1
     assert nudges
@@ -240,7 +240,7 @@ async def test_wake_moves_the_next_poll_to_now(store: WatchStore, clock: FakeClo
     # Woken while claimed: no second claim now, but polled again as soon as it answers.
     assert await store.wake(["A"]) == 1
     assert await store.claim(10, LEASE, "w") == []
-    await store.record([Answer(claim, clock.now + 3600, None)])
+    await store.record([PendingAnswer(claim, clock.now + 3600, None)])
     claim = await claim_one(store, "A")
     await store.settle([Settlement(claim, order("A", "Completed"), None)])
     assert await store.wake(["A"]) == 0  # settled: nothing to wake
@@ -311,7 +311,7 @@ async def test_no_secret_is_kept(store: WatchStore, clock: FakeClock) -> None:
     )
     await store.add([NewWatch("A")])
     claim = await claim_one(store, "A")
-    await store.record([Answer(claim, clock.now, leaky)])
+    await store.record([PendingAnswer(claim, clock.now, leaky)])
     state = await store.get("A")
     assert state is not None and state.last_order is not None
     kept = json.dumps(dict(state.last_order.raw))
@@ -323,7 +323,7 @@ async def test_odd_statuses_and_tags_are_kept(store: WatchStore, clock: FakeCloc
     await store.add([NewWatch("A", tag="ticket \N{SNOWMAN}\nline two")])
     odd = order("A", "Sub\nmitted \ud800 \N{SNOWMAN}")
     claim = await claim_one(store, "A")
-    await store.record([Answer(claim, clock.now, odd)])
+    await store.record([PendingAnswer(claim, clock.now, odd)])
     state = await store.get("A")
     assert state is not None and state.tag == "ticket \N{SNOWMAN}\nline two"
     assert state.status is tg.OrderStatus.UNKNOWN

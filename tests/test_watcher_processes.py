@@ -21,7 +21,7 @@ import pytest
 from helpers import ENOUGH, log_lines, log_shows, ready, worker, write_ids
 
 import telegent_async as tg
-from telegent_async._store import NewWatch
+from telegent_async._stores.base import NewWatch
 from telegent_async.testing import FakeTelegent, Step
 
 

@@ -12,15 +12,16 @@ from typing import Any, Final
 
 from .. import __version__, _validate
 from .._config import DEFAULT_MAX_RETRIES, DEFAULT_REQUESTS_PER_MINUTE
-from .._redis import DEFAULT_NAMESPACE
+from .._stores.redis import DEFAULT_NAMESPACE
 from .._timing import PollPolicy
-from ._commands import PRESETS, cmd_demo, cmd_fake_server, cmd_get, cmd_wait
+from ._commands import cmd_demo, cmd_fake_server, cmd_get, cmd_wait
 from ._demo import DEFAULT_ORDERS, MIN_ORDERS
 from ._exit import exit_help
 from ._outcomes import PROG, UPDATE_OPTIONS
 from ._portin import ADDRESS_LINES, PLAIN, SECRETS, cmd_cancel, cmd_update
-from ._terminal import wrap
-from ._watch import cmd_watch_add, cmd_watch_list, cmd_watch_run
+from ._session import PRESETS
+from ._terminal import Console, wrap
+from ._watch import cmd_wait_with_state, cmd_watch_add, cmd_watch_list, cmd_watch_run
 
 _CREDENTIALS_HELP: Final = """\
 credentials: --token or TELEGENT_TOKEN, or --account-key and --account-secret
@@ -193,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep the watches in this SQLite file: run the same command again after an "
         "interrupt (Ctrl-C, kill) and it resumes, polling no order settled before",
     )
-    wait.set_defaults(handler=cmd_wait)
+    wait.set_defaults(handler=_wait)
     demo = commands.add_parser(
         "demo",
         parents=[common, seeded],
@@ -361,3 +362,10 @@ def _add_watch_commands(
         "--budget-name", default="telegent", help="the shared budget's name (default telegent)"
     )
     run.set_defaults(handler=cmd_watch_run)
+
+
+def _wait(args: argparse.Namespace, console: Console) -> int:
+    """`wait`, or with `--state FILE` the durable, resumable `wait` (`_watch`)."""
+    if args.state is not None:
+        return cmd_wait_with_state(args, console)
+    return cmd_wait(args, console)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._models import OrderOutcome, converter
-from .._store import WatchState
+from .._stores.base import WatchState
 from ._outcomes import Group, carrier_of, fix_command
 
 

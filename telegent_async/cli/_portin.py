@@ -17,9 +17,9 @@ from typing import Any, Final
 
 from .._errors import TelegentError
 from .._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._commands import client_options, open_client
 from ._exit import EXIT_OK, UsageError, failed_request_exit
 from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally
+from ._session import client_options, open_client
 from ._terminal import Console
 
 __all__ = ["cmd_cancel", "cmd_update"]

@@ -20,15 +20,19 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Final
 
+from .._budgets.redis import RedisBudget
 from .._errors import OrderWaitTimeout
 from .._models import Order, OrderOutcome
-from .._redis import RedisStore
-from .._redis_budget import RedisBudget
-from .._redis_scripts import REDIS_SCHEMES
-from .._sqlite import SQLiteStore
-from .._store import WatchState, WatchStore
+from .._redis_connection import REDIS_SCHEMES
+from .._stores import open_store
+from .._stores.base import WatchState, WatchStore
+from .._stores.sqlite import SQLiteStore
 from .._watcher import Deadline, OrderWatcher
-from ._commands import (
+from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
+from ._json import outcome_json, state_json
+from ._outcomes import PROG, Run, Tally, classify
+from ._report import Output, detail, table
+from ._session import (
     PRESETS,
     client_options,
     open_client,
@@ -38,10 +42,6 @@ from ._commands import (
     sigterm_interrupts,
     start,
 )
-from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
-from ._json import outcome_json, state_json
-from ._outcomes import PROG, Run, Tally, classify
-from ._report import Output, detail, table
 from ._terminal import Console, Progress
 
 __all__ = ["cmd_wait_with_state", "cmd_watch_add", "cmd_watch_list", "cmd_watch_run"]
@@ -162,12 +162,10 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
 
 def _store(args: argparse.Namespace) -> WatchStore:
     """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
-    if args.store.startswith(REDIS_SCHEMES):
-        try:
-            return RedisStore(args.store, namespace=args.namespace)
-        except (ValueError, TypeError, ImportError) as exc:
-            raise UsageError(f"--store: {exc}") from None
-    return SQLiteStore(args.store)
+    try:
+        return open_store(args.store, namespace=args.namespace)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(f"--store: {exc}") from None
 
 
 def _where(args: argparse.Namespace) -> str:

@@ -4,7 +4,7 @@ Layout (`redis_keys`): a sorted set of pending watches scored by next-poll time,
 watch, a stream of settled outcomes waiting for acknowledgement, a sorted set of acknowledged
 ones by acknowledgement time (for `purge`), and two counters (fences, delivery order). Every
 key of a namespace carries the hash tag `{namespace}`, so they share one hash slot and the Lua
-scripts (`_redis_scripts`) work on Redis Cluster too.
+scripts (`redis_scripts`) work on Redis Cluster too.
 
 Every write is one small Lua script, so it is atomic: a claim pushes a watch's score forward
 by the lease and hands out a fencing token; record, settle, renew and release write only if the
@@ -26,9 +26,11 @@ import secrets
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias
 
-from ._models import Order
-from ._records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
-from ._redis_scripts import (
+from .._models import Order
+from .._redis_connection import connect
+from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
+from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
+from .redis_scripts import (
     ACK,
     ADD,
     CLAIM,
@@ -41,14 +43,10 @@ from ._redis_scripts import (
     RENEW,
     SETTLE,
     WAKE,
-    RedisKeys,
-    connect,
-    hash_tag,
     redis_keys,
 )
-from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
 
-__all__ = ["RedisKeys", "RedisStore", "connect", "hash_tag", "redis_keys"]
+__all__ = ["DEFAULT_NAMESPACE", "RedisStore"]
 
 logger = logging.getLogger("telegent_async")
 
@@ -77,7 +75,7 @@ def _fenced(claim: Claim, value: _Arg, order: Order | None) -> list[_Arg]:
     return [claim.order_id, claim.fence, value, *answer]
 
 
-def _text(value: bytes | None) -> str | None:
+def _decoded(value: bytes | None) -> str | None:
     return None if value is None else value.decode("utf-8", "surrogatepass")
 
 
@@ -182,7 +180,7 @@ class RedisStore:
                 await asyncio.sleep(self.max_idle)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     async def aclose(self) -> None:
         if self._listening is not None:
@@ -219,8 +217,8 @@ class RedisStore:
                 int(attempts or 0),
                 self._policies.decode(policy),
                 _number(deadline),
-                _text(tag),
-                _text(status),
+                _decoded(tag),
+                _decoded(status),
                 last,
             )
             for order_id, fence, attempts, policy, deadline, tag, status, last in rows
@@ -230,7 +228,7 @@ class RedisStore:
         first = await self._redis.zrange(self.keys.due, 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
-    async def record(self, answers: Sequence[Answer]) -> list[str]:
+    async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
         if not answers:
             return []
         args = [
@@ -272,7 +270,7 @@ class RedisStore:
             "outcomes", [keys.outcomes, keys.handed], after + 1, limit, self._sender, DELIVERY_LEASE
         )
         return [
-            Delivery(int(seq), stored_outcome(order_id.decode(), body, error, _text(tag)))
+            Delivery(int(seq), stored_outcome(order_id.decode(), body, error, _decoded(tag)))
             for seq, order_id, body, error, tag in rows
         ]
 
@@ -299,7 +297,7 @@ class RedisStore:
         if not fields:
             return None
         outcome = stored_outcome(
-            order_id, fields.get(b"order"), fields.get(b"error"), _text(fields.get(b"tag"))
+            order_id, fields.get(b"order"), fields.get(b"error"), _decoded(fields.get(b"tag"))
         )
         return stored_state(
             outcome,

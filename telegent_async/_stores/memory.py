@@ -1,6 +1,6 @@
 """`MemoryStore`: watches in this process's memory, compact enough for a 100,000-order fan-out.
 
-The contract it keeps (claims, fences, outcomes until acknowledged) is `_store.WatchStore`'s.
+The contract it keeps (claims, fences, outcomes until acknowledged) is `base.WatchStore`'s.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from typing import TypeVar
 
 import attrs
 
-from ._models import OrderOutcome
-from ._records import encode_order, stored_outcome, stored_state
-from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
-from ._timing import PollPolicy
+from .._models import OrderOutcome
+from .._timing import PollPolicy
+from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
+from .records import encode_order, stored_outcome, stored_state
 
 __all__ = ["MemoryStore"]
 
-_W = TypeVar("_W", Answer, Settlement)
+_W = TypeVar("_W", PendingAnswer, Settlement)
 
 
 @attrs.define(slots=True)
@@ -221,7 +221,7 @@ class MemoryStore:
             candidates.append(self._runs[0].due)
         return min(candidates, default=None)
 
-    async def record(self, answers: Sequence[Answer]) -> list[str]:
+    async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
         now = self._clock()
         stale: list[str] = []
         for answer, slot in self._ending(answers, stale):

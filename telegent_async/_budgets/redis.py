@@ -1,10 +1,10 @@
 """`RedisBudget`: one account budget shared by every process naming one Redis and one name.
 
 A caller gets its start time from a reservation made atomically in Lua on Redis's clock (the
-arithmetic of `_budget.next_start`), sleeps until it, then checks that no 429 paused the
+arithmetic of `base.next_start`), sleeps until it, then checks that no 429 paused the
 account meanwhile; a paused caller gives its start back and reserves again after the pause.
 A 429 seen by any worker extends the shared pause (it only moves later) and feeds the pure
-`_budget.on_rate_limited`, whose verdict (the adaptive limit) is written back to Redis.
+`base.on_rate_limited`, whose verdict (the adaptive limit) is written back to Redis.
 
 Keys (one hash tag, so one Cluster slot): the sorted set of granted starts (past and future),
 a hash with the pace (pause, lowered limit), a sorted set of recent 429s and a counter.
@@ -19,10 +19,10 @@ from typing import Any
 
 import attrs
 
-from ._budget import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
-from ._config import DEFAULT_REQUESTS_PER_MINUTE
-from ._redis_scripts import connect, hash_tag
-from ._validate import positive_number
+from .._config import DEFAULT_REQUESTS_PER_MINUTE
+from .._redis_connection import connect, hash_tag
+from .._validate import positive_number
+from .base import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
 
 __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
 
@@ -62,7 +62,7 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', num(now - span))
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', num(now - span))
 local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat')
 local start = math.max(now, tonumber(pace[1] or '0'))
--- _budget.next_start: one span after the limit-th latest start granted (past or future), and
+-- base.next_start: one span after the limit-th latest start granted (past or future), and
 -- after the limit-th latest request really sent (a late sender counts from when it sent).
 for _, key in ipairs({KEYS[1], KEYS[4]}) do
   if redis.call('ZCARD', key) >= limit then

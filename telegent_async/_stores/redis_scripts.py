@@ -1,17 +1,14 @@
 """The Redis side of `RedisStore`: its key layout and its Lua scripts (pure text, no I/O).
 
-Every write of the store is one of these scripts, so it is atomic (see `_redis` for the
-protocol they implement); `connect` makes the redis-py client they run on.
+Every write of the store is one of these scripts, so it is atomic (see `redis` for the
+protocol they implement); `_redis_connection.connect` makes the redis-py client they run on.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import attrs
 
-if TYPE_CHECKING:
-    import redis.asyncio
+from .._redis_connection import hash_tag
 
 __all__ = [
     "ACK",
@@ -21,15 +18,12 @@ __all__ = [
     "PRELUDE",
     "PURGE",
     "RECORD",
-    "REDIS_SCHEMES",
     "RELEASE",
     "REMOVE",
     "RENEW",
     "SETTLE",
     "WAKE",
     "RedisKeys",
-    "connect",
-    "hash_tag",
     "redis_keys",
 ]
 
@@ -48,15 +42,6 @@ class RedisKeys:
     nudge: str  # pub/sub channel: watches were added, woken or released
 
 
-def hash_tag(what: str, name: object) -> str:
-    """`{name}`: keys sharing it share a Cluster slot. Refuses names that would break it."""
-    if not isinstance(name, str):
-        raise TypeError(f"{what} must be a str, not {type(name).__name__}")
-    if not name or not name.isprintable() or "{" in name or "}" in name:
-        raise ValueError(f"{what} must be printable, non-empty, without braces: {name!r}")
-    return f"{{{name}}}"
-
-
 def redis_keys(namespace: str) -> RedisKeys:
     """The keys of `namespace` (pure), all under the hash tag `{namespace}`."""
     tag = hash_tag("namespace", namespace)
@@ -70,25 +55,6 @@ def redis_keys(namespace: str) -> RedisKeys:
         seq=f"{tag}:seq",
         nudge=f"{tag}:nudge",
     )
-
-
-#: What a Redis URL starts with (anything else names an SQLite file, where a store is meant).
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
-
-
-def connect(url: str) -> redis.asyncio.Redis:
-    """A redis-py asyncio client for `url` (a clear error when the `redis` extra is missing)."""
-    if not isinstance(url, str):
-        raise TypeError(f"the Redis URL must be a str, not {type(url).__name__}")
-    if not url.startswith(REDIS_SCHEMES):
-        raise ValueError(f"not a Redis URL (redis://, rediss:// or unix://): {url!r}")
-    try:
-        import redis.asyncio
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Redis support needs redis-py: pip install 'telegent-async[redis]'"
-        ) from exc
-    return redis.asyncio.Redis.from_url(url)
 
 
 # -- Lua -------------------------------------------------------------------------------------

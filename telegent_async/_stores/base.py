@@ -1,4 +1,4 @@
-"""Where watches live: the `WatchStore` contract and its records (their JSON: `_records`).
+"""Where watches live: the `WatchStore` contract and its records (their JSON: `records`).
 
 A store holds, per order ID, when to poll it next, how often it was polled, the last answer
 and, once settled, its outcome until acknowledged. Several workers may share one store
@@ -9,33 +9,29 @@ killed) can never overwrite a newer result, and a dead worker's watches come bac
 themselves when their lease ends. The store owns the clock (`now()`), so that processes that
 share a store agree on time.
 
-Stored data is order data only (`_records`): never pickle, never a token or a secret.
+Stored data is order data only (`records`): never pickle, never a token or a secret.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Protocol, TypeAlias
+from typing import Protocol
 
 import attrs
 
-from ._errors import TelegentError
-from ._models import Order, OrderOutcome, OrderStatus, decode_order
-from ._redis_scripts import REDIS_SCHEMES
-from ._timing import PollPolicy
+from .._errors import TelegentError
+from .._models import Order, OrderOutcome, OrderStatus, decode_order
+from .._timing import PollPolicy
 
 __all__ = [
-    "Answer",
     "Claim",
     "Delivery",
     "NewWatch",
+    "PendingAnswer",
     "Settlement",
-    "StoreLike",
     "WatchState",
     "WatchStore",
-    "open_store",
 ]
 
 # -- records ---------------------------------------------------------------------------------
@@ -97,7 +93,7 @@ class Claim:
 
 
 @attrs.frozen(slots=True)
-class Answer:
+class PendingAnswer:
     """A poll that left its order pending: poll it again at `next_poll`."""
 
     claim: Claim
@@ -140,7 +136,7 @@ class WatchStore(Protocol):
     async def add(self, watches: Sequence[NewWatch]) -> int: ...
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]: ...
     async def next_due(self) -> float | None: ...
-    async def record(self, answers: Sequence[Answer]) -> list[str]: ...
+    async def record(self, answers: Sequence[PendingAnswer]) -> list[str]: ...
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]: ...
     async def renew(self, claims: Sequence[Claim], lease: float) -> list[str]: ...
     async def release(self, claims: Sequence[Claim]) -> None: ...
@@ -152,32 +148,6 @@ class WatchStore(Protocol):
     async def purge(self, retain: float) -> int: ...
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]: ...
     async def aclose(self) -> None: ...
-
-
-#: What `OrderWatcher` accepts as its store: a store, a path (SQLite), a URL, or None (memory).
-StoreLike: TypeAlias = "WatchStore | str | os.PathLike[str] | None"
-
-
-def open_store(store: object) -> tuple[WatchStore, bool]:
-    """The store for `store` (a store, a path, a URL, or None for memory) and whether we own it."""
-    from ._memory import MemoryStore  # which imports this module
-
-    if store is None:
-        return MemoryStore(), True
-    if isinstance(store, (str, os.PathLike)):
-        location = os.fspath(store)
-        if location.startswith(REDIS_SCHEMES):
-            from ._redis import RedisStore
-
-            return RedisStore(location), True
-        from ._sqlite import SQLiteStore
-
-        return SQLiteStore(location), True
-    if isinstance(store, MemoryStore) or all(
-        callable(getattr(store, name, None)) for name in ("claim", "record", "settle", "now")
-    ):
-        return store, False  # type: ignore[return-value]
-    raise TypeError(f"store must be a WatchStore, a path or a URL, not {type(store).__name__}")
 
 
 class _Listeners:

@@ -18,9 +18,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from ._records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
-from ._sqlite_file import SQLiteFile
-from ._store import Answer, Claim, Delivery, NewWatch, Settlement, WatchState, _Listeners
+from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
+from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
+from .sqlite_file import SQLiteFile
 
 __all__ = ["SQLiteStore"]
 
@@ -30,7 +30,7 @@ _CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status,
 _HELD = "order_id = ? AND fence = ? AND leased_by IS NOT NULL"
 
 
-def _text(status: str) -> str:
+def _storable(status: str) -> str:
     """A status as SQLite can store it (JSON may carry lone surrogates, which UTF-8 cannot)."""
     if status.isascii():
         return status
@@ -145,11 +145,11 @@ class SQLiteStore:
 
         return await self._run(due, write=False)
 
-    async def record(self, answers: Sequence[Answer]) -> list[str]:
+    async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
         rows = []
         for answer in answers:
             order, claim = answer.order, answer.claim
-            status = None if order is None else _text(order.raw_status)
+            status = None if order is None else _storable(order.raw_status)
             body = None if order is None else encode_order(order)
             rows.append((answer.next_poll, status, body, claim.order_id, claim.fence))
 
@@ -177,7 +177,7 @@ class SQLiteStore:
             rows.append(
                 (
                     int(item.polled),
-                    None if order is None else _text(order.raw_status),
+                    None if order is None else _storable(order.raw_status),
                     None if order is None else encode_order(order),
                     None if item.error is None else encode_error(item.error),
                     claim.order_id,

@@ -13,8 +13,9 @@ import collections
 import math
 from collections.abc import Collection
 
-from ._budget import (
-    Budget,
+from .._config import DEFAULT_REQUESTS_PER_MINUTE
+from .._validate import positive_number
+from .base import (
     Pace,
     allowance,
     check_window,
@@ -24,10 +25,8 @@ from ._budget import (
     span_of,
     window_limit,
 )
-from ._config import DEFAULT_REQUESTS_PER_MINUTE
-from ._validate import positive_number
 
-__all__ = ["LocalBudget", "Reservations", "Ticket", "budget_of"]
+__all__ = ["LocalBudget", "Reservations", "Ticket"]
 
 
 class Ticket:
@@ -264,18 +263,3 @@ class LocalBudget:
         """A 429 answered the request that started at `started` (loop time; None: now): hold
         every request for `seconds`, and learn from it (`Reservations.rate_limited`)."""
         self._book.rate_limited(seconds, started, asyncio.get_running_loop().time())
-
-
-def budget_of(budget: object, requests_per_minute: float | None) -> Budget:
-    """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
-    if budget is None:
-        return LocalBudget(requests_per_minute)
-    if not callable(getattr(budget, "acquire", None)) or not callable(
-        getattr(budget, "pause", None)
-    ):
-        raise TypeError(
-            f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
-        )
-    if requests_per_minute != DEFAULT_REQUESTS_PER_MINUTE:
-        raise ValueError("give budget= or requests_per_minute=, not both (the budget has its rate)")
-    return budget  # type: ignore[return-value]

@@ -1,6 +1,6 @@
 """The SQLite file under `SQLiteStore`: its schema, and transactions that wait out other processes.
 
-Calls run on the event loop's thread (see `_sqlite`): a short `busy_timeout` bounds how long
+Calls run on the event loop's thread (see `sqlite`): a short `busy_timeout` bounds how long
 one call blocks the loop on another process's lock; past it, the call gives the loop back
 (`asyncio.sleep`, with jitter) and tries again, until `lock_timeout`.
 """
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from ._records import RECORD_VERSION
+from .records import RECORD_VERSION
 
 __all__ = ["SQLiteFile"]
 

@@ -9,11 +9,11 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from . import _errors
-from ._errors import OrderFailed, TelegentError
-from ._models import Order, OrderOutcome, converter, decode_order
-from ._store import WatchState
-from ._timing import PollPolicy
+from .. import _errors
+from .._errors import OrderFailed, TelegentError
+from .._models import Order, OrderOutcome, converter, decode_order
+from .._timing import PollPolicy
+from .base import WatchState
 
 __all__ = [
     "RECORD_VERSION",

@@ -7,7 +7,7 @@ requests) takes its start time here, after a connection of the client's (token r
 none), so that it is sent when the budget says and the server counts it in the window the
 budget counted it in.
 
-The decisions are pure functions shared by `LocalBudget` (one process, `_local_budget`) and
+The decisions are pure functions shared by `LocalBudget` (one process, `local`) and
 `RedisBudget` (every process naming one Redis and one name; its reservation runs the same
 arithmetic in Lua): `next_start` (the reservation), `on_rate_limited` and `limit_at` (the
 adaptive pace).
@@ -23,7 +23,7 @@ from typing import Protocol
 
 import attrs
 
-from ._validate import positive_number
+from .._validate import positive_number
 
 __all__ = [
     "MARGIN",

@@ -1,0 +1,200 @@
+"""What every command starts from: credentials, the client, order IDs, signals, the report.
+
+`_commands` (get, wait, demo, fake-server), `_watch` and `_portin` all build on this module and
+on nothing of each other's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, Final, TextIO
+
+import aiohttp
+
+from .. import __version__, _validate
+from .._client import TelegentClient
+from .._config import (
+    DEFAULT_MAX_CONNECTIONS,
+    MissingCredentialsError,
+    credentials_from,
+)
+from .._models import OrderOutcome
+from .._timing import PollPolicy
+from ._exit import UsageError
+from ._outcomes import PROG, Run, Tally
+from ._report import Output
+from ._terminal import Console
+
+logger = logging.getLogger("telegent_async.cli")
+
+PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
+"""The poll cadences `--preset` names."""
+
+#: The flag that stands for each credential's environment variable in a message.
+_FLAGS: Final = {
+    "TELEGENT_ACCOUNT_KEY": "--account-key",
+    "TELEGENT_ACCOUNT_SECRET": "--account-secret",
+}
+
+
+# -- credentials and client ------------------------------------------------------------------
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """TelegentClient arguments from flags, else TELEGENT_* variables; UsageError if missing."""
+    try:
+        found = credentials_from(
+            args.token or None,
+            args.account_key or None,
+            args.account_secret or None,
+            args.base_url or None,
+        )
+    except MissingCredentialsError as exc:
+        missing = " and ".join(f"{_FLAGS[name]}/{name}" for name in exc.missing)
+        raise UsageError(
+            f"missing credentials ({missing} not set): pass --token or set TELEGENT_TOKEN, or "
+            "pass --account-key and --account-secret or set TELEGENT_ACCOUNT_KEY and "
+            "TELEGENT_ACCOUNT_SECRET"
+        ) from None
+    options: dict[str, Any] = {
+        "base_url": found.base_url,
+        "allow_insecure": args.insecure,
+        "requests_per_minute": args.rate,
+        "max_retries": args.retries,
+    }
+    if found.token is not None:
+        return {**options, "token": found.token}
+    return {**options, "account_key": found.account_key, "account_secret": found.account_secret}
+
+
+@contextlib.asynccontextmanager
+async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[TelegentClient]:
+    """A client on a session of ours, so that its requests can be traced and counted."""
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=DEFAULT_MAX_CONNECTIONS),
+        headers={"User-Agent": f"{PROG}/{__version__}", "Accept": "application/json"},
+        trace_configs=[run.counter.trace_config()],
+    ) as session:
+        try:
+            client = TelegentClient(
+                **options, max_connections=DEFAULT_MAX_CONNECTIONS, session=session
+            )
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
+        run.budget_rpm = client.budget.requests_per_minute
+        logger.info(
+            "API %s, auth by %s, budget %s requests/min",
+            client.base_url,
+            "token" if "token" in options else "account key and secret",
+            run.budget_rpm,
+        )
+        async with client:
+            yield client
+
+
+def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
+    """IDs from the arguments and `--from-file` (one a line; blanks and # comments skipped)."""
+    ids = list(args.order_ids)
+    if args.from_file is not None:
+        try:
+            if args.from_file == "-":
+                text = stdin.read()
+            else:
+                with open(args.from_file, encoding="utf-8") as file:
+                    text = file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read order IDs from {args.from_file}: {exc}") from None
+        for line in text.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                ids.append(line)
+    if not ids:
+        raise UsageError("no order IDs: pass them as arguments or with --from-file PATH|-")
+    for order_id in ids:
+        try:
+            _validate.order_id(order_id)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"invalid order ID: {exc}") from None
+    return list(dict.fromkeys(ids))
+
+
+# -- commands' shared steps ------------------------------------------------------------
+
+
+def record(run: Run, output: Output, outcome: OrderOutcome) -> None:
+    group = run.tally.add(outcome)
+    logger.debug("order %s: %s after %.2f s", outcome.order_id, group.value, run.elapsed)
+    output.outcome(outcome, group)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.asynccontextmanager
+async def sigterm_interrupts() -> AsyncIterator[None]:
+    """SIGTERM and Ctrl-C stop a command alike: cancelled (leases given back), reported.
+
+    SIGINT is handled here too, not left to `asyncio.run`: on Python 3.10 its KeyboardInterrupt
+    surfaces inside whatever task is running and escapes as a traceback.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    terminated = False
+
+    def terminate() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+        # A cancel that lands as a library catches and retries (seen under load with a
+        # Redis store) must not leave a stopped worker running: cancel again until it ends.
+        loop.call_later(0.5, lambda: None if task.done() else terminate())
+
+    try:
+        for signum in _STOP_SIGNALS:
+            loop.add_signal_handler(signum, terminate)
+    except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        yield
+    except asyncio.CancelledError:
+        if terminated:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for signum in _STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
+
+
+async def _stoppable(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    async with sigterm_interrupts():
+        await coroutine()
+
+
+def run_reported(
+    run: Run, output: Output, coroutine: Callable[[], Coroutine[Any, Any, None]]
+) -> int:
+    """Run the command's coroutine, then report; Ctrl-C or SIGTERM reports what settled so far."""
+    try:
+        asyncio.run(_stoppable(coroutine))
+    except KeyboardInterrupt:
+        run.interrupted = True
+        run.finished = time.monotonic()
+    return output.finish(run)
+
+
+def start(
+    command: str, args: argparse.Namespace, console: Console
+) -> tuple[dict[str, Any], Run, Output]:
+    """What `get` and `wait` start from; credentials are checked before the IDs are read."""
+    options = client_options(args)
+    run = Run(command, Tally(read_order_ids(args, sys.stdin)))
+    return options, run, Output(args, console, sys.stdout)
