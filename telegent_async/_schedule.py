@@ -21,7 +21,20 @@ from ._models import Order
 from ._status import is_permanent
 from ._timing import PollPolicy
 
-__all__ = ["Decision", "PollVerdict", "decide", "expired_unpolled", "is_permanent", "next_poll_at"]
+__all__ = [
+    "REPORT_GRACE",
+    "Decision",
+    "PollVerdict",
+    "decide",
+    "expired_unpolled",
+    "is_permanent",
+    "next_poll_at",
+]
+
+#: A wait reports at most this many seconds after its deadline: the poll at the deadline
+#: goes only if the budget has room for it by then, and answers by then, or the timeout is
+#: reported with the last answer seen before (a deadline bounds every wait).
+REPORT_GRACE = 0.5
 
 
 class PollVerdict(enum.Enum):

@@ -3,6 +3,11 @@
 `wait_for_orders` (on a `MemoryStore`) and `OrderWatcher` (on any store) both run it. It holds
 no task per order: at most `max_connections` polls are in flight, each a task whose
 done-callback wakes the loop; every decision about an answer comes from `_schedule`.
+
+Its polls are the budget's background callers. With a limited budget the scheduler first
+takes a background start (`Budget.acquire(background=True)`: the steady pace, the reserve
+left to direct calls) and only then claims the watch to poll with it, so that each start goes
+to the watch most overdue at that moment, not to one chosen when it was queued.
 """
 
 from __future__ import annotations
@@ -14,10 +19,11 @@ import math
 import sys
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
+from ._budgets.base import Budget, background_polls
 from ._errors import OrderWaitTimeout, TelegentError, TransportError
 from ._models import Order, OrderOutcome
 from ._schedule import PollVerdict, decide, expired_unpolled
@@ -30,12 +36,22 @@ logger = logging.getLogger("telegent_async")
 
 
 class Lookups(Protocol):
-    """What the scheduler needs from a client: one lookup, and how many may run at once."""
+    """What the scheduler needs from a client: one lookup, how many may run at once, and the
+    budget its polls take their starts from."""
 
     @property
     def max_connections(self) -> int: ...
 
+    @property
+    def budget(self) -> Budget: ...
+
     async def get_order(self, order_id: str) -> Order: ...
+
+
+async def _poll(lookups: Lookups, order_id: str, admitted: bool) -> Order:
+    """One background poll (`admitted`: its start was taken already)."""
+    with background_polls(admitted=admitted):
+        return await lookups.get_order(order_id)
 
 
 def _always(_task: object) -> bool:
@@ -68,6 +84,9 @@ class Completions:
         if self.wakeup is not None and not self.wakeup.done():
             self.wakeup.set_result(None)
 
+    def wake_on(self, _task: object) -> None:
+        self.wake()
+
 
 @attrs.define(eq=False)
 class Scheduler:
@@ -93,9 +112,11 @@ class Scheduler:
     _grace: float = attrs.field(default=math.inf, kw_only=True)
     _in_flight: dict[asyncio.Task[Order], Claim] = attrs.field(init=False, factory=dict)
     #: Polls cancelled, not yet seen to end.
-    _stopping: list[asyncio.Task[Order]] = attrs.field(init=False, factory=list)
+    _stopping: list[asyncio.Task[Any]] = attrs.field(init=False, factory=list)
     _done: Completions = attrs.field(init=False, factory=Completions)
     _renew_at: float = attrs.field(init=False, default=math.inf)
+    #: A background start being taken for the next poll (limited budgets only).
+    _admission: asyncio.Task[None] | None = attrs.field(init=False, default=None)
 
     @property
     def in_flight(self) -> int:
@@ -122,17 +143,54 @@ class Scheduler:
         free = self._lookups.max_connections - len(self._in_flight)
         wake_at = now + store.max_idle
         if free > 0:
-            claims = await store.claim(free, self._lease, self._worker)
-            await self._start(claims, now)
-            if len(claims) < free:
-                due = await store.next_due()
-                if due is not None:
-                    wake_at = min(wake_at, due)
+            wake_at = min(wake_at, await self._poll_due(free, now))
         if self._in_flight:
             wake_at = min(wake_at, self._renew_at)
         return wake_at - now
 
+    async def _poll_due(self, free: int, now: float) -> float:
+        """Start polls of due watches, `free` at most; return when to look again.
+
+        An open budget (no limit) takes them all at once. A limited one gets one claim per
+        background start it grants: the start first (`_admission`, which wakes the loop),
+        then the claim of the most overdue watch, so the budget's pace decides when, and the
+        store's order which.
+        """
+        store = self.store
+        budget = self._lookups.budget
+        if budget.open_now(asyncio.get_running_loop().time()):
+            claims = await store.claim(free, self._lease, self._worker)
+            await self._start(claims, now)
+            if len(claims) == free:
+                return math.inf  # a poll that ends wakes us
+            free -= len(claims)
+        else:
+            admission = self._admission
+            if admission is not None:
+                if not admission.done():
+                    return math.inf  # the start, once taken, wakes us
+                self._admission = None
+                admission.result()  # the budget failed: as a store failure would
+                claims = await store.claim(1, self._lease, self._worker)
+                await self._start(claims, now, admitted=True)
+                free -= len(claims)
+        due = await store.next_due()
+        if due is None or free <= 0:
+            return math.inf
+        if due <= now and self._admission is None and not budget.open_now(
+            asyncio.get_running_loop().time()
+        ):
+            self._admission = asyncio.ensure_future(budget.acquire(background=True))
+            self._admission.add_done_callback(self._done.wake_on)
+            return math.inf
+        return due
+
     def _drop_polls(self) -> tuple[list[asyncio.Task[Order]], list[Claim]]:
+        admission, self._admission = self._admission, None
+        if admission is not None:
+            if not admission.cancel() and not admission.cancelled():
+                admission.exception()  # taken but unused (a start lost), or failed: seen
+            self._stopping.append(admission)
         tasks, claims = list(self._in_flight), list(self._in_flight.values())
         self._in_flight.clear()
         self._done.finished.clear()
@@ -207,13 +265,14 @@ class Scheduler:
         last = claim.last()
         return Settlement(claim, last, self._timed_out(claim, last, polled=polled), polled=False)
 
-    async def _start(self, claims: Sequence[Claim], now: float) -> None:
+    async def _start(self, claims: Sequence[Claim], now: float, *, admitted: bool = False) -> None:
+        """Poll these claims (`admitted`: one claim, whose start the budget granted)."""
         expired = []
         for claim in claims:
             if expired_unpolled(now, self._deadline_of(claim), self._grace):
                 expired.append(self._expired(claim, claim.attempts > 0))
                 continue
-            task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
+            task = asyncio.ensure_future(_poll(self._lookups, claim.order_id, admitted))
             self._in_flight[task] = claim
             task.add_done_callback(self._done.add)
         if self._in_flight and math.isinf(self._renew_at):

@@ -104,6 +104,7 @@ class FakeLookups:
         self.clock = clock
         self.script = script
         self.max_connections = slots
+        self.budget = tg.LocalBudget(None)
         self.calls: list[tuple[str, float]] = []
 
     async def get_order(self, order_id: str) -> tg.Order:

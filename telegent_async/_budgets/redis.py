@@ -22,7 +22,20 @@ import attrs
 from .._config import DEFAULT_REQUESTS_PER_MINUTE
 from .._redis_connection import connect, hash_tag
 from .._validate import positive_number
-from .base import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
+from .base import (
+    Caller,
+    Pace,
+    allowance,
+    background_interval,
+    background_limit,
+    caller,
+    check_window,
+    checked_reserve,
+    limit_at,
+    on_rate_limited,
+    span_of,
+    window_limit,
+)
 
 __all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
 
@@ -50,48 +63,45 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function num(x) return string.format('%.17g', x) end  -- floats travel as strings
 """
 
-# KEYS: starts, pace, counter, sent. ARGV: limit, span (the window and its margin: span_of).
-# Returns {start, now, member, paused_until, limit, signal_at, repeat}. A start not later than
-# now is a request sent at once: it counts as sent already.
+# KEYS: starts, pace, counter, sent. ARGV: limit, span (the window and its margin: span_of),
+# reserve (-1: a direct call), interval (base.background_interval). The arithmetic of
+# base.next_start and base.background_start. Returns {start, now, member, paused_until,
+# limit, signal_at, repeat}. A start not later than now is a request sent at once: it counts
+# as sent already.
 _RESERVE = (
     _NOW
     + """
-local limit, span = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, span, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 -- A start a span old can no longer fill any window.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', num(now - span))
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', num(now - span))
-local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat')
+local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat',
+  'paced')
 local start = math.max(now, tonumber(pace[1] or '0'))
--- base.next_start: one span after the limit-th latest start granted (past or future), and
--- after the limit-th latest request really sent (a late sender counts from when it sent).
-for _, key in ipairs({KEYS[1], KEYS[4]}) do
-  if redis.call('ZCARD', key) >= limit then
-    local kth = redis.call('ZRANGE', key, -limit, -limit, 'WITHSCORES')
-    start = math.max(start, tonumber(kth[2]) + span)
+if reserve >= 0 then  -- a background poll: the steady pace, the reserve left to direct calls
+  limit = math.max(1, limit - reserve)
+  start = math.max(start, tonumber(pace[5] or '0'))
+end
+-- A late sender counts from when it sent: one span after the limit-th latest really sent.
+if redis.call('ZCARD', KEYS[4]) >= limit then
+  local kth = redis.call('ZRANGE', KEYS[4], -limit, -limit, 'WITHSCORES')
+  start = math.max(start, tonumber(kth[2]) + span)
+end
+-- base.next_start over the starts granted (past and future, in time order).
+local granted = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local count = #granted / 2
+for first = 1, count - limit + 1 do
+  local earliest = tonumber(granted[2 * first])
+  local latest = tonumber(granted[2 * (first + limit - 1)])
+  if latest - earliest < span and latest - span < start and start < earliest + span then
+    start = earliest + span
   end
 end
+if reserve >= 0 then redis.call('HSET', KEYS[2], 'paced', num(start + tonumber(ARGV[4]))) end
 local member = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[1], num(start), member)
 if start <= now then redis.call('ZADD', KEYS[4], num(now), member) end
 return {num(start), num(now), member, pace[1], pace[2], pace[3], pace[4]}
-"""
-)
-
-# KEYS: starts, pace, sent. ARGV: member, limit, span. After the sleep, just before sending:
-# still not paused, and the window of requests really sent still has room? Then it counts as
-# sent now (however late its sender woke); else it gives its start back (reserve again).
-_CHECK = (
-    _NOW
-    + """
-local paused = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
-local busy = redis.call('ZCOUNT', KEYS[3], '(' .. num(now - tonumber(ARGV[3])), '+inf')
-if paused > now or busy >= tonumber(ARGV[2]) then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  return 0
-end
-redis.call('ZADD', KEYS[3], num(now), ARGV[1])
-redis.call('ZADD', KEYS[1], 'XX', num(now), ARGV[1])  -- later reservations count from here
-return 1
 """
 )
 
@@ -153,8 +163,10 @@ class RedisBudget:
     for every process that names the same Redis and `name`.
 
     No rolling `window` (60 s) holds more than `requests_per_minute` requests of them all; an
-    idle account's first requests go out at once; a 429 seen by any of them pauses them all.
-    Token requests queue like any other request here (they are rare). Needs the `redis`
+    idle account's first direct calls go out at once; background polls of every process go
+    at one shared steady pace (a GCRA-style reservation on Redis's clock) and leave `reserve`
+    starts of every window to direct calls; a 429 seen by any of them pauses them all.
+    Token requests queue like any other direct call here (they are rare). Needs the `redis`
     extra. A client given this budget closes its connection on exit (it reconnects if used
     again).
 
@@ -163,6 +175,9 @@ class RedisBudget:
         requests_per_minute: The account's limit.
         name: The budget's name: processes naming the same one share it.
         window: The rolling window in seconds that the server counts requests in.
+        reserve: Starts of every window that background polls leave to direct calls
+            (None: a tenth of the window's limit, at least 1; below the limit). Processes
+            sharing a budget should give the same.
     """
 
     def __init__(
@@ -172,13 +187,16 @@ class RedisBudget:
         name: str = "telegent",
         *,
         window: float = 60.0,
+        reserve: int | None = None,
     ) -> None:
         self._rpm = positive_number("requests_per_minute", requests_per_minute)
         self.window = check_window(window)
-        self._span = repr(span_of(self.window))  # as the scripts take it
+        self._span_seconds = span_of(self.window)
+        self._span = repr(self._span_seconds)  # as the scripts take it
         self.name = name
         self.keys = redis_budget_keys(name)
         self._configured = window_limit(self._rpm, self.window)
+        self.reserve = checked_reserve(reserve, self._configured)
         self._redis = connect(url)
         self._reserve = self._redis.register_script(_RESERVE)
         self._check = self._redis.register_script(_CHECK)
@@ -190,7 +208,10 @@ class RedisBudget:
         self._giving_back: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
-        return f"RedisBudget(requests_per_minute={self._rpm!r}, name={self.name!r})"
+        return (
+            f"RedisBudget(requests_per_minute={self._rpm!r}, name={self.name!r},"
+            f" window={self.window!r}, reserve={self.reserve!r})"
+        )
 
     @property
     def requests_per_minute(self) -> float:
@@ -213,19 +234,29 @@ class RedisBudget:
         return self.limit / self.window
 
     def allowance(self, seconds: float) -> float:
-        return allowance(seconds, self._configured, self.window)
+        return allowance(seconds, self._configured, self.reserve, self.window)
 
     def open_now(self, now: float) -> bool:
         return False  # every request takes a reservation in Redis
 
-    async def acquire(self, *, priority: bool = False) -> None:
-        """Reserve a start in Redis and sleep until it; again after a pause that came meanwhile."""
+    async def acquire(self, *, priority: bool = False, background: bool = False) -> None:
+        """Reserve a start in Redis and sleep until it; again after a pause that came meanwhile.
+        A background poll (`background=True`, or a call in `base.background_polls`) reserves
+        at the shared steady pace, leaving the reserve."""
+        kind = caller(priority=priority, background=background)
+        if kind is Caller.ADMITTED:
+            return
         loop = asyncio.get_running_loop()
         keys = self.keys
         while True:
             limit, span = self.limit, self._span
+            reserve, interval = -1, 0.0
+            if kind is Caller.BACKGROUND:
+                reserve = self.reserve
+                interval = background_interval(limit, reserve, self._span_seconds)
             reply = await self._reserve(
-                keys=[keys.starts, keys.pace, keys.counter, keys.sent], args=[limit, span]
+                keys=[keys.starts, keys.pace, keys.counter, keys.sent],
+                args=[limit, span, reserve, repr(interval)],
             )
             start, now, member = float(reply[0]), float(reply[1]), int(reply[2])
             self._redis_ahead = now - loop.time()
@@ -235,6 +266,8 @@ class RedisBudget:
             self._tickets[member] = _Ticket(loop.time() + start - now, asyncio.current_task())
             try:
                 await asyncio.sleep(start - now)
+                if reserve >= 0:
+                    limit = background_limit(limit, reserve)
                 checked = await self._check(
                     keys=[keys.starts, keys.pace, keys.sent], args=[member, limit, span]
                 )

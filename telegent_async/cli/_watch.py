@@ -20,6 +20,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Final
 
+from .._budgets.local import LocalBudget
 from .._budgets.redis import RedisBudget
 from .._errors import OrderWaitTimeout
 from .._models import Order, OrderOutcome
@@ -57,6 +58,7 @@ class _Offline:
     """Lookups for a watcher that is never started (`watch add`, `watch list`): no client."""
 
     max_connections = 0
+    budget = LocalBudget(None)
 
     async def get_order(self, order_id: str) -> Order:  # pragma: no cover - never started
         raise RuntimeError("this watcher only edits its store")
