@@ -105,6 +105,24 @@ return {num(start), num(now), member, pace[1], pace[2], pace[3], pace[4]}
 """
 )
 
+# KEYS: starts, pace, sent. ARGV: member, limit, span. After the sleep, just before sending:
+# still not paused, and the window of requests really sent still has room? Then it counts as
+# sent now (however late its sender woke); else it gives its start back (reserve again).
+_CHECK = (
+    _NOW
+    + """
+local paused = tonumber(redis.call('HGET', KEYS[2], 'paused_until') or '0')
+local busy = redis.call('ZCOUNT', KEYS[3], '(' .. num(now - tonumber(ARGV[3])), '+inf')
+if paused > now or busy >= tonumber(ARGV[2]) then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('ZADD', KEYS[3], num(now), ARGV[1])
+redis.call('ZADD', KEYS[1], 'XX', num(now), ARGV[1])  -- later reservations count from here
+return 1
+"""
+)
+
 # KEYS: sent, pace, rejected, counter. ARGV: pause, window, how long ago the rejected request
 # started. Extends the shared pause (only ever later), counts the 429 by its request's start
 # and what the window holds.
