@@ -31,10 +31,11 @@ __all__ = [
     "next_poll_at",
 ]
 
-#: A wait reports at most this many seconds after its deadline: the poll at the deadline
-#: goes only if the budget has room for it by then, and answers by then, or the timeout is
-#: reported with the last answer seen before (a deadline bounds every wait).
-REPORT_GRACE = 0.5
+#: How long after its deadline a wait lets its last poll go and answer: the poll at the
+#: deadline goes only if the budget has room for it by then and must answer by then, or the
+#: timeout is reported with the last answer seen before. A deadline bounds every wait: the
+#: report comes within 0.5 s of it (this, and the time to hand the outcomes over).
+REPORT_GRACE = 0.3
 
 
 class PollVerdict(enum.Enum):
