@@ -177,8 +177,10 @@ class Scheduler:
         due = await store.next_due()
         if due is None or free <= 0:
             return math.inf
-        if due <= now and self._admission is None and not budget.open_now(
-            asyncio.get_running_loop().time()
+        if (
+            due <= now
+            and self._admission is None
+            and not budget.open_now(asyncio.get_running_loop().time())
         ):
             self._admission = asyncio.ensure_future(budget.acquire(background=True))
             self._admission.add_done_callback(self._done.wake_on)

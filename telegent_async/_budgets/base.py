@@ -58,6 +58,9 @@ __all__ = [
 #: so starts exactly one window apart could arrive a little less than a window apart. A
 #: quarter second costs 0.4 % of a 60 s window.
 MARGIN = 0.25
+#: Starts a span apart up to this much (the rounding of sums of background intervals) are a
+#: span apart.
+TOLERANCE = 1e-9
 #: A 429 within this many windows of the previous one is a repeat: the real limit is lower.
 REPEAT_WINDOWS = 2.0
 #: After this many windows without a 429 a lowered limit climbs back, one request a window.
@@ -99,7 +102,10 @@ def next_start(starts: Sequence[float], now: float, limit: int, span: float) -> 
     at = now
     for first in range(len(starts) - limit + 1):
         earliest, latest = starts[first], starts[first + limit - 1]
-        if latest - earliest < span and latest - span < at < earliest + span:
+        if (
+            latest - earliest < span - TOLERANCE
+            and latest - span + TOLERANCE < at < earliest + span - TOLERANCE
+        ):
             at = earliest + span
     return at
 
@@ -278,12 +284,14 @@ class Budget(Protocol):
     def allowance(self, seconds: float) -> float:
         """Background polls this budget lets start within `seconds`, starting idle."""
         ...
+
     def open_now(self, now: float) -> bool: ...
     async def acquire(self, *, priority: bool = False, background: bool = False) -> None:
         """Wait for this request's start: at once while the window has room for a direct call
         (`priority`: a token request, ahead of queued calls); at the steady pace, leaving the
         reserve, for a background poll (`background=True`, or a call in `background_polls`)."""
         ...
+
     async def pause(self, seconds: float, *, started: float | None = None) -> None:
         """A 429 answered the request that started at `started` (loop time; None: now)."""
         ...

@@ -67,7 +67,9 @@ local function num(x) return string.format('%.17g', x) end  -- floats travel as 
 # reserve (-1: a direct call), interval (base.background_interval). The arithmetic of
 # base.next_start and base.background_start. Returns {start, now, member, paused_until,
 # limit, signal_at, repeat}. A start not later than now is a request sent at once: it counts
-# as sent already.
+# as sent already. A background poll's member starts with "b": a direct call looks past the
+# polls booked ahead (each checks the window again when it sends, `_CHECK`), so polls queued
+# in other processes never hold it back while the window has room.
 _RESERVE = (
     _NOW
     + """
@@ -89,16 +91,25 @@ if redis.call('ZCARD', KEYS[4]) >= limit then
 end
 -- base.next_start over the starts granted (past and future, in time order).
 local granted = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
-local count = #granted / 2
-for first = 1, count - limit + 1 do
-  local earliest = tonumber(granted[2 * first])
-  local latest = tonumber(granted[2 * (first + limit - 1)])
-  if latest - earliest < span and latest - span < start and start < earliest + span then
+local times = {}
+for i = 1, #granted, 2 do
+  if reserve >= 0 or granted[i]:sub(1, 1) ~= 'b' or tonumber(granted[i + 1]) <= now then
+    times[#times + 1] = tonumber(granted[i + 1])
+  end
+end
+local tolerance = 1e-9  -- base.TOLERANCE
+for first = 1, #times - limit + 1 do
+  local earliest, latest = times[first], times[first + limit - 1]
+  if latest - earliest < span - tolerance and latest - span + tolerance < start
+      and start < earliest + span - tolerance then
     start = earliest + span
   end
 end
-if reserve >= 0 then redis.call('HSET', KEYS[2], 'paced', num(start + tonumber(ARGV[4]))) end
-local member = redis.call('INCR', KEYS[3])
+local member = tostring(redis.call('INCR', KEYS[3]))
+if reserve >= 0 then
+  redis.call('HSET', KEYS[2], 'paced', num(start + tonumber(ARGV[4])))
+  member = 'b' .. member
+end
 redis.call('ZADD', KEYS[1], num(start), member)
 if start <= now then redis.call('ZADD', KEYS[4], num(now), member) end
 return {num(start), num(now), member, pace[1], pace[2], pace[3], pace[4]}
@@ -222,7 +233,7 @@ class RedisBudget:
         self._set_pace = self._redis.register_script(_SET_PACE)
         self._pace = Pace()
         self._redis_ahead = 0.0  # Redis clock minus loop clock, as last seen
-        self._tickets: dict[int, _Ticket] = {}  # sleeping callers' reservations
+        self._tickets: dict[str, _Ticket] = {}  # sleeping callers' reservations
         self._giving_back: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
@@ -276,7 +287,7 @@ class RedisBudget:
                 keys=[keys.starts, keys.pace, keys.counter, keys.sent],
                 args=[limit, span, reserve, repr(interval)],
             )
-            start, now, member = float(reply[0]), float(reply[1]), int(reply[2])
+            start, now, member = float(reply[0]), float(reply[1]), reply[2].decode()
             self._redis_ahead = now - loop.time()
             self._pace = _pace(*reply[3:7])
             if start <= now:
@@ -301,14 +312,14 @@ class RedisBudget:
         """These tasks were just cancelled: give their reservations back now."""
         self._give_back([m for m, t in self._tickets.items() if t.owner in owners])
 
-    def _give_back(self, members: Sequence[int]) -> None:
+    def _give_back(self, members: Sequence[str]) -> None:
         if not members:
             return
         task = asyncio.ensure_future(self._remove(members))
         self._giving_back.add(task)
         task.add_done_callback(self._given_back)
 
-    async def _remove(self, members: Sequence[int]) -> None:
+    async def _remove(self, members: Sequence[str]) -> None:
         await self._redis.zrem(self.keys.starts, *members)
 
     def _given_back(self, task: asyncio.Task[None]) -> None:
