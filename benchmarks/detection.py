@@ -135,9 +135,10 @@ def run_scenario(
     ids = [f"JNUOID-det-{tag}-{n}" for n in range(ORDERS)]
     offsets = schedule(spread, seed)
     fake.clear()
-    settled_at = fake.add_orders(
-        [(order_id, [("Pending", 0.0), ("Complete", at)]) for order_id, at in zip(ids, offsets)]
-    )
+    scripts = [
+        (i, [("Pending", 0.0), ("Complete", at)]) for i, at in zip(ids, offsets, strict=True)
+    ]
+    settled_at = fake.add_orders(scripts)
     env = dict(os.environ)
     if baseline:
         env["PYTHONPATH"] = baseline
@@ -166,7 +167,7 @@ def run_scenario(
             if child.returncode != 0:
                 raise RuntimeError(f"a waiting process failed ({child.returncode})")
             seen.update(json.loads(out))
-    delays = [seen[order_id] - at for order_id, at in zip(ids, settled_at)]
+    delays = [seen[order_id] - at for order_id, at in zip(ids, settled_at, strict=True)]
     best = ideal(offsets)
     arrivals = [at for method, at in fake.request_times() if method == "GET"]
     return {

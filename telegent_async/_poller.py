@@ -20,9 +20,9 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import _validate
+from ._budgets.base import background_polls
 from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
-from ._budgets.base import background_polls
 from ._schedule import REPORT_GRACE, PollVerdict, decide
 from ._scheduler import Lookups, Scheduler, log_change
 from ._stores.memory import MemoryStore

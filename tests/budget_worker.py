@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import traceback
-
-import contextlib
 
 import telegent_async as tg
 from telegent_async._budgets.base import background_polls

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 
 import pytest
 from helpers import FakeClock, busiest_window, fast_client, wait_until
@@ -67,7 +68,7 @@ def test_background_polls_are_spread_evenly_never_a_burst() -> None:
     clock = FakeClock(0.0)
     book = Reservations(LIMIT, WINDOW)
     starts = background_caller(book, clock, 200)  # about four windows of polls waiting
-    gaps = {round(b - a, 9) for a, b in zip(starts, starts[1:], strict=False)}
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(starts)}
     assert gaps == {round(INTERVAL, 9)}  # one each (window + margin) / (limit - reserve)
     # No sub-interval of a tenth of the window is empty while polls wait, none holds more
     # than its share (0.6 s / 0.116 s = 5.2 starts: 5 or 6).
@@ -105,7 +106,7 @@ def test_the_reserve_is_held_for_direct_calls_under_background_load() -> None:
 
 def test_direct_calls_go_before_polls_booked_ahead() -> None:
     """A poll booked for later never holds back a direct call the window has room for."""
-    clock = FakeClock(0.0)
+    FakeClock(0.0)
     book = Reservations(4, 1.0, reserve=1)  # background: 3 a window, one each 0.35 s
     polls = [book.reserve(0.0, f"p{n}", background=True).at for n in range(6)]
     assert polls == pytest.approx([0.0, 0.35, 0.7, 1.05, 1.4, 1.75])
@@ -163,7 +164,7 @@ def test_background_polls_alone_never_take_the_reserve(steps: list[float], limit
         clock.advance(step)
         starts.append(book.reserve(clock.now, "poll", background=True).at)
     assert busiest_window(starts, 1.0) <= limit - reserve
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(gap >= background_interval(limit, reserve, span_of(1.0)) - 1e-9 for gap in gaps)
 
 

@@ -221,8 +221,9 @@ class CountingLookups:
 
 async def test_under_overload_the_scheduler_goes_round_the_pending_orders() -> None:
     """Three orders want a poll every 10 ms, three every 50 ms; the budget allows one each
-    21 ms (a round of six: 126 ms). Each poll goes to the order whose answer is oldest: a round-robin, so the orders
-    with long intervals are not starved by those with short ones."""
+    21 ms (a round of six: 126 ms). Each poll goes to the order whose answer is oldest: a
+    round-robin, so the orders with long intervals are not starved by those with short
+    ones."""
     loop = asyncio.get_running_loop()
     lookups = CountingLookups(tg.LocalBudget(3000, window=0.02))  # 1 per 20 ms window
     store = tg.MemoryStore(clock=loop.time)
