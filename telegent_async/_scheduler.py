@@ -4,10 +4,11 @@
 no task per order: at most `max_connections` polls are in flight, each a task whose
 done-callback wakes the loop; every decision about an answer comes from `_schedule`.
 
-Its polls are the budget's background callers. With a limited budget the scheduler first
-takes a background start (`Budget.acquire(background=True)`: the steady pace, the reserve
-left to direct calls) and only then claims the watch to poll with it, so that each start goes
-to the watch most overdue at that moment, not to one chosen when it was queued.
+Its polls are the budget's background polls (`background_polls`: the steady pace, the
+reserve left to direct calls). With a limited budget it claims only as many watches as may
+wait for their start at once (`QUEUED_POLLS`) and claims the next when one is granted its
+start, so that each start goes to a watch that was among the most overdue when it was
+claimed (the store hands those out first), not to one chosen a long queue earlier.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 import sys
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import attrs
 
@@ -48,9 +49,17 @@ class Lookups(Protocol):
     async def get_order(self, order_id: str) -> Order: ...
 
 
-async def _poll(lookups: Lookups, order_id: str, admitted: bool) -> Order:
-    """One background poll (`admitted`: its start was taken already)."""
-    with background_polls(admitted=admitted):
+#: Polls that may wait for their budget start at once (a limited budget). Enough to keep a
+#: shared budget's steady pace with a few round trips to Redis between two claims.
+QUEUED_POLLS = 8
+
+
+async def _poll(lookups: Lookups, order_id: str, done: Completions) -> Order:
+    """One background poll, in a task of its own; `done` hears when the budget grants its
+    start."""
+    task = asyncio.current_task()
+    assert task is not None
+    with background_polls(lambda: done.started(task)):
         return await lookups.get_order(order_id)
 
 
@@ -70,10 +79,11 @@ class Completions:
     them.
     """
 
-    __slots__ = ("finished", "wakeup")
+    __slots__ = ("finished", "unstarted", "wakeup")
 
     def __init__(self) -> None:
         self.finished: deque[asyncio.Task[Order]] = deque()
+        self.unstarted: set[asyncio.Task[Order]] = set()  # polls still waiting for the budget
         self.wakeup: asyncio.Future[None] | None = None
 
     def add(self, task: asyncio.Task[Order]) -> None:
@@ -84,8 +94,11 @@ class Completions:
         if self.wakeup is not None and not self.wakeup.done():
             self.wakeup.set_result(None)
 
-    def wake_on(self, _task: object) -> None:
-        self.wake()
+    def started(self, task: asyncio.Task[Order]) -> None:
+        """The budget granted this poll its start: there is room to claim another."""
+        if task in self.unstarted:
+            self.unstarted.discard(task)
+            self.wake()
 
 
 @attrs.define(eq=False)
@@ -112,11 +125,9 @@ class Scheduler:
     _grace: float = attrs.field(default=math.inf, kw_only=True)
     _in_flight: dict[asyncio.Task[Order], Claim] = attrs.field(init=False, factory=dict)
     #: Polls cancelled, not yet seen to end.
-    _stopping: list[asyncio.Task[Any]] = attrs.field(init=False, factory=list)
+    _stopping: list[asyncio.Task[Order]] = attrs.field(init=False, factory=list)
     _done: Completions = attrs.field(init=False, factory=Completions)
     _renew_at: float = attrs.field(init=False, default=math.inf)
-    #: A background start being taken for the next poll (limited budgets only).
-    _admission: asyncio.Task[None] | None = attrs.field(init=False, default=None)
 
     @property
     def in_flight(self) -> int:
@@ -151,51 +162,26 @@ class Scheduler:
     async def _poll_due(self, free: int, now: float) -> float:
         """Start polls of due watches, `free` at most; return when to look again.
 
-        An open budget (no limit) takes them all at once. A limited one gets one claim per
-        background start it grants: the start first (`_admission`, which wakes the loop),
-        then the claim of the most overdue watch, so the budget's pace decides when, and the
-        store's order which.
+        An open budget (no limit) takes them all at once. With a limited one, at most
+        `QUEUED_POLLS` wait for their start; the next claim comes when one is granted.
         """
         store = self.store
-        budget = self._lookups.budget
-        if budget.open_now(asyncio.get_running_loop().time()):
-            claims = await store.claim(free, self._lease, self._worker)
-            await self._start(claims, now)
-            if len(claims) == free:
-                return math.inf  # a poll that ends wakes us
-            free -= len(claims)
-        else:
-            admission = self._admission
-            if admission is not None:
-                if not admission.done():
-                    return math.inf  # the start, once taken, wakes us
-                self._admission = None
-                admission.result()  # the budget failed: as a store failure would
-                claims = await store.claim(1, self._lease, self._worker)
-                await self._start(claims, now, admitted=True)
-                free -= len(claims)
+        if not self._lookups.budget.open_now(asyncio.get_running_loop().time()):
+            free = min(free, QUEUED_POLLS - len(self._done.unstarted))
+            if free <= 0:
+                return math.inf  # a start granted (or a poll ended) wakes us
+        claims = await store.claim(free, self._lease, self._worker)
+        await self._start(claims, now)
+        if len(claims) == free:
+            return math.inf
         due = await store.next_due()
-        if due is None or free <= 0:
-            return math.inf
-        if (
-            due <= now
-            and self._admission is None
-            and not budget.open_now(asyncio.get_running_loop().time())
-        ):
-            self._admission = asyncio.ensure_future(budget.acquire(background=True))
-            self._admission.add_done_callback(self._done.wake_on)
-            return math.inf
-        return due
+        return math.inf if due is None else due
 
     def _drop_polls(self) -> tuple[list[asyncio.Task[Order]], list[Claim]]:
-        admission, self._admission = self._admission, None
-        if admission is not None:
-            if not admission.cancel() and not admission.cancelled():
-                admission.exception()  # taken but unused (a start lost), or failed: seen
-            self._stopping.append(admission)
         tasks, claims = list(self._in_flight), list(self._in_flight.values())
         self._in_flight.clear()
         self._done.finished.clear()
+        self._done.unstarted.clear()
         self._renew_at = math.inf
         for task in tasks:
             if not task.cancel() and not task.cancelled():
@@ -267,14 +253,14 @@ class Scheduler:
         last = claim.last()
         return Settlement(claim, last, self._timed_out(claim, last, polled=polled), polled=False)
 
-    async def _start(self, claims: Sequence[Claim], now: float, *, admitted: bool = False) -> None:
-        """Poll these claims (`admitted`: one claim, whose start the budget granted)."""
+    async def _start(self, claims: Sequence[Claim], now: float) -> None:
         expired = []
         for claim in claims:
             if expired_unpolled(now, self._deadline_of(claim), self._grace):
                 expired.append(self._expired(claim, claim.attempts > 0))
                 continue
-            task = asyncio.ensure_future(_poll(self._lookups, claim.order_id, admitted))
+            task = asyncio.ensure_future(_poll(self._lookups, claim.order_id, self._done))
+            self._done.unstarted.add(task)
             self._in_flight[task] = claim
             task.add_done_callback(self._done.add)
         if self._in_flight and math.isinf(self._renew_at):
@@ -288,6 +274,7 @@ class Scheduler:
         finished = self._done.finished
         while finished:
             task = finished.popleft()
+            self._done.unstarted.discard(task)
             claim = self._in_flight.pop(task, None)
             if claim is None:  # its lease was lost, or the scheduler stopped
                 if not task.cancelled():

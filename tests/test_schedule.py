@@ -205,11 +205,12 @@ async def test_a_store_hands_out_the_oldest_answer_first_whatever_the_intervals(
 
 
 class CountingLookups:
-    """Answers "Submitted" at once; the budget is a real one, far below what is asked."""
+    """Answers "Submitted" at once, one poll at a time; the budget is a real one, far below
+    what is asked."""
 
     def __init__(self, budget: tg.LocalBudget) -> None:
         self.budget = budget
-        self.max_connections = 4
+        self.max_connections = 1
         self.calls: list[str] = []
 
     async def get_order(self, order_id: str) -> tg.Order:

@@ -25,7 +25,7 @@ import contextlib
 import contextvars
 import enum
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Protocol
 
 import attrs
@@ -50,6 +50,7 @@ __all__ = [
     "on_rate_limited",
     "rate_and_pause",
     "span_of",
+    "started",
     "window_limit",
 ]
 
@@ -214,20 +215,19 @@ def on_rate_limited(
 
 
 class Caller(enum.Enum):
-    """The two kinds of caller a budget tells apart (and a poll whose start is already taken)."""
+    """The two kinds of caller a budget tells apart."""
 
     DIRECT = "direct"  # a call made by the user's code: at once while the window has room
     BACKGROUND = "background"  # a poll of a wait or a watcher: at the steady pace, `reserve` left
-    ADMITTED = "admitted"  # a background poll whose start the scheduler took for it
 
 
 class _Polls:
-    """The background polls made in one context; `admitted`: the next one's start is taken."""
+    """The background polls made in one context, and who hears when one gets its start."""
 
-    __slots__ = ("admitted",)
+    __slots__ = ("on_start",)
 
-    def __init__(self, admitted: bool) -> None:
-        self.admitted = admitted
+    def __init__(self, on_start: Callable[[], None] | None) -> None:
+        self.on_start = on_start
 
 
 _POLLS: contextvars.ContextVar[_Polls | None] = contextvars.ContextVar(
@@ -236,13 +236,12 @@ _POLLS: contextvars.ContextVar[_Polls | None] = contextvars.ContextVar(
 
 
 @contextlib.contextmanager
-def background_polls(*, admitted: bool = False) -> Iterator[None]:
+def background_polls(on_start: Callable[[], None] | None = None) -> Iterator[None]:
     """Requests made inside are background polls (a wait's or the scheduler's lookups), and
-    their retries too. `admitted`: the first one's start was taken already (the scheduler's
-    `acquire(background=True)`), so it goes at once. The transport need not know: the budget
-    asks `caller`. (A mutable holder, not a flag: a wait in a child task, such as
-    `asyncio.wait_for` makes before 3.12, must use up the same admission.)"""
-    token = _POLLS.set(_Polls(admitted))
+    their retries too; the transport need not know: the budget asks `caller`. `on_start` is
+    called each time one of them is granted its start (the scheduler then claims the next
+    watch to poll, so that few polls queue in the budget with a watch chosen long before)."""
+    token = _POLLS.set(_Polls(on_start))
     try:
         yield
     finally:
@@ -251,15 +250,19 @@ def background_polls(*, admitted: bool = False) -> Iterator[None]:
 
 def caller(*, priority: bool, background: bool) -> Caller:
     """The kind of the caller of `Budget.acquire`: token requests (`priority`) are direct;
-    `background=True` or a call inside `background_polls` is a background poll, whose start
-    was perhaps taken already (then this uses it up: the poll's retries wait again)."""
-    polls = _POLLS.get()
+    `background=True` or a call inside `background_polls` is a background poll."""
     if priority:
         return Caller.DIRECT
-    if polls is not None and polls.admitted:
-        polls.admitted = False
-        return Caller.ADMITTED
-    return Caller.BACKGROUND if background or polls is not None else Caller.DIRECT
+    return Caller.BACKGROUND if background or _POLLS.get() is not None else Caller.DIRECT
+
+
+def started(kind: Caller) -> None:
+    """A caller of that kind was granted its start: a background poll tells its
+    `background_polls`'s `on_start`."""
+    if kind is Caller.BACKGROUND:
+        polls = _POLLS.get()
+        if polls is not None and polls.on_start is not None:
+            polls.on_start()
 
 
 # -- the protocol the client talks to --------------------------------------------------------

@@ -28,6 +28,7 @@ from .base import (
     next_start,
     on_rate_limited,
     span_of,
+    started,
     window_limit,
 )
 
@@ -278,7 +279,8 @@ class LocalBudget:
         loop = asyncio.get_running_loop()
         now = loop.time()
         book = self._book
-        if kind is Caller.ADMITTED or book.open_now(now):
+        if book.open_now(now):
+            started(kind)
             return
         while True:
             ticket = book.reserve(
@@ -292,6 +294,7 @@ class LocalBudget:
                     raise
                 now = loop.time()
             if now >= book.paused_until:
+                started(kind)
                 return
             book.give_back(ticket, now)  # a 429 came while this caller slept: start after it
 

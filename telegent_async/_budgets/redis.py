@@ -34,6 +34,7 @@ from .base import (
     limit_at,
     on_rate_limited,
     span_of,
+    started,
     window_limit,
 )
 
@@ -273,8 +274,6 @@ class RedisBudget:
         A background poll (`background=True`, or a call in `base.background_polls`) reserves
         at the shared steady pace, leaving the reserve."""
         kind = caller(priority=priority, background=background)
-        if kind is Caller.ADMITTED:
-            return
         loop = asyncio.get_running_loop()
         keys = self.keys
         while True:
@@ -291,6 +290,7 @@ class RedisBudget:
             self._redis_ahead = now - loop.time()
             self._pace = _pace(*reply[3:7])
             if start <= now:
+                started(kind)
                 return
             self._tickets[member] = _Ticket(loop.time() + start - now, asyncio.current_task())
             try:
@@ -301,6 +301,7 @@ class RedisBudget:
                     keys=[keys.starts, keys.pace, keys.sent], args=[member, limit, span]
                 )
                 if checked:
+                    started(kind)
                     return
             except asyncio.CancelledError:
                 self._give_back([member])
