@@ -27,7 +27,6 @@ from .base import (
     Pace,
     allowance,
     background_interval,
-    background_limit,
     caller,
     check_window,
     checked_reserve,
@@ -295,8 +294,8 @@ class RedisBudget:
             self._tickets[member] = _Ticket(loop.time() + start - now, asyncio.current_task())
             try:
                 await asyncio.sleep(start - now)
-                if reserve >= 0:
-                    limit = background_limit(limit, reserve)
+                # The hard rule only: the reserve was kept when the start was reserved, and a
+                # direct call may have taken its room since (as in `LocalBudget`).
                 checked = await self._check(
                     keys=[keys.starts, keys.pace, keys.sent], args=[member, limit, span]
                 )
