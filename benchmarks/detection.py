@@ -194,13 +194,14 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--processes", default="1,3", help="scenarios: process counts (1,3)")
     parser.add_argument("--wait", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.wait:
         print(json.dumps(asyncio.run(wait(json.loads(opts.wait)))))
         return
     spread = 8.0 if opts.quick else opts.spread
-    scenarios = [1] if opts.quick else [1, 3]
+    scenarios = [1] if opts.quick else [int(n) for n in opts.processes.split(",")]
     versions = ([("before", opts.baseline)] if opts.baseline else []) + [("after", None)]
     print(environment())
     print(

@@ -5,9 +5,9 @@ no task per order: at most `max_connections` polls are in flight, each a task wh
 done-callback wakes the loop; every decision about an answer comes from `_schedule`.
 
 Its polls are the budget's background polls (`background_polls`: the steady pace, the
-reserve left to direct calls). With a limited budget it claims only as many watches as may
-wait for their start at once (`QUEUED_POLLS`) and claims the next when one is granted its
-start, so that each start goes to a watch that was among the most overdue when it was
+reserve left to direct calls). With a limited budget it claims only as many watches as the
+budget starts in `CLAIM_AHEAD` seconds (at least one) and claims the next when one is granted
+its start, so that each start goes to a watch that was among the most overdue when it was
 claimed (the store hands those out first), not to one chosen a long queue earlier.
 """
 
@@ -49,9 +49,11 @@ class Lookups(Protocol):
     async def get_order(self, order_id: str) -> Order: ...
 
 
-#: Polls that may wait for their budget start at once (a limited budget). Enough to keep a
-#: shared budget's steady pace with a few round trips to Redis between two claims.
-QUEUED_POLLS = 8
+#: How much of a limited budget's pace the polls waiting for their start may hold: enough to
+#: keep a fast shared budget busy across the round trips to Redis between a start and the
+#: next claim (at 300/s: 15 polls), one poll for a slow one (at 10/s, each processes' next
+#: claim waits for its previous start: the choice is never more than a few starts old).
+CLAIM_AHEAD = 0.05
 
 
 async def _poll(lookups: Lookups, order_id: str, done: Completions) -> Order:
@@ -162,12 +164,15 @@ class Scheduler:
     async def _poll_due(self, free: int, now: float) -> float:
         """Start polls of due watches, `free` at most; return when to look again.
 
-        An open budget (no limit) takes them all at once. With a limited one, at most
-        `QUEUED_POLLS` wait for their start; the next claim comes when one is granted.
+        An open budget (no limit) takes them all at once. With a limited one, the polls
+        waiting for their start hold `CLAIM_AHEAD` of its pace at most (one at least); the
+        next claim comes when one is granted its start.
         """
         store = self.store
-        if not self._lookups.budget.open_now(asyncio.get_running_loop().time()):
-            free = min(free, QUEUED_POLLS - len(self._done.unstarted))
+        budget = self._lookups.budget
+        if not budget.open_now(asyncio.get_running_loop().time()):
+            ahead = max(1, math.ceil(budget.rate * CLAIM_AHEAD))
+            free = min(free, ahead - len(self._done.unstarted))
             if free <= 0:
                 return math.inf  # a start granted (or a poll ended) wakes us
         claims = await store.claim(free, self._lease, self._worker)
