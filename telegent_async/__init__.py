@@ -11,8 +11,10 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
 from ._budgets.local import LocalBudget
 from ._budgets.redis import RedisBudget
 from ._carrier import (
+    RESUBMIT_FIELD,
     CarrierCategory,
     CarrierError,
+    NextStep,
     decode_carrier_message,
     decode_carrier_messages,
 )
@@ -52,6 +54,7 @@ from ._watcher import OrderWatcher
 __version__ = "0.2.0"
 
 __all__ = [
+    "RESUBMIT_FIELD",
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
@@ -65,6 +68,7 @@ __all__ = [
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
+    "NextStep",
     "NotFoundError",
     "Order",
     "OrderFailed",

@@ -26,6 +26,7 @@ def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
         "description": carrier.description if carrier is not None else None,
         "remedy": carrier.remedy if carrier is not None else None,
         "error": f"{type(error).__name__}: {error}" if error is not None else None,
+        "next_step": order.next_step.value if order is not None and order.next_step else None,
         "fix_command": fix_command(order),
     }
 
