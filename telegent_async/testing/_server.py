@@ -18,6 +18,7 @@ from ._portin_endpoints import (
 )
 from ._responses import JSON, Fixed
 from ._serving import ORDER_PATH, TOKEN_PATH, ServingCore
+from ._webhook_endpoints import WEBHOOK_METHODS
 
 if TYPE_CHECKING:
     from .._client import TelegentClient
@@ -111,6 +112,17 @@ class FakeTelegent(ServingCore):
         if order_id is None:
             return found
         return [r for r in found if r.body is not None and r.body.get("OrderId") == order_id]
+
+    def webhook_requests(self) -> list[RecordedRequest]:
+        """The recorded webhook subscription calls (create, update, delete, get, list)."""
+        return [r for r in self._log.requests if r.path in WEBHOOK_METHODS]
+
+    @property
+    def webhooks(self) -> dict[str, dict[str, Any]]:
+        """The subscriptions stored now, by `WebhookId`, as a create or update sent them
+        (credentials included: this is the server's side). A copy: change them through the
+        client's calls."""
+        return {webhook_id: dict(hook) for webhook_id, hook in self._webhooks.stored.items()}
 
     @property
     def open_connections(self) -> int:
