@@ -50,6 +50,7 @@ from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
+from ._webhook import Webhook, WebhookAuth
 
 __version__ = "0.2.0"
 
@@ -94,6 +95,8 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "WatchState",
+    "Webhook",
+    "WebhookAuth",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

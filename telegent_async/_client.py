@@ -41,6 +41,7 @@ from ._transport import (
     _trace_configs,
 )
 from ._watchdog import AttemptWatchdog
+from ._webhook_calls import WebhookCalls
 
 __all__ = ["TelegentClient"]
 
@@ -52,7 +53,7 @@ TOKEN_PATH = "/oauth2/tokens"
 OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
-class TelegentClient(PortInCalls):
+class TelegentClient(PortInCalls, WebhookCalls):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,

@@ -17,15 +17,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, Literal
 
 import attrs
 from yarl import URL
-
-from ._errors import ResponseDecodeError, body_excerpt
 
 __all__ = [
     "CREATE_PATH",
@@ -326,15 +323,6 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def _parsed(body: bytes, what: str, status: int) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
-        raise ResponseDecodeError(
-            f"expected JSON answering {what}", status_code=status, body=body_excerpt(body)
-        ) from None
-
-
 def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -372,30 +360,28 @@ def _inner(data: Any, key: str) -> Any:
     return data
 
 
-def decode_webhook(status: int, body: bytes, sent: Mapping[str, str] | None = None) -> Webhook:
-    """The `Webhook` of a create, update or get answer (any JSON object naming a WebhookId,
-    bare or in one wrapper); for a create, the request's values fill what it leaves out."""
-    sent = sent or {}
-    data = _inner(_parsed(body, "a webhook call", status), "WebhookId")
-    hook = _webhook_of(data, sent) if isinstance(data, dict) else None
+def decode_webhook(data: object, sent: Mapping[str, str] | None = None) -> Webhook:
+    """The `Webhook` of a create, update or get answer's JSON value: any object naming a
+    WebhookId, bare or in one wrapper; the request's values fill what it leaves out.
+
+    Raises:
+        ValueError: The answer is no such object (its text never quotes a credential).
+    """
+    inner = _inner(data, "WebhookId")
+    hook = _webhook_of(inner, sent or {}) if isinstance(inner, dict) else None
     if hook is None:
-        raise ResponseDecodeError(
-            "expected a webhook (an object with a WebhookId)",
-            status_code=status,
-            body=body_excerpt(json.dumps(scrub(data)).encode()),
-        )
+        raise ValueError("expected a webhook (an object with a WebhookId)")
     return hook
 
 
-def decode_webhooks(status: int, body: bytes) -> list[Webhook]:
-    """The `Webhook`s of a list answer: a JSON list, or an object holding one."""
-    data = _parsed(body, "the webhook list", status)
+def decode_webhooks(data: object) -> list[Webhook]:
+    """The `Webhook`s of a list answer's JSON value: a list, or an object holding one.
+
+    Raises:
+        ValueError: The answer holds no list.
+    """
     if isinstance(data, dict):
         data = next((v for v in data.values() if isinstance(v, list)), None)
     if not isinstance(data, list):
-        raise ResponseDecodeError(
-            "expected a list of webhooks",
-            status_code=status,
-            body=body_excerpt(json.dumps(scrub(data)).encode()),
-        )
+        raise ValueError("expected a list of webhooks")
     return [hook for item in data if isinstance(item, dict) and (hook := _webhook_of(item, {}))]
