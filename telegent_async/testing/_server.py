@@ -236,6 +236,30 @@ class FakeTelegent(ServingCore):
             hdrs["Content-Type"] = content_type
         self._fixed[order_id] = Fixed(status, raw, hdrs)
 
+    def set_webhook_response(
+        self,
+        status: int | None = 200,
+        body: bytes | str = b"",
+        *,
+        content_type: str | None = JSON,
+    ) -> None:
+        """Answer every webhook subscription call with exactly these bytes (after auth and rate
+        limit, nothing stored), until called with `status=None`.
+
+        Args:
+            status: The HTTP status; None: back to the endpoints' own answers.
+            body: The body, as is.
+            content_type: The Content-Type header (None: none).
+        """
+        if status is None:
+            self._webhooks.fixed = None
+            return
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        headers: CIMultiDict[str] = CIMultiDict()
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        self._webhooks.fixed = Fixed(status, raw, headers)
+
     def inject(self, kind: FaultKind, count: int = 1, *, retry_after: str | None = None) -> None:
         """Give the next `count` API requests fault `kind` (FIFO, before `fault_rate`).
 

@@ -19,7 +19,7 @@ from yarl import URL
 from .._webhook import CREATE_PATH, DELETE_PATH, GET_PATH, LIST_PATH, UPDATE_PATH
 from ._log import RecordedBody
 from ._portin_endpoints import API_PREFIX
-from ._responses import JSON, error_response
+from ._responses import JSON, Fixed, error_response
 
 WEBHOOK_CREATE_PATH: Final = API_PREFIX + CREATE_PATH
 WEBHOOK_UPDATE_PATH: Final = API_PREFIX + UPDATE_PATH
@@ -85,12 +85,15 @@ class FakeWebhooks:
 
     def __init__(self) -> None:
         self.stored: dict[str, dict[str, Any]] = {}
+        self.fixed: Fixed | None = None
         self._ids = itertools.count(1)
 
     def answer(
         self, path: str, query: Mapping[str, str], body: RecordedBody | None
     ) -> web.Response:
         """Make the change a create, update or delete asks for, or read; and answer it."""
+        if self.fixed is not None:
+            return self.fixed.response()
         if path == WEBHOOK_LIST_PATH:
             account = query.get("AccountId")
             hooks = [h for h in self.stored.values() if account in (None, h["AccountId"])]
