@@ -36,9 +36,11 @@ from ._errors import (
     ResponseDecodeError,
     ServerError,
     ServiceUnavailableError,
+    SubmitOutcomeUnknownError,
     TelegentError,
     TransportError,
     TransportTimeoutError,
+    UnprocessableEntityError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
@@ -90,10 +92,12 @@ __all__ = [
     "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
+    "SubmitOutcomeUnknownError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "UnprocessableEntityError",
     "WatchState",
     "Webhook",
     "WebhookAuth",

@@ -90,6 +90,7 @@ class WebhookAuth:
     Attributes:
         kind: `"Token"` or `"Basic"`, Telegent's `AuthenticationType`.
         username: The Basic user name (None for a token).
+        secret: The token or password (a private attribute: build with `bearer`/`basic`).
     """
 
     kind: Literal["Token", "Basic"]
@@ -153,6 +154,9 @@ class WebhookAuth:
 
         The scheme is matched case-insensitively; the credentials are compared in constant
         time (`hmac.compare_digest`), so timing tells an attacker nothing of the secret.
+
+        Args:
+            authorization: The header's value, or None when there was none.
         """
         if authorization is None:
             return False

@@ -1,22 +1,27 @@
 """The webhook subscription calls of `TelegentClient` (Telegent v1.1.0).
 
 What to send and what an answer means is `_webhook`'s (pure); this is only the I/O, each call
-on the client's send path with a token of its own endpoint's scope, budgeted, retried and
-bounded like a lookup. The delivery's credentials ride in the request body only: they are
-masked in every answer before it is read (`secrets`), scrubbed from `raw` by field name, and
-never logged.
+on the client's one send path (`Transport.send`) with a token of its own endpoint's scope,
+budgeted, retried and bounded like a lookup, its answer read (an error body inside a 200, the
+`Successful`/`Data` wrapper) like every other. The delivery's credentials ride in the request
+body only: they are masked in every answer before it is read (`secrets`), scrubbed from `raw`
+by field name, never quoted from an answer in an error (`private`), and never logged.
+
+A create is retried like the rest: sent twice after an ambiguous failure, it may leave two
+subscriptions of the same URL (deliveries are hints, so a second one only wakes an order
+twice); `list_webhooks` shows them and `delete_webhook` removes the extra one.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from . import _webhook
-from ._errors import ResponseDecodeError, body_excerpt
-from ._transport import _Transport
+from ._errors import NotFoundError
+from ._request import Request
+from ._transport import Transport
 from ._webhook import Webhook, WebhookAuth
 
 __all__ = ["WebhookCalls"]
@@ -26,8 +31,11 @@ logger = logging.getLogger("telegent_async")
 _T = TypeVar("_T")
 
 
-class WebhookCalls(_Transport):
-    """`create_webhook`, `update_webhook`, `delete_webhook`, `get_webhook`, `list_webhooks`."""
+class WebhookCalls:
+    """`create_webhook`, `update_webhook`, `delete_webhook`, `get_webhook`, `list_webhooks`:
+    calls of `TelegentClient` on its transport."""
+
+    _transport: Transport
 
     async def create_webhook(
         self,
@@ -117,19 +125,33 @@ class WebhookCalls(_Transport):
         )
 
     async def delete_webhook(
-        self, webhook_id: str, *, timeout: float | None = None, max_retries: int | None = None
+        self,
+        webhook_id: str,
+        *,
+        missing_ok: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
     ) -> None:
         """Delete a subscription (`POST /webhook/delete`): Telegent stops calling its URL.
 
+        Retried like a lookup. An unknown `WebhookId` raises `NotFoundError`, unless
+        `missing_ok` (then a retry whose first try went through unanswered ends quietly too).
+
         Args:
             webhook_id: The subscription's `WebhookId`.
+            missing_ok: Treat "no such webhook" (404) as done.
             timeout: Bounds this call as in `get_order`.
             max_retries: As in `get_order`.
         """
         body = {"WebhookId": _webhook.webhook_id(webhook_id)}
-        await self._webhook_call(
-            "POST", _webhook.DELETE_PATH, _ignore, body=body, bounds=(timeout, max_retries)
-        )
+        try:
+            await self._webhook_call(
+                "POST", _webhook.DELETE_PATH, _ignore, body=body, bounds=(timeout, max_retries)
+            )
+        except NotFoundError:
+            if not missing_ok:
+                raise
+            logger.info("webhook %s was not there to delete", body["WebhookId"])
 
     async def get_webhook(
         self, webhook_id: str, *, timeout: float | None = None, max_retries: int | None = None
@@ -185,35 +207,13 @@ class WebhookCalls(_Transport):
         bounds: tuple[float | None, int | None],
     ) -> _T:
         """One webhook call: a token of its endpoint's scope; `decode` reads the JSON value."""
-        deadline, retries = self._call_bounds(*bounds)
-        url = self._endpoint(path)
-
-        def read(status: int, answer: bytes) -> _T:
-            try:
-                data = json.loads(answer)
-            except (ValueError, RecursionError):
-                raise ResponseDecodeError(
-                    "expected JSON", status_code=status, body=body_excerpt(answer)
-                ) from None
-            try:
-                return decode(data)
-            except ValueError as exc:
-                shown = json.dumps(_webhook.scrub(data)).encode()
-                raise ResponseDecodeError(
-                    str(exc), status_code=status, body=body_excerpt(shown)
-                ) from None
-
-        return await self._send(
-            method,
-            url,
-            read,
-            params=params,
-            json_body=body,
-            scope=str(url),
-            secrets=secrets,
-            deadline=deadline,
-            max_retries=retries,
+        transport = self._transport
+        deadline, retries = transport.call_bounds(*bounds)
+        url = transport.endpoint(path)
+        request = Request(
+            method, url, str(url), params=params, json=body, secrets=secrets, private=True
         )
+        return await transport.send(request, decode, deadline=deadline, max_retries=retries)
 
 
 def _ignore(_data: object) -> None:

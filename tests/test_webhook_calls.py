@@ -173,6 +173,10 @@ async def test_refusals_are_typed_errors(fake: FakeTelegent) -> None:
             await client.get_webhook("WID-missing")
         with pytest.raises(tg.NotFoundError):
             await client.delete_webhook("WID-missing")
+        await client.delete_webhook("WID-missing", missing_ok=True)
+        fake.set_webhook_response(204)  # No Content: a delete may answer so
+        await client.delete_webhook("WID-1")
+        fake.set_webhook_response(None)
         fake.inject("503", count=2)  # a read is retried
         assert await client.list_webhooks() == []
 
