@@ -182,6 +182,24 @@ async def test_refusals_are_typed_errors(fake: FakeTelegent) -> None:
 
 
 @pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        ({"StatusCode": 400, "Message": "bad WebhookUrl"}, tg.BadRequestError),
+        ({"StatusCode": 422, "Message": "URL already subscribed"}, tg.UnprocessableEntityError),
+        ({"Successful": False, "Message": "refused"}, tg.BadRequestError),
+    ],
+)
+async def test_an_error_inside_a_200_is_that_error(
+    fake: FakeTelegent, body: dict[str, Any], error: type[tg.APIStatusError]
+) -> None:
+    fake.set_webhook_response(200, json.dumps(body))
+    async with fast_client(fake) as client:
+        with pytest.raises(error, match=body["Message"]):
+            await client.create_webhook(URL, account_id=ACCOUNT)
+    assert len(fake.webhook_requests()) == 1  # a refusal is not retried
+
+
+@pytest.mark.parametrize(
     ("call", "error", "words"),
     [
         ({"url": "http://hooks.example.com/x"}, ValueError, "https://"),
