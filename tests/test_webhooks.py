@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from web_servers import aiohttp_serving, uvicorn_serving
 
+import telegent_async as tg
 from telegent_async import webhooks
 from telegent_async._delivery import data_format_of
 from telegent_async.webhooks import MAX_BODY_BYTES, order_ids
@@ -180,6 +181,17 @@ def test_exactly_one_auth_mode_with_checked_credentials(
         with pytest.raises(error, match=re.escape(words)) as caught:
             make(Recorder(), **keywords)
         assert PASSWORD not in str(caught.value) and "short" not in str(caught.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80) | st.builds(lambda t: "Bearer " + t, st.text(max_size=40)))
+def test_credentials_accept_nothing_but_themselves(header: str) -> None:
+    bearer = tg.WebhookAuth.bearer(TOKEN)
+    basic = tg.WebhookAuth.basic(USER, PASSWORD)
+    assert not bearer.accepts(header) and not basic.accepts(header)
+    assert bearer.accepts(f"Bearer {TOKEN}") and bearer.accepts(f"  bearer   {TOKEN} ")
+    assert basic.accepts(_basic(USER, PASSWORD)) and not basic.accepts(f"Bearer {TOKEN}")
+    assert not bearer.accepts(None) and not basic.accepts(None)
 
 
 # -- XML: defused ---------------------------------------------------------------------------------
