@@ -102,3 +102,14 @@ def test_every_message_has_one_consistent_step(text: str) -> None:
         assert error.fixable_by_update is (error.next_step in (UPDATE, AFTER_SUBSCRIBER))
         if error.update_fields:
             assert error.next_step is UPDATE
+
+
+@pytest.mark.parametrize("error", [tg.NotFoundError, tg.BadRequestError])
+def test_a_refusal_quoting_gens_0041_says_the_order_is_stuck(
+    error: type[tg.APIStatusError],
+) -> None:
+    refused = error(404, "GENS-0041-No Port-In request found")
+    carrier = refused.carrier_error
+    assert carrier is not None and carrier.code == "GENS-0041"
+    assert carrier.next_step is SUPPORT and "stuck" in carrier.remedy
+    assert error(400, "The request is invalid.").carrier_error is None  # no code: nothing

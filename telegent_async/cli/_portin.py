@@ -15,7 +15,6 @@ import os
 import sys
 from typing import Any, Final
 
-from .._carrier import decode_carrier_message
 from .._errors import APIStatusError, TelegentError
 from .._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._exit import EXIT_OK, UsageError, failed_request_exit
@@ -92,8 +91,8 @@ def _report(args: argparse.Namespace, answer: PortInUpdate | PortInCancel) -> in
 def _failed(console: Console, what: str, error: TelegentError) -> int:
     console.write(f"{PROG}: error: {what} failed: {type(error).__name__}: {error}\n")
     # A refusal quoting a code (GENS-0041: no port-in found) says what comes next.
-    carrier = decode_carrier_message(error.message) if isinstance(error, APIStatusError) else None
-    if carrier is not None and carrier.code is not None:
+    carrier = error.carrier_error if isinstance(error, APIStatusError) else None
+    if carrier is not None:
         console.write(f"{PROG}: {carrier.code}: {carrier.description} {carrier.remedy}\n")
     return failed_request_exit(error)  # refused (a settled order, an unknown ID) is final
 
