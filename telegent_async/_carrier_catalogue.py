@@ -238,6 +238,6 @@ GROUP_TEXT: Mapping[CarrierCategory, tuple[str, str, NextStep]] = types.MappingP
 
 _UNKNOWN_ASK = (
     "Read the message; it is the only explanation available. If it names a detail to correct, "
-    f"send the fix with {_UPDATE}."
+    f"send the fix with {_UPDATE}; if it does not, or the update is refused:"
 )
 UNKNOWN_REMEDY = remedy_of(_UNKNOWN_ASK, _S.CONTACT_SUPPORT)

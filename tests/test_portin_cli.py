@@ -143,6 +143,9 @@ async def test_wait_report_prints_the_command_that_fixes_each_port_in(
     rows = (await run_cli("wait", "--json", *FAST, *ids, env=api_env(fake))).json_lines()
     assert rows["JNOID-8d"]["fix_command"] == "telegent-orders update JNOID-8d --zip ZIP"
     assert rows["JNOID-6p"]["fix_command"].startswith("telegent-orders update JNOID-6p ")
+    assert rows["JNOID-6p"]["next_step"] == "update after the subscriber acts"
+    assert rows["JNOID-6a"]["next_step"] == "cancel and submit anew"
+    assert rows["JNOID-done"]["next_step"] is None
     assert rows["JNOID-done"]["fix_command"] is None
 
 
