@@ -2,10 +2,11 @@
 
 Telegent scopes a token to one endpoint (`ApiEndpoint`) and has no refresh token, so the
 provider keeps one token per scope and fetches it again before `tokenExpiry`. However many
-calls need a token at the same moment, one token request is made (single flight). A refusal
-or a garbled answer is asked again with the client's retry backoff inside that one flight, and
-a flight that still fails is remembered for a backoff shared by every caller: a failing token
-endpoint is not asked again once per batch of polls.
+calls need a token at the same moment, one token request is made (single flight). A garbled
+answer is asked again with the client's retry backoff inside that one flight; a refusal
+(`successful: false`: a wrong key or secret) is final at once, since asking again with the
+same secret cannot help. A flight that fails is remembered for a backoff shared by every
+caller: a failing token endpoint is not asked again once per batch of polls.
 """
 
 from __future__ import annotations
@@ -199,7 +200,9 @@ class CredentialsAuth(TokenAuth):
         self._tokens.clear()
 
     async def _fetch(self, scope: str) -> _Token:
-        """One flight: a refusal or a garbled answer is asked again, on the retry backoff.
+        """One flight: a garbled answer is asked again, on the retry backoff; a refusal is
+        final (the same secret would be refused again: a wrong secret used to take 15 s of
+        silent retries on the defaults to surface).
 
         (The transport has already retried 5xx, 408, 429 and connection failures.)
         """
@@ -207,7 +210,7 @@ class CredentialsAuth(TokenAuth):
         while True:
             try:
                 return await self._fetch_once(scope)
-            except (AuthenticationError, ResponseDecodeError) as exc:
+            except ResponseDecodeError as exc:
                 if attempt >= self._max_retries:
                     raise
                 delay = self._retry_policy.delay(attempt)
@@ -226,8 +229,13 @@ class CredentialsAuth(TokenAuth):
         answer = _token_answer(status, raw)
         value = answer.get("token")
         if answer.get("successful") is not True or not isinstance(value, str) or not value:
-            message = answer.get("message") or answer.get("Message") or "token request refused"
-            raise AuthenticationError(401, str(message)[:200], None)
+            said = answer.get("message") or answer.get("Message") or "no reason given"
+            raise AuthenticationError(
+                401,
+                f"the token request was refused ({str(said)[:200]}): check the account key "
+                "and secret; not retried, the same ones would be refused again",
+                None,
+            )
         try:
             credential("token", value)
         except ValueError:  # a newline in it would forge a header: refuse, never echo it

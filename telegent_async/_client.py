@@ -28,6 +28,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     Credentials,
     credentials_from,
+    insecure_allowed,
 )
 from ._errors import TelegentError
 from ._models import Order, OrderOutcome
@@ -84,7 +85,8 @@ class TelegentClient(PortInCalls):
             starts before aiohttp hands out a pooled connection. Traffic of your own on that
             session can still make the client's attempts wait for a connection: give the
             client a session of its own.
-        allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
+        allow_insecure: Allow an `http://` base URL, and then only for a loopback host
+            (`TELEGENT_ALLOW_INSECURE=1` in the environment does the same).
         retry_policy: The cadence between retries.
         max_retry_after: The longest Retry-After honoured, in seconds.
         trace_configs: aiohttp trace configs for the session the client creates (HTTP spans
@@ -127,7 +129,7 @@ class TelegentClient(PortInCalls):
         self._trace_configs = _trace_configs(trace_configs, session)
         self.max_connections = _connections_allowed(session, self.max_connections)
         settings = credentials_from(token, account_key, account_secret, base_url)
-        self.base_url = _validate.api_base_url(settings.base_url, allow_insecure)
+        self.base_url = _validate.api_base_url(settings.base_url, insecure_allowed(allow_insecure))
         self._order_url = self._endpoint(ORDER_PATH)
         self._order_scope = str(self._order_url)
         self._auth = self._make_auth(settings)

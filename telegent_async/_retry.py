@@ -22,6 +22,7 @@ from ._errors import (
     TelegentError,
     body_excerpt,
     message_excerpt,
+    unreadable_body,
 )
 from ._status import RETRY_STATUSES, error_for_status
 from ._timing import PollPolicy, parse_retry_after
@@ -173,5 +174,4 @@ def status_error(status: int, body: bytes, retry_after: float | None) -> APIStat
     message = message_excerpt(parsed)
     if message is not None:
         return error_for_status(status, message, parsed, retry_after)
-    message = "no error message" if not excerpt.strip() else "non-JSON error body"
-    return error_for_status(status, message, excerpt, retry_after)
+    return error_for_status(status, unreadable_body(status, excerpt), excerpt, retry_after)

@@ -29,6 +29,7 @@ from ._errors import (
     TelegentError,
     TransportError,
     TransportTimeoutError,
+    cannot_connect,
 )
 from ._models import Order, decode_order
 from ._retry import (
@@ -352,6 +353,8 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
         error: TransportError = TransportTimeoutError(
             f"{method} attempt timed out after {timeout:g} s"
         )
+    elif isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
+        error = TransportError(cannot_connect(method, exc.host, exc.port, exc.os_error))
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
     # aiohttp's response errors hold the request's headers (the bearer token among them) in
