@@ -219,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     server.add_argument("--port", type=int, default=0, help="default: any free port")
+    server.add_argument(
+        "--ids-file",
+        metavar="FILE",
+        help="also write the IDs it serves to FILE, one a line (for --from-file FILE)",
+    )
     server.set_defaults(handler=cmd_fake_server)
 
     _add_port_in_commands(commands, [common, api], _EPILOG)

@@ -218,7 +218,7 @@ class Run:
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
     interrupted: bool = False
-    credentials_error: TelegentError | None = None
+    setup_error: TelegentError | None = None
     budget_rpm: float | None = None
     demo: DemoSettings | None = None
 

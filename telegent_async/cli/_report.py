@@ -14,7 +14,7 @@ from typing import Final, TextIO
 from .._carrier import CarrierError
 from .._models import OrderOutcome
 from .._status import status_words
-from ._exit import run_exit_status, summary_of
+from ._exit import run_exit_status, setup_error_words, summary_of
 from ._json import outcome_json
 from ._outcomes import PROG, Group, RequestCounter, Run, carrier_of, fix_command
 from ._terminal import Console, Style, columns, use_color, wrap
@@ -222,12 +222,8 @@ class Output:
 
     def finish(self, run: Run) -> int:
         status = run_exit_status(run)
-        if run.credentials_error is not None:
-            self.console.write(
-                f"{PROG}: error: credentials refused by the API "
-                f"({type(run.credentials_error).__name__}: {run.credentials_error}); check "
-                "--token/TELEGENT_TOKEN or --account-key/--account-secret and --base-url\n"
-            )
+        if run.setup_error is not None:
+            self.console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
             return status
         if self.json:
             report = Report(run, self.console.style, None, self.max_rows)

@@ -28,7 +28,7 @@ from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
 from .._stores.sqlite import SQLiteStore
 from .._watcher import Deadline, OrderWatcher
-from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
+from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
 from ._report import Output, detail, table
@@ -82,7 +82,7 @@ async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> se
         if state is None or not state.settled:
             pending += state is not None and state.attempts > 0
             continue
-        if is_credentials_error(state.error):
+        if is_setup_error(state.error):
             await watcher.remove(order_id)
             await watcher.add(order_id)
             continue
@@ -108,8 +108,8 @@ async def _report_as_settled(
     async for outcome in watcher.settled(auto_ack=False):
         if outcome.order_id not in wanted or outcome.order_id in done:
             continue
-        if is_credentials_error(outcome.error):
-            run.credentials_error = outcome.error
+        if is_setup_error(outcome.error):
+            run.setup_error = outcome.error
             return  # every other order would be refused the same way
         record(run, output, outcome)
         await watcher.ack(outcome.order_id)
@@ -295,8 +295,8 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
     ):
         logger.info("watching %s as %s", _where(args), watcher.worker_id)
         async for outcome in watcher.settled(auto_ack=False):
-            if is_credentials_error(outcome.error):
-                run.credentials_error = outcome.error
+            if is_setup_error(outcome.error):
+                run.setup_error = outcome.error
                 return  # left unacknowledged: every other poll would be refused the same way
             _print_outcome(args, outcome)
             await watcher.ack(outcome.order_id)
@@ -319,9 +319,8 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(watch_run(args, options, run))
-    if run.credentials_error is not None:
-        error = run.credentials_error
-        console.write(f"{PROG}: error: credentials refused by the API ({error})\n")
+    if run.setup_error is not None:
+        console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
         return EXIT_USAGE
     console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK

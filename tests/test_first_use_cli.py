@@ -1,0 +1,104 @@
+"""Issue 23 at the command line: bad input named by flag and line, a wrong base URL that fails
+the run instead of filing orders as "not found", and the fake server's `--ids-file`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from helpers import CLI_TIMEOUT, FAST, KEY, SECRET, api_env, assert_clean, clean_env, process, run_cli
+
+from telegent_async.testing import FakeTelegent
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegent]:
+    async with FakeTelegent(account_key=KEY, account_secret=SECRET) as server:
+        server.add_order("JNUOID-done", "Complete")
+        yield server
+
+
+async def test_a_bad_id_in_from_file_is_reported_with_its_line(
+    fake: FakeTelegent, tmp_path: Path
+) -> None:
+    ids = tmp_path / "ids.txt"
+    ids.write_text(f"# tonight's batch\nJNUOID-done\n\nJNUOID-{'9' * 300}\nJNUOID-ok\n")
+    result = await run_cli("get", *FAST, "--from-file", str(ids), env=api_env(fake))
+    assert result.code == 2
+    assert f"invalid order ID ({ids}, line 4): order_id is 307 characters" in result.err
+    stdin = await run_cli("get", *FAST, "--from-file", "-", env=api_env(fake), stdin=b"ok\n\x01x\n")
+    assert "invalid order ID (stdin, line 2)" in stdin.err
+    assert fake.request_count == 0
+
+
+async def test_a_token_with_an_account_key_names_the_flags(fake: FakeTelegent) -> None:
+    flags = ("--token", "t", "--account-key", KEY)
+    result = await run_cli("get", *FAST, *flags, "JNUOID-done", env=api_env(fake))
+    assert result.code == 2
+    assert "--token and --account-key were both given" in result.err
+    assert fake.request_count == 0
+
+
+async def test_an_empty_base_url_variable_is_a_usage_error(fake: FakeTelegent) -> None:
+    env = clean_env(TELEGENT_BASE_URL="", TELEGENT_TOKEN="t")
+    result = await run_cli("get", "JNUOID-done", env=env)
+    assert (result.code, result.err.count("\n")) == (2, 1)
+    assert "TELEGENT_BASE_URL is set but empty" in result.err
+
+
+async def test_plain_http_without_insecure_names_the_flag(fake: FakeTelegent) -> None:
+    result = await run_cli("get", "JNUOID-done", env=api_env(fake))
+    assert result.code == 2
+    assert "--insecure" in result.err and "allow_insecure" not in result.err
+    assert_clean(result)
+
+
+@pytest.mark.parametrize("command", ["get", "wait"])
+async def test_a_wrong_base_url_fails_the_run_and_files_no_order(
+    fake: FakeTelegent, command: str
+) -> None:
+    env = api_env(fake)
+    env["TELEGENT_BASE_URL"] = fake.base_url.replace("/v1.0", "/v2.0")
+    result = await run_cli(command, *FAST, "JNUOID-done", "JNUOID-other", env=env)
+    assert result.code == 2  # a setup error, not 1 ("some orders ... are unknown (404)")
+    assert result.out == ""  # no report filing the orders as "not found"
+    assert "the base URL has no API" in result.err and "--base-url" in result.err
+    assert "Not found" not in result.err + result.out
+    assert_clean(result)
+
+
+async def test_a_wrong_base_url_is_no_order_outcome_in_json(fake: FakeTelegent) -> None:
+    env = api_env(fake)
+    env["TELEGENT_BASE_URL"] = fake.base_url.replace("/v1.0", "")
+    result = await run_cli("get", "--json", *FAST, "JNUOID-done", env=env)
+    assert result.code == 2 and result.out == ""
+
+
+async def test_fake_server_writes_the_ids_it_serves(tmp_path: Path) -> None:
+    ids_file = tmp_path / "ids.txt"
+    async with process(
+        sys.executable, "-m", "telegent_async", "fake-server", "--orders", "10", "--seed", "3",
+        "--ids-file", str(ids_file),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
+    ) as proc:  # fmt: skip
+        assert proc.stdout is not None
+        banner = ""
+        while "Stop with" not in banner:
+            line = await asyncio.wait_for(proc.stdout.readline(), CLI_TIMEOUT)
+            assert line, f"fake-server exited early: {banner}"
+            banner += line.decode()
+        listed = re.findall(r"^  (JN\w*OID-[0-9a-f-]+)  ", banner, re.M)
+        assert ids_file.read_text().split() == listed and len(listed) == 10
+        exports = dict(re.findall(r"export (TELEGENT_\w+)=(\S+)", banner))
+        assert exports["TELEGENT_ALLOW_INSECURE"] == "1"
+        # The environment the banner prints is enough: no --insecure, IDs from the file.
+        env = clean_env(**exports)
+        result = await run_cli("get", "--json", "--from-file", str(ids_file), env=env)
+        assert len(result.json_lines()) == 10, result.err
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
+    assert proc.returncode == 0
