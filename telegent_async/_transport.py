@@ -353,7 +353,9 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
         error: TransportError = TransportTimeoutError(
             f"{method} attempt timed out after {timeout:g} s"
         )
-    elif isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(exc, aiohttp.ClientSSLError):
+    elif isinstance(exc, aiohttp.ClientConnectorError) and not isinstance(
+        exc, aiohttp.ClientSSLError
+    ):
         error = TransportError(cannot_connect(method, exc.host, exc.port, exc.os_error))
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")

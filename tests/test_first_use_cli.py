@@ -10,7 +10,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from helpers import CLI_TIMEOUT, FAST, KEY, SECRET, api_env, assert_clean, clean_env, process, run_cli
+from helpers import (
+    CLI_TIMEOUT,
+    FAST,
+    KEY,
+    SECRET,
+    api_env,
+    assert_clean,
+    clean_env,
+    process,
+    run_cli,
+)
 
 from telegent_async.testing import FakeTelegent
 

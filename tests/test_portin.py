@@ -73,7 +73,9 @@ async def test_only_the_fields_given_are_sent(fake: FakeTelegent) -> None:
     rejected(fake, "8D-ZIP_CODE_REQ_OR_INCORRECT")
     async with fast_client(fake) as client:
         await client.update_port_in(
-            ORDER, port_in_date=SOON.isoformat(), current_billing_address=tg.BillingAddress(zip="10001")
+            ORDER,
+            port_in_date=SOON.isoformat(),
+            current_billing_address=tg.BillingAddress(zip="10001"),
         )
     [sent] = fake.port_in_requests(ORDER)
     assert dict(sent.body or {}) == {
