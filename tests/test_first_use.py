@@ -52,11 +52,11 @@ def test_an_empty_base_url_variable_is_refused_not_production() -> None:
 
 def test_the_missing_half_of_an_account_key_is_named() -> None:
     env = {"TELEGENT_ACCOUNT_KEY": "DID-1", "TELEGENT_ACCOUNT_SECRET": ""}
-    with pytest.raises(ValueError, match="^account_secret is missing: account_key was found"):
+    with pytest.raises(ValueError, match=r"^account_secret is missing: account_key was found"):
         credentials_from(env=env)
-    with pytest.raises(ValueError, match="^account_key is missing: account_secret was found"):
+    with pytest.raises(ValueError, match=r"^account_key is missing: account_secret was found"):
         credentials_from(account_secret="s", env={})
-    with pytest.raises(ValueError, match="^no credentials"):
+    with pytest.raises(ValueError, match=r"^no credentials"):
         credentials_from(env={})
 
 
@@ -67,7 +67,7 @@ def test_a_poll_policy_whose_first_delay_breaks_its_cap_is_refused() -> None:
 
 def test_a_watch_deadline_in_the_past_is_refused_like_a_negative_one() -> None:
     now = datetime(2026, 3, 10, 12, 0, tzinfo=timezone.utc).timestamp()
-    with pytest.raises(ValueError, match="2026-03-10T11:59:59.* is not in the future"):
+    with pytest.raises(ValueError, match=r"2026-03-10T11:59:59.* is not in the future"):
         deadline_at(datetime(2026, 3, 10, 11, 59, 59, tzinfo=timezone.utc), now)
     with pytest.raises(ValueError, match="deadline must be a finite number > 0"):
         deadline_at(-5, now)

@@ -86,7 +86,7 @@ async def test_only_the_fields_given_are_sent(fake: FakeTelegent) -> None:
 
 
 def test_a_datetime_is_refused_rather_than_its_time_dropped() -> None:
-    with pytest.raises(TypeError, match="not a datetime.*'2026-02-01'"):
+    with pytest.raises(TypeError, match=r"not a datetime.*'2026-02-01'"):
         _portin.update_body(
             ORDER, {"port_in_date": datetime(2026, 2, 1, 23, 59)}, today=date(2026, 1, 1)
         )

@@ -112,9 +112,9 @@ def test_bad_client_argument(fake: FakeTelegent, overrides: dict[str, Any], erro
 def test_missing_credentials(fake: FakeTelegent) -> None:
     with pytest.raises(ValueError, match="no credentials"):
         tg.TelegentClient(base_url=fake.base_url, allow_insecure=True)
-    with pytest.raises(ValueError, match="^account_secret is missing"):
+    with pytest.raises(ValueError, match=r"^account_secret is missing"):
         tg.TelegentClient(base_url=fake.base_url, allow_insecure=True, account_key="DID-1")
-    with pytest.raises(ValueError, match="^account_key is missing"):
+    with pytest.raises(ValueError, match=r"^account_key is missing"):
         tg.TelegentClient(account_secret="only-a-secret")
     assert fake.requests == []
 
