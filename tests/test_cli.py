@@ -76,7 +76,8 @@ async def test_get_json_one_lookup_each(fake: FakeTelegent) -> None:
     assert rows["JNOID-8a"]["raw_status"] == "Rejected"
     assert "account number" in rows["JNOID-8a"]["remedy"]
     assert rows["JNUOID-missing"]["outcome"] == "not_found"
-    assert "404" in rows["JNUOID-missing"]["error"]
+    assert "404" in rows["JNUOID-missing"]["error"]["text"]
+    assert rows["JNUOID-missing"]["error"]["type"] == "NotFoundError"
     assert result.code == 1  # needs action + not found; a pending lookup alone is fine
     assert all(len(fake.order_requests(order_id)) == 1 for order_id in ids)
 
@@ -142,7 +143,7 @@ async def test_wait_timeout_exits_3_and_outranks_failures(fake: FakeTelegent) ->
     rows = result.json_lines()
     assert rows["JNUOID-pending"]["outcome"] == "timed_out"
     assert rows["JNUOID-pending"]["status"] == "PENDING"  # the last status seen
-    assert rows["JNUOID-pending"]["error"].startswith("OrderWaitTimeout")
+    assert rows["JNUOID-pending"]["error"]["type"] == "OrderWaitTimeout"
     assert rows["JNOID-8a"]["outcome"] == "needs_action"
     assert result.code == 3
 

@@ -271,8 +271,7 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
     group = classify(outcome)
     if args.json:
-        line = {**outcome_json(outcome, group), "tag": outcome.tag}
-        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.write(json.dumps(outcome_json(outcome, group)) + "\n")  # its tag included
     else:
         code, words = detail(outcome, group)
         order = outcome.order
