@@ -13,10 +13,11 @@ from ._budgets.redis import RedisBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
+    carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
-from ._client import TelegentClient
+from ._client import OnUpdate, TelegentClient
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -68,6 +69,7 @@ __all__ = [
     "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
+    "OnUpdate",
     "Order",
     "OrderFailed",
     "OrderOutcome",
@@ -92,6 +94,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "WatchState",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

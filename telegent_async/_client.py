@@ -13,6 +13,7 @@ import contextlib
 import inspect
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from typing import TypeAlias
 
 import aiohttp
 
@@ -43,14 +44,16 @@ from ._transport import (
 )
 from ._watchdog import AttemptWatchdog
 
-__all__ = ["TelegentClient"]
+__all__ = ["OnUpdate", "TelegentClient"]
 
 
 ORDER_PATH = "/numbers/order"
 TOKEN_PATH = "/oauth2/tokens"
 
 
-OnUpdate = Callable[[Order], "Awaitable[object] | object"]
+OnUpdate: TypeAlias = Callable[[Order], "Awaitable[object] | object"]
+"""The type of `wait_for_order(on_update=...)`: called with each new `Order` (once per status
+change); a plain function or a coroutine function (its awaitable is awaited)."""
 
 
 class TelegentClient(PortInCalls):

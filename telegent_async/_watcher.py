@@ -314,7 +314,10 @@ class OrderWatcher:
 
         At least once: an outcome is committed before it is yielded, and with `auto_ack` it is
         acknowledged when the loop asks for the next one, so a crash while handling it means
-        it is delivered again.
+        it is delivered again. Leaving the loop (`break`, `return`, an exception) before
+        asking for the next one acknowledges nothing either: the outcome just received is
+        delivered again, to the next `settled()` (of this or another process), so `ack` it
+        yourself before a `break` if it was handled.
 
         Args:
             auto_ack: Acknowledge each outcome when the loop asks for the next one; with
