@@ -4,10 +4,13 @@ the run instead of filing orders as "not found", and the fake server's `--ids-fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import re
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import (
@@ -22,6 +25,11 @@ from helpers import (
     run_cli,
 )
 
+from telegent_async._stores.sqlite import SQLiteStore
+from telegent_async.cli._args import build_parser
+from telegent_async.cli._session import start
+from telegent_async.cli._terminal import Console
+from telegent_async.cli._watch import wait_with_state
 from telegent_async.testing import FakeTelegent
 
 
@@ -112,3 +120,55 @@ async def test_fake_server_writes_the_ids_it_serves(tmp_path: Path) -> None:
         proc.terminate()
         await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
     assert proc.returncode == 0
+
+
+# -- 3. reports that agree with themselves ----------------------------------------------------
+
+
+async def test_an_interrupted_state_run_reports_what_the_store_holds_as_settled(
+    fake: FakeTelegent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C lands right after the store committed a settled outcome, before the run's
+    report was told of it: the report must still count it, as the resume will."""
+    ids = [f"JNUOID-s{n}" for n in range(5)]
+    for order_id in ids:
+        fake.add_order(order_id, "Complete")
+    state = tmp_path / "state.db"
+    args = build_parser().parse_args(["wait", *FAST, "--state", str(state), *ids])
+    for name, value in api_env(fake).items():
+        monkeypatch.setenv(name, value)
+    options, run, output = start("wait", args, Console(io.StringIO()))
+    main = asyncio.ensure_future(wait_with_state(run, options, output, args))
+    settle = SQLiteStore.settle
+
+    async def settle_then_interrupt(store: SQLiteStore, settlements: Any) -> list[str]:
+        settled = await settle(store, settlements)
+        main.cancel()  # the signal handler's cancel, at the worst moment
+        return settled
+
+    monkeypatch.setattr(SQLiteStore, "settle", settle_then_interrupt)
+    with pytest.raises(asyncio.CancelledError):
+        await main
+    monkeypatch.setattr(SQLiteStore, "settle", settle)
+    async with contextlib.aclosing(SQLiteStore(state)) as store:
+        in_store = [s for s in [await store.get(i) for i in ids] if s is not None and s.settled]
+    assert in_store  # the interrupt came after at least one settle
+    assert run.tally.done == len(in_store)
+    # And the resume says the same number.
+    resumed = await run_cli("wait", *FAST, "--state", str(state), *ids, env=api_env(fake))
+    assert f"resuming: {len(in_store)} of 5 orders settled in an earlier run" in resumed.err
+
+
+async def test_the_summary_rate_agrees_with_the_budget(fake: FakeTelegent) -> None:
+    """300 lookups at once fit a budget of 600 a minute; the average rate of a run shorter
+    than the budget's minute says nothing about it and must not read like a breach."""
+    ids = [f"JNUOID-r{n}" for n in range(300)]
+    for order_id in ids:
+        fake.add_order(order_id, "Complete")
+    result = await run_cli("get", "--insecure", "--rate", "600", *ids, env=api_env(fake))
+    assert result.code == 0, result.err
+    summary = " ".join(result.out.split("Summary", 1)[1].split())
+    assert "(10/s)" not in summary  # the old "paced by a budget of 600/min (10/s)"
+    busiest = re.search(r"at most (\d+) in any minute, within the budget of 600 a minute", summary)
+    assert busiest is not None, summary
+    assert int(busiest.group(1)) == 301  # every lookup and the token request

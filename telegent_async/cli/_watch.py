@@ -129,6 +129,32 @@ async def _timed_out(
             polled = state is not None and state.attempts > 0
             error = OrderWaitTimeout(order_id, last, timeout, polled=polled)
             record(run, output, OrderOutcome(order_id, last, error))
+            done.add(order_id)
+
+
+async def _settled_unreported(store: WatchStore, run: Run, output: Output, done: set[str]) -> None:
+    """Report (and acknowledge) what the store settled that this run did not report yet.
+
+    Run once no poll can settle anything more (the watcher closed), an interrupted run's
+    report then counts the orders the store holds as settled: what the next run's "resuming"
+    line counts too. (Before, a Ctrl-C left the outcomes settled but not yet delivered out of
+    the report, and the resume found more settled orders than the report had said.)
+    """
+    wanted = set(run.tally.order_ids) - done
+    after = 0
+    while wanted and run.setup_error is None:
+        batch = await store.outcomes(after)
+        if not batch:
+            return
+        reported = []
+        for delivery in batch:
+            after, outcome = delivery.seq, delivery.outcome
+            if outcome.order_id in wanted and not is_setup_error(outcome.error):
+                record(run, output, outcome)
+                wanted.discard(outcome.order_id)
+                done.add(outcome.order_id)
+                reported.append(outcome.order_id)
+        await store.ack(reported)
 
 
 async def wait_with_state(
@@ -137,18 +163,29 @@ async def wait_with_state(
     """`wait --state FILE`: `wait`, on an SQLite store that a later run resumes from."""
     policy = PRESETS[args.preset]
     timeout = args.timeout if args.timeout > 0 else None
-    async with (
-        open_client(options, run) as client,
-        OrderWatcher(client, args.state, policy=policy, lease=LEASE) as watcher,
-    ):
-        run.started = time.monotonic()
-        await watcher.add_many(run.tally.order_ids, policy=policy)
-        done = await _settled_before(watcher, run, output)
-        async with Progress(output.console, run, client, waiting=True).shown():
-            try:  # (asyncio.timeout is 3.11+)
-                await asyncio.wait_for(_report_as_settled(watcher, run, output, done), timeout)
-            except asyncio.TimeoutError:
-                await _timed_out(watcher, run, output, done, timeout)
+    done: set[str] = set()
+    watched = False
+    store = SQLiteStore(args.state)
+    async with contextlib.aclosing(store):
+        try:
+            async with (
+                open_client(options, run) as client,
+                OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
+            ):
+                run.started = time.monotonic()
+                watched = True
+                await watcher.add_many(run.tally.order_ids, policy=policy)
+                done |= await _settled_before(watcher, run, output)
+                async with Progress(output.console, run, client, waiting=True).shown():
+                    try:  # (asyncio.timeout is 3.11+)
+                        await asyncio.wait_for(
+                            _report_as_settled(watcher, run, output, done), timeout
+                        )
+                    except asyncio.TimeoutError:
+                        await _timed_out(watcher, run, output, done, timeout)
+        finally:  # on Ctrl-C too: the report counts what the store holds as settled
+            if watched:
+                await _settled_unreported(store, run, output, done)
         run.finished = time.monotonic()
 
 
