@@ -4,6 +4,7 @@ the run instead of filing orders as "not found", and the fake server's `--ids-fi
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
 import re
@@ -27,6 +28,7 @@ from helpers import (
 
 from telegent_async._stores.sqlite import SQLiteStore
 from telegent_async.cli._args import build_parser
+from telegent_async.cli._outcomes import busiest_window
 from telegent_async.cli._session import start
 from telegent_async.cli._terminal import Console
 from telegent_async.cli._watch import wait_with_state
@@ -172,3 +174,10 @@ async def test_the_summary_rate_agrees_with_the_budget(fake: FakeTelegent) -> No
     busiest = re.search(r"at most (\d+) in any minute, within the budget of 600 a minute", summary)
     assert busiest is not None, summary
     assert int(busiest.group(1)) == 301  # every lookup and the token request
+
+
+def test_busiest_window_counts_whole_seconds() -> None:
+    per_second = collections.Counter({0: 5, 30: 7, 59: 1, 60: 9, 130: 2})
+    assert busiest_window(per_second, 60) == 17  # seconds 1..60: 7 + 1 + 9
+    assert busiest_window(per_second, 1) == 9
+    assert busiest_window(collections.Counter(), 60) == 0
