@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from helpers import fast_client
@@ -34,7 +35,7 @@ def _no_telegent_env(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"account_key": "k", "account_secret": "s"}, "account_key= and account_secret="),
     ],
 )
-def test_a_token_with_an_account_key_is_refused(given: dict[str, str], named: str) -> None:
+def test_a_token_with_an_account_key_is_refused(given: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         tg.TelegentClient(token="t", **given)
 
