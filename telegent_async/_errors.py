@@ -181,13 +181,16 @@ class NotFoundError(APIStatusError):
 
 class EndpointNotFoundError(NotFoundError):
     """404 from no endpoint at all (a routing miss, not an answer about an order): the base
-    URL is wrong, e.g. `.../v2.0` or the host root. Every call would get it.
+    URL is wrong, e.g. `.../v2.0` or the host root. Every call would get it. A web backend
+    answers 502 for it (its own setup is wrong), not the 404 of an unknown order.
 
     Args:
         status_code: 404.
         message: The server's words (its `Message`, or a description of its page).
         body: As in `APIStatusError`.
     """
+
+    http_status: ClassVar[int] = 502  # the backend is misconfigured: no order is to blame
 
     def __init__(self, status_code: int, message: str, body: object = None) -> None:
         super().__init__(status_code, message, body)
