@@ -17,11 +17,7 @@ from telegent_async._timing import deadline_at
 from telegent_async.testing import FakeTelegent
 from telegent_async.testing._redis_server import free_port
 
-
-@pytest.fixture(autouse=True)
-def _no_telegent_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("TOKEN", "ACCOUNT_KEY", "ACCOUNT_SECRET", "BASE_URL", "ALLOW_INSECURE"):
-        monkeypatch.delenv(f"TELEGENT_{name}", raising=False)
+pytestmark = pytest.mark.usefixtures("no_telegent_env")
 
 
 # -- 1. bad input, refused by name ------------------------------------------------------------

@@ -8,21 +8,18 @@ import collections
 import contextlib
 import io
 import re
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from helpers import (
-    CLI_TIMEOUT,
     FAST,
     KEY,
     SECRET,
     api_env,
     assert_clean,
     clean_env,
-    process,
     run_cli,
 )
 
@@ -96,32 +93,6 @@ async def test_a_wrong_base_url_is_no_order_outcome_in_json(fake: FakeTelegent) 
     env["TELEGENT_BASE_URL"] = fake.base_url.replace("/v1.0", "")
     result = await run_cli("get", "--json", *FAST, "JNUOID-done", env=env)
     assert result.code == 2 and result.out == ""
-
-
-async def test_fake_server_writes_the_ids_it_serves(tmp_path: Path) -> None:
-    ids_file = tmp_path / "ids.txt"
-    async with process(
-        sys.executable, "-m", "telegent_async", "fake-server", "--orders", "10", "--seed", "3",
-        "--ids-file", str(ids_file),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
-    ) as proc:  # fmt: skip
-        assert proc.stdout is not None
-        banner = ""
-        while "Stop with" not in banner:
-            line = await asyncio.wait_for(proc.stdout.readline(), CLI_TIMEOUT)
-            assert line, f"fake-server exited early: {banner}"
-            banner += line.decode()
-        listed = re.findall(r"^  (JN\w*OID-[0-9a-f-]+)  ", banner, re.M)
-        assert ids_file.read_text().split() == listed and len(listed) == 10
-        exports = dict(re.findall(r"export (TELEGENT_\w+)=(\S+)", banner))
-        assert exports["TELEGENT_ALLOW_INSECURE"] == "1"
-        # The environment the banner prints is enough: no --insecure, IDs from the file.
-        env = clean_env(**exports)
-        result = await run_cli("get", "--json", "--from-file", str(ids_file), env=env)
-        assert len(result.json_lines()) == 10, result.err
-        proc.terminate()
-        await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
-    assert proc.returncode == 0
 
 
 # -- 3. reports that agree with themselves ----------------------------------------------------

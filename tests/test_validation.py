@@ -15,11 +15,7 @@ from telegent_async.testing import FakeTelegent
 LEAKY = "s3cr3t-value"
 
 
-@pytest.fixture(autouse=True)
-def _no_telegent_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own TELEGENT_* variables must not change what these tests see."""
-    for name in ("TOKEN", "ACCOUNT_KEY", "ACCOUNT_SECRET", "BASE_URL", "ALLOW_INSECURE"):
-        monkeypatch.delenv(f"TELEGENT_{name}", raising=False)
+pytestmark = pytest.mark.usefixtures("no_telegent_env")
 
 
 @pytest.mark.parametrize(
