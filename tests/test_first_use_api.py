@@ -144,6 +144,8 @@ async def test_leaving_settled_with_break_delivers_that_outcome_again(fake: Fake
         await watcher.ack(first.order_id)
         state = await watcher.get(first.order_id)
         assert state is not None and state.acknowledged
+    # Said where settled() is documented.
+    assert "`break`" in (tg.OrderWatcher.settled.__doc__ or "")
 
 
 async def _first(

@@ -154,7 +154,8 @@ async def _settled_unreported(store: WatchStore, run: Run, output: Output, done:
                 wanted.discard(outcome.order_id)
                 done.add(outcome.order_id)
                 reported.append(outcome.order_id)
-        await store.ack(reported)
+        if reported:
+            await store.ack(reported)
 
 
 async def wait_with_state(
