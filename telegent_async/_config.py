@@ -84,8 +84,8 @@ class ConflictingCredentialsError(ValueError):
 
     def __init__(self, given: tuple[str, ...]) -> None:
         super().__init__(
-            f"token= and {'= and '.join(given)}= were both passed: pass a token, or an "
-            "account key and secret, not both"
+            f"token= was passed together with {' and '.join(name + '=' for name in given)}: "
+            "pass a token, or an account key and secret, not both"
         )
         self.given = given
 

@@ -26,9 +26,9 @@ pytestmark = pytest.mark.usefixtures("no_telegent_env")
 @pytest.mark.parametrize(
     ("given", "named"),
     [
-        ({"account_key": "k"}, "token= and account_key= were both passed"),
-        ({"account_secret": "s"}, "token= and account_secret= were both passed"),
-        ({"account_key": "k", "account_secret": "s"}, "account_key= and account_secret="),
+        ({"account_key": "k"}, "token= was passed together with account_key=: pass a token"),
+        ({"account_secret": "s"}, "token= was passed together with account_secret=: pass"),
+        ({"account_key": "k", "account_secret": "s"}, "with account_key= and account_secret="),
     ],
 )
 def test_a_token_with_an_account_key_is_refused(given: dict[str, Any], named: str) -> None:

@@ -56,7 +56,7 @@ async def test_a_token_with_an_account_key_names_the_flags(fake: FakeTelegent) -
     flags = ("--token", "t", "--account-key", KEY)
     result = await run_cli("get", *FAST, *flags, "JNUOID-done", env=api_env(fake))
     assert result.code == 2
-    assert "--token and --account-key were both given" in result.err
+    assert "--token was given together with --account-key: pass a token" in result.err
     assert fake.request_count == 0
 
 

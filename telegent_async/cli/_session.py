@@ -69,7 +69,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     except ConflictingCredentialsError as exc:
         given = " and ".join(_FLAGS[name] for name in exc.given)
         raise UsageError(
-            f"--token and {given} were both given: pass a token, or an account key and "
+            f"--token was given together with {given}: pass a token, or an account key and "
             "secret, not both"
         ) from None
     except ValueError as exc:  # an empty TELEGENT_BASE_URL
