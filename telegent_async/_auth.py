@@ -228,13 +228,17 @@ class CredentialsAuth(TokenAuth):
         status, raw, server_date = await self._post(self._token_url, body)
         answer = _token_answer(status, raw)
         value = answer.get("token")
-        if answer.get("successful") is not True or not isinstance(value, str) or not value:
+        if answer.get("successful") is not True:
             said = answer.get("message") or answer.get("Message") or "no reason given"
             raise AuthenticationError(
                 401,
                 f"the token request was refused ({str(said)[:200]}): check the account key "
                 "and secret; not retried, the same ones would be refused again",
                 None,
+            )
+        if not isinstance(value, str) or not value:  # garbled, not refused: asked again
+            raise ResponseDecodeError(
+                "the token endpoint answered no token", status_code=status, body=""
             )
         try:
             credential("token", value)
