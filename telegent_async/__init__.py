@@ -15,15 +15,17 @@ from ._carrier import (
     CarrierCategory,
     CarrierError,
     NextStep,
+    carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
-from ._client import TelegentClient
+from ._client import OnUpdate, TelegentClient
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    EndpointNotFoundError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -66,6 +68,7 @@ __all__ = [
     "CarrierError",
     "ClientClosedError",
     "ClientStats",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
@@ -73,6 +76,7 @@ __all__ = [
     "MethodNotAllowedError",
     "NextStep",
     "NotFoundError",
+    "OnUpdate",
     "Order",
     "OrderFailed",
     "OrderOutcome",
@@ -101,6 +105,7 @@ __all__ = [
     "WatchState",
     "Webhook",
     "WebhookAuth",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]
