@@ -51,9 +51,10 @@ class Lookups(Protocol):
 
 #: How much of a limited budget's pace the polls waiting for their start may hold: enough to
 #: keep a fast shared budget busy across the round trips to Redis between a start and the
-#: next claim (at 300/s: 15 polls), one poll for a slow one (at 10/s, each processes' next
-#: claim waits for its previous start: the choice is never more than a few starts old).
-CLAIM_AHEAD = 0.05
+#: next claim (at 300/s: 3 polls), one poll for a slow one (at 10/s, each process's next
+#: claim waits for its previous start: the choice is never more than a few starts old). No
+#: more: a poll waiting for its start holds one of the client's connections.
+CLAIM_AHEAD = 0.01
 
 
 async def _poll(lookups: Lookups, order_id: str, done: Completions) -> Order:
