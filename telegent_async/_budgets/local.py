@@ -81,6 +81,17 @@ class Reservations:
         """True when a request may start at once (no limit and no pause): no await needed."""
         return math.isinf(self.configured) and now >= self._pace.paused_until
 
+    def start_at_once(self, now: float) -> bool:
+        """A direct call's start now, if every window has room for it and no 429 pauses the
+        budget (then it is counted): `reserve`'s common case, without a ticket."""
+        self._forget_past(now)
+        if now < self._pace.paused_until or math.isinf(self.configured):
+            return False
+        if len(self._started) + len(self._queue) >= self.limit(now):
+            return False
+        self._started.append(now)
+        return True
+
     def reserve(
         self, now: float, owner: object, *, first: bool = False, background: bool = False
     ) -> Ticket:
@@ -279,7 +290,7 @@ class LocalBudget:
         loop = asyncio.get_running_loop()
         now = loop.time()
         book = self._book
-        if book.open_now(now):
+        if book.open_now(now) or (kind is Caller.DIRECT and book.start_at_once(now)):
             started(kind)
             return
         while True:
