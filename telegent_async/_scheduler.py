@@ -165,14 +165,16 @@ class Scheduler:
     async def _poll_due(self, free: int, now: float) -> float:
         """Start polls of due watches, `free` at most; return when to look again.
 
-        An open budget (no limit) takes them all at once. With a limited one, the polls
-        waiting for their start hold `CLAIM_AHEAD` of its pace at most (one at least); the
-        next claim comes when one is granted its start.
+        A budget without a limit takes them all at once (paused by a 429, they wait for the
+        pause together). With a limited one, the polls waiting for their start hold
+        `CLAIM_AHEAD` of its pace at most (one at least); the next claim comes when one is
+        granted its start.
         """
         store = self.store
         budget = self._lookups.budget
-        if not budget.open_now(asyncio.get_running_loop().time()):
-            ahead = max(1, math.ceil(budget.rate * CLAIM_AHEAD))
+        rate = budget.rate
+        if math.isfinite(rate) and not budget.open_now(asyncio.get_running_loop().time()):
+            ahead = max(1, math.ceil(rate * CLAIM_AHEAD))
             free = min(free, ahead - len(self._done.unstarted))
             if free <= 0:
                 return math.inf  # a start granted (or a poll ended) wakes us
