@@ -44,6 +44,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetUnavailableError",
     "ClientClosedError",
     "GatewayTimeoutError",
     "InternalServerError",
@@ -191,6 +192,16 @@ class TransportTimeoutError(TransportError):
     `timeout=` passed (while waiting for a token, the request budget or an answer)."""
 
     http_status: ClassVar[int] = 504  # no answer in time
+
+
+class BudgetUnavailableError(TelegentError):
+    """A shared budget's Redis could not be reached before the call's deadline.
+
+    The request was not sent: a request never goes out unbudgeted. Transient: a watcher
+    keeps the order pending and polls it once the budget answers again.
+    """
+
+    http_status: ClassVar[int] = 503  # a dependency of ours is out of reach
 
 
 class ResponseDecodeError(TelegentError):

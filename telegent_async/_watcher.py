@@ -8,17 +8,20 @@ watchers (processes) may share a store; leases decide which one polls an order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from . import _validate
 from ._errors import OrderWaitTimeout, TelegentError
+from ._health import Outage, WatcherHealth, retrying
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
 from ._stores import StoreLike, store_of
@@ -34,6 +37,7 @@ PURGE_EVERY = 3600.0
 _MAX_TAG_CHARS = 1000
 
 Deadline: TypeAlias = datetime | float | None
+T = TypeVar("T")
 
 
 def _policy(policy: object) -> PollPolicy | None:
@@ -102,8 +106,9 @@ class OrderWatcher:
             lease=self._lease,
             worker=worker_id,
             on_settled=self._settled_here,
-            grace=self._lease,
+            pause_on_refusal=True,
         )
+        self._budget = getattr(client, "budget", None)
         self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
         self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -116,6 +121,26 @@ class OrderWatcher:
     def store(self) -> WatchStore:
         """The store this watcher keeps its watches in."""
         return self._store
+
+    @property
+    def health(self) -> WatcherHealth:
+        """How the watcher is doing now: running, last poll, store, budget, credentials."""
+        scheduler = self._scheduler
+        budget = getattr(self._budget, "outage", None)
+        paused = scheduler.paused_until - time.time()
+        return WatcherHealth.of(
+            running=bool(self._tasks) and not self._tasks[0].done(),
+            last_poll_at=scheduler.last_poll_at,
+            paused_until=time.time() + paused if paused > 0 else None,
+            fatal=self._failure,
+            store=scheduler.store_outage,
+            budget=budget if isinstance(budget, Outage) else None,
+            credentials=scheduler.refused,
+        )
+
+    def _stored(self, operation: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+        """A store operation of a long wait, retried through the store's transient faults."""
+        return retrying(operation, self._scheduler.store_outage)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -132,6 +157,8 @@ class OrderWatcher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+        if self._failure is not None and exc_info[1] is not self._failure:
+            raise self._failure  # a fault that does not pass stopped it: never silently
 
     async def aclose(self) -> None:
         """Stop polling, give back the claims of polls under way, close a store we opened."""
@@ -148,6 +175,8 @@ class OrderWatcher:
             logger.error("order watcher stopped: %r", error)
             self._failure = error
             self._fail_waiters(error)
+            if self._news is not None:
+                self._news.set()  # `settled()` raises it
 
     def _fail_waiters(self, error: BaseException) -> None:
         for futures in self._waiters.values():
@@ -157,7 +186,7 @@ class OrderWatcher:
 
     async def _purge_now_and_then(self) -> None:
         while True:
-            purged = await self._store.purge(self._retain)
+            purged = await self._stored(lambda: self._store.purge(self._retain))
             if purged:
                 logger.info("purged %d acknowledged outcomes", purged)
             await asyncio.sleep(PURGE_EVERY)
@@ -252,7 +281,7 @@ class OrderWatcher:
         if not self._tasks:
             raise RuntimeError("start the watcher first: async with OrderWatcher(...)")
         if self._failure is not None:
-            raise RuntimeError("the watcher's scheduler stopped") from self._failure
+            raise self._failure
         if timeout is not None:
             timeout = _validate.positive_number("timeout", timeout)
         await self.add(order_id, policy=policy, deadline=deadline, tag=tag)
@@ -264,7 +293,7 @@ class OrderWatcher:
         try:
             while True:
                 # Settled by another process (or before we registered): read it from the store.
-                state = await self._store.get(order_id)
+                state = await self._stored(lambda: self._store.get(order_id))
                 if state is None:
                     raise TelegentError(f"the watch of order {order_id!r} was removed")
                 if state.settled:
@@ -331,7 +360,9 @@ class OrderWatcher:
         while True:
             if self._news is not None:
                 self._news.clear()
-            batch = await store.outcomes(after)
+            if self._failure is not None:
+                raise self._failure
+            batch = await self._stored(functools.partial(store.outcomes, after))
             for delivery in batch:
                 after = delivery.seq
                 yield delivery.outcome

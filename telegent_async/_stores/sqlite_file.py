@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from .records import RECORD_VERSION
 
-__all__ = ["SQLiteFile"]
+__all__ = ["SQLiteFile", "is_locked"]
 
 T = TypeVar("T")
 
@@ -87,7 +87,7 @@ class SQLiteFile:
                     self._conn = self._connect()
                 return _transaction(self._conn, work, write)
             except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > give_up:
+                if not is_locked(exc) or time.monotonic() > give_up:
                     raise
             await asyncio.sleep(pause * (0.5 + random.random()))
             pause = min(pause * 2, 0.05)
@@ -99,7 +99,8 @@ class SQLiteFile:
             self._conn = None
 
 
-def _locked(error: sqlite3.OperationalError) -> bool:
+def is_locked(error: sqlite3.OperationalError) -> bool:
+    """True when another connection holds the lock that `error` waited for."""
     text = str(error)
     return "locked" in text or "busy" in text
 
