@@ -15,6 +15,7 @@
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
     │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── BudgetUnavailableError         a shared budget's Redis unreachable: nothing was sent
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
     ├── OrderWaitTimeout               a wait's deadline passed (`order_id`, `last_order`)
     └── OrderFailed                    `Order.raise_for_status()` on an unsuccessful order

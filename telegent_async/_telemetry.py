@@ -222,3 +222,4 @@ def _add(into: Counters, counters: Counters) -> None:
         into.retries[reason] = into.retries.get(reason, 0) + n
     into.token_requests += counters.token_requests
     into.rate_limit_pauses += counters.rate_limit_pauses
+    into.cancelled += counters.cancelled

@@ -24,6 +24,7 @@ from . import _portin, _validate
 from ._auth import TokenAuth
 from ._budgets.base import Budget
 from ._errors import (
+    BudgetUnavailableError,
     ClientClosedError,
     ResponseDecodeError,
     TelegentError,
@@ -169,7 +170,7 @@ class _Transport:
                     contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
                 ):
                     if not budget.open_now(loop.time()):
-                        await _by(deadline, budget.acquire(priority=priority), previous)
+                        await _budgeted(deadline, budget, priority, previous)
                         if scope is not None:  # the wait may have outlived the token
                             headers = await _by(deadline, auth.headers(scope), previous)
                     if self._closed:  # while this call waited
@@ -182,7 +183,7 @@ class _Transport:
                     if requester is not None:
                         self._requesters.add(requester)
                     started = loop.time()
-                    with self._watchdog.watch(attempt_timeout):
+                    with counters.cancellable(), self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
                             url,
@@ -306,6 +307,22 @@ async def _by(
         return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
     except asyncio.TimeoutError:
         raise TransportTimeoutError(CALL_TIMED_OUT) from failure
+
+
+async def _budgeted(
+    deadline: float | None, budget: Budget, priority: bool, failure: TelegentError | None
+) -> None:
+    """The budget's start, within the call's deadline; a deadline that passes while the
+    budget's Redis is away is `BudgetUnavailableError` (the request is not sent)."""
+    try:
+        await _by(deadline, budget.acquire(priority=priority), failure)
+    except TransportTimeoutError:
+        outage = budget.outage
+        if outage is None or outage.error is None:
+            raise
+        raise BudgetUnavailableError(
+            "the budget's Redis could not be reached before the call's timeout"
+        ) from outage.error
 
 
 def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
