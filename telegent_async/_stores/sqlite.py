@@ -12,6 +12,8 @@ killed process loses nothing).
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import sqlite3
 import time
@@ -19,10 +21,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
+from .processes import ProcessName, is_gone, this_process
 from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from .sqlite_file import SQLiteFile
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("telegent_async")
 
 T = TypeVar("T")
 
@@ -41,7 +46,9 @@ class SQLiteStore:
     """Watches in an SQLite file (`SQLiteStore("watches.db")`); several processes may share it.
 
     Leases decide which process polls an order; a process killed at any instant loses
-    nothing that was committed, and its claims come back when their lease ends.
+    nothing that was committed. A lease names its process (`processes`): a worker on the same
+    host takes over the leases of a process that is gone at once (within `max_idle`); those
+    of a process on another host come back when their lease ends.
 
     Args:
         path: The database file (created if missing).
@@ -70,6 +77,8 @@ class SQLiteStore:
         self._run = self._db.run
         self._policies = PolicyJSON()
         self._listeners = _Listeners()
+        self._named: set[str] = set()  # workers whose process this store has named
+        self._reap_at = -math.inf  # when to look for leases of dead processes next
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -105,9 +114,32 @@ class SQLiteStore:
             self._listeners.notify()
         return added
 
+    def _take_over(self, db: sqlite3.Connection, now: float) -> None:
+        """Make the watches leased by processes that are gone due now."""
+        me = this_process()
+        rows = db.execute("SELECT worker, host, boot, pid, started FROM processes").fetchall()
+        for worker, *name in rows:
+            if worker not in self._named and is_gone(ProcessName(*name), me):
+                taken = db.execute(
+                    "UPDATE watches SET next_poll = ?, leased_by = NULL, woken = 0"
+                    " WHERE leased_by = ? AND next_poll IS NOT NULL",
+                    (now, worker),
+                ).rowcount
+                db.execute("DELETE FROM processes WHERE worker = ?", (worker,))
+                if taken:
+                    logger.warning("took over %d leases of %s (its process is gone)", taken, worker)
+
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
         def claim(db: sqlite3.Connection) -> list[Claim]:
             now = self._clock()
+            if now >= self._reap_at:
+                self._reap_at = now + self.max_idle
+                self._take_over(db, now)
+            if worker not in self._named:
+                db.execute(
+                    "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?)",
+                    (worker, *this_process().row()),
+                )
             rows = db.execute(
                 f"SELECT {_CLAIM_COLUMNS} FROM watches WHERE next_poll <= ?"
                 " ORDER BY next_poll LIMIT ?",
@@ -134,7 +166,9 @@ class SQLiteStore:
                 for order_id, fence, attempts, policy, deadline, tag, status, last in rows
             ]
 
-        return await self._run(claim)
+        claims = await self._run(claim)
+        self._named.add(worker)  # committed: others can tell when this process is gone
+        return claims
 
     async def next_due(self) -> float | None:
         def due(db: sqlite3.Connection) -> float | None:

@@ -45,6 +45,18 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
 """
 
+#: The processes that hold leases (`processes`): added to files of any version, as it is
+#: only read by workers that know it.
+_PROCESSES = """
+CREATE TABLE IF NOT EXISTS processes (
+    worker TEXT PRIMARY KEY NOT NULL,   -- `leased_by` of its claims
+    host TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL
+) WITHOUT ROWID
+"""
+
 
 class SQLiteFile:
     """One connection to a store's file, opened (and the schema created) on first use."""
@@ -70,6 +82,7 @@ class SQLiteFile:
                 conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
                 )
+            conn.execute(_PROCESSES)
         except BaseException:
             conn.close()
             raise
