@@ -28,7 +28,7 @@ from ._stores import StoreLike, store_of
 from ._stores.base import NewWatch, WatchState, WatchStore
 from ._timing import PollPolicy, checked_policy
 
-__all__ = ["OrderWatcher"]
+__all__ = ["OrderWatcher", "until_refused"]
 
 logger = logging.getLogger("telegent_async")
 
@@ -383,3 +383,13 @@ class OrderWatcher:
             await asyncio.wait({waiter}, timeout=None if math.isinf(timeout) else timeout)
         finally:
             waiter.cancel()
+
+
+async def until_refused(watcher: OrderWatcher, every: float = 0.2) -> TelegentError:
+    """Wait until the API refuses the watcher's credentials (its polls pause: no watch
+    settles) and return the refusal; for a run that should stop then (`watch run`)."""
+    while True:
+        error = watcher._scheduler.refused.error
+        if isinstance(error, TelegentError):
+            return error
+        await asyncio.sleep(every)

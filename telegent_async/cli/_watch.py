@@ -27,7 +27,7 @@ from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
 from .._stores.sqlite import SQLiteStore
-from .._watcher import Deadline, OrderWatcher
+from .._watcher import Deadline, OrderWatcher, until_refused
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
@@ -131,6 +131,23 @@ async def _timed_out(
             record(run, output, OrderOutcome(order_id, last, error))
 
 
+async def _unless_refused(watcher: OrderWatcher, run: Run, work: Coroutine[Any, Any, None]) -> None:
+    """`work`, stopped when the API refuses the credentials: the watcher pauses its polls
+    then, and no watch would settle until someone fixes the account (`run.credentials_error`
+    says so; every watch stays pending in the store)."""
+    tasks = [asyncio.ensure_future(work), asyncio.ensure_future(until_refused(watcher))]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks[1] in done:
+        run.credentials_error = tasks[1].result()
+    else:
+        tasks[0].result()  # its failure, if it failed
+
+
 async def wait_with_state(
     run: Run, options: dict[str, Any], output: Output, args: argparse.Namespace
 ) -> None:
@@ -146,7 +163,8 @@ async def wait_with_state(
         done = await _settled_before(watcher, run, output)
         async with Progress(output.console, run, client, waiting=True).shown():
             try:  # (asyncio.timeout is 3.11+)
-                await asyncio.wait_for(_report_as_settled(watcher, run, output, done), timeout)
+                reported = _report_as_settled(watcher, run, output, done)
+                await asyncio.wait_for(_unless_refused(watcher, run, reported), timeout)
             except asyncio.TimeoutError:
                 await _timed_out(watcher, run, output, done, timeout)
         run.finished = time.monotonic()
@@ -294,12 +312,16 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
         OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
     ):
         logger.info("watching %s as %s", _where(args), watcher.worker_id)
-        async for outcome in watcher.settled(auto_ack=False):
-            if is_credentials_error(outcome.error):
-                run.credentials_error = outcome.error
-                return  # left unacknowledged: every other poll would be refused the same way
-            _print_outcome(args, outcome)
-            await watcher.ack(outcome.order_id)
+        await _unless_refused(watcher, run, _print_as_settled(args, watcher, run))
+
+
+async def _print_as_settled(args: argparse.Namespace, watcher: OrderWatcher, run: Run) -> None:
+    async for outcome in watcher.settled(auto_ack=False):
+        if is_credentials_error(outcome.error):  # stored by 0.2.0, which settled on a 401
+            run.credentials_error = outcome.error
+            return  # left unacknowledged: every other poll would be refused the same way
+        _print_outcome(args, outcome)
+        await watcher.ack(outcome.order_id)
 
 
 def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
@@ -317,11 +339,19 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch_run(args, options, run))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch_run(args, options, run))
+    except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
+        logger.debug("the watcher stopped", exc_info=exc)
+        console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
+        return EXIT_USAGE
     if run.credentials_error is not None:
         error = run.credentials_error
-        console.write(f"{PROG}: error: credentials refused by the API ({error})\n")
+        console.write(
+            f"{PROG}: error: credentials refused by the API ({error}); every watch is left "
+            "pending: fix the account's key or secret and run again\n"
+        )
         return EXIT_USAGE
     console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK
