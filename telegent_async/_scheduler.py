@@ -277,6 +277,7 @@ class Scheduler:
 
     def _collect(self, now: float) -> None:
         answers, settlements = self._answers, self._settlements
+        refusal: TelegentError | None = None
         finished = self._done.finished
         while finished:
             task = finished.popleft()
@@ -301,7 +302,7 @@ class Scheduler:
             if error is None or (isinstance(error, APIStatusError) and not is_refusal(error)):
                 self._accepted()
             if error is not None and self._pause_on_refusal and is_refusal(error):
-                self._refused(now, error)  # the account's fault, not the order's
+                refusal = error  # the account's fault, not the order's
                 self._released.append(claim)
                 continue
             if isinstance(error, BudgetUnavailableError):  # the budget's own outage: later
@@ -334,6 +335,8 @@ class Scheduler:
                 settlements.append(Settlement(claim, last, error))
         if not self._in_flight:
             self._renew_at = math.inf
+        if refusal is not None:
+            self._refused(now, refusal)
 
     async def _settle(self, settlements: list[Settlement]) -> None:
         stale = set(await self.store.settle(settlements))

@@ -367,7 +367,7 @@ class OrderWatcher:
                 after = delivery.seq
                 yield delivery.outcome
                 if auto_ack:
-                    await store.ack([delivery.outcome.order_id])
+                    await self._stored(functools.partial(store.ack, [delivery.outcome.order_id]))
             if not batch:
                 await self._news_or_timeout(store.max_idle)
 

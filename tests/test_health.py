@@ -83,7 +83,6 @@ def test_refused_credentials_pause_longer_each_time_up_to_minutes() -> None:
 ME = ProcessName("host-a", "boot-1", 100, "5000")
 
 
-
 @pytest.mark.parametrize(
     ("holder", "processes", "gone"),
     [
