@@ -39,6 +39,7 @@ from ._errors import (
     TransportError,
     TransportTimeoutError,
 )
+from ._health import WatcherHealth
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
@@ -92,6 +93,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "WatchState",
+    "WatcherHealth",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

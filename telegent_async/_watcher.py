@@ -26,6 +26,7 @@ from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
 from ._stores import StoreLike, store_of
 from ._stores.base import NewWatch, WatchState, WatchStore
+from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
 
 __all__ = ["OrderWatcher", "until_refused"]
@@ -109,6 +110,9 @@ class OrderWatcher:
             pause_on_refusal=True,
         )
         self._budget = getattr(client, "budget", None)
+        metrics = telemetry()
+        if metrics is not None:
+            metrics.watch(self)
         self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
         self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
