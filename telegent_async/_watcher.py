@@ -33,6 +33,8 @@ __all__ = ["OrderWatcher", "until_refused"]
 
 logger = logging.getLogger("telegent_async")
 
+#: Set on the log record that says a watcher stopped (a CLI that reports it drops the record).
+STOPPED = "telegent_watcher_stopped"
 #: How often a running watcher drops acknowledged outcomes older than `retain`.
 PURGE_EVERY = 3600.0
 _MAX_TAG_CHARS = 1000
@@ -176,7 +178,7 @@ class OrderWatcher:
 
     def _scheduler_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
-            logger.error("order watcher stopped: %r", error)
+            logger.error("order watcher stopped: %r", error, extra={STOPPED: True})
             self._failure = error
             self._fail_waiters(error)
             if self._news is not None:

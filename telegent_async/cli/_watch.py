@@ -27,7 +27,7 @@ from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
 from .._stores.sqlite import SQLiteStore
-from .._watcher import Deadline, OrderWatcher, until_refused
+from .._watcher import STOPPED, Deadline, OrderWatcher, until_refused
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
@@ -335,9 +335,16 @@ def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[st
     return {**options, "budget": budget}
 
 
+def _not_stopped(record: logging.LogRecord) -> bool:
+    """Drops the watcher's own "stopped" record: `watch run` says it in its one line."""
+    return not getattr(record, STOPPED, False)
+
+
 def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
+    sdk = logging.getLogger("telegent_async")
+    sdk.addFilter(_not_stopped)
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -346,6 +353,8 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
         logger.debug("the watcher stopped", exc_info=exc)
         console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
         return EXIT_USAGE
+    finally:
+        sdk.removeFilter(_not_stopped)
     if run.credentials_error is not None:
         error = run.credentials_error
         console.write(
