@@ -71,6 +71,10 @@ def _result(order_id: str, order: Order | None, error: TelegentError | None) -> 
 class OrderWatcher:
     """Watch orders durably: `async with OrderWatcher(client, "watches.db") as watcher:`.
 
+    Left alone for days, it rides out its store's and its budget's outages (retried until
+    they pass) and refused credentials (polls paused, no watch settled); a fault that does not
+    pass stops it loudly. `health` says how it is doing (README, "Operating a watcher").
+
     Args:
         client: The `TelegentClient` that polls.
         store: A store (`MemoryStore`, `SQLiteStore`), a path (an `SQLiteStore`), or None
