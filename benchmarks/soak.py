@@ -41,8 +41,8 @@ from telegent_async._stores.base import NewWatch
 from telegent_async.testing import FakeTelegent, RedisServer, Step
 
 KEY, SECRET = "DID-soak-key", "soak-secret-7Hq2"
-#: Polls every 0.5 s doubling to 4 s: 2,000 pending orders make ~500 lookups a second.
-POLICY = tg.PollPolicy(initial=0.5, factor=2.0, max_interval=4.0, jitter=0.5)
+#: Polls every second doubling to 8 s: 2,000 pending orders make ~250 lookups a second.
+POLICY = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=8.0, jitter=0.5)
 RATE = 60_000.0  # requests per minute of the shared budget: busy, not the bottleneck
 LOCK_TIMEOUT = 0.5
 REDIS_WORKERS, SQLITE_WORKERS = 3, 1
@@ -196,8 +196,9 @@ async def soak(opts: argparse.Namespace) -> None:
     finals: dict[str, str] = {}
     with (
         RedisServer(persist=True) as redis,
-        tempfile.TemporaryDirectory(prefix="soak-") as tmp,
+        tempfile.TemporaryDirectory(prefix="soak-") as scratch,
     ):
+        tmp = opts.workdir or scratch  # --workdir keeps the logs for a look afterwards
         async with FakeTelegent(account_key=KEY, account_secret=SECRET) as fake:
             for n in range(opts.orders):
                 order_id = f"JNOID-{n:05d}"
@@ -305,6 +306,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--spread", type=float, default=60.0, help="orders settle within (s)")
     parser.add_argument("--bound", type=float, default=240.0, help="give up after (s)")
+    parser.add_argument("--workdir", help="keep the workers' logs here (default: a temp dir)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--store", help=argparse.SUPPRESS)
     parser.add_argument("--redis", help=argparse.SUPPRESS)

@@ -107,6 +107,10 @@ class Outage:
         self.since = 0.0  # monotonic
 
     @property
+    def refusal(self) -> bool:
+        return self.state == "refused"
+
+    @property
     def fault(self) -> str | None:
         """What is wrong now, in words, or None."""
         return None if self.error is None else describe(self.what, self.error, self.state)
@@ -114,13 +118,15 @@ class Outage:
     def begin(self, error: BaseException) -> None:
         if self.error is None:
             self.since = time.monotonic()
-            logger.warning("%s (retrying until it is back)", describe(self.what, error, self.state))
+            until = "polls paused until accepted" if self.refusal else "retrying until it is back"
+            logger.warning("%s (%s)", describe(self.what, error, self.state), until)
         self.error = error
 
     def end(self) -> None:
         if self.error is not None:
             lasted = time.monotonic() - self.since
-            logger.warning("%s available again after %.1f s", self.what, lasted)
+            back = "accepted again" if self.refusal else "available again"
+            logger.warning("%s %s after %.1f s", self.what, back, lasted)
             self.error = None
 
 

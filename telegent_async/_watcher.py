@@ -148,9 +148,12 @@ class OrderWatcher:
             credentials=scheduler.refused,
         )
 
-    def _stored(self, operation: Callable[[], Awaitable[T]]) -> Awaitable[T]:
-        """A store operation of a long wait, retried through the store's transient faults."""
-        return retrying(operation, self._scheduler.store_outage)
+    async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """A store operation, retried through the store's transient faults while the watcher
+        runs (a service waits them out); tried once when it does not (`watch add`)."""
+        if not self._tasks:
+            return await operation()
+        return await retrying(operation, self._scheduler.store_outage)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -245,7 +248,8 @@ class OrderWatcher:
                 deadline).
             tag: A label of the caller's, carried to the outcome (`OrderOutcome.tag`).
         """
-        return await self._store.add(await self._watches([order_id], policy, deadline, tag)) == 1
+        watches = await self._watches([order_id], policy, deadline, tag)
+        return await self._stored(functools.partial(self._store.add, watches)) == 1
 
     async def add_many(
         self,
@@ -263,7 +267,8 @@ class OrderWatcher:
             deadline: As in `add`, for each of them.
             tag: As in `add`, for each of them.
         """
-        return await self._store.add(await self._watches(order_ids, policy, deadline, tag))
+        watches = await self._watches(order_ids, policy, deadline, tag)
+        return await self._stored(functools.partial(self._store.add, watches))
 
     async def wait(
         self,
@@ -328,7 +333,8 @@ class OrderWatcher:
         Args:
             order_id: The watched order; returns False if it is not watched.
         """
-        return await self._store.wake([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        return await self._stored(functools.partial(self._store.wake, ids)) == 1
 
     async def get(self, order_id: str) -> WatchState | None:
         """The watch's state, or None if the order is not watched (or was purged).
@@ -336,7 +342,7 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        return await self._store.get(_validate.order_id(order_id))
+        return await self._stored(functools.partial(self._store.get, _validate.order_id(order_id)))
 
     async def remove(self, order_id: str) -> bool:
         """Stop watching an order and forget its state; False if it was not watched.
@@ -344,7 +350,8 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        return await self._store.remove([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        return await self._stored(functools.partial(self._store.remove, ids)) == 1
 
     async def ack(self, order_id: str) -> bool:
         """Acknowledge a settled outcome: `settled()` never delivers it again.
@@ -352,7 +359,8 @@ class OrderWatcher:
         Args:
             order_id: The order whose outcome was handled.
         """
-        return await self._store.ack([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        return await self._stored(functools.partial(self._store.ack, ids)) == 1
 
     async def settled(self, *, auto_ack: bool = True) -> AsyncIterator[OrderOutcome]:
         """Each settled outcome not yet acknowledged, oldest first, then each new one.
