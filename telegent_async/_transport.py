@@ -158,7 +158,7 @@ class _Transport:
             headers = None
             if scope is not None:
                 headers = auth.headers_now(scope) or await _by(
-                    deadline, auth.headers(scope), previous
+                    deadline, auth.headers(scope), previous, budget
                 )
             attempt_timeout = self.timeout
             try:
@@ -170,9 +170,9 @@ class _Transport:
                     contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
                 ):
                     if not budget.open_now(loop.time()):
-                        await _budgeted(deadline, budget, priority, previous)
+                        await _by(deadline, budget.acquire(priority=priority), previous, budget)
                         if scope is not None:  # the wait may have outlived the token
-                            headers = await _by(deadline, auth.headers(scope), previous)
+                            headers = await _by(deadline, auth.headers(scope), previous, budget)
                     if self._closed:  # while this call waited
                         raise ClientClosedError()
                     if deadline is not None:  # what is left of the call, the waits taken
@@ -298,31 +298,25 @@ async def _slot_by(
 
 
 async def _by(
-    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
+    deadline: float | None,
+    step: Awaitable[_T],
+    failure: TelegentError | None = None,
+    budget: Budget | None = None,
 ) -> _T:
-    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
+    """Await one wait of a call (a token, a budget slot) within the call's deadline. A
+    deadline that passes while `budget`'s Redis is away (a token request waits for the
+    budget too) is `BudgetUnavailableError`: nothing was sent."""
     if deadline is None:
         return await step
     try:
         return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
     except asyncio.TimeoutError:
+        outage = None if budget is None else budget.outage
+        if outage is not None and outage.error is not None:
+            raise BudgetUnavailableError(
+                "the budget's Redis could not be reached before the call's timeout"
+            ) from outage.error
         raise TransportTimeoutError(CALL_TIMED_OUT) from failure
-
-
-async def _budgeted(
-    deadline: float | None, budget: Budget, priority: bool, failure: TelegentError | None
-) -> None:
-    """The budget's start, within the call's deadline; a deadline that passes while the
-    budget's Redis is away is `BudgetUnavailableError` (the request is not sent)."""
-    try:
-        await _by(deadline, budget.acquire(priority=priority), failure)
-    except TransportTimeoutError:
-        outage = budget.outage
-        if outage is None or outage.error is None:
-            raise
-        raise BudgetUnavailableError(
-            "the budget's Redis could not be reached before the call's timeout"
-        ) from outage.error
 
 
 def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:

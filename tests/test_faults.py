@@ -187,6 +187,12 @@ async def test_an_unreachable_budget_is_budget_unavailable_and_sends_nothing(
             server.up()
             assert (await client.get_order("JNOID-1")).succeeded
             assert budget.outage.error is None
+        server.down()  # a client's first call: its token request waits for the budget too
+        budget = tg.RedisBudget(server.url, 60000, name="away")
+        async with fast_client(fake, budget=budget) as client:
+            with pytest.raises(tg.BudgetUnavailableError):
+                await client.get_order("JNOID-1", timeout=0.5)
+        assert len(fake.token_requests) == 1  # the first client's: none sent unbudgeted
 
 
 # -- SQLite locked by another process --------------------------------------------------------
