@@ -13,16 +13,18 @@ from ._budgets.redis import RedisBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
+    carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
-from ._client import TelegentClient
+from ._client import OnUpdate, TelegentClient
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
     BudgetUnavailableError,
     ClientClosedError,
+    EndpointNotFoundError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -35,9 +37,11 @@ from ._errors import (
     ResponseDecodeError,
     ServerError,
     ServiceUnavailableError,
+    SubmitOutcomeUnknownError,
     TelegentError,
     TransportError,
     TransportTimeoutError,
+    UnprocessableEntityError,
 )
 from ._health import WatcherHealth
 from ._models import Order, OrderOutcome, OrderStatus
@@ -63,12 +67,14 @@ __all__ = [
     "CarrierError",
     "ClientClosedError",
     "ClientStats",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
+    "OnUpdate",
     "Order",
     "OrderFailed",
     "OrderOutcome",
@@ -88,12 +94,15 @@ __all__ = [
     "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
+    "SubmitOutcomeUnknownError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "UnprocessableEntityError",
     "WatchState",
     "WatcherHealth",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]
