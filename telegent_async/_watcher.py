@@ -37,7 +37,6 @@ logger = logging.getLogger("telegent_async")
 STOPPED = "telegent_watcher_stopped"
 #: How often a running watcher drops acknowledged outcomes older than `retain`.
 PURGE_EVERY = 3600.0
-_MAX_TAG_CHARS = 1000
 
 Deadline: TypeAlias = datetime | float | None
 T = TypeVar("T")
@@ -45,19 +44,6 @@ T = TypeVar("T")
 
 def _policy(policy: object) -> PollPolicy | None:
     return None if policy is None else checked_policy("policy", policy)
-
-
-def _tag(tag: object) -> str | None:
-    if tag is not None and not isinstance(tag, str):
-        raise TypeError(f"tag must be a str or None, not {type(tag).__name__}")
-    if tag is not None and len(tag) > _MAX_TAG_CHARS:
-        raise ValueError(f"tag must be at most {_MAX_TAG_CHARS} characters")
-    if tag is not None and not tag.isascii():
-        try:
-            tag.encode()
-        except UnicodeEncodeError:
-            raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
-    return tag
 
 
 def _result(order_id: str, order: Order | None, error: TelegentError | None) -> Order:
@@ -220,7 +206,7 @@ class OrderWatcher:
         self, order_ids: Iterable[str], policy: object, deadline: Deadline, tag: object
     ) -> list[NewWatch]:
         ids = _validate.order_ids(order_ids)
-        checked_policy, checked_tag = _policy(policy), _tag(tag)
+        checked_policy, checked_tag = _policy(policy), _validate.tag(tag)
         at = await self._deadline(deadline)
         return [NewWatch(order_id, checked_policy, at, checked_tag) for order_id in ids]
 
