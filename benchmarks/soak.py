@@ -272,7 +272,7 @@ def report(
         for line in worker.log.with_suffix(".err").read_text().splitlines()
     ]
     outages = sum("unavailable:" in line or "refused:" in line for line in logged)
-    recoveries = sum("available again after" in line for line in logged)
+    recoveries = sum(" again after " in line for line in logged)
 
     print(f"soak: {environment()}")
     print(

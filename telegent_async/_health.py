@@ -136,10 +136,13 @@ async def retrying(
     *,
     give_up_at: float | None = None,
     policy: PollPolicy = FAULT_POLICY,
+    ends: bool = True,
 ) -> T:
     """`await operation()`, again on `policy` for as long as it fails with a transient fault
-    (`outage` hears when it starts and ends). Anything else is raised at once; so is the
-    transient fault whose next try would fall after `give_up_at` (loop time), if given."""
+    (`outage` hears when it starts and, if `ends`, when it ends: an operation that may succeed
+    while its dependency is half away, a read while another process holds the write lock,
+    should not say it is back). Anything else is raised at once; so is the transient fault
+    whose next try would fall after `give_up_at` (loop time), if given."""
     loop = asyncio.get_running_loop()
     attempt = 0
     while True:
@@ -156,7 +159,8 @@ async def retrying(
             attempt += 1
             await asyncio.sleep(delay)
         else:
-            outage.end()
+            if ends:
+                outage.end()
             return result
 
 

@@ -136,10 +136,11 @@ class OrderWatcher:
 
     async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
         """A store operation, retried through the store's transient faults while the watcher
-        runs (a service waits them out); tried once when it does not (`watch add`)."""
+        runs (a service waits them out); tried once when it does not (`watch add`). The
+        scheduler's polls say when the store is back."""
         if not self._tasks:
             return await operation()
-        return await retrying(operation, self._scheduler.store_outage)
+        return await retrying(operation, self._scheduler.store_outage, ends=False)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

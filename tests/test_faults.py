@@ -310,9 +310,10 @@ async def test_a_fault_that_does_not_pass_stops_the_watcher_loudly(
 ) -> None:
     fake.add_order("JNOID-1", "Submitted")
     store = CorruptedStore()
-    watcher = tg.OrderWatcher(fast_client(fake), store, policy=FAST_POLL)
+    client = fast_client(fake)
+    watcher = tg.OrderWatcher(client, store, policy=FAST_POLL)
     with pytest.raises(sqlite3.DatabaseError):
-        async with watcher:
+        async with client, watcher:
             await watcher.add("JNOID-1")
             await wait_until(lambda: watcher.health.last_poll_at is not None, 5.0)
             store.broken = True
