@@ -23,7 +23,18 @@ import time
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from helpers import FAST_POLL, fast_client, process, wait_until
+from helpers import (
+    FAST,
+    FAST_POLL,
+    KEY,
+    SECRET,
+    cli_process,
+    fast_client,
+    finish,
+    process,
+    run_cli,
+    wait_until,
+)
 
 import telegent_async as tg
 from telegent_async._budgets import redis as redis_budget
@@ -345,3 +356,27 @@ async def test_in_flight_returns_to_zero_after_cancellations(fake: FakeTelegent)
         await asyncio.gather(*lookups, return_exceptions=True)
         assert client.stats.in_flight == 0
         assert client.stats.cancelled == 5
+
+
+@pytest.mark.slow
+async def test_watch_run_logs_each_redis_outage_at_its_default_verbosity(
+    restartable_redis: RedisServer,
+) -> None:
+    url, namespace = restartable_redis.url, "cli-outage"
+    async with FakeTelegent(account_key=KEY, account_secret=SECRET) as fake:
+        fake.add_order("JNOID-a", [Step("Submitted"), Step("Completed", 2.0)])
+        added = await run_cli("watch", "add", "--store", url, "--namespace", namespace, "JNOID-a")
+        assert added.code == 0, added.err
+        argv = ("watch", "run", "--json", *FAST, "--store", url, "--namespace", namespace)
+        async with cli_process(fake, *argv) as proc:
+            await wait_until(lambda: len(fake.order_requests("JNOID-a")) > 0, 20.0)
+            await asyncio.to_thread(restartable_redis.down)
+            await asyncio.sleep(1.0)
+            await asyncio.to_thread(restartable_redis.up)
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 20.0)
+            proc.send_signal(signal.SIGTERM)
+            code, _, err = await finish(proc)
+    assert code == 0 and b'"JNOID-a"' in line and b"COMPLETE" in line.upper()
+    assert "store unavailable: ConnectionError" in err and "Traceback" not in err
+    assert "store available again after" in err
