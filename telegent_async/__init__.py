@@ -17,6 +17,7 @@ from ._carrier import (
     decode_carrier_messages,
 )
 from ._client import TelegentClient
+from ._create import PortInEligibility, SubmittedOrder
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -78,6 +79,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
+    "PortInEligibility",
     "PortInUpdate",
     "RateLimitError",
     "RedisBudget",
@@ -88,6 +90,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SubmitOutcomeUnknownError",
+    "SubmittedOrder",
     "TelegentClient",
     "TelegentError",
     "TransportError",

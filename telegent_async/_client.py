@@ -29,6 +29,7 @@ from ._config import (
     Credentials,
     credentials_from,
 )
+from ._create_calls import CreateCalls
 from ._errors import TelegentError
 from ._models import Order, OrderOutcome, order_from_json
 from ._poller import OrderStream, run_workers, watch_order
@@ -49,7 +50,7 @@ TOKEN_PATH = "/oauth2/tokens"
 OnUpdate = Callable[[Order], "Awaitable[object] | object"]
 
 
-class TelegentClient(PortInCalls):
+class TelegentClient(PortInCalls, CreateCalls):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,

@@ -33,8 +33,22 @@ The port-in lifecycle endpoints (`POST /v1.0/numbers/portin/update` and `.../can
 method, token (of their own scope) and rate limit the same way, then make the change, and only
 then draw a fault: an injected fault replaces the answer of a change already made, the worst
 case for a client's retry. See `script_update` for what an update does to a rejected order.
+
+The endpoints that create orders (`PORTIN_SUBMIT_PATH`, `PROVISION_PATH`, `PORTOUT_PATH`,
+`STATUS_PATH`) and the eligibility check answer Telegent's documented shapes; what they create
+is served by the order endpoint on a lifecycle (`script_create`), so a whole workflow
+(eligibility -> submit -> wait -> update -> wait) runs offline. `inject(..., path=...)` scripts
+faults per call; `create_requests()` counts what reached them.
 """
 
+from ._create_endpoints import (
+    CREATE_PATHS,
+    ELIGIBILITY_PATH,
+    PORTIN_SUBMIT_PATH,
+    PORTOUT_PATH,
+    PROVISION_PATH,
+    STATUS_PATH,
+)
 from ._faults import FAULT_KINDS, FaultKind, TokenFaultKind
 from ._lifecycle import Step
 from ._log import RecordedBody, RecordedRequest
@@ -45,12 +59,18 @@ from ._serving import ORDER_PATH, TOKEN_PATH
 
 __all__ = [
     "API_PREFIX",
+    "CREATE_PATHS",
+    "ELIGIBILITY_PATH",
     "FAST_POLL",
     "FAST_RETRY",
     "FAULT_KINDS",
     "ORDER_PATH",
     "PORTIN_CANCEL_PATH",
+    "PORTIN_SUBMIT_PATH",
     "PORTIN_UPDATE_PATH",
+    "PORTOUT_PATH",
+    "PROVISION_PATH",
+    "STATUS_PATH",
     "TOKEN_PATH",
     "FakeTelegent",
     "FaultKind",

@@ -20,6 +20,7 @@ MESSAGES: Final[dict[int, str]] = {
     404: "Order not found",
     405: "The requested resource does not support http method 'GET'.",
     408: "The request timed out before the server could complete it.",
+    422: "The request could not be processed: a business rule refused it.",
     429: "Too many requests. Rate limit exceeded.",
     500: "An error has occurred.",
     502: "Bad gateway: the upstream service returned an invalid response.",
@@ -54,6 +55,20 @@ def json_answer(order_id: str, status: str, message: str) -> web.Response:
     """A port-in update's or cancel's confirmation."""
     body = {"OrderId": order_id, "Status": status, "Message": message}
     return web.Response(body=json.dumps(body).encode(), content_type=JSON)
+
+
+def enveloped(response: web.Response) -> web.Response:
+    """A JSON answer wrapped as `{"Successful": true, "Data": ...}` (the documented wrapper)."""
+    assert isinstance(response.body, bytes)
+    data = json.loads(response.body)
+    body = json.dumps({"Successful": True, "Data": data}).encode()
+    return web.Response(status=response.status, body=body, content_type=JSON)
+
+
+def embedded_error() -> web.Response:
+    """A 200 whose body is an error (`{"StatusCode": 400, "Message": ...}`)."""
+    body = _error_body(400, "The request is invalid: rejected inside a 200 answer.")
+    return web.Response(status=200, body=body, content_type=JSON)
 
 
 @attrs.frozen

@@ -14,7 +14,8 @@ from typing import Any, Final
 from aiohttp import web
 
 from ._connections import ConnectionCounter
-from ._faults import STATUS_FAULTS, ApiFaults, FaultKind, TokenFaults
+from ._create_endpoints import ALL_PATHS, CreatedOrders
+from ._faults import BEFORE_ACTION, STATUS_FAULTS, ApiFaults, FaultKind, TokenFaults
 from ._lifecycle import Order, Step, iso, order_dict
 from ._log import RecordedBody, RequestLog
 from ._portin_endpoints import (
@@ -23,7 +24,15 @@ from ._portin_endpoints import (
     Continuation,
     port_in_answer,
 )
-from ._responses import HTML_502, JSON, Fixed, error_response, method_not_allowed
+from ._responses import (
+    HTML_502,
+    JSON,
+    Fixed,
+    embedded_error,
+    enveloped,
+    error_response,
+    method_not_allowed,
+)
 from ._tokens import (
     TokenBucket,
     Tokens,
@@ -87,6 +96,7 @@ class ServingCore:
         self._orders: dict[str, Order] = {}
         self._update_scripts: dict[str, collections.deque[Continuation]] = {}
         self._fixed: dict[str, Fixed] = {}
+        self._created = CreatedOrders()
         self._static_steps: dict[str, tuple[Step, ...]] = {}
         self._tokens = Tokens()
         self._token_faults = TokenFaults()
@@ -158,6 +168,8 @@ class ServingCore:
             return await self._handle_token(request, now)
         if path in PORTIN_PATHS:
             return await self._handle_port_in(request, now)
+        if path in ALL_PATHS:
+            return await self._handle_create(request, now)
         self._log.add(request, now, 404)
         return error_response(404, "No HTTP resource was found that matches the request URI.")
 
@@ -189,7 +201,7 @@ class ServingCore:
         if isinstance(gate, web.Response):
             return gate
         token, scope = gate
-        fault, retry_after = self._faults.next()
+        fault, retry_after = self._faults.next(request.path)
         if fault is None:
             response = self._answer(request, time.monotonic())
             self._log.add(request, now, response.status, token, scope)
@@ -197,14 +209,30 @@ class ServingCore:
         if fault == "stall":
             answer = functools.partial(self._answer, request)
             return await self._stall(request, now, token, scope, answer)
-        return self._fault_response(request, now, fault, retry_after, token, scope)
+        answered = self._answer(request, now) if fault == "envelope" else None
+        return self._fault_response(request, now, fault, retry_after, token, scope, None, answered)
+
+    async def _handle_create(self, request: web.Request, now: float) -> web.StreamResponse:
+        """An eligibility check or a create: a fault of `BEFORE_ACTION` is answered before
+        anything is made; any other replaces the answer of an order already made."""
+        body = await _json_body(request)
+        gate = self._gate(request, now, "POST", body)
+        if isinstance(gate, web.Response):
+            return gate
+        token, scope = gate
+        fault, retry_after = self._faults.next(request.path)
+        if fault in BEFORE_ACTION:
+            return self._fault_response(request, now, fault, retry_after, token, scope, body)
+        response = self._created.answer(request.path, body, self._orders, self.port_in_delay, now)
+        if fault is None:
+            self._log.add(request, now, response.status, token, scope, body=body)
+            return response
+        if fault == "stall":
+            return await self._stall(request, now, token, scope, lambda _now: response, body)
+        return self._fault_response(request, now, fault, retry_after, token, scope, body, response)
 
     async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
-        try:
-            data = json.loads(await request.read())
-        except ValueError:
-            data = None
-        body = RecordedBody(data) if isinstance(data, dict) else None
+        body = await _json_body(request)
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
@@ -218,13 +246,13 @@ class ServingCore:
             self.port_in_delay,
             now,
         )
-        fault, retry_after = self._faults.next()
+        fault, retry_after = self._faults.next(request.path)
         if fault is None:
             self._log.add(request, now, response.status, token, scope, body=body)
             return response
         if fault == "stall":
             return await self._stall(request, now, token, scope, lambda _now: response, body)
-        return self._fault_response(request, now, fault, retry_after, token, scope, body)
+        return self._fault_response(request, now, fault, retry_after, token, scope, body, response)
 
     def _gate(
         self, request: web.Request, now: float, method: str, body: RecordedBody | None = None
@@ -279,7 +307,9 @@ class ServingCore:
         token: str | None,
         scope: str | None,
         body: RecordedBody | None = None,
+        answer: web.Response | None = None,
     ) -> web.StreamResponse:
+        """The answer of `fault`; `answer` (the right one, if made) is what "envelope" wraps."""
         status = STATUS_FAULTS.get(fault)
         if status is not None:
             response = error_response(status)
@@ -296,6 +326,12 @@ class ServingCore:
             order_id = request.query.get("OrderId", "")
             cut = ('{"OrderId": ' + json.dumps(order_id) + ', "OrderSta').encode()
             response = web.Response(body=cut, content_type=JSON)
+        elif fault == "envelope":
+            if answer is None:  # not an endpoint with an answer to wrap
+                answer = error_response(400)
+            response = enveloped(answer) if answer.status == 200 else answer
+        elif fault == "embedded_error":
+            response = embedded_error()
         elif fault == "html":
             response = web.Response(status=502, body=HTML_502, content_type="text/html")
         elif fault == "empty":
@@ -342,3 +378,12 @@ class ServingCore:
             body = json.dumps(self._default_dict(order_id, self.default_status)).encode()
             return web.Response(body=body, content_type=JSON)
         return error_response(404)
+
+
+async def _json_body(request: web.Request) -> RecordedBody | None:
+    """The request's JSON object (recorded with its secrets masked in any repr), or None."""
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        data = None
+    return RecordedBody(data) if isinstance(data, dict) else None
