@@ -38,7 +38,7 @@ from ._request import Request
 from ._stats import ClientStats
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
-from ._transport import Transport, _connections_allowed, _trace_configs
+from ._transport import Transport
 
 __all__ = ["TelegentClient"]
 
@@ -328,3 +328,29 @@ class TelegentClient(PortInCalls, CreateCalls):
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         """A wait's own policy (checked), else the client's `poll_policy`."""
         return self.poll_policy if policy is None else checked_policy("policy", policy)
+
+
+def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
+    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return wanted
+    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
+
+
+def _trace_configs(
+    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
+) -> list[aiohttp.TraceConfig] | None:
+    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
+    if configs is None:
+        return None
+    if session is not None:
+        raise TypeError(
+            "trace_configs only applies to a session the client creates: "
+            "give them to your own session instead"
+        )
+    configs = list(configs)
+    for config in configs:
+        if not isinstance(config, aiohttp.TraceConfig):
+            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
+    return configs

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Final
 
 import attrs
 
-from ._portin import BillingAddress, checked_text
+from ._portin import BillingAddress, checked_date, checked_text
 from ._request import Creates
 from ._timing import parse_timestamp
 
@@ -223,24 +223,6 @@ def port_out_body(number: object, pin: object) -> dict[str, Any]:
     }
 
 
-def _effective_date(value: object) -> str:
-    if isinstance(value, date):
-        return value.strftime("%m/%d/%Y")
-    if not isinstance(value, str):
-        raise TypeError(
-            f"effective_date must be a datetime.date or a str, not {type(value).__name__}"
-        )
-    try:
-        if len(value) != 10:
-            raise ValueError
-        datetime.strptime(value, "%m/%d/%Y")
-    except ValueError:
-        raise ValueError(
-            f"effective_date must be a real date written MM/DD/YYYY, got {value[:40]!r}"
-        ) from None
-    return value
-
-
 def status_change_body(
     change: object,
     numbers: object,
@@ -260,7 +242,7 @@ def status_change_body(
         "PhoneNumbers": listed,
     }
     if effective_date is not None:
-        body["EffectiveDate"] = _effective_date(effective_date)
+        body["EffectiveDate"] = checked_date("effective_date", effective_date, "%m/%d/%Y")
     _optional(body, "AreaCode", area_code)
     _optional(body, "ZipCode", zip_code)
     return body

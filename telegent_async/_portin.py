@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -29,6 +29,7 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "cancel_body",
+    "checked_date",
     "checked_text",
     "decode_answer",
     "mask_secrets",
@@ -152,20 +153,20 @@ class PortInCancel:
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
 
 
-def _port_in_date(value: object) -> str:
+def checked_date(name: str, value: object, form: str = "%Y-%m-%d") -> str:
+    """A `datetime.date`, or a string of a real date, written in `form` (`"%m/%d/%Y"` ...)."""
     if isinstance(value, date):  # a datetime is a date too: its day is what Telegent takes
-        return value.strftime("%Y-%m-%d")
+        return value.strftime(form)
     if not isinstance(value, str):
-        raise TypeError(
-            f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
-        )
+        raise TypeError(f"{name} must be a datetime.date or a str, not {type(value).__name__}")
     try:
         if len(value) != 10:
             raise ValueError
-        return date.fromisoformat(value).isoformat()
+        return datetime.strptime(value, form).strftime(form)
     except ValueError:
+        shown = form.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
         raise ValueError(
-            f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
+            f"{name} must be a real date written {shown}, got {value[:40]!r}"
         ) from None
 
 
@@ -178,7 +179,7 @@ def _iccid(value: object) -> str:
 
 def _field_value(keyword: str, value: object) -> object:
     if keyword == "port_in_date":
-        return _port_in_date(value)
+        return checked_date("port_in_date", value)
     if keyword == "iccid":
         return _iccid(value)
     if keyword == "current_billing_address":

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -386,29 +386,3 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
 def _describe(request: Request) -> str:
     path, params = request.url.path, request.params
     return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path
-
-
-def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
-    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
-    connector = session.connector if session is not None else None
-    if connector is None:
-        return wanted
-    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
-
-
-def _trace_configs(
-    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
-) -> list[aiohttp.TraceConfig] | None:
-    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
-    if configs is None:
-        return None
-    if session is not None:
-        raise TypeError(
-            "trace_configs only applies to a session the client creates: "
-            "give them to your own session instead"
-        )
-    configs = list(configs)
-    for config in configs:
-        if not isinstance(config, aiohttp.TraceConfig):
-            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
-    return configs

@@ -15,11 +15,13 @@ import telegent_async as tg
 from telegent_async.testing import (
     ELIGIBILITY_PATH,
     ORDER_PATH,
+    PORTIN_CANCEL_PATH,
     PORTIN_SUBMIT_PATH,
     PORTIN_UPDATE_PATH,
     PORTOUT_PATH,
     PROVISION_PATH,
     STATUS_PATH,
+    TOKEN_PATH,
     FakeTelegent,
     Step,
 )
@@ -209,6 +211,30 @@ async def test_lookups_and_port_in_answers_are_unwrapped_too(fake: FakeTelegent)
         update = await client.update_port_in("JNOID-w1", current_account_number=ACCOUNT)
     assert order.order_id == "JNOID-w1" and order.needs_action
     assert (update.order_id, update.status) == ("JNOID-w1", "Updated")
+
+
+async def test_a_token_answer_in_the_wrapper_is_unwrapped(fake: FakeTelegent) -> None:
+    fake.add_order("JNUOID-t1", "Complete")
+    fake.fail_tokens("envelope")
+    async with fast_client(fake) as client:
+        assert (await client.get_order("JNUOID-t1")).succeeded
+    assert [r.fault for r in fake.token_requests] == ["envelope"]
+
+
+async def test_a_cancel_made_but_answered_with_an_error_body_is_confirmed_by_a_lookup(
+    fake: FakeTelegent,
+) -> None:
+    # The fake cancels, then answers 200 {"StatusCode": 400, ...}: a 400 like any other, so
+    # the cancel looks the order up, finds it Cancelled, and that is success.
+    fake.add_order("JNOID-c1", "Rejected", message="6A-MDN_NOT_FOUND")
+    fake.inject("embedded_error", path=PORTIN_CANCEL_PATH)
+    async with fast_client(fake) as client:
+        cancel = await client.cancel_port_in("JNOID-c1")
+    assert (cancel.order_id, cancel.status) == ("JNOID-c1", "Cancelled")
+    assert [r.path for r in fake.requests if r.path != TOKEN_PATH] == [
+        PORTIN_CANCEL_PATH,
+        ORDER_PATH,
+    ]
 
 
 async def test_a_submitted_port_in_is_an_order_to_wait_on(fake: FakeTelegent) -> None:

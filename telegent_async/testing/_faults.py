@@ -37,8 +37,8 @@ the right answer wrapped as `{"Successful": true, "Data": ...}` (not a fault to 
 reads the documented wrapper)."""
 
 TokenFaultKind = FaultKind | Literal["refused"]
-"""A fault `FakeTelegent.fail_tokens` accepts: any `FaultKind` but "stall", "embedded_error"
-and "envelope" (a token answer's own refusal is "refused"), or "refused"."""
+"""A fault `FakeTelegent.fail_tokens` accepts: any `FaultKind` but "stall" and
+"embedded_error" (a token answer's own refusal is "refused"), or "refused"."""
 
 #: Faults a create endpoint answers before making the order (the request was not acted on);
 #: every other fault replaces the answer of an order already made, the worst case.
@@ -141,8 +141,8 @@ class TokenFaults:
             check_kind(kind)
         if kind == "stall":
             raise ValueError("token requests cannot stall; use a short client timeout instead")
-        if kind in ("embedded_error", "envelope"):
-            raise ValueError(f"{kind!r} is not a token fault; use 'refused'")
+        if kind == "embedded_error":
+            raise ValueError("'embedded_error' is not a token fault; use 'refused'")
         if until is not None:
             self._outage = (kind, until)
         elif count > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import Final
 
 import attrs
@@ -62,7 +63,10 @@ def enveloped(response: web.Response) -> web.Response:
     assert isinstance(response.body, bytes)
     data = json.loads(response.body)
     body = json.dumps({"Successful": True, "Data": data}).encode()
-    return web.Response(status=response.status, body=body, content_type=JSON)
+    kept = {
+        k: v for k, v in response.headers.items() if k not in ("Content-Type", "Content-Length")
+    }
+    return web.Response(status=response.status, body=body, content_type=JSON, headers=kept)
 
 
 def embedded_error() -> web.Response:
@@ -78,6 +82,21 @@ class Fixed:
     status: int
     body: bytes
     headers: CIMultiDict[str]
+
+    @classmethod
+    def of(
+        cls,
+        status: int,
+        body: bytes | str,
+        content_type: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fixed:
+        """The answer a test scripts: its body as bytes, its Content-Type among its headers."""
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
+        if content_type is not None and "Content-Type" not in hdrs:
+            hdrs["Content-Type"] = content_type
+        return cls(status, raw, hdrs)
 
     def response(self) -> web.Response:
         return web.Response(status=self.status, body=self.body, headers=self.headers)

@@ -7,8 +7,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from multidict import CIMultiDict
-
 from .._timing import PollPolicy
 from ._create_endpoints import ALL_PATHS, CREATE_PATHS
 from ._faults import FaultKind, TokenFaultKind
@@ -248,11 +246,7 @@ class FakeTelegent(ServingCore):
         """
         if path not in ALL_PATHS:
             raise ValueError(f"{path!r} is not a create or eligibility endpoint")
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        headers: CIMultiDict[str] = CIMultiDict()
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        self._created.fixed[path] = Fixed(status, raw, headers)
+        self._created.fixed[path] = Fixed.of(status, body, content_type)
 
     def issue_token(self, path: str, *, lifetime: float | None = None) -> str:
         """A token for the endpoint `path`, as the token endpoint would issue it (for a client
@@ -294,11 +288,7 @@ class FakeTelegent(ServingCore):
             content_type: The Content-Type header (None: none).
             headers: More headers.
         """
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
-        if content_type is not None and "Content-Type" not in hdrs:
-            hdrs["Content-Type"] = content_type
-        self._fixed[order_id] = Fixed(status, raw, hdrs)
+        self._fixed[order_id] = Fixed.of(status, body, content_type, headers)
 
     def inject(
         self,

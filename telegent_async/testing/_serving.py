@@ -188,13 +188,14 @@ class ServingCore:
         endpoint = data.get("ApiEndpoint")
         scope = ORDER_PATH if endpoint is None else scope_of(endpoint)
         fault = self._token_faults.next(now)
-        if fault is not None and fault != "refused":
+        if fault is not None and fault not in ("refused", "envelope"):
             return self._fault_response(request, now, fault, None, None, scope)
-        self._log.add(request, now, 200, scope=scope)
+        self._log.add(request, now, 200, scope=scope, fault=fault)
         if fault == "refused" or not credentials_match(data, self.account_key, self.account_secret):
             return refused_answer()
         token = self._tokens.issue(scope, now + self.token_lifetime)
-        return issued_answer(token, self.token_lifetime, self.clock_skew)
+        issued = issued_answer(token, self.token_lifetime, self.clock_skew)
+        return enveloped(issued) if fault == "envelope" else issued
 
     async def _handle_order(self, request: web.Request, now: float) -> web.StreamResponse:
         gate = self._gate(request, now, "GET")
@@ -224,12 +225,9 @@ class ServingCore:
         if fault in BEFORE_ACTION:
             return self._fault_response(request, now, fault, retry_after, token, scope, body)
         response = self._created.answer(request.path, body, self._orders, self.port_in_delay, now)
-        if fault is None:
-            self._log.add(request, now, response.status, token, scope, body=body)
-            return response
-        if fault == "stall":
-            return await self._stall(request, now, token, scope, lambda _now: response, body)
-        return self._fault_response(request, now, fault, retry_after, token, scope, body, response)
+        return await self._after_action(
+            request, now, token, scope, body, response, fault, retry_after
+        )
 
     async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
         body = await _json_body(request)
@@ -247,6 +245,22 @@ class ServingCore:
             now,
         )
         fault, retry_after = self._faults.next(request.path)
+        return await self._after_action(
+            request, now, token, scope, body, response, fault, retry_after
+        )
+
+    async def _after_action(
+        self,
+        request: web.Request,
+        now: float,
+        token: str,
+        scope: str,
+        body: RecordedBody | None,
+        response: web.Response,
+        fault: str | None,
+        retry_after: str | None,
+    ) -> web.StreamResponse:
+        """The answer of a change already made, or the fault drawn for it in its place."""
         if fault is None:
             self._log.add(request, now, response.status, token, scope, body=body)
             return response
