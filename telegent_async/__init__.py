@@ -13,16 +13,18 @@ from ._budgets.redis import RedisBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
+    carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
-from ._client import TelegentClient
+from ._client import OnUpdate, TelegentClient
 from ._create import PortInEligibility, SubmittedOrder
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    EndpointNotFoundError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -63,12 +65,14 @@ __all__ = [
     "CarrierError",
     "ClientClosedError",
     "ClientStats",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
+    "OnUpdate",
     "Order",
     "OrderFailed",
     "OrderOutcome",
@@ -97,6 +101,7 @@ __all__ = [
     "TransportTimeoutError",
     "UnprocessableEntityError",
     "WatchState",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "checked_text",
     "decode_answer",
     "mask_secrets",
+    "port_in_date",
     "redact",
     "secrets_of",
     "update_body",
@@ -170,6 +171,35 @@ def checked_date(name: str, value: object, form: str = "%Y-%m-%d") -> str:
         ) from None
 
 
+def port_in_date(value: object, today: date) -> str:
+    """`port_in_date` as Telegent takes it (`YYYY-MM-DD`): a `date` or such a string, not
+    before `today`. A `datetime` is refused (`TypeError`): its time would be dropped silently.
+    """
+    if isinstance(value, datetime):
+        raise TypeError(
+            "port_in_date must be a datetime.date, not a datetime: Telegent takes a day, and "
+            f"the time would be dropped (pass {value.date().isoformat()!r} or value.date())"
+        )
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            if len(value) != 10:
+                raise ValueError
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
+            ) from None
+    else:
+        raise TypeError(
+            f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
+        )
+    if day < today:
+        raise ValueError(f"port_in_date {day.isoformat()} is in the past (today: {today})")
+    return day.isoformat()
+
+
 def _iccid(value: object) -> str:
     text = checked_text("iccid", value)
     if not (text.isascii() and text.isdigit() and 18 <= len(text) <= 22):
@@ -177,9 +207,9 @@ def _iccid(value: object) -> str:
     return text
 
 
-def _field_value(keyword: str, value: object) -> object:
+def _field_value(keyword: str, value: object, today: date) -> object:
     if keyword == "port_in_date":
-        return checked_date("port_in_date", value)
+        return port_in_date(value, today)
     if keyword == "iccid":
         return _iccid(value)
     if keyword == "current_billing_address":
@@ -191,13 +221,14 @@ def _field_value(keyword: str, value: object) -> object:
     return checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
 
 
-def update_body(order_id: object, fields: Mapping[str, object]) -> dict[str, Any]:
-    """The JSON body of an update: `OrderId` and only the fields given (not None), checked."""
+def update_body(order_id: object, fields: Mapping[str, object], today: date) -> dict[str, Any]:
+    """The JSON body of an update: `OrderId` and only the fields given (not None), checked
+    (`today`: the earliest `port_in_date` allowed)."""
     body: dict[str, Any] = {"OrderId": _validate.order_id(order_id)}
     for keyword, json_name in JSON_NAMES.items():
         value = fields.get(keyword)
         if value is not None:
-            body[json_name] = _field_value(keyword, value)
+            body[json_name] = _field_value(keyword, value, today)
     if len(body) == 1:
         raise ValueError(
             "update_port_in needs at least one field to correct besides the order ID: "

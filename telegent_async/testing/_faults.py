@@ -112,6 +112,11 @@ class ApiFaults:
             queue = self._injected if path is None else self._by_path.setdefault(path, _deque())
             queue.append(_Injection(kind, count, retry_after))
 
+    def clear(self) -> None:
+        """Forget the injected faults not handed out yet, any path's (`fault_rate` stays)."""
+        self._injected.clear()
+        self._by_path.clear()
+
     def next(self, path: str) -> tuple[str | None, str | None]:
         """The fault for a request of `path` and its Retry-After, or (None, None): the
         faults injected for that path first, then those for any request, then a draw."""
@@ -147,6 +152,11 @@ class TokenFaults:
             self._outage = (kind, until)
         elif count > 0:
             self._queue.append(_Injection(kind, count, None))
+
+    def clear(self) -> None:
+        """Forget the counted faults and end an outage."""
+        self._queue.clear()
+        self._outage = None
 
     def next(self, now: float) -> str | None:
         outage = self._outage

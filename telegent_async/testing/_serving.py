@@ -32,6 +32,7 @@ from ._responses import (
     enveloped,
     error_response,
     method_not_allowed,
+    no_route,
 )
 from ._tokens import (
     TokenBucket,
@@ -171,7 +172,7 @@ class ServingCore:
         if path in ALL_PATHS:
             return await self._handle_create(request, now)
         self._log.add(request, now, 404)
-        return error_response(404, "No HTTP resource was found that matches the request URI.")
+        return no_route(str(request.url))
 
     async def _handle_token(self, request: web.Request, now: float) -> web.StreamResponse:
         if request.method != "POST":
