@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import attrs
 
-from ._portin import BillingAddress, checked_date, checked_text
+from ._portin import BillingAddress, checked_day, checked_text
 from ._request import Creates
 from ._timing import parse_timestamp
 
@@ -242,7 +242,8 @@ def status_change_body(
         "PhoneNumbers": listed,
     }
     if effective_date is not None:
-        body["EffectiveDate"] = checked_date("effective_date", effective_date, "%m/%d/%Y")
+        day = checked_day("effective_date", effective_date, "%m/%d/%Y")
+        body["EffectiveDate"] = day.strftime("%m/%d/%Y")
     _optional(body, "AreaCode", area_code)
     _optional(body, "ZipCode", zip_code)
     return body

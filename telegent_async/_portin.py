@@ -29,7 +29,7 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "cancel_body",
-    "checked_date",
+    "checked_day",
     "checked_text",
     "decode_answer",
     "mask_secrets",
@@ -154,16 +154,23 @@ class PortInCancel:
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
 
 
-def checked_date(name: str, value: object, form: str = "%Y-%m-%d") -> str:
-    """A `datetime.date`, or a string of a real date, written in `form` (`"%m/%d/%Y"` ...)."""
-    if isinstance(value, date):  # a datetime is a date too: its day is what Telegent takes
-        return value.strftime(form)
+def checked_day(name: str, value: object, form: str = "%Y-%m-%d") -> date:
+    """A `date`, or a string of a real date written in `form` (`"%m/%d/%Y"` ...). A
+    `datetime` is refused (`TypeError`): Telegent takes a day, and its time would be dropped
+    silently."""
+    if isinstance(value, datetime):
+        raise TypeError(
+            f"{name} must be a datetime.date, not a datetime: Telegent takes a day, and "
+            f"the time would be dropped (pass {value.strftime(form)!r} or value.date())"
+        )
+    if isinstance(value, date):
+        return value
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a datetime.date or a str, not {type(value).__name__}")
     try:
         if len(value) != 10:
             raise ValueError
-        return datetime.strptime(value, form).strftime(form)
+        return datetime.strptime(value, form).date()
     except ValueError:
         shown = form.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
         raise ValueError(
@@ -173,28 +180,8 @@ def checked_date(name: str, value: object, form: str = "%Y-%m-%d") -> str:
 
 def port_in_date(value: object, today: date) -> str:
     """`port_in_date` as Telegent takes it (`YYYY-MM-DD`): a `date` or such a string, not
-    before `today`. A `datetime` is refused (`TypeError`): its time would be dropped silently.
-    """
-    if isinstance(value, datetime):
-        raise TypeError(
-            "port_in_date must be a datetime.date, not a datetime: Telegent takes a day, and "
-            f"the time would be dropped (pass {value.date().isoformat()!r} or value.date())"
-        )
-    if isinstance(value, date):
-        day = value
-    elif isinstance(value, str):
-        try:
-            if len(value) != 10:
-                raise ValueError
-            day = date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
-            ) from None
-    else:
-        raise TypeError(
-            f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
-        )
+    before `today` (a `datetime` is refused, see `checked_day`)."""
+    day = checked_day("port_in_date", value)
     if day < today:
         raise ValueError(f"port_in_date {day.isoformat()} is in the past (today: {today})")
     return day.isoformat()
