@@ -10,6 +10,7 @@ it (error messages, logs, `raw`).
 from __future__ import annotations
 
 import json
+import re
 import types
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -239,17 +240,31 @@ def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
     return {name: MASK if name in SECRET_FIELDS else value for name, value in body.items()}
 
 
+#: What a short secret (a 4-digit PIN) must not be masked inside: Telegent's IDs and E.164
+#: numbers. `JNUOID-...-1234-...` or `+12815551234` with a PIN of 1234 would otherwise come
+#: back mangled, and the SDK would hand out an order ID that does not exist.
+_KEPT_WHOLE = (
+    rb"(?:JNUOID|JNOID|JNID|NID|TSUID|AID|WID|MRID|CRID|DID)-[0-9A-Za-z-]{4,}|\+[0-9]{7,15}"
+)
+
+
 def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` with every secret masked, raw and as JSON writes it (escaped or not).
+    """`body` with every secret masked, raw and as JSON writes it (escaped or not), wherever
+    it appears (inside other words too) but inside an ID or a phone number (`_KEPT_WHOLE`).
 
     Run on whole bodies before anything parses or truncates them: a value cut in half by an
     excerpt could no longer be found.
     """
-    for secret in secrets:
-        forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-        for form in sorted(forms, key=len, reverse=True):
-            body = body.replace(form.encode(), MASK.encode())
-    return body
+    forms = {
+        form.encode()
+        for secret in secrets
+        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+    }
+    if not forms:
+        return body
+    alternatives = b"|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    pattern = re.compile(b"(" + alternatives + b")|" + _KEPT_WHOLE)
+    return pattern.sub(lambda m: MASK.encode() if m.group(1) else m.group(0), body)
 
 
 def _str_or_none(value: object) -> str | None:
