@@ -269,3 +269,25 @@ def test_a_created_order_is_returned() -> None:
         now=NOW,
     )
     assert got == Return("JNOID-9")
+
+
+@given(
+    status=st.integers(100, 599),
+    content_type=st.sampled_from(CONTENT_TYPES),
+    value=json_values,
+    attempt=st.integers(0, 5),
+)
+def test_a_create_is_retried_only_after_429_or_503(
+    status: int, content_type: str | None, value: object, attempt: int
+) -> None:
+    # Whatever the answer: a create is sent again only after a 429 or a 503 (in the status
+    # line or in an error body inside a 2xx), and never after an answer a lookup would raise.
+    answer = HTTPAnswer(status, {"Content-Type": content_type or ""}, json.dumps(value).encode())
+    got = decide_attempt(
+        answer, CREATE, _decode, attempt=attempt, rules=RULES, can_reauthenticate=False, now=NOW
+    )
+    kind, code = expected(status, content_type, answer.body)
+    if isinstance(got, Retry):
+        assert kind == "error" and code in (429, 503) and attempt < RULES.max_retries
+    if kind == "error" and code in (429, 503) and attempt < RULES.max_retries:
+        assert isinstance(got, Retry)
