@@ -40,6 +40,7 @@ from ._stats import ClientStats
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
 from ._transport import Transport
+from ._webhook_calls import WebhookCalls
 
 __all__ = ["OnUpdate", "TelegentClient"]
 
@@ -53,7 +54,7 @@ OnUpdate: TypeAlias = Callable[[Order], "Awaitable[object] | object"]
 change); a plain function or a coroutine function (its awaitable is awaited)."""
 
 
-class TelegentClient(PortInCalls, CreateCalls):
+class TelegentClient(PortInCalls, CreateCalls, WebhookCalls):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,

@@ -39,6 +39,11 @@ The endpoints that create orders (`PORTIN_SUBMIT_PATH`, `PROVISION_PATH`, `PORTO
 is served by the order endpoint on a lifecycle (`script_create`), so a whole workflow
 (eligibility -> submit -> wait -> update -> wait) runs offline. `inject(..., path=...)` scripts
 faults per call; `create_requests()` counts what reached them.
+
+The webhook subscription endpoints (`POST /v1.0/webhook/create`, `.../update`, `.../delete`,
+`GET /v1.0/webhook`, `GET /v1.0/account/webhooks`) are gated and faulted the same way, each
+with a token of its own scope; `fake.webhooks` holds what they stored and
+`fake.webhook_requests()` what they were sent.
 """
 
 from ._create_endpoints import (
@@ -56,6 +61,13 @@ from ._portin_endpoints import API_PREFIX, PORTIN_CANCEL_PATH, PORTIN_UPDATE_PAT
 from ._redis_server import RedisServer
 from ._server import FAST_POLL, FAST_RETRY, FakeTelegent
 from ._serving import ORDER_PATH, TOKEN_PATH
+from ._webhook_endpoints import (
+    WEBHOOK_CREATE_PATH,
+    WEBHOOK_DELETE_PATH,
+    WEBHOOK_GET_PATH,
+    WEBHOOK_LIST_PATH,
+    WEBHOOK_UPDATE_PATH,
+)
 
 __all__ = [
     "API_PREFIX",
@@ -72,6 +84,11 @@ __all__ = [
     "PROVISION_PATH",
     "STATUS_PATH",
     "TOKEN_PATH",
+    "WEBHOOK_CREATE_PATH",
+    "WEBHOOK_DELETE_PATH",
+    "WEBHOOK_GET_PATH",
+    "WEBHOOK_LIST_PATH",
+    "WEBHOOK_UPDATE_PATH",
     "FakeTelegent",
     "FaultKind",
     "RecordedBody",

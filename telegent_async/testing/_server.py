@@ -15,6 +15,7 @@ from ._log import RecordedRequest
 from ._portin_endpoints import PORTIN_PATHS
 from ._responses import JSON, Fixed
 from ._serving import ORDER_PATH, TOKEN_PATH, ServingCore
+from ._webhook_endpoints import WEBHOOK_METHODS
 
 if TYPE_CHECKING:
     from .._client import TelegentClient
@@ -127,6 +128,17 @@ class FakeTelegent(ServingCore):
             path: Only this endpoint's (None: all four).
         """
         return [order_id for made, order_id in self._created.made if path in (None, made)]
+
+    def webhook_requests(self) -> list[RecordedRequest]:
+        """The recorded webhook subscription calls (create, update, delete, get, list)."""
+        return [r for r in self._log.requests if r.path in WEBHOOK_METHODS]
+
+    @property
+    def webhooks(self) -> dict[str, dict[str, Any]]:
+        """The subscriptions stored now, by `WebhookId`, as a create or update sent them
+        (credentials included: this is the server's side). A copy: change them through the
+        client's calls."""
+        return {webhook_id: dict(hook) for webhook_id, hook in self._webhooks.stored.items()}
 
     @property
     def open_connections(self) -> int:
@@ -290,6 +302,26 @@ class FakeTelegent(ServingCore):
         """
         self._fixed[order_id] = Fixed.of(status, body, content_type, headers)
 
+    def set_webhook_response(
+        self,
+        status: int | None = 200,
+        body: bytes | str = b"",
+        *,
+        content_type: str | None = JSON,
+    ) -> None:
+        """Answer every webhook subscription call with exactly these bytes (after auth and rate
+        limit, nothing stored), until called with `status=None`.
+
+        Args:
+            status: The HTTP status; None: back to the endpoints' own answers.
+            body: The body, as is.
+            content_type: The Content-Type header (None: none).
+        """
+        if status is None:
+            self._webhooks.fixed = None
+            return
+        self._webhooks.fixed = Fixed.of(status, body, content_type)
+
     def inject(
         self,
         kind: FaultKind,
@@ -312,7 +344,9 @@ class FakeTelegent(ServingCore):
             path: Only requests to this endpoint get it (None: any API request); its
                 faults come before those injected for any request.
         """
-        if path is not None and path not in ALL_PATHS | PORTIN_PATHS | {ORDER_PATH}:
+        if path is not None and path not in ALL_PATHS | PORTIN_PATHS | WEBHOOK_METHODS.keys() | {
+            ORDER_PATH
+        }:
             raise ValueError(f"{path!r} is not an API endpoint of the fake")
         self._faults.inject(kind, count, retry_after, path)
 

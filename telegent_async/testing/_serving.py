@@ -43,6 +43,7 @@ from ._tokens import (
     scope_of,
     token_request_error,
 )
+from ._webhook_endpoints import WEBHOOK_METHODS, FakeWebhooks
 
 ORDER_PATH: Final = API_PREFIX + "/numbers/order"
 TOKEN_PATH: Final = API_PREFIX + "/oauth2/tokens"
@@ -99,6 +100,7 @@ class ServingCore:
         self._fixed: dict[str, Fixed] = {}
         self._created = CreatedOrders()
         self._static_steps: dict[str, tuple[Step, ...]] = {}
+        self._webhooks = FakeWebhooks()
         self._tokens = Tokens()
         self._token_faults = TokenFaults()
         self._bucket = None if rate_limit is None else TokenBucket(rate_limit, time.monotonic())
@@ -171,6 +173,8 @@ class ServingCore:
             return await self._handle_port_in(request, now)
         if path in ALL_PATHS:
             return await self._handle_create(request, now)
+        if path in WEBHOOK_METHODS:
+            return await self._handle_webhook(request, now)
         self._log.add(request, now, 404)
         return no_route(str(request.url))
 
@@ -222,20 +226,17 @@ class ServingCore:
         if isinstance(gate, web.Response):
             return gate
         token, scope = gate
-        fault, retry_after = self._faults.next(request.path)
-        if fault in BEFORE_ACTION:
-            return self._fault_response(request, now, fault, retry_after, token, scope, body)
+        drawn = self._faults.next(request.path)
+        if drawn[0] in BEFORE_ACTION:
+            return self._fault_response(request, now, drawn[0], drawn[1], token, scope, body)
         response = self._created.answer(request.path, body, self._orders, self.port_in_delay, now)
-        return await self._after_action(
-            request, now, token, scope, body, response, fault, retry_after
-        )
+        return await self._after_change(request, now, gate, response, body, drawn)
 
     async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
         body = await _json_body(request)
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
-        token, scope = gate
         response = port_in_answer(
             request.path,
             body,
@@ -245,23 +246,31 @@ class ServingCore:
             self.port_in_delay,
             now,
         )
-        fault, retry_after = self._faults.next(request.path)
-        return await self._after_action(
-            request, now, token, scope, body, response, fault, retry_after
-        )
+        return await self._after_change(request, now, gate, response, body)
 
-    async def _after_action(
+    async def _handle_webhook(self, request: web.Request, now: float) -> web.StreamResponse:
+        method = WEBHOOK_METHODS[request.path]
+        body = await _json_body(request) if method == "POST" else None
+        gate = self._gate(request, now, method, body)
+        if isinstance(gate, web.Response):
+            return gate
+        response = self._webhooks.answer(request.path, request.query, body)
+        return await self._after_change(request, now, gate, response, body)
+
+    async def _after_change(
         self,
         request: web.Request,
         now: float,
-        token: str,
-        scope: str,
-        body: RecordedBody | None,
+        gate: tuple[str, str],
         response: web.Response,
-        fault: str | None,
-        retry_after: str | None,
+        body: RecordedBody | None,
+        drawn: tuple[str | None, str | None] | None = None,
     ) -> web.StreamResponse:
-        """The answer of a change already made, or the fault drawn for it in its place."""
+        """Draw a fault only after the change was made: it replaces the answer of a change
+        already made, the worst case for a client's retry. `drawn`: the fault a create drew
+        before acting (see `_handle_create`)."""
+        token, scope = gate
+        fault, retry_after = self._faults.next(request.path) if drawn is None else drawn
         if fault is None:
             self._log.add(request, now, response.status, token, scope, body=body)
             return response
