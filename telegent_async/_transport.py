@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from yarl import URL
 from . import _portin, _validate
 from ._auth import TokenAuth
 from ._budgets.base import Budget
+from ._deadline import CALL_TIMED_OUT, by, slot
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -58,7 +59,6 @@ logger = logging.getLogger("telegent_async")
 MAX_RESPONSE_BYTES = 1 << 20
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
-CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
 
@@ -192,7 +192,7 @@ class Transport:
         while True:
             headers = None
             if scope is not None:
-                headers = auth.headers_now(scope) or await _by(
+                headers = auth.headers_now(scope) or await by(
                     deadline, auth.headers(scope), previous
                 )
             attempt_timeout = self.timeout
@@ -202,12 +202,12 @@ class Transport:
                 # it in the window the budget counted it in. Token requests (rare) take no
                 # connection of ours: callers holding one may be waiting for that very token.
                 async with (
-                    contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
+                    contextlib.nullcontext() if priority else slot(self._slots, deadline, previous)
                 ):
                     if not budget.open_now(loop.time()):
-                        await _by(deadline, budget.acquire(priority=priority), previous)
+                        await by(deadline, budget.acquire(priority=priority), previous)
                         if scope is not None:  # the wait may have outlived the token
-                            headers = await _by(deadline, auth.headers(scope), previous)
+                            headers = await by(deadline, auth.headers(scope), previous)
                     if self.closed:  # while this call waited
                         raise ClientClosedError()
                     if deadline is not None:  # what is left of the call, the waits taken
@@ -321,36 +321,6 @@ def _judge(
         now=datetime.now(timezone.utc),
         time_left=None if deadline is None else deadline - loop.time(),
     )
-
-
-def _slot(
-    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
-) -> contextlib.AbstractAsyncContextManager[object]:
-    """A pooled connection's slot; a call with a deadline waits for it only until then."""
-    return slots if deadline is None else _slot_by(slots, deadline, failure)
-
-
-@contextlib.asynccontextmanager
-async def _slot_by(
-    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
-) -> AsyncIterator[None]:
-    await _by(deadline, slots.acquire(), failure)
-    try:
-        yield
-    finally:
-        slots.release()
-
-
-async def _by(
-    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
-) -> _T:
-    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
-    if deadline is None:
-        return await step
-    try:
-        return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
-    except asyncio.TimeoutError:
-        raise TransportTimeoutError(CALL_TIMED_OUT) from failure
 
 
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:

@@ -42,7 +42,7 @@ CLASS_OF = {
     503: tg.ServiceUnavailableError,
     504: tg.GatewayTimeoutError,
 }
-STATUSES = [200, 201, *CLASS_OF]
+STATUSES = [200, 201, 204, *CLASS_OF]
 CONTENT_TYPES = [
     "application/json",
     "application/json; charset=utf-8",
@@ -87,6 +87,8 @@ def expected(status: int, content_type: str | None, body: bytes) -> tuple[str, o
         parsed, readable = None, False
     if not 200 <= status < 300:
         return "error", status
+    if status == 204:  # No Content: nothing to read, whatever came
+        return "value", None
     if not readable:
         return "garbled", None
     if isinstance(parsed, dict):

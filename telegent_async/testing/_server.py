@@ -20,6 +20,8 @@ from ._webhook_endpoints import WEBHOOK_METHODS
 if TYPE_CHECKING:
     from .._client import TelegentClient
 
+_FAULTABLE: Final = frozenset({ORDER_PATH, *ALL_PATHS, *PORTIN_PATHS, *WEBHOOK_METHODS})
+
 FAST_RETRY: Final = PollPolicy(initial=0.01, factor=2.0, max_interval=0.05, jitter=0.0)
 """`FakeTelegent.client`'s retry cadence: 10, 20, 40, 50 ms..., no jitter."""
 FAST_POLL: Final = PollPolicy(initial=0.02, factor=2.0, max_interval=0.1, jitter=0.0)
@@ -121,8 +123,8 @@ class FakeTelegent(ServingCore):
         return [r for r in self._log.requests if r.path in paths and r.method == "POST"]
 
     def created(self, path: str | None = None) -> list[str]:
-        """The IDs of the orders the create endpoints made, in order (each is served by
-        `GET /numbers/order` on its lifecycle), optionally only `path`'s.
+        """The IDs of the orders the create endpoints made (served by the order endpoint on
+        their lifecycles), in order, optionally only `path`'s.
 
         Args:
             path: Only this endpoint's (None: all four).
@@ -247,8 +249,8 @@ class FakeTelegent(ServingCore):
         body: bytes | str = b"",
         content_type: str | None = JSON,
     ) -> None:
-        """Answer every request to the create (or eligibility) endpoint `path` with exactly
-        these bytes, making nothing (after auth, rate limit and faults).
+        """Answer every request to the create (or eligibility) endpoint `path` with these
+        bytes, making nothing (after auth, rate limit and faults).
 
         Args:
             path: The endpoint (`PORTIN_SUBMIT_PATH` ...).
@@ -261,8 +263,7 @@ class FakeTelegent(ServingCore):
         self._created.fixed[path] = Fixed.of(status, body, content_type)
 
     def issue_token(self, path: str, *, lifetime: float | None = None) -> str:
-        """A token for the endpoint `path`, as the token endpoint would issue it (for a client
-        given `token=`, e.g. one started before the fake listens).
+        """A token for `path`, as the token endpoint issues it (for a client given `token=`).
 
         Args:
             path: The endpoint's path (`ORDER_PATH` ...).
@@ -344,9 +345,7 @@ class FakeTelegent(ServingCore):
             path: Only requests to this endpoint get it (None: any API request); its
                 faults come before those injected for any request.
         """
-        if path is not None and path not in ALL_PATHS | PORTIN_PATHS | WEBHOOK_METHODS.keys() | {
-            ORDER_PATH
-        }:
+        if path is not None and path not in _FAULTABLE:
             raise ValueError(f"{path!r} is not an API endpoint of the fake")
         self._faults.inject(kind, count, retry_after, path)
 

@@ -17,13 +17,8 @@ from ._connections import ConnectionCounter
 from ._create_endpoints import ALL_PATHS, CreatedOrders
 from ._faults import BEFORE_ACTION, STATUS_FAULTS, ApiFaults, FaultKind, TokenFaults
 from ._lifecycle import Order, Step, iso, order_dict
-from ._log import RecordedBody, RequestLog
-from ._portin_endpoints import (
-    API_PREFIX,
-    PORTIN_PATHS,
-    Continuation,
-    port_in_answer,
-)
+from ._log import RecordedBody, RequestLog, read_body
+from ._portin_endpoints import API_PREFIX, PORTIN_PATHS, Continuation, port_in_answer
 from ._responses import (
     HTML_502,
     JSON,
@@ -219,9 +214,8 @@ class ServingCore:
         return self._fault_response(request, now, fault, retry_after, token, scope, None, answered)
 
     async def _handle_create(self, request: web.Request, now: float) -> web.StreamResponse:
-        """An eligibility check or a create: a fault of `BEFORE_ACTION` is answered before
-        anything is made; any other replaces the answer of an order already made."""
-        body = await _json_body(request)
+        """Eligibility or a create: a `BEFORE_ACTION` fault is answered before anything is made."""
+        body = await read_body(request)
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
@@ -233,7 +227,7 @@ class ServingCore:
         return await self._after_change(request, now, gate, response, body, drawn)
 
     async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
-        body = await _json_body(request)
+        body = await read_body(request)
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
@@ -250,7 +244,7 @@ class ServingCore:
 
     async def _handle_webhook(self, request: web.Request, now: float) -> web.StreamResponse:
         method = WEBHOOK_METHODS[request.path]
-        body = await _json_body(request) if method == "POST" else None
+        body = await read_body(request) if method == "POST" else None
         gate = self._gate(request, now, method, body)
         if isinstance(gate, web.Response):
             return gate
@@ -266,9 +260,8 @@ class ServingCore:
         body: RecordedBody | None,
         drawn: tuple[str | None, str | None] | None = None,
     ) -> web.StreamResponse:
-        """Draw a fault only after the change was made: it replaces the answer of a change
-        already made, the worst case for a client's retry. `drawn`: the fault a create drew
-        before acting (see `_handle_create`)."""
+        """The answer, or the fault drawn after the change was made in its place (the worst
+        case for a client's retry); `drawn`: the fault a create drew before acting."""
         token, scope = gate
         fault, retry_after = self._faults.next(request.path) if drawn is None else drawn
         if fault is None:
@@ -402,12 +395,3 @@ class ServingCore:
             body = json.dumps(self._default_dict(order_id, self.default_status)).encode()
             return web.Response(body=body, content_type=JSON)
         return error_response(404)
-
-
-async def _json_body(request: web.Request) -> RecordedBody | None:
-    """The request's JSON object (recorded with its secrets masked in any repr), or None."""
-    try:
-        data = json.loads(await request.read())
-    except ValueError:
-        data = None
-    return RecordedBody(data) if isinstance(data, dict) else None
