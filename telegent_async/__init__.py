@@ -20,6 +20,7 @@ from ._carrier import (
     decode_carrier_messages,
 )
 from ._client import OnUpdate, TelegentClient
+from ._create import PortInEligibility, SubmittedOrder
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -87,6 +88,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
+    "PortInEligibility",
     "PortInUpdate",
     "RateLimitError",
     "RedisBudget",
@@ -97,6 +99,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SubmitOutcomeUnknownError",
+    "SubmittedOrder",
     "TelegentClient",
     "TelegentError",
     "TransportError",
