@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from .._errors import AuthenticationError, PermissionDeniedError, TelegentError
+from .._errors import TelegentError, is_credentials_error
 from .._status import is_permanent
 from ._outcomes import Group
 
@@ -105,10 +105,6 @@ def summary_of(code: int, command: str) -> str:
     status = _BY_CODE[code]
     words = status.summary_of_get if command == "get" and status.summary_of_get else None
     return words or status.summary or status.meaning
-
-
-def is_credentials_error(error: BaseException | None) -> bool:
-    return isinstance(error, (AuthenticationError, PermissionDeniedError))
 
 
 def exit_status_of(outcome: OrderOutcome, group: Group) -> int:
