@@ -179,7 +179,14 @@ class Scheduler:
         )
 
     async def sleep(self, delay: float) -> None:
-        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
+        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us.
+
+        Never while a cancel is pending: a library below (redis-py) may swallow the one that
+        was meant to stop `run`, which would then sleep on until cancelled again.
+        """
+        task = asyncio.current_task()
+        if sys.version_info >= (3, 11) and task is not None and task.cancelling():
+            raise asyncio.CancelledError
         done = self._done
         if done.finished or delay <= 0:
             return

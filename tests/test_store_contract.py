@@ -7,16 +7,20 @@ with the reason when there is none).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import pathlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from helpers import fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._models import converter
 from telegent_async._stores.base import Claim, NewWatch, PendingAnswer, Settlement, WatchStore
+from telegent_async.testing import FakeTelegent
 
 SECRET = "s3cr3t-pin-4242"
 ACCOUNT_NUMBER = "ACCT-778899"
@@ -436,3 +440,69 @@ async def test_retry_rearms_a_settled_watch(store: WatchStore, clock: FakeClock)
     await store.ack(["A"])
     assert await store.retry(["A"]) == 1  # acknowledged outcomes too
     assert await store.count() == tg.WatchCounts(pending=2, settled=0, unacknowledged=0)
+
+
+# -- the watcher over each store ---------------------------------------------------------------
+
+#: A cadence whose second poll lies beyond any test (the fake clock does not move).
+SLOW = tg.PollPolicy(initial=30.0, factor=1.0, max_interval=30.0, jitter=0.0)
+
+
+@contextlib.asynccontextmanager
+async def watching(store: WatchStore, fake: FakeTelegent) -> AsyncIterator[tg.OrderWatcher]:
+    async with fast_client(fake) as client, tg.OrderWatcher(client, store, policy=SLOW) as w:
+        yield w
+
+
+async def test_wait_on_a_watch_removed_meanwhile_raises_at_once(
+    store: WatchStore, fake: FakeTelegent
+) -> None:
+    fake.add_order("A", "Submitted")
+    for _ in range(3):  # leaving the watcher hung 2 times in 3 on Redis
+        async with watching(store, fake) as watcher:
+            waiting = asyncio.ensure_future(watcher.wait("A"))
+            await wait_until(lambda: len(fake.order_requests("A")) > 0)
+            assert await watcher.remove("A")
+            with pytest.raises(tg.TelegentError, match="removed"):
+                await asyncio.wait_for(waiting, 0.5)  # not after a store's max_idle (1 s)
+        fake.clear_requests()
+
+
+async def test_settled_ends_when_the_watcher_closes(store: WatchStore, fake: FakeTelegent) -> None:
+    fake.add_order("A", "Completed")
+    seen: list[str] = []
+
+    async def consume(watcher: tg.OrderWatcher, auto_ack: bool) -> None:
+        async for outcome in watcher.settled(auto_ack=auto_ack):
+            seen.append(outcome.order_id)
+
+    for auto_ack in (False, True):
+        seen.clear()
+        async with watching(store, fake) as watcher:
+            await watcher.add("A")
+            consumer = asyncio.ensure_future(consume(watcher, auto_ack))
+            await wait_until(lambda: seen == ["A"])
+        await asyncio.wait_for(consumer, 2.0)  # ended by itself, without an error
+    # acknowledged when the loop asked for the next outcome, before the watcher closed
+    assert await store.count() == tg.WatchCounts(pending=0, settled=1, unacknowledged=0)
+
+
+async def test_watches_refused_by_credentials_are_rearmed_on_open(
+    store: WatchStore, fake: FakeTelegent
+) -> None:
+    fake.add_order("A", "Completed")
+    await store.add([NewWatch("A"), NewWatch("B"), NewWatch("C")])
+    a, b, c = await store.claim(10, LEASE, "0.2.0")
+    refused = tg.AuthenticationError(401, "bad credentials", None)
+    denied = tg.PermissionDeniedError(403, "forbidden", None)
+    gone = tg.NotFoundError(404, "Order not found", None)
+    await store.settle([Settlement(a, None, refused), Settlement(b, None, denied)])
+    await store.settle([Settlement(c, None, gone)])
+    fake.add_order("B", "Rejected")
+    async with watching(store, fake) as watcher:
+        assert (await watcher.wait("A", timeout=5.0)).succeeded
+        assert (await watcher.wait("B", timeout=5.0)).status is tg.OrderStatus.REJECTED
+        with pytest.raises(tg.NotFoundError):  # a real outcome stays
+            await watcher.wait("C", timeout=5.0)
+    assert fake.order_requests("C") == []
+    assert await store.count() == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)
