@@ -356,9 +356,10 @@ class MemoryStore:
 
     async def watches(self, settled: bool | None = None) -> AsyncIterator[WatchState]:
         for slot, order_id in enumerate(list(self._ids)):
-            if order_id is not None and settled in (None, slot in self._settled):
-                if self._ids[slot] == order_id:  # not removed while the caller looked
-                    yield self._state(slot, order_id)
+            there = order_id is not None and self._ids[slot] == order_id  # not removed since
+            if there and settled in (None, slot in self._settled):
+                assert order_id is not None
+                yield self._state(slot, order_id)
 
     async def retry(self, order_ids: Sequence[str]) -> int:
         now = self._clock()

@@ -320,7 +320,10 @@ class RedisStore:
         for order_id, fields, score in zip(order_ids, replies[::2], replies[1::2], strict=True):
             if fields:
                 outcome = stored_outcome(
-                    order_id, fields.get(b"order"), fields.get(b"error"), _decoded(fields.get(b"tag"))
+                    order_id,
+                    fields.get(b"order"),
+                    fields.get(b"error"),
+                    _decoded(fields.get(b"tag")),
                 )
                 settled, acked = b"seq" in fields, b"acked_at" in fields
                 attempts = int(fields[b"attempts"])

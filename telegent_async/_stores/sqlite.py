@@ -150,16 +150,17 @@ class SQLiteStore:
             if not rows:
                 return []
             first = _last_fence(db) + 1
-            fences = range(first, first + len(rows))
             db.executemany(
                 "UPDATE watches SET fence = ?, next_poll = ?, leased_by = ? WHERE order_id = ?",
-                [(fence, now + lease, worker, row[0]) for fence, row in zip(fences, rows)],
+                [(first + n, now + lease, worker, row[0]) for n, row in enumerate(rows)],
             )
-            db.execute("INSERT OR REPLACE INTO counters VALUES ('fence', ?)", (fences[-1],))
+            db.execute(
+                "INSERT OR REPLACE INTO counters VALUES ('fence', ?)", (first + len(rows) - 1,)
+            )
             return [
                 Claim(
                     order_id,
-                    fence,
+                    first + n,
                     attempts,
                     self._policies.decode(policy),
                     deadline,
@@ -167,8 +168,8 @@ class SQLiteStore:
                     status,
                     last,
                 )
-                for fence, (order_id, _, attempts, policy, deadline, tag, status, last) in zip(
-                    fences, rows
+                for n, (order_id, _, attempts, policy, deadline, tag, status, last) in enumerate(
+                    rows
                 )
             ]
 

@@ -19,8 +19,9 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._errors import is_credentials_error
 from .._timing import PollPolicy
-from ._exit import EXIT_FAILED, EXIT_OK, is_credentials_error
+from ._exit import EXIT_FAILED, EXIT_OK
 from ._outcomes import PROG, Run, Tally
 from ._report import Output
 from ._session import PRESETS, open_client, record, run_reported, start
