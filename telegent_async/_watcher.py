@@ -147,6 +147,7 @@ class OrderWatcher:
         if self._news is not None:
             self._news.set()
         tasks, self._tasks = self._tasks, []
+        self._scheduler.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
