@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sqlite3
+from collections.abc import Callable
 
 import pytest
 from helpers import api_env, assert_clean, run_cli
@@ -35,17 +36,30 @@ def newer(tmp: pathlib.Path) -> str:
     return str(path)
 
 
+def unknown_scheme(_tmp: pathlib.Path) -> str:
+    return f"postgres://user:{PASSWORD}@db.example/x"
+
+
+def missing_directory(tmp: pathlib.Path) -> str:
+    return str(tmp / "nowhere" / "w.db")
+
+
+def a_directory(tmp: pathlib.Path) -> str:
+    return str(tmp)
+
+
+def bad_redis_url(_tmp: pathlib.Path) -> str:
+    return f"redis://:{PASSWORD}@127.0.0.1:port/0"
+
+
 #: A location no store can use, and what its error says (besides naming it).
-BAD_LOCATIONS = {
-    "unknown scheme": (
-        lambda tmp: f"postgres://user:{PASSWORD}@db.example/x",
-        "unknown store scheme",
-    ),
+BAD_LOCATIONS: dict[str, tuple[Callable[[pathlib.Path], str], str]] = {
+    "unknown scheme": (unknown_scheme, "unknown store scheme"),
     "not a database": (corrupted, "not a store file"),
     "newer schema": (newer, "store version 99 is newer"),
-    "missing directory": (lambda tmp: str(tmp / "nowhere" / "w.db"), "no such directory"),
-    "a directory": (lambda tmp: str(tmp), "not a file"),
-    "bad Redis URL": (lambda tmp: f"redis://:{PASSWORD}@127.0.0.1:port/0", "not a usable Redis"),
+    "missing directory": (missing_directory, "no such directory"),
+    "a directory": (a_directory, "not a file"),
+    "bad Redis URL": (bad_redis_url, "not a usable Redis"),
 }
 
 
