@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import pathlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -454,11 +454,17 @@ async def watching(store: WatchStore, fake: FakeTelegent) -> AsyncIterator[tg.Or
         yield w
 
 
+async def within(seconds: float, scenario: Awaitable[None]) -> None:
+    """Run `scenario`, failing (not hanging) if it has not ended after `seconds`."""
+    await asyncio.wait_for(scenario, seconds)
+
+
 async def test_wait_on_a_watch_removed_meanwhile_raises_at_once(
     store: WatchStore, fake: FakeTelegent
 ) -> None:
     fake.add_order("A", "Submitted")
-    for _ in range(3):  # leaving the watcher hung 2 times in 3 on Redis
+
+    async def scenario() -> None:
         async with watching(store, fake) as watcher:
             waiting = asyncio.ensure_future(watcher.wait("A"))
             await wait_until(lambda: len(fake.order_requests("A")) > 0)
@@ -466,6 +472,9 @@ async def test_wait_on_a_watch_removed_meanwhile_raises_at_once(
             with pytest.raises(tg.TelegentError, match="removed"):
                 await asyncio.wait_for(waiting, 0.5)  # not after a store's max_idle (1 s)
         fake.clear_requests()
+
+    for _ in range(3):  # leaving the watcher hung 2 times in 3 on Redis
+        await within(5.0, scenario())
 
 
 async def test_settled_ends_when_the_watcher_closes(store: WatchStore, fake: FakeTelegent) -> None:
@@ -476,13 +485,16 @@ async def test_settled_ends_when_the_watcher_closes(store: WatchStore, fake: Fak
         async for outcome in watcher.settled(auto_ack=auto_ack):
             seen.append(outcome.order_id)
 
-    for auto_ack in (False, True):
+    async def scenario(auto_ack: bool) -> None:
         seen.clear()
         async with watching(store, fake) as watcher:
             await watcher.add("A")
             consumer = asyncio.ensure_future(consume(watcher, auto_ack))
             await wait_until(lambda: seen == ["A"])
         await asyncio.wait_for(consumer, 2.0)  # ended by itself, without an error
+
+    for auto_ack in (False, True):
+        await within(5.0, scenario(auto_ack))
     # acknowledged when the loop asked for the next outcome, before the watcher closed
     assert await store.count() == tg.WatchCounts(pending=0, settled=1, unacknowledged=0)
 
@@ -499,10 +511,14 @@ async def test_watches_refused_by_credentials_are_rearmed_on_open(
     await store.settle([Settlement(a, None, refused), Settlement(b, None, denied)])
     await store.settle([Settlement(c, None, gone)])
     fake.add_order("B", "Rejected")
-    async with watching(store, fake) as watcher:
-        assert (await watcher.wait("A", timeout=5.0)).succeeded
-        assert (await watcher.wait("B", timeout=5.0)).status is tg.OrderStatus.REJECTED
-        with pytest.raises(tg.NotFoundError):  # a real outcome stays
-            await watcher.wait("C", timeout=5.0)
+
+    async def scenario() -> None:
+        async with watching(store, fake) as watcher:
+            assert (await watcher.wait("A")).succeeded
+            assert (await watcher.wait("B")).status is tg.OrderStatus.REJECTED
+            with pytest.raises(tg.NotFoundError):  # a real outcome stays
+                await watcher.wait("C")
+
+    await within(5.0, scenario())
     assert fake.order_requests("C") == []
     assert await store.count() == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)
