@@ -467,14 +467,14 @@ async def test_wait_on_a_watch_removed_meanwhile_raises_at_once(
     async def scenario() -> None:
         async with watching(store, fake) as watcher:
             waiting = asyncio.ensure_future(watcher.wait("A"))
-            await wait_until(lambda: len(fake.order_requests("A")) > 0)
+            await wait_until(lambda: len(fake.order_requests("A")) > 0, 4.0)
             assert await watcher.remove("A")
             with pytest.raises(tg.TelegentError, match="removed"):
                 await asyncio.wait_for(waiting, 0.5)  # not after a store's max_idle (1 s)
         fake.clear_requests()
 
     for _ in range(3):  # leaving the watcher hung 2 times in 3 on Redis
-        await within(5.0, scenario())
+        await within(10.0, scenario())
 
 
 async def test_settled_ends_when_the_watcher_closes(store: WatchStore, fake: FakeTelegent) -> None:
@@ -490,11 +490,11 @@ async def test_settled_ends_when_the_watcher_closes(store: WatchStore, fake: Fak
         async with watching(store, fake) as watcher:
             await watcher.add("A")
             consumer = asyncio.ensure_future(consume(watcher, auto_ack))
-            await wait_until(lambda: seen == ["A"])
+            await wait_until(lambda: seen == ["A"], 4.0)
         await asyncio.wait_for(consumer, 2.0)  # ended by itself, without an error
 
     for auto_ack in (False, True):
-        await within(5.0, scenario(auto_ack))
+        await within(10.0, scenario(auto_ack))
     # acknowledged when the loop asked for the next outcome, before the watcher closed
     assert await store.count() == tg.WatchCounts(pending=0, settled=1, unacknowledged=0)
 
@@ -519,6 +519,6 @@ async def test_watches_refused_by_credentials_are_rearmed_on_open(
             with pytest.raises(tg.NotFoundError):  # a real outcome stays
                 await watcher.wait("C")
 
-    await within(5.0, scenario())
+    await within(10.0, scenario())
     assert fake.order_requests("C") == []
     assert await store.count() == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)
