@@ -14,6 +14,7 @@ import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
 from helpers import fast_client, wait_until
 
@@ -518,6 +519,13 @@ async def test_watches_refused_by_credentials_are_rearmed_on_open(
             assert (await watcher.wait("B")).status is tg.OrderStatus.REJECTED
             with pytest.raises(tg.NotFoundError):  # a real outcome stays
                 await watcher.wait("C")
+            counts = await watcher.count()
+            assert counts == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                counts.pending = 1  # type: ignore[misc]
+            settled = [state async for state in watcher.watches(settled=True)]
+            assert sorted(state.order_id for state in settled) == ["A", "B", "C"]
+            assert [state async for state in watcher.watches(settled=False)] == []
 
     await within(10.0, scenario())
     assert fake.order_requests("C") == []
