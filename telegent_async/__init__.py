@@ -11,17 +11,21 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
 from ._budgets.local import LocalBudget
 from ._budgets.redis import RedisBudget
 from ._carrier import (
+    RESUBMIT_FIELD,
     CarrierCategory,
     CarrierError,
+    NextStep,
+    carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
-from ._client import TelegentClient
+from ._client import OnUpdate, TelegentClient
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    EndpointNotFoundError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -34,9 +38,11 @@ from ._errors import (
     ResponseDecodeError,
     ServerError,
     ServiceUnavailableError,
+    SubmitOutcomeUnknownError,
     TelegentError,
     TransportError,
     TransportTimeoutError,
+    UnprocessableEntityError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
@@ -48,10 +54,12 @@ from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
+from ._webhook import Webhook, WebhookAuth
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "RESUBMIT_FIELD",
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
@@ -60,12 +68,15 @@ __all__ = [
     "CarrierError",
     "ClientClosedError",
     "ClientStats",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
+    "NextStep",
     "NotFoundError",
+    "OnUpdate",
     "Order",
     "OrderFailed",
     "OrderOutcome",
@@ -85,12 +96,17 @@ __all__ = [
     "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
+    "SubmitOutcomeUnknownError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "UnprocessableEntityError",
     "WatchCounts",
     "WatchState",
+    "Webhook",
+    "WebhookAuth",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]
