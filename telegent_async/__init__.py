@@ -49,7 +49,7 @@ from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._stats import ClientStats
-from ._stores.base import WatchState
+from ._stores.base import WatchCounts, WatchState
 from ._stores.memory import MemoryStore
 from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
@@ -105,6 +105,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "UnprocessableEntityError",
+    "WatchCounts",
     "WatchState",
     "Webhook",
     "WebhookAuth",
