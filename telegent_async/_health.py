@@ -137,12 +137,13 @@ async def retrying(
     give_up_at: float | None = None,
     policy: PollPolicy = FAULT_POLICY,
     ends: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> T:
     """`await operation()`, again on `policy` for as long as it fails with a transient fault
     (`outage` hears when it starts and, if `ends`, when it ends: an operation that may succeed
     while its dependency is half away, a read while another process holds the write lock,
     should not say it is back). Anything else is raised at once; so is the transient fault
-    whose next try would fall after `give_up_at` (loop time), if given."""
+    whose next try would fall after `give_up_at` (loop time), or once `stop()` is true."""
     loop = asyncio.get_running_loop()
     attempt = 0
     while True:
@@ -152,10 +153,11 @@ async def retrying(
             if not is_transient(exc):
                 raise
             delay = policy.delay(attempt)
-            if give_up_at is not None and loop.time() + delay > give_up_at:
-                outage.begin(exc)
-                raise
             outage.begin(exc)
+            if give_up_at is not None and loop.time() + delay > give_up_at:
+                raise
+            if stop is not None and stop():
+                raise
             attempt += 1
             await asyncio.sleep(delay)
         else:

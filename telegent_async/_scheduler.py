@@ -122,6 +122,7 @@ class Scheduler:
     _stopping: list[asyncio.Task[Order]] = attrs.field(init=False, factory=list)
     _done: Completions = attrs.field(init=False, factory=Completions)
     _renew_at: float = attrs.field(init=False, default=math.inf)
+    _closing: bool = attrs.field(init=False, default=False)  # see `close`
 
     @property
     def in_flight(self) -> int:
@@ -129,10 +130,17 @@ class Scheduler:
 
     async def run(self) -> None:
         """Poll until cancelled; then give back the claims of polls still under way."""
+        self._closing = False
         unsubscribe = self.store.subscribe(self._done.wake)
         try:
             while True:
-                await self.sleep(await retrying(self.step, self.store_outage))
+                try:
+                    delay = await retrying(self.step, self.store_outage, stop=self._closed)
+                except Exception:
+                    if self._closing:  # closed while the store was away: not a failure
+                        raise asyncio.CancelledError from None
+                    raise
+                await self.sleep(delay)
         finally:
             unsubscribe()
             await self.stop()
@@ -174,6 +182,14 @@ class Scheduler:
         self._stopping.extend(tasks)
         return tasks, claims
 
+    def close(self) -> None:
+        """`run` stops at its next sleep at the latest (call it before cancelling `run`'s task:
+        Python 3.10 cannot tell that a library swallowed that cancel)."""
+        self._closing = True
+
+    def _closed(self) -> bool:
+        return self._closing
+
     def cancel_now(self) -> None:
         """Cancel the polls under way, synchronously (no further request is sent)."""
         self._drop_polls()
@@ -208,7 +224,16 @@ class Scheduler:
         )
 
     async def sleep(self, delay: float) -> None:
-        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
+        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us.
+
+        Never once `close` was called or while a cancel is pending: a library below (redis-py)
+        may swallow the cancel meant to stop `run`, which would then sleep on until cancelled
+        again.
+        """
+        task = asyncio.current_task()
+        pending = sys.version_info >= (3, 11) and task is not None and task.cancelling() > 0
+        if self._closing or pending:
+            raise asyncio.CancelledError
         done = self._done
         if done.finished or delay <= 0:
             return
