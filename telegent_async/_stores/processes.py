@@ -10,13 +10,17 @@ host cannot be probed: its leases stay time-based (as every lease on Redis is).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import socket
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Collection
 
 import attrs
 
-__all__ = ["ProcessName", "is_gone", "this_process"]
+__all__ = ["ProcessName", "is_gone", "name", "take_over", "this_process"]
+
+logger = logging.getLogger("telegent_async")
 
 
 @attrs.frozen
@@ -91,3 +95,26 @@ def is_gone(
         return True
     state, started = found
     return state == "Z" or bool(holder.started and started and started != holder.started)
+
+
+def name(db: sqlite3.Connection, worker: str) -> None:
+    """Say in the store's `processes` table which process `worker` is."""
+    db.execute(
+        "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?)", (worker, *this_process().row())
+    )
+
+
+def take_over(db: sqlite3.Connection, now: float, own: Collection[str]) -> None:
+    """Make the watches leased by processes that are gone (not one of `own` workers) due now."""
+    me = this_process()
+    rows = db.execute("SELECT worker, host, boot, pid, started FROM processes").fetchall()
+    for worker, *named in rows:
+        if worker not in own and is_gone(ProcessName(*named), me):
+            taken = db.execute(
+                "UPDATE watches SET next_poll = ?, leased_by = NULL, woken = 0"
+                " WHERE leased_by = ? AND next_poll IS NOT NULL",
+                (now, worker),
+            ).rowcount
+            db.execute("DELETE FROM processes WHERE worker = ?", (worker,))
+            if taken:
+                logger.warning("took over %d leases of %s (its process is gone)", taken, worker)

@@ -31,7 +31,7 @@ from .base import (
     WatchState,
     _Listeners,
 )
-from .processes import ProcessName, is_gone, this_process
+from .processes import name, take_over
 from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from .sqlite_file import SQLiteFile
 
@@ -148,32 +148,14 @@ class SQLiteStore:
             self._listeners.notify()
         return added
 
-    def _take_over(self, db: sqlite3.Connection, now: float) -> None:
-        """Make the watches leased by processes that are gone due now."""
-        me = this_process()
-        rows = db.execute("SELECT worker, host, boot, pid, started FROM processes").fetchall()
-        for worker, *name in rows:
-            if worker not in self._named and is_gone(ProcessName(*name), me):
-                taken = db.execute(
-                    "UPDATE watches SET next_poll = ?, leased_by = NULL, woken = 0"
-                    " WHERE leased_by = ? AND next_poll IS NOT NULL",
-                    (now, worker),
-                ).rowcount
-                db.execute("DELETE FROM processes WHERE worker = ?", (worker,))
-                if taken:
-                    logger.warning("took over %d leases of %s (its process is gone)", taken, worker)
-
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
         def claim(db: sqlite3.Connection) -> list[Claim]:
             now = self._clock()
             if now >= self._reap_at:
                 self._reap_at = now + self.max_idle
-                self._take_over(db, now)
+                take_over(db, now, self._named)
             if worker not in self._named:
-                db.execute(
-                    "INSERT OR REPLACE INTO processes VALUES (?, ?, ?, ?, ?)",
-                    (worker, *this_process().row()),
-                )
+                name(db, worker)
             rows = db.execute(
                 f"SELECT {_CLAIM_COLUMNS} FROM watches WHERE next_poll <= ?"
                 " ORDER BY next_poll LIMIT ?",

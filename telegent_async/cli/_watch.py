@@ -27,10 +27,11 @@ from .._models import Order, OrderOutcome
 from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
-from .._watcher import STOPPED, Deadline, OrderWatcher, until_refused
+from .._watcher import Deadline, OrderWatcher
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
+from ._refusal import not_stopped, unless_refused
 from ._report import Output, detail, table
 from ._session import (
     PRESETS,
@@ -166,23 +167,6 @@ async def _settled_unreported(store: WatchStore, run: Run, output: Output, done:
             await store.ack(reported)
 
 
-async def _unless_refused(watcher: OrderWatcher, run: Run, work: Coroutine[Any, Any, None]) -> None:
-    """`work`, stopped when the API refuses the credentials: the watcher pauses its polls
-    then, and no watch would settle until someone fixes the account (`run.setup_error` says
-    so; every watch stays pending in the store)."""
-    tasks = [asyncio.ensure_future(work), asyncio.ensure_future(until_refused(watcher))]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    if tasks[1] in done:
-        run.setup_error = tasks[1].result()
-    else:
-        tasks[0].result()  # its failure, if it failed
-
-
 async def wait_with_state(
     run: Run, options: dict[str, Any], output: Output, args: argparse.Namespace
 ) -> None:
@@ -205,7 +189,7 @@ async def wait_with_state(
                 async with Progress(output.console, run, client, waiting=True).shown():
                     try:  # (asyncio.timeout is 3.11+)
                         reported = _report_as_settled(watcher, run, output, done)
-                        await asyncio.wait_for(_unless_refused(watcher, run, reported), timeout)
+                        await asyncio.wait_for(unless_refused(watcher, run, reported), timeout)
                     except asyncio.TimeoutError:
                         await _timed_out(watcher, run, output, done, timeout)
         finally:  # on Ctrl-C too: the report counts what the store holds as settled
@@ -386,7 +370,7 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
         OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
     ):
         logger.info("watching %s as %s", _where(args), watcher.worker_id)
-        await _unless_refused(watcher, run, _print_as_settled(args, watcher, run))
+        await unless_refused(watcher, run, _print_as_settled(args, watcher, run))
 
 
 async def _print_as_settled(args: argparse.Namespace, watcher: OrderWatcher, run: Run) -> None:
@@ -409,16 +393,11 @@ def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[st
     return {**options, "budget": budget}
 
 
-def _not_stopped(record: logging.LogRecord) -> bool:
-    """Drops the watcher's own "stopped" record: `watch run` says it in its one line."""
-    return not getattr(record, STOPPED, False)
-
-
 def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
     sdk = logging.getLogger("telegent_async")
-    sdk.addFilter(_not_stopped)
+    sdk.addFilter(not_stopped)
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
     try:
         with contextlib.suppress(KeyboardInterrupt):
@@ -428,7 +407,7 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
         console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
         return EXIT_USAGE
     finally:
-        sdk.removeFilter(_not_stopped)
+        sdk.removeFilter(not_stopped)
     if run.setup_error is not None:
         words = setup_error_words(run.setup_error)
         console.write(f"{PROG}: error: {words}; every watch is left pending\n")
