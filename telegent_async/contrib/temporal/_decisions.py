@@ -1,0 +1,192 @@
+"""What each answer means to Temporal (pure): the errors activities raise, when Temporal should
+try again, the heartbeat a wait resumes from, and which activity a workflow runs next.
+
+Temporal retries an activity that raises anything but a non-retryable `ApplicationError`, after
+its retry policy's interval, or after `next_retry_delay` when the error sets one (not capped by
+the policy's `maximum_interval`). So a pending order is a retryable `OrderPending` whose delay
+is the order's poll cadence: each poll is one activity attempt, and between two polls nothing
+runs on any worker. A settled failure, a 4xx that polling again cannot change and bad input are
+non-retryable; transient failures (5xx, 408, 429, connection errors) the SDK already retried
+are retryable, on the same cadence (no earlier than a 429's Retry-After).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any, Final
+
+import backoff
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from ..._errors import RateLimitError, TelegentError
+from ..._status import is_permanent
+from ..._timing import PollPolicy
+from ._data import OrderResult, preset_policy
+
+__all__ = [
+    "NON_RETRYABLE_TYPES",
+    "Next",
+    "OrderFailed",
+    "OrderPending",
+    "application_error",
+    "failed_result",
+    "next_step",
+    "poll_delay",
+    "poll_retry_policy",
+    "progress",
+    "resume_point",
+]
+
+
+class OrderPending(ApplicationError):
+    """Raised by `telegent.poll_order` while the order is pending: retryable, with
+    `next_retry_delay` the order's next poll; `details[0]` is the `OrderResult` seen."""
+
+    TYPE: Final = "OrderPending"
+
+    def __init__(self, result: OrderResult, delay: timedelta) -> None:
+        super().__init__(
+            f"order {result.order_id} is {result.raw_status}; next poll in {_words(delay)}",
+            result,
+            type=self.TYPE,
+            next_retry_delay=delay,
+        )
+
+
+class OrderFailed(ApplicationError):
+    """Raised when the order settled without success (rejected, in error, cancelled):
+    non-retryable; `details[0]` is the `OrderResult` (see `failed_result`)."""
+
+    TYPE: Final = "OrderFailed"
+
+    def __init__(self, result: OrderResult) -> None:
+        code = f" ({result.carrier_code})" if result.carrier_code else ""
+        super().__init__(
+            f"order {result.order_id} settled {result.raw_status}{code}",
+            result,
+            type=self.TYPE,
+            non_retryable=True,
+        )
+
+
+#: Error types no retry can change, named in `poll_retry_policy` (each is also raised
+#: non-retryable): a settled failure, and a create whose outcome is unknown.
+NON_RETRYABLE_TYPES: Final = (OrderFailed.TYPE, "SubmitOutcomeUnknownError")
+
+
+def _words(delay: timedelta) -> str:
+    seconds = delay.total_seconds()
+    return f"{seconds:.3g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
+
+
+def poll_delay(
+    policy: PollPolicy,
+    polls: int,
+    *,
+    retry_after: float | None = None,
+    paused_for: float = 0.0,
+    jitter: Callable[[float], float] = backoff.full_jitter,
+) -> timedelta:
+    """When to poll again after `polls` polls (>= 1): the cadence's delay, but no earlier than a
+    429's `retry_after` nor the end of the client's 429 pause (`paused_for` seconds)."""
+    delay = policy.delay(max(0, polls - 1), jitter)
+    return timedelta(seconds=max(delay, retry_after or 0.0, paused_for))
+
+
+def application_error(error: Exception, delay: timedelta | None = None) -> ApplicationError:
+    """The `ApplicationError` an activity raises for an SDK error or bad input.
+
+    Its type is the error's class name (`NotFoundError`, `ValueError` ...). Non-retryable: bad
+    input (`ValueError`, `TypeError`), a 4xx polling again cannot change (400, 401, 403, 404,
+    405) and a create whose outcome is unknown. Anything else is transient: retryable after
+    `delay` (a 429's Retry-After at least), or the retry policy's interval when None.
+    """
+    kind = type(error).__name__
+    if isinstance(error, RateLimitError) and error.retry_after is not None:
+        floor = timedelta(seconds=error.retry_after)
+        delay = floor if delay is None else max(delay, floor)
+    final = not isinstance(error, TelegentError) or is_permanent(error)
+    final = final or kind in NON_RETRYABLE_TYPES
+    return ApplicationError(
+        str(error), type=kind, non_retryable=final, next_retry_delay=None if final else delay
+    )
+
+
+def poll_retry_policy(preset: str) -> RetryPolicy:
+    """The retry policy that turns an activity's retries into a poll loop: one attempt per
+    poll of `telegent.poll_order`, until the order settles or `schedule_to_close_timeout`.
+
+    Attempts are unlimited (the schedule-to-close timeout is the deadline); the intervals are
+    the preset's cadence, for failures that set no `next_retry_delay` of their own (a pending
+    order and transient failures do).
+
+    Args:
+        preset: "portin" (10 minutes doubling to 6 hours) or "provision" (1 s to 15 s).
+    """
+    policy = preset_policy(preset)
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=policy.initial),
+        backoff_coefficient=policy.factor,
+        maximum_interval=timedelta(seconds=policy.max_interval),
+        maximum_attempts=0,
+        non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+    )
+
+
+# -- wait_for_order's heartbeat ---------------------------------------------------------------
+
+
+def progress(polls: int, last_status: str | None) -> dict[str, Any]:
+    """What `telegent.wait_for_order` heartbeats: `{polls, last_status}`, order data only."""
+    return {"polls": polls, "last_status": last_status}
+
+
+def resume_point(details: Sequence[Any]) -> tuple[int, str | None]:
+    """The poll count and last status to resume from: the last heartbeat's details as the
+    next attempt receives them (a JSON object), or `(0, None)` when there are none or they are
+    not ours."""
+    last = details[-1] if details else None
+    if not isinstance(last, dict):
+        return 0, None
+    polls, status = last.get("polls"), last.get("last_status")
+    if isinstance(polls, bool) or not isinstance(polls, int) or polls < 0:
+        return 0, None
+    return polls, status if isinstance(status, str) else None
+
+
+# -- a workflow's next step -------------------------------------------------------------------
+
+
+class Next(enum.Enum):
+    """What a port-in workflow does after a wait ends (`next_step`)."""
+
+    DONE = "done"  # completed, or settled where neither an update nor a cancel changes it
+    UPDATE = "update"  # get the corrections `update_fields` names, update, wait again
+    CANCEL = "cancel"  # rejected and no update can fix it (or too many updates): give up
+
+
+def next_step(result: OrderResult, updates: int, max_updates: int = 2) -> Next:
+    """The next step for a port-in whose wait ended with `result`, after `updates` updates.
+
+    Args:
+        result: The settled order (a success, or an `OrderFailed`'s details).
+        updates: Updates already sent for this port-in.
+        max_updates: The most updates to try before cancelling.
+    """
+    if not result.needs_action:
+        return Next.DONE
+    if not result.update_fields or updates >= max_updates:
+        return Next.CANCEL
+    return Next.UPDATE
+
+
+def failed_result(error: BaseException) -> OrderResult | None:
+    """The `OrderResult` an `OrderFailed` carries, as a workflow catches it (an `ActivityError`
+    whose cause is the `ApplicationError`), or None for any other error."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    if not isinstance(cause, ApplicationError) or cause.type != OrderFailed.TYPE:
+        return None
+    return OrderResult.from_details(cause.details[0]) if cause.details else None
