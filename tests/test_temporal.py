@@ -1,12 +1,11 @@
-"""telegent_async.contrib.temporal: the activities in Temporal's ActivityEnvironment against
-FakeTelegent over real sockets (no Temporal server), their errors as Temporal serializes them,
-the pure decisions, and the payload codec."""
+"""telegent_async.contrib.temporal: the waits (poll_order, wait_for_order) in Temporal's
+ActivityEnvironment against FakeTelegent over real sockets (no Temporal server), their errors
+as Temporal records them, and one budget for every activity of a worker."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -16,74 +15,19 @@ import pytest
 pytest.importorskip("temporalio", reason="the temporal extra: pip install -e . --group test")
 pytest.importorskip("cryptography", reason="the temporal extra: pip install -e . --group test")
 
-import temporalio.converter
 from helpers import client_tasks, fast_client, per_poll, wait_until
+from temporal_env import CONVERTER, PORTIN, environment, failure_of, raised
 from temporalio import activity
-from temporalio.api.common.v1 import Payload
-from temporalio.api.failure.v1 import Failure
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
-from temporalio.testing import ActivityEnvironment
+from temporalio.exceptions import ActivityError, RetryState
 
 import telegent_async as tg
 from telegent_async.contrib import temporal as tgt
 from telegent_async.testing import FakeTelegent, Step
 
-CONVERTER = temporalio.converter.DataConverter.default
-ACCOUNT = "ACCT-temporal-77310"  # distinctive, so any leak is found
-PIN = "pin-Xq4-5521"
-SECRETS = (ACCOUNT, PIN)
-#: A port-in cadence without jitter: 10 minutes doubling to 6 hours.
-PORTIN = tgt.PollInput("JNOID-t-1", preset="portin", jitter=0.0)
-
-
-def environment(
-    *, attempt: int = 1, details: Any = None, heartbeat_timeout: float | None = None
-) -> tuple[ActivityEnvironment, list[Any]]:
-    """An activity context as a worker gives one: the attempt number, the last heartbeat's
-    details as the next attempt receives them, and a record of every heartbeat."""
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(
-        env.info,
-        attempt=attempt,
-        heartbeat_details=[] if details is None else [details],
-        heartbeat_timeout=None
-        if heartbeat_timeout is None
-        else timedelta(seconds=heartbeat_timeout),
-    )
-    beats: list[Any] = []
-    env.on_heartbeat = lambda *details: beats.append(details[0])
-    return env, beats
-
 
 @pytest.fixture
 def activities(client: tg.TelegentClient) -> tgt.OrderActivities:
     return tgt.OrderActivities(client)
-
-
-async def raised(run: Any) -> ApplicationError:
-    with pytest.raises(ApplicationError) as caught:
-        await run
-    return caught.value
-
-
-def history(*values: Any) -> bytes:
-    """The bytes Temporal would write to workflow history for these values (no codec)."""
-    return b"".join(p.SerializeToString() for p in CONVERTER.payload_converter.to_payloads(values))
-
-
-async def failure_of(error: BaseException) -> Failure:
-    """The failure Temporal records for an error an activity raised (message, type, details,
-    causes and stack traces)."""
-    failure = Failure()
-    await CONVERTER.encode_failure(error, failure)
-    return failure
-
-
-def assert_no_secret(data: bytes | str) -> None:
-    text = data.decode(errors="replace") if isinstance(data, bytes) else data
-    for secret in SECRETS:
-        assert secret not in text
 
 
 # -- poll_order: one poll per attempt ----------------------------------------------------------
@@ -371,97 +315,6 @@ async def test_wait_for_order_raises_order_failed_for_a_settled_failure(
     assert error.details[0].reason == "Provisioning failed"
 
 
-# -- lookups, updates, cancels -----------------------------------------------------------------
-
-
-async def test_get_order_returns_any_status(
-    fake: FakeTelegent, activities: tgt.OrderActivities
-) -> None:
-    fake.add_order("JNOID-t-g", "Rejected", message="6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT")
-    env, _ = environment()
-    result = await env.run(activities.get_order, "JNOID-t-g")
-    assert (result.status, result.carrier_code, result.update_fields) == ("REJECTED", "6P", ())
-    assert result.remedy
-
-
-async def test_update_sends_the_fields_given_and_cancel_is_final(
-    fake: FakeTelegent, activities: tgt.OrderActivities
-) -> None:
-    fake.add_order("JNOID-t-u", "Rejected", message="8A-ACCOUNT_NUM_REQ_OR_INCORRECT")
-    fields = tgt.PortInFields(current_account_number=ACCOUNT, current_account_password=PIN)
-    env, _ = environment()
-    update = tgt.UpdateInput("JNOID-t-u", fields.only(("current_account_number",)))
-    answer = await env.run(activities.update_port_in, update)
-    assert (answer.order_id, answer.status) == ("JNOID-t-u", "Updated")
-    [sent] = fake.port_in_requests("JNOID-t-u")
-    assert dict(sent.body or {}) == {"OrderId": "JNOID-t-u", "CurrentAccountNumber": ACCOUNT}
-    cancelled = await env.run(activities.cancel_port_in, "JNOID-t-u")
-    assert cancelled.status == "Cancelled"
-    again = await env.run(activities.cancel_port_in, "JNOID-t-u")  # idempotent
-    assert again.status == "Cancelled"
-    error = await raised(env.run(activities.update_port_in, update))
-    assert (error.type, error.non_retryable) == ("BadRequestError", True)
-
-
-async def test_an_update_with_nothing_to_send_is_refused_before_any_request(
-    fake: FakeTelegent, activities: tgt.OrderActivities
-) -> None:
-    fake.add_order("JNOID-t-e", "Rejected", message="8A-ACCOUNT_NUM_REQ_OR_INCORRECT")
-    env, _ = environment()
-    error = await raised(
-        env.run(activities.update_port_in, tgt.UpdateInput("JNOID-t-e", tgt.PortInFields()))
-    )
-    assert (error.type, error.non_retryable) == ("ValueError", True)
-    assert fake.port_in_requests() == []
-
-
-# -- secrets ---------------------------------------------------------------------------------
-
-
-async def test_secrets_reach_no_result_error_or_heartbeat(
-    fake: FakeTelegent, activities: tgt.OrderActivities
-) -> None:
-    fields = tgt.PortInFields(current_account_number=ACCOUNT, current_account_password=PIN)
-    echo = f'{{"OrderId": "JNOID-t-x", "Status": "Updated", "Message": "{ACCOUNT} / {PIN}"}}'
-    fake.add_order("JNOID-t-x", "Rejected", message="8A-ACCOUNT_NUM_REQ_OR_INCORRECT")
-    fake.set_response("JNOID-t-x", body=echo)  # an answer quoting the secrets back
-    env, beats = environment()
-    answer = await env.run(activities.update_port_in, tgt.UpdateInput("JNOID-t-x", fields))
-    refused = f'{{"StatusCode": 400, "Message": "bad account {ACCOUNT}, pin {PIN}"}}'
-    fake.set_response("JNOID-t-x", status=400, body=refused)
-    error = await raised(env.run(activities.update_port_in, tgt.UpdateInput("JNOID-t-x", fields)))
-    leaky = {"OrderId": "JNOID-t-y", "OrderStatus": "Rejected", "CurrentAccountPassword": PIN}
-    fake.add_order("JNOID-t-y", "Rejected", extra=leaky, message="8C-PIN")
-    env, beats = environment()
-    with pytest.raises(tgt.OrderFailed) as failed:
-        await env.run(activities.wait_for_order, tgt.PollInput("JNOID-t-y"))
-    looked_up = await env.run(activities.get_order, "JNOID-t-y")
-    assert looked_up.raw.get("OrderId") == "JNOID-t-y"
-    assert_no_secret(history(answer, looked_up, *beats))
-    assert_no_secret(repr((answer, looked_up, beats, fields)))
-    for err in (error, failed.value):
-        assert_no_secret((await failure_of(err)).SerializeToString())
-    assert error.type == "BadRequestError"
-
-
-async def test_inputs_with_secrets_are_ciphertext_in_history_through_the_codec() -> None:
-    codec = tgt.EncryptionCodec(os.urandom(32), key_id="k1")
-    converter = dataclasses.replace(CONVERTER, payload_codec=codec)
-    submit = tgt.SubmitInput(
-        "+12815551234",
-        "Verizon",
-        ACCOUNT,
-        PIN,
-        tgt.AddressInput(zip="10001"),
-        subscriber_name="Ada",
-    )
-    update = tgt.UpdateInput("JNOID-t-c", tgt.PortInFields(current_account_password=PIN))
-    payloads = await converter.encode([submit, update])
-    assert_no_secret(b"".join(p.SerializeToString() for p in payloads))
-    assert_no_secret(repr((submit, update)))
-    assert await converter.decode(payloads, [tgt.SubmitInput, tgt.UpdateInput]) == [submit, update]
-
-
 # -- one client per worker -------------------------------------------------------------------
 
 
@@ -506,100 +359,3 @@ def test_all_names_every_activity_once() -> None:
     ]
     with pytest.raises(TypeError):
         tgt.OrderActivities("not a client")  # type: ignore[arg-type]
-
-
-# -- pure decisions --------------------------------------------------------------------------
-
-
-def test_poll_retry_policy_is_the_presets_cadence_with_no_attempt_limit() -> None:
-    assert tgt.poll_retry_policy("portin") == RetryPolicy(
-        initial_interval=timedelta(minutes=10),
-        backoff_coefficient=2.0,
-        maximum_interval=timedelta(hours=6),
-        maximum_attempts=0,
-        non_retryable_error_types=["OrderFailed", "SubmitOutcomeUnknownError"],
-    )
-    provision = tgt.poll_retry_policy("provision")
-    assert (provision.initial_interval, provision.maximum_interval) == (
-        timedelta(seconds=1),
-        timedelta(seconds=15),
-    )
-    with pytest.raises(ValueError, match="preset must be one of provision, portin"):
-        tgt.poll_retry_policy("hourly")
-
-
-def result(status: str, fields: tuple[str, ...] = ()) -> tgt.OrderResult:
-    return tgt.OrderResult("JNOID-1", status, status.title(), update_fields=fields)
-
-
-@pytest.mark.parametrize(
-    ("status", "fields", "updates", "step"),
-    [
-        ("COMPLETE", (), 0, tgt.Next.DONE),
-        ("CANCELLED", (), 0, tgt.Next.DONE),
-        ("ERROR", (), 0, tgt.Next.DONE),
-        ("REJECTED", ("current_account_number",), 0, tgt.Next.UPDATE),
-        ("RESOLUTION_REQUIRED", ("port_in_date",), 1, tgt.Next.UPDATE),
-        ("REJECTED", ("current_account_number",), 2, tgt.Next.CANCEL),
-        ("REJECTED", (), 0, tgt.Next.CANCEL),
-    ],
-)
-def test_next_step(status: str, fields: tuple[str, ...], updates: int, step: tgt.Next) -> None:
-    assert tgt.next_step(result(status, fields), updates, max_updates=2) is step
-
-
-def test_failed_result_is_none_for_other_errors() -> None:
-    assert tgt.failed_result(ValueError("x")) is None
-    assert tgt.failed_result(ApplicationError("x", type="OrderPending")) is None
-    assert tgt.failed_result(ApplicationError("x", type="OrderFailed")) is None
-    assert tgt.failed_result(ApplicationError("x", {"order_id": "a"}, type="OrderFailed")) is None
-
-
-def test_port_in_fields_keep_only_what_is_named() -> None:
-    fields = tgt.PortInFields(
-        current_account_number=ACCOUNT, port_in_date="2026-03-02",
-        current_billing_address=tgt.AddressInput(zip="10001"),
-    )  # fmt: skip
-    kept = fields.only(["port_in_date", "current_billing_address"])
-    assert kept.keywords() == {
-        "port_in_date": "2026-03-02",
-        "current_billing_address": tg.BillingAddress(zip="10001"),
-    }
-
-
-def test_every_input_and_result_round_trips_through_the_default_converter() -> None:
-    values: list[Any] = [
-        PORTIN,
-        result("REJECTED", ("current_account_number",)),
-        tgt.UpdateInput(
-            "JNOID-1",
-            tgt.PortInFields(
-                iccid="8901260123456789012", current_billing_address=tgt.AddressInput(city="Austin")
-            ),
-        ),
-        tgt.PortInResult("JNOID-1", "Updated", "ok", {"a": [1, None]}),
-        tgt.SubmittedResult("JNOID-1", "Submitted", "2026-03-02T10:00:00+00:00", {}),
-    ]
-    payloads = CONVERTER.payload_converter.to_payloads(values)
-    assert CONVERTER.payload_converter.from_payloads(payloads, [type(v) for v in values]) == values
-
-
-# -- the codec ---------------------------------------------------------------------------------
-
-
-async def test_the_codec_decrypts_its_own_and_previous_keys_and_refuses_tampering() -> None:
-    old, new = os.urandom(32), os.urandom(32)
-    plain = CONVERTER.payload_converter.to_payloads([PIN])
-    written = await tgt.EncryptionCodec(old, key_id="2025").encode(plain)
-    rotated = tgt.EncryptionCodec(new, key_id="2026", previous_keys={"2025": old})
-    assert await rotated.decode(written) == plain
-    assert await rotated.decode(plain) == plain  # written before the codec: as is
-    assert_no_secret(b"".join(p.SerializeToString() for p in await rotated.encode(plain)))
-    with pytest.raises(ValueError, match="unknown key ID '2025'"):
-        await tgt.EncryptionCodec(new, key_id="2026").decode(written)
-    tampered = Payload(metadata=dict(written[0].metadata), data=written[0].data[:-1] + b"\0")
-    with pytest.raises(ValueError, match="does not decrypt"):
-        await rotated.decode([tampered])
-    with pytest.raises(ValueError, match="32 bytes"):
-        tgt.EncryptionCodec(b"short")
-    assert "2026" in repr(rotated) and new.hex() not in repr(rotated)

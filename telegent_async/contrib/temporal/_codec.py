@@ -44,7 +44,9 @@ class EncryptionCodec(PayloadCodec):
 
     Give the same codec to every Temporal client of the application (the worker's and every
     starter's): `Client.connect(..., data_converter=dataclasses.replace(
-    temporalio.converter.default(), payload_codec=EncryptionCodec(key)))`.
+    DataConverter.default, payload_codec=EncryptionCodec(key)))`. Failure messages and
+    stack traces stay in clear (Temporal encodes only payloads): the SDK's errors never
+    quote a secret.
 
     Args:
         key: 32 random bytes (`os.urandom(32)`), kept in a secret store, never in code.

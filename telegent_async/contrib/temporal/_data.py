@@ -198,6 +198,10 @@ class PortInFields:
     iccid: str | None = None
     target_portin_classification: str | None = None
 
+    def names(self) -> tuple[str, ...]:
+        """The names of the fields given (not None)."""
+        return tuple(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None)
+
     def only(self, names: Iterable[str]) -> PortInFields:
         """These fields with every field not in `names` left out (an order's
         `update_fields`: send exactly what its carrier codes ask for)."""
