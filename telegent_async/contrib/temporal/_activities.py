@@ -96,7 +96,11 @@ class OrderActivities:
     async def poll_order(self, request: PollInput) -> OrderResult:
         """Poll the order once: its `OrderResult` when it completed; `OrderFailed` when it
         settled otherwise; `OrderPending` while it is pending, whose `next_retry_delay` is the
-        cadence's next delay after this many polls (the activity's attempt number)."""
+        cadence's next delay after this many polls (the activity's attempt number).
+
+        Args:
+            request: The order and its cadence.
+        """
         policy = self._policy(request)
         polls = activity.info().attempt
 
@@ -115,7 +119,11 @@ class OrderActivities:
         waits (a provision order's seconds). Heartbeats `{polls, last_status}` after each poll
         and while it sleeps (set `heartbeat_timeout`); a retried attempt resumes the poll count
         and cadence from the last heartbeat. A cancellation stops it at once. Transient
-        failures are polled again on the cadence; the result is `poll_order`'s."""
+        failures are polled again on the cadence; the result is `poll_order`'s.
+
+        Args:
+            request: The order and its cadence.
+        """
         info = activity.info()
         policy = self._policy(request)
         polls, last_status = resume_point(info.heartbeat_details)
@@ -144,21 +152,33 @@ class OrderActivities:
 
     @activity.defn(name="telegent.get_order")
     async def get_order(self, order_id: str) -> OrderResult:
-        """Look the order up once, whatever its status."""
+        """Look the order up once, whatever its status.
+
+        Args:
+            order_id: The order's ID.
+        """
         with _as_application_error():
             return result_of(await self.client.get_order(order_id))
 
     @activity.defn(name="telegent.update_port_in")
     async def update_port_in(self, request: UpdateInput) -> PortInResult:
         """Correct a rejected port-in with the fields given (`client.update_port_in`); the
-        order goes back to `Submitted`: wait for it again."""
+        order goes back to `Submitted`: wait for it again.
+
+        Args:
+            request: The port-in and its corrections.
+        """
         with _as_application_error():
             keywords = request.fields.keywords()
             return port_in_result(await self.client.update_port_in(request.order_id, **keywords))
 
     @activity.defn(name="telegent.cancel_port_in")
     async def cancel_port_in(self, order_id: str) -> PortInResult:
-        """Cancel a port-in (final; a cancel of a cancelled order succeeds)."""
+        """Cancel a port-in (final; a cancel of a cancelled order succeeds).
+
+        Args:
+            order_id: The port-in's ID.
+        """
         with _as_application_error():
             return port_in_result(await self.client.cancel_port_in(order_id))
 
@@ -166,7 +186,11 @@ class OrderActivities:
     async def submit_port_in(self, request: SubmitInput) -> SubmittedResult:
         """Submit a port-in (`client.submit_port_in`). When the SDK cannot tell whether
         Telegent created the order (`SubmitOutcomeUnknownError`), the error is non-retryable:
-        Temporal must not send it again (look the number's orders up instead)."""
+        Temporal must not send it again (look the number's orders up instead).
+
+        Args:
+            request: The port-in to submit.
+        """
         with _as_application_error():
             submitted = await self.client.submit_port_in(
                 request.phone_number,

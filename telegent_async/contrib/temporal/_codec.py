@@ -70,7 +70,11 @@ class EncryptionCodec(PayloadCodec):
         return f"<EncryptionCodec key_id={self._key_id!r}>"
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        """Each payload, serialized whole (metadata included) and encrypted."""
+        """Each payload, serialized whole (metadata included) and encrypted.
+
+        Args:
+            payloads: What the data converter made of the values.
+        """
         aad = self._key_id.encode()
         encoded = []
         for payload in payloads:
@@ -81,6 +85,9 @@ class EncryptionCodec(PayloadCodec):
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
         """Each encrypted payload decrypted; any other payload as it is.
+
+        Args:
+            payloads: Payloads as read from history.
 
         Raises:
             ValueError: A payload encrypted under an unknown key ID, or altered.

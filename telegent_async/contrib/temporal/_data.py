@@ -79,7 +79,10 @@ class PollInput:
     jitter: float | None = None
 
     def policy(self, default: PollPolicy) -> PollPolicy:
-        """The cadence this input asks for; `default` when it names no preset.
+        """The cadence this input asks for.
+
+        Args:
+            default: The cadence when the input names no preset (the worker client's).
 
         Raises:
             ValueError: An unknown preset or a bad number (`TypeError` for a wrong type).
@@ -168,7 +171,15 @@ def result_of(order: Order) -> OrderResult:
 
 @dataclasses.dataclass(frozen=True)
 class AddressInput:
-    """A billing address as plain data (`tg.BillingAddress`'s lines); at least one line."""
+    """A billing address as plain data (`tg.BillingAddress`'s lines); at least one line.
+
+    Attributes:
+        street1: The first street line, or None.
+        street2: The second street line, or None.
+        city: The city, or None.
+        state: The state, or None.
+        zip: The ZIP code, or None.
+    """
 
     street1: str | None = None
     street2: str | None = None
@@ -187,6 +198,16 @@ class PortInFields:
 
     The account number and password are secrets: masked in the repr; keep them out of
     workflow history in clear with an `EncryptionCodec` on the Temporal client.
+
+    Attributes:
+        current_account_number: The account number at the losing carrier (a secret).
+        current_account_password: The account PIN or password there (a secret).
+        current_carrier_name: The losing carrier's name.
+        subscriber_name: The name on the losing carrier's account.
+        port_in_date: The requested port date, `"YYYY-MM-DD"`.
+        current_billing_address: The billing address lines being corrected.
+        iccid: The SIM's ICCID.
+        target_portin_classification: Telegent's `TargetPortinClassification`.
     """
 
     current_account_number: str | None = dataclasses.field(default=None, repr=False)
@@ -203,8 +224,12 @@ class PortInFields:
         return tuple(f.name for f in dataclasses.fields(self) if getattr(self, f.name) is not None)
 
     def only(self, names: Iterable[str]) -> PortInFields:
-        """These fields with every field not in `names` left out (an order's
-        `update_fields`: send exactly what its carrier codes ask for)."""
+        """These fields with every field not in `names` left out.
+
+        Args:
+            names: The fields to keep: an order's `update_fields`, so that an update sends
+                exactly what its carrier codes ask for.
+        """
         keep = set(names)
         return dataclasses.replace(
             self, **{f.name: None for f in dataclasses.fields(self) if f.name not in keep}
@@ -221,7 +246,12 @@ class PortInFields:
 
 @dataclasses.dataclass(frozen=True)
 class UpdateInput:
-    """The input of `telegent.update_port_in`: the order and its corrections."""
+    """The input of `telegent.update_port_in`: the order and its corrections.
+
+    Attributes:
+        order_id: The port-in's ID.
+        fields: The corrections (only the fields given are sent).
+    """
 
     order_id: str
     fields: PortInFields
@@ -233,6 +263,16 @@ class SubmitInput:
 
     The account number and password are secrets: masked in the repr; keep them out of
     workflow history in clear with an `EncryptionCodec` on the Temporal client.
+
+    Attributes:
+        phone_number: The number to port in.
+        current_carrier_name: The losing carrier's name.
+        current_account_number: The account number there (a secret).
+        current_account_password: The account PIN or password there (a secret).
+        current_billing_address: The billing address on the losing carrier's bill.
+        iccid: The SIM's ICCID, or None.
+        target_portin_classification: Telegent's `TargetPortinClassification`, or None.
+        subscriber_name: The name on the losing carrier's account, or None.
     """
 
     phone_number: str

@@ -43,7 +43,12 @@ __all__ = [
 
 class OrderPending(ApplicationError):
     """Raised by `telegent.poll_order` while the order is pending: retryable, with
-    `next_retry_delay` the order's next poll; `details[0]` is the `OrderResult` seen."""
+    `next_retry_delay` the order's next poll; `details[0]` is the `OrderResult` seen.
+
+    Args:
+        result: The pending order.
+        delay: When to poll it again.
+    """
 
     TYPE: Final = "OrderPending"
 
@@ -58,7 +63,11 @@ class OrderPending(ApplicationError):
 
 class OrderFailed(ApplicationError):
     """Raised when the order settled without success (rejected, in error, cancelled):
-    non-retryable; `details[0]` is the `OrderResult` (see `failed_result`)."""
+    non-retryable; `details[0]` is the `OrderResult` (see `failed_result`).
+
+    Args:
+        result: The settled order.
+    """
 
     TYPE: Final = "OrderFailed"
 
@@ -184,8 +193,12 @@ def next_step(result: OrderResult, updates: int, max_updates: int = 2) -> Next:
 
 
 def failed_result(error: BaseException) -> OrderResult | None:
-    """The `OrderResult` an `OrderFailed` carries, as a workflow catches it (an `ActivityError`
-    whose cause is the `ApplicationError`), or None for any other error."""
+    """The `OrderResult` an `OrderFailed` carries, or None for any other error.
+
+    Args:
+        error: What the workflow caught: an `ActivityError` whose cause is the
+            `ApplicationError` (or that `ApplicationError` itself).
+    """
     cause = error.cause if isinstance(error, ActivityError) else error
     if not isinstance(cause, ApplicationError) or cause.type != OrderFailed.TYPE:
         return None
