@@ -123,7 +123,8 @@ async def test_the_codec_decrypts_its_own_and_previous_keys_and_refuses_tamperin
     assert PIN.encode() not in b"".join(p.SerializeToString() for p in await rotated.encode(plain))
     with pytest.raises(ValueError, match="unknown key ID '2025'"):
         await tgt.EncryptionCodec(new, key_id="2026").decode(written)
-    tampered = Payload(metadata=dict(written[0].metadata), data=written[0].data[:-1] + b"\0")
+    data = written[0].data
+    tampered = Payload(metadata=dict(written[0].metadata), data=data[:-1] + bytes([data[-1] ^ 1]))
     with pytest.raises(ValueError, match="does not decrypt"):
         await rotated.decode([tampered])
     with pytest.raises(ValueError, match="32 bytes"):
