@@ -24,12 +24,6 @@ import telegent_async as tg
 from telegent_async.contrib import temporal as tgt
 from telegent_async.testing import FakeTelegent, Step
 
-
-@pytest.fixture
-def activities(client: tg.TelegentClient) -> tgt.OrderActivities:
-    return tgt.OrderActivities(client)
-
-
 # -- poll_order: one poll per attempt ----------------------------------------------------------
 
 

@@ -22,15 +22,8 @@ from temporal_env import (
     raised,
 )
 
-import telegent_async as tg
 from telegent_async.contrib import temporal as tgt
 from telegent_async.testing import FakeTelegent
-
-
-@pytest.fixture
-def activities(client: tg.TelegentClient) -> tgt.OrderActivities:
-    return tgt.OrderActivities(client)
-
 
 # -- lookups, updates, cancels -----------------------------------------------------------------
 
