@@ -338,6 +338,30 @@ async def test_the_activities_of_a_worker_share_one_budget_and_one_token(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def test_workers_on_one_redis_budget_share_the_accounts_rate(
+    fake: FakeTelegent, redis_url: str, namespace: str
+) -> None:
+    """Two worker processes' activities (two clients) under one RedisBudget of 4 a minute:
+    the two workers' tokens and two lookups fill the window, and the other four polls wait."""
+    for n in range(6):
+        fake.add_order(f"JNUOID-t-r{n}", "Submitted")
+    budgets = [tg.RedisBudget(redis_url, 4, namespace, window=60.0) for _ in range(2)]
+    async with fast_client(fake, budget=budgets[0]) as a, fast_client(fake, budget=budgets[1]) as b:
+        env, _ = environment()
+        polls = [
+            env.run(tgt.OrderActivities(worker).poll_order, tgt.PollInput(f"JNUOID-t-r{n}"))
+            for n, worker in enumerate([a, b] * 3)
+        ]
+        tasks = [asyncio.ensure_future(poll) for poll in polls]
+        await wait_until(lambda: fake.request_count == 4)
+        await asyncio.sleep(0.2)
+        assert (fake.request_count, len(fake.token_requests)) == (4, 2)
+        assert sum(task.done() for task in tasks) == 2
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def test_all_names_every_activity_once() -> None:
     client = tg.TelegentClient(token="t", base_url="https://api.example.test/v1.0")
     names = [
