@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import attrs
 import backoff
@@ -20,6 +21,7 @@ from ._validate import positive_number
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "PRESETS",
     "PollPolicy",
     "checked_policy",
     "parse_retry_after",
@@ -249,6 +251,11 @@ PollPolicy.PROVISION = PollPolicy()
 PollPolicy.PORT_IN = PollPolicy(initial=600.0, factor=2.0, max_interval=6 * 3600.0, jitter=0.2)
 #: Telegent's advice for retries: 1 s doubling, capped at 30 s; full jitter spreads a herd.
 PollPolicy.RETRY = PollPolicy(initial=1.0, factor=2.0, max_interval=30.0, jitter=1.0)
+
+#: The poll presets by the names users give them (the CLI's `--preset`, Temporal's `PollInput`).
+PRESETS: Final[Mapping[str, PollPolicy]] = types.MappingProxyType(
+    {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
+)
 
 
 def checked_policy(name: str, policy: object) -> PollPolicy:

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import Any, Protocol
 
 import attrs
 
 from ..._models import _NEEDS_ACTION, Order, OrderStatus
 from ..._portin import BillingAddress, PortInCancel, PortInUpdate
 from ..._stores.records import encode_order
-from ..._timing import PollPolicy
+from ..._timing import PRESETS, PollPolicy
 
 __all__ = [
     "PRESETS",
@@ -39,10 +38,6 @@ __all__ = [
     "submitted_result",
 ]
 
-#: The poll cadences a `PollInput` (and `poll_retry_policy`) names.
-PRESETS: Final[Mapping[str, PollPolicy]] = types.MappingProxyType(
-    {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
-)
 _CADENCE = ("initial", "factor", "max_interval", "jitter")
 
 
