@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
-import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import ClassVar, Final
@@ -253,9 +252,7 @@ PollPolicy.PORT_IN = PollPolicy(initial=600.0, factor=2.0, max_interval=6 * 3600
 PollPolicy.RETRY = PollPolicy(initial=1.0, factor=2.0, max_interval=30.0, jitter=1.0)
 
 #: The poll presets by the names users give them (the CLI's `--preset`, Temporal's `PollInput`).
-PRESETS: Final[Mapping[str, PollPolicy]] = types.MappingProxyType(
-    {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
-)
+PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
 
 
 def checked_policy(name: str, policy: object) -> PollPolicy:

@@ -29,7 +29,6 @@ submit or an update carries out of workflow history in clear.
 from ._activities import OrderActivities
 from ._codec import EncryptionCodec
 from ._data import (
-    PRESETS,
     AddressInput,
     OrderResult,
     PollInput,
@@ -51,7 +50,6 @@ from ._decisions import (
 
 __all__ = [
     "NON_RETRYABLE_TYPES",
-    "PRESETS",
     "AddressInput",
     "EncryptionCodec",
     "Next",

@@ -24,7 +24,6 @@ from ..._stores.records import encode_order
 from ..._timing import PRESETS, PollPolicy
 
 __all__ = [
-    "PRESETS",
     "AddressInput",
     "OrderResult",
     "PollInput",
