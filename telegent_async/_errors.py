@@ -3,9 +3,11 @@
     TelegentError
     ├── APIStatusError                 the API answered an error status (`status_code`)
     │   ├── BadRequestError            400
+    │   │   └── UnprocessableEntityError  422: a business rule refused the request
     │   ├── AuthenticationError        401 (or a token request refused)
     │   ├── PermissionDeniedError      403
     │   ├── NotFoundError              404
+    │   │   └── EndpointNotFoundError  404 from no endpoint at all: the base URL is wrong
     │   ├── MethodNotAllowedError      405
     │   ├── RequestTimeoutError        408, retried
     │   ├── RateLimitError             429, retried (`retry_after`)
@@ -15,6 +17,8 @@
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
     │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── SubmitOutcomeUnknownError      a call that creates an order failed after the request
+    │                                  may have reached Telegent (`call`, `cause`)
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
     ├── OrderWaitTimeout               a wait's deadline passed (`order_id`, `last_order`)
     └── OrderFailed                    `Order.raise_for_status()` on an unsuccessful order
@@ -33,8 +37,12 @@ token)."""
 
 from __future__ import annotations
 
+import http
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
+
+from ._config import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     from ._carrier import CarrierError
@@ -45,6 +53,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "MethodNotAllowedError",
@@ -57,11 +66,16 @@ __all__ = [
     "ResponseDecodeError",
     "ServerError",
     "ServiceUnavailableError",
+    "SubmitOutcomeUnknownError",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "UnprocessableEntityError",
     "body_excerpt",
+    "cannot_connect",
+    "is_routing_miss",
     "message_excerpt",
+    "unreadable_body",
 ]
 
 #: How much of an answer's body (or of its `Message`) an error keeps.
@@ -71,6 +85,45 @@ BODY_EXCERPT_CHARS = 500
 def body_excerpt(body: bytes) -> str:
     """The start of an answer's body as text, for an error: never the whole of a large body."""
     return body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
+
+
+#: How much of an error body without a JSON `Message` its error's text quotes.
+SHORT_EXCERPT_CHARS = 100
+_TAG = re.compile(r"<[^<>]{0,200}>")
+#: How ASP.NET Web API (Telegent's framework) answers a URL that no endpoint matches.
+ROUTING_MISS = "No HTTP resource was found"
+
+
+def unreadable_body(status: int, excerpt: str) -> str:
+    """What an error answer without a JSON `Message` says: its status's reason phrase and
+    the start of its text, markup dropped (`Bad Gateway (non-JSON error body: '502 Bad
+    Gateway nginx')`), so that a proxy's HTML page still tells what happened."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = f"status {status}"
+    text = " ".join(_TAG.sub(" ", excerpt).split())
+    if not text:
+        return f"{phrase} (no error message)"
+    return f"{phrase} (non-JSON error body: {text[:SHORT_EXCERPT_CHARS]!r})"
+
+
+def is_routing_miss(status: int, body: object) -> bool:
+    """True for a 404 that is no answer about an order but a URL no endpoint matches: the
+    web framework's "No HTTP resource was found that matches the request URI", or a 404
+    without Telegent's JSON `{StatusCode, Message}` (a web server's page for the host root).
+    `body` is the JSON error object, or the body as text when it had no JSON `Message`."""
+    if status != 404:
+        return False
+    if isinstance(body, Mapping):
+        message = body.get("Message")
+        return isinstance(message, str) and message.startswith(ROUTING_MISS)
+    return isinstance(body, str)
+
+
+def cannot_connect(method: str, host: str, port: int | None, reason: OSError) -> str:
+    """A failed connection in words, without aiohttp's `ssl:default` (said even over http)."""
+    return f"{method} failed: cannot connect to {host}:{port}: {reason.strerror or reason}"
 
 
 def message_excerpt(answer: object) -> str | None:
@@ -117,6 +170,11 @@ class BadRequestError(APIStatusError):
     """400: the request was malformed; retrying will not help."""
 
 
+class UnprocessableEntityError(BadRequestError):
+    """422: a business rule refused the request (well formed, yet not allowed: say a number
+    that is not portable); retrying will not help."""
+
+
 class AuthenticationError(APIStatusError):
     """401, or a token request answered `successful: false`: check the credentials."""
 
@@ -129,6 +187,27 @@ class NotFoundError(APIStatusError):
     """404: no such order (or endpoint)."""
 
     http_status: ClassVar[int] = 404  # the caller can act on it as is
+
+
+class EndpointNotFoundError(NotFoundError):
+    """404 from no endpoint at all (a routing miss, not an answer about an order): the base
+    URL is wrong, e.g. `.../v2.0` or the host root. Every call would get it. A web backend
+    answers 502 for it (its own setup is wrong), not the 404 of an unknown order.
+
+    Args:
+        status_code: 404.
+        message: The server's words (its `Message`, or a description of its page).
+        body: As in `APIStatusError`.
+    """
+
+    http_status: ClassVar[int] = 502  # the backend is misconfigured: no order is to blame
+
+    def __init__(self, status_code: int, message: str, body: object = None) -> None:
+        super().__init__(status_code, message, body)
+        self.args = (
+            f"HTTP {status_code}: no API endpoint at this URL: the base URL looks wrong "
+            f"(Telegent's is {DEFAULT_BASE_URL}); the server said: {message}",
+        )
 
 
 class MethodNotAllowedError(APIStatusError):
@@ -191,6 +270,37 @@ class TransportTimeoutError(TransportError):
     `timeout=` passed (while waiting for a token, the request budget or an answer)."""
 
     http_status: ClassVar[int] = 504  # no answer in time
+
+
+class ConnectionNotMadeError(TransportError):
+    """The connection was never made (refused, no route, DNS, TLS handshake): the request
+    cannot have reached Telegent, so even a call that creates an order is sent again."""
+
+
+class SubmitOutcomeUnknownError(TelegentError):
+    """A call that creates an order failed after its request may have reached Telegent.
+
+    The order may or may not exist: after an attempt timed out, a connection reset once the
+    request was sent, a 500, 502, 504 (or 408), or a 2xx that could not be read, sending again
+    could create it twice, so the SDK does not. The message says how to find out; for a
+    port-in, `check_port_in_eligibility` of the number shows a port-in already active.
+
+    Args:
+        call: The call's name (`"submit_port_in"`).
+        cause: The failure of the last attempt (also `__cause__`).
+        how_to_check: What to do before trying again (it never quotes a secret).
+    """
+
+    http_status: ClassVar[int] = 502
+
+    def __init__(self, call: str, cause: TelegentError, how_to_check: str) -> None:
+        super().__init__(
+            f"{call}: the order may or may not have been created ({cause}). {how_to_check}"
+        )
+        self.call = call
+        self.cause = cause
+        self.how_to_check = how_to_check
+        self.__cause__ = cause
 
 
 class ResponseDecodeError(TelegentError):

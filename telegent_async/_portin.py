@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final, TypeVar
 
 import attrs
 
 from . import _validate
-from ._errors import ResponseDecodeError, body_excerpt
 
 __all__ = [
     "CANCEL_PATH",
@@ -30,8 +29,10 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "cancel_body",
+    "checked_text",
     "decode_answer",
     "mask_secrets",
+    "port_in_date",
     "redact",
     "secrets_of",
     "update_body",
@@ -54,13 +55,14 @@ JSON_NAMES: Final[Mapping[str, str]] = types.MappingProxyType(
     }
 )
 #: JSON fields whose values are never shown: not in repr, logs, errors or the CLI's output.
-SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword"})
+#: (Every call's: the port-in update's, and the creates' `PortOutPIN`.)
+SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword", "PortOutPIN"})
 MASK: Final = "***"
 #: Longer than any name, address line or account detail a carrier keeps.
 MAX_FIELD_LENGTH: Final = 200
 
 
-def _checked_text(name: str, value: object, *, secret: bool = False) -> str:
+def checked_text(name: str, value: object, *, secret: bool = False) -> str:
     """A non-blank printable string; a secret's value is never quoted in the error."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -77,7 +79,7 @@ def _checked_text(name: str, value: object, *, secret: bool = False) -> str:
 def _optional_text(name: str) -> Any:
     def check(_instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
         if value is not None:
-            _checked_text(f"{name}.{attribute.name}", value)
+            checked_text(f"{name}.{attribute.name}", value)
 
     return check
 
@@ -151,33 +153,45 @@ class PortInCancel:
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
 
 
-def _port_in_date(value: object) -> str:
-    if isinstance(value, date):  # a datetime is a date too: its day is what Telegent takes
-        return value.strftime("%Y-%m-%d")
-    if not isinstance(value, str):
+def port_in_date(value: object, today: date) -> str:
+    """`port_in_date` as Telegent takes it (`YYYY-MM-DD`): a `date` or such a string, not
+    before `today`. A `datetime` is refused (`TypeError`): its time would be dropped silently.
+    """
+    if isinstance(value, datetime):
+        raise TypeError(
+            "port_in_date must be a datetime.date, not a datetime: Telegent takes a day, and "
+            f"the time would be dropped (pass {value.date().isoformat()!r} or value.date())"
+        )
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            if len(value) != 10:
+                raise ValueError
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
+            ) from None
+    else:
         raise TypeError(
             f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
         )
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise ValueError(
-            f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
-        ) from None
+    if day < today:
+        raise ValueError(f"port_in_date {day.isoformat()} is in the past (today: {today})")
+    return day.isoformat()
 
 
 def _iccid(value: object) -> str:
-    text = _checked_text("iccid", value)
+    text = checked_text("iccid", value)
     if not (text.isascii() and text.isdigit() and 18 <= len(text) <= 22):
         raise ValueError(f"iccid must be 18 to 22 digits, got {text[:40]!r}")
     return text
 
 
-def _field_value(keyword: str, value: object) -> object:
+def _field_value(keyword: str, value: object, today: date) -> object:
     if keyword == "port_in_date":
-        return _port_in_date(value)
+        return port_in_date(value, today)
     if keyword == "iccid":
         return _iccid(value)
     if keyword == "current_billing_address":
@@ -186,16 +200,17 @@ def _field_value(keyword: str, value: object) -> object:
                 f"current_billing_address must be a BillingAddress, not {type(value).__name__}"
             )
         return value.as_json()
-    return _checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
+    return checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
 
 
-def update_body(order_id: object, fields: Mapping[str, object]) -> dict[str, Any]:
-    """The JSON body of an update: `OrderId` and only the fields given (not None), checked."""
+def update_body(order_id: object, fields: Mapping[str, object], today: date) -> dict[str, Any]:
+    """The JSON body of an update: `OrderId` and only the fields given (not None), checked
+    (`today`: the earliest `port_in_date` allowed)."""
     body: dict[str, Any] = {"OrderId": _validate.order_id(order_id)}
     for keyword, json_name in JSON_NAMES.items():
         value = fields.get(keyword)
         if value is not None:
-            body[json_name] = _field_value(keyword, value)
+            body[json_name] = _field_value(keyword, value, today)
     if len(body) == 1:
         raise ValueError(
             "update_port_in needs at least one field to correct besides the order ID: "
@@ -239,23 +254,14 @@ def _str_or_none(value: object) -> str | None:
 _Answer = TypeVar("_Answer", PortInUpdate, PortInCancel)
 
 
-def decode_answer(kind: type[_Answer], status_code: int, body: bytes, order_id: str) -> _Answer:
-    """A `PortInUpdate`/`PortInCancel` from a 2xx answer: any JSON object, kept in `raw`.
+def decode_answer(kind: type[_Answer], data: object, order_id: str) -> _Answer:
+    """A `PortInUpdate`/`PortInCancel` from the JSON value of a 2xx answer, kept in `raw`.
 
     The update answers `{"OrderId", "Status", "Message"}`; the cancel's shape is not published,
-    so its status is also looked for as `OrderStatus`.
+    so its status is also looked for as `OrderStatus`. `ValueError` when it is not an object.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        data = None
     if not isinstance(data, dict):
-        text = body_excerpt(body)
-        raise ResponseDecodeError(
-            f"expected a JSON object answering the {kind.__name__}",
-            status_code=status_code,
-            body=text,
-        )
+        raise ValueError(f"expected a JSON object answering the {kind.__name__}")
     return kind(
         _str_or_none(data.get("OrderId")) or order_id,
         _str_or_none(data.get("Status", data.get("OrderStatus"))),

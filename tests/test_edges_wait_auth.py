@@ -155,7 +155,7 @@ async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) ->
     assert min(gaps) >= 0.05, gaps
 
 
-@pytest.mark.parametrize("kind", ["refused", "malformed", "empty", "html", "503"])
+@pytest.mark.parametrize("kind", ["malformed", "empty", "html", "503"])
 async def test_a_transient_token_failure_is_retried_before_anyone_sees_it(
     fake: FakeTelegent, kind: TokenFaultKind
 ) -> None:
@@ -167,21 +167,41 @@ async def test_a_transient_token_failure_is_retried_before_anyone_sees_it(
     assert len(fake.token_requests) == 2  # one flight for all five, asked again once
 
 
+async def test_a_refused_token_is_final_for_its_flight_and_asked_again_after_the_backoff(
+    fake: FakeTelegent,
+) -> None:
+    # `successful: false` is an answer, not a fault: the send path does not ask again at once;
+    # the next call after the shared backoff (FAST_RETRY's first: 10 ms) does.
+    fake.add_order("JNUOID-t", "Complete")
+    fake.fail_tokens("refused", count=1)
+    async with fast_client(fake) as client:
+        outcomes = await asyncio.gather(
+            *(client.get_order("JNUOID-t") for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(outcome, tg.AuthenticationError) for outcome in outcomes)
+        assert len(fake.token_requests) == 1
+        await asyncio.sleep(0.02)
+        assert (await client.get_order("JNUOID-t")).succeeded
+    assert len(fake.token_requests) == 2
+
+
 async def test_a_failing_token_endpoint_is_asked_on_one_shared_backoff(
     fake: FakeTelegent,
 ) -> None:
     ids = [f"JNUOID-w{index}" for index in range(200)]
-    # Retries 0.3 s apart, so the shared backoff (0.3 s) outlasts every batch of polls even
-    # on a loaded machine: the failure is shared, not re-fetched.
-    steady = tg.PollPolicy(initial=0.3, factor=1.0, max_interval=0.3, jitter=0.0)
+    # A refusal is final at once, so the flight ends in milliseconds: a shared backoff of
+    # 10 s outlasts every batch of polls even on a loaded machine (the failure is shared, not
+    # re-fetched), and costs nothing, since every order settles with it.
+    steady = tg.PollPolicy(initial=10.0, factor=1.0, max_interval=10.0, jitter=0.0)
     async with fast_client(
         fake, account_secret="wrong", max_retries=2, retry_policy=steady
     ) as client:
         outcomes = [o async for o in client.wait_for_orders(ids, timeout=5.0, policy=FAST_POLL)]
     assert len(outcomes) == 200
     assert all(isinstance(o.error, tg.AuthenticationError) for o in outcomes)
-    # One flight asked 1 + max_retries times; the other batches of polls shared its failure.
-    assert len(fake.token_requests) == 3
+    # A refusal is final at once (no retry within the flight); the other batches of polls
+    # shared its failure.
+    assert len(fake.token_requests) == 1
     assert fake.order_requests() == []
 
 

@@ -40,7 +40,10 @@ DOCUMENTED: dict[int, list[type[tg.TelegentError]]] = {
     502: [
         tg.AuthenticationError,
         tg.PermissionDeniedError,
+        tg.EndpointNotFoundError,
         tg.BadRequestError,
+        tg.UnprocessableEntityError,
+        tg.SubmitOutcomeUnknownError,
         tg.MethodNotAllowedError,
         tg.ResponseDecodeError,
         tg.ServerError,

@@ -146,6 +146,7 @@ class RequestCounter:
 
     def __init__(self) -> None:
         self.sent = 0
+        self.per_second: collections.Counter[int] = collections.Counter()  # by monotonic second
         self.token_requests = 0
         self.statuses: collections.Counter[int] = collections.Counter()
         self.connection_errors = 0
@@ -169,6 +170,7 @@ class RequestCounter:
         if params.method == "POST":
             self.token_requests += 1
         now = time.monotonic()
+        self.per_second[int(now)] += 1
         self._recent.append(now)
         self._forget_before(now - self.WINDOW)
 
@@ -208,6 +210,22 @@ class RequestCounter:
         return found
 
 
+def busiest_window(per_second: collections.Counter[int], window: int) -> int:
+    """The most requests sent within `window` consecutive whole seconds (pure): what a budget
+    of so many requests per rolling window is measured against. A run's average rate is not:
+    a run shorter than the window may send its whole budget at once."""
+    seconds = sorted(per_second)
+    best = total = 0
+    first = 0
+    for second in seconds:
+        total += per_second[second]
+        while seconds[first] <= second - window:
+            total -= per_second[seconds[first]]
+            first += 1
+        best = max(best, total)
+    return best
+
+
 @attrs.define
 class Run:
     """One command's state, filled while it runs and reported once it ends (or is stopped)."""
@@ -218,7 +236,7 @@ class Run:
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
     interrupted: bool = False
-    credentials_error: TelegentError | None = None
+    setup_error: TelegentError | None = None
     budget_rpm: float | None = None
     demo: DemoSettings | None = None
 
