@@ -50,8 +50,9 @@ CORRECTION_WINDOW = timedelta(days=3)
 CALL = timedelta(minutes=2)
 #: A port-in takes 1 to 5 business days: the whole wait's deadline.
 PORT_IN_DEADLINE = timedelta(days=10)
-#: A submit is tried once: the SDK already retried what cannot have created an order, and a
-#: `SubmitOutcomeUnknownError` must not be sent again (the order may exist).
+#: A submit is tried once: the SDK already retried what cannot have created an order, a
+#: `SubmitOutcomeUnknownError` must not be sent again (the order may exist), and neither may an
+#: attempt whose worker died mid-request (Temporal would retry it when it timed out).
 ONCE = RetryPolicy(maximum_attempts=1)
 
 
