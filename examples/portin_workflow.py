@@ -1,9 +1,11 @@
 """A provisioning workflow step for a port-in: wait, fix what the carrier asks for, wait again.
 
 The loop: wait until the port-in settles; if the losing carrier rejected it, its carrier codes
-say which `update_port_in` fields would fix it (`CarrierError.update_fields`), so ask the
-subscriber for exactly those, update, and wait again. After `max_attempts` rejections, or a
-rejection no field can fix (6A, 8B, a 6P number lock), cancel.
+say what comes next (`order.next_step`): an update of the fields they name
+(`CarrierError.update_fields`: ask the subscriber for exactly those), or for a 6P number lock,
+an update that resubmits once the subscriber has removed the lock; then wait again. Only a
+rejection no update can fix (6A) is cancelled (a cancel is final); one that needs Telegent's
+support (8B, GENS-0041), or `max_attempts` rejections, is left for a person.
 
     python examples/portin_workflow.py                  # an embedded FakeTelegent, no network
     python examples/portin_workflow.py JNOID-...        # Telegent, with TELEGENT_ACCOUNT_KEY
@@ -43,24 +45,28 @@ async def complete_port_in(
     policy: tg.PollPolicy = tg.PollPolicy.PORT_IN,
     timeout: float | None = None,
 ) -> tg.Order:
-    """Drive one port-in to an end: `Complete`, or cancelled after `max_attempts` rejections."""
-    for attempt in range(1, max_attempts + 1):
+    """Drive one port-in as far as code can: `Complete`, cancelled (6A), or left for a person."""
+    attempt = 0
+    while True:
+        attempt += 1
         order = await client.wait_for_order(order_id, timeout=timeout, policy=policy)
-        if not order.needs_action:
+        step = order.next_step
+        if step is None:
             return order  # Complete, or Cancelled/Error: nothing an update can change
-        fields = fields_to_ask_for(order)
         codes = ", ".join(e.code or "no code" for e in order.carrier_errors)
-        if not fields:
-            logger.info("%s: rejected (%s); no update can fix it", order_id, codes)
-            break
-        if attempt == max_attempts:
-            logger.info("%s: rejected (%s) %d times; giving up", order_id, codes, attempt)
-            break
+        if step is tg.NextStep.CANCEL_AND_SUBMIT:
+            logger.info("%s: rejected (%s); no update can fix it: cancelling", order_id, codes)
+            await client.cancel_port_in(order_id)
+            return await client.get_order(order_id)
+        fields = fields_to_ask_for(order)
+        if step is tg.NextStep.UPDATE_AFTER_SUBSCRIBER:
+            fields = fields or (tg.RESUBMIT_FIELD,)  # resent unchanged: the update resubmits
+        if step is tg.NextStep.CONTACT_SUPPORT or not fields or attempt == max_attempts:
+            logger.info("%s: rejected (%s); left for a person: %s", order_id, codes, step.value)
+            return order
         logger.info("%s: rejected (%s); asking for %s", order_id, codes, ", ".join(fields))
         # An update sends the port-in back to Submitted, so the next wait sees the new verdict.
         await client.update_port_in(order_id, **await ask(order, fields))
-    await client.cancel_port_in(order_id)
-    return await client.get_order(order_id)
 
 
 # -- asking -------------------------------------------------------------------------------------
@@ -101,16 +107,22 @@ DEMO_POLICY = tg.PollPolicy(initial=0.02, factor=2.0, max_interval=0.1, jitter=0
 DEMO_ORDERS = {
     "JNOID-demo-8a": "8A-ACCOUNT_NUM_REQ_OR_INCORRECT",
     "JNOID-demo-6p": "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT",
+    "JNOID-demo-6a": "6A-MDN_NOT_FOUND",
 }
 
 
 async def demo() -> dict[str, tg.Order]:
-    """Both outcomes on an embedded FakeTelegent: 8A fixed by an update, 6P cancelled."""
+    """On an embedded FakeTelegent: 8A fixed by an update, 6P resubmitted by an update once
+    the subscriber removed the number lock, 6A cancelled."""
     async with FakeTelegent() as fake:
         for order_id, message in DEMO_ORDERS.items():
             steps = [Step("Submitted"), Step("Rejected", 0.05)]
             fake.add_order(order_id, steps, message=message, order_type="PortIn")
-        ask = scripted_answers({"current_account_number": "ACCT-0001-DEMO"})
+        # The subscriber removes the lock: the resubmitted 6P goes through.
+        fake.script_update("JNOID-demo-6p", [Step("Submitted"), Step("Complete", 0.05)])
+        ask = scripted_answers(
+            {"current_account_number": "ACCT-0001-DEMO", "current_carrier_name": "Verizon"}
+        )
         async with fake.client(requests_per_minute=None) as client:
             runs = [
                 complete_port_in(client, order_id, ask, policy=DEMO_POLICY, timeout=10.0)

@@ -11,8 +11,10 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
 from ._budgets.local import LocalBudget
 from ._budgets.redis import RedisBudget
 from ._carrier import (
+    RESUBMIT_FIELD,
     CarrierCategory,
     CarrierError,
+    NextStep,
     carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
@@ -52,10 +54,12 @@ from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
+from ._webhook import Webhook, WebhookAuth
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "RESUBMIT_FIELD",
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
@@ -70,6 +74,7 @@ __all__ = [
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
+    "NextStep",
     "NotFoundError",
     "OnUpdate",
     "Order",
@@ -98,6 +103,8 @@ __all__ = [
     "TransportTimeoutError",
     "UnprocessableEntityError",
     "WatchState",
+    "Webhook",
+    "WebhookAuth",
     "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",

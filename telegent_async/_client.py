@@ -39,6 +39,7 @@ from ._stats import ClientStats
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
 from ._transport import Transport, _connections_allowed, _trace_configs
+from ._webhook_calls import WebhookCalls
 
 __all__ = ["OnUpdate", "TelegentClient"]
 
@@ -52,7 +53,7 @@ OnUpdate: TypeAlias = Callable[[Order], "Awaitable[object] | object"]
 change); a plain function or a coroutine function (its awaitable is awaited)."""
 
 
-class TelegentClient(PortInCalls):
+class TelegentClient(PortInCalls, WebhookCalls):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,

@@ -165,6 +165,16 @@ class APIStatusError(TelegentError):
         self.message = message
         self.body = body
 
+    @property
+    def carrier_error(self) -> CarrierError | None:
+        """The code the refusal's `Message` carries, decoded with what comes next (an update or
+        cancel refused with `GENS-0041`: no port-in found; stuck, when both say so), or None
+        when the message carries no code."""
+        from ._carrier import decode_carrier_message  # _carrier's catalogue imports _errors
+
+        decoded = decode_carrier_message(self.message)
+        return decoded if decoded is not None and decoded.code is not None else None
+
 
 class BadRequestError(APIStatusError):
     """400: the request was malformed; retrying will not help."""

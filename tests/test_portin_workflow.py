@@ -36,7 +36,8 @@ async def test_the_script_runs_its_demo_on_an_embedded_fake() -> None:
     out, err = await asyncio.wait_for(proc.communicate(), 30.0)
     assert proc.returncode == 0, err.decode()
     assert "JNOID-demo-8a: Complete" in out.decode()
-    assert "JNOID-demo-6p: Cancelled" in out.decode()
+    assert "JNOID-demo-6p: Complete" in out.decode()  # resubmitted by update, not cancelled
+    assert "JNOID-demo-6a: Cancelled" in out.decode()
     assert "no update can fix it" in err.decode()
     assert "ACCT-0001-DEMO" not in out.decode() + err.decode()
 
@@ -48,7 +49,11 @@ def rejected(fake: FakeTelegent, order_id: str, message: str) -> None:
 def answers(asked: list[tuple[str, ...]]) -> Any:
     async def ask(order: tg.Order, fields: tuple[str, ...]) -> dict[str, Any]:
         asked.append(fields)
-        values = {"current_account_number": ACCOUNT, "current_account_password": "4321"}
+        values = {
+            "current_account_number": ACCOUNT,
+            "current_account_password": "4321",
+            "current_carrier_name": "Verizon",
+        }
         return {field: values[field] for field in fields}
 
     return ask
@@ -70,19 +75,48 @@ async def test_8a_is_updated_with_the_account_number_and_completes(
     assert dict(update.body or {}) == {"OrderId": "JNOID-wf-8a", "CurrentAccountNumber": ACCOUNT}
 
 
-async def test_6p_is_cancelled_without_asking(fake: FakeTelegent, workflow: ModuleType) -> None:
+async def test_6p_is_resubmitted_by_an_update_never_cancelled(
+    fake: FakeTelegent, workflow: ModuleType
+) -> None:
     rejected(fake, "JNOID-wf-6p", "6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT")
+    fake.script_update("JNOID-wf-6p", [Step("Submitted"), Step("Complete", 0.02)])  # unlocked
     asked: list[tuple[str, ...]] = []
     async with fast_client(fake) as client:
         order = await workflow.complete_port_in(
             client, "JNOID-wf-6p", answers(asked), policy=FAST_POLL, timeout=5.0
         )
+    assert order.succeeded
+    assert asked == [("current_carrier_name",)]  # resent unchanged, to resubmit
+    [update] = fake.port_in_requests("JNOID-wf-6p")
+    assert dict(update.body or {}) == {"OrderId": "JNOID-wf-6p", "CurrentCarrierName": "Verizon"}
+
+
+async def test_6a_is_cancelled_without_asking(fake: FakeTelegent, workflow: ModuleType) -> None:
+    rejected(fake, "JNOID-wf-6a", "6A-MDN_NOT_FOUND")
+    asked: list[tuple[str, ...]] = []
+    async with fast_client(fake) as client:
+        order = await workflow.complete_port_in(
+            client, "JNOID-wf-6a", answers(asked), policy=FAST_POLL, timeout=5.0
+        )
     assert order.status is tg.OrderStatus.CANCELLED
     assert asked == []
-    assert [r.path.rsplit("/", 1)[1] for r in fake.port_in_requests("JNOID-wf-6p")] == ["cancel"]
+    assert [r.path.rsplit("/", 1)[1] for r in fake.port_in_requests("JNOID-wf-6a")] == ["cancel"]
 
 
-async def test_cancelled_after_max_attempts_rejections(
+@pytest.mark.parametrize("message", ["8B-SSN_TAX_ID_REQ_OR_INCORRECT", "1P-SEE REMARKS"])
+async def test_what_needs_a_person_is_left_as_it_is(
+    fake: FakeTelegent, workflow: ModuleType, message: str
+) -> None:
+    rejected(fake, "JNOID-wf-person", message)
+    async with fast_client(fake) as client:
+        order = await workflow.complete_port_in(
+            client, "JNOID-wf-person", answers([]), policy=FAST_POLL, timeout=5.0
+        )
+    assert order.status is tg.OrderStatus.REJECTED
+    assert fake.port_in_requests("JNOID-wf-person") == []
+
+
+async def test_left_for_a_person_after_max_attempts_rejections(
     fake: FakeTelegent, workflow: ModuleType
 ) -> None:
     rejected(fake, "JNOID-wf-again", "8A-ACCOUNT_NUM_REQ_OR_INCORRECT; 8C-PIN")
@@ -94,10 +128,10 @@ async def test_cancelled_after_max_attempts_rejections(
         order = await workflow.complete_port_in(
             client, "JNOID-wf-again", answers(asked), max_attempts=3, policy=FAST_POLL, timeout=5.0
         )
-    assert order.status is tg.OrderStatus.CANCELLED
+    assert order.status is tg.OrderStatus.REJECTED  # never cancelled: an update can resubmit
     assert asked == [
         ("current_account_number", "current_account_password"),
         ("current_account_password",),
     ]
     kinds = [r.path.rsplit("/", 1)[1] for r in fake.port_in_requests("JNOID-wf-again")]
-    assert kinds == ["update", "update", "cancel"]
+    assert kinds == ["update", "update"]

@@ -23,6 +23,7 @@ from ._portin import ADDRESS_LINES, PLAIN, SECRETS, cmd_cancel, cmd_update
 from ._session import PRESETS
 from ._terminal import Console, wrap
 from ._watch import cmd_wait_with_state, cmd_watch_add, cmd_watch_list, cmd_watch_run
+from ._webhook import add_webhook_commands
 
 _CREDENTIALS_HELP: Final = """\
 credentials: --token or TELEGENT_TOKEN, or --account-key and --account-secret
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_codes_command(commands)
     _add_port_in_commands(commands, [common, api], _EPILOG)
+    add_webhook_commands(commands, [common, api], _EPILOG)
     _add_watch_commands(commands, {"common": common, "api": api, "ids": ids}, _EPILOG, preset_help)
     return parser
 

@@ -33,6 +33,11 @@ The port-in lifecycle endpoints (`POST /v1.0/numbers/portin/update` and `.../can
 method, token (of their own scope) and rate limit the same way, then make the change, and only
 then draw a fault: an injected fault replaces the answer of a change already made, the worst
 case for a client's retry. See `script_update` for what an update does to a rejected order.
+
+The webhook subscription endpoints (`POST /v1.0/webhook/create`, `.../update`, `.../delete`,
+`GET /v1.0/webhook`, `GET /v1.0/account/webhooks`) are gated and faulted the same way, each
+with a token of its own scope; `fake.webhooks` holds what they stored and
+`fake.webhook_requests()` what they were sent.
 """
 
 from ._faults import FAULT_KINDS, FaultKind, TokenFaultKind
@@ -42,6 +47,13 @@ from ._portin_endpoints import API_PREFIX, PORTIN_CANCEL_PATH, PORTIN_UPDATE_PAT
 from ._redis_server import RedisServer
 from ._server import FAST_POLL, FAST_RETRY, FakeTelegent
 from ._serving import ORDER_PATH, TOKEN_PATH
+from ._webhook_endpoints import (
+    WEBHOOK_CREATE_PATH,
+    WEBHOOK_DELETE_PATH,
+    WEBHOOK_GET_PATH,
+    WEBHOOK_LIST_PATH,
+    WEBHOOK_UPDATE_PATH,
+)
 
 __all__ = [
     "API_PREFIX",
@@ -52,6 +64,11 @@ __all__ = [
     "PORTIN_CANCEL_PATH",
     "PORTIN_UPDATE_PATH",
     "TOKEN_PATH",
+    "WEBHOOK_CREATE_PATH",
+    "WEBHOOK_DELETE_PATH",
+    "WEBHOOK_GET_PATH",
+    "WEBHOOK_LIST_PATH",
+    "WEBHOOK_UPDATE_PATH",
     "FakeTelegent",
     "FaultKind",
     "RecordedBody",

@@ -7,14 +7,15 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-from .. import _portin
+from .. import _portin, _webhook
 
 
 class RecordedBody(dict[str, Any]):
-    """A recorded JSON request body: the values as sent, secrets masked in any repr of it."""
+    """A recorded JSON request body: the values as sent, secrets masked in any repr of it
+    (port-in account numbers and passwords, webhook passwords and tokens)."""
 
     def __repr__(self) -> str:
-        return repr(_portin.mask_secrets(self))
+        return repr(_webhook.scrub(_portin.mask_secrets(self)))
 
     __str__ = __repr__
 
@@ -33,7 +34,8 @@ class RecordedRequest:
         status: The status answered; 0 when no answer was sent (a reset, or a stall abandoned
             by the client or by close()).
         fault: The fault it was given, if any.
-        body: The JSON object a port-in request sent (None elsewhere); its repr masks secrets.
+        body: The JSON object a port-in or webhook request sent (None elsewhere); its repr
+            masks secrets.
     """
 
     method: str

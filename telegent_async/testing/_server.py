@@ -18,6 +18,7 @@ from ._portin_endpoints import (
 )
 from ._responses import JSON, Fixed
 from ._serving import ORDER_PATH, TOKEN_PATH, ServingCore
+from ._webhook_endpoints import WEBHOOK_METHODS
 
 if TYPE_CHECKING:
     from .._client import TelegentClient
@@ -111,6 +112,17 @@ class FakeTelegent(ServingCore):
         if order_id is None:
             return found
         return [r for r in found if r.body is not None and r.body.get("OrderId") == order_id]
+
+    def webhook_requests(self) -> list[RecordedRequest]:
+        """The recorded webhook subscription calls (create, update, delete, get, list)."""
+        return [r for r in self._log.requests if r.path in WEBHOOK_METHODS]
+
+    @property
+    def webhooks(self) -> dict[str, dict[str, Any]]:
+        """The subscriptions stored now, by `WebhookId`, as a create or update sent them
+        (credentials included: this is the server's side). A copy: change them through the
+        client's calls."""
+        return {webhook_id: dict(hook) for webhook_id, hook in self._webhooks.stored.items()}
 
     @property
     def open_connections(self) -> int:
@@ -223,6 +235,30 @@ class FakeTelegent(ServingCore):
         if content_type is not None and "Content-Type" not in hdrs:
             hdrs["Content-Type"] = content_type
         self._fixed[order_id] = Fixed(status, raw, hdrs)
+
+    def set_webhook_response(
+        self,
+        status: int | None = 200,
+        body: bytes | str = b"",
+        *,
+        content_type: str | None = JSON,
+    ) -> None:
+        """Answer every webhook subscription call with exactly these bytes (after auth and rate
+        limit, nothing stored), until called with `status=None`.
+
+        Args:
+            status: The HTTP status; None: back to the endpoints' own answers.
+            body: The body, as is.
+            content_type: The Content-Type header (None: none).
+        """
+        if status is None:
+            self._webhooks.fixed = None
+            return
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        headers: CIMultiDict[str] = CIMultiDict()
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        self._webhooks.fixed = Fixed(status, raw, headers)
 
     def inject(self, kind: FaultKind, count: int = 1, *, retry_after: str | None = None) -> None:
         """Give the next `count` API requests fault `kind` (FIFO, before `fault_rate`).

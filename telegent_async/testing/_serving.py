@@ -33,6 +33,7 @@ from ._tokens import (
     scope_of,
     token_request_error,
 )
+from ._webhook_endpoints import WEBHOOK_METHODS, FakeWebhooks
 
 ORDER_PATH: Final = API_PREFIX + "/numbers/order"
 TOKEN_PATH: Final = API_PREFIX + "/oauth2/tokens"
@@ -88,6 +89,7 @@ class ServingCore:
         self._update_scripts: dict[str, collections.deque[Continuation]] = {}
         self._fixed: dict[str, Fixed] = {}
         self._static_steps: dict[str, tuple[Step, ...]] = {}
+        self._webhooks = FakeWebhooks()
         self._tokens = Tokens()
         self._token_faults = TokenFaults()
         self._bucket = None if rate_limit is None else TokenBucket(rate_limit, time.monotonic())
@@ -158,6 +160,8 @@ class ServingCore:
             return await self._handle_token(request, now)
         if path in PORTIN_PATHS:
             return await self._handle_port_in(request, now)
+        if path in WEBHOOK_METHODS:
+            return await self._handle_webhook(request, now)
         self._log.add(request, now, 404)
         return no_route(str(request.url))
 
@@ -200,15 +204,10 @@ class ServingCore:
         return self._fault_response(request, now, fault, retry_after, token, scope)
 
     async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
-        try:
-            data = json.loads(await request.read())
-        except ValueError:
-            data = None
-        body = RecordedBody(data) if isinstance(data, dict) else None
+        body = await _json_body(request)
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
-        token, scope = gate
         response = port_in_answer(
             request.path,
             body,
@@ -218,6 +217,28 @@ class ServingCore:
             self.port_in_delay,
             now,
         )
+        return await self._after_change(request, now, gate, response, body)
+
+    async def _handle_webhook(self, request: web.Request, now: float) -> web.StreamResponse:
+        method = WEBHOOK_METHODS[request.path]
+        body = await _json_body(request) if method == "POST" else None
+        gate = self._gate(request, now, method, body)
+        if isinstance(gate, web.Response):
+            return gate
+        response = self._webhooks.answer(request.path, request.query, body)
+        return await self._after_change(request, now, gate, response, body)
+
+    async def _after_change(
+        self,
+        request: web.Request,
+        now: float,
+        gate: tuple[str, str],
+        response: web.Response,
+        body: RecordedBody | None,
+    ) -> web.StreamResponse:
+        """Draw a fault only after the change was made: it replaces the answer of a change
+        already made, the worst case for a client's retry."""
+        token, scope = gate
         fault, retry_after = self._faults.next()
         if fault is None:
             self._log.add(request, now, response.status, token, scope, body=body)
@@ -342,3 +363,12 @@ class ServingCore:
             body = json.dumps(self._default_dict(order_id, self.default_status)).encode()
             return web.Response(body=body, content_type=JSON)
         return error_response(404)
+
+
+async def _json_body(request: web.Request) -> RecordedBody | None:
+    """A request's JSON object body (None when it is not one)."""
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        data = None
+    return RecordedBody(data) if isinstance(data, dict) else None
