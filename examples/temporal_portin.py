@@ -4,10 +4,13 @@ carrier asks for, wait again, end with the order.
 The wait is `telegent.poll_order` under `poll_retry_policy("portin")`: each poll is one
 activity attempt, Temporal's retry timer holds the wait between polls (10 minutes doubling to
 6 hours), and retries add nothing to workflow history, so a five-day port-in costs a few dozen
-polls and a bounded history. On a rejection that an update can fix (8A: the account number),
-the workflow asks for exactly the fields `update_fields` names through the `correct` signal,
-updates, and waits again; after `MAX_UPDATES` updates, or when no field can fix the rejection,
-it cancels. What comes next for each result is `tgt.next_step`, a plain function.
+polls and a bounded history. On a rejection an update can fix (8A: the account number), the
+workflow asks through the `correct` signal for exactly the fields the carrier code names (a 6P
+number lock: the carrier's name again, once the subscriber has lifted the lock), updates, and
+waits again. Only a rejection no update can fix (6A) is cancelled, a cancel being final; one
+that needs Telegent's support, is still rejected after `MAX_UPDATES` updates, or gets no
+correction within `CORRECTION_WINDOW` ends the workflow with the order, for a person. Which
+activity comes next for each result is `tgt.next_action`, a plain function.
 
 The subscriber's account number and PIN travel in the start input and the signal: the
 `EncryptionCodec` on every client below keeps them out of history in clear.
@@ -44,7 +47,8 @@ with workflow.unsafe.imports_passed_through():
 
 TASK_QUEUE = "telegent"
 MAX_UPDATES = 2
-#: How long a rejected port-in waits for the subscriber's corrections before it is cancelled.
+#: How long a rejected port-in waits for the subscriber's corrections before it is left to a
+#: person (the workflow ends with the order as it is).
 CORRECTION_WINDOW = timedelta(days=3)
 #: One lookup, update or cancel, the SDK's own retries included.
 CALL = timedelta(minutes=2)
@@ -58,7 +62,8 @@ ONCE = RetryPolicy(maximum_attempts=1)
 
 @workflow.defn(name="PortIn")
 class PortInWorkflow:
-    """Submit a port-in and drive it to an end: `Complete`, or cancelled."""
+    """Submit a port-in and drive it as far as code can: `Complete`, cancelled (6A), or left
+    for a person (the result's `next_step` and `remedy` say what to do)."""
 
     def __init__(self) -> None:
         self._corrections = tgt.PortInFields()
@@ -86,29 +91,26 @@ class PortInWorkflow:
         updates = 0
         while True:
             result = await self._wait(order_id)
-            step = tgt.next_step(result, updates, MAX_UPDATES)
-            if step is tgt.Next.DONE:
-                return result
-            if step is tgt.Next.UPDATE:
-                fields = await self._corrections_for(result.update_fields)
-                if fields is not None:
-                    await workflow.execute_activity_method(
-                        tgt.OrderActivities.update_port_in,
-                        tgt.UpdateInput(order_id, fields),
-                        start_to_close_timeout=CALL,
-                    )
-                    updates += 1
-                    continue
-            await workflow.execute_activity_method(
-                tgt.OrderActivities.cancel_port_in,
-                order_id,
-                start_to_close_timeout=CALL,
-            )
-            return await workflow.execute_activity_method(
-                tgt.OrderActivities.get_order,
-                order_id,
-                start_to_close_timeout=CALL,
-            )
+            action = tgt.next_action(result, updates, MAX_UPDATES)
+            if action is tgt.Action.UPDATE:
+                fields = await self._corrections_for(tgt.fields_to_ask(result))
+                if fields is None:
+                    return result  # no correction in time: left for a person
+                await workflow.execute_activity_method(
+                    tgt.OrderActivities.update_port_in,
+                    tgt.UpdateInput(order_id, fields),
+                    start_to_close_timeout=CALL,
+                )
+                updates += 1
+                continue
+            if action is tgt.Action.CANCEL:
+                await workflow.execute_activity_method(
+                    tgt.OrderActivities.cancel_port_in, order_id, start_to_close_timeout=CALL
+                )
+                return await workflow.execute_activity_method(
+                    tgt.OrderActivities.get_order, order_id, start_to_close_timeout=CALL
+                )
+            return result
 
     async def _wait(self, order_id: str) -> tgt.OrderResult:
         """The settled order: one activity attempt per poll, none of them held between polls."""
@@ -168,12 +170,14 @@ async def run_worker() -> None:
 
 def corrections_from_env() -> tgt.PortInFields:
     """Corrections from the environment, never from argv (any local user can read a command
-    line): ACCOUNT_NUMBER, ACCOUNT_PIN, PORT_IN_DATE, SUBSCRIBER_NAME, BILLING_ZIP."""
+    line): ACCOUNT_NUMBER, ACCOUNT_PIN, CARRIER_NAME (a resubmit once a number lock is
+    lifted), PORT_IN_DATE, SUBSCRIBER_NAME, BILLING_ZIP."""
     env = os.environ.get
     zip_code = env("BILLING_ZIP")
     return tgt.PortInFields(
         current_account_number=env("ACCOUNT_NUMBER"),
         current_account_password=env("ACCOUNT_PIN"),
+        current_carrier_name=env("CARRIER_NAME"),
         port_in_date=env("PORT_IN_DATE"),
         subscriber_name=env("SUBSCRIBER_NAME"),
         current_billing_address=tgt.AddressInput(zip=zip_code) if zip_code else None,

@@ -27,6 +27,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 import telegent_async as tg
 from telegent_async.contrib import temporal as tgt
+from telegent_async.contrib.temporal._data import result_of
 
 CONVERTER = temporalio.converter.DataConverter.default
 ACCOUNT = "ACCT-temporal-77310"
@@ -54,24 +55,58 @@ def test_poll_retry_policy_is_the_presets_cadence_with_no_attempt_limit() -> Non
         tgt.poll_retry_policy("hourly")
 
 
-def result(status: str, fields: tuple[str, ...] = ()) -> tgt.OrderResult:
-    return tgt.OrderResult("JNOID-1", status, status.title(), update_fields=fields)
+def result(status: str, fields: tuple[str, ...] = (), step: str | None = None) -> tgt.OrderResult:
+    return tgt.OrderResult("JNOID-1", status, status.title(), update_fields=fields, next_step=step)
+
+
+ACCOUNT_FIELD = ("current_account_number",)
 
 
 @pytest.mark.parametrize(
-    ("status", "fields", "updates", "step"),
+    ("order", "updates", "action"),
     [
-        ("COMPLETE", (), 0, tgt.Next.DONE),
-        ("CANCELLED", (), 0, tgt.Next.DONE),
-        ("ERROR", (), 0, tgt.Next.DONE),
-        ("REJECTED", ("current_account_number",), 0, tgt.Next.UPDATE),
-        ("RESOLUTION_REQUIRED", ("port_in_date",), 1, tgt.Next.UPDATE),
-        ("REJECTED", ("current_account_number",), 2, tgt.Next.CANCEL),
-        ("REJECTED", (), 0, tgt.Next.CANCEL),
+        (result("COMPLETE"), 0, tgt.Action.END),
+        (result("CANCELLED"), 0, tgt.Action.END),
+        (result("ERROR"), 0, tgt.Action.END),
+        (result("REJECTED", ACCOUNT_FIELD, "UPDATE"), 0, tgt.Action.UPDATE),
+        (result("RESOLUTION_REQUIRED", ("port_in_date",), "UPDATE"), 1, tgt.Action.UPDATE),
+        (result("REJECTED", (), "UPDATE_AFTER_SUBSCRIBER"), 0, tgt.Action.UPDATE),
+        (result("REJECTED", ACCOUNT_FIELD, "UPDATE"), 2, tgt.Action.END),  # for a person
+        (result("REJECTED", (), "UPDATE"), 0, tgt.Action.END),  # a 1P naming no field
+        (result("REJECTED", (), "CANCEL_AND_SUBMIT"), 0, tgt.Action.CANCEL),
+        (result("REJECTED", (), "CANCEL_AND_SUBMIT"), 5, tgt.Action.CANCEL),
+        (result("REJECTED", (), "CONTACT_SUPPORT"), 0, tgt.Action.END),
     ],
 )
-def test_next_step(status: str, fields: tuple[str, ...], updates: int, step: tgt.Next) -> None:
-    assert tgt.next_step(result(status, fields), updates, max_updates=2) is step
+def test_next_action(order: tgt.OrderResult, updates: int, action: tgt.Action) -> None:
+    assert tgt.next_action(order, updates, max_updates=2) is action
+
+
+def test_a_resubmit_asks_for_the_field_an_update_resends() -> None:
+    assert tgt.fields_to_ask(result("REJECTED", (), "UPDATE_AFTER_SUBSCRIBER")) == (
+        tg.RESUBMIT_FIELD,
+    )
+    assert tgt.fields_to_ask(result("REJECTED", ACCOUNT_FIELD, "UPDATE")) == ACCOUNT_FIELD
+
+
+@pytest.mark.parametrize(
+    ("message", "step", "action"),
+    [
+        ("8A-ACCOUNT_NUM_REQ_OR_INCORRECT", "UPDATE", tgt.Action.UPDATE),
+        ("6P-REMOVE NUMBER LOCK ON VERIZON ACCOUNT", "UPDATE_AFTER_SUBSCRIBER", tgt.Action.UPDATE),
+        ("6A-PORTING NUMBER NOT FOUND", "CANCEL_AND_SUBMIT", tgt.Action.CANCEL),
+        ("8B-SOMETHING", "CONTACT_SUPPORT", tgt.Action.END),
+    ],
+)
+def test_the_next_action_follows_the_orders_own_next_step(
+    message: str, step: str, action: tgt.Action
+) -> None:
+    """From a rejected order as Telegent answers it, through `result_of`, to the action."""
+    body = {"OrderId": "JNOID-1", "OrderStatus": "Rejected", "OrderStatusMessage": message}
+    order = tg.Order.from_json({"order_id": "JNOID-1", "raw": body})
+    converted = result_of(order)
+    assert (converted.next_step, order.next_step) == (step, tg.NextStep[step])
+    assert tgt.next_action(converted, 0) is action
 
 
 def test_failed_result_is_none_for_other_errors() -> None:

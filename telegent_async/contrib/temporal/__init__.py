@@ -40,19 +40,20 @@ from ._data import (
 )
 from ._decisions import (
     NON_RETRYABLE_TYPES,
-    Next,
+    Action,
     OrderFailed,
     OrderPending,
     failed_result,
-    next_step,
+    fields_to_ask,
+    next_action,
     poll_retry_policy,
 )
 
 __all__ = [
     "NON_RETRYABLE_TYPES",
+    "Action",
     "AddressInput",
     "EncryptionCodec",
-    "Next",
     "OrderActivities",
     "OrderFailed",
     "OrderPending",
@@ -64,6 +65,7 @@ __all__ = [
     "SubmittedResult",
     "UpdateInput",
     "failed_result",
-    "next_step",
+    "fields_to_ask",
+    "next_action",
     "poll_retry_policy",
 ]

@@ -99,6 +99,8 @@ class OrderResult:
         remedy: What to do about it, or None.
         update_fields: The `update_port_in` keywords that fix every code of the order, in
             order, without repeats (`()`: no update can).
+        next_step: The `tg.NextStep` name of an order needing action ("UPDATE",
+            "UPDATE_AFTER_SUBSCRIBER", "CANCEL_AND_SUBMIT", "CONTACT_SUPPORT"), else None.
         raw: The order's JSON as received, without any secret-looking field.
     """
 
@@ -109,6 +111,7 @@ class OrderResult:
     reason: str | None = None
     remedy: str | None = None
     update_fields: tuple[str, ...] = ()
+    next_step: str | None = None
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -159,6 +162,7 @@ def result_of(order: Order) -> OrderResult:
         reason=reason if reason is not None else order.status_message,
         remedy=carrier.remedy if carrier is not None else None,
         update_fields=tuple(dict.fromkeys(fields)),
+        next_step=order.next_step.name if order.next_step is not None else None,
         raw=json.loads(encode_order(order)),
     )
 

@@ -21,6 +21,7 @@ import backoff
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from ..._carrier import RESUBMIT_FIELD, NextStep
 from ..._errors import RateLimitError, TelegentError
 from ..._status import is_permanent
 from ..._timing import PollPolicy
@@ -28,12 +29,13 @@ from ._data import OrderResult, preset_policy
 
 __all__ = [
     "NON_RETRYABLE_TYPES",
-    "Next",
+    "Action",
     "OrderFailed",
     "OrderPending",
     "application_error",
     "failed_result",
-    "next_step",
+    "fields_to_ask",
+    "next_action",
     "poll_delay",
     "poll_retry_policy",
     "progress",
@@ -166,30 +168,51 @@ def resume_point(details: Sequence[Any]) -> tuple[int, str | None]:
     return polls, status if isinstance(status, str) else None
 
 
-# -- a workflow's next step -------------------------------------------------------------------
+# -- a workflow's next activity -----------------------------------------------------------------
 
 
-class Next(enum.Enum):
-    """What a port-in workflow does after a wait ends (`next_step`)."""
+class Action(enum.Enum):
+    """Which activity a port-in workflow runs after a wait ends (`next_action`)."""
 
-    DONE = "done"  # completed, or settled where neither an update nor a cancel changes it
-    UPDATE = "update"  # get the corrections `update_fields` names, update, wait again
-    CANCEL = "cancel"  # rejected and no update can fix it (or too many updates): give up
+    END = "end"  # end with the order: completed, cancelled, in error, or left for a person
+    UPDATE = "update"  # telegent.update_port_in with the fields `fields_to_ask` names, then wait
+    CANCEL = "cancel"  # telegent.cancel_port_in (final: no update can fix it), then end
 
 
-def next_step(result: OrderResult, updates: int, max_updates: int = 2) -> Next:
-    """The next step for a port-in whose wait ended with `result`, after `updates` updates.
+def next_action(result: OrderResult, updates: int, max_updates: int = 2) -> Action:
+    """The activity to run for a port-in whose wait ended with `result`, after `updates`
+    updates: the order's own `next_step` (`tg.NextStep`) decides. Only a rejection no update
+    can fix is cancelled (a cancel is final and loses the order); one that needs Telegent's
+    support, names no field, or is still rejected after `max_updates` updates ends the
+    workflow with the order, for a person (its `next_step` and `remedy` say what to do).
 
     Args:
         result: The settled order (a success, or an `OrderFailed`'s details).
         updates: Updates already sent for this port-in.
-        max_updates: The most updates to try before cancelling.
+        max_updates: The most updates to send before leaving the port-in to a person.
     """
-    if not result.needs_action:
-        return Next.DONE
-    if not result.update_fields or updates >= max_updates:
-        return Next.CANCEL
-    return Next.UPDATE
+    step = result.next_step
+    if step == NextStep.CANCEL_AND_SUBMIT.name:
+        return Action.CANCEL
+    if step not in _UPDATES or not fields_to_ask(result) or updates >= max_updates:
+        return Action.END
+    return Action.UPDATE
+
+
+_UPDATES: Final = frozenset({NextStep.UPDATE.name, NextStep.UPDATE_AFTER_SUBSCRIBER.name})
+
+
+def fields_to_ask(result: OrderResult) -> tuple[str, ...]:
+    """The `update_port_in` fields an update of this order sends: those its carrier codes
+    name, or for a resubmit once the subscriber acted (a 6P number lock lifted) the field an
+    update resends unchanged (`tg.RESUBMIT_FIELD`).
+
+    Args:
+        result: The order needing action.
+    """
+    if result.update_fields or result.next_step != NextStep.UPDATE_AFTER_SUBSCRIBER.name:
+        return result.update_fields
+    return (RESUBMIT_FIELD,)
 
 
 def failed_result(error: BaseException) -> OrderResult | None:
