@@ -20,6 +20,7 @@ from ._carrier import (
     decode_carrier_messages,
 )
 from ._client import OnUpdate, TelegentClient
+from ._create import PortInEligibility, SubmittedOrder
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -48,7 +49,7 @@ from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._stats import ClientStats
-from ._stores.base import WatchState
+from ._stores.base import WatchCounts, WatchState
 from ._stores.memory import MemoryStore
 from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
@@ -87,6 +88,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
+    "PortInEligibility",
     "PortInUpdate",
     "RateLimitError",
     "RedisBudget",
@@ -97,11 +99,13 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SubmitOutcomeUnknownError",
+    "SubmittedOrder",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
     "UnprocessableEntityError",
+    "WatchCounts",
     "WatchState",
     "Webhook",
     "WebhookAuth",

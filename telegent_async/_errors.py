@@ -73,6 +73,7 @@ __all__ = [
     "UnprocessableEntityError",
     "body_excerpt",
     "cannot_connect",
+    "is_credentials_error",
     "is_routing_miss",
     "message_excerpt",
     "unreadable_body",
@@ -396,3 +397,9 @@ class OrderFailed(TelegentError):
         elif order.status_message:
             detail = f": {order.status_message}"
         super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
+
+
+def is_credentials_error(error: BaseException | None) -> bool:
+    """Whether `error` says the API refused the credentials (401/403): about the account, never
+    about an order, so no watch settles with it."""
+    return isinstance(error, (AuthenticationError, PermissionDeniedError))
