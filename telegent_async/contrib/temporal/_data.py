@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
+from ..._create import SubmittedOrder
 from ..._models import _NEEDS_ACTION, Order, OrderStatus
 from ..._portin import BillingAddress, PortInCancel, PortInUpdate
 from ..._stores.records import encode_order
@@ -305,19 +305,6 @@ def port_in_result(answer: PortInUpdate | PortInCancel) -> PortInResult:
     return PortInResult(answer.order_id, answer.status, answer.message, _plain(answer.raw))
 
 
-class _Submitted(Protocol):
-    """What `client.submit_port_in` answers (`tg.SubmittedOrder`)."""
-
-    @property
-    def order_id(self) -> str: ...
-    @property
-    def status(self) -> str | None: ...
-    @property
-    def order_date(self) -> datetime | None: ...
-    @property
-    def raw(self) -> Mapping[str, Any]: ...
-
-
 @dataclasses.dataclass(frozen=True)
 class SubmittedResult:
     """A created order (`tg.SubmittedOrder`) as plain data: wait on its `order_id`.
@@ -341,7 +328,7 @@ def _plain(raw: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def submitted_result(submitted: _Submitted) -> SubmittedResult:
+def submitted_result(submitted: SubmittedOrder) -> SubmittedResult:
     """A created order as plain data."""
     when = submitted.order_date
     return SubmittedResult(
