@@ -22,7 +22,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..._carrier import RESUBMIT_FIELD, NextStep
-from ..._errors import RateLimitError, TelegentError
+from ..._errors import RateLimitError, SubmitOutcomeUnknownError, TelegentError
 from ..._status import is_permanent
 from ..._timing import PollPolicy
 from ._data import OrderResult, preset_policy
@@ -85,7 +85,7 @@ class OrderFailed(ApplicationError):
 
 #: Error types no retry can change, named in `poll_retry_policy` (each is also raised
 #: non-retryable): a settled failure, and a create whose outcome is unknown.
-NON_RETRYABLE_TYPES: Final = (OrderFailed.TYPE, "SubmitOutcomeUnknownError")
+NON_RETRYABLE_TYPES: Final = (OrderFailed.TYPE, SubmitOutcomeUnknownError.__name__)
 
 
 def _words(delay: timedelta) -> str:
@@ -97,14 +97,14 @@ def poll_delay(
     policy: PollPolicy,
     polls: int,
     *,
-    retry_after: float | None = None,
     paused_for: float = 0.0,
     jitter: Callable[[float], float] = backoff.full_jitter,
 ) -> timedelta:
-    """When to poll again after `polls` polls (>= 1): the cadence's delay, but no earlier than a
-    429's `retry_after` nor the end of the client's 429 pause (`paused_for` seconds)."""
+    """When to poll again after `polls` polls (>= 1): the cadence's delay, but no earlier than
+    the end of the client's 429 pause (`paused_for` seconds; a failed poll's own Retry-After is
+    `application_error`'s floor)."""
     delay = policy.delay(max(0, polls - 1), jitter)
-    return timedelta(seconds=max(delay, retry_after or 0.0, paused_for))
+    return timedelta(seconds=max(delay, paused_for))
 
 
 def application_error(error: Exception, delay: timedelta | None = None) -> ApplicationError:
@@ -120,7 +120,7 @@ def application_error(error: Exception, delay: timedelta | None = None) -> Appli
         floor = timedelta(seconds=error.retry_after)
         delay = floor if delay is None else max(delay, floor)
     final = not isinstance(error, TelegentError) or is_permanent(error)
-    final = final or kind in NON_RETRYABLE_TYPES
+    final = final or isinstance(error, SubmitOutcomeUnknownError)
     return ApplicationError(
         str(error), type=kind, non_retryable=final, next_retry_delay=None if final else delay
     )
