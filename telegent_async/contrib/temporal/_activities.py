@@ -186,7 +186,8 @@ class OrderActivities:
     async def submit_port_in(self, request: SubmitInput) -> SubmittedResult:
         """Submit a port-in (`client.submit_port_in`). When the SDK cannot tell whether
         Telegent created the order (`SubmitOutcomeUnknownError`), the error is non-retryable:
-        Temporal must not send it again (look the number's orders up instead). Schedule it with
+        Temporal must not send it again (`client.check_port_in_eligibility` of the number
+        shows whether a port-in is already active). Schedule it with
         `RetryPolicy(maximum_attempts=1)`: an attempt whose worker died mid-request is just as
         unknown, and Temporal would retry it after its timeout.
 
