@@ -17,6 +17,7 @@
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
     │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── BudgetUnavailableError         a shared budget's Redis unreachable: nothing was sent
     ├── SubmitOutcomeUnknownError      a call that creates an order failed after the request
     │                                  may have reached Telegent (`call`, `cause`)
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
@@ -52,6 +53,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetUnavailableError",
     "ClientClosedError",
     "EndpointNotFoundError",
     "GatewayTimeoutError",
@@ -281,6 +283,16 @@ class TransportTimeoutError(TransportError):
     `timeout=` passed (while waiting for a token, the request budget or an answer)."""
 
     http_status: ClassVar[int] = 504  # no answer in time
+
+
+class BudgetUnavailableError(TelegentError):
+    """A shared budget's Redis could not be reached before the call's deadline.
+
+    The request was not sent: a request never goes out unbudgeted. Transient: a watcher
+    keeps the order pending and polls it once the budget answers again.
+    """
+
+    http_status: ClassVar[int] = 503  # a dependency of ours is out of reach
 
 
 class ConnectionNotMadeError(TransportError):

@@ -10,17 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import random
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from .._timing import PollPolicy
 from .records import RECORD_VERSION
 
-__all__ = ["SQLiteFile"]
+__all__ = ["SQLiteFile", "is_locked"]
 
 T = TypeVar("T")
+
+#: Between two tries for another process's lock: 2 ms doubling to 50 ms, half jittered.
+LOCK_RETRY = PollPolicy(initial=0.002, factor=2.0, max_interval=0.05, jitter=0.5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watches (
@@ -45,6 +48,18 @@ CREATE INDEX IF NOT EXISTS watches_undelivered ON watches (settled_seq)
 CREATE INDEX IF NOT EXISTS watches_acked ON watches (acked_at) WHERE acked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
+"""
+
+#: The processes that hold leases (`processes`): added to files of any version, as it is
+#: only read by workers that know it.
+_PROCESSES = """
+CREATE TABLE IF NOT EXISTS processes (
+    worker TEXT PRIMARY KEY NOT NULL,   -- `leased_by` of its claims
+    host TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL
+) WITHOUT ROWID
 """
 
 
@@ -90,7 +105,7 @@ class SQLiteFile:
                 )
         except sqlite3.OperationalError as exc:
             conn.close()
-            if _locked(exc):
+            if is_locked(exc):
                 raise _Busy(exc) from None
             raise ValueError(f"{self.path}: cannot be used as a store: {exc}") from None
         except sqlite3.DatabaseError as exc:
@@ -112,7 +127,7 @@ class SQLiteFile:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.OperationalError as exc:
-            if _locked(exc):
+            if is_locked(exc):
                 conn.close()
                 raise _Busy(exc) from None
         except sqlite3.DatabaseError:
@@ -124,6 +139,7 @@ class SQLiteFile:
                 conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
                 )
+            conn.execute(_PROCESSES)
         except BaseException:
             conn.close()
             raise
@@ -132,7 +148,7 @@ class SQLiteFile:
     async def run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         """Run `work` in one transaction; when another process holds the lock, retry later."""
         give_up = time.monotonic() + self._lock_timeout
-        pause = 0.002
+        attempt = 0
         while True:
             if self._closed:
                 raise RuntimeError(f"SQLiteStore({self.path!r}) is closed")
@@ -144,10 +160,10 @@ class SQLiteFile:
                 if time.monotonic() > give_up:
                     raise busy.error from None
             except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > give_up:
+                if not is_locked(exc) or time.monotonic() > give_up:
                     raise
-            await asyncio.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 2, 0.05)
+            await asyncio.sleep(LOCK_RETRY.delay(attempt))
+            attempt += 1
 
     def close(self) -> None:
         self._closed = True
@@ -164,7 +180,8 @@ class _Busy(Exception):
         self.error = error
 
 
-def _locked(error: sqlite3.OperationalError) -> bool:
+def is_locked(error: sqlite3.OperationalError) -> bool:
+    """True when another connection holds the lock that `error` waited for."""
     text = str(error)
     return "locked" in text or "busy" in text
 
