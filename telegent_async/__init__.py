@@ -20,10 +20,12 @@ from ._carrier import (
     decode_carrier_messages,
 )
 from ._client import OnUpdate, TelegentClient
+from ._create import PortInEligibility, SubmittedOrder
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    BudgetUnavailableError,
     ClientClosedError,
     EndpointNotFoundError,
     GatewayTimeoutError,
@@ -44,11 +46,12 @@ from ._errors import (
     TransportTimeoutError,
     UnprocessableEntityError,
 )
+from ._health import WatcherHealth
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._stats import ClientStats
-from ._stores.base import WatchState
+from ._stores.base import WatchCounts, WatchState
 from ._stores.memory import MemoryStore
 from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
@@ -64,6 +67,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BillingAddress",
+    "BudgetUnavailableError",
     "CarrierCategory",
     "CarrierError",
     "ClientClosedError",
@@ -87,6 +91,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
+    "PortInEligibility",
     "PortInUpdate",
     "RateLimitError",
     "RedisBudget",
@@ -97,12 +102,15 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SubmitOutcomeUnknownError",
+    "SubmittedOrder",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
     "UnprocessableEntityError",
+    "WatchCounts",
     "WatchState",
+    "WatcherHealth",
     "Webhook",
     "WebhookAuth",
     "carrier_codes",

@@ -17,6 +17,7 @@
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
     │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── BudgetUnavailableError         a shared budget's Redis unreachable: nothing was sent
     ├── SubmitOutcomeUnknownError      a call that creates an order failed after the request
     │                                  may have reached Telegent (`call`, `cause`)
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
@@ -52,6 +53,7 @@ __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetUnavailableError",
     "ClientClosedError",
     "EndpointNotFoundError",
     "GatewayTimeoutError",
@@ -73,6 +75,7 @@ __all__ = [
     "UnprocessableEntityError",
     "body_excerpt",
     "cannot_connect",
+    "is_credentials_error",
     "is_routing_miss",
     "message_excerpt",
     "unreadable_body",
@@ -282,6 +285,16 @@ class TransportTimeoutError(TransportError):
     http_status: ClassVar[int] = 504  # no answer in time
 
 
+class BudgetUnavailableError(TelegentError):
+    """A shared budget's Redis could not be reached before the call's deadline.
+
+    The request was not sent: a request never goes out unbudgeted. Transient: a watcher
+    keeps the order pending and polls it once the budget answers again.
+    """
+
+    http_status: ClassVar[int] = 503  # a dependency of ours is out of reach
+
+
 class ConnectionNotMadeError(TransportError):
     """The connection was never made (refused, no route, DNS, TLS handshake): the request
     cannot have reached Telegent, so even a call that creates an order is sent again."""
@@ -396,3 +409,9 @@ class OrderFailed(TelegentError):
         elif order.status_message:
             detail = f": {order.status_message}"
         super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
+
+
+def is_credentials_error(error: BaseException | None) -> bool:
+    """Whether `error` says the API refused the credentials (401/403): about the account, never
+    about an order, so no watch settles with it."""
+    return isinstance(error, (AuthenticationError, PermissionDeniedError))

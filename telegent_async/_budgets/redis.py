@@ -13,13 +13,16 @@ a hash with the pace (pause, lowered limit), a sorted set of recent 429s and a c
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
 from .._config import DEFAULT_REQUESTS_PER_MINUTE
+from .._errors import BudgetUnavailableError
+from .._health import Outage, is_transient, retrying
 from .._redis_connection import connect, hash_tag
 from .._validate import positive_number
 from .base import (
@@ -37,7 +40,13 @@ from .base import (
     window_limit,
 )
 
-__all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
+__all__ = ["UNAVAILABLE_AFTER", "RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
+
+T = TypeVar("T")
+
+#: Seconds one budget operation retries an unreachable Redis (on `_health.FAULT_POLICY`)
+#: before the call fails with `BudgetUnavailableError`; a call's own `timeout=` ends it sooner.
+UNAVAILABLE_AFTER = 30.0
 
 
 @attrs.frozen
@@ -196,8 +205,10 @@ class RedisBudget:
     at one shared steady pace (a GCRA-style reservation on Redis's clock) and leave `reserve`
     starts of every window to direct calls; a 429 seen by any of them pauses them all.
     Token requests queue like any other direct call here (they are rare). Needs the `redis`
-    extra. A client given this budget closes its connection on exit (it reconnects if used
-    again).
+    extra. Redis unreachable (restarted, failing over) is retried within the call's timeout
+    (at most `UNAVAILABLE_AFTER` seconds), then the call fails with `BudgetUnavailableError`:
+    a request is never sent unbudgeted. `outage` says whether Redis is away now. A client
+    given this budget closes its connection on exit (it reconnects if used again).
 
     Args:
         url: The Redis URL (`redis://`, `rediss://` or `unix://`).
@@ -235,6 +246,19 @@ class RedisBudget:
         self._redis_ahead = 0.0  # Redis clock minus loop clock, as last seen
         self._tickets: dict[str, _Ticket] = {}  # sleeping callers' reservations
         self._giving_back: set[asyncio.Task[None]] = set()
+        self.outage = Outage("budget")
+
+    async def _redis_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One Redis operation, retried while Redis is away; then `BudgetUnavailableError`."""
+        give_up = asyncio.get_running_loop().time() + UNAVAILABLE_AFTER
+        try:
+            return await retrying(call, self.outage, give_up_at=give_up)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise BudgetUnavailableError(
+                f"the budget's Redis could not be reached for {UNAVAILABLE_AFTER:g} s"
+            ) from exc
 
     def __repr__(self) -> str:
         return (
@@ -281,9 +305,12 @@ class RedisBudget:
             if kind is Caller.BACKGROUND:
                 reserve = self.reserve
                 interval = background_interval(limit, reserve, self._span_seconds)
-            reply = await self._reserve(
-                keys=[keys.starts, keys.pace, keys.counter, keys.sent],
-                args=[limit, span, reserve, repr(interval)],
+            reply = await self._redis_call(
+                functools.partial(
+                    self._reserve,
+                    keys=[keys.starts, keys.pace, keys.counter, keys.sent],
+                    args=[limit, span, reserve, repr(interval)],
+                )
             )
             start, now, member = float(reply[0]), float(reply[1]), reply[2].decode()
             self._redis_ahead = now - loop.time()
@@ -296,13 +323,17 @@ class RedisBudget:
                 await asyncio.sleep(start - now)
                 # The hard rule only: the reserve was kept when the start was reserved, and a
                 # direct call may have taken its room since (as in `LocalBudget`).
-                checked = await self._check(
-                    keys=[keys.starts, keys.pace, keys.sent], args=[member, limit, span]
+                checked = await self._redis_call(
+                    functools.partial(
+                        self._check,
+                        keys=[keys.starts, keys.pace, keys.sent],
+                        args=[member, limit, span],
+                    )
                 )
                 if checked:
                     started(kind)
                     return
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled, or Redis away: the start is not used
                 self._give_back([member])
                 raise
             finally:
@@ -332,9 +363,11 @@ class RedisBudget:
         every process of this budget, and learn from it (`on_rate_limited`)."""
         keys = self.keys
         ago = 0.0 if started is None else max(0.0, asyncio.get_running_loop().time() - started)
-        reply = await self._rate_limited(
-            keys=[keys.sent, keys.pace, keys.rejected, keys.counter],
-            args=[repr(seconds), repr(self.window), repr(ago)],
+        reply = await self._redis_call(
+            lambda: self._rate_limited(
+                keys=[keys.sent, keys.pace, keys.rejected, keys.counter],
+                args=[repr(seconds), repr(self.window), repr(ago)],
+            )
         )
         now = float(reply[0])
         self._redis_ahead = now - asyncio.get_running_loop().time()
@@ -355,14 +388,16 @@ class RedisBudget:
             before.signal_at,
             before.repeat,
         ):
-            await self._set_pace(
-                keys=[keys.pace],
-                args=[
-                    version,
-                    "" if after.limit is None else after.limit,
-                    repr(after.signal_at),
-                    int(after.repeat),
-                ],
+            await self._redis_call(
+                lambda: self._set_pace(
+                    keys=[keys.pace],
+                    args=[
+                        version,
+                        "" if after.limit is None else after.limit,
+                        repr(after.signal_at),
+                        int(after.repeat),
+                    ],
+                )
             )
 
     async def aclose(self) -> None:

@@ -8,17 +8,22 @@ one call blocks the loop on another process's lock; past it, the call gives the 
 from __future__ import annotations
 
 import asyncio
-import random
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from .._timing import PollPolicy
 from .records import RECORD_VERSION
 
-__all__ = ["SQLiteFile"]
+__all__ = ["SQLiteFile", "is_locked"]
 
 T = TypeVar("T")
+
+#: Between two tries for another process's lock: 2 ms doubling to 50 ms, half jittered.
+LOCK_RETRY = PollPolicy(initial=0.002, factor=2.0, max_interval=0.05, jitter=0.5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watches (
@@ -45,6 +50,18 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
 """
 
+#: The processes that hold leases (`processes`): added to files of any version, as it is
+#: only read by workers that know it.
+_PROCESSES = """
+CREATE TABLE IF NOT EXISTS processes (
+    worker TEXT PRIMARY KEY NOT NULL,   -- `leased_by` of its claims
+    host TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL
+) WITHOUT ROWID
+"""
+
 
 class SQLiteFile:
     """One connection to a store's file, opened (and the schema created) on first use."""
@@ -55,21 +72,74 @@ class SQLiteFile:
         self._lock_timeout = lock_timeout
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._check()
+
+    def _check(self) -> None:
+        """A `ValueError` naming the file, now, if no store can live there: a missing
+        directory, no permission, not a database, a newer schema (not at first use)."""
+        where = os.path.abspath(self.path)
+        folder = os.path.dirname(where)
+        if not os.path.isdir(folder):
+            raise ValueError(f"{self.path}: no such directory: {folder}")
+        if os.path.exists(where) and not os.path.isfile(where):
+            raise ValueError(f"{self.path}: not a file")
+        if os.path.exists(where) and not os.access(where, os.R_OK | os.W_OK):
+            raise ValueError(f"{self.path}: no permission to read and write it")
+        if not os.access(folder, os.W_OK | os.X_OK):  # the file, its journal and WAL go there
+            raise ValueError(f"{self.path}: no permission to write in {folder}")
+        if os.path.isfile(where) and os.path.getsize(where) > 0:
+            with contextlib.suppress(_Busy):
+                conn = sqlite3.connect(self.path, timeout=self._busy_timeout)
+                self._version(conn)
+                conn.close()
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        """The schema version of `conn`'s file, one this version reads (else `conn` is closed
+        and a `ValueError` names the file; `_Busy` if another process holds it locked)."""
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, RECORD_VERSION):
+                raise ValueError(
+                    f"{self.path}: store version {version} is newer than this version of "
+                    f"telegent_async reads ({RECORD_VERSION})"
+                )
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if is_locked(exc):
+                raise _Busy(exc) from None
+            raise ValueError(f"{self.path}: cannot be used as a store: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ValueError(f"{self.path}: not a store file: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return int(version)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError as exc:
+            raise ValueError(f"{self.path}: cannot be opened: {exc}") from None
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, RECORD_VERSION):
-                raise ValueError(f"{self.path}: store version {version} is not supported")
-            if version == 0:  # a new file: create the schema once, whoever gets there first
+        except sqlite3.OperationalError as exc:
+            if is_locked(exc):
+                conn.close()
+                raise _Busy(exc) from None
+        except sqlite3.DatabaseError:
+            pass  # not a database: `_version` says so, naming the file
+        version = self._version(conn)
+        try:
+            if version == 0:
+                # A new file: create the schema once, whoever gets there first.
                 conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
                 )
+            conn.execute(_PROCESSES)
         except BaseException:
             conn.close()
             raise
@@ -78,7 +148,7 @@ class SQLiteFile:
     async def run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         """Run `work` in one transaction; when another process holds the lock, retry later."""
         give_up = time.monotonic() + self._lock_timeout
-        pause = 0.002
+        attempt = 0
         while True:
             if self._closed:
                 raise RuntimeError(f"SQLiteStore({self.path!r}) is closed")
@@ -86,11 +156,14 @@ class SQLiteFile:
                 if self._conn is None:
                     self._conn = self._connect()
                 return _transaction(self._conn, work, write)
+            except _Busy as busy:
+                if time.monotonic() > give_up:
+                    raise busy.error from None
             except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > give_up:
+                if not is_locked(exc) or time.monotonic() > give_up:
                     raise
-            await asyncio.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 2, 0.05)
+            await asyncio.sleep(LOCK_RETRY.delay(attempt))
+            attempt += 1
 
     def close(self) -> None:
         self._closed = True
@@ -99,7 +172,16 @@ class SQLiteFile:
             self._conn = None
 
 
-def _locked(error: sqlite3.OperationalError) -> bool:
+class _Busy(Exception):
+    """Another process holds the file locked: try again later."""
+
+    def __init__(self, error: sqlite3.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def is_locked(error: sqlite3.OperationalError) -> bool:
+    """True when another connection holds the lock that `error` waited for."""
     text = str(error)
     return "locked" in text or "busy" in text
 

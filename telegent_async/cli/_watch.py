@@ -1,4 +1,5 @@
-"""`telegent-orders wait --state FILE` and `watch add|list|run`: waits that survive a restart.
+"""`telegent-orders wait --state FILE` and `watch add|list|remove|retry|run`: waits that survive
+a restart.
 
 Both keep every watch in an `SQLiteStore`, so a Ctrl-C, a SIGTERM or a kill -9 loses
 nothing: run the same command again and it reports the orders settled before (from the store,
@@ -16,9 +17,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from .._budgets.local import LocalBudget
 from .._budgets.redis import RedisBudget
@@ -27,11 +28,11 @@ from .._models import Order, OrderOutcome
 from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
-from .._stores.sqlite import SQLiteStore
 from .._watcher import Deadline, OrderWatcher
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
+from ._refusal import not_stopped, unless_refused
 from ._report import Output, detail, table
 from ._session import (
     PRESETS,
@@ -45,7 +46,14 @@ from ._session import (
 )
 from ._terminal import Console, Progress
 
-__all__ = ["cmd_wait_with_state", "cmd_watch_add", "cmd_watch_list", "cmd_watch_run"]
+__all__ = [
+    "cmd_wait_with_state",
+    "cmd_watch_add",
+    "cmd_watch_list",
+    "cmd_watch_remove",
+    "cmd_watch_retry",
+    "cmd_watch_run",
+]
 
 logger = logging.getLogger("telegent_async.cli")
 
@@ -55,7 +63,7 @@ LEASE: Final = 15.0
 
 
 class _Offline:
-    """Lookups for a watcher that is never started (`watch add`, `watch list`): no client."""
+    """Lookups for a watcher that is never started (`watch add|list|remove|retry`): no client."""
 
     max_connections = 0
     budget = LocalBudget(None)
@@ -74,8 +82,9 @@ def _outcome_of(state: WatchState) -> OrderOutcome:
 async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> set[str]:
     """Report the orders the store holds as settled; returns their IDs.
 
-    A watch settled because the API refused the credentials says nothing about its order:
-    it starts over (the next run may have the right credentials).
+    A watch settled by a setup error (refused credentials, a base URL without the API) says
+    nothing about its order: it starts over (the watcher re-arms those with refused
+    credentials when it opens the store; this catches the rest).
     """
     reported = set()
     pending = 0
@@ -168,7 +177,7 @@ async def wait_with_state(
     timeout = args.timeout if args.timeout > 0 else None
     done: set[str] = set()
     watched = False
-    store = SQLiteStore(args.state)
+    store = _opened(args.state, "--state")
     async with contextlib.aclosing(store):
         try:
             async with (
@@ -181,9 +190,8 @@ async def wait_with_state(
                 done |= await _settled_before(watcher, run, output)
                 async with Progress(output.console, run, client, waiting=True).shown():
                     try:  # (asyncio.timeout is 3.11+)
-                        await asyncio.wait_for(
-                            _report_as_settled(watcher, run, output, done), timeout
-                        )
+                        reported = _report_as_settled(watcher, run, output, done)
+                        await asyncio.wait_for(unless_refused(watcher, run, reported), timeout)
                     except asyncio.TimeoutError:
                         await _timed_out(watcher, run, output, done, timeout)
         finally:  # on Ctrl-C too: the report counts what the store holds as settled
@@ -197,15 +205,21 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
     return run_reported(run, output, lambda: wait_with_state(run, options, output, args))
 
 
-# -- watch add / list / run ------------------------------------------------------------------
+# -- watch add / list / remove / retry / run -------------------------------------------------
+
+
+def _opened(location: str, option: str, namespace: str | None = None) -> WatchStore:
+    """The store at `location` (an option's value); one that cannot be used is a usage error
+    (one line, exit status 2) naming it, never with a Redis password."""
+    try:
+        return open_store(location, namespace=namespace)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _store(args: argparse.Namespace) -> WatchStore:
     """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
-    try:
-        return open_store(args.store, namespace=args.namespace)
-    except (ValueError, TypeError, ImportError) as exc:
-        raise UsageError(f"--store: {exc}") from None
+    return _opened(args.store, "--store", args.namespace)
 
 
 def _where(args: argparse.Namespace) -> str:
@@ -223,6 +237,8 @@ def _run_offline(
         watcher = OrderWatcher(_Offline(), store)
         try:
             return await work(watcher)
+        except ValueError as exc:  # the store turned out unusable at first use
+            raise UsageError(f"--store: {exc}") from None
         finally:
             await watcher.aclose()
             await store.aclose()
@@ -286,13 +302,8 @@ def _state_row(state: WatchState) -> tuple[str, ...]:
 
 
 def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
-    if args.store.startswith(REDIS_SCHEMES):
-        raise UsageError("watch list reads an SQLite file; on Redis, see each watch's hash")
-
     async def show(watcher: OrderWatcher) -> int:
-        store = watcher.store
-        assert isinstance(store, SQLiteStore)
-        states = [state for i in await store.order_ids() if (state := await watcher.get(i))]
+        states = sorted([state async for state in watcher.watches()], key=_order_id)
         if args.json:
             for state in states:
                 sys.stdout.write(json.dumps(state_json(state)) + "\n")
@@ -301,11 +312,39 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
             sys.stdout.write("\n".join(table([head, *map(_state_row, states)], None)) + "\n")
         words = [_state_word(state) for state in states]
         counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
-        console.write(f"{PROG}: {len(states):,} watches in {args.store}: {counts or 'none'}\n")
+        console.write(f"{PROG}: {len(states):,} watches in {_where(args)}: {counts or 'none'}\n")
         sys.stdout.flush()
         return EXIT_OK
 
     return _run_offline(show, args)
+
+
+def _order_id(state: WatchState) -> str:
+    return state.order_id
+
+
+_Change: TypeAlias = Callable[[WatchStore, list[str]], Awaitable[int]]
+
+
+def _edit(args: argparse.Namespace, console: Console, change: _Change, done: str, left: str) -> int:
+    """`watch remove|retry ID...`: one change to the store's watches, in one transaction."""
+    ids = read_order_ids(args, sys.stdin)
+
+    async def edit(watcher: OrderWatcher) -> int:
+        changed = await change(watcher.store, ids)
+        rest = f" ({len(ids) - changed:,} {left})" if changed < len(ids) else ""
+        console.write(f"{PROG}: {changed:,} of {len(ids):,} watches {done} {_where(args)}{rest}\n")
+        return EXIT_OK
+
+    return _run_offline(edit, args)
+
+
+def cmd_watch_remove(args: argparse.Namespace, console: Console) -> int:
+    return _edit(args, console, lambda store, ids: store.remove(ids), "removed from", "not watched")
+
+
+def cmd_watch_retry(args: argparse.Namespace, console: Console) -> int:
+    return _edit(args, console, lambda store, ids: store.retry(ids), "re-armed in", "not settled")
 
 
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
@@ -333,12 +372,16 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
         OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
     ):
         logger.info("watching %s as %s", _where(args), watcher.worker_id)
-        async for outcome in watcher.settled(auto_ack=False):
-            if is_setup_error(outcome.error):
-                run.setup_error = outcome.error
-                return  # left unacknowledged: every other poll would be refused the same way
-            _print_outcome(args, outcome)
-            await watcher.ack(outcome.order_id)
+        await unless_refused(watcher, run, _print_as_settled(args, watcher, run))
+
+
+async def _print_as_settled(args: argparse.Namespace, watcher: OrderWatcher, run: Run) -> None:
+    async for outcome in watcher.settled(auto_ack=False):
+        if is_setup_error(outcome.error):  # stored by 0.2.0, which settled on a 401
+            run.setup_error = outcome.error
+            return  # left unacknowledged: every other poll would be refused the same way
+        _print_outcome(args, outcome)
+        await watcher.ack(outcome.order_id)
 
 
 def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
@@ -355,11 +398,21 @@ def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[st
 def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
+    sdk = logging.getLogger("telegent_async")
+    sdk.addFilter(not_stopped)
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch_run(args, options, run))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch_run(args, options, run))
+    except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
+        logger.debug("the watcher stopped", exc_info=exc)
+        console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
+        return EXIT_USAGE
+    finally:
+        sdk.removeFilter(not_stopped)
     if run.setup_error is not None:
-        console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
+        words = setup_error_words(run.setup_error)
+        console.write(f"{PROG}: error: {words}; every watch is left pending\n")
         return EXIT_USAGE
     console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
@@ -101,3 +102,12 @@ class RequestLog:
         self.requests = []
         self.count = 0
         self.status_counts = {}
+
+
+async def read_body(request: web.Request) -> RecordedBody | None:
+    """The request's JSON object (recorded with its secrets masked in any repr), or None."""
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        data = None
+    return RecordedBody(data) if isinstance(data, dict) else None
