@@ -224,3 +224,16 @@ async def test_a_fan_out_on_an_exhausted_budget_reports_within_half_a_second() -
     assert sorted(o.order_id for o in outcomes) == sorted(ids)
     for outcome in outcomes:  # no room left in the window: none was polled, each says so
         assert isinstance(outcome.error, tg.OrderWaitTimeout) and not outcome.error.polled
+
+
+async def test_start_now_counts_a_direct_call_with_room_and_nothing_else() -> None:
+    """The send path's fast path: a direct call the window has room for starts (and counts)
+    without an await; a background poll, a full window or a 429 pause send it to `acquire`."""
+    budget = tg.LocalBudget(180, window=1.0)  # 3 per window
+    now = asyncio.get_running_loop().time()
+    with background_polls():
+        assert not budget.start_now(now)  # a poll always takes its start from `acquire`
+    assert [budget.start_now(now) for _ in range(4)] == [True, True, True, False]
+    await budget.pause(5.0)
+    assert not budget.start_now(now + span_of(1.0))  # the window rolled, but the pause holds
+    assert tg.LocalBudget(None).start_now(now)

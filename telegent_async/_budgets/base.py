@@ -291,7 +291,16 @@ class Budget(Protocol):
         """Background polls this budget lets start within `seconds`, starting idle."""
         ...
 
-    def open_now(self, now: float) -> bool: ...
+    def open_now(self, now: float) -> bool:
+        """True when a request may start at once because nothing limits it now (no limit,
+        no pause); asks nothing of the window."""
+        ...
+
+    def start_now(self, now: float) -> bool:
+        """Start this request now if it needs no wait (then it counts): `open_now`, or a
+        direct call the window has room for. False: await `acquire`."""
+        ...
+
     async def acquire(self, *, priority: bool = False, background: bool = False) -> None:
         """Wait for this request's start: at once while the window has room for a direct call
         (`priority`: a token request, ahead of queued calls); at the steady pace, leaving the

@@ -284,6 +284,14 @@ class LocalBudget:
         """True when a request may start at once (no budget and no pause): no await needed."""
         return self._book.open_now(now)
 
+    def start_now(self, now: float) -> bool:
+        """A direct call's start now if the window has room (counted; no await, no ticket:
+        the send path's common case), or True with no limit and no pause."""
+        book = self._book
+        if book.open_now(now):
+            return True
+        return caller(priority=False, background=False) is Caller.DIRECT and book.start_at_once(now)
+
     async def aclose(self) -> None:
         pass
 

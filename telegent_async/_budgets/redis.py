@@ -289,6 +289,9 @@ class RedisBudget:
     def allowance(self, seconds: float) -> float:
         return allowance(seconds, self._configured, self.reserve, self.window)
 
+    def start_now(self, now: float) -> bool:
+        return False  # every request takes a reservation in Redis
+
     def open_now(self, now: float) -> bool:
         return False  # every request takes a reservation in Redis
 
