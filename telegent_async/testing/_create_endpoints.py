@@ -141,14 +141,18 @@ _ORDER_TYPES: Final = {
 }
 
 
-def _port_in_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
+def _pending_answer(order: Order, number: str) -> dict[str, Any]:
+    """What a port (in or out) answers: the order, pending, for its one number."""
     return {
         "OrderId": order.order_id,
         "OrderDate": iso(order.added_wall),
         "Status": "Pending",
-        "PhoneNumber": body["PortInNumber"],
-        "ICCID": body.get("ICCID"),
+        "PhoneNumber": number,
     }
+
+
+def _port_in_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
+    return {**_pending_answer(order, body["PortInNumber"]), "ICCID": body.get("ICCID")}
 
 
 def _provision_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
@@ -167,12 +171,7 @@ def _provision_answer(order: Order, body: RecordedBody, now: float) -> dict[str,
 
 
 def _port_out_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
-    return {
-        "OrderId": order.order_id,
-        "OrderDate": iso(order.added_wall),
-        "Status": "Pending",
-        "PhoneNumber": body["PortOutNumber"],
-    }
+    return _pending_answer(order, body["PortOutNumber"])
 
 
 def _status_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
