@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from ._carrier import CarrierError, decode_carrier_message
 from ._config import DEFAULT_BASE_URL
 from ._error_text import (  # the text builders, re-exported for the send path
     BODY_EXCERPT_CHARS,
@@ -51,7 +52,6 @@ from ._error_text import (  # the text builders, re-exported for the send path
 )
 
 if TYPE_CHECKING:
-    from ._carrier import CarrierError
     from ._models import Order
 
 __all__ = [
@@ -125,8 +125,6 @@ class APIStatusError(TelegentError):
         """The code the refusal's `Message` carries, decoded with what comes next (an update or
         cancel refused with `GENS-0041`: no port-in found; stuck, when both say so), or None
         when the message carries no code."""
-        from ._carrier import decode_carrier_message  # _carrier's catalogue imports _errors
-
         decoded = decode_carrier_message(self.message)
         return decoded if decoded is not None and decoded.code is not None else None
 
