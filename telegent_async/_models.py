@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-from . import _errors
+from . import _errors, _portin, _webhook
 from ._answers import read_answer
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
 from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
@@ -291,16 +291,17 @@ _F = TypeVar("_F")
 
 #: Version of the stored JSON records (errors; the SQLite schema carries it too).
 RECORD_VERSION = 1
-#: Fields an order body must never bring into a store, should a server ever echo them.
+#: Fields an order body must never bring into a store, should a server ever echo them: every
+#: call's secret fields (port-in and port-out, webhook credentials) and credential-like names.
 _SECRET_KEYS = frozenset(
     key.casefold()
     for key in (
+        *_portin.SECRET_FIELDS,
+        *_webhook.SECRET_FIELDS,
         "AccountKey",
         "AccountSecret",
         "access_token",
         "Authorization",
-        "CurrentAccountNumber",
-        "CurrentAccountPassword",
         "Password",
         "Pin",
         "token",
