@@ -343,6 +343,19 @@ def write_ids(path: pathlib.Path, ids: Sequence[str]) -> pathlib.Path:
     return path
 
 
+class FakeClock:
+    """Time for the pure decisions and the stores: moves only when a test moves it."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def busiest_window(times: list[float], window: float) -> int:
     """The most requests any rolling `window` (half-open, as a server counts) holds."""
     times = sorted(times)
