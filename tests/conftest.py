@@ -16,12 +16,6 @@ import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RedisServer
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The scenarios that take a minute run first, so that under xdist the other tests run
-    beside them on the other workers rather than after them."""
-    items.sort(key=lambda item: item.get_closest_marker("minute") is None)
-
-
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegent]:
     async with FakeTelegent() as server:

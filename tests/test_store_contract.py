@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from helpers import FakeClock
 
 import telegent_async as tg
 from telegent_async._models import converter
@@ -22,17 +23,6 @@ SECRET = "s3cr3t-pin-4242"
 ACCOUNT_NUMBER = "ACCT-778899"
 LEASE = 60.0
 POLICY = tg.PollPolicy(initial=600.0, factor=2.0, max_interval=3600.0, jitter=0.0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def memory_store(
