@@ -16,6 +16,12 @@ import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RedisServer
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow scenarios (seconds of real time each) run first, so that in one run of the
+    whole suite under xdist the quick tests fill the workers around them, not after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegent]:
     async with FakeTelegent() as server:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 import pytest
-from helpers import FAST_POLL, fast_client, spaced
+from helpers import FAST_POLL, fast_client, spaced, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step, TokenFaultKind
@@ -212,7 +212,7 @@ async def test_closing_while_calls_wait_for_a_token_says_the_client_is_closed(
     client = fast_client(fake, retry_policy=slow_retry)
     async with client:
         calls = [asyncio.ensure_future(client.get_order("JNUOID-c")) for _ in range(5)]
-        await asyncio.sleep(0.05)  # the token flight sleeps before its first retry
+        await wait_until(lambda: len(fake.token_requests) == 1)  # refused: a 5 s pause follows
         await client.aclose()
         results = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(r, tg.ClientClosedError) for r in results), results
