@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Generic, TypeVar
 
 import attrs
-import backoff
 
 from ._errors import (
     APIStatusError,
@@ -24,7 +23,7 @@ from ._errors import (
     message_excerpt,
 )
 from ._status import RETRY_STATUSES, error_for_status
-from ._timing import PollPolicy, parse_retry_after
+from ._timing import PollPolicy, full_jitter, parse_retry_after
 
 __all__ = [
     "AttemptVerdict",
@@ -62,7 +61,7 @@ class RetryRules:
         self,
         attempt: int,
         retry_after: float | None,
-        jitter: Callable[[float], float] = backoff.full_jitter,
+        jitter: Callable[[float], float] = full_jitter,
     ) -> float:
         """Seconds before the retry after attempt number `attempt` (counted from 0)."""
         if retry_after is not None:
@@ -113,7 +112,7 @@ def decide_attempt(
     can_reauthenticate: bool,
     now: datetime,
     time_left: float | None = None,
-    jitter: Callable[[float], float] = backoff.full_jitter,
+    jitter: Callable[[float], float] = full_jitter,
 ) -> AttemptVerdict[_T]:
     """The verdict on attempt number `attempt` (from 0) of a request.
 

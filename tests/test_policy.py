@@ -137,3 +137,14 @@ def test_invalid_values_are_refused(
 ) -> None:
     with pytest.raises(error, match=match):
         tg.PollPolicy(**kwargs)
+
+
+def test_the_sqlite_lock_loop_retries_on_the_same_formula() -> None:
+    """The SQLite file's wait for another process's lock: 2 ms doubling to 50 ms, half of
+    each delay jittered (so two waiting processes do not retry in step)."""
+    from telegent_async._stores.sqlite_file import LOCK_RETRY
+
+    assert LOCK_RETRY.intervals == pytest.approx((0.002, 0.004, 0.008, 0.016, 0.032, 0.05))
+    assert [LOCK_RETRY.delay(n, jitter=all_jitter) for n in (0, 5, 9)] == pytest.approx(
+        [0.001, 0.025, 0.025]
+    )

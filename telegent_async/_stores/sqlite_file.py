@@ -2,23 +2,28 @@
 
 Calls run on the event loop's thread (see `sqlite`): a short `busy_timeout` bounds how long
 one call blocks the loop on another process's lock; past it, the call gives the loop back
-(`asyncio.sleep`, with jitter) and tries again, until `lock_timeout`.
+(`asyncio.sleep`, on `LOCK_RETRY`, the package's one retry formula) and tries again, until
+`lock_timeout`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import sqlite3
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from .._timing import PollPolicy
 from .records import RECORD_VERSION
 
-__all__ = ["SQLiteFile"]
+__all__ = ["LOCK_RETRY", "SQLiteFile"]
 
 T = TypeVar("T")
+
+#: Between two tries at a lock another process holds: 2 ms doubling to 50 ms, half jittered,
+#: so that processes waiting on one lock do not retry in step.
+LOCK_RETRY = PollPolicy(initial=0.002, factor=2.0, max_interval=0.05, jitter=0.5)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS watches (
@@ -78,7 +83,7 @@ class SQLiteFile:
     async def run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         """Run `work` in one transaction; when another process holds the lock, retry later."""
         give_up = time.monotonic() + self._lock_timeout
-        pause = 0.002
+        attempt = 0
         while True:
             if self._closed:
                 raise RuntimeError(f"SQLiteStore({self.path!r}) is closed")
@@ -89,8 +94,8 @@ class SQLiteFile:
             except sqlite3.OperationalError as exc:
                 if not _locked(exc) or time.monotonic() > give_up:
                     raise
-            await asyncio.sleep(pause * (0.5 + random.random()))
-            pause = min(pause * 2, 0.05)
+            await asyncio.sleep(LOCK_RETRY.delay(attempt))
+            attempt += 1
 
     def close(self) -> None:
         self._closed = True
