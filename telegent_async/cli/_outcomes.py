@@ -1,8 +1,8 @@
-"""What a command fills while it runs: outcomes grouped as the report groups them, requests.
+"""What a command fills while it runs: outcomes grouped as the report groups them.
 
-`Run` holds a `Tally` of outcomes and a `RequestCounter` fed by an aiohttp TraceConfig, for
-what `client.stats` does not keep (exact statuses, the Retry-After values, the recent rate);
-the progress line, the report, the JSON lines and the exit status all read it.
+`Run` holds a `Tally` of outcomes and, once the client closes, its `client.stats` (what was
+sent and retried: the client's own counters, never counted twice); the progress line, the
+report, the JSON lines and the exit status all read it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import enum
 import shlex
 import time
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Final
 
-import aiohttp
 import attrs
 
 from .._carrier import CarrierError
 from .._errors import NotFoundError, OrderWaitTimeout, TelegentError
 from .._models import Order, OrderOutcome, OrderStatus
-from .._status import RETRY_STATUSES
+from .._stats import ClientStats
 
 if TYPE_CHECKING:
     from ._demo import DemoSettings
@@ -139,82 +137,13 @@ class Tally:
         return {group: outcomes for group, outcomes in grouped.items() if outcomes}
 
 
-class RequestCounter:
-    """Counts the requests a session sends and what came back, via an aiohttp TraceConfig."""
-
-    WINDOW = 2.0  # seconds of history behind the "current rate"
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.token_requests = 0
-        self.statuses: collections.Counter[int] = collections.Counter()
-        self.connection_errors = 0
-        self.retry_after: collections.Counter[str] = collections.Counter()
-        self._recent: collections.deque[float] = collections.deque()
-
-    def trace_config(self) -> aiohttp.TraceConfig:
-        config = aiohttp.TraceConfig()
-        config.on_request_start.append(self._on_start)
-        config.on_request_end.append(self._on_end)
-        config.on_request_exception.append(self._on_exception)
-        return config
-
-    async def _on_start(
-        self,
-        _s: aiohttp.ClientSession,
-        _c: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        self.sent += 1
-        if params.method == "POST":
-            self.token_requests += 1
-        now = time.monotonic()
-        self._recent.append(now)
-        self._forget_before(now - self.WINDOW)
-
-    async def _on_end(
-        self, _s: aiohttp.ClientSession, _c: SimpleNamespace, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        status = params.response.status
-        self.statuses[status] += 1
-        if status == 429:
-            self.retry_after[params.response.headers.get("Retry-After", "none")] += 1
-
-    async def _on_exception(
-        self,
-        _s: aiohttp.ClientSession,
-        _c: SimpleNamespace,
-        _params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        self.connection_errors += 1
-
-    def rate(self, now: float, since: float) -> float:
-        """Requests per second over the last `WINDOW` seconds (or since `since`, if later)."""
-        self._forget_before(now - self.WINDOW)
-        span = min(self.WINDOW, now - since)
-        return len(self._recent) / span if span > 0.05 else 0.0
-
-    def _forget_before(self, moment: float) -> None:
-        recent = self._recent
-        while recent and recent[0] < moment:
-            recent.popleft()
-
-    @property
-    def transient(self) -> dict[str, int]:
-        """Answers the client retries (429, 5xx, 408) and connection errors, by kind."""
-        found = {str(s): n for s, n in sorted(self.statuses.items()) if s in RETRY_STATUSES}
-        if self.connection_errors:
-            found["connection error"] = self.connection_errors
-        return found
-
-
 @attrs.define
 class Run:
     """One command's state, filled while it runs and reported once it ends (or is stopped)."""
 
     command: str
     tally: Tally
-    counter: RequestCounter = attrs.field(factory=RequestCounter)
+    stats: ClientStats | None = None  # the client's counters, as it closed
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
     interrupted: bool = False
