@@ -145,7 +145,8 @@ async def test_one_429_holds_every_worker_for_its_retry_after(
                 assert await asyncio.wait_for(proc.wait(), ENOUGH) == 0
     requests = fake.order_requests()
     limited = next(r.at for r in requests if r.status == 429)
-    held = [r.at - limited for r in requests if limited + 0.05 < r.at < limited + 0.95]
+    # (a request already on its way when the 429 came may land in the loop's next turns)
+    held = [r.at - limited for r in requests if limited + 0.1 < r.at < limited + 0.95]
     assert held == [], f"requests during the shared pause: {held}"
     resumed = [r for r in requests if r.at >= limited + 1.0]
     assert len(resumed) >= 30  # every worker carried on after the pause
@@ -180,6 +181,8 @@ async def test_three_processes_share_60_requests_per_window(
     # stamps some late (the budget's own margin is a 20th of a window, 50 ms, here), so the
     # window is taken 0.1 s short. Without the shared budget, the first window would hold 180.
     assert busiest_window(times, 0.9) <= 60
-    # The first 60 at once: spaced evenly, half a window would hold only 30.
-    assert sum(1 for t in times if t - first < 0.5) >= 45
+    # The first 60 at once: spaced evenly, half a window would hold only 30. (Counted from
+    # the first lookup: each process asks for its token first, at its own pace.)
+    lookups = sorted(r.at for r in fake.order_requests())
+    assert sum(1 for t in lookups if t - lookups[0] < 0.5) >= 45
     assert len(times) > 60 and times[60] - first >= 1.0  # the 61st waited for the window
