@@ -34,9 +34,11 @@ from ._errors import (
     ResponseDecodeError,
     ServerError,
     ServiceUnavailableError,
+    SubmitOutcomeUnknownError,
     TelegentError,
     TransportError,
     TransportTimeoutError,
+    UnprocessableEntityError,
 )
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
@@ -85,10 +87,12 @@ __all__ = [
     "SQLiteStore",
     "ServerError",
     "ServiceUnavailableError",
+    "SubmitOutcomeUnknownError",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "UnprocessableEntityError",
     "WatchState",
     "decode_carrier_message",
     "decode_carrier_messages",

@@ -2,24 +2,24 @@
 
 Telegent scopes a token to one endpoint (`ApiEndpoint`) and has no refresh token, so the
 provider keeps one token per scope and fetches it again before `tokenExpiry`. However many
-calls need a token at the same moment, one token request is made (single flight). A refusal
-or a garbled answer is asked again with the client's retry backoff inside that one flight, and
-a flight that still fails is remembered for a backoff shared by every caller: a failing token
-endpoint is not asked again once per batch of polls.
+calls need a token at the same moment, one token request is made (single flight), through the
+client's one send path (its retries, budget and answer rules: a `successful: false` answer is
+an `AuthenticationError`, not retried). A flight that fails is remembered for a backoff shared
+by every caller: a failing token endpoint is not asked again once per batch of polls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
+from typing import Any
 
 import attrs
 
-from ._errors import AuthenticationError, ClientClosedError, ResponseDecodeError, TelegentError
+from ._errors import ClientClosedError, TelegentError
 from ._timing import PollPolicy, token_lifetime, token_renewal_delay
 from ._validate import credential
 
@@ -27,9 +27,12 @@ __all__ = ["CredentialsAuth", "StaticTokenAuth", "TokenAuth"]
 
 logger = logging.getLogger("telegent_async")
 
-#: Sends the token request: (url, JSON body) -> (HTTP status, body bytes, `Date` header or
-#: None). The client's transport, with its retries and budget.
-PostJson = Callable[[str, dict[str, str]], Awaitable[tuple[int, bytes, "str | None"]]]
+#: Sends the token request: (url, JSON body, decode) -> (the token, the answer's `Date` header
+#: or None). The client's send path (`Transport.post_token`), with its retries and budget.
+PostJson = Callable[
+    [str, dict[str, str], Callable[[Any], tuple[str, object]]],
+    Awaitable[tuple[tuple[str, object], "str | None"]],
+]
 
 
 class TokenAuth:
@@ -110,14 +113,12 @@ class CredentialsAuth(TokenAuth):
         post: PostJson,
         *,
         retry_policy: PollPolicy = PollPolicy.RETRY,
-        max_retries: int = 5,
     ):
         self._account_key = account_key
         self._account_secret = account_secret
         self._token_url = token_url
         self._post = post
         self._retry_policy = retry_policy
-        self._max_retries = max_retries
         self._tokens: dict[str, _Token] = {}
         self._flights: dict[str, _Flight] = {}
         self._failures: dict[str, _Failure] = {}
@@ -199,43 +200,15 @@ class CredentialsAuth(TokenAuth):
         self._tokens.clear()
 
     async def _fetch(self, scope: str) -> _Token:
-        """One flight: a refusal or a garbled answer is asked again, on the retry backoff.
-
-        (The transport has already retried 5xx, 408, 429 and connection failures.)
-        """
-        attempt = 0
-        while True:
-            try:
-                return await self._fetch_once(scope)
-            except (AuthenticationError, ResponseDecodeError) as exc:
-                if attempt >= self._max_retries:
-                    raise
-                delay = self._retry_policy.delay(attempt)
-                attempt += 1
-                logger.debug("token request failed, asking again in %.2f s: %s", delay, exc)
-                await asyncio.sleep(delay)
-
-    async def _fetch_once(self, scope: str) -> _Token:
+        """One flight: one token request (the send path retries what is transient)."""
         logger.debug("requesting a token for %s", scope)
         body = {
             "AccountKey": self._account_key,
             "AccountSecret": self._account_secret,
             "ApiEndpoint": scope,
         }
-        status, raw, server_date = await self._post(self._token_url, body)
-        answer = _token_answer(status, raw)
-        value = answer.get("token")
-        if answer.get("successful") is not True or not isinstance(value, str) or not value:
-            message = answer.get("message") or answer.get("Message") or "token request refused"
-            raise AuthenticationError(401, str(message)[:200], None)
-        try:
-            credential("token", value)
-        except ValueError:  # a newline in it would forge a header: refuse, never echo it
-            raise ResponseDecodeError(
-                "the token endpoint answered an unusable token", status_code=status, body=""
-            ) from None
+        (value, expiry), server_date = await self._post(self._token_url, body, _token_of)
         loop_now = asyncio.get_running_loop().time()
-        expiry = answer.get("tokenExpiry")
         lifetime = token_lifetime(expiry, datetime.now(timezone.utc), server_date)
         return _Token(_bearer(value), loop_now + token_renewal_delay(lifetime))
 
@@ -252,14 +225,14 @@ def _cancelling() -> bool:
     return cancelling is not None and bool(cancelling())
 
 
-def _token_answer(status: int, raw: bytes) -> dict[str, object]:
-    """The token answer as a dict; never echoes the body back (it may hold a token)."""
+def _token_of(answer: Any) -> tuple[str, object]:
+    """A token answer's token and `tokenExpiry`; a `ValueError` that never quotes the token
+    when it is unusable (the send path asks again)."""
+    value = answer.get("token") if isinstance(answer, dict) else None
+    if not isinstance(value, str) or not value:
+        raise ValueError("the token endpoint answered no token")
     try:
-        answer = json.loads(raw)
-    except (ValueError, RecursionError):
-        answer = None
-    if not isinstance(answer, dict):
-        raise ResponseDecodeError(
-            "the token endpoint did not answer a JSON object", status_code=status, body=""
-        )
-    return answer
+        credential("token", value)
+    except ValueError:  # a newline in it would forge a header: refuse, never echo it
+        raise ValueError("the token endpoint answered an unusable token") from None
+    return value, answer.get("tokenExpiry")

@@ -1,9 +1,9 @@
 """`TelegentClient`: the one async session manager that every lookup and wait goes through.
 
 A request passes, in order: argument check -> auth -> connection slot -> account budget ->
-HTTP attempt -> decode (the send path, `_transport`). Failures the API calls transient are
-retried there, with Telegent's advised backoff (`_retry`); everything else becomes a typed
-error at once.
+HTTP attempt -> decode (the send path: the `_transport.Transport` the client holds, which every
+call uses). Failures the API calls transient are retried there, with Telegent's advised backoff
+(`_retry`); everything else becomes a typed error at once.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
+from typing import Any
 
 import aiohttp
 
@@ -30,17 +30,14 @@ from ._config import (
     credentials_from,
 )
 from ._errors import TelegentError
-from ._models import Order, OrderOutcome
+from ._models import Order, OrderOutcome, order_from_json
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin_calls import PortInCalls
-from ._stats import ClientStats, Counters
+from ._request import Request
+from ._stats import ClientStats
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
-from ._transport import (
-    _connections_allowed,
-    _trace_configs,
-)
-from ._watchdog import AttemptWatchdog
+from ._transport import Transport, _connections_allowed, _trace_configs
 
 __all__ = ["TelegentClient"]
 
@@ -124,48 +121,48 @@ class TelegentClient(PortInCalls):
         self.poll_policy = checked_policy("poll_policy", poll_policy)
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession or None")
-        self._trace_configs = _trace_configs(trace_configs, session)
+        configs = _trace_configs(trace_configs, session)
         self.max_connections = _connections_allowed(session, self.max_connections)
         settings = credentials_from(token, account_key, account_secret, base_url)
         self.base_url = _validate.api_base_url(settings.base_url, allow_insecure)
-        self._order_url = self._endpoint(ORDER_PATH)
-        self._order_scope = str(self._order_url)
-        self._auth = self._make_auth(settings)
-        self._budget = budget_of(budget, requests_per_minute)
-        self._slots = asyncio.Semaphore(self.max_connections)
-        self._watchdog = AttemptWatchdog()
-        # Tasks whose request reached the wire: a fan-out's deadline tells an order it polled
-        # from one that waited all along (for a connection or the budget) and was never polled.
-        self._requesters = weakref.WeakSet()
-        self._counters = Counters()
         self._telemetry = telemetry()
+        self._transport = transport = Transport(
+            self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            max_connections=self.max_connections,
+            max_retry_after=self.max_retry_after,
+            retry_policy=self.retry_policy,
+            budget=budget_of(budget, requests_per_minute),
+            session=session,
+            trace_configs=configs,
+            telemetry=self._telemetry,
+        )
+        transport.auth = self._make_auth(settings)
+        self._order_url = transport.endpoint(ORDER_PATH)
+        self._order_scope = str(self._order_url)
         if self._telemetry is not None:
-            self._telemetry.register(self, self._counters)
-        self._own_session = session is None
-        self._session = session
-        self._closed = False
+            self._telemetry.register(self, transport.counters)
 
     def _make_auth(self, settings: Credentials) -> TokenAuth:
         if settings.token is not None:
             return StaticTokenAuth(_validate.credential("token", settings.token))
-        token_url = str(self._endpoint(TOKEN_PATH))
         return CredentialsAuth(
             _validate.credential("account_key", settings.account_key),
             _validate.credential("account_secret", settings.account_secret),
-            token_url,
-            self._post_json,
+            str(self._transport.endpoint(TOKEN_PATH)),
+            self._transport.post_token,
             retry_policy=self.retry_policy,
-            max_retries=self.max_retries,
         )
 
     def __repr__(self) -> str:
-        mode = "credentials" if isinstance(self._auth, CredentialsAuth) else "token"
+        mode = "credentials" if isinstance(self._transport.auth, CredentialsAuth) else "token"
         return f"<TelegentClient base_url={str(self.base_url)!r} auth={mode}>"
 
     @property
     def budget(self) -> Budget:
         """The account budget (`stats` shows its current rate and pause)."""
-        return self._budget
+        return self._transport.budget
 
     def has_requested(self, task: object) -> bool:
         """True once `task` has sent a request through this client (its poll reached the
@@ -174,7 +171,7 @@ class TelegentClient(PortInCalls):
         Args:
             task: an asyncio task that called this client.
         """
-        return task in self._requesters
+        return task in self._transport.requesters
 
     @property
     def stats(self) -> ClientStats:
@@ -182,12 +179,13 @@ class TelegentClient(PortInCalls):
         pauses) and the budget's current rate and pause, as a snapshot: read it for a health
         endpoint or a progress line, inside the event loop. Costs nothing until read."""
         now = asyncio.get_running_loop().time()
-        return self._counters.snapshot(*rate_and_pause(self._budget, now))
+        transport = self._transport
+        return transport.counters.snapshot(*rate_and_pause(transport.budget, now))
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def __aenter__(self) -> TelegentClient:
-        self._open()
+        self._transport.open()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -195,16 +193,7 @@ class TelegentClient(PortInCalls):
 
     async def aclose(self) -> None:
         """Stop token requests under way and close the session (unless it was given to us)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._watchdog.close()
-        await self._auth.aclose()
-        try:
-            await self._budget.aclose()
-        finally:
-            if self._own_session and self._session is not None:
-                await self._session.close()
+        await self._transport.aclose()
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -223,7 +212,7 @@ class TelegentClient(PortInCalls):
                 client's).
         """
         order_id = _validate.order_id(order_id)
-        deadline, retries = self._call_bounds(timeout, max_retries)
+        deadline, retries = self._transport.call_bounds(timeout, max_retries)
         traces = self._telemetry
         if traces is not None and traces.tracing():
             return await traces.traced_lookup(order_id, self._lookup(order_id, deadline, retries))
@@ -324,6 +313,16 @@ class TelegentClient(PortInCalls):
             policy=self._policy(policy),
             telemetry=self._telemetry,
         )
+
+    def _lookup(
+        self, order_id: str, deadline: float | None, retries: int | None
+    ) -> Coroutine[Any, Any, Order]:
+        # A plain function handing back `send`'s coroutine: no extra frame per lookup.
+        def decode(value: object) -> Order:
+            return order_from_json(value, order_id)
+
+        request = Request("GET", self._order_url, self._order_scope, {"OrderId": order_id})
+        return self._transport.send(request, decode, deadline=deadline, max_retries=retries)
 
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         """A wait's own policy (checked), else the client's `poll_policy`."""

@@ -3,6 +3,7 @@
     TelegentError
     ├── APIStatusError                 the API answered an error status (`status_code`)
     │   ├── BadRequestError            400
+    │   │   └── UnprocessableEntityError  422: a business rule refused the request
     │   ├── AuthenticationError        401 (or a token request refused)
     │   ├── PermissionDeniedError      403
     │   ├── NotFoundError              404
@@ -15,6 +16,8 @@
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
     │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── SubmitOutcomeUnknownError      a call that creates an order failed after the request
+    │                                  may have reached Telegent (`call`, `cause`)
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
     ├── OrderWaitTimeout               a wait's deadline passed (`order_id`, `last_order`)
     └── OrderFailed                    `Order.raise_for_status()` on an unsuccessful order
@@ -57,9 +60,11 @@ __all__ = [
     "ResponseDecodeError",
     "ServerError",
     "ServiceUnavailableError",
+    "SubmitOutcomeUnknownError",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
+    "UnprocessableEntityError",
     "body_excerpt",
     "message_excerpt",
 ]
@@ -115,6 +120,11 @@ class APIStatusError(TelegentError):
 
 class BadRequestError(APIStatusError):
     """400: the request was malformed; retrying will not help."""
+
+
+class UnprocessableEntityError(BadRequestError):
+    """422: a business rule refused the request (well formed, yet not allowed: say a number
+    that is not portable); retrying will not help."""
 
 
 class AuthenticationError(APIStatusError):
@@ -191,6 +201,37 @@ class TransportTimeoutError(TransportError):
     `timeout=` passed (while waiting for a token, the request budget or an answer)."""
 
     http_status: ClassVar[int] = 504  # no answer in time
+
+
+class ConnectionNotMadeError(TransportError):
+    """The connection was never made (refused, no route, DNS, TLS handshake): the request
+    cannot have reached Telegent, so even a call that creates an order is sent again."""
+
+
+class SubmitOutcomeUnknownError(TelegentError):
+    """A call that creates an order failed after its request may have reached Telegent.
+
+    The order may or may not exist: after an attempt timed out, a connection reset once the
+    request was sent, a 500, 502, 504 (or 408), or a 2xx that could not be read, sending again
+    could create it twice, so the SDK does not. The message says how to find out; for a
+    port-in, `check_port_in_eligibility` of the number shows a port-in already active.
+
+    Args:
+        call: The call's name (`"submit_port_in"`).
+        cause: The failure of the last attempt (also `__cause__`).
+        how_to_check: What to do before trying again (it never quotes a secret).
+    """
+
+    http_status: ClassVar[int] = 502
+
+    def __init__(self, call: str, cause: TelegentError, how_to_check: str) -> None:
+        super().__init__(
+            f"{call}: the order may or may not have been created ({cause}). {how_to_check}"
+        )
+        self.call = call
+        self.cause = cause
+        self.how_to_check = how_to_check
+        self.__cause__ = cause
 
 
 class ResponseDecodeError(TelegentError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import collections
 import enum
-import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -18,19 +17,20 @@ from typing import Any
 import attrs
 import cattrs
 
+from ._answers import read_answer
 from ._carrier import CarrierError, decode_carrier_messages
-from ._errors import (
-    APIStatusError,
-    OrderFailed,
-    ResponseDecodeError,
-    TelegentError,
-    body_excerpt,
-    message_excerpt,
-)
-from ._status import error_for_status
+from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
 from ._timing import parse_timestamp
 
-__all__ = ["Order", "OrderOutcome", "OrderStatus", "converter", "decode_order", "parse_status"]
+__all__ = [
+    "Order",
+    "OrderOutcome",
+    "OrderStatus",
+    "converter",
+    "decode_order",
+    "order_from_json",
+    "parse_status",
+]
 
 logger = logging.getLogger("telegent_async")
 
@@ -260,30 +260,39 @@ def _make_converter() -> cattrs.Converter:
 converter = _make_converter()
 
 
-def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> Order:
-    """An `Order` from a 2xx body, or the error it stands for.
+def order_from_json(data: object, order_id: str | None = None) -> Order:
+    """An `Order` from the JSON value of an order lookup's 2xx answer (the send path has
+    already turned error bodies into errors and unwrapped `Data`).
 
-    `ResponseDecodeError` (with the status and a body excerpt) when the body is not an order,
-    or when it is about another order than `order_id` (compared ignoring case and surrounding
-    spaces; an answer without `OrderId` is taken as the one asked for). An error body inside
-    the 2xx (`{"StatusCode": 404, "Message": ...}`, no `OrderStatus`) raises the
-    `APIStatusError` of the status it carries.
+    `ValueError` when it is not an order, or when it is about another order than `order_id`
+    (compared ignoring case and surrounding spaces; an answer without `OrderId` is taken as
+    the one asked for).
     """
-    try:
-        data = json.loads(body)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        if "OrderStatus" not in data and (embedded := _embedded_error(data)) is not None:
-            raise embedded
-        if order_id is None:
-            return converter.structure(data, Order)
-        answered = data.get("OrderId")
-        if answered is None:
-            return attrs.evolve(converter.structure({**data, "OrderId": order_id}, Order), raw=data)
-        text = _json_text(answered)
-        if text is not None and text != order_id and _id_key(text) != _id_key(order_id):
-            raise ValueError(f"the answer is about order {text[:100]!r}, not {order_id!r}")
+    if not isinstance(data, dict):
+        raise ValueError("not an order: not a JSON object")
+    if order_id is None:
         return converter.structure(data, Order)
+    answered = data.get("OrderId")
+    if answered is None:
+        return attrs.evolve(converter.structure({**data, "OrderId": order_id}, Order), raw=data)
+    text = _json_text(answered)
+    if text is not None and text != order_id and _id_key(text) != _id_key(order_id):
+        raise ValueError(f"the answer is about order {text[:100]!r}, not {order_id!r}")
+    return converter.structure(data, Order)
+
+
+def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> Order:
+    """An `Order` from a 2xx body read as the send path reads it, or the error it stands for.
+
+    An error body inside the 2xx (`{"StatusCode": 404, "Message": ...}`) raises the
+    `APIStatusError` of the status it carries; a body that is not an order (or is about
+    another order than `order_id`) raises `ResponseDecodeError`.
+    """
+    value = read_answer(status_code, None, body)
+    if isinstance(value, TelegentError):
+        raise value
+    try:
+        return order_from_json(value, order_id)
     except (ValueError, RecursionError) as exc:
         raise ResponseDecodeError(
             f"expected an order object: {exc}",
@@ -294,14 +303,3 @@ def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> 
 
 def _id_key(order_id: str) -> str:
     return order_id.strip().casefold()
-
-
-def _embedded_error(data: Mapping[str, Any]) -> APIStatusError | None:
-    """The error an error body (`{"StatusCode": 404, "Message": ...}`) stands for, if it is one."""
-    code = data.get("StatusCode")
-    if type(code) is not int or not 400 <= code <= 599:
-        return None
-    message = message_excerpt(data)
-    return error_for_status(
-        code, "error body inside a 2xx answer" if message is None else message, data
-    )

@@ -18,7 +18,6 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from . import _validate
-from ._errors import ResponseDecodeError, body_excerpt
 
 __all__ = [
     "CANCEL_PATH",
@@ -30,6 +29,7 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "cancel_body",
+    "checked_text",
     "decode_answer",
     "mask_secrets",
     "redact",
@@ -54,13 +54,14 @@ JSON_NAMES: Final[Mapping[str, str]] = types.MappingProxyType(
     }
 )
 #: JSON fields whose values are never shown: not in repr, logs, errors or the CLI's output.
-SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword"})
+#: (Every call's: the port-in update's, and the creates' `PortOutPIN`.)
+SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword", "PortOutPIN"})
 MASK: Final = "***"
 #: Longer than any name, address line or account detail a carrier keeps.
 MAX_FIELD_LENGTH: Final = 200
 
 
-def _checked_text(name: str, value: object, *, secret: bool = False) -> str:
+def checked_text(name: str, value: object, *, secret: bool = False) -> str:
     """A non-blank printable string; a secret's value is never quoted in the error."""
     if not isinstance(value, str):
         raise TypeError(f"{name} must be a str, not {type(value).__name__}")
@@ -77,7 +78,7 @@ def _checked_text(name: str, value: object, *, secret: bool = False) -> str:
 def _optional_text(name: str) -> Any:
     def check(_instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
         if value is not None:
-            _checked_text(f"{name}.{attribute.name}", value)
+            checked_text(f"{name}.{attribute.name}", value)
 
     return check
 
@@ -169,7 +170,7 @@ def _port_in_date(value: object) -> str:
 
 
 def _iccid(value: object) -> str:
-    text = _checked_text("iccid", value)
+    text = checked_text("iccid", value)
     if not (text.isascii() and text.isdigit() and 18 <= len(text) <= 22):
         raise ValueError(f"iccid must be 18 to 22 digits, got {text[:40]!r}")
     return text
@@ -186,7 +187,7 @@ def _field_value(keyword: str, value: object) -> object:
                 f"current_billing_address must be a BillingAddress, not {type(value).__name__}"
             )
         return value.as_json()
-    return _checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
+    return checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
 
 
 def update_body(order_id: object, fields: Mapping[str, object]) -> dict[str, Any]:
@@ -239,23 +240,14 @@ def _str_or_none(value: object) -> str | None:
 _Answer = TypeVar("_Answer", PortInUpdate, PortInCancel)
 
 
-def decode_answer(kind: type[_Answer], status_code: int, body: bytes, order_id: str) -> _Answer:
-    """A `PortInUpdate`/`PortInCancel` from a 2xx answer: any JSON object, kept in `raw`.
+def decode_answer(kind: type[_Answer], data: object, order_id: str) -> _Answer:
+    """A `PortInUpdate`/`PortInCancel` from the JSON value of a 2xx answer, kept in `raw`.
 
     The update answers `{"OrderId", "Status", "Message"}`; the cancel's shape is not published,
-    so its status is also looked for as `OrderStatus`.
+    so its status is also looked for as `OrderStatus`. `ValueError` when it is not an object.
     """
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError):
-        data = None
     if not isinstance(data, dict):
-        text = body_excerpt(body)
-        raise ResponseDecodeError(
-            f"expected a JSON object answering the {kind.__name__}",
-            status_code=status_code,
-            body=text,
-        )
+        raise ValueError(f"expected a JSON object answering the {kind.__name__}")
     return kind(
         _str_or_none(data.get("OrderId")) or order_id,
         _str_or_none(data.get("Status", data.get("OrderStatus"))),

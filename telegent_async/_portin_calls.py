@@ -1,28 +1,37 @@
 """The port-in lifecycle calls of `TelegentClient`: correct a rejected port-in, or cancel it.
 
 What to send and what an answer means is `_portin`'s (pure); this is only the I/O, on the
-client's send path, so an update or a cancel is retried, budgeted and bounded like a lookup.
+client's one send path (`Transport.send`), so an update or a cancel is retried, budgeted,
+bounded and its answer read (an error body inside a 200 included) like a lookup's.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from . import _portin
 from ._errors import BadRequestError
-from ._models import OrderStatus
+from ._models import Order, OrderStatus
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
-from ._transport import _status_and_body, _Transport
+from ._request import Request
+from ._transport import Transport
 
 __all__ = ["PortInCalls"]
+
+_Answer = TypeVar("_Answer", PortInUpdate, PortInCancel)
 
 logger = logging.getLogger("telegent_async")
 
 
-class PortInCalls(_Transport):
-    """`update_port_in` and `cancel_port_in` (a base of `TelegentClient`)."""
+class PortInCalls:
+    """`update_port_in` and `cancel_port_in`: calls of `TelegentClient` on its transport."""
+
+    _transport: Transport
+    _lookup: Callable[[str, float | None, int | None], Coroutine[Any, Any, Order]]
 
     async def update_port_in(
         self,
@@ -64,7 +73,7 @@ class PortInCalls(_Transport):
             timeout: Bounds this call as in `get_order`.
             max_retries: As in `get_order`.
         """
-        deadline, retries = self._call_bounds(timeout, max_retries)
+        deadline, retries = self._transport.call_bounds(timeout, max_retries)
         body = _portin.update_body(
             order_id,
             {
@@ -80,8 +89,8 @@ class PortInCalls(_Transport):
         )
         fields = [name for name in body if name != "OrderId"]
         logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))
-        status, answer = await self._post_port_in(_portin.UPDATE_PATH, body, deadline, retries)
-        return _portin.decode_answer(PortInUpdate, status, answer, body["OrderId"])
+        decode = functools.partial(_portin.decode_answer, PortInUpdate, order_id=body["OrderId"])
+        return await self._post_port_in(_portin.UPDATE_PATH, body, decode, deadline, retries)
 
     async def cancel_port_in(
         self, order_id: str, *, timeout: float | None = None, max_retries: int | None = None
@@ -100,29 +109,26 @@ class PortInCalls(_Transport):
         """
         body = _portin.cancel_body(order_id)
         order_id = body["OrderId"]
-        deadline, retries = self._call_bounds(timeout, max_retries)
+        deadline, retries = self._transport.call_bounds(timeout, max_retries)
+        decode = functools.partial(_portin.decode_answer, PortInCancel, order_id=order_id)
         try:
-            status, answer = await self._post_port_in(_portin.CANCEL_PATH, body, deadline, retries)
+            return await self._post_port_in(_portin.CANCEL_PATH, body, decode, deadline, retries)
         except BadRequestError as refused:
             order = await self._lookup(order_id, deadline, retries)
             if order.status is not OrderStatus.CANCELLED:
                 raise
             logger.info("port-in %r was already cancelled (%s)", order_id, refused.message)
             return PortInCancel(order_id, order.raw_status, refused.message, order.raw)
-        return _portin.decode_answer(PortInCancel, status, answer, order_id)
 
     async def _post_port_in(
-        self, path: str, body: dict[str, Any], deadline: float | None, retries: int | None
-    ) -> tuple[int, bytes]:
+        self,
+        path: str,
+        body: dict[str, Any],
+        decode: Callable[[object], _Answer],
+        deadline: float | None,
+        retries: int | None,
+    ) -> _Answer:
         """POST to a port-in endpoint with a token of its own scope; secrets masked in answers."""
-        url = self._endpoint(path)
-        return await self._send(
-            "POST",
-            url,
-            _status_and_body,
-            json_body=body,
-            scope=str(url),
-            secrets=_portin.secrets_of(body),
-            deadline=deadline,
-            max_retries=retries,
-        )
+        url = self._transport.endpoint(path)
+        request = Request("POST", url, str(url), json=body, secrets=_portin.secrets_of(body))
+        return await self._transport.send(request, decode, deadline=deadline, max_retries=retries)

@@ -1,6 +1,6 @@
 """What one HTTP attempt's result means for its request: return, re-authenticate, retry or raise.
 
-The transport (`_transport._Transport._send`) only does I/O: it sends an attempt, hands
+The transport (`_transport.Transport.send`) only does I/O: it sends an attempt, hands
 what came back to `decide_attempt`, and carries out the verdict. Every rule lives here, pure,
 so it is tested without a socket (as gidgethub's `decipher_response`): `now` and the jitter
 are passed in, never read.
@@ -8,21 +8,22 @@ are passed in, never read.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._answers import read_answer, status_error
 from ._errors import (
     APIStatusError,
+    ConnectionNotMadeError,
     ResponseDecodeError,
     TelegentError,
     body_excerpt,
-    message_excerpt,
 )
-from ._status import RETRY_STATUSES, error_for_status
+from ._request import Request
+from ._status import RETRY_STATUSES, UNACTED_STATUSES
 from ._timing import PollPolicy, full_jitter, parse_retry_after
 
 __all__ = [
@@ -105,7 +106,8 @@ AttemptVerdict = Return[_T] | Reauthenticate | Retry | Raise
 
 def decide_attempt(
     result: HTTPAnswer | TelegentError,
-    decode: Callable[[int, bytes], _T],
+    request: Request,
+    decode: Callable[[Any], _T],
     *,
     attempt: int,
     rules: RetryRules,
@@ -114,63 +116,64 @@ def decide_attempt(
     time_left: float | None = None,
     jitter: Callable[[float], float] = full_jitter,
 ) -> AttemptVerdict[_T]:
-    """The verdict on attempt number `attempt` (from 0) of a request.
+    """The verdict on attempt number `attempt` (from 0) of `request`.
 
     `result` is the server's answer, or the `TransportError` of an attempt that got none.
-    `decode` turns a 2xx answer into the result; a `ResponseDecodeError` from it (a garbled
-    answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so it may raise one only
-    for a request that is safe to repeat, and an `APIStatusError` from it (an error body inside
-    a 2xx) counts as an answer with that status. `can_reauthenticate`: a 401 may be answered by
-    fetching a new token (the client has credentials and has not done so for this request).
-    `time_left`: seconds before the call's own deadline (None: none); a retry that could not
-    even start before it is not made, and the failure is raised instead.
+    What an answer says is `_answers.read_answer`'s (the same for every call); `decode` turns
+    the JSON value of a 2xx into the call's result, raising `ValueError` (or `TypeError`,
+    `KeyError`) when it is not what the call expects: that answer is garbled (a
+    `ResponseDecodeError`) and is asked again like a 5xx. `can_reauthenticate`: a 401 may be
+    answered by fetching a new token (the client has credentials and has not done so for this
+    request). `time_left`: seconds before the call's own deadline (None: none); a retry that
+    could not even start before it is not made, and the failure is raised instead.
+
+    A request that creates an order (`request.creates`) is sent again only when it cannot
+    have been acted on: the connection was never made, 429, 503 (or a 401 before a fresh
+    token). Any other failure a lookup would retry raises `SubmitOutcomeUnknownError`.
     """
     pause = None
+    retry_after = None
     if isinstance(result, TelegentError):
         failure = result
-        retry_after = None
+        acted_on = not isinstance(result, ConnectionNotMadeError)
     else:
         status = result.status
-        if 200 <= status < 300:
+        if status in RETRY_STATUSES:
+            retry_after = parse_retry_after(result.headers.get("Retry-After"), now)
+        token_request = request.scope is None
+        read = read_answer(
+            status,
+            result.headers.get("Content-Type"),
+            result.body,
+            retry_after=retry_after,
+            refusal_status=401 if token_request else 400,
+            private=token_request,
+        )
+        if not isinstance(read, TelegentError):
             try:
-                return Return(decode(status, result.body))
-            except ResponseDecodeError as exc:
-                failure, retry_after = exc, None  # garbled, or about another order: asked again
-            except APIStatusError as exc:
-                status = exc.status_code  # an error body inside a 2xx: that status
-        if not 200 <= status < 300:
+                return Return(decode(read))
+            except (ValueError, TypeError, KeyError, RecursionError) as exc:
+                excerpt = "" if token_request else body_excerpt(result.body)
+                read = ResponseDecodeError(
+                    f"unexpected answer: {exc}", status_code=status, body=excerpt
+                )
+        failure = read
+        acted_on = True
+        if isinstance(read, APIStatusError):
+            status = read.status_code
             if status == 401 and can_reauthenticate:
                 return Reauthenticate()
-            retry_after = None
-            if status in RETRY_STATUSES:
-                retry_after = parse_retry_after(result.headers.get("Retry-After"), now)
-            failure = status_error(status, result.body, retry_after)
+            acted_on = status not in UNACTED_STATUSES
             if status == 429:
                 pause = rules.delay(attempt, retry_after, jitter)
                 retry_after = 0.0  # the budget now holds every request, this one included
             if status not in RETRY_STATUSES:
-                return Raise(failure)
+                return Raise(read)
+    if request.creates is not None and acted_on:
+        return Raise(request.creates.outcome_unknown(failure), pause)
     if attempt >= rules.max_retries:
         return Raise(failure, pause)
     delay = rules.delay(attempt, retry_after, jitter)
     if time_left is not None and delay >= time_left:
         return Raise(failure, pause)  # the retry could not even start in time
     return Retry(failure, delay, pause)
-
-
-def status_error(status: int, body: bytes, retry_after: float | None) -> APIStatusError:
-    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
-    if 300 <= status < 400:
-        return APIStatusError(
-            status, "redirect not followed (a bearer token never leaves the API host)", None
-        )
-    excerpt = body_excerpt(body)
-    try:
-        parsed = json.loads(body) if body else None
-    except (ValueError, RecursionError):
-        parsed = None
-    message = message_excerpt(parsed)
-    if message is not None:
-        return error_for_status(status, message, parsed, retry_after)
-    message = "no error message" if not excerpt.strip() else "non-JSON error body"
-    return error_for_status(status, message, excerpt, retry_after)

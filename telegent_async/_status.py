@@ -25,11 +25,13 @@ from ._errors import (
     ServerError,
     ServiceUnavailableError,
     TelegentError,
+    UnprocessableEntityError,
 )
 
 __all__ = [
     "RETRY_STATUSES",
     "STATUS_RULES",
+    "UNACTED_STATUSES",
     "StatusRule",
     "error_for_status",
     "is_permanent",
@@ -49,6 +51,8 @@ class StatusRule:
         ends_wait: A waiter stops at once with this error: polling again cannot help. A status
             that does not end a wait is transient: the waiter polls again on its schedule.
         words: A few words for people (a report's column, a log line).
+        unacted: The answer says the request was not acted on (refused before any work), so
+            even a call that creates an order is sent again after it.
 
     What a web backend answers its own caller when the error ends its request is the error
     class's own `http_status` (`_errors`).
@@ -59,14 +63,20 @@ class StatusRule:
     retried: bool
     ends_wait: bool
     words: str
+    unacted: bool = False
 
 
 def _rule(
-    status: int, error: type[APIStatusError], words: str, *, retried: bool = False
+    status: int,
+    error: type[APIStatusError],
+    words: str,
+    *,
+    retried: bool = False,
+    unacted: bool = False,
 ) -> StatusRule:
     # Telegent's guidance: what the transport retries is transient for a waiter too, and an
     # unretried 4xx is final; an unretried 5xx (501, 505 ...) still leaves a waiter polling.
-    return StatusRule(status, error, retried, not retried and status < 500, words)
+    return StatusRule(status, error, retried, not retried and status < 500, words, unacted)
 
 
 #: Every status Telegent documents (plus a gateway's 502), in status order.
@@ -77,16 +87,19 @@ STATUS_RULES: tuple[StatusRule, ...] = (
     _rule(404, NotFoundError, "not found"),  # the caller can act on it as is
     _rule(405, MethodNotAllowedError, "method not allowed"),
     _rule(408, RequestTimeoutError, "request timeout", retried=True),
-    _rule(429, RateLimitError, "rate limited", retried=True),
+    _rule(422, UnprocessableEntityError, "refused by a business rule"),
+    _rule(429, RateLimitError, "rate limited", retried=True, unacted=True),
     _rule(500, InternalServerError, "server error", retried=True),
     _rule(502, ServerError, "bad gateway", retried=True),  # and the 5xx without a class
-    _rule(503, ServiceUnavailableError, "unavailable", retried=True),
+    _rule(503, ServiceUnavailableError, "unavailable", retried=True, unacted=True),
     _rule(504, GatewayTimeoutError, "gateway timeout", retried=True),
 )
 _BY_STATUS = {rule.status: rule for rule in STATUS_RULES}
 
 #: The statuses the transport retries (plus connection errors and attempt timeouts).
 RETRY_STATUSES = frozenset(rule.status for rule in STATUS_RULES if rule.retried)
+#: The retried statuses after which a call that creates an order is sent again too.
+UNACTED_STATUSES = frozenset(rule.status for rule in STATUS_RULES if rule.retried and rule.unacted)
 
 
 def rule_for(status: int) -> StatusRule:

@@ -1,9 +1,11 @@
 """The send path of `TelegentClient`: auth, budget, connection slot, attempt, verdict.
 
-Every call of the client ends in `_Transport._send`, which only does I/O: what an attempt's
-result means (return, re-authenticate, retry after a delay, pause the client, raise) is
-decided by `_retry.decide_attempt`, a pure function. `TelegentClient` (its public methods)
-derives from `_Transport`.
+The client holds one `Transport`; every call (order lookups, token requests, port-in updates
+and cancels, creates, webhooks) goes through its one method, `send(request, decode)`: a call
+only says how to build its request and whether it may be repeated (`_request.Request`) and
+how to decode its body. `send` only does I/O: what an attempt's result means (return,
+re-authenticate, retry after a delay, pause the client, raise) is decided by
+`_retry.decide_attempt`, and what an answer says by `_answers.read_answer`, both pure.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -25,12 +27,13 @@ from ._auth import TokenAuth
 from ._budgets.base import Budget
 from ._errors import (
     ClientClosedError,
+    ConnectionNotMadeError,
     ResponseDecodeError,
     TelegentError,
     TransportError,
     TransportTimeoutError,
 )
-from ._models import Order, decode_order
+from ._request import Request
 from ._retry import (
     AttemptVerdict,
     HTTPAnswer,
@@ -46,7 +49,7 @@ from ._telemetry import Telemetry
 from ._timing import PollPolicy
 from ._watchdog import AttemptWatchdog
 
-__all__ = ["MAX_RESPONSE_BYTES", "_Transport"]
+__all__ = ["MAX_RESPONSE_BYTES", "Transport"]
 
 logger = logging.getLogger("telegent_async")
 
@@ -59,31 +62,63 @@ CALL_TIMED_OUT = "the call's timeout passed before an answer"
 _T = TypeVar("_T")
 
 
-class _Transport:
-    """What a client needs to send requests; `TelegentClient.__init__` sets it all."""
+class Transport:
+    """The connection pool, budget, tokens and retry rules every call of a client shares.
 
-    timeout: float
-    max_retries: int
-    max_connections: int
-    max_retry_after: float
-    retry_policy: PollPolicy
-    _auth: TokenAuth
-    _budget: Budget
-    _slots: asyncio.Semaphore
-    _watchdog: AttemptWatchdog
-    _requesters: weakref.WeakSet[asyncio.Task[Any]]
-    _counters: Counters
-    _telemetry: Telemetry | None
-    _trace_configs: list[aiohttp.TraceConfig] | None
-    _own_session: bool
-    _session: aiohttp.ClientSession | None
-    _closed: bool
-    base_url: URL
-    _order_url: URL
-    _order_scope: str
+    Args:
+        base_url: The API root; `endpoint` joins paths to it.
+        timeout: Seconds for one HTTP attempt.
+        max_retries: Retries of a transient failure, per request (a call may pass its own).
+        max_connections: Requests in flight at once.
+        max_retry_after: The longest Retry-After honoured, in seconds.
+        retry_policy: The cadence between retries.
+        budget: The account budget every request passes.
+        session: A caller's session (not closed here), or None to create one.
+        trace_configs: aiohttp trace configs for the session created here.
+        telemetry: The process's instruments, or None.
 
-    def _open(self) -> aiohttp.ClientSession:
-        if self._closed:
+    `auth` (the token provider) is set by the client once it is built, since a credentials
+    provider sends its token requests through this very transport.
+    """
+
+    auth: TokenAuth
+
+    def __init__(
+        self,
+        base_url: URL,
+        *,
+        timeout: float,
+        max_retries: int,
+        max_connections: int,
+        max_retry_after: float,
+        retry_policy: PollPolicy,
+        budget: Budget,
+        session: aiohttp.ClientSession | None,
+        trace_configs: list[aiohttp.TraceConfig] | None,
+        telemetry: Telemetry | None,
+    ) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.max_connections = max_connections
+        self.max_retry_after = max_retry_after
+        self.retry_policy = retry_policy
+        self.budget = budget
+        self.counters = Counters()
+        self.telemetry = telemetry
+        self._slots = asyncio.Semaphore(max_connections)
+        self._watchdog = AttemptWatchdog()
+        # Tasks whose request reached the wire: a fan-out's deadline tells an order it polled
+        # from one that waited all along (for a connection or the budget) and was never polled.
+        self.requesters: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._trace_configs = trace_configs
+        self._own_session = session is None
+        self._session = session
+        self.closed = False
+
+    def open(self) -> aiohttp.ClientSession:
+        """The session, created on first use; `ClientClosedError` once closed."""
+        if self.closed:
             raise ClientClosedError()
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -93,49 +128,60 @@ class _Transport:
             )
         return self._session
 
-    async def _post_json(self, url: str, body: dict[str, str]) -> tuple[int, bytes, str | None]:
+    async def aclose(self) -> None:
+        """Stop token requests under way, close the budget and our own session."""
+        if self.closed:
+            return
+        self.closed = True
+        self._watchdog.close()
+        await self.auth.aclose()
+        try:
+            await self.budget.aclose()
+        finally:
+            if self._own_session and self._session is not None:
+                await self._session.close()
+
+    def endpoint(self, path: str) -> URL:
+        """The URL of an API path (`/numbers/order`) under `base_url`."""
+        # A root URL's path is "/": joined naively it would send `//numbers/order`.
+        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
+
+    async def post_token(
+        self, url: str, body: dict[str, str], decode: Callable[[Any], _T]
+    ) -> tuple[_T, str | None]:
+        """A token request: what `decode` makes of it, and its `Date` header (for the expiry)."""
         # Token requests take the budget's first free slot: the queued calls wait for the token.
-        self._counters.token_requests += 1
+        self.counters.token_requests += 1
         dates: list[str | None] = []
-        status, answer = await self._send(
-            "POST",
-            url,
-            _status_and_body,
-            json_body=body,
-            priority=True,
+        answer = await self.send(
+            Request("POST", URL(url), None, json=body, secrets=(body["AccountSecret"],)),
+            decode,
             on_headers=lambda headers: dates.append(headers.get("Date")),
         )
-        return status, answer, dates[-1] if dates else None
+        return answer, dates[-1] if dates else None
 
-    async def _send(
+    async def send(
         self,
-        method: str,
-        url: Any,
-        decode: Callable[[int, bytes], _T],
+        request: Request,
+        decode: Callable[[Any], _T],
         *,
-        params: dict[str, str] | None = None,
-        json_body: Mapping[str, Any] | None = None,
-        scope: str | None = None,
-        priority: bool = False,
-        secrets: tuple[str, ...] = (),
-        on_headers: Callable[[Mapping[str, str]], None] | None = None,
         deadline: float | None = None,
         max_retries: int | None = None,
+        on_headers: Callable[[Mapping[str, str]], None] | None = None,
     ) -> _T:
         """One logical request: auth, budget, attempts, decoding and retries.
 
-        Returns what `decode` makes of a 2xx answer. A `ResponseDecodeError` from `decode` (a
-        garbled answer: a proxy's HTML, truncated JSON) is retried like a 5xx, so `decode` may
-        raise it only for requests that are safe to repeat; an `APIStatusError` from `decode`
-        (an error body inside a 2xx) is handled as an answer with that status. `secrets`
-        (values the request carries) are masked in every answer before it is read. `on_headers`
-        sees the headers of each 2xx answer (the token's `Date`). `deadline` (loop time) bounds
-        every wait of the call: token, budget, attempts, backoff.
+        Returns what `decode` makes of the JSON value of a 2xx answer (see `_request`).
+        `deadline` (loop time) bounds every wait of the call: token, budget, attempts,
+        backoff. `max_retries` replaces the client's for this call. `on_headers` sees the
+        headers of each 2xx answer (the token's `Date`).
         """
-        session = self._open()
+        session = self.open()
         loop = asyncio.get_running_loop()
-        auth, budget, counters = self._auth, self._budget, self._counters
+        auth, budget, counters = self.auth, self.budget, self.counters
         rules = self._retry_rules(max_retries)
+        scope, method, secrets = request.scope, request.method, request.secrets
+        priority = scope is None  # a token request: the calls queued behind it wait for it
         attempt = 0
         reauthenticated = not auth.renews_on_401  # a static token gets no second chance
         previous: TelegentError | None = None  # the last attempt's failure, if any
@@ -145,6 +191,7 @@ class _Transport:
         def judge(result: HTTPAnswer | TelegentError) -> AttemptVerdict[_T]:
             return decide_attempt(
                 result,
+                request,
                 decode,
                 attempt=attempt,
                 rules=rules,
@@ -172,7 +219,7 @@ class _Transport:
                         await _by(deadline, budget.acquire(priority=priority), previous)
                         if scope is not None:  # the wait may have outlived the token
                             headers = await _by(deadline, auth.headers(scope), previous)
-                    if self._closed:  # while this call waited
+                    if self.closed:  # while this call waited
                         raise ClientClosedError()
                     if deadline is not None:  # what is left of the call, the waits taken
                         attempt_timeout = min(attempt_timeout, deadline - loop.time())
@@ -180,14 +227,14 @@ class _Transport:
                             raise TransportTimeoutError(CALL_TIMED_OUT) from previous
                     counters.requests += 1
                     if requester is not None:
-                        self._requesters.add(requester)
+                        self.requesters.add(requester)
                     started = loop.time()
                     with self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
-                            url,
-                            params=params,
-                            json=json_body,
+                            request.url,
+                            params=request.params,
+                            json=request.json,
                             headers=headers,
                             allow_redirects=False,
                             raise_for_status=False,  # a caller's session may set it: we classify
@@ -230,38 +277,17 @@ class _Transport:
             previous = verdict.failure
             reason = retry_reason(verdict.failure)
             counters.retried(reason)
-            if self._telemetry is not None and scope is not None:  # not a token request's
-                self._telemetry.retrying(attempt, reason, verdict.delay)
+            if self.telemetry is not None and scope is not None:  # not a token request's
+                self.telemetry.retrying(attempt, reason, verdict.delay)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "retry %d/%d of %s %s in %.2f s after: %s",
-                    attempt, rules.max_retries, method, _describe(url, params), verdict.delay,
+                    attempt, rules.max_retries, method, _describe(request), verdict.delay,
                     verdict.failure,
                 )  # fmt: skip
             await asyncio.sleep(verdict.delay)
 
-    def _endpoint(self, path: str) -> URL:
-        # A root URL's path is "/": joined naively it would send `//numbers/order`.
-        return self.base_url.with_path(self.base_url.path.rstrip("/") + path)
-
-    def _lookup(
-        self, order_id: str, deadline: float | None, retries: int | None
-    ) -> Coroutine[Any, Any, Order]:
-        # A plain function handing back `_send`'s coroutine: no extra frame per lookup.
-        def decode(status: int, body: bytes) -> Order:
-            return decode_order(status, body, order_id)
-
-        return self._send(
-            "GET",
-            self._order_url,
-            decode,
-            params={"OrderId": order_id},
-            scope=self._order_scope,
-            deadline=deadline,
-            max_retries=retries,
-        )
-
-    def _call_bounds(
+    def call_bounds(
         self, timeout: float | None, max_retries: int | None
     ) -> tuple[float | None, int | None]:
         """A call's `timeout=` as a loop-time deadline, and its `max_retries=`, both checked."""
@@ -308,11 +334,6 @@ async def _by(
         raise TransportTimeoutError(CALL_TIMED_OUT) from failure
 
 
-def _status_and_body(status: int, body: bytes) -> tuple[int, bytes]:
-    """The `decode` of a request whose caller reads the answer itself (a token request)."""
-    return status, body
-
-
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
     """True when the body can be read whole: its exact size is known and within the cap.
 
@@ -348,10 +369,11 @@ async def _read_capped(response: aiohttp.ClientResponse) -> bytes:
 
 
 def _transport_error(method: str, exc: BaseException, timeout: float) -> TransportError:
+    error: TransportError
     if isinstance(exc, asyncio.TimeoutError):
-        error: TransportError = TransportTimeoutError(
-            f"{method} attempt timed out after {timeout:g} s"
-        )
+        error = TransportTimeoutError(f"{method} attempt timed out after {timeout:g} s")
+    elif isinstance(exc, aiohttp.ClientConnectorError):  # before a byte of the request left
+        error = ConnectionNotMadeError(f"{method} failed: {type(exc).__name__}: {exc}")
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
     # aiohttp's response errors hold the request's headers (the bearer token among them) in
@@ -361,8 +383,8 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
     return error
 
 
-def _describe(url: Any, params: dict[str, str] | None) -> str:
-    path = str(getattr(url, "path", url))
+def _describe(request: Request) -> str:
+    path, params = request.url.path, request.params
     return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path
 
 

@@ -91,8 +91,8 @@ async def test_wrong_credentials(complete_fake: FakeTelegent) -> None:
     assert error.message == "Invalid AccountKey or AccountSecret"
     for text in (str(error), repr(error), repr(error.body), repr(client)):
         assert secret not in text
-    # One flight shared by all twenty; a refusal is asked again like any transient failure.
-    assert len(complete_fake.token_requests) == 1 + client.max_retries
+    # One flight shared by all twenty; a refusal is an answer, not asked again at once.
+    assert len(complete_fake.token_requests) == 1
     assert complete_fake.order_requests() == []
 
 

@@ -6,8 +6,10 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from yarl import URL
 
 import telegent_async as tg
+from telegent_async._request import Request
 from telegent_async._retry import (
     AttemptVerdict,
     HTTPAnswer,
@@ -28,13 +30,11 @@ def no_jitter(delay: float) -> float:
     return delay
 
 
-def decode(status: int, body: bytes) -> str:
-    text = body.decode()
-    if text.startswith("<"):
-        raise tg.ResponseDecodeError("html", status_code=status, body=text)
-    data = json.loads(text)
-    if "StatusCode" in data:
-        raise tg.APIStatusError(data["StatusCode"], data["Message"])
+LOOKUP = Request("GET", URL("https://api.example/v1.0/numbers/order"), "scope")
+
+
+def decode(data: object) -> str:
+    assert isinstance(data, dict)
     return str(data["OrderStatus"])
 
 
@@ -43,6 +43,7 @@ def verdict(
 ) -> AttemptVerdict[str]:
     return decide_attempt(
         result,
+        LOOKUP,
         decode,
         attempt=attempt,
         rules=RULES,

@@ -155,7 +155,7 @@ async def test_token_requests_take_real_slots_at_the_pace(fake: FakeTelegent) ->
     assert min(gaps) >= 0.05, gaps
 
 
-@pytest.mark.parametrize("kind", ["refused", "malformed", "empty", "html", "503"])
+@pytest.mark.parametrize("kind", ["malformed", "empty", "html", "503"])
 async def test_a_transient_token_failure_is_retried_before_anyone_sees_it(
     fake: FakeTelegent, kind: TokenFaultKind
 ) -> None:
@@ -165,6 +165,24 @@ async def test_a_transient_token_failure_is_retried_before_anyone_sees_it(
         orders = await asyncio.gather(*(client.get_order("JNUOID-t") for _ in range(5)))
     assert all(order.succeeded for order in orders)
     assert len(fake.token_requests) == 2  # one flight for all five, asked again once
+
+
+async def test_a_refused_token_is_final_for_its_flight_and_asked_again_after_the_backoff(
+    fake: FakeTelegent,
+) -> None:
+    # `successful: false` is an answer, not a fault: the send path does not ask again at once;
+    # the next call after the shared backoff (FAST_RETRY's first: 10 ms) does.
+    fake.add_order("JNUOID-t", "Complete")
+    fake.fail_tokens("refused", count=1)
+    async with fast_client(fake) as client:
+        outcomes = await asyncio.gather(
+            *(client.get_order("JNUOID-t") for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(outcome, tg.AuthenticationError) for outcome in outcomes)
+        assert len(fake.token_requests) == 1
+        await asyncio.sleep(0.02)
+        assert (await client.get_order("JNUOID-t")).succeeded
+    assert len(fake.token_requests) == 2
 
 
 async def test_a_failing_token_endpoint_is_asked_on_one_shared_backoff(
@@ -180,8 +198,8 @@ async def test_a_failing_token_endpoint_is_asked_on_one_shared_backoff(
         outcomes = [o async for o in client.wait_for_orders(ids, timeout=5.0, policy=FAST_POLL)]
     assert len(outcomes) == 200
     assert all(isinstance(o.error, tg.AuthenticationError) for o in outcomes)
-    # One flight asked 1 + max_retries times; the other batches of polls shared its failure.
-    assert len(fake.token_requests) == 3
+    # One flight, refused once (not retried: an answer, not a fault); every poll shared it.
+    assert len(fake.token_requests) == 1
     assert fake.order_requests() == []
 
 

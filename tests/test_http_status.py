@@ -41,6 +41,8 @@ DOCUMENTED: dict[int, list[type[tg.TelegentError]]] = {
         tg.AuthenticationError,
         tg.PermissionDeniedError,
         tg.BadRequestError,
+        tg.UnprocessableEntityError,
+        tg.SubmitOutcomeUnknownError,
         tg.MethodNotAllowedError,
         tg.ResponseDecodeError,
         tg.ServerError,

@@ -1,0 +1,120 @@
+"""What an HTTP answer says, whatever call it answers: a JSON value, or the error it stands for.
+
+One rule for every call (orders, tokens, port-in, creates, webhooks), pure and tested without
+a socket (`tests/test_answers.py`), from Telegent's documentation (REFERENCE.md, "Answers, as
+the documentation describes them"):
+
+- bodies typed `application/json`, `text/json`, `text/plain` (or `+json`, or untyped) are read
+  as JSON; any other type (a proxy's `text/html`) is not;
+- a 2xx whose body is an error object (`StatusCode` >= 400 with `Message`, or `successful` /
+  `Successful` false) is that error, whichever call made it;
+- the documented wrapper `{"Successful": true, "Data": ...}` is unwrapped;
+- any other status is the typed error of its `_status.STATUS_RULES` row, with the server's
+  `Message` when it sent one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from ._errors import APIStatusError, ResponseDecodeError, body_excerpt, message_excerpt
+from ._status import error_for_status
+
+__all__ = ["JSON_TYPES", "embedded_error", "is_json_type", "read_answer", "status_error"]
+
+#: The media types whose bodies are read as JSON (Telegent sends error bodies in all three).
+JSON_TYPES: Final = frozenset({"application/json", "text/json", "text/plain"})
+
+
+def is_json_type(content_type: str | None) -> bool:
+    """True for a body to read as JSON: one of `JSON_TYPES`, a `+json` type, or no type."""
+    media = _media(content_type)
+    return not media or media in JSON_TYPES or media.endswith("+json")
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def read_answer(
+    status: int,
+    content_type: str | None,
+    body: bytes,
+    *,
+    retry_after: float | None = None,
+    refusal_status: int = 400,
+    private: bool = False,
+) -> object:
+    """The JSON value a 2xx answer carries (unwrapped), or the error the answer stands for.
+
+    Returns an `APIStatusError` for an error status or an error body inside a 2xx, a
+    `ResponseDecodeError` for a 2xx that is not JSON, else the parsed JSON value (never an
+    exception instance). `refusal_status`: the status a bare `successful: false` stands for
+    (a token answer's is 401). `private`: the body may hold a secret (a token answer), so no
+    error quotes it. `retry_after`: seconds an error status asked to wait.
+    """
+    if not 200 <= status < 300:
+        return status_error(status, body, retry_after, content_type)
+    try:
+        if not is_json_type(content_type):
+            raise ValueError(f"a {_media(content_type)} body")
+        value = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        reason = "an empty body" if not body.strip() else str(exc).partition(":")[0]
+        return ResponseDecodeError(
+            f"expected a JSON answer, got {reason}",
+            status_code=status,
+            body="" if private else body_excerpt(body),
+        )
+    if type(value) is not dict:
+        return value
+    error = embedded_error(value, refusal_status)
+    if error is not None:
+        return error
+    if "Data" in value and type(value.get("Successful")) is bool:
+        return value["Data"]  # Successful is true: a false one is an embedded error
+    return value
+
+
+def embedded_error(data: Mapping[str, Any], refusal_status: int = 400) -> APIStatusError | None:
+    """The error an object inside a 2xx stands for, or None when it is not an error object.
+
+    `{"StatusCode": n, "Message": ...}` with n in 400..599 is that status's error; an object
+    whose `successful` or `Successful` is false is the error of its `StatusCode` if it has
+    one, else of `refusal_status`.
+    """
+    code = data.get("StatusCode")
+    status = code if type(code) is int and 400 <= code <= 599 else None
+    if status is not None and "Message" in data:
+        pass
+    elif data.get("Successful") is False or data.get("successful") is False:
+        status = refusal_status if status is None else status
+    else:
+        return None
+    message = message_excerpt(data) or message_excerpt({"Message": data.get("message")})
+    return error_for_status(
+        status, "error body inside a 2xx answer" if message is None else message, data
+    )
+
+
+def status_error(
+    status: int, body: bytes, retry_after: float | None, content_type: str | None = None
+) -> APIStatusError:
+    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
+    if 300 <= status < 400:
+        return APIStatusError(
+            status, "redirect not followed (a bearer token never leaves the API host)", None
+        )
+    excerpt = body_excerpt(body)
+    parsed = None
+    if is_json_type(content_type) and body:
+        with contextlib.suppress(ValueError, RecursionError):
+            parsed = json.loads(body)
+    message = message_excerpt(parsed)
+    if message is not None:
+        return error_for_status(status, message, parsed, retry_after)
+    message = "no error message" if not excerpt.strip() else "non-JSON error body"
+    return error_for_status(status, message, excerpt, retry_after)
