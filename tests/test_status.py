@@ -28,6 +28,7 @@ DOCUMENTED = [
     (404, tg.NotFoundError, False, True, "not found"),
     (405, tg.MethodNotAllowedError, False, True, "method not allowed"),
     (408, tg.RequestTimeoutError, True, False, "request timeout"),
+    (422, tg.UnprocessableEntityError, False, True, "refused by a business rule"),
     (429, tg.RateLimitError, True, False, "rate limited"),
     (500, tg.InternalServerError, True, False, "server error"),
     (502, tg.ServerError, True, False, "bad gateway"),
