@@ -13,15 +13,17 @@ from ._budgets.redis import RedisBudget
 from ._carrier import (
     CarrierCategory,
     CarrierError,
+    carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
-from ._client import TelegentClient
+from ._client import OnUpdate, TelegentClient
 from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    EndpointNotFoundError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -62,12 +64,14 @@ __all__ = [
     "CarrierError",
     "ClientClosedError",
     "ClientStats",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
     "NotFoundError",
+    "OnUpdate",
     "Order",
     "OrderFailed",
     "OrderOutcome",
@@ -94,6 +98,7 @@ __all__ = [
     "TransportTimeoutError",
     "UnprocessableEntityError",
     "WatchState",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]

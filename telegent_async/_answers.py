@@ -20,7 +20,13 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from ._errors import APIStatusError, ResponseDecodeError, body_excerpt, message_excerpt
+from ._errors import (
+    APIStatusError,
+    ResponseDecodeError,
+    body_excerpt,
+    message_excerpt,
+    unreadable_body,
+)
 from ._status import error_for_status
 
 __all__ = ["JSON_TYPES", "embedded_error", "is_json_type", "read_answer", "status_error"]
@@ -116,5 +122,4 @@ def status_error(
     message = message_excerpt(parsed)
     if message is not None:
         return error_for_status(status, message, parsed, retry_after)
-    message = "no error message" if not excerpt.strip() else "non-JSON error body"
-    return error_for_status(status, message, excerpt, retry_after)
+    return error_for_status(status, unreadable_body(status, excerpt), excerpt, retry_after)

@@ -3,9 +3,10 @@
 Telegent scopes a token to one endpoint (`ApiEndpoint`) and has no refresh token, so the
 provider keeps one token per scope and fetches it again before `tokenExpiry`. However many
 calls need a token at the same moment, one token request is made (single flight), through the
-client's one send path (its retries, budget and answer rules: a `successful: false` answer is
-an `AuthenticationError`, not retried). A flight that fails is remembered for a backoff shared
-by every caller: a failing token endpoint is not asked again once per batch of polls.
+client's one send path (its retries, budget and answer rules). A `successful: false` answer (a
+wrong key or secret) is an `AuthenticationError` at once, never asked again: the same secret
+would be refused again. A flight that fails is remembered for a backoff shared by every
+caller: a failing token endpoint is not asked again once per batch of polls.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import attrs
 
-from ._errors import ClientClosedError, TelegentError
+from ._errors import AuthenticationError, ClientClosedError, TelegentError
 from ._timing import PollPolicy, token_lifetime, token_renewal_delay
 from ._validate import credential
 
@@ -207,7 +208,15 @@ class CredentialsAuth(TokenAuth):
             "AccountSecret": self._account_secret,
             "ApiEndpoint": scope,
         }
-        (value, expiry), server_date = await self._post(self._token_url, body, _token_of)
+        try:
+            (value, expiry), server_date = await self._post(self._token_url, body, _token_of)
+        except AuthenticationError as exc:
+            raise AuthenticationError(
+                exc.status_code,
+                f"the token request was refused ({exc.message}): check the account key and "
+                "secret; not retried, the same ones would be refused again",
+                None,
+            ) from None
         loop_now = asyncio.get_running_loop().time()
         lifetime = token_lifetime(expiry, datetime.now(timezone.utc), server_date)
         return _Token(_bearer(value), loop_now + token_renewal_delay(lifetime))

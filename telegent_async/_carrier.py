@@ -45,6 +45,7 @@ import attrs
 __all__ = [
     "CarrierCategory",
     "CarrierError",
+    "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
 ]
@@ -388,3 +389,14 @@ def decode_carrier_message(text: str | None) -> CarrierError | None:
     """
     errors = decode_carrier_messages(text)
     return errors[0] if errors else None
+
+
+def carrier_codes() -> tuple[CarrierError, ...]:
+    """The catalogue of the carrier codes this SDK knows, as data, in catalogue order.
+
+    Each entry is the `CarrierError` a message made of that code alone decodes to: `code`,
+    `reason` (the code's name, e.g. `ACCOUNT_NUM_REQ_OR_INCORRECT`), `category`, `description`
+    (what it means), `remedy` (the next step), `fixable_by_update` and `update_fields`. A code
+    not listed still decodes (`decode_carrier_message`), from its group.
+    """
+    return tuple(_decoded(code, "", code) for code in _CATALOGUE)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine, Iterable
-from typing import Any
+from typing import Any, TypeAlias
 
 import aiohttp
 
@@ -28,6 +28,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     Credentials,
     credentials_from,
+    insecure_allowed,
 )
 from ._errors import TelegentError
 from ._models import Order, OrderOutcome, order_from_json
@@ -39,14 +40,16 @@ from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
 from ._transport import Transport, _connections_allowed, _trace_configs
 
-__all__ = ["TelegentClient"]
+__all__ = ["OnUpdate", "TelegentClient"]
 
 
 ORDER_PATH = "/numbers/order"
 TOKEN_PATH = "/oauth2/tokens"
 
 
-OnUpdate = Callable[[Order], "Awaitable[object] | object"]
+OnUpdate: TypeAlias = Callable[[Order], "Awaitable[object] | object"]
+"""The type of `wait_for_order(on_update=...)`: called with each new `Order` (once per status
+change); a plain function or a coroutine function (its awaitable is awaited)."""
 
 
 class TelegentClient(PortInCalls):
@@ -81,7 +84,8 @@ class TelegentClient(PortInCalls):
             starts before aiohttp hands out a pooled connection. Traffic of your own on that
             session can still make the client's attempts wait for a connection: give the
             client a session of its own.
-        allow_insecure: Allow an `http://` base URL, and then only for a loopback host.
+        allow_insecure: Allow an `http://` base URL, and then only for a loopback host
+            (`TELEGENT_ALLOW_INSECURE=1` in the environment does the same).
         retry_policy: The cadence between retries.
         max_retry_after: The longest Retry-After honoured, in seconds.
         trace_configs: aiohttp trace configs for the session the client creates (HTTP spans
@@ -124,7 +128,7 @@ class TelegentClient(PortInCalls):
         configs = _trace_configs(trace_configs, session)
         self.max_connections = _connections_allowed(session, self.max_connections)
         settings = credentials_from(token, account_key, account_secret, base_url)
-        self.base_url = _validate.api_base_url(settings.base_url, allow_insecure)
+        self.base_url = _validate.api_base_url(settings.base_url, insecure_allowed(allow_insecure))
         self._telemetry = telemetry()
         self._transport = transport = Transport(
             self.base_url,

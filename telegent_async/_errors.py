@@ -7,6 +7,7 @@
     │   ├── AuthenticationError        401 (or a token request refused)
     │   ├── PermissionDeniedError      403
     │   ├── NotFoundError              404
+    │   │   └── EndpointNotFoundError  404 from no endpoint at all: the base URL is wrong
     │   ├── MethodNotAllowedError      405
     │   ├── RequestTimeoutError        408, retried
     │   ├── RateLimitError             429, retried (`retry_after`)
@@ -36,8 +37,12 @@ token)."""
 
 from __future__ import annotations
 
+import http
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
+
+from ._config import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     from ._carrier import CarrierError
@@ -48,6 +53,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "EndpointNotFoundError",
     "GatewayTimeoutError",
     "InternalServerError",
     "MethodNotAllowedError",
@@ -66,7 +72,10 @@ __all__ = [
     "TransportTimeoutError",
     "UnprocessableEntityError",
     "body_excerpt",
+    "cannot_connect",
+    "is_routing_miss",
     "message_excerpt",
+    "unreadable_body",
 ]
 
 #: How much of an answer's body (or of its `Message`) an error keeps.
@@ -76,6 +85,45 @@ BODY_EXCERPT_CHARS = 500
 def body_excerpt(body: bytes) -> str:
     """The start of an answer's body as text, for an error: never the whole of a large body."""
     return body[:BODY_EXCERPT_CHARS].decode("utf-8", "replace")
+
+
+#: How much of an error body without a JSON `Message` its error's text quotes.
+SHORT_EXCERPT_CHARS = 100
+_TAG = re.compile(r"<[^<>]{0,200}>")
+#: How ASP.NET Web API (Telegent's framework) answers a URL that no endpoint matches.
+ROUTING_MISS = "No HTTP resource was found"
+
+
+def unreadable_body(status: int, excerpt: str) -> str:
+    """What an error answer without a JSON `Message` says: its status's reason phrase and
+    the start of its text, markup dropped (`Bad Gateway (non-JSON error body: '502 Bad
+    Gateway nginx')`), so that a proxy's HTML page still tells what happened."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = f"status {status}"
+    text = " ".join(_TAG.sub(" ", excerpt).split())
+    if not text:
+        return f"{phrase} (no error message)"
+    return f"{phrase} (non-JSON error body: {text[:SHORT_EXCERPT_CHARS]!r})"
+
+
+def is_routing_miss(status: int, body: object) -> bool:
+    """True for a 404 that is no answer about an order but a URL no endpoint matches: the
+    web framework's "No HTTP resource was found that matches the request URI", or a 404
+    without Telegent's JSON `{StatusCode, Message}` (a web server's page for the host root).
+    `body` is the JSON error object, or the body as text when it had no JSON `Message`."""
+    if status != 404:
+        return False
+    if isinstance(body, Mapping):
+        message = body.get("Message")
+        return isinstance(message, str) and message.startswith(ROUTING_MISS)
+    return isinstance(body, str)
+
+
+def cannot_connect(method: str, host: str, port: int | None, reason: OSError) -> str:
+    """A failed connection in words, without aiohttp's `ssl:default` (said even over http)."""
+    return f"{method} failed: cannot connect to {host}:{port}: {reason.strerror or reason}"
 
 
 def message_excerpt(answer: object) -> str | None:
@@ -139,6 +187,27 @@ class NotFoundError(APIStatusError):
     """404: no such order (or endpoint)."""
 
     http_status: ClassVar[int] = 404  # the caller can act on it as is
+
+
+class EndpointNotFoundError(NotFoundError):
+    """404 from no endpoint at all (a routing miss, not an answer about an order): the base
+    URL is wrong, e.g. `.../v2.0` or the host root. Every call would get it. A web backend
+    answers 502 for it (its own setup is wrong), not the 404 of an unknown order.
+
+    Args:
+        status_code: 404.
+        message: The server's words (its `Message`, or a description of its page).
+        body: As in `APIStatusError`.
+    """
+
+    http_status: ClassVar[int] = 502  # the backend is misconfigured: no order is to blame
+
+    def __init__(self, status_code: int, message: str, body: object = None) -> None:
+        super().__init__(status_code, message, body)
+        self.args = (
+            f"HTTP {status_code}: no API endpoint at this URL: the base URL looks wrong "
+            f"(Telegent's is {DEFAULT_BASE_URL}); the server said: {message}",
+        )
 
 
 class MethodNotAllowedError(APIStatusError):

@@ -176,6 +176,26 @@ class Order:
             raise OrderFailed(self)
         return self
 
+    def to_json(self) -> dict[str, Any]:
+        """This order as JSON-ready data (for `json.dumps`), through the package's `converter`:
+        each field by name, enums by member name, dates in ISO 8601, and `raw` without any
+        secret-looking field (as a store keeps it). `Order.from_json` reads it back."""
+        from ._stores.records import order_json
+
+        return order_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Order:
+        """The order `to_json` wrote: decoded again from its `raw`, so every other field is
+        derived as when it was received. `ValueError` when `data` is not such an object.
+
+        Args:
+            data: What `to_json` returned (or its `json.loads`).
+        """
+        from ._stores.records import order_from_json
+
+        return order_from_json(data)
+
 
 @attrs.frozen
 class OrderOutcome:
@@ -197,6 +217,25 @@ class OrderOutcome:
     def ok(self) -> bool:
         """True when there is no error and the order succeeded."""
         return self.error is None and self.order is not None and self.order.succeeded
+
+    def to_json(self) -> dict[str, Any]:
+        """This outcome as JSON-ready data: `order_id`, `ok`, `tag`, `order` (`Order.to_json`)
+        and `error` (its class, text and fields, as a store keeps it; never a secret).
+        `OrderOutcome.from_json` reads it back, the error as the same class."""
+        from ._stores.records import outcome_json
+
+        return outcome_json(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> OrderOutcome:
+        """The outcome `to_json` wrote. `ValueError` when `data` is not such an object.
+
+        Args:
+            data: What `to_json` returned (or its `json.loads`).
+        """
+        from ._stores.records import outcome_from_json
+
+        return outcome_from_json(data)
 
 
 def _json_text(value: object) -> str | None:

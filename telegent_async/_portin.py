@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import types
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Final, TypeVar
 
 import attrs
@@ -32,6 +32,7 @@ __all__ = [
     "checked_text",
     "decode_answer",
     "mask_secrets",
+    "port_in_date",
     "redact",
     "secrets_of",
     "update_body",
@@ -152,21 +153,33 @@ class PortInCancel:
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
 
 
-def _port_in_date(value: object) -> str:
-    if isinstance(value, date):  # a datetime is a date too: its day is what Telegent takes
-        return value.strftime("%Y-%m-%d")
-    if not isinstance(value, str):
+def port_in_date(value: object, today: date) -> str:
+    """`port_in_date` as Telegent takes it (`YYYY-MM-DD`): a `date` or such a string, not
+    before `today`. A `datetime` is refused (`TypeError`): its time would be dropped silently.
+    """
+    if isinstance(value, datetime):
+        raise TypeError(
+            "port_in_date must be a datetime.date, not a datetime: Telegent takes a day, and "
+            f"the time would be dropped (pass {value.date().isoformat()!r} or value.date())"
+        )
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str):
+        try:
+            if len(value) != 10:
+                raise ValueError
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
+            ) from None
+    else:
         raise TypeError(
             f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
         )
-    try:
-        if len(value) != 10:
-            raise ValueError
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        raise ValueError(
-            f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
-        ) from None
+    if day < today:
+        raise ValueError(f"port_in_date {day.isoformat()} is in the past (today: {today})")
+    return day.isoformat()
 
 
 def _iccid(value: object) -> str:
@@ -176,9 +189,9 @@ def _iccid(value: object) -> str:
     return text
 
 
-def _field_value(keyword: str, value: object) -> object:
+def _field_value(keyword: str, value: object, today: date) -> object:
     if keyword == "port_in_date":
-        return _port_in_date(value)
+        return port_in_date(value, today)
     if keyword == "iccid":
         return _iccid(value)
     if keyword == "current_billing_address":
@@ -190,13 +203,14 @@ def _field_value(keyword: str, value: object) -> object:
     return checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
 
 
-def update_body(order_id: object, fields: Mapping[str, object]) -> dict[str, Any]:
-    """The JSON body of an update: `OrderId` and only the fields given (not None), checked."""
+def update_body(order_id: object, fields: Mapping[str, object], today: date) -> dict[str, Any]:
+    """The JSON body of an update: `OrderId` and only the fields given (not None), checked
+    (`today`: the earliest `port_in_date` allowed)."""
     body: dict[str, Any] = {"OrderId": _validate.order_id(order_id)}
     for keyword, json_name in JSON_NAMES.items():
         value = fields.get(keyword)
         if value is not None:
-            body[json_name] = _field_value(keyword, value)
+            body[json_name] = _field_value(keyword, value, today)
     if len(body) == 1:
         raise ValueError(
             "update_port_in needs at least one field to correct besides the order ID: "

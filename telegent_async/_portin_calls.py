@@ -51,7 +51,8 @@ class PortInCalls:
         """Correct a port-in in place (`POST /numbers/portin/update`), e.g. after a rejection.
 
         Sends the order ID and only the fields given, under Telegent's JSON names; at least one
-        is required. `port_in_date` is a `datetime.date` or `"YYYY-MM-DD"`. Which fields fix a
+        is required. `port_in_date` is a `datetime.date` or `"YYYY-MM-DD"`, today or later (a
+        `datetime` is refused: its time would be dropped). Which fields fix a
         rejection: `order.carrier_error.update_fields`. The order goes back to `Submitted`:
         wait for it again.
 
@@ -86,6 +87,7 @@ class PortInCalls:
                 "iccid": iccid,
                 "target_portin_classification": target_portin_classification,
             },
+            today=date.today(),
         )
         fields = [name for name in body if name != "OrderId"]
         logger.debug("updating port-in %r: %s", body["OrderId"], ", ".join(fields))

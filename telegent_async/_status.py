@@ -15,6 +15,7 @@ from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    EndpointNotFoundError,
     GatewayTimeoutError,
     InternalServerError,
     MethodNotAllowedError,
@@ -26,6 +27,7 @@ from ._errors import (
     ServiceUnavailableError,
     TelegentError,
     UnprocessableEntityError,
+    is_routing_miss,
 )
 
 __all__ = [
@@ -130,8 +132,11 @@ def is_permanent(error: TelegentError) -> bool:
 def error_for_status(
     status_code: int, message: str, body: Any = None, retry_after: float | None = None
 ) -> APIStatusError:
-    """The typed error for an HTTP error status (pure)."""
+    """The typed error for an HTTP error status (pure); a 404 that is a routing miss
+    (`_errors.is_routing_miss`) is an `EndpointNotFoundError`."""
     error = rule_for(status_code).error
+    if is_routing_miss(status_code, body):
+        return EndpointNotFoundError(status_code, message, body)
     if error is RateLimitError:
         return RateLimitError(status_code, message, body, retry_after)
     return error(status_code, message, body)

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
     "PollPolicy",
     "checked_policy",
+    "deadline_at",
     "full_jitter",
     "parse_retry_after",
     "parse_timestamp",
@@ -211,6 +212,13 @@ class PollPolicy:
     PORT_IN: ClassVar[PollPolicy]
     RETRY: ClassVar[PollPolicy]
 
+    def __attrs_post_init__(self) -> None:
+        if self.initial > self.max_interval:
+            raise ValueError(
+                f"initial ({self.initial:g}) must not exceed max_interval "
+                f"({self.max_interval:g}): the first delay would already break the cap"
+            )
+
     @property
     def intervals(self) -> tuple[float, ...]:
         """The un-jittered delays until the cap is reached (the cap repeats after the last)."""
@@ -253,6 +261,26 @@ PollPolicy.PROVISION = PollPolicy()
 PollPolicy.PORT_IN = PollPolicy(initial=600.0, factor=2.0, max_interval=6 * 3600.0, jitter=0.2)
 #: Telegent's advice for retries: 1 s doubling, capped at 30 s; full jitter spreads a herd.
 PollPolicy.RETRY = PollPolicy(initial=1.0, factor=2.0, max_interval=30.0, jitter=1.0)
+
+
+def deadline_at(deadline: object, now: float) -> float | None:
+    """A watch's `deadline` as seconds since the epoch: an aware datetime, or seconds from
+    `now` (itself seconds since the epoch), or None. A datetime in the past (or at `now`) is a
+    `ValueError` like a negative number of seconds: such a watch could only time out."""
+    if deadline is None:
+        return None
+    if isinstance(deadline, datetime):
+        if deadline.utcoffset() is None:
+            raise ValueError("deadline must be an aware datetime (with a time zone)")
+        at = deadline.timestamp()
+        if at <= now:
+            past = datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")
+            raise ValueError(
+                f"deadline {deadline.isoformat(timespec='seconds')} is not in the future "
+                f"(now: {past})"
+            )
+        return at
+    return now + positive_number("deadline", deadline)
 
 
 def checked_policy(name: str, policy: object) -> PollPolicy:

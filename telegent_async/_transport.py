@@ -32,6 +32,7 @@ from ._errors import (
     TelegentError,
     TransportError,
     TransportTimeoutError,
+    cannot_connect,
 )
 from ._request import Request
 from ._retry import (
@@ -372,8 +373,10 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
     error: TransportError
     if isinstance(exc, asyncio.TimeoutError):
         error = TransportTimeoutError(f"{method} attempt timed out after {timeout:g} s")
-    elif isinstance(exc, aiohttp.ClientConnectorError):  # before a byte of the request left
+    elif isinstance(exc, aiohttp.ClientSSLError):  # before a byte of the request left
         error = ConnectionNotMadeError(f"{method} failed: {type(exc).__name__}: {exc}")
+    elif isinstance(exc, aiohttp.ClientConnectorError):  # likewise; no `ssl:default` noise
+        error = ConnectionNotMadeError(cannot_connect(method, exc.host, exc.port, exc.os_error))
     else:
         error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
     # aiohttp's response errors hold the request's headers (the bearer token among them) in

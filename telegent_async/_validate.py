@@ -13,6 +13,7 @@ from yarl import URL
 
 __all__ = [
     "MAX_ORDER_ID_LENGTH",
+    "InsecureURLError",
     "api_base_url",
     "credential",
     "int_at_least",
@@ -94,6 +95,18 @@ def _shown(url: str) -> str:
     return repr("<hidden>@" + rest[:100] if at else url[:100])
 
 
+class InsecureURLError(ValueError):
+    """A plain http base URL without leave to use it. `switch` names what gives that leave
+    where the error is read: `allow_insecure=True` for the library, a flag for a command."""
+
+    def __init__(self, shown: str, switch: str = "allow_insecure=True") -> None:
+        super().__init__(
+            f"base_url {shown} is plain http: tokens would travel unencrypted. "
+            f"Use https://, or {switch} (or TELEGENT_ALLOW_INSECURE=1) for a loopback test server"
+        )
+        self.shown = shown
+
+
 def api_base_url(value: object, allow_insecure: bool) -> URL:
     """The API root as a URL: https only, unless `allow_insecure` and the host is loopback."""
     if not isinstance(value, str):
@@ -112,10 +125,7 @@ def api_base_url(value: object, allow_insecure: bool) -> URL:
         raise ValueError(f"base_url must not have a query or fragment, got {_shown(value)}")
     if url.scheme == "http":
         if not allow_insecure:
-            raise ValueError(
-                f"base_url {_shown(value)} is plain http: tokens would travel unencrypted. "
-                "Use https://, or allow_insecure=True for a loopback test server"
-            )
+            raise InsecureURLError(_shown(value))
         if not _is_loopback(url.host):
             raise ValueError(
                 f"allow_insecure only permits loopback hosts (127.0.0.0/8, ::1, localhost), "

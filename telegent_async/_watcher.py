@@ -23,7 +23,7 @@ from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
 from ._stores import StoreLike, store_of
 from ._stores.base import NewWatch, WatchState, WatchStore
-from ._timing import PollPolicy, checked_policy
+from ._timing import PollPolicy, checked_policy, deadline_at
 
 __all__ = ["OrderWatcher"]
 
@@ -172,13 +172,7 @@ class OrderWatcher:
     # -- watches -------------------------------------------------------------------------------
 
     async def _deadline(self, deadline: Deadline) -> float | None:
-        if deadline is None:
-            return None
-        if isinstance(deadline, datetime):
-            if deadline.utcoffset() is None:
-                raise ValueError("deadline must be an aware datetime (with a time zone)")
-            return deadline.timestamp()
-        return await self._store.now() + _validate.positive_number("deadline", deadline)
+        return None if deadline is None else deadline_at(deadline, await self._store.now())
 
     async def _watches(
         self, order_ids: Iterable[str], policy: object, deadline: Deadline, tag: object
@@ -320,7 +314,10 @@ class OrderWatcher:
 
         At least once: an outcome is committed before it is yielded, and with `auto_ack` it is
         acknowledged when the loop asks for the next one, so a crash while handling it means
-        it is delivered again.
+        it is delivered again. Leaving the loop (`break`, `return`, an exception) before
+        asking for the next one acknowledges nothing either: the outcome just received is
+        delivered again, to the next `settled()` (of this or another process), so `ack` it
+        yourself before a `break` if it was handled.
 
         Args:
             auto_ack: Acknowledge each outcome when the loop asks for the next one; with

@@ -23,6 +23,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
+def no_telegent_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own TELEGENT_* variables must not change what a test sees."""
+    for name in ("TOKEN", "ACCOUNT_KEY", "ACCOUNT_SECRET", "BASE_URL", "ALLOW_INSECURE"):
+        monkeypatch.delenv(f"TELEGENT_{name}", raising=False)
+
+
+@pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegent]:
     async with FakeTelegent() as server:
         yield server

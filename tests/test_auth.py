@@ -88,10 +88,11 @@ async def test_wrong_credentials(complete_fake: FakeTelegent) -> None:
     assert all(isinstance(o, tg.AuthenticationError) for o in outcomes)
     error = outcomes[0]
     assert isinstance(error, tg.AuthenticationError)
-    assert error.message == "Invalid AccountKey or AccountSecret"
+    assert "refused (Invalid AccountKey or AccountSecret): check the account key" in error.message
     for text in (str(error), repr(error), repr(error.body), repr(client)):
         assert secret not in text
-    # One flight shared by all twenty; a refusal is an answer, not asked again at once.
+    # One flight shared by all twenty, and a refusal is final: the same secret would be
+    # refused again (asked again on the defaults, it took 15 s to surface).
     assert len(complete_fake.token_requests) == 1
     assert complete_fake.order_requests() == []
 

@@ -76,7 +76,8 @@ async def test_get_json_one_lookup_each(fake: FakeTelegent) -> None:
     assert rows["JNOID-8a"]["raw_status"] == "Rejected"
     assert "account number" in rows["JNOID-8a"]["remedy"]
     assert rows["JNUOID-missing"]["outcome"] == "not_found"
-    assert "404" in rows["JNUOID-missing"]["error"]
+    assert "404" in rows["JNUOID-missing"]["error"]["text"]
+    assert rows["JNUOID-missing"]["error"]["type"] == "NotFoundError"
     assert result.code == 1  # needs action + not found; a pending lookup alone is fine
     assert all(len(fake.order_requests(order_id)) == 1 for order_id in ids)
 
@@ -142,7 +143,7 @@ async def test_wait_timeout_exits_3_and_outranks_failures(fake: FakeTelegent) ->
     rows = result.json_lines()
     assert rows["JNUOID-pending"]["outcome"] == "timed_out"
     assert rows["JNUOID-pending"]["status"] == "PENDING"  # the last status seen
-    assert rows["JNUOID-pending"]["error"].startswith("OrderWaitTimeout")
+    assert rows["JNUOID-pending"]["error"]["type"] == "OrderWaitTimeout"
     assert rows["JNOID-8a"]["outcome"] == "needs_action"
     assert result.code == 3
 
@@ -334,9 +335,11 @@ async def test_demo_50_tells_the_story() -> None:
     assert elapsed < 10
 
 
-async def test_fake_server_serves_until_sigterm() -> None:
+async def test_fake_server_serves_until_sigterm(tmp_path: Path) -> None:
+    ids_file = tmp_path / "ids.txt"
     async with process(
         sys.executable, "-m", "telegent_async", "fake-server", "--orders", "10", "--seed", "1",
+        "--ids-file", str(ids_file),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=clean_env(),
     ) as proc:  # fmt: skip
         assert proc.stdout is not None
@@ -350,13 +353,14 @@ async def test_fake_server_serves_until_sigterm() -> None:
         assert "TELEGENT_ACCOUNT_SECRET=fake-secret" in banner
         order_ids = re.findall(r"^  (JN\w*OID-[0-9a-f-]+)  ", banner, re.M)
         assert len(order_ids) == 10
-        # It really serves: one of the listed orders, through the SDK's own CLI.
-        env = clean_env(
-            TELEGENT_BASE_URL=match.group(1),
-            TELEGENT_ACCOUNT_KEY="DID-fake-key",
-            TELEGENT_ACCOUNT_SECRET="fake-secret",
-        )
-        result = await run_cli("get", "--json", *FAST, *order_ids, env=env)
+        assert ids_file.read_text().split() == order_ids  # --ids-file: the IDs it serves
+        # It really serves: the listed orders, through the SDK's own CLI, with nothing but
+        # the environment the banner prints (TELEGENT_ALLOW_INSECURE=1: no --insecure).
+        exports = dict(re.findall(r"export (TELEGENT_\w+)=(\S+)", banner))
+        assert exports["TELEGENT_BASE_URL"] == match.group(1)
+        assert exports["TELEGENT_ALLOW_INSECURE"] == "1"
+        env = clean_env(**exports)
+        result = await run_cli("get", "--json", "--from-file", str(ids_file), env=env)
         assert result.code in (0, 1)
         assert len(result.json_lines()) == 10
         assert sum(row["outcome"] == "not_found" for row in result.json_lines().values()) == 1

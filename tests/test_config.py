@@ -36,7 +36,7 @@ def test_empty_variables_count_as_unset_and_the_default_url_applies() -> None:
 
 
 def test_missing_halves_are_named() -> None:
-    with pytest.raises(MissingCredentialsError, match="no credentials") as caught:
+    with pytest.raises(MissingCredentialsError, match=r"^account_secret is missing") as caught:
         credentials_from(account_key="key", env={})
     assert caught.value.missing == ("TELEGENT_ACCOUNT_SECRET",)
     with pytest.raises(MissingCredentialsError, match="no credentials") as caught:

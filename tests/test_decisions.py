@@ -124,6 +124,7 @@ def test_a_transport_failure_is_retried_then_raised() -> None:
 def test_error_bodies_are_cut_to_an_excerpt() -> None:
     got = verdict(answer(400, b"x" * 5000))
     assert isinstance(got, Raise) and isinstance(got.error, tg.APIStatusError)
-    assert got.error.message == "non-JSON error body" and got.error.body == "x" * 500
+    assert got.error.message == f"Bad Request (non-JSON error body: {'x' * 100!r})"
+    assert got.error.body == "x" * 500
     redirect = verdict(answer(302, b""))
     assert isinstance(redirect, Raise) and "redirect not followed" in str(redirect.error)

@@ -189,16 +189,18 @@ async def test_a_failing_token_endpoint_is_asked_on_one_shared_backoff(
     fake: FakeTelegent,
 ) -> None:
     ids = [f"JNUOID-w{index}" for index in range(200)]
-    # Retries 0.3 s apart, so the shared backoff (0.3 s) outlasts every batch of polls even
-    # on a loaded machine: the failure is shared, not re-fetched.
-    steady = tg.PollPolicy(initial=0.3, factor=1.0, max_interval=0.3, jitter=0.0)
+    # A refusal is final at once, so the flight ends in milliseconds: a shared backoff of
+    # 10 s outlasts every batch of polls even on a loaded machine (the failure is shared, not
+    # re-fetched), and costs nothing, since every order settles with it.
+    steady = tg.PollPolicy(initial=10.0, factor=1.0, max_interval=10.0, jitter=0.0)
     async with fast_client(
         fake, account_secret="wrong", max_retries=2, retry_policy=steady
     ) as client:
         outcomes = [o async for o in client.wait_for_orders(ids, timeout=5.0, policy=FAST_POLL)]
     assert len(outcomes) == 200
     assert all(isinstance(o.error, tg.AuthenticationError) for o in outcomes)
-    # One flight, refused once (not retried: an answer, not a fault); every poll shared it.
+    # A refusal is final at once (no retry within the flight); the other batches of polls
+    # shared its failure.
     assert len(fake.token_requests) == 1
     assert fake.order_requests() == []
 

@@ -204,8 +204,11 @@ async def test_bad_requests(session: aiohttp.ClientSession) -> None:
             assert resp.status == 405
             assert (await resp.json())["StatusCode"] == 405
         async with session.get(f"{fake.base_url}/numbers/other", headers=headers) as resp:
-            assert resp.status == 404
-            assert (await resp.json())["StatusCode"] == 404
+            assert resp.status == 404  # the framework's routing miss: a Message, no StatusCode
+            assert (await resp.json()) == {
+                "Message": "No HTTP resource was found that matches the request URI "
+                f"'{fake.base_url}/numbers/other'."
+            }
         # An ID that tries to smuggle a parameter stays one value.
         fake.add_order("a&OrderId=b", "Complete")
         assert (await get(session, fake, token, "a&OrderId=b"))[0] == 200

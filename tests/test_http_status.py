@@ -40,6 +40,7 @@ DOCUMENTED: dict[int, list[type[tg.TelegentError]]] = {
     502: [
         tg.AuthenticationError,
         tg.PermissionDeniedError,
+        tg.EndpointNotFoundError,
         tg.BadRequestError,
         tg.UnprocessableEntityError,
         tg.SubmitOutcomeUnknownError,

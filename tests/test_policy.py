@@ -32,9 +32,10 @@ def test_factor_one_is_a_fixed_interval() -> None:
     assert {policy.delay(n) for n in range(100)} == {3.0}
 
 
-def test_initial_above_the_cap_is_capped() -> None:
-    policy = tg.PollPolicy(initial=90.0, factor=2.0, max_interval=60.0, jitter=0.0)
-    assert [policy.delay(n) for n in range(3)] == [60.0, 60.0, 60.0]
+def test_initial_above_the_cap_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"initial \(1\) must not exceed max_interval \(0.1\)"):
+        tg.PollPolicy(initial=1, max_interval=0.1)
+    assert tg.PollPolicy(initial=60.0, max_interval=60.0).intervals == (60.0,)  # equal is fine
 
 
 @pytest.mark.parametrize(

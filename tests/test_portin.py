@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -19,6 +19,8 @@ ORDER = "JNOID-5f2c1a9e-portin"
 ACCOUNT = "ACCT-7731-55"
 PIN = "pin-9081"
 REJECTED_8A = "8A-ACCOUNT_NUM_REQ_OR_INCORRECT"
+#: A port date Telegent would accept: not in the past.
+SOON = date.today() + timedelta(days=3)
 
 
 def rejected(fake: FakeTelegent, message: str = REJECTED_8A, order_id: str = ORDER) -> None:
@@ -37,7 +39,7 @@ async def test_every_field_goes_out_under_telegents_json_name(fake: FakeTelegent
             current_account_password=PIN,
             current_carrier_name="Verizon",
             subscriber_name="Ada Lovelace",
-            port_in_date=date(2026, 12, 3),
+            port_in_date=SOON,
             current_billing_address=tg.BillingAddress(
                 "1 Main St", "Apt 2", "Springfield", "IL", "62701"
             ),
@@ -53,7 +55,7 @@ async def test_every_field_goes_out_under_telegents_json_name(fake: FakeTelegent
         "CurrentCarrierName": "Verizon",
         "CurrentAccountNumber": ACCOUNT,
         "CurrentAccountPassword": PIN,
-        "PortInDate": "2026-12-03",
+        "PortInDate": SOON.isoformat(),
         "TargetPortinClassification": "Mobile",
         "SubscriberName": "Ada Lovelace",
         "ICCID": "8901260123456789012",
@@ -71,19 +73,31 @@ async def test_only_the_fields_given_are_sent(fake: FakeTelegent) -> None:
     rejected(fake, "8D-ZIP_CODE_REQ_OR_INCORRECT")
     async with fast_client(fake) as client:
         await client.update_port_in(
-            ORDER, port_in_date="2026-01-31", current_billing_address=tg.BillingAddress(zip="10001")
+            ORDER,
+            port_in_date=SOON.isoformat(),
+            current_billing_address=tg.BillingAddress(zip="10001"),
         )
     [sent] = fake.port_in_requests(ORDER)
     assert dict(sent.body or {}) == {
         "OrderId": ORDER,
-        "PortInDate": "2026-01-31",
+        "PortInDate": SOON.isoformat(),
         "CurrentBillingAddress": {"Zip": "10001"},
     }
 
 
-def test_a_datetime_sends_its_day() -> None:
-    body = _portin.update_body(ORDER, {"port_in_date": datetime(2026, 2, 1, 23, 59)})
-    assert body["PortInDate"] == "2026-02-01"
+def test_a_datetime_is_refused_rather_than_its_time_dropped() -> None:
+    with pytest.raises(TypeError, match=r"not a datetime.*'2026-02-01'"):
+        _portin.update_body(
+            ORDER, {"port_in_date": datetime(2026, 2, 1, 23, 59)}, today=date(2026, 1, 1)
+        )
+
+
+def test_a_past_port_date_is_refused_and_today_is_not() -> None:
+    today = date(2026, 3, 10)
+    with pytest.raises(ValueError, match=r"port_in_date 2026-03-09 is in the past"):
+        _portin.update_body(ORDER, {"port_in_date": "2026-03-09"}, today=today)
+    body = _portin.update_body(ORDER, {"port_in_date": date(2026, 3, 10)}, today=today)
+    assert body["PortInDate"] == "2026-03-10"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +109,8 @@ def test_a_datetime_sends_its_day() -> None:
         ({"port_in_date": "2026-2-3"}, ValueError),
         ({"port_in_date": "03/12/2026"}, ValueError),
         ({"port_in_date": 20260203}, TypeError),
+        ({"port_in_date": "2020-01-31"}, ValueError),  # in the past
+        ({"port_in_date": datetime(2099, 1, 31, 9, 30)}, TypeError),  # a time to drop
         ({"current_account_number": ""}, ValueError),
         ({"current_account_number": "   "}, ValueError),
         ({"current_account_number": 7731}, TypeError),

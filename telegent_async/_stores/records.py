@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
+
+import attrs
 
 from .. import _errors
 from .._errors import OrderFailed, TelegentError
@@ -21,9 +23,15 @@ __all__ = [
     "decode_error",
     "encode_error",
     "encode_order",
+    "order_from_json",
+    "order_json",
+    "outcome_from_json",
+    "outcome_json",
     "stored_outcome",
     "stored_state",
 ]
+
+_F = TypeVar("_F")
 
 #: Version of the stored JSON records (errors; the SQLite schema carries it too).
 RECORD_VERSION = 1
@@ -161,3 +169,51 @@ def stored_state(
         acknowledged,
         outcome.error,
     )
+
+
+def order_json(order: Order) -> dict[str, Any]:
+    """`Order.to_json()`: every field through the package's converter, `raw` as a store keeps
+    it (without any secret-looking field)."""
+    data: dict[str, Any] = converter.unstructure(order)
+    data["raw"] = json.loads(encode_order(order))
+    return data
+
+
+def order_from_json(data: Any) -> Order:
+    """`Order.from_json()`: the order decoded again from the `raw` that `order_json` kept (the
+    other fields are derived from it, as when it was received)."""
+    raw, order_id = _field(data, "raw", dict, "Order"), _field(data, "order_id", str, "Order")
+    if "OrderId" in raw:
+        return converter.structure(raw, Order)
+    return attrs.evolve(converter.structure({**raw, "OrderId": order_id}, Order), raw=raw)
+
+
+def outcome_json(outcome: OrderOutcome) -> dict[str, Any]:
+    """`OrderOutcome.to_json()`: its order as `order_json`, its error as a store keeps it."""
+    order, error = outcome.order, outcome.error
+    return {
+        "order_id": outcome.order_id,
+        "ok": outcome.ok,
+        "tag": outcome.tag,
+        "order": None if order is None else order_json(order),
+        "error": None if error is None else json.loads(encode_error(error)),
+    }
+
+
+def outcome_from_json(data: Any) -> OrderOutcome:
+    """`OrderOutcome.from_json()`: the outcome `outcome_json` wrote."""
+    order_id = _field(data, "order_id", str, "OrderOutcome")
+    order, error, tag = data.get("order"), data.get("error"), data.get("tag")
+    return OrderOutcome(
+        order_id,
+        None if order is None else order_from_json(order),
+        None if error is None else decode_error(json.dumps(error)),
+        tag if isinstance(tag, str) else None,
+    )
+
+
+def _field(data: Any, name: str, kind: type[_F], of: str) -> _F:
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, kind):
+        raise ValueError(f"not what {of}.to_json() writes: {name!r} missing or not a {kind}")
+    return value

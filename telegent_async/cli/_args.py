@@ -14,6 +14,7 @@ from .. import __version__, _validate
 from .._config import DEFAULT_MAX_RETRIES, DEFAULT_REQUESTS_PER_MINUTE
 from .._stores.redis import DEFAULT_NAMESPACE
 from .._timing import PollPolicy
+from ._codes import add_codes_command
 from ._commands import cmd_demo, cmd_fake_server, cmd_get, cmd_wait
 from ._demo import DEFAULT_ORDERS, MIN_ORDERS
 from ._exit import exit_help
@@ -219,8 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     server.add_argument("--port", type=int, default=0, help="default: any free port")
+    server.add_argument(
+        "--ids-file",
+        metavar="FILE",
+        help="also write the IDs it serves to FILE, one a line (for --from-file FILE)",
+    )
     server.set_defaults(handler=cmd_fake_server)
 
+    add_codes_command(commands)
     _add_port_in_commands(commands, [common, api], _EPILOG)
     _add_watch_commands(commands, {"common": common, "api": api, "ids": ids}, _EPILOG, preset_help)
     return parser

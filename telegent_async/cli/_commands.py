@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .._timing import PollPolicy
-from ._exit import EXIT_FAILED, EXIT_OK, is_credentials_error
+from ._exit import EXIT_FAILED, EXIT_OK, UsageError, is_setup_error
 from ._outcomes import PROG, Run, Tally
 from ._report import Output
 from ._session import PRESETS, open_client, record, run_reported, start
@@ -43,9 +43,9 @@ async def get_orders(run: Run, options: dict[str, Any], output: Output) -> None:
     ):
         outcomes = await client.get_orders(run.tally.order_ids)
     run.finished = time.monotonic()
-    refused = [o.error for o in outcomes if is_credentials_error(o.error)]
+    refused = [o.error for o in outcomes if is_setup_error(o.error)]
     if refused:
-        run.credentials_error = refused[0]
+        run.setup_error = refused[0]
         logger.debug("%d of %d lookups refused: %s", len(refused), len(outcomes), refused[0])
         return
     for outcome in outcomes:
@@ -65,8 +65,8 @@ async def wait_for_orders(
         stream = client.wait_for_orders(run.tally.order_ids, timeout=timeout, policy=policy)
         async with Progress(output.console, run, client, waiting=True).shown(), stream:
             async for outcome in stream:
-                if is_credentials_error(outcome.error):
-                    run.credentials_error = outcome.error
+                if is_setup_error(outcome.error):
+                    run.setup_error = outcome.error
                     logger.debug("order %s refused: %s", outcome.order_id, outcome.error)
                     break  # every other order would be refused the same way
                 record(run, output, outcome)
@@ -149,6 +149,12 @@ def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
     from . import _demo
 
     plan = _demo.build_demo(args.orders, args.seed)
+    if args.ids_file is not None:
+        try:
+            with open(args.ids_file, "w", encoding="utf-8") as file:
+                file.writelines(f"{order.order_id}\n" for order in plan)
+        except OSError as exc:
+            raise UsageError(f"--ids-file: cannot write {args.ids_file}: {exc}") from None
     try:
         asyncio.run(serve_fake(args, plan))
     except KeyboardInterrupt:  # where signal handlers are not available (Windows)
@@ -184,8 +190,9 @@ def _fake_server_banner(fake: FakeTelegent, plan: Sequence[DemoOrder], time_scal
         f"  export TELEGENT_BASE_URL={fake.base_url}",
         f"  export TELEGENT_ACCOUNT_KEY={fake.account_key}",
         f"  export TELEGENT_ACCOUNT_SECRET={fake.account_secret}",
-        "It speaks plain http on loopback: pass --insecure to telegent-orders, or",
-        "allow_insecure=True to TelegentClient.",
+        "  export TELEGENT_ALLOW_INSECURE=1",
+        "It speaks plain http on loopback: TELEGENT_ALLOW_INSECURE=1 allows that to",
+        "TelegentClient and telegent-orders alike (or allow_insecure=True, or --insecure).",
         "",
         f"{len(plan)} seeded orders; their lifecycles started now, compressed into seconds"
         + (f" (x{time_scale:g})" if time_scale != 1 else "")

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from .._errors import AuthenticationError, PermissionDeniedError, TelegentError
+from .._errors import (
+    AuthenticationError,
+    EndpointNotFoundError,
+    PermissionDeniedError,
+    TelegentError,
+)
 from .._status import is_permanent
 from ._outcomes import Group
 
@@ -44,7 +49,8 @@ class ExitStatus:
 EXIT_STATUSES: Final = (
     ExitStatus(
         EXIT_USAGE,
-        "usage error, missing credentials, or credentials refused by the API (401/403)",
+        "usage error, missing credentials, credentials refused by the API (401/403), or a "
+        "base URL with no API behind it (a routing 404)",
         "credentials refused",
     ),
     ExitStatus(
@@ -107,8 +113,21 @@ def summary_of(code: int, command: str) -> str:
     return words or status.summary or status.meaning
 
 
-def is_credentials_error(error: BaseException | None) -> bool:
-    return isinstance(error, (AuthenticationError, PermissionDeniedError))
+def is_setup_error(error: BaseException | None) -> bool:
+    """An error about the setup, not the order it came with: the credentials were refused
+    (401/403) or the base URL has no API (a routing 404). Every other order would get it too,
+    so it ends a run (exit status 2) instead of being one order's outcome."""
+    return isinstance(error, (AuthenticationError, PermissionDeniedError, EndpointNotFoundError))
+
+
+def setup_error_words(error: TelegentError) -> str:
+    """The one line a command ends with after `is_setup_error(error)`: what to check."""
+    if isinstance(error, EndpointNotFoundError):
+        return f"the base URL has no API: {error}; check --base-url or TELEGENT_BASE_URL"
+    return (
+        f"credentials refused by the API ({type(error).__name__}: {error}); check "
+        "--token/TELEGENT_TOKEN or --account-key/--account-secret and --base-url"
+    )
 
 
 def exit_status_of(outcome: OrderOutcome, group: Group) -> int:
@@ -116,7 +135,7 @@ def exit_status_of(outcome: OrderOutcome, group: Group) -> int:
     if group in (Group.COMPLETED, Group.PENDING):
         return EXIT_OK
     error = outcome.error
-    if is_credentials_error(error):
+    if is_setup_error(error):
         return EXIT_USAGE
     if group is Group.TIMED_OUT or (error is not None and not is_permanent(error)):
         return EXIT_INCOMPLETE
@@ -125,7 +144,7 @@ def exit_status_of(outcome: OrderOutcome, group: Group) -> int:
 
 def failed_request_exit(error: TelegentError) -> int:
     """The exit status of a single request that failed (`update`, `cancel`)."""
-    if is_credentials_error(error):
+    if is_setup_error(error):
         return EXIT_USAGE
     return EXIT_FAILED if is_permanent(error) else EXIT_INCOMPLETE
 
@@ -138,7 +157,7 @@ def combine(statuses: Sequence[int]) -> int:
 
 def run_exit_status(run: Run) -> int:
     """A `get`/`wait`/`demo` run's status: refused credentials, Ctrl-C, else its outcomes."""
-    if run.credentials_error is not None:
+    if run.setup_error is not None:
         return EXIT_USAGE
     if run.interrupted:
         return EXIT_INTERRUPTED

@@ -10,14 +10,16 @@ from ._outcomes import Group, carrier_of, fix_command
 
 
 def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
-    """One `--json` line: the order's status and, for a failure, its decoded carrier code."""
-    order, error = outcome.order, outcome.error
+    """One `--json` line: `OrderOutcome.to_json()` (the library's own JSON of the outcome:
+    `order_id`, `ok`, `tag`, `order`, `error`), plus what the report says of it: its group
+    (`outcome`), status, decoded carrier code and the command that would fix it."""
+    order = outcome.order
     carrier = carrier_of(outcome)
     reason = carrier.reason if carrier is not None else None
     if reason is None and order is not None:
         reason = order.status_message
     return {
-        "order_id": outcome.order_id,
+        **outcome.to_json(),
         "outcome": group.name.lower(),
         "status": order.status.name if order is not None else None,
         "raw_status": order.raw_status if order is not None else None,
@@ -25,7 +27,6 @@ def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
         "reason": reason,
         "description": carrier.description if carrier is not None else None,
         "remedy": carrier.remedy if carrier is not None else None,
-        "error": f"{type(error).__name__}: {error}" if error is not None else None,
         "fix_command": fix_command(order),
     }
 

@@ -1,7 +1,7 @@
 """What a command fills while it runs: outcomes grouped as the report groups them.
 
-`Run` holds a `Tally` of outcomes and, once the client closes, its `client.stats` (what was
-sent and retried: the client's own counters, never counted twice); the progress line, the
+`Run` holds a `Tally` of outcomes, the client's own counters (`client.stats`: what was sent
+and retried, never counted twice) and the requests sent per second; the progress line, the
 report, the JSON lines and the exit status all read it.
 """
 
@@ -137,6 +137,22 @@ class Tally:
         return {group: outcomes for group, outcomes in grouped.items() if outcomes}
 
 
+def busiest_window(per_second: collections.Counter[int], window: int) -> int:
+    """The most requests sent within `window` consecutive whole seconds (pure): what a budget
+    of so many requests per rolling window is measured against. A run's average rate is not:
+    a run shorter than the window may send its whole budget at once."""
+    seconds = sorted(per_second)
+    best = total = 0
+    first = 0
+    for second in seconds:
+        total += per_second[second]
+        while seconds[first] <= second - window:
+            total -= per_second[seconds[first]]
+            first += 1
+        best = max(best, total)
+    return best
+
+
 @attrs.define
 class Run:
     """One command's state, filled while it runs and reported once it ends (or is stopped)."""
@@ -144,13 +160,23 @@ class Run:
     command: str
     tally: Tally
     stats: ClientStats | None = None  # the client's counters, as it closed
+    #: Requests sent, by whole second of the monotonic clock (`note_sent`): what the budget
+    #: of so many a minute is measured against (`busiest_window`).
+    sent_per_second: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    _noted: int = 0
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
     interrupted: bool = False
-    credentials_error: TelegentError | None = None
+    setup_error: TelegentError | None = None
     budget_rpm: float | None = None
     demo: DemoSettings | None = None
 
     @property
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
+
+    def note_sent(self, requests: int) -> None:
+        """`requests` sent so far (`client.stats.requests`): those since the last note count
+        in this second."""
+        self.sent_per_second[int(time.monotonic())] += requests - self._noted
+        self._noted = requests

@@ -15,9 +15,9 @@ from .._carrier import CarrierError
 from .._models import OrderOutcome
 from .._stats import ClientStats
 from .._status import status_words
-from ._exit import run_exit_status, summary_of
+from ._exit import run_exit_status, setup_error_words, summary_of
 from ._json import outcome_json
-from ._outcomes import PROG, Group, Run, carrier_of, fix_command
+from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_command
 from ._terminal import Console, Style, columns, use_color, wrap
 
 _GROUP_NOTES: Final = {
@@ -175,10 +175,11 @@ class Report:
         per_second = sent / run.elapsed if run.elapsed > 0 else 0.0
         tokens = f" ({stats.token_requests} for a token)" if stats and stats.token_requests else ""
         requests = f"{_count(sent, 'request')} sent{tokens}, {per_second:.0f}/s on average"
-        if run.budget_rpm:
-            requests += f", paced by a budget of {run.budget_rpm:,.0f}/min"
-            if run.budget_rpm >= 600:
-                requests += f" ({run.budget_rpm / 60:,.0f}/s)"
+        if run.budget_rpm:  # a budget per rolling minute: measured by the busiest minute
+            busiest = busiest_window(run.sent_per_second, 60)
+            within = "within" if busiest <= run.budget_rpm else "over"
+            requests += f"; at most {busiest:,} in any minute, {within} the budget of "
+            requests += f"{run.budget_rpm:,.0f} a minute"
         story.append(requests)
         story.append(_retries(stats))
         if run.demo is not None:
@@ -225,12 +226,8 @@ class Output:
 
     def finish(self, run: Run) -> int:
         status = run_exit_status(run)
-        if run.credentials_error is not None:
-            self.console.write(
-                f"{PROG}: error: credentials refused by the API "
-                f"({type(run.credentials_error).__name__}: {run.credentials_error}); check "
-                "--token/TELEGENT_TOKEN or --account-key/--account-secret and --base-url\n"
-            )
+        if run.setup_error is not None:
+            self.console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
             return status
         if self.json:
             report = Report(run, self.console.style, None, self.max_rows)

@@ -20,6 +20,7 @@ from .. import _validate
 from .._client import TelegentClient
 from .._config import (
     DEFAULT_MAX_CONNECTIONS,
+    ConflictingCredentialsError,
     MissingCredentialsError,
     credentials_from,
 )
@@ -35,10 +36,12 @@ logger = logging.getLogger("telegent_async.cli")
 PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
 """The poll cadences `--preset` names."""
 
-#: The flag that stands for each credential's environment variable in a message.
+#: The flag that stands for each credential's environment variable (or argument) in a message.
 _FLAGS: Final = {
     "TELEGENT_ACCOUNT_KEY": "--account-key",
     "TELEGENT_ACCOUNT_SECRET": "--account-secret",
+    "account_key": "--account-key",
+    "account_secret": "--account-secret",
 }
 
 
@@ -61,6 +64,14 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
             "pass --account-key and --account-secret or set TELEGENT_ACCOUNT_KEY and "
             "TELEGENT_ACCOUNT_SECRET"
         ) from None
+    except ConflictingCredentialsError as exc:
+        given = " and ".join(_FLAGS[name] for name in exc.given)
+        raise UsageError(
+            f"--token was given together with {given}: pass a token, or an account key and "
+            "secret, not both"
+        ) from None
+    except ValueError as exc:  # an empty TELEGENT_BASE_URL
+        raise UsageError(str(exc)) from None
     options: dict[str, Any] = {
         "base_url": found.base_url,
         "allow_insecure": args.insecure,
@@ -77,6 +88,8 @@ async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[Telege
     """The command's client; what it sent and retried (`client.stats`) is kept in `run`."""
     try:
         client = TelegentClient(**options, max_connections=DEFAULT_MAX_CONNECTIONS)
+    except _validate.InsecureURLError as exc:
+        raise UsageError(str(_validate.InsecureURLError(exc.shown, "--insecure"))) from None
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     run.budget_rpm = client.budget.requests_per_minute
@@ -86,16 +99,29 @@ async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[Telege
         "token" if "token" in options else "account key and secret",
         run.budget_rpm,
     )
+    sampler = asyncio.ensure_future(_note_sends(client, run))
     try:
         async with client:
             yield client
     finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
         run.stats = client.stats
+        run.note_sent(run.stats.requests)
+
+
+async def _note_sends(client: TelegentClient, run: Run) -> None:
+    """Note the requests sent each fifth of a second, for the report's busiest minute."""
+    while True:
+        run.note_sent(client.stats.requests)
+        await asyncio.sleep(0.2)
 
 
 def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     """IDs from the arguments and `--from-file` (one a line; blanks and # comments skipped)."""
-    ids = list(args.order_ids)
+    # Each ID with where it came from, for the error that refuses it.
+    ids = [(order_id, f"argument {n}") for n, order_id in enumerate(args.order_ids, 1)]
     if args.from_file is not None:
         try:
             if args.from_file == "-":
@@ -105,18 +131,19 @@ def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
                     text = file.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read order IDs from {args.from_file}: {exc}") from None
-        for line in text.splitlines():
+        source = "stdin" if args.from_file == "-" else args.from_file
+        for number, line in enumerate(text.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if line:
-                ids.append(line)
+                ids.append((line, f"{source}, line {number}"))
     if not ids:
         raise UsageError("no order IDs: pass them as arguments or with --from-file PATH|-")
-    for order_id in ids:
+    for order_id, where in ids:
         try:
             _validate.order_id(order_id)
         except (TypeError, ValueError) as exc:
-            raise UsageError(f"invalid order ID: {exc}") from None
-    return list(dict.fromkeys(ids))
+            raise UsageError(f"invalid order ID ({where}): {exc}") from None
+    return list(dict.fromkeys(order_id for order_id, _ in ids))
 
 
 # -- commands' shared steps ------------------------------------------------------------

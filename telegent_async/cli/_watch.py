@@ -28,7 +28,7 @@ from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
 from .._stores.sqlite import SQLiteStore
 from .._watcher import Deadline, OrderWatcher
-from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_credentials_error
+from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
 from ._report import Output, detail, table
@@ -82,7 +82,7 @@ async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> se
         if state is None or not state.settled:
             pending += state is not None and state.attempts > 0
             continue
-        if is_credentials_error(state.error):
+        if is_setup_error(state.error):
             await watcher.remove(order_id)
             await watcher.add(order_id)
             continue
@@ -108,8 +108,8 @@ async def _report_as_settled(
     async for outcome in watcher.settled(auto_ack=False):
         if outcome.order_id not in wanted or outcome.order_id in done:
             continue
-        if is_credentials_error(outcome.error):
-            run.credentials_error = outcome.error
+        if is_setup_error(outcome.error):
+            run.setup_error = outcome.error
             return  # every other order would be refused the same way
         record(run, output, outcome)
         await watcher.ack(outcome.order_id)
@@ -129,6 +129,33 @@ async def _timed_out(
             polled = state is not None and state.attempts > 0
             error = OrderWaitTimeout(order_id, last, timeout, polled=polled)
             record(run, output, OrderOutcome(order_id, last, error))
+            done.add(order_id)
+
+
+async def _settled_unreported(store: WatchStore, run: Run, output: Output, done: set[str]) -> None:
+    """Report (and acknowledge) what the store settled that this run did not report yet.
+
+    Run once no poll can settle anything more (the watcher closed), an interrupted run's
+    report then counts the orders the store holds as settled: what the next run's "resuming"
+    line counts too. (Before, a Ctrl-C left the outcomes settled but not yet delivered out of
+    the report, and the resume found more settled orders than the report had said.)
+    """
+    wanted = set(run.tally.order_ids) - done
+    after = 0
+    while wanted and run.setup_error is None:
+        batch = await store.outcomes(after)
+        if not batch:
+            return
+        reported = []
+        for delivery in batch:
+            after, outcome = delivery.seq, delivery.outcome
+            if outcome.order_id in wanted and not is_setup_error(outcome.error):
+                record(run, output, outcome)
+                wanted.discard(outcome.order_id)
+                done.add(outcome.order_id)
+                reported.append(outcome.order_id)
+        if reported:
+            await store.ack(reported)
 
 
 async def wait_with_state(
@@ -137,18 +164,29 @@ async def wait_with_state(
     """`wait --state FILE`: `wait`, on an SQLite store that a later run resumes from."""
     policy = PRESETS[args.preset]
     timeout = args.timeout if args.timeout > 0 else None
-    async with (
-        open_client(options, run) as client,
-        OrderWatcher(client, args.state, policy=policy, lease=LEASE) as watcher,
-    ):
-        run.started = time.monotonic()
-        await watcher.add_many(run.tally.order_ids, policy=policy)
-        done = await _settled_before(watcher, run, output)
-        async with Progress(output.console, run, client, waiting=True).shown():
-            try:  # (asyncio.timeout is 3.11+)
-                await asyncio.wait_for(_report_as_settled(watcher, run, output, done), timeout)
-            except asyncio.TimeoutError:
-                await _timed_out(watcher, run, output, done, timeout)
+    done: set[str] = set()
+    watched = False
+    store = SQLiteStore(args.state)
+    async with contextlib.aclosing(store):
+        try:
+            async with (
+                open_client(options, run) as client,
+                OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
+            ):
+                run.started = time.monotonic()
+                watched = True
+                await watcher.add_many(run.tally.order_ids, policy=policy)
+                done |= await _settled_before(watcher, run, output)
+                async with Progress(output.console, run, client, waiting=True).shown():
+                    try:  # (asyncio.timeout is 3.11+)
+                        await asyncio.wait_for(
+                            _report_as_settled(watcher, run, output, done), timeout
+                        )
+                    except asyncio.TimeoutError:
+                        await _timed_out(watcher, run, output, done, timeout)
+        finally:  # on Ctrl-C too: the report counts what the store holds as settled
+            if watched:
+                await _settled_unreported(store, run, output, done)
         run.finished = time.monotonic()
 
 
@@ -271,8 +309,7 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
     group = classify(outcome)
     if args.json:
-        line = {**outcome_json(outcome, group), "tag": outcome.tag}
-        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.write(json.dumps(outcome_json(outcome, group)) + "\n")  # its tag included
     else:
         code, words = detail(outcome, group)
         order = outcome.order
@@ -295,8 +332,8 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
     ):
         logger.info("watching %s as %s", _where(args), watcher.worker_id)
         async for outcome in watcher.settled(auto_ack=False):
-            if is_credentials_error(outcome.error):
-                run.credentials_error = outcome.error
+            if is_setup_error(outcome.error):
+                run.setup_error = outcome.error
                 return  # left unacknowledged: every other poll would be refused the same way
             _print_outcome(args, outcome)
             await watcher.ack(outcome.order_id)
@@ -319,9 +356,8 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(watch_run(args, options, run))
-    if run.credentials_error is not None:
-        error = run.credentials_error
-        console.write(f"{PROG}: error: credentials refused by the API ({error})\n")
+    if run.setup_error is not None:
+        console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
         return EXIT_USAGE
     console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK

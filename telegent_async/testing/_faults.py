@@ -91,6 +91,10 @@ class ApiFaults:
         if count:
             self._injected.append(_Injection(kind, count, retry_after))
 
+    def clear(self) -> None:
+        """Forget the injected faults not handed out yet (`fault_rate` stays)."""
+        self._injected.clear()
+
     def next(self) -> tuple[str | None, str | None]:
         """The fault for this request and its Retry-After, or (None, None)."""
         head = _take(self._injected)
@@ -120,6 +124,11 @@ class TokenFaults:
             self._outage = (kind, until)
         elif count > 0:
             self._queue.append(_Injection(kind, count, None))
+
+    def clear(self) -> None:
+        """Forget the counted faults and end an outage."""
+        self._queue.clear()
+        self._outage = None
 
     def next(self, now: float) -> str | None:
         outage = self._outage

@@ -46,6 +46,12 @@ def error_response(status: int, message: str | None = None) -> web.Response:
     return web.Response(status=status, body=_error_body(status, text), content_type=JSON)
 
 
+def no_route(url: str) -> web.Response:
+    """ASP.NET Web API's 404 for a URL no endpoint matches: a `Message`, no `StatusCode`."""
+    text = f"No HTTP resource was found that matches the request URI '{url}'."
+    return web.Response(status=404, body=json.dumps({"Message": text}).encode(), content_type=JSON)
+
+
 def method_not_allowed(method: str) -> web.Response:
     return error_response(405, f"The requested resource does not support http method '{method}'.")
 

@@ -248,6 +248,13 @@ class FakeTelegent(ServingCore):
         until = None if seconds is None else time.monotonic() + seconds
         self._token_faults.add(kind, count, until)
 
+    def clear_faults(self) -> None:
+        """Forget every fault injected by `inject` and `fail_tokens` that has not been handed
+        out yet, a token outage included: the next requests are answered normally. The random
+        faults of `fault_rate` stay (they are the server's configuration)."""
+        self._faults.clear()
+        self._token_faults.clear()
+
     def revoke_tokens(self) -> None:
         """Invalidate every token issued so far (as if the account secret were rotated)."""
         self._tokens.revoke_all()

@@ -23,7 +23,7 @@ from ._portin_endpoints import (
     Continuation,
     port_in_answer,
 )
-from ._responses import HTML_502, JSON, Fixed, error_response, method_not_allowed
+from ._responses import HTML_502, JSON, Fixed, error_response, method_not_allowed, no_route
 from ._tokens import (
     TokenBucket,
     Tokens,
@@ -159,7 +159,7 @@ class ServingCore:
         if path in PORTIN_PATHS:
             return await self._handle_port_in(request, now)
         self._log.add(request, now, 404)
-        return error_response(404, "No HTTP resource was found that matches the request URI.")
+        return no_route(str(request.url))
 
     async def _handle_token(self, request: web.Request, now: float) -> web.StreamResponse:
         if request.method != "POST":
