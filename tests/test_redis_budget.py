@@ -128,6 +128,12 @@ async def test_a_pause_reaches_every_budget_of_the_name(redis_url: str, namespac
         await b.aclose()
 
 
+def _senders(fake: FakeTelegent) -> set[str]:
+    """The PIDs of the budget workers whose lookups reached `fake` (IDs JNUOID-<pid>-<n>)."""
+    ids = (value for r in fake.order_requests() for name, value in r.query if name == "OrderId")
+    return {order_id.split("-")[1] for order_id in ids}
+
+
 @pytest.mark.slow
 async def test_one_429_holds_every_worker_for_its_retry_after(
     redis_url: str, namespace: str, tmp_path: pathlib.Path
@@ -139,7 +145,9 @@ async def test_one_429_holds_every_worker_for_its_retry_after(
         async with budget_workers(fake, logs, *args, *extra) as procs:
             for log in logs:
                 await ready(log)
-            await asyncio.sleep(0.3)  # all three are looking orders up
+            # All three are looking orders up (their IDs are JNUOID-<pid>-<n>).
+            pids = {str(proc.pid) for proc in procs}
+            await wait_until(lambda: _senders(fake) >= pids, ENOUGH, interval=0.01)
             fake.inject("429", retry_after="1")
             for proc in procs:
                 assert await asyncio.wait_for(proc.wait(), ENOUGH) == 0
