@@ -285,9 +285,9 @@ async def test_repeated_429s_find_the_servers_rate() -> None:
         async with fast_client(fake, budget=budget, max_connections=40, max_retries=20) as client:
             await asyncio.gather(*(client.get_order(f"JNUOID-{n}") for n in range(40)))
             limit = budget.limit
-    statuses = [(r.at, r.status) for r in fake.order_requests()]
-    first = statuses[0][0]
-    late_429s = [at for at, status in statuses if status == 429 and at - first > 2.0]
+    statuses = [r.status for r in sorted(fake.order_requests(), key=lambda r: r.at)]
     assert limit <= 8, limit  # from 40 down to about the 5 a half-second the server takes
-    assert late_429s == [], "still rate limited after converging"
+    # Converged before the end: the last dozen answers (over a second at the server's rate;
+    # counted in answers, not seconds, which a loaded machine stretches) hold no 429.
+    assert 429 not in statuses[-12:], "still rate limited after converging"
     assert math.isclose(budget.rate, limit / 0.5)

@@ -14,15 +14,13 @@ import time
 from typing import Any
 
 import pytest
-from helpers import FAST_POLL, fast_client, spaced, wait_until
+from helpers import FAST_POLL, fast_client, per_poll, spaced, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step, TokenFaultKind
 
 #: The issue's 1 -> 2 -> 4 s cadence, scaled down tenfold: polls at 0, 0.1, 0.3, then 0.7.
 SCALED = tg.PollPolicy(initial=0.1, factor=2.0, max_interval=0.4, jitter=0.0)
-#: Settles at 0.35 s, between the poll at 0.3 s and the deadline at 0.65 s.
-SETTLES_LATE = [Step("Pending", 0.0), Step("Complete", 0.35)]
 
 
 async def _wait(client: tg.TelegentClient, order_id: str, timeout: float) -> tg.Order:
@@ -45,8 +43,12 @@ async def _fan_out(client: tg.TelegentClient, order_id: str, timeout: float) -> 
 @pytest.mark.slow  # real time: deadlines and budget slots over most of a second
 @pytest.mark.parametrize("wait", [_wait, _watch, _fan_out], ids=["wait", "watch", "fan-out"])
 async def test_polls_once_more_at_the_deadline(fake: FakeTelegent, wait: Any) -> None:
-    fake.add_order("JNUOID-late", SETTLES_LATE)
-    async with fast_client(fake) as client:
+    # Settles right after the third poll (0.3 s), before the deadline at 0.65 s: counted in
+    # polls, not seconds, so a loaded machine's late polls cannot see it early.
+    async with (
+        per_poll(fake, "JNUOID-late", ["Pending", "Complete"], polls=3),
+        fast_client(fake) as client,
+    ):
         started = time.monotonic()
         order = await wait(client, "JNUOID-late", 0.65)
         elapsed = time.monotonic() - started
