@@ -65,6 +65,7 @@ def error_answer(error: Exception) -> tuple[int, dict[str, str]]:
 
 def order_json(order: tg.Order) -> dict[str, Any]:
     carrier = order.carrier_error
+    step = order.next_step
     return {
         "order_id": order.order_id,
         "status": order.status.name,
@@ -75,6 +76,7 @@ def order_json(order: tg.Order) -> dict[str, Any]:
         "carrier_error": None
         if carrier is None
         else {"code": carrier.code, "description": carrier.description, "remedy": carrier.remedy},
+        "next_step": None if step is None else step.value,
     }
 
 

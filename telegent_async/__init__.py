@@ -11,13 +11,16 @@ async with tg.TelegentClient(account_key="DID-...", account_secret="...") as cli
 from ._budgets.local import LocalBudget
 from ._budgets.redis import RedisBudget
 from ._carrier import (
+    RESUBMIT_FIELD,
     CarrierCategory,
     CarrierError,
+    NextStep,
     carrier_codes,
     decode_carrier_message,
     decode_carrier_messages,
 )
 from ._client import OnUpdate, TelegentClient
+from ._create import PortInEligibility, SubmittedOrder
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -46,16 +49,18 @@ from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._stats import ClientStats
-from ._stores.base import WatchState
+from ._stores.base import WatchCounts, WatchState
 from ._stores.memory import MemoryStore
 from ._stores.redis import RedisStore
 from ._stores.sqlite import SQLiteStore
 from ._timing import PollPolicy
 from ._watcher import OrderWatcher
+from ._webhook import Webhook, WebhookAuth
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "RESUBMIT_FIELD",
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
@@ -70,6 +75,7 @@ __all__ = [
     "LocalBudget",
     "MemoryStore",
     "MethodNotAllowedError",
+    "NextStep",
     "NotFoundError",
     "OnUpdate",
     "Order",
@@ -82,6 +88,7 @@ __all__ = [
     "PermissionDeniedError",
     "PollPolicy",
     "PortInCancel",
+    "PortInEligibility",
     "PortInUpdate",
     "RateLimitError",
     "RedisBudget",
@@ -92,12 +99,16 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SubmitOutcomeUnknownError",
+    "SubmittedOrder",
     "TelegentClient",
     "TelegentError",
     "TransportError",
     "TransportTimeoutError",
     "UnprocessableEntityError",
+    "WatchCounts",
     "WatchState",
+    "Webhook",
+    "WebhookAuth",
     "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",

@@ -57,13 +57,16 @@ def read_answer(
     """The JSON value a 2xx answer carries (unwrapped), or the error the answer stands for.
 
     Returns an `APIStatusError` for an error status or an error body inside a 2xx, a
-    `ResponseDecodeError` for a 2xx that is not JSON, else the parsed JSON value (never an
-    exception instance). `refusal_status`: the status a bare `successful: false` stands for
-    (a token answer's is 401). `private`: the body may hold a secret (a token answer), so no
-    error quotes it. `retry_after`: seconds an error status asked to wait.
+    `ResponseDecodeError` for a 2xx that is not JSON, None for a 204, else the parsed JSON
+    value (never an exception instance). `refusal_status`: the status a bare
+    `successful: false` stands for (a token answer's is 401). `private`: the body may hold a
+    secret (a token answer, a webhook's stored credentials), so no error quotes it.
+    `retry_after`: seconds an error status asked to wait.
     """
     if not 200 <= status < 300:
         return status_error(status, body, retry_after, content_type)
+    if status == 204:  # No Content (a delete may answer so): nothing to read, nothing wrong
+        return None
     try:
         if not is_json_type(content_type):
             raise ValueError(f"a {_media(content_type)} body")

@@ -35,30 +35,37 @@ once, so the cost is linear in the length of the message whatever it contains.
 
 from __future__ import annotations
 
-import enum
 import re
-import types
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 import attrs
 
+from ._carrier_catalogue import (
+    CATALOGUE,
+    GROUP_DIGIT,
+    GROUP_TEXT,
+    RESUBMIT_FIELD,
+    UNKNOWN_REMEDY,
+    CarrierCategory,
+    CodeInfo,
+    NextStep,
+    remedy_of,
+)
+
 __all__ = [
+    "RESUBMIT_FIELD",
     "CarrierCategory",
     "CarrierError",
+    "NextStep",
     "carrier_codes",
     "decode_carrier_message",
     "decode_carrier_messages",
+    "next_step_of",
 ]
 
 
-class CarrierCategory(str, enum.Enum):
-    """Group of a carrier code: tells an operator which kind of fix to look for."""
-
-    DUE_DATE_OR_OTHER = "due date or other"
-    NUMBER_OR_REQUEST = "number or request"
-    CUSTOMER_VALIDATION = "customer validation"
-    TELEGENT = "telegent"
-    UNKNOWN = "unknown"
+_C = CarrierCategory
+_S = NextStep
 
 
 @attrs.frozen
@@ -66,20 +73,22 @@ class CarrierError:
     """A decoded `OrderStatusMessage`: what went wrong and what to do about it.
 
     Kept alongside the raw message so nothing the carrier said is lost, while callers can
-    branch on `code`/`category`/`fixable_by_update` instead of parsing text.
+    branch on `code`/`category`/`next_step` instead of parsing text.
 
     Attributes:
         code: The normalised code (`"8A"`, `"GENS-0041"`), or None for free text.
         reason: The text half, stripped; the whole text when there is no code.
         category: The `CarrierCategory`: which kind of fix to look for.
         description: Plain words for an operator: what the code means.
-        remedy: The concrete next step.
+        remedy: The concrete next step, in words (derived from `next_step`).
         fixable_by_update: True when `POST /v1.0/numbers/portin/update` on the same order
-            can fix it.
+            resubmits it (`next_step` is UPDATE or UPDATE_AFTER_SUBSCRIBER).
         raw: The message exactly as received.
         update_fields: The `update_port_in` keywords whose corrected value fixes this code
             (8A -> `("current_account_number",)`); `()` when no update field can fix it (6A,
             8B, or 6P until the subscriber lifts the lock).
+        next_step: The `NextStep`: update these fields, update after the subscriber acts,
+            cancel and submit anew, or contact support.
     """
 
     code: str | None
@@ -90,164 +99,16 @@ class CarrierError:
     fixable_by_update: bool
     raw: str
     update_fields: tuple[str, ...] = ()
+    next_step: NextStep = NextStep.CONTACT_SUPPORT
 
 
-@attrs.frozen
-class _CodeInfo:
-    """Catalogue entry for a known code."""
+def next_step_of(errors: Iterable[CarrierError]) -> NextStep | None:
+    """The next step for an order with these carrier errors: the strongest any of them needs
+    (an update first fixes nothing if another code needs a new port-in); None for none."""
+    steps = [error.next_step for error in errors]
+    order = list(NextStep)
+    return max(steps, key=order.index) if steps else None
 
-    name: str
-    category: CarrierCategory
-    description: str
-    remedy: str
-    fixable_by_update: bool
-    update_fields: tuple[str, ...] = ()
-
-
-_UPDATE = "update_port_in (POST /v1.0/numbers/portin/update) on the same OrderId"
-
-_C = CarrierCategory
-
-
-_CATALOGUE: Mapping[str, _CodeInfo] = types.MappingProxyType(
-    {
-        "1M": _CodeInfo(
-            "REQ_DATE_LESS_PUB_INT",
-            _C.DUE_DATE_OR_OTHER,
-            "The requested due date is earlier than the losing carrier's published porting "
-            "interval.",
-            "Pick a later due date (at least the losing carrier's published interval away, "
-            f"usually one or more business days), then send it as PortInDate with {_UPDATE}.",
-            True,
-            ("port_in_date",),
-        ),
-        "1N": _CodeInfo(
-            "DATE_AND_TIME_NOT_MET",
-            _C.DUE_DATE_OR_OTHER,
-            "The losing carrier cannot meet the requested due date and time.",
-            f"Pick a new due date and time further out, then send it as PortInDate with {_UPDATE}.",
-            True,
-            ("port_in_date",),
-        ),
-        "1P": _CodeInfo(
-            "OTHER_REASON",
-            _C.DUE_DATE_OR_OTHER,
-            "The losing carrier rejected the port for another reason, given in the text.",
-            "Read the reason text: it says which detail the carrier wants changed. Fix that "
-            f"detail, then send it with {_UPDATE}.",
-            True,
-        ),
-        "6A": _CodeInfo(
-            "MDN_NOT_FOUND",
-            _C.NUMBER_OR_REQUEST,
-            "The number was not found, or is not active, at the losing carrier.",
-            "Check the number is typed correctly and is active with the losing carrier named "
-            "on the order. This cannot be fixed in place: cancel with "
-            "POST /v1.0/numbers/portin/cancel and submit a new port-in with "
-            "POST /v1.0/numbers/portin using the right number or carrier.",
-            False,
-        ),
-        "6B": _CodeInfo(
-            "TRANSFER_PIN_REQ_OR_INCORRECT",
-            _C.NUMBER_OR_REQUEST,
-            "The losing carrier (T-Mobile) rejected the Number Transfer PIN: missing, wrong "
-            "or expired.",
-            "Ask the subscriber to generate a new Number Transfer PIN in the T-Mobile app or "
-            f"account (or by calling T-Mobile), then send it with {_UPDATE}.",
-            True,
-            ("current_account_password",),
-        ),
-        "6P": _CodeInfo(
-            "MDN_HAS_SRV_PROV_PORT_PROTECT",
-            _C.NUMBER_OR_REQUEST,
-            "The number has a number lock (port protection) on the losing carrier account.",
-            "Ask the subscriber to remove the number lock / port protection in their losing "
-            f"carrier account (e.g. Verizon Number Lock), then resend with {_UPDATE}.",
-            True,
-        ),
-        "8A": _CodeInfo(
-            "ACCOUNT_NUM_REQ_OR_INCORRECT",
-            _C.CUSTOMER_VALIDATION,
-            "The account number at the losing carrier is missing or wrong.",
-            "Ask the subscriber for the exact account number from the losing carrier's bill, "
-            f"then send it with {_UPDATE}.",
-            True,
-            ("current_account_number",),
-        ),
-        "8B": _CodeInfo(
-            "SSN_TAX_ID_REQ_OR_INCORRECT",
-            _C.CUSTOMER_VALIDATION,
-            "The SSN or tax ID of the losing carrier account holder is missing or wrong.",
-            "Ask the account holder for the SSN (or business tax ID) exactly as registered with "
-            f"the losing carrier, then send it with {_UPDATE}.",
-            True,
-        ),
-        "8C": _CodeInfo(
-            "PASS_PIN_REQ_OR_INCORRECT",
-            _C.CUSTOMER_VALIDATION,
-            "The account password or PIN of the losing carrier account is missing or wrong.",
-            "Ask the subscriber for the account PIN or passcode of the losing carrier account "
-            f"(some carriers issue a separate port-out PIN), then send it with {_UPDATE}.",
-            True,
-            ("current_account_password",),
-        ),
-        "8D": _CodeInfo(
-            "ZIP_CODE_REQ_OR_INCORRECT",
-            _C.CUSTOMER_VALIDATION,
-            "The billing ZIP code of the losing carrier account is missing or wrong.",
-            "Ask the subscriber for the billing ZIP code on the losing carrier's bill (the "
-            f"billing address, not the service address), then send it with {_UPDATE}.",
-            True,
-            ("current_billing_address",),
-        ),
-        "GENS-0041": _CodeInfo(
-            "No Port-In request found",
-            _C.TELEGENT,
-            "Telegent has no port-in request for this order or number.",
-            "Check the OrderId and that you use the same account that created it. If the "
-            "port-in was never created or was cancelled, submit a new one with "
-            "POST /v1.0/numbers/portin.",
-            False,
-        ),
-    }
-)
-
-# Generic text for codes not in the catalogue, by group.
-_GROUP_DIGIT: Mapping[str, CarrierCategory] = types.MappingProxyType(
-    {"1": _C.DUE_DATE_OR_OTHER, "6": _C.NUMBER_OR_REQUEST, "8": _C.CUSTOMER_VALIDATION}
-)
-
-_GROUP_TEXT: Mapping[CarrierCategory, tuple[str, str, bool]] = types.MappingProxyType(
-    {
-        _C.DUE_DATE_OR_OTHER: (
-            "a problem with the requested due date, or another reason given in the text",
-            "Read the reason text; usually a new due date or a corrected detail fixes it. "
-            f"Send the fix with {_UPDATE}.",
-            True,
-        ),
-        _C.NUMBER_OR_REQUEST: (
-            "a problem with the number or the request itself (not found, locked, duplicate "
-            "or already pending port)",
-            "Read the reason text. If the number is locked, ask the subscriber to unlock it "
-            f"and update with {_UPDATE}; if it is wrong, not found or a duplicate, cancel with "
-            "POST /v1.0/numbers/portin/cancel and submit a new port-in.",
-            False,
-        ),
-        _C.CUSTOMER_VALIDATION: (
-            "a subscriber detail (account number, PIN, SSN/tax ID, name, ZIP) that does not "
-            "match the losing carrier's records",
-            "Read the reason text to see which field is wrong, ask the subscriber for the value "
-            f"exactly as on the losing carrier's bill, then send it with {_UPDATE}.",
-            True,
-        ),
-    }
-)
-
-_UNKNOWN_REMEDY = (
-    "Read the message; it is the only explanation available. If it names a detail to correct, "
-    f"send the fix with {_UPDATE}; otherwise contact Telegent support with the OrderId and this "
-    "message."
-)
 
 # Anchored, bounded heads only; the tail is sliced, never regex-scanned.
 _RCODE_RE = re.compile(r"([0-9])([A-Za-z])(?![A-Za-z0-9])")
@@ -277,7 +138,7 @@ def _head(text: str) -> tuple[str, int] | None:
     m = _RCODE_RE.match(text)
     if m is not None:
         digit = m.group(1)
-        start = _reason_start(text, m.end(), allow_space=digit in _GROUP_DIGIT)
+        start = _reason_start(text, m.end(), allow_space=digit in GROUP_DIGIT)
         if start is not None:
             return digit + m.group(2).upper(), start
     m = _TELEGENT_RE.match(text)
@@ -299,7 +160,7 @@ def _later(text: str, start: int) -> list[tuple[str, int, int]]:
     return found
 
 
-def _update_fields(code: str, info: _CodeInfo, reason: str) -> tuple[str, ...]:
+def _update_fields(code: str, info: CodeInfo, reason: str) -> tuple[str, ...]:
     if code == "1P" and _NAME_RE.search(reason):
         return ("subscriber_name",)
     return info.update_fields
@@ -307,32 +168,46 @@ def _update_fields(code: str, info: _CodeInfo, reason: str) -> tuple[str, ...]:
 
 def _decoded(code: str, reason: str, raw: str) -> CarrierError:
     """The CarrierError of one code: from the catalogue, else from its group."""
-    info = _CATALOGUE.get(code)
+    info = CATALOGUE.get(code)
     if info is not None:
-        return CarrierError(
-            code=code,
-            reason=reason or info.name,
-            category=info.category,
-            description=info.description,
-            remedy=info.remedy,
-            fixable_by_update=info.fixable_by_update,
-            raw=raw,
-            update_fields=_update_fields(code, info, reason),
+        fields = _update_fields(code, info, reason)
+        return _error(
+            code,
+            reason or info.name,
+            info.category,
+            info.description,
+            remedy_of(info.ask, info.step, fields),
+            info.step,
+            raw,
+            fields,
         )
-    if "-" in code:
+    category = _C.TELEGENT if "-" in code else GROUP_DIGIT.get(code[0], _C.UNKNOWN)
+    if category is _C.TELEGENT:
         description = f"Telegent returned its own error code {code}, which this SDK does not know."
-        return CarrierError(code, reason, _C.TELEGENT, description, _UNKNOWN_REMEDY, False, raw)
-    digit = code[0]
-    category = _GROUP_DIGIT.get(digit, _C.UNKNOWN)
-    if category is _C.UNKNOWN:
+    elif category is _C.UNKNOWN:
         description = f"Carrier response code {code} is not a known porting code group."
-        return CarrierError(code, reason, category, description, _UNKNOWN_REMEDY, False, raw)
-    meaning, remedy, fixable = _GROUP_TEXT[category]
-    description = (
-        f"Carrier response code {code} is not in this SDK's catalogue; its group "
-        f"({digit}x, {category.value}) means {meaning}."
-    )
-    return CarrierError(code, reason, category, description, remedy, fixable, raw)
+    else:
+        meaning, ask, step = GROUP_TEXT[category]
+        description = (
+            f"Carrier response code {code} is not in this SDK's catalogue; its group "
+            f"({code[0]}x, {category.value}) means {meaning}."
+        )
+        return _error(code, reason, category, description, remedy_of(ask, step), step, raw)
+    return _error(code, reason, category, description, UNKNOWN_REMEDY, _S.CONTACT_SUPPORT, raw)
+
+
+def _error(
+    code: str | None,
+    reason: str,
+    category: CarrierCategory,
+    description: str,
+    remedy: str,
+    step: NextStep,
+    raw: str,
+    fields: tuple[str, ...] = (),
+) -> CarrierError:
+    fixable = step in (_S.UPDATE, _S.UPDATE_AFTER_SUBSCRIBER)
+    return CarrierError(code, reason, category, description, remedy, fixable, raw, fields, step)
 
 
 def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
@@ -353,17 +228,9 @@ def decode_carrier_messages(text: str | None) -> tuple[CarrierError, ...]:
     codes = [(head[0], 0, head[1])] if head is not None else []
     codes += _later(stripped, head[1] if head is not None else 0)
     if not codes:
-        return (
-            CarrierError(
-                code=None,
-                reason=stripped,
-                category=_C.UNKNOWN,
-                description="The carrier or Telegent returned a message without a recognised code.",
-                remedy=_UNKNOWN_REMEDY,
-                fixable_by_update=False,
-                raw=text,
-            ),
-        )
+        description = "The carrier or Telegent returned a message without a recognised code."
+        step = _S.CONTACT_SUPPORT
+        return (_error(None, stripped, _C.UNKNOWN, description, UNKNOWN_REMEDY, step, text),)
     if len(codes) == 1:  # the common case, without the slicing between codes
         code, _, start = codes[0]
         return (_decoded(code, stripped[start:].strip(), text),)
@@ -396,7 +263,8 @@ def carrier_codes() -> tuple[CarrierError, ...]:
 
     Each entry is the `CarrierError` a message made of that code alone decodes to: `code`,
     `reason` (the code's name, e.g. `ACCOUNT_NUM_REQ_OR_INCORRECT`), `category`, `description`
-    (what it means), `remedy` (the next step), `fixable_by_update` and `update_fields`. A code
+    (what it means), `remedy` (the next step in words), `next_step`, `fixable_by_update` and
+    `update_fields`. A code
     not listed still decodes (`decode_carrier_message`), from its group.
     """
-    return tuple(_decoded(code, "", code) for code in _CATALOGUE)
+    return tuple(_decoded(code, "", code) for code in CATALOGUE)

@@ -30,6 +30,7 @@ from ._config import (
     credentials_from,
     insecure_allowed,
 )
+from ._create_calls import CreateCalls
 from ._errors import TelegentError
 from ._models import Order, OrderOutcome, order_from_json
 from ._poller import OrderStream, run_workers, watch_order
@@ -38,7 +39,8 @@ from ._request import Request
 from ._stats import ClientStats
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
-from ._transport import Transport, _connections_allowed, _trace_configs
+from ._transport import Transport
+from ._webhook_calls import WebhookCalls
 
 __all__ = ["OnUpdate", "TelegentClient"]
 
@@ -52,7 +54,7 @@ OnUpdate: TypeAlias = Callable[[Order], "Awaitable[object] | object"]
 change); a plain function or a coroutine function (its awaitable is awaited)."""
 
 
-class TelegentClient(PortInCalls):
+class TelegentClient(PortInCalls, CreateCalls, WebhookCalls):
     """An async client for Telegent's order API. Use it as `async with TelegentClient(...)`.
 
     Credentials: a bearer `token`, or `account_key` + `account_secret` (the client fetches,
@@ -331,3 +333,29 @@ class TelegentClient(PortInCalls):
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:
         """A wait's own policy (checked), else the client's `poll_policy`."""
         return self.poll_policy if policy is None else checked_policy("policy", policy)
+
+
+def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
+    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
+    connector = session.connector if session is not None else None
+    if connector is None:
+        return wanted
+    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
+
+
+def _trace_configs(
+    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
+) -> list[aiohttp.TraceConfig] | None:
+    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
+    if configs is None:
+        return None
+    if session is not None:
+        raise TypeError(
+            "trace_configs only applies to a session the client creates: "
+            "give them to your own session instead"
+        )
+    configs = list(configs)
+    for config in configs:
+        if not isinstance(config, aiohttp.TraceConfig):
+            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
+    return configs

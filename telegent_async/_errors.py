@@ -73,6 +73,7 @@ __all__ = [
     "UnprocessableEntityError",
     "body_excerpt",
     "cannot_connect",
+    "is_credentials_error",
     "is_routing_miss",
     "message_excerpt",
     "unreadable_body",
@@ -164,6 +165,16 @@ class APIStatusError(TelegentError):
         self.status_code = status_code
         self.message = message
         self.body = body
+
+    @property
+    def carrier_error(self) -> CarrierError | None:
+        """The code the refusal's `Message` carries, decoded with what comes next (an update or
+        cancel refused with `GENS-0041`: no port-in found; stuck, when both say so), or None
+        when the message carries no code."""
+        from ._carrier import decode_carrier_message  # _carrier's catalogue imports _errors
+
+        decoded = decode_carrier_message(self.message)
+        return decoded if decoded is not None and decoded.code is not None else None
 
 
 class BadRequestError(APIStatusError):
@@ -386,3 +397,9 @@ class OrderFailed(TelegentError):
         elif order.status_message:
             detail = f": {order.status_message}"
         super().__init__(f"order {order.order_id!r} is {order.raw_status}{detail}")
+
+
+def is_credentials_error(error: BaseException | None) -> bool:
+    """Whether `error` says the API refused the credentials (401/403): about the account, never
+    about an order, so no watch settles with it."""
+    return isinstance(error, (AuthenticationError, PermissionDeniedError))

@@ -18,7 +18,7 @@ import attrs
 import cattrs
 
 from ._answers import read_answer
-from ._carrier import CarrierError, decode_carrier_messages
+from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
 from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
 from ._timing import parse_timestamp
 
@@ -169,6 +169,16 @@ class Order:
     def needs_action(self) -> bool:
         """REJECTED or RESOLUTION_REQUIRED: fix it with `update_port_in`, or `cancel_port_in`."""
         return self.status in _NEEDS_ACTION
+
+    @property
+    def next_step(self) -> NextStep | None:
+        """What comes next for a port-in needing action: the strongest `NextStep` its carrier
+        codes need (an update, an update once the subscriber acted, cancel and submit anew,
+        or a support ticket, also for a rejection without a code); None for an order not
+        needing action."""
+        if not self.needs_action:
+            return None
+        return next_step_of(self.carrier_errors) or NextStep.CONTACT_SUPPORT
 
     def raise_for_status(self) -> Order:
         """Return the order if it succeeded, else raise `OrderFailed` (pending ones too)."""

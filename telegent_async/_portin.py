@@ -10,6 +10,7 @@ it (error messages, logs, `raw`).
 from __future__ import annotations
 
 import json
+import re
 import types
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -29,6 +30,7 @@ __all__ = [
     "PortInCancel",
     "PortInUpdate",
     "cancel_body",
+    "checked_day",
     "checked_text",
     "decode_answer",
     "mask_secrets",
@@ -153,30 +155,34 @@ class PortInCancel:
     raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
 
 
-def port_in_date(value: object, today: date) -> str:
-    """`port_in_date` as Telegent takes it (`YYYY-MM-DD`): a `date` or such a string, not
-    before `today`. A `datetime` is refused (`TypeError`): its time would be dropped silently.
-    """
+def checked_day(name: str, value: object, form: str = "%Y-%m-%d") -> date:
+    """A `date`, or a string of a real date written in `form` (`"%m/%d/%Y"` ...). A
+    `datetime` is refused (`TypeError`): Telegent takes a day, and its time would be dropped
+    silently."""
     if isinstance(value, datetime):
         raise TypeError(
-            "port_in_date must be a datetime.date, not a datetime: Telegent takes a day, and "
-            f"the time would be dropped (pass {value.date().isoformat()!r} or value.date())"
+            f"{name} must be a datetime.date, not a datetime: Telegent takes a day, and "
+            f"the time would be dropped (pass {value.strftime(form)!r} or value.date())"
         )
     if isinstance(value, date):
-        day = value
-    elif isinstance(value, str):
-        try:
-            if len(value) != 10:
-                raise ValueError
-            day = date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(
-                f"port_in_date must be a real date written YYYY-MM-DD, got {value[:40]!r}"
-            ) from None
-    else:
-        raise TypeError(
-            f"port_in_date must be a datetime.date or a str, not {type(value).__name__}"
-        )
+        return value
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a datetime.date or a str, not {type(value).__name__}")
+    try:
+        if len(value) != 10:
+            raise ValueError
+        return datetime.strptime(value, form).date()
+    except ValueError:
+        shown = form.replace("%Y", "YYYY").replace("%m", "MM").replace("%d", "DD")
+        raise ValueError(
+            f"{name} must be a real date written {shown}, got {value[:40]!r}"
+        ) from None
+
+
+def port_in_date(value: object, today: date) -> str:
+    """`port_in_date` as Telegent takes it (`YYYY-MM-DD`): a `date` or such a string, not
+    before `today` (a `datetime` is refused, see `checked_day`)."""
+    day = checked_day("port_in_date", value)
     if day < today:
         raise ValueError(f"port_in_date {day.isoformat()} is in the past (today: {today})")
     return day.isoformat()
@@ -234,17 +240,31 @@ def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
     return {name: MASK if name in SECRET_FIELDS else value for name, value in body.items()}
 
 
+#: What a short secret (a 4-digit PIN) must not be masked inside: Telegent's IDs and E.164
+#: numbers. `JNUOID-...-1234-...` or `+12815551234` with a PIN of 1234 would otherwise come
+#: back mangled, and the SDK would hand out an order ID that does not exist.
+_KEPT_WHOLE = (
+    rb"(?:JNUOID|JNOID|JNID|NID|TSUID|AID|WID|MRID|CRID|DID)-[0-9A-Za-z-]{4,}|\+[0-9]{7,15}"
+)
+
+
 def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` with every secret masked, raw and as JSON writes it (escaped or not).
+    """`body` with every secret masked, raw and as JSON writes it (escaped or not), wherever
+    it appears (inside other words too) but inside an ID or a phone number (`_KEPT_WHOLE`).
 
     Run on whole bodies before anything parses or truncates them: a value cut in half by an
     excerpt could no longer be found.
     """
-    for secret in secrets:
-        forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
-        for form in sorted(forms, key=len, reverse=True):
-            body = body.replace(form.encode(), MASK.encode())
-    return body
+    forms = {
+        form.encode()
+        for secret in secrets
+        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+    }
+    if not forms:
+        return body
+    alternatives = b"|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    pattern = re.compile(b"(" + alternatives + b")|" + _KEPT_WHOLE)
+    return pattern.sub(lambda m: MASK.encode() if m.group(1) else m.group(0), body)
 
 
 def _str_or_none(value: object) -> str | None:

@@ -63,6 +63,8 @@ class Request:
             safe to repeat and is retried like a lookup.
         secrets: Values the request carries that are masked in every answer before anything
             reads it (an error answer may quote them back).
+        private: The answers may hold secrets the request does not carry (a webhook's stored
+            credentials): a 2xx that cannot be read is never quoted in the error.
     """
 
     method: str
@@ -72,3 +74,4 @@ class Request:
     json: Mapping[str, Any] | None = attrs.field(default=None, repr=False)
     creates: Creates | None = None
     secrets: tuple[str, ...] = attrs.field(default=(), repr=False)
+    private: bool = False

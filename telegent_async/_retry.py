@@ -141,19 +141,20 @@ def decide_attempt(
         if status in RETRY_STATUSES:
             retry_after = parse_retry_after(result.headers.get("Retry-After"), now)
         token_request = request.scope is None
+        private = token_request or request.private
         read = read_answer(
             status,
             result.headers.get("Content-Type"),
             result.body,
             retry_after=retry_after,
             refusal_status=401 if token_request else 400,
-            private=token_request,
+            private=private,
         )
         if not isinstance(read, TelegentError):
             try:
                 return Return(decode(read))
             except (ValueError, TypeError, KeyError, RecursionError) as exc:
-                excerpt = "" if token_request else body_excerpt(result.body)
+                excerpt = "" if private else body_excerpt(result.body)
                 read = ResponseDecodeError(
                     f"unexpected answer: {exc}", status_code=status, body=excerpt
                 )

@@ -96,6 +96,7 @@ class Scheduler:
     _stopping: list[asyncio.Task[Order]] = attrs.field(init=False, factory=list)
     _done: Completions = attrs.field(init=False, factory=Completions)
     _renew_at: float = attrs.field(init=False, default=math.inf)
+    _closing: bool = attrs.field(init=False, default=False)  # see `close`
 
     @property
     def in_flight(self) -> int:
@@ -103,6 +104,7 @@ class Scheduler:
 
     async def run(self) -> None:
         """Poll until cancelled; then give back the claims of polls still under way."""
+        self._closing = False
         unsubscribe = self.store.subscribe(self._done.wake)
         try:
             while True:
@@ -145,6 +147,11 @@ class Scheduler:
         self._stopping.extend(tasks)
         return tasks, claims
 
+    def close(self) -> None:
+        """`run` stops at its next sleep at the latest (call it before cancelling `run`'s task:
+        Python 3.10 cannot tell that a library swallowed that cancel)."""
+        self._closing = True
+
     def cancel_now(self) -> None:
         """Cancel the polls under way, synchronously (no further request is sent)."""
         self._drop_polls()
@@ -179,7 +186,16 @@ class Scheduler:
         )
 
     async def sleep(self, delay: float) -> None:
-        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us."""
+        """Sleep `delay` seconds, or less: until a poll ends or the store nudges us.
+
+        Never once `close` was called or while a cancel is pending: a library below (redis-py)
+        may swallow the cancel meant to stop `run`, which would then sleep on until cancelled
+        again.
+        """
+        task = asyncio.current_task()
+        pending = sys.version_info >= (3, 11) and task is not None and task.cancelling() > 0
+        if self._closing or pending:
+            raise asyncio.CancelledError
         done = self._done
         if done.finished or delay <= 0:
             return

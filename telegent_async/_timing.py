@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import attrs
 
@@ -20,6 +20,7 @@ from ._validate import positive_number
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "PRESETS",
     "PollPolicy",
     "checked_policy",
     "deadline_at",
@@ -261,6 +262,9 @@ PollPolicy.PROVISION = PollPolicy()
 PollPolicy.PORT_IN = PollPolicy(initial=600.0, factor=2.0, max_interval=6 * 3600.0, jitter=0.2)
 #: Telegent's advice for retries: 1 s doubling, capped at 30 s; full jitter spreads a herd.
 PollPolicy.RETRY = PollPolicy(initial=1.0, factor=2.0, max_interval=30.0, jitter=1.0)
+
+#: The poll presets by the names users give them (the CLI's `--preset`, Temporal's `PollInput`).
+PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
 
 
 def deadline_at(deadline: object, now: float) -> float | None:

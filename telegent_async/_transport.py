@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from yarl import URL
 from . import _portin, _validate
 from ._auth import TokenAuth
 from ._budgets.base import Budget
+from ._deadline import CALL_TIMED_OUT, by, slot
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -58,7 +59,6 @@ logger = logging.getLogger("telegent_async")
 MAX_RESPONSE_BYTES = 1 << 20
 # The attempt timeout is the client's `AttemptWatchdog`, not aiohttp's (see `_watchdog`).
 _NO_AIOHTTP_TIMEOUT = aiohttp.ClientTimeout(total=None)
-CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
 
@@ -189,22 +189,10 @@ class Transport:
         headers: dict[str, str] | None = None
         requester = asyncio.current_task()
 
-        def judge(result: HTTPAnswer | TelegentError) -> AttemptVerdict[_T]:
-            return decide_attempt(
-                result,
-                request,
-                decode,
-                attempt=attempt,
-                rules=rules,
-                can_reauthenticate=bool(scope and headers and not reauthenticated),
-                now=datetime.now(timezone.utc),
-                time_left=None if deadline is None else deadline - loop.time(),
-            )
-
         while True:
             headers = None
             if scope is not None:
-                headers = auth.headers_now(scope) or await _by(
+                headers = auth.headers_now(scope) or await by(
                     deadline, auth.headers(scope), previous
                 )
             attempt_timeout = self.timeout
@@ -214,12 +202,12 @@ class Transport:
                 # it in the window the budget counted it in. Token requests (rare) take no
                 # connection of ours: callers holding one may be waiting for that very token.
                 async with (
-                    contextlib.nullcontext() if priority else _slot(self._slots, deadline, previous)
+                    contextlib.nullcontext() if priority else slot(self._slots, deadline, previous)
                 ):
                     if not budget.open_now(loop.time()):
-                        await _by(deadline, budget.acquire(priority=priority), previous)
+                        await by(deadline, budget.acquire(priority=priority), previous)
                         if scope is not None:  # the wait may have outlived the token
-                            headers = await _by(deadline, auth.headers(scope), previous)
+                            headers = await by(deadline, auth.headers(scope), previous)
                     if self.closed:  # while this call waited
                         raise ClientClosedError()
                     if deadline is not None:  # what is left of the call, the waits taken
@@ -251,7 +239,10 @@ class Transport:
                         answer = attrs.evolve(answer, body=_portin.redact(answer.body, secrets))
                     if on_headers is not None and 200 <= answer.status < 300:
                         on_headers(answer.headers)
-                    verdict = judge(answer)
+                    verdict = _judge(
+                        answer, request, decode, attempt, rules,
+                        bool(headers and not reauthenticated), deadline, loop,
+                    )  # fmt: skip
                     # Paused before the connection is free for the next request.
                     if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
                         logger.info(
@@ -262,7 +253,10 @@ class Transport:
             except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 counters.by_class[0] += 1
                 failure = _transport_error(method, exc, attempt_timeout)
-                verdict = judge(failure)
+                verdict = _judge(
+                    failure, request, decode, attempt, rules,
+                    bool(headers and not reauthenticated), deadline, loop,
+                )  # fmt: skip
             if isinstance(verdict, Return):
                 return verdict.value
             if isinstance(verdict, Reauthenticate):
@@ -305,34 +299,28 @@ class Transport:
         return RetryRules(retries, self.retry_policy, self.max_retry_after)
 
 
-def _slot(
-    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
-) -> contextlib.AbstractAsyncContextManager[object]:
-    """A pooled connection's slot; a call with a deadline waits for it only until then."""
-    return slots if deadline is None else _slot_by(slots, deadline, failure)
-
-
-@contextlib.asynccontextmanager
-async def _slot_by(
-    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
-) -> AsyncIterator[None]:
-    await _by(deadline, slots.acquire(), failure)
-    try:
-        yield
-    finally:
-        slots.release()
-
-
-async def _by(
-    deadline: float | None, step: Awaitable[_T], failure: TelegentError | None = None
-) -> _T:
-    """Await one wait of a call (a token, a budget slot) within the call's deadline."""
-    if deadline is None:
-        return await step
-    try:
-        return await asyncio.wait_for(step, deadline - asyncio.get_running_loop().time())
-    except asyncio.TimeoutError:
-        raise TransportTimeoutError(CALL_TIMED_OUT) from failure
+def _judge(
+    result: HTTPAnswer | TelegentError,
+    request: Request,
+    decode: Callable[[Any], _T],
+    attempt: int,
+    rules: RetryRules,
+    can_reauthenticate: bool,
+    deadline: float | None,
+    loop: asyncio.AbstractEventLoop,
+) -> AttemptVerdict[_T]:
+    """`decide_attempt` with the clock read now (a function, not a closure in `send`: no
+    closure and cells allocated per request)."""
+    return decide_attempt(
+        result,
+        request,
+        decode,
+        attempt=attempt,
+        rules=rules,
+        can_reauthenticate=can_reauthenticate,
+        now=datetime.now(timezone.utc),
+        time_left=None if deadline is None else deadline - loop.time(),
+    )
 
 
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
@@ -389,29 +377,3 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
 def _describe(request: Request) -> str:
     path, params = request.url.path, request.params
     return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path
-
-
-def _connections_allowed(session: aiohttp.ClientSession | None, wanted: int) -> int:
-    """`wanted`, capped at the pool of a caller's session (0 is aiohttp's "no limit")."""
-    connector = session.connector if session is not None else None
-    if connector is None:
-        return wanted
-    return min([wanted, *(n for n in (connector.limit, connector.limit_per_host) if n > 0)])
-
-
-def _trace_configs(
-    configs: Iterable[aiohttp.TraceConfig] | None, session: aiohttp.ClientSession | None
-) -> list[aiohttp.TraceConfig] | None:
-    """The aiohttp trace configs for the session the client creates (none with a caller's)."""
-    if configs is None:
-        return None
-    if session is not None:
-        raise TypeError(
-            "trace_configs only applies to a session the client creates: "
-            "give them to your own session instead"
-        )
-    configs = list(configs)
-    for config in configs:
-        if not isinstance(config, aiohttp.TraceConfig):
-            raise TypeError(f"trace_configs must hold aiohttp.TraceConfig, not {type(config)}")
-    return configs

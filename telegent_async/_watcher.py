@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import TypeAlias
 
 from . import _validate
-from ._errors import OrderWaitTimeout, TelegentError
+from ._errors import OrderWaitTimeout, TelegentError, is_credentials_error
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
 from ._stores import StoreLike, store_of
-from ._stores.base import NewWatch, WatchState, WatchStore
+from ._stores.base import BATCH, NewWatch, WatchCounts, WatchState, WatchStore
 from ._timing import PollPolicy, checked_policy, deadline_at
 
 __all__ = ["OrderWatcher"]
@@ -51,6 +51,10 @@ def _tag(tag: object) -> str | None:
         except UnicodeEncodeError:
             raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
     return tag
+
+
+def _removed(order_id: str) -> TelegentError:
+    return TelegentError(f"the watch of order {order_id!r} was removed")
 
 
 def _result(order_id: str, order: Order | None, error: TelegentError | None) -> Order:
@@ -108,6 +112,7 @@ class OrderWatcher:
         self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None  # why the scheduler stopped, if it did
+        self._closed = False  # `settled()` iterators end
 
     def __repr__(self) -> str:
         return f"OrderWatcher(store={self._store!r}, worker_id={self.worker_id!r})"
@@ -122,6 +127,8 @@ class OrderWatcher:
     async def __aenter__(self) -> OrderWatcher:
         if self._tasks:
             raise RuntimeError("this OrderWatcher is already running")
+        self._closed = False
+        await self._rearm_refused()
         self._news = asyncio.Event()
         self._tasks = [
             asyncio.ensure_future(self._scheduler.run()),
@@ -134,8 +141,13 @@ class OrderWatcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop polling, give back the claims of polls under way, close a store we opened."""
+        """Stop polling, give back the claims of polls under way, close a store we opened;
+        `settled()` iterators end."""
+        self._closed = True
+        if self._news is not None:
+            self._news.set()
         tasks, self._tasks = self._tasks, []
+        self._scheduler.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -154,6 +166,18 @@ class OrderWatcher:
             for future in futures:
                 if not future.done():
                     future.set_exception(error)
+
+    async def _rearm_refused(self) -> None:
+        """Re-arm the watches a 0.2.0 watcher settled because the API refused its credentials
+        (that says nothing about their orders): pending again, polled now."""
+        refused: list[str] = []
+        after = 0
+        while batch := await self._store.outcomes(after, BATCH):
+            after = batch[-1].seq
+            refused += [d.outcome.order_id for d in batch if is_credentials_error(d.outcome.error)]
+        if refused:
+            rearmed = await self._store.retry(refused)
+            logger.warning("re-armed %d watches settled as credentials refused", rearmed)
 
     async def _purge_now_and_then(self) -> None:
         while True:
@@ -260,7 +284,7 @@ class OrderWatcher:
                 # Settled by another process (or before we registered): read it from the store.
                 state = await self._store.get(order_id)
                 if state is None:
-                    raise TelegentError(f"the watch of order {order_id!r} was removed")
+                    raise _removed(order_id)
                 if state.settled:
                     return _result(order_id, state.last_order, state.error)
                 remaining = give_up - loop.time()
@@ -294,12 +318,41 @@ class OrderWatcher:
         return await self._store.get(_validate.order_id(order_id))
 
     async def remove(self, order_id: str) -> bool:
-        """Stop watching an order and forget its state; False if it was not watched.
+        """Stop watching an order and forget its state; False if it was not watched. Its
+        waiters here (`wait`) raise `TelegentError` at once.
 
         Args:
             order_id: The order.
         """
-        return await self._store.remove([_validate.order_id(order_id)]) == 1
+        removed = await self._store.remove([_validate.order_id(order_id)]) == 1
+        for future in self._waiters.get(order_id, ()):
+            if not future.done():
+                future.set_exception(_removed(order_id))
+        return removed
+
+    async def retry(self, order_id: str) -> bool:
+        """Watch a settled order again: pending, polled now, its outcome no longer delivered
+        (e.g. after fixing what made it fail); False if it is not watched or not settled.
+
+        Args:
+            order_id: The order.
+        """
+        return await self._store.retry([_validate.order_id(order_id)]) == 1
+
+    async def count(self) -> WatchCounts:
+        """How many watches the store holds: pending, settled, and settled but unacknowledged."""
+        return await self._store.count()
+
+    async def watches(self, *, settled: bool | None = None) -> AsyncIterator[WatchState]:
+        """Every watch of the store (read in batches, in no set order).
+
+        Args:
+            settled: True: only settled watches; False: only pending ones; None: all.
+        """
+        if settled is not None and not isinstance(settled, bool):
+            raise TypeError(f"settled must be a bool or None, not {type(settled).__name__}")
+        async for state in self._store.watches(settled):
+            yield state
 
     async def ack(self, order_id: str) -> bool:
         """Acknowledge a settled outcome: `settled()` never delivers it again.
@@ -325,10 +378,15 @@ class OrderWatcher:
         """
         store = self._store
         after = 0
-        while True:
+        while not self._closed:
             if self._news is not None:
                 self._news.clear()
-            batch = await store.outcomes(after)
+            try:
+                batch = await store.outcomes(after)
+            except Exception:
+                if self._closed:  # the store closed under us: the watcher is done
+                    return
+                raise
             for delivery in batch:
                 after = delivery.seq
                 yield delivery.outcome

@@ -2,34 +2,42 @@
 
     from telegent_async import webhooks
 
-    app.mount("/hooks/telegent", webhooks.asgi_app(watcher, secret=SECRET))  # FastAPI
-    handler = webhooks.aiohttp_handler(watcher, secret=SECRET)  # aiohttp.web
-    app.router.add_route("*", "/hooks/telegent/{secret}", handler)
+    app.mount("/hooks/telegent", webhooks.asgi_app(watcher, bearer_token=TOKEN))  # FastAPI
+    handler = webhooks.aiohttp_handler(watcher, basic_auth=("telegent", PASSWORD))  # aiohttp
+    app.router.add_route("*", "/hooks/telegent", handler)
 
-Configure `https://<host>/hooks/telegent/<SECRET>` as the webhook URL at Telegent. The payload
-is unpublished and unsigned, so a delivery is a hint, never the truth: it only moves the
-named orders' next poll to now (`OrderWatcher.wake`, durable), and the poll, within the
-client's budget, says what the order's status is. Answers:
+Telegent authenticates a delivery with a static Bearer token (`AuthenticationType` Token) or
+HTTP Basic (Basic), as the subscription says (`TelegentClient.create_webhook(...,
+auth=WebhookAuth.bearer(TOKEN))`); or give a `secret` and configure
+`https://<host>/hooks/telegent/<secret>` (a secret last path segment). Exactly one of the three.
+It calls with POST or PUT and a JSON or XML body. The payload is unpublished, so a delivery is
+a hint, never the truth: it only moves the named orders' next poll to now
+(`OrderWatcher.wake`, durable), and the poll, within the client's budget, says what the order's
+status is. Answers:
 
-- 404: the last path segment is not the secret (compared in constant time);
-- 405: not a POST; 413: a body over 64 KiB (refused without reading more of it);
-- 400: a body that is not JSON; 202: JSON that names no order (nothing is done);
-- 200: every named order was woken, answered at once, before any poll;
+- 401: the `Authorization` header is missing or wrong (compared in constant time);
+- 404: the last path segment is not the secret (path-secret mode, constant time);
+- 405: not a POST or PUT; 413: a body over 64 KiB (refused without reading more of it);
+- 400: a body that is not JSON or XML (XML with a DTD or entities is refused unexpanded);
+- 202: a body that names no order (nothing is done);
+- 200: `{"woken": [...], "unknown": [...]}`, answered at once, before any poll: the named
+  orders that are watched (woken) and those that are not (never reported woken);
 - 503: the watcher's store could not record a wake-up (Telegent may deliver again).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Protocol
 
+import attrs
 from aiohttp import web
 
-from . import _validate
+from ._delivery import data_format_of, order_ids
+from ._webhook import MIN_SECRET_CHARS, WebhookAuth
 
 __all__ = ["MAX_BODY_BYTES", "Wakeable", "aiohttp_handler", "asgi_app", "order_ids"]
 
@@ -37,74 +45,23 @@ logger = logging.getLogger("telegent_async")
 
 #: A delivery names an order or a few: anything larger is refused unread.
 MAX_BODY_BYTES = 64 * 1024
-#: How deep in the JSON an order ID is still looked for (wrappers and event lists nest a few).
-MAX_DEPTH = 16
-MIN_SECRET_CHARS = 16
-
-_ID_KEY = "orderid"  # OrderId, orderId, order_id, ORDER-ID ...
-_IDS_KEY = "orderids"
+METHODS = ("POST", "PUT")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Answer = tuple[int, dict[str, Any]]
 
 
 class Wakeable(Protocol):
-    """What a webhook needs of an `OrderWatcher`."""
+    """What a webhook needs of an `OrderWatcher`: `wake` answers whether it watches the order."""
 
-    async def wake(self, order_id: str) -> object: ...
-
-
-def order_ids(body: bytes | bytearray | memoryview) -> list[str]:
-    """Every order ID an `Order_Update` delivery names, once each (an object's own before
-    those of the objects inside it).
-
-    Looks for an `OrderId` key (any case, `_` or `-` ignored) holding a string, or
-    `OrderIds` holding a list of strings, at the top level, inside wrappers (`data`,
-    `payload`, `Order`, `event` ... any object) and in lists of events, down to 16 levels.
-    Strings that are not plausible order IDs (empty, blank, control characters, over 200
-    characters) are skipped. Pure and total: it raises only `ValueError` for a body that is
-    not JSON (not UTF-8/16/32 text, malformed, or nested too deep to parse) and `TypeError`
-    for an argument that is not bytes.
-    """
-    if not isinstance(body, (bytes, bytearray, memoryview)):
-        raise TypeError(f"body must be bytes, not {type(body).__name__}")
-    try:
-        document = json.loads(bytes(body))
-    except RecursionError:
-        raise ValueError("the body is JSON nested too deeply to read") from None
-    found: dict[str, None] = {}
-    stack: list[tuple[object, int]] = [(document, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            continue
-        if isinstance(node, dict):
-            children = []
-            for key, value in node.items():
-                name = key.lower().replace("_", "").replace("-", "")
-                if name == _ID_KEY:
-                    _keep(found, value)
-                elif name == _IDS_KEY and isinstance(value, list):
-                    for item in value:
-                        _keep(found, item)
-                else:
-                    children.append(value)
-            stack.extend((child, depth + 1) for child in reversed(children))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in reversed(node))
-    return list(found)
+    async def wake(self, order_id: str) -> bool: ...
 
 
-def _keep(found: dict[str, None], value: object) -> None:
-    # Not an order ID (a number, an object, a blank or absurd string): skipped.
-    with contextlib.suppress(TypeError, ValueError):
-        found[_validate.order_id(value)] = None
-
-
-def _secret(secret: object) -> bytes:
+def _path_secret(secret: object) -> bytes:
     if not isinstance(secret, str):
         raise TypeError(f"secret must be a str, not {type(secret).__name__}")
     if len(secret) < MIN_SECRET_CHARS:
@@ -116,28 +73,83 @@ def _secret(secret: object) -> bytes:
     return secret.encode()
 
 
-def _path_holds(path: str, secret: bytes) -> bool:
-    """True when the path's last segment (a trailing '/' ignored) is the secret."""
-    segment = path.rstrip("/").rpartition("/")[2]
-    return hmac.compare_digest(segment.encode("utf-8", "replace"), secret)
+@attrs.frozen
+class _Gate:
+    """Who may deliver: a path secret or the `Authorization` header's credentials (pure)."""
+
+    path_secret: bytes | None
+    credentials: WebhookAuth | None
+
+    def refusal(self, path: str, authorization: str | None) -> Answer | None:
+        """404 for a wrong path secret, 401 for missing or wrong credentials, else None."""
+        if self.path_secret is not None:
+            segment = path.rstrip("/").rpartition("/")[2]
+            if not hmac.compare_digest(segment.encode("utf-8", "replace"), self.path_secret):
+                return _NOT_FOUND
+        elif self.credentials is not None and not self.credentials.accepts(authorization):
+            return _UNAUTHORIZED
+        return None
+
+    def headers(self, status: int) -> dict[str, str]:
+        """The answer's extra headers: the challenge of a 401, the methods of a 405."""
+        if status == 401 and self.credentials is not None:
+            return {"WWW-Authenticate": self.credentials.challenge}
+        if status == 405:
+            return {"Allow": ", ".join(METHODS)}
+        return {}
 
 
-async def _wake_all(watcher: Wakeable, body: bytes) -> tuple[int, dict[str, Any]]:
+def _gate(secret: object, bearer_token: object, basic_auth: object) -> _Gate:
+    """The gate of exactly one auth mode, every value checked."""
+    given = [
+        name
+        for name, value in (
+            ("secret", secret),
+            ("bearer_token", bearer_token),
+            ("basic_auth", basic_auth),
+        )
+        if value is not None
+    ]
+    if len(given) != 1:
+        got = " and ".join(given) if given else "none"
+        raise TypeError(
+            "give exactly one of secret= (a secret last path segment), bearer_token= "
+            f"(AuthenticationType Token) or basic_auth=(user, password) (Basic); got {got}"
+        )
+    if secret is not None:
+        return _Gate(_path_secret(secret), None)
+    if bearer_token is not None:
+        if not isinstance(bearer_token, str):
+            raise TypeError(f"bearer_token must be a str, not {type(bearer_token).__name__}")
+        return _Gate(None, WebhookAuth.bearer(bearer_token))
+    if not (isinstance(basic_auth, tuple) and len(basic_auth) == 2):
+        raise TypeError("basic_auth must be a (user, password) tuple")
+    user, password = basic_auth
+    if not isinstance(user, str) or not isinstance(password, str):
+        raise TypeError("basic_auth must be a (user, password) tuple of str")
+    return _Gate(None, WebhookAuth.basic(user, password))
+
+
+async def _wake_all(watcher: Wakeable, body: bytes, content_type: str | None) -> Answer:
     """The answer to a delivery's body: parse, then wake each named order (durably)."""
+    data_format = data_format_of(content_type, body)
     try:
-        named = order_ids(body)
-    except ValueError:
-        return 400, {"error": "the body is not JSON"}
+        named = order_ids(body, data_format)
+    except ValueError as exc:
+        logger.debug("webhook: unreadable %s body: %s", data_format, exc)
+        return 400, {"error": f"the body is not readable {data_format.upper()}"}
     if not named:
-        return 202, {"woken": []}
+        return 202, {"woken": [], "unknown": []}
+    woken: list[str] = []
+    unknown: list[str] = []
     try:
         for order_id in named:
-            await watcher.wake(order_id)
+            (woken if await watcher.wake(order_id) else unknown).append(order_id)
     except Exception:  # the store is down: say so, and the partner may deliver again
         logger.exception("webhook: could not record the wake-up of %d orders", len(named))
         return 503, {"error": "could not record the delivery; try again"}
-    logger.debug("webhook woke %d orders", len(named))
-    return 200, {"woken": named}
+    logger.debug("webhook woke %d orders (%d not watched)", len(woken), len(unknown))
+    return 200, {"woken": woken, "unknown": unknown}
 
 
 def _too_long(declared: str | None) -> bool:
@@ -149,14 +161,28 @@ def _too_long(declared: str | None) -> bool:
     )
 
 
-_NOT_FOUND = (404, {"error": "not found"})
-_NOT_POST = (405, {"error": "only POST"})
-_TOO_LARGE = (413, {"error": f"a delivery is at most {MAX_BODY_BYTES} bytes"})
+_NOT_FOUND: Answer = (404, {"error": "not found"})
+_UNAUTHORIZED: Answer = (401, {"error": "missing or wrong credentials"})
+_WRONG_METHOD: Answer = (405, {"error": "only POST or PUT"})
+_TOO_LARGE: Answer = (413, {"error": f"a delivery is at most {MAX_BODY_BYTES} bytes"})
 
 
-def asgi_app(watcher: Wakeable, *, secret: str) -> ASGIApp:
-    """A plain ASGI app that takes deliveries for `watcher` (mount it anywhere)."""
-    key = _secret(secret)
+def asgi_app(
+    watcher: Wakeable,
+    *,
+    secret: str | None = None,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
+) -> ASGIApp:
+    """A plain ASGI app that takes deliveries for `watcher` (mount it anywhere).
+
+    Args:
+        watcher: The `OrderWatcher` (anything with `async wake(order_id) -> bool`).
+        secret: The secret last path segment of the configured URL, or:
+        bearer_token: The token Telegent sends as `Authorization: Bearer ...`, or:
+        basic_auth: The `(user, password)` Telegent sends with HTTP Basic.
+    """
+    gate = _gate(secret, bearer_token, basic_auth)
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":  # served on its own: nothing to start or stop
@@ -173,17 +199,17 @@ def asgi_app(watcher: Wakeable, *, secret: str) -> ASGIApp:
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(payload)),
         ]
-        if status == 405:
-            headers.append((b"allow", b"POST"))
+        headers += [(k.lower().encode(), v.encode()) for k, v in gate.headers(status).items()]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 
-    async def _asgi_answer(scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
-        if not _path_holds(scope["path"], key):
-            return _NOT_FOUND
-        if scope["method"] != "POST":
-            return _NOT_POST
+    async def _asgi_answer(scope: Scope, receive: Receive) -> Answer:
         headers = dict(scope["headers"])
+        refused = gate.refusal(scope["path"], _latin1(headers.get(b"authorization")))
+        if refused is not None:
+            return refused
+        if scope["method"] not in METHODS:
+            return _WRONG_METHOD
         if _too_long(_latin1(headers.get(b"content-length"))):
             return _TOO_LARGE
         chunks, size, more = [], 0, True
@@ -197,7 +223,8 @@ def asgi_app(watcher: Wakeable, *, secret: str) -> ASGIApp:
                 return _TOO_LARGE
             chunks.append(chunk)
             more = message.get("more_body", False)
-        return await _wake_all(watcher, b"".join(chunks))
+        body = b"".join(chunks)
+        return await _wake_all(watcher, body, _latin1(headers.get(b"content-type")))
 
     return app
 
@@ -207,23 +234,34 @@ def _latin1(value: bytes | None) -> str | None:
 
 
 def aiohttp_handler(
-    watcher: Wakeable, *, secret: str
+    watcher: Wakeable,
+    *,
+    secret: str | None = None,
+    bearer_token: str | None = None,
+    basic_auth: tuple[str, str] | None = None,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """An `aiohttp.web` handler that takes deliveries for `watcher`; route it as
-    `app.router.add_route("*", "/hooks/telegent/{secret}", handler)` (any path ending in the
-    secret)."""
-    key = _secret(secret)
+    """An `aiohttp.web` handler that takes deliveries for `watcher`. Route it for any method
+    (`app.router.add_route("*", "/hooks/telegent", handler)`; with `secret=`, a path ending in
+    the secret: `"/hooks/telegent/{secret}"`).
+
+    Args:
+        watcher: The `OrderWatcher` (anything with `async wake(order_id) -> bool`).
+        secret: The secret last path segment of the configured URL, or:
+        bearer_token: The token Telegent sends as `Authorization: Bearer ...`, or:
+        basic_auth: The `(user, password)` Telegent sends with HTTP Basic.
+    """
+    gate = _gate(secret, bearer_token, basic_auth)
 
     async def handler(request: web.Request) -> web.StreamResponse:
         status, answer = await _aiohttp_answer(request)
-        headers = {"Allow": "POST"} if status == 405 else None
-        return web.json_response(answer, status=status, headers=headers)
+        return web.json_response(answer, status=status, headers=gate.headers(status))
 
-    async def _aiohttp_answer(request: web.Request) -> tuple[int, dict[str, Any]]:
-        if not _path_holds(request.path, key):
-            return _NOT_FOUND
-        if request.method != "POST":
-            return _NOT_POST
+    async def _aiohttp_answer(request: web.Request) -> Answer:
+        refused = gate.refusal(request.path, request.headers.get("Authorization"))
+        if refused is not None:
+            return refused
+        if request.method not in METHODS:
+            return _WRONG_METHOD
         if _too_long(request.headers.get("Content-Length")):
             return _TOO_LARGE
         body = bytearray()
@@ -231,6 +269,6 @@ def aiohttp_handler(
             body += chunk
             if len(body) > MAX_BODY_BYTES:
                 return _TOO_LARGE
-        return await _wake_all(watcher, bytes(body))
+        return await _wake_all(watcher, bytes(body), request.headers.get("Content-Type"))
 
     return handler

@@ -8,12 +8,16 @@ from __future__ import annotations
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from helpers import fast_client
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, RedisServer
+
+if TYPE_CHECKING:
+    from telegent_async.contrib.temporal import OrderActivities
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,6 +43,14 @@ async def fake() -> AsyncIterator[FakeTelegent]:
 async def client(fake: FakeTelegent) -> AsyncIterator[tg.TelegentClient]:
     async with fast_client(fake) as c:
         yield c
+
+
+@pytest.fixture
+def activities(client: tg.TelegentClient) -> OrderActivities:
+    """The Temporal activities over `client` (only the tests of the temporal extra ask)."""
+    from telegent_async.contrib.temporal import OrderActivities
+
+    return OrderActivities(client)
 
 
 # -- Redis -----------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ def test_seed_6p_number_lock() -> None:
         ("6B", CarrierCategory.NUMBER_OR_REQUEST, True, "transfer pin"),
         ("6P", CarrierCategory.NUMBER_OR_REQUEST, True, "number lock"),
         ("8A", CarrierCategory.CUSTOMER_VALIDATION, True, "account number"),
-        ("8B", CarrierCategory.CUSTOMER_VALIDATION, True, "ssn"),
+        ("8B", CarrierCategory.CUSTOMER_VALIDATION, False, "ssn"),  # no update field: support
         ("8C", CarrierCategory.CUSTOMER_VALIDATION, True, "pin"),
         ("8D", CarrierCategory.CUSTOMER_VALIDATION, True, "zip"),
     ],
@@ -68,8 +68,7 @@ def test_every_catalogue_rcode(
     assert "not in this SDK's catalogue" not in err.description
     if fixable:
         assert UPDATE in err.remedy
-    else:
-        assert "/v1.0/numbers/portin/cancel" in err.remedy
+    assert ("/v1.0/numbers/portin/cancel" in err.remedy) is (code == "6A")
 
 
 def test_bare_known_code_uses_catalogue_name_as_reason() -> None:
@@ -102,7 +101,7 @@ def test_gens_0041(text: str, reason: str) -> None:
     assert err.reason == reason
     assert err.category is CarrierCategory.TELEGENT
     assert err.fixable_by_update is False
-    assert "/v1.0/numbers/portin" in err.remedy
+    assert "stuck on Telegent's side" in err.remedy and "ticket" in err.remedy
 
 
 def test_unknown_telegent_code() -> None:

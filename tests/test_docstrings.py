@@ -7,9 +7,11 @@ an attrs record's fields under `Attributes:`, each as `name: what it is`.
 from __future__ import annotations
 
 import enum
+import importlib.util
 import inspect
 import re
 from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import pytest
 
@@ -18,6 +20,15 @@ import telegent_async as tg
 #: The store and budget protocols' methods are driven by the scheduler and the client, not
 #: called by users: these classes document their constructors, the protocols the rest.
 _PROTOCOL_CLASSES = (tg.MemoryStore, tg.SQLiteStore, tg.RedisStore, tg.LocalBudget, tg.RedisBudget)
+
+
+def _modules() -> Iterator[ModuleType]:
+    """The package, and each contrib module whose extra is installed."""
+    yield tg
+    if importlib.util.find_spec("temporalio") and importlib.util.find_spec("cryptography"):
+        from telegent_async.contrib import temporal
+
+        yield temporal
 
 
 def _documented(doc: str) -> set[str]:
@@ -42,8 +53,13 @@ def _methods(cls: type) -> dict[str, Callable[..., object]]:
 
 
 def _public() -> Iterator[tuple[str, Callable[..., object], str]]:
-    for name in tg.__all__:
-        obj = getattr(tg, name)
+    for module in _modules():
+        yield from _public_of(module)
+
+
+def _public_of(module: ModuleType) -> Iterator[tuple[str, Callable[..., object], str]]:
+    for name in module.__all__:
+        obj = getattr(module, name)
         if inspect.isclass(obj) and not issubclass(obj, enum.Enum):
             if "__init__" in vars(obj):  # a constructor of its own (attrs writes one too)
                 yield name, vars(obj)["__init__"], inspect.getdoc(obj) or ""

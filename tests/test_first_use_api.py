@@ -103,9 +103,12 @@ async def test_telegent_orders_codes() -> None:
     eight_a = next(row for row in rows if row["code"] == "8A")
     assert eight_a["name"] == "ACCOUNT_NUM_REQ_OR_INCORRECT"
     assert eight_a["update_fields"] == ["current_account_number"]
+    assert eight_a["next_step"] == "update"
     shown = await run_cli("codes", "6P", "9Z")
     assert shown.out.startswith("6P  MDN_HAS_SRV_PROV_PORT_PROTECT")
-    assert "next step: Ask the subscriber to remove the number lock" in " ".join(shown.out.split())
+    shown_text = " ".join(shown.out.split())
+    assert "next step: update after the subscriber acts" in shown_text
+    assert "remedy: Ask the subscriber to remove the number lock" in shown_text
     assert "9Z  (unknown)" in shown.out  # not listed: explained from its group
     refused = await run_cli("codes", "nonsense")
     assert refused.code == 2 and "not a carrier code" in refused.err

@@ -404,3 +404,15 @@ def test_redact_masks_every_written_form() -> None:
     masked = _portin.redact(body, (secret,))
     assert masked.count(b"***") == 4
     assert b"ss" not in masked
+
+
+def test_redact_leaves_ids_and_phone_numbers_whole() -> None:
+    # A 4-digit PIN inside an order ID or a number is not the PIN: masking it there would
+    # hand out an order ID that does not exist. Anywhere else it is masked.
+    body = b'{"OrderId": "JNUOID-deb0ee59-1234-4282-9add-0e674e526774", "PhoneNumber": '
+    body += b'"+12815551234", "Message": "PIN 1234 refused; PIN-1234; x1234y", "PIN": "1234"}'
+    masked = json.loads(_portin.redact(body, ("1234",)))
+    assert masked["OrderId"] == "JNUOID-deb0ee59-1234-4282-9add-0e674e526774"
+    assert masked["PhoneNumber"] == "+12815551234"
+    assert masked["Message"] == "PIN *** refused; PIN-***; x***y"
+    assert masked["PIN"] == "***"

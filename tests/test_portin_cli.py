@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -118,21 +117,46 @@ async def test_cancel_needs_yes_then_cancels(fake: FakeTelegent) -> None:
 async def test_wait_report_prints_the_command_that_fixes_each_port_in(
     fake: FakeTelegent,
 ) -> None:
-    ids = ["JNOID-8a", "JNOID-8a8c", "JNOID-8d", "JNOID-6p", "JNOID-done"]
+    fake.add_order("JNOID-6a", "Rejected", message="6A-MDN_NOT_FOUND", order_type="PortIn")
+    fake.add_order("JNOID-8b", "Rejected", message="8B-SSN_TAX_ID", order_type="PortIn")
+    ids = ["JNOID-6a", "JNOID-8b", "JNOID-6p", "JNOID-8a", "JNOID-8a8c", "JNOID-8d", "JNOID-done"]
     result = await run_cli("wait", *FAST, "--timeout", "10", *ids, env=api_env(fake))
     assert_clean(result)
     assert result.code == 1
     out = result.out
-    assert "How to fix them" in out
-    commands = re.findall(r"^  (telegent-orders (?:update|cancel) .*)$", out, re.M)
-    assert sorted(commands) == [  # the report orders them by carrier code
-        "telegent-orders cancel JNOID-6p --yes  # 6P: no update field fixes it, see the remedy",
+    fix_list = out.split("How to fix them")[1].split("\n\n")[0].splitlines()[1:]
+    commands = [line[2:] for line in fix_list if line.startswith(("  telegent-orders", "  # "))]
+    # Updates first (by carrier code), then the 6P resubmission by update (never a cancel: the
+    # subscriber lifts the lock, an update resubmits), the cancel only for 6A, support last.
+    assert commands == [
         "telegent-orders update JNOID-8a --account-number-env ACCOUNT_NUMBER",
         "telegent-orders update JNOID-8a8c --account-number-env ACCOUNT_NUMBER "
         "--pin-env ACCOUNT_PIN",
         "telegent-orders update JNOID-8d --zip ZIP",
+        "telegent-orders update JNOID-6p --carrier-name 'CARRIER'  "
+        "# 6P: once the subscriber has acted (see the remedy), this resubmits",
+        "telegent-orders cancel JNOID-6a --yes  # 6A: then submit a new port-in",
+        "# JNOID-8b: 8B: open a ticket with Telegent support (see the remedy)",
     ]
+    assert "cancel JNOID-6p" not in out
     assert "environment variables to set first" in out
     rows = (await run_cli("wait", "--json", *FAST, *ids, env=api_env(fake))).json_lines()
     assert rows["JNOID-8d"]["fix_command"] == "telegent-orders update JNOID-8d --zip ZIP"
+    assert rows["JNOID-6p"]["fix_command"].startswith("telegent-orders update JNOID-6p ")
+    assert rows["JNOID-6p"]["next_step"] == "update after the subscriber acts"
+    assert rows["JNOID-6a"]["next_step"] == "cancel and submit anew"
+    assert rows["JNOID-done"]["next_step"] is None
     assert rows["JNOID-done"]["fix_command"] is None
+
+
+async def test_gens_0041_from_update_says_to_open_a_ticket_with_both_answers(
+    fake: FakeTelegent,
+) -> None:
+    result = await run_cli(
+        "update", "JNOID-gone", "--subscriber-name", "Ada", *FAST, env=api_env(fake)
+    )
+    assert_clean(result)
+    assert result.code == 1
+    assert "GENS-0041-No Port-In request found" in result.err
+    assert "stuck on Telegent's side" in result.err
+    assert "phone number, the OrderId" in result.err and "both answers" in result.err

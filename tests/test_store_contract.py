@@ -7,17 +7,21 @@ with the reason when there is none).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import pathlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import attrs
 import pytest
-from helpers import FakeClock
+from helpers import FakeClock, fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._models import converter
 from telegent_async._stores.base import Claim, NewWatch, PendingAnswer, Settlement, WatchStore
+from telegent_async.testing import FakeTelegent
 
 SECRET = "s3cr3t-pin-4242"
 ACCOUNT_NUMBER = "ACCT-778899"
@@ -320,3 +324,198 @@ async def test_odd_statuses_and_tags_are_kept(store: WatchStore, clock: FakeCloc
     assert state.last_order is not None and state.last_order.raw_status == odd.raw_status
     claim = await claim_one(store, "A")
     assert claim.last_status is not None and claim.last_status.startswith("Sub\nmitted")
+
+
+# -- the three stores alike (issue 18) ---------------------------------------------------------
+
+
+async def test_fences_only_grow_across_remove_and_add(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A")])
+    old = await claim_one(store, "A")
+    assert await store.remove(["A"]) == 1
+    assert await store.add([NewWatch("A")]) == 1
+    new = await claim_one(store, "A")
+    assert new.fence > old.fence
+    # The old watch's claim writes nothing to its successor.
+    assert await store.settle([Settlement(old, order("A", "Completed"), None)]) == ["A"]
+    assert await store.record([PendingAnswer(old, clock.now + 1, order("A", "Error"))]) == ["A"]
+    state = await store.get("A")
+    assert state is not None and (state.settled, state.status) == (False, None)
+    assert await store.settle([Settlement(new, order("A", "Completed"), None)]) == []
+
+
+async def test_a_live_consumer_never_gets_its_own_unacknowledged_outcome_again(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    await store.add([NewWatch("A"), NewWatch("B")])
+    a, b = await store.claim(10, LEASE, "w")
+    await store.settle([Settlement(a, order("A", "Completed"), None)])
+    (first,) = await store.outcomes()
+    for _ in range(3):  # long past any delivery lease, still asking: it is alive
+        clock.advance(30)
+        assert await store.outcomes(after=first.seq) == []
+    await store.settle([Settlement(b, order("B", "Completed"), None)])
+    assert [d.outcome.order_id for d in await store.outcomes(after=first.seq)] == ["B"]
+    # A consumer that starts over (a new `settled()`) is handed what it did not acknowledge.
+    assert [d.outcome.order_id for d in await store.outcomes()] == ["A", "B"]
+
+
+async def test_no_secret_is_kept_at_any_depth(store: WatchStore, clock: FakeClock) -> None:
+    nested = {"Details": {"Pin": SECRET, "Lines": [{"CurrentAccountPassword": SECRET}]}}
+    leaky = order("A", "Submitted", Port=nested, Keep={"Note": "kept"})
+    body = {"Message": "bad", "Errors": [{"Field": "x", "AccountSecret": SECRET}]}
+    error = tg.BadRequestError(400, "bad", body)
+    await store.add([NewWatch("A"), NewWatch("B")])
+    a, b = await store.claim(10, LEASE, "w")
+    await store.record([PendingAnswer(a, clock.now, leaky)])
+    await store.settle([Settlement(b, order("B", "Rejected", Extra=nested), error)])
+    state = await store.get("A")
+    assert state is not None and state.last_order is not None
+    kept = json.dumps(dict(state.last_order.raw))
+    assert SECRET not in kept
+    assert state.last_order.raw["Keep"] == {"Note": "kept"}
+    assert state.last_order.raw["Port"] == {"Details": {"Lines": [{}]}}
+    (delivery,) = await store.outcomes()
+    outcome = delivery.outcome
+    assert outcome.order is not None and SECRET not in json.dumps(dict(outcome.order.raw))
+    assert isinstance(outcome.error, tg.BadRequestError)
+    assert outcome.error.body == {"Message": "bad", "Errors": [{"Field": "x"}]}
+
+
+async def test_count_and_watches(store: WatchStore, clock: FakeClock) -> None:
+    many = [f"P-{n:05d}" for n in range(1200)]  # more than one batch
+    await store.add([NewWatch(order_id) for order_id in ["A", "B", *many]])
+    claims = await store.claim(2, LEASE, "w")
+    assert [c.order_id for c in claims] == ["A", "B"]
+    await store.settle([Settlement(c, order(c.order_id, "Completed"), None) for c in claims])
+    await store.ack(["A"])
+    assert await store.count() == tg.WatchCounts(pending=1200, settled=2, unacknowledged=1)
+    pending = [state async for state in store.watches(False)]
+    assert sorted(s.order_id for s in pending) == many
+    assert not any(s.settled for s in pending)
+    settled = {state.order_id: state async for state in store.watches(True)}
+    assert settled.keys() == {"A", "B"}
+    assert (settled["A"].acknowledged, settled["B"].acknowledged) == (True, False)
+    assert settled["B"] == await store.get("B")
+    every = [state.order_id async for state in store.watches()]
+    assert sorted(every) == sorted(["A", "B", *many])
+    await store.remove(["A", "P-00000"])
+    assert await store.count() == tg.WatchCounts(pending=1199, settled=1, unacknowledged=1)
+
+
+async def test_retry_rearms_a_settled_watch(store: WatchStore, clock: FakeClock) -> None:
+    await store.add([NewWatch("A", tag="t"), NewWatch("B")])
+    old, _ = await store.claim(10, LEASE, "w")
+    refused = tg.AuthenticationError(401, "bad credentials", None)
+    await store.settle([Settlement(old, order("A", "Submitted"), refused)])
+    clock.advance(5)
+    assert await store.retry(["A", "B", "missing"]) == 1  # B is pending: nothing to re-arm
+    state = await store.get("A")
+    assert state is not None
+    assert (state.settled, state.acknowledged, state.error, state.attempts) == (
+        False,
+        False,
+        None,
+        0,
+    )
+    assert state.next_poll is not None and state.next_poll.timestamp() == clock.now
+    assert (state.tag, state.status) == ("t", tg.OrderStatus.SUBMITTED)
+    assert await store.outcomes() == []
+    assert await store.count() == tg.WatchCounts(pending=2, settled=0, unacknowledged=0)
+    new = await claim_one(store, "A")
+    assert new.fence > old.fence and new.last_status == "Submitted"
+    assert await store.settle([Settlement(old, order("A", "Error"), None)]) == ["A"]
+    assert await store.settle([Settlement(new, order("A", "Completed"), None)]) == []
+    assert [d.outcome.order for d in await store.outcomes()] == [order("A", "Completed")]
+    await store.ack(["A"])
+    assert await store.retry(["A"]) == 1  # acknowledged outcomes too
+    assert await store.count() == tg.WatchCounts(pending=2, settled=0, unacknowledged=0)
+
+
+# -- the watcher over each store ---------------------------------------------------------------
+
+#: A cadence whose second poll lies beyond any test (the fake clock does not move).
+SLOW = tg.PollPolicy(initial=30.0, factor=1.0, max_interval=30.0, jitter=0.0)
+
+
+@contextlib.asynccontextmanager
+async def watching(store: WatchStore, fake: FakeTelegent) -> AsyncIterator[tg.OrderWatcher]:
+    async with fast_client(fake) as client, tg.OrderWatcher(client, store, policy=SLOW) as w:
+        yield w
+
+
+async def within(seconds: float, scenario: Awaitable[None]) -> None:
+    """Run `scenario`, failing (not hanging) if it has not ended after `seconds`."""
+    await asyncio.wait_for(scenario, seconds)
+
+
+async def test_wait_on_a_watch_removed_meanwhile_raises_at_once(
+    store: WatchStore, fake: FakeTelegent
+) -> None:
+    fake.add_order("A", "Submitted")
+
+    async def scenario() -> None:
+        async with watching(store, fake) as watcher:
+            waiting = asyncio.ensure_future(watcher.wait("A"))
+            await wait_until(lambda: len(fake.order_requests("A")) > 0, 4.0)
+            assert await watcher.remove("A")
+            with pytest.raises(tg.TelegentError, match="removed"):
+                await asyncio.wait_for(waiting, 0.5)  # not after a store's max_idle (1 s)
+        fake.clear_requests()
+
+    for _ in range(3):  # leaving the watcher hung 2 times in 3 on Redis
+        await within(10.0, scenario())
+
+
+async def test_settled_ends_when_the_watcher_closes(store: WatchStore, fake: FakeTelegent) -> None:
+    fake.add_order("A", "Completed")
+    seen: list[str] = []
+
+    async def consume(watcher: tg.OrderWatcher, auto_ack: bool) -> None:
+        async for outcome in watcher.settled(auto_ack=auto_ack):
+            seen.append(outcome.order_id)
+
+    async def scenario(auto_ack: bool) -> None:
+        seen.clear()
+        async with watching(store, fake) as watcher:
+            await watcher.add("A")
+            consumer = asyncio.ensure_future(consume(watcher, auto_ack))
+            await wait_until(lambda: seen == ["A"], 4.0)
+        await asyncio.wait_for(consumer, 2.0)  # ended by itself, without an error
+
+    for auto_ack in (False, True):
+        await within(10.0, scenario(auto_ack))
+    # acknowledged when the loop asked for the next outcome, before the watcher closed
+    assert await store.count() == tg.WatchCounts(pending=0, settled=1, unacknowledged=0)
+
+
+async def test_watches_refused_by_credentials_are_rearmed_on_open(
+    store: WatchStore, fake: FakeTelegent
+) -> None:
+    fake.add_order("A", "Completed")
+    await store.add([NewWatch("A"), NewWatch("B"), NewWatch("C")])
+    a, b, c = await store.claim(10, LEASE, "0.2.0")
+    refused = tg.AuthenticationError(401, "bad credentials", None)
+    denied = tg.PermissionDeniedError(403, "forbidden", None)
+    gone = tg.NotFoundError(404, "Order not found", None)
+    await store.settle([Settlement(a, None, refused), Settlement(b, None, denied)])
+    await store.settle([Settlement(c, None, gone)])
+    fake.add_order("B", "Rejected")
+
+    async def scenario() -> None:
+        async with watching(store, fake) as watcher:
+            assert (await watcher.wait("A")).succeeded
+            assert (await watcher.wait("B")).status is tg.OrderStatus.REJECTED
+            with pytest.raises(tg.NotFoundError):  # a real outcome stays
+                await watcher.wait("C")
+            counts = await watcher.count()
+            assert counts == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                counts.pending = 1  # type: ignore[misc]
+            settled = [state async for state in watcher.watches(settled=True)]
+            assert sorted(state.order_id for state in settled) == ["A", "B", "C"]
+            assert [state async for state in watcher.watches(settled=False)] == []
+
+    await within(10.0, scenario())
+    assert fake.order_requests("C") == []
+    assert await store.count() == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)

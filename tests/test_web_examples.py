@@ -158,7 +158,11 @@ async def test_a_webhook_settles_a_watched_order_long_before_its_next_poll(
             f"{base}/hooks/telegent/{SECRET}",
             {"Event": "Order_Update", "data": {"OrderId": order_id}},
         )
-        assert (status, answer) == (200, {"woken": [order_id]})
+        assert (status, answer) == (200, {"woken": [order_id], "unknown": []})
+        # An order the watcher does not watch is named apart, never reported woken.
+        stranger = {"OrderId": "JNOID-not-watched"}
+        status, answer = await _post(http, f"{base}/hooks/telegent/{SECRET}", stranger)
+        assert (status, answer) == (200, {"woken": [], "unknown": ["JNOID-not-watched"]})
         _, state = await _get(http, f"{base}/orders/{order_id}/watch?wait=5")
         settled_after = time.monotonic() - started
     assert state["settled"] and state["status"] == "COMPLETE"

@@ -14,7 +14,7 @@ Stored data is order data only (`records`): never pickle, never a token or a sec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -30,6 +30,7 @@ __all__ = [
     "NewWatch",
     "PendingAnswer",
     "Settlement",
+    "WatchCounts",
     "WatchState",
     "WatchStore",
 ]
@@ -62,6 +63,25 @@ class WatchState:
     settled: bool
     acknowledged: bool
     error: TelegentError | None = attrs.field(eq=False)
+
+
+@attrs.frozen
+class WatchCounts:
+    """How many watches a store holds (`OrderWatcher.count`).
+
+    Attributes:
+        pending: Watches not settled yet (polled on).
+        settled: Watches settled, acknowledged or not (until purged).
+        unacknowledged: Of the settled ones, those whose outcome `settled()` still delivers.
+    """
+
+    pending: int
+    settled: int
+    unacknowledged: int
+
+
+#: Watches read per batch by `WatchStore.watches` (and purged, re-armed... per script).
+BATCH = 500
 
 
 @attrs.frozen(slots=True)
@@ -125,7 +145,10 @@ class WatchStore(Protocol):
     Methods that take sequences work in one transaction; write methods return the order IDs
     whose fence no longer matched (their lease was taken over: nothing was written for them).
     A lease of `math.inf` holds a claim until it is answered or released (one process owns
-    the store).
+    the store). Fences only grow, across remove and add of the same order ID, so a claim of
+    a removed watch never writes to its successor. `retry` re-arms settled watches (pending
+    again, due now, its outcome no longer delivered); `watches` reads every watch (or the
+    pending or settled ones) in batches, in no set order.
     """
 
     #: The longest a scheduler may sleep without looking at the store (changes made by other
@@ -145,6 +168,9 @@ class WatchStore(Protocol):
     async def wake(self, order_ids: Sequence[str]) -> int: ...
     async def get(self, order_id: str) -> WatchState | None: ...
     async def remove(self, order_ids: Sequence[str]) -> int: ...
+    async def retry(self, order_ids: Sequence[str]) -> int: ...
+    async def count(self) -> WatchCounts: ...
+    def watches(self, settled: bool | None = None) -> AsyncIterator[WatchState]: ...
     async def purge(self, retain: float) -> int: ...
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]: ...
     async def aclose(self) -> None: ...

@@ -10,15 +10,24 @@ import math
 import time
 from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TypeVar
 
 import attrs
 
-from .._models import OrderOutcome
+from .._models import Order, OrderOutcome
 from .._timing import PollPolicy
-from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
-from .records import encode_order, stored_outcome, stored_state
+from .base import (
+    Claim,
+    Delivery,
+    NewWatch,
+    PendingAnswer,
+    Settlement,
+    WatchCounts,
+    WatchState,
+    _Listeners,
+)
+from .records import encode_order, kept_outcome, stored_outcome, stored_state
 
 __all__ = ["MemoryStore"]
 
@@ -169,6 +178,11 @@ class MemoryStore:
             if self._next[slot] == due:  # else a stale entry: the poll was moved
                 return slot
 
+    def _keep_last(self, slot: int, order: Order | None) -> None:
+        if order is not None:
+            status = order.raw_status.encode("utf-8", "surrogatepass")
+            self._last[slot] = encode_order(order) + b"\n" + status
+
     def _unpack_last(self, slot: int) -> tuple[str | None, bytes | None]:
         packed = self._last.get(slot)
         if packed is None:
@@ -226,10 +240,7 @@ class MemoryStore:
         stale: list[str] = []
         for answer, slot in self._ending(answers, stale):
             self._attempts[slot] = min(self._attempts[slot] + 1, 255)
-            order = answer.order
-            if order is not None:
-                status = order.raw_status.encode("utf-8", "surrogatepass")
-                self._last[slot] = encode_order(order) + b"\n" + status
+            self._keep_last(slot, answer.order)
             due = answer.next_poll
             if slot in self._woken:
                 self._woken.discard(slot)
@@ -251,8 +262,10 @@ class MemoryStore:
             if settlement.polled:
                 self._attempts[slot] = min(settlement.claim.attempts + 1, 255)
             self._seq += 1
-            outcome = OrderOutcome(
-                settlement.claim.order_id, settlement.order, settlement.error, self._tag(slot)
+            outcome = kept_outcome(
+                OrderOutcome(
+                    settlement.claim.order_id, settlement.order, settlement.error, self._tag(slot)
+                )
             )
             self._settled[slot] = Delivery(self._seq, outcome)
             self._undelivered[slot] = None
@@ -335,8 +348,40 @@ class MemoryStore:
 
     async def get(self, order_id: str) -> WatchState | None:
         slot = self._slot(order_id)
-        if slot is None:
-            return None
+        return None if slot is None else self._state(slot, order_id)
+
+    async def count(self) -> WatchCounts:
+        settled = len(self._settled)
+        return WatchCounts(len(self) - settled, settled, len(self._undelivered))
+
+    async def watches(self, settled: bool | None = None) -> AsyncIterator[WatchState]:
+        for slot, order_id in enumerate(list(self._ids)):
+            there = order_id is not None and self._ids[slot] == order_id  # not removed since
+            if there and settled in (None, slot in self._settled):
+                assert order_id is not None
+                yield self._state(slot, order_id)
+
+    async def retry(self, order_ids: Sequence[str]) -> int:
+        now = self._clock()
+
+        def rearm(slot: int) -> bool:
+            delivery = self._settled.pop(slot, None)
+            if delivery is None:
+                return False
+            self._undelivered.pop(slot, None)
+            self._acked.pop(slot, None)
+            self._keep_last(slot, delivery.outcome.order)
+            self._attempts[slot] = 0
+            self._next[slot] = now
+            heapq.heappush(self._heap, (now, slot))
+            return True
+
+        count = self._count(order_ids, rearm)
+        if count:
+            self._listeners.notify()
+        return count
+
+    def _state(self, slot: int, order_id: str) -> WatchState:
         settled = self._settled.get(slot)
         if settled is not None:
             acknowledged = slot in self._acked

@@ -6,6 +6,7 @@ Never pickle, never a token or a secret.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -23,10 +24,12 @@ __all__ = [
     "decode_error",
     "encode_error",
     "encode_order",
+    "kept_outcome",
     "order_from_json",
     "order_json",
     "outcome_from_json",
     "outcome_json",
+    "scrubbed",
     "stored_outcome",
     "stored_state",
 ]
@@ -52,12 +55,35 @@ _SECRET_KEYS = frozenset(
 )
 
 
+def scrubbed(value: Any) -> Any:
+    """`value` without any secret-looking key, at every depth of its dicts and lists (the one
+    rule every stored record goes through: orders, and the bodies errors carry)."""
+    if isinstance(value, Mapping):
+        return {
+            key: scrubbed(item)
+            for key, item in value.items()
+            if not (isinstance(key, str) and key.casefold() in _SECRET_KEYS)
+        }
+    if isinstance(value, (list, tuple)):
+        return [scrubbed(item) for item in value]
+    return value
+
+
 def encode_order(order: Order) -> bytes:
-    """The order's JSON as received, compact, without any secret-looking field."""
-    raw = order.raw
-    if any(key.casefold() in _SECRET_KEYS for key in raw):
-        raw = {key: value for key, value in raw.items() if key.casefold() not in _SECRET_KEYS}
-    return json.dumps(raw, separators=(",", ":")).encode()
+    """The order's JSON as received, compact, without any secret-looking field at any depth."""
+    return json.dumps(scrubbed(order.raw), separators=(",", ":")).encode()
+
+
+def kept_outcome(outcome: OrderOutcome) -> OrderOutcome:
+    """`outcome` as a store keeps it (a `MemoryStore` too, though it keeps objects): order and
+    error as the other stores read them back, without anything secret-looking."""
+    order, error = outcome.order, outcome.error
+    if order is not None:
+        raw = scrubbed(order.raw)
+        order = order if raw == order.raw else attrs.evolve(order, raw=raw)
+    if error is not None:
+        error = decode_error(encode_error(error))
+    return attrs.evolve(outcome, order=order, error=error)
 
 
 class PolicyJSON:
@@ -109,7 +135,7 @@ _ORDER_FIELDS = ("last_order", "order")
 def encode_error(error: TelegentError) -> str:
     """Versioned JSON that `decode_error` turns back into the same class with the same fields."""
     fields: dict[str, Any] = {
-        name: getattr(error, name) for name in _ERROR_FIELDS if hasattr(error, name)
+        name: scrubbed(getattr(error, name)) for name in _ERROR_FIELDS if hasattr(error, name)
     }
     for name in _ORDER_FIELDS:
         value = getattr(error, name, None)

@@ -23,12 +23,22 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeAlias
 
 from .._models import Order
 from .._redis_connection import connect
-from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
+from .base import (
+    BATCH,
+    Claim,
+    Delivery,
+    NewWatch,
+    PendingAnswer,
+    Settlement,
+    WatchCounts,
+    WatchState,
+    _Listeners,
+)
 from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from .redis_scripts import (
     ACK,
@@ -41,6 +51,7 @@ from .redis_scripts import (
     RELEASE,
     REMOVE,
     RENEW,
+    RETRY,
     SETTLE,
     WAKE,
     redis_keys,
@@ -73,6 +84,11 @@ def _fenced(claim: Claim, value: _Arg, order: Order | None) -> list[_Arg]:
     a value of the script's, then status and order JSON ('' = no answer)."""
     answer = ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
     return [claim.order_id, claim.fence, value, *answer]
+
+
+def _glob(text: str) -> str:
+    """`text` matched literally by a Redis glob pattern."""
+    return "".join("\\" + char if char in "*?[]\\" else char for char in text)
 
 
 def _decoded(value: bytes | None) -> str | None:
@@ -129,6 +145,7 @@ class RedisStore:
                 ("outcomes", OUTCOMES),
                 ("ack", ACK),
                 ("remove", REMOVE),
+                ("retry", RETRY),
                 ("purge", PURGE),
             )
         }
@@ -290,22 +307,79 @@ class RedisStore:
         return woken
 
     async def get(self, order_id: str) -> WatchState | None:
+        return next(iter(await self._states([order_id])), None)
+
+    async def _states(self, order_ids: Sequence[str]) -> list[WatchState]:
+        """The watches of `order_ids` that exist, read in one round trip."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hgetall(self.keys.watch + order_id)
-            pipe.zscore(self.keys.due, order_id)
-            fields, score = await pipe.execute()
-        if not fields:
-            return None
-        outcome = stored_outcome(
-            order_id, fields.get(b"order"), fields.get(b"error"), _decoded(fields.get(b"tag"))
+            for order_id in order_ids:
+                pipe.hgetall(self.keys.watch + order_id)
+                pipe.zscore(self.keys.due, order_id)
+            replies = await pipe.execute()
+        states = []
+        for order_id, fields, score in zip(order_ids, replies[::2], replies[1::2], strict=True):
+            if fields:
+                outcome = stored_outcome(
+                    order_id,
+                    fields.get(b"order"),
+                    fields.get(b"error"),
+                    _decoded(fields.get(b"tag")),
+                )
+                settled, acked = b"seq" in fields, b"acked_at" in fields
+                attempts = int(fields[b"attempts"])
+                states.append(
+                    stored_state(outcome, attempts, score, settled=settled, acknowledged=acked)
+                )
+        return states
+
+    async def count(self) -> WatchCounts:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zcard(self.keys.due)
+            pipe.xlen(self.keys.outcomes)
+            pipe.zcard(self.keys.acked)
+            pending, unacknowledged, acknowledged = await pipe.execute()
+        return WatchCounts(pending, unacknowledged + acknowledged, unacknowledged)
+
+    async def watches(self, settled: bool | None = None) -> AsyncIterator[WatchState]:
+        # Pending watches are the members of `due` (ZSCAN); any watch is a hash (SCAN).
+        seen: set[str] = set()
+        if settled is False:
+            batches = self._redis.zscan_iter(self.keys.due, count=BATCH)
+        else:
+            batches = self._redis.scan_iter(match=_glob(self.keys.watch) + "*", count=BATCH)
+        prefix = len(self.keys.watch.encode())
+        batch: list[str] = []
+        async for item in batches:
+            key = item[0] if isinstance(item, tuple) else item[prefix:]
+            order_id = key.decode("utf-8", "surrogatepass")
+            if order_id not in seen:  # SCAN may return a key twice
+                seen.add(order_id)
+                batch.append(order_id)
+            if len(batch) >= BATCH:
+                for state in await self._states(batch):
+                    if settled in (None, state.settled):
+                        yield state
+                batch = []
+        for state in await self._states(batch):
+            if settled in (None, state.settled):
+                yield state
+
+    async def retry(self, order_ids: Sequence[str]) -> int:
+        if not order_ids:
+            return 0
+        keys = self.keys
+        rearmed = int(
+            await self._call(
+                "retry",
+                [keys.due, keys.outcomes, keys.acked, keys.handed],
+                keys.nudge,
+                self._sender,
+                *order_ids,
+            )
         )
-        return stored_state(
-            outcome,
-            int(fields[b"attempts"]),
-            score,
-            settled=b"seq" in fields,
-            acknowledged=b"acked_at" in fields,
-        )
+        if rearmed:
+            self._listeners.notify()
+        return rearmed
 
     async def remove(self, order_ids: Sequence[str]) -> int:
         if not order_ids:

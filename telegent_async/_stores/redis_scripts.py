@@ -21,6 +21,7 @@ __all__ = [
     "RELEASE",
     "REMOVE",
     "RENEW",
+    "RETRY",
     "SETTLE",
     "WAKE",
     "RedisKeys",
@@ -212,8 +213,14 @@ end
 local expired = now - tonumber(ARGV[6])
 local lapsed = redis.call('ZRANGE', KEYS[2], '-inf', expired, 'BYSCORE', 'LIMIT', 0, limit)
 for _, id in ipairs(lapsed) do
-  local seq = tonumber(redis.call('HGET', prefix .. id, 'seq'))
-  if seq < first then hand(seq, id) end  -- behind this consumer's cursor: it would miss it
+  local f = redis.call('HMGET', prefix .. id, 'seq', 'consumer')
+  if f[2] == ARGV[5] then
+    -- Its own consumer asks: it is alive and has it already (redelivery is for consumers
+    -- that died): only its hold is renewed.
+    redis.call('ZADD', KEYS[2], now, id)
+  elseif tonumber(f[1]) < first then
+    hand(tonumber(f[1]), id)  -- behind this consumer's cursor: it would miss it
+  end
 end
 while #out < limit do
   local entries = redis.call('XRANGE', KEYS[1], '0-' .. first, '+', 'COUNT', limit)
@@ -256,6 +263,25 @@ return count_each(3, function(id, key)
   if seq then redis.call('XDEL', KEYS[2], '0-' .. seq) end
   return true
 end)
+"""
+
+# KEYS: due, outcomes, acked, handed. ARGV[3]: nudge channel, ARGV[4]: sender; from 5: order
+# IDs. Re-arms settled watches: pending again, due now, their outcome no longer delivered
+# (fences stay: the counter only grows).
+RETRY = """
+local rearmed = count_each(5, function(id, key)
+  local seq = redis.call('HGET', key, 'seq')
+  if not seq then return false end
+  redis.call('HDEL', key, 'seq', 'error', 'acked_at', 'consumer', 'leased', 'woken')
+  redis.call('HSET', key, 'attempts', 0)
+  redis.call('XDEL', KEYS[2], '0-' .. seq)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZADD', KEYS[1], now, id)
+  return true
+end)
+if rearmed > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
+return rearmed
 """
 
 # KEYS: acked. ARGV[3]: retain, ARGV[4]: batch. Drops outcomes acknowledged before now - retain.

@@ -15,10 +15,20 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
-from .base import Claim, Delivery, NewWatch, PendingAnswer, Settlement, WatchState, _Listeners
+from .base import (
+    BATCH,
+    Claim,
+    Delivery,
+    NewWatch,
+    PendingAnswer,
+    Settlement,
+    WatchCounts,
+    WatchState,
+    _Listeners,
+)
 from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from .sqlite_file import SQLiteFile
 
@@ -28,6 +38,30 @@ T = TypeVar("T")
 
 _CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status, last_order"
 _HELD = "order_id = ? AND fence = ? AND leased_by IS NOT NULL"
+
+
+_STATE_COLUMNS = "order_id, tag, last_order, attempts, next_poll, settled_seq, error, acked_at"
+
+
+def _state(row: Any) -> WatchState:
+    """A watch from its row (`_STATE_COLUMNS`)."""
+    order_id, tag, body, attempts, next_poll, seq, error, acked_at = row
+    return stored_state(
+        stored_outcome(order_id, body, error, tag),
+        attempts,
+        next_poll,
+        settled=seq is not None,
+        acknowledged=acked_at is not None,
+    )
+
+
+def _last_fence(db: sqlite3.Connection) -> int:
+    """The last fence handed out: one counter for the file, so fences only grow, even across
+    remove and add of the same order ID (a file from 0.2.0 starts from its highest fence)."""
+    row = db.execute("SELECT value FROM counters WHERE name = 'fence'").fetchone()
+    if row is None:
+        row = db.execute("SELECT coalesce(max(fence), 0) FROM watches").fetchone()
+    return int(row[0])
 
 
 def _storable(status: str) -> str:
@@ -115,15 +149,18 @@ class SQLiteStore:
             ).fetchall()
             if not rows:
                 return []
+            first = _last_fence(db) + 1
             db.executemany(
-                "UPDATE watches SET fence = fence + 1, next_poll = ?, leased_by = ?"
-                " WHERE order_id = ?",
-                [(now + lease, worker, row[0]) for row in rows],
+                "UPDATE watches SET fence = ?, next_poll = ?, leased_by = ? WHERE order_id = ?",
+                [(first + n, now + lease, worker, row[0]) for n, row in enumerate(rows)],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO counters VALUES ('fence', ?)", (first + len(rows) - 1,)
             )
             return [
                 Claim(
                     order_id,
-                    fence + 1,
+                    first + n,
                     attempts,
                     self._policies.decode(policy),
                     deadline,
@@ -131,7 +168,9 @@ class SQLiteStore:
                     status,
                     last,
                 )
-                for order_id, fence, attempts, policy, deadline, tag, status, last in rows
+                for n, (order_id, _, attempts, policy, deadline, tag, status, last) in enumerate(
+                    rows
+                )
             ]
 
         return await self._run(claim)
@@ -277,30 +316,55 @@ class SQLiteStore:
     async def get(self, order_id: str) -> WatchState | None:
         def select(db: sqlite3.Connection) -> Any:
             return db.execute(
-                "SELECT tag, last_order, attempts, next_poll, settled_seq, error, acked_at"
-                " FROM watches WHERE order_id = ?",
-                (order_id,),
+                f"SELECT {_STATE_COLUMNS} FROM watches WHERE order_id = ?", (order_id,)
             ).fetchone()
 
         row = await self._run(select, write=False)
-        if row is None:
-            return None
-        tag, body, attempts, next_poll, seq, error, acked_at = row
-        return stored_state(
-            stored_outcome(order_id, body, error, tag),
-            attempts,
-            next_poll,
-            settled=seq is not None,
-            acknowledged=acked_at is not None,
+        return None if row is None else _state(row)
+
+    async def count(self) -> WatchCounts:
+        def count(db: sqlite3.Connection) -> Any:
+            return db.execute(
+                "SELECT count(*) - count(settled_seq), count(settled_seq),"
+                " count(settled_seq) - count(acked_at) FROM watches"
+            ).fetchone()
+
+        return WatchCounts(*await self._run(count, write=False))
+
+    async def watches(self, settled: bool | None = None) -> AsyncIterator[WatchState]:
+        which = {None: "", True: " AND settled_seq IS NOT NULL", False: " AND settled_seq IS NULL"}
+        query = (
+            f"SELECT {_STATE_COLUMNS} FROM watches WHERE order_id > ?{which[settled]}"
+            " ORDER BY order_id LIMIT ?"
         )
 
-    async def order_ids(self) -> list[str]:
-        """Every watched order ID, in ID order (`telegent-orders watch list`)."""
+        def page(after: str) -> Callable[[sqlite3.Connection], list[Any]]:
+            return lambda db: db.execute(query, (after, BATCH)).fetchall()
 
-        def select(db: sqlite3.Connection) -> list[str]:
-            return [row[0] for row in db.execute("SELECT order_id FROM watches ORDER BY 1")]
+        after = ""
+        while True:
+            rows = await self._run(page(after), write=False)
+            for row in rows:
+                yield _state(row)
+            if len(rows) < BATCH:
+                return
+            after = rows[-1][0]
 
-        return await self._run(select, write=False)
+    async def retry(self, order_ids: Sequence[str]) -> int:
+        def retry(db: sqlite3.Connection) -> int:
+            now = self._clock()
+            # A claim made after this one gets a fence above any before it (`_last_fence`).
+            return db.executemany(
+                "UPDATE watches SET next_poll = ?, attempts = 0, woken = 0, leased_by = NULL,"
+                " settled_seq = NULL, error = NULL, acked_at = NULL"
+                " WHERE order_id = ? AND settled_seq IS NOT NULL",
+                [(now, order_id) for order_id in order_ids],
+            ).rowcount
+
+        rearmed = await self._run(retry)
+        if rearmed:
+            self._listeners.notify()
+        return rearmed
 
     async def remove(self, order_ids: Sequence[str]) -> int:
         def remove(db: sqlite3.Connection) -> int:

@@ -9,6 +9,8 @@ one call blocks the loop on another process's lock; past it, the call gives the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -60,18 +62,70 @@ class SQLiteFile:
         self._lock_timeout = lock_timeout
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._check()
+
+    def _check(self) -> None:
+        """A `ValueError` naming the file, now, if no store can live there: a missing
+        directory, no permission, not a database, a newer schema (not at first use)."""
+        where = os.path.abspath(self.path)
+        folder = os.path.dirname(where)
+        if not os.path.isdir(folder):
+            raise ValueError(f"{self.path}: no such directory: {folder}")
+        if os.path.exists(where) and not os.path.isfile(where):
+            raise ValueError(f"{self.path}: not a file")
+        if os.path.exists(where) and not os.access(where, os.R_OK | os.W_OK):
+            raise ValueError(f"{self.path}: no permission to read and write it")
+        if not os.access(folder, os.W_OK | os.X_OK):  # the file, its journal and WAL go there
+            raise ValueError(f"{self.path}: no permission to write in {folder}")
+        if os.path.isfile(where) and os.path.getsize(where) > 0:
+            with contextlib.suppress(_Busy):
+                conn = sqlite3.connect(self.path, timeout=self._busy_timeout)
+                self._version(conn)
+                conn.close()
+
+    def _version(self, conn: sqlite3.Connection) -> int:
+        """The schema version of `conn`'s file, one this version reads (else `conn` is closed
+        and a `ValueError` names the file; `_Busy` if another process holds it locked)."""
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, RECORD_VERSION):
+                raise ValueError(
+                    f"{self.path}: store version {version} is newer than this version of "
+                    f"telegent_async reads ({RECORD_VERSION})"
+                )
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if _locked(exc):
+                raise _Busy(exc) from None
+            raise ValueError(f"{self.path}: cannot be used as a store: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise ValueError(f"{self.path}: not a store file: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+        return int(version)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.OperationalError as exc:
+            raise ValueError(f"{self.path}: cannot be opened: {exc}") from None
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, RECORD_VERSION):
-                raise ValueError(f"{self.path}: store version {version} is not supported")
-            if version == 0:  # a new file: create the schema once, whoever gets there first
+        except sqlite3.OperationalError as exc:
+            if _locked(exc):
+                conn.close()
+                raise _Busy(exc) from None
+        except sqlite3.DatabaseError:
+            pass  # not a database: `_version` says so, naming the file
+        version = self._version(conn)
+        try:
+            if version == 0:
+                # A new file: create the schema once, whoever gets there first.
                 conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
                 )
@@ -91,6 +145,9 @@ class SQLiteFile:
                 if self._conn is None:
                     self._conn = self._connect()
                 return _transaction(self._conn, work, write)
+            except _Busy as busy:
+                if time.monotonic() > give_up:
+                    raise busy.error from None
             except sqlite3.OperationalError as exc:
                 if not _locked(exc) or time.monotonic() > give_up:
                     raise
@@ -102,6 +159,14 @@ class SQLiteFile:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+class _Busy(Exception):
+    """Another process holds the file locked: try again later."""
+
+    def __init__(self, error: sqlite3.OperationalError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _locked(error: sqlite3.OperationalError) -> bool:

@@ -22,7 +22,15 @@ from ._outcomes import PROG, UPDATE_OPTIONS
 from ._portin import ADDRESS_LINES, PLAIN, SECRETS, cmd_cancel, cmd_update
 from ._session import PRESETS
 from ._terminal import Console, wrap
-from ._watch import cmd_wait_with_state, cmd_watch_add, cmd_watch_list, cmd_watch_run
+from ._watch import (
+    cmd_wait_with_state,
+    cmd_watch_add,
+    cmd_watch_list,
+    cmd_watch_remove,
+    cmd_watch_retry,
+    cmd_watch_run,
+)
+from ._webhook import add_webhook_commands
 
 _CREDENTIALS_HELP: Final = """\
 credentials: --token or TELEGENT_TOKEN, or --account-key and --account-secret
@@ -229,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_codes_command(commands)
     _add_port_in_commands(commands, [common, api], _EPILOG)
+    add_webhook_commands(commands, [common, api], _EPILOG)
     _add_watch_commands(commands, {"common": common, "api": api, "ids": ids}, _EPILOG, preset_help)
     return parser
 
@@ -288,15 +297,17 @@ def _add_watch_commands(
     epilog: str,
     preset_help: str,
 ) -> None:
-    """Register `watch add|list|run` on the `telegent-orders` subcommands."""
+    """Register `watch add|list|remove|retry|run` on the `telegent-orders` subcommands."""
     formatter = argparse.RawDescriptionHelpFormatter
     watch = commands.add_parser(
         "watch",
-        help="durable watches in an SQLite file or Redis: add, list, run",
+        help="durable watches in an SQLite file or Redis: add, list, remove, retry, run",
         description=(
-            "Durable watches kept in an SQLite file: add order IDs to it, list their state,\n"
-            "and run a watcher that prints each settled outcome until stopped (Ctrl-C or\n"
-            "SIGTERM). A stopped or killed watcher loses nothing: the next one carries on."
+            "Durable watches kept in an SQLite file or Redis: add order IDs, list their state,\n"
+            "remove them, re-arm settled ones (retry), and run a watcher that prints each\n"
+            "settled outcome until stopped (Ctrl-C or SIGTERM). A stopped or killed watcher\n"
+            "loses nothing: the next one carries on. A store that cannot be used (unknown\n"
+            "scheme, missing directory, not a store, newer version) exits 2 with one line."
         ),
         formatter_class=formatter,
     )
@@ -337,12 +348,33 @@ def _add_watch_commands(
     listing = actions.add_parser(
         "list",
         parents=[verbose, store],
-        help="the state of every watch in the file",
+        help="the state of every watch in the store",
         description="The state of every watch: order, tag, last status, polls, next poll, "
         "pending/settled/acknowledged, error.",
     )
     listing.add_argument("--json", action="store_true", help="one JSON object per watch")
     listing.set_defaults(handler=cmd_watch_list)
+
+    remove = actions.add_parser(
+        "remove",
+        parents=[verbose, store, parents["ids"]],
+        help="stop watching orders and forget their state",
+        description="Stop watching these orders and forget their state (pending or settled).",
+    )
+    remove.set_defaults(handler=cmd_watch_remove)
+
+    retry = actions.add_parser(
+        "retry",
+        parents=[verbose, store, parents["ids"]],
+        help="watch settled orders again: pending, polled at once",
+        description=(
+            "Re-arm settled watches (e.g. after fixing what made them fail): each is pending\n"
+            "again and polled at once by a running `watch run`; its old outcome is no longer\n"
+            "delivered. Pending or unknown orders are left as they are."
+        ),
+        formatter_class=formatter,
+    )
+    retry.set_defaults(handler=cmd_watch_retry)
 
     run = actions.add_parser(
         "run",

@@ -49,7 +49,8 @@ def _described(carrier: CarrierError) -> list[str]:
     lines = [head]
     for label, text in (
         ("meaning", carrier.description),
-        ("next step", carrier.remedy),
+        ("next step", carrier.next_step.value),
+        ("remedy", carrier.remedy),
         ("update fields", fields or "none: no update_port_in field fixes it"),
     ):
         lines += textwrap.wrap(

@@ -13,12 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from .._errors import (
-    AuthenticationError,
-    EndpointNotFoundError,
-    PermissionDeniedError,
-    TelegentError,
-)
+from .._errors import EndpointNotFoundError, TelegentError, is_credentials_error
 from .._status import is_permanent
 from ._outcomes import Group
 
@@ -117,7 +112,7 @@ def is_setup_error(error: BaseException | None) -> bool:
     """An error about the setup, not the order it came with: the credentials were refused
     (401/403) or the base URL has no API (a routing 404). Every other order would get it too,
     so it ends a run (exit status 2) instead of being one order's outcome."""
-    return isinstance(error, (AuthenticationError, PermissionDeniedError, EndpointNotFoundError))
+    return is_credentials_error(error) or isinstance(error, EndpointNotFoundError)
 
 
 def setup_error_words(error: TelegentError) -> str:

@@ -27,6 +27,7 @@ def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
         "reason": reason,
         "description": carrier.description if carrier is not None else None,
         "remedy": carrier.remedy if carrier is not None else None,
+        "next_step": order.next_step.value if order is not None and order.next_step else None,
         "fix_command": fix_command(order),
     }
 

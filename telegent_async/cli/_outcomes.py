@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from .._carrier import CarrierError
+from .._carrier import RESUBMIT_FIELD, CarrierError, NextStep
 from .._errors import NotFoundError, OrderWaitTimeout, TelegentError
 from .._models import Order, OrderOutcome, OrderStatus
 from .._stats import ClientStats
@@ -79,23 +79,43 @@ UPDATE_OPTIONS: Final = {
 }
 
 
-def fix_command(order: Order | None) -> str | None:
-    """The `update` command that would fix a port-in needing action (placeholders, no values).
+def fix_of(order: Order | None) -> tuple[NextStep, str] | None:
+    """The next step of a port-in needing action and the command line that takes it.
 
-    A rejection no update field can fix (6A, 8B, 6P before the lock is lifted, a 1P whose
-    reason names no field) gets the `cancel` command and, as a shell comment, why; an order
-    not needing action gets None.
+    Derived from the carrier codes' `next_step` (the strongest of them): an update of the
+    fields that fix them; for a 6P, the update that resubmits once the subscriber has removed
+    the lock (never a cancel: a cancel is final); a cancel only where no update can resubmit
+    (6A); for 8B or GENS-0041, a comment saying to open a ticket. None for an order not
+    needing action. Placeholders only, never a value.
     """
-    if order is None or not order.needs_action:
+    step = order.next_step if order is not None else None
+    if order is None or step is None:
         return None
-    fields = dict.fromkeys(field for error in order.carrier_errors for field in error.update_fields)
+    errors = order.carrier_errors
     order_id = shlex.quote(order.order_id)
-    if not fields:
-        codes = "/".join(dict.fromkeys(e.code or "no code" for e in order.carrier_errors))
-        why = f"{codes or 'no code'}: no update field fixes it, see the remedy"
-        return f"{PROG} cancel {order_id} --yes  # {why}"
-    options = " ".join(" ".join(UPDATE_OPTIONS[field]) for field in fields)
-    return f"{PROG} update {order_id} {options}"
+    codes = "/".join(dict.fromkeys(e.code or "no code" for e in errors)) or "no code"
+    fields = list(dict.fromkeys(field for error in errors for field in error.update_fields))
+    if step is NextStep.UPDATE:
+        if fields:
+            return step, f"{PROG} update {order_id} {_options(fields)}"
+        return step, f"{PROG} update {order_id} FIELD  # {codes}: the reason names what to correct"
+    if step is NextStep.UPDATE_AFTER_SUBSCRIBER:
+        options = _options(fields or [RESUBMIT_FIELD])
+        why = f"{codes}: once the subscriber has acted (see the remedy), this resubmits"
+        return step, f"{PROG} update {order_id} {options}  # {why}"
+    if step is NextStep.CANCEL_AND_SUBMIT:
+        return step, f"{PROG} cancel {order_id} --yes  # {codes}: then submit a new port-in"
+    return step, f"# {order_id}: {codes}: open a ticket with Telegent support (see the remedy)"
+
+
+def _options(fields: Sequence[str]) -> str:
+    return " ".join(" ".join(UPDATE_OPTIONS[field]) for field in fields)
+
+
+def fix_command(order: Order | None) -> str | None:
+    """The command line of `fix_of` (None for an order not needing action)."""
+    fix = fix_of(order)
+    return None if fix is None else fix[1]
 
 
 class Tally:

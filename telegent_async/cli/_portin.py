@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Final
 
-from .._errors import TelegentError
+from .._errors import APIStatusError, TelegentError
 from .._portin import BillingAddress, PortInCancel, PortInUpdate
 from ._exit import EXIT_OK, UsageError, failed_request_exit
 from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally
@@ -90,6 +90,10 @@ def _report(args: argparse.Namespace, answer: PortInUpdate | PortInCancel) -> in
 
 def _failed(console: Console, what: str, error: TelegentError) -> int:
     console.write(f"{PROG}: error: {what} failed: {type(error).__name__}: {error}\n")
+    # A refusal quoting a code (GENS-0041: no port-in found) says what comes next.
+    carrier = error.carrier_error if isinstance(error, APIStatusError) else None
+    if carrier is not None:
+        console.write(f"{PROG}: {carrier.code}: {carrier.description} {carrier.remedy}\n")
     return failed_request_exit(error)  # refused (a settled order, an unknown ID) is final
 
 

@@ -11,17 +11,17 @@ import json
 from collections.abc import Sequence
 from typing import Final, TextIO
 
-from .._carrier import CarrierError
+from .._carrier import CarrierError, NextStep
 from .._models import OrderOutcome
 from .._stats import ClientStats
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
 from ._json import outcome_json
-from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_command
+from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of
 from ._terminal import Console, Style, columns, use_color, wrap
 
 _GROUP_NOTES: Final = {
-    Group.NEEDS_ACTION: "fix with telegent-orders update (commands below), or cancel",
+    Group.NEEDS_ACTION: "fix them in the order listed below: updates first",
     Group.TIMED_OUT: "still pending at the deadline; wait again later",
 }
 
@@ -140,11 +140,13 @@ class Report:
         heading = "How to fix them: update, then wait again (--preset portin)"
         lines = [self.style(heading, "1")]
         shown = needing if self.max_rows <= 0 else needing[: self.max_rows]
-        commands = [fix_command(outcome.order) for outcome in shown]
-        lines += [f"  {command}" for command in commands if command is not None]
+        fixes = [fix for fix in map(fix_of, (outcome.order for outcome in shown)) if fix]
+        steps = list(NextStep)  # updates first: a cancel only where no update resubmits
+        commands = [command for _, command in sorted(fixes, key=lambda fix: steps.index(fix[0]))]
+        lines += [f"  {command}" for command in commands]
         if len(shown) < len(needing):
             lines.append(f"  ... and {len(needing) - len(shown):,} more (--rows 0 lists them all)")
-        if any(command and "-env " in command for command in commands):
+        if any("-env " in command for command in commands):
             note = (
                 "ACCOUNT_NUMBER and ACCOUNT_PIN name environment variables to set first: a "
                 "secret never goes on a command line, where every local user can read it."

@@ -25,16 +25,13 @@ from .._config import (
     credentials_from,
 )
 from .._models import OrderOutcome
-from .._timing import PollPolicy
+from .._timing import PRESETS as PRESETS  # the poll cadences `--preset` names
 from ._exit import UsageError
 from ._outcomes import Run, Tally
 from ._report import Output
 from ._terminal import Console
 
 logger = logging.getLogger("telegent_async.cli")
-
-PRESETS: Final = {"provision": PollPolicy.PROVISION, "portin": PollPolicy.PORT_IN}
-"""The poll cadences `--preset` names."""
 
 #: The flag that stands for each credential's environment variable (or argument) in a message.
 _FLAGS: Final = {

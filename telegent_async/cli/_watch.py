@@ -1,4 +1,5 @@
-"""`telegent-orders wait --state FILE` and `watch add|list|run`: waits that survive a restart.
+"""`telegent-orders wait --state FILE` and `watch add|list|remove|retry|run`: waits that survive
+a restart.
 
 Both keep every watch in an `SQLiteStore`, so a Ctrl-C, a SIGTERM or a kill -9 loses
 nothing: run the same command again and it reports the orders settled before (from the store,
@@ -16,9 +17,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 from .._budgets.redis import RedisBudget
 from .._errors import OrderWaitTimeout
@@ -26,7 +27,6 @@ from .._models import Order, OrderOutcome
 from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
-from .._stores.sqlite import SQLiteStore
 from .._watcher import Deadline, OrderWatcher
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._json import outcome_json, state_json
@@ -44,7 +44,14 @@ from ._session import (
 )
 from ._terminal import Console, Progress
 
-__all__ = ["cmd_wait_with_state", "cmd_watch_add", "cmd_watch_list", "cmd_watch_run"]
+__all__ = [
+    "cmd_wait_with_state",
+    "cmd_watch_add",
+    "cmd_watch_list",
+    "cmd_watch_remove",
+    "cmd_watch_retry",
+    "cmd_watch_run",
+]
 
 logger = logging.getLogger("telegent_async.cli")
 
@@ -54,7 +61,7 @@ LEASE: Final = 15.0
 
 
 class _Offline:
-    """Lookups for a watcher that is never started (`watch add`, `watch list`): no client."""
+    """Lookups for a watcher that is never started (`watch add|list|remove|retry`): no client."""
 
     max_connections = 0
 
@@ -72,8 +79,9 @@ def _outcome_of(state: WatchState) -> OrderOutcome:
 async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> set[str]:
     """Report the orders the store holds as settled; returns their IDs.
 
-    A watch settled because the API refused the credentials says nothing about its order:
-    it starts over (the next run may have the right credentials).
+    A watch settled by a setup error (refused credentials, a base URL without the API) says
+    nothing about its order: it starts over (the watcher re-arms those with refused
+    credentials when it opens the store; this catches the rest).
     """
     reported = set()
     pending = 0
@@ -166,7 +174,7 @@ async def wait_with_state(
     timeout = args.timeout if args.timeout > 0 else None
     done: set[str] = set()
     watched = False
-    store = SQLiteStore(args.state)
+    store = _opened(args.state, "--state")
     async with contextlib.aclosing(store):
         try:
             async with (
@@ -195,15 +203,21 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
     return run_reported(run, output, lambda: wait_with_state(run, options, output, args))
 
 
-# -- watch add / list / run ------------------------------------------------------------------
+# -- watch add / list / remove / retry / run -------------------------------------------------
+
+
+def _opened(location: str, option: str, namespace: str | None = None) -> WatchStore:
+    """The store at `location` (an option's value); one that cannot be used is a usage error
+    (one line, exit status 2) naming it, never with a Redis password."""
+    try:
+        return open_store(location, namespace=namespace)
+    except (ValueError, TypeError, ImportError) as exc:
+        raise UsageError(f"{option}: {exc}") from None
 
 
 def _store(args: argparse.Namespace) -> WatchStore:
     """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
-    try:
-        return open_store(args.store, namespace=args.namespace)
-    except (ValueError, TypeError, ImportError) as exc:
-        raise UsageError(f"--store: {exc}") from None
+    return _opened(args.store, "--store", args.namespace)
 
 
 def _where(args: argparse.Namespace) -> str:
@@ -221,6 +235,8 @@ def _run_offline(
         watcher = OrderWatcher(_Offline(), store)
         try:
             return await work(watcher)
+        except ValueError as exc:  # the store turned out unusable at first use
+            raise UsageError(f"--store: {exc}") from None
         finally:
             await watcher.aclose()
             await store.aclose()
@@ -284,13 +300,8 @@ def _state_row(state: WatchState) -> tuple[str, ...]:
 
 
 def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
-    if args.store.startswith(REDIS_SCHEMES):
-        raise UsageError("watch list reads an SQLite file; on Redis, see each watch's hash")
-
     async def show(watcher: OrderWatcher) -> int:
-        store = watcher.store
-        assert isinstance(store, SQLiteStore)
-        states = [state for i in await store.order_ids() if (state := await watcher.get(i))]
+        states = sorted([state async for state in watcher.watches()], key=_order_id)
         if args.json:
             for state in states:
                 sys.stdout.write(json.dumps(state_json(state)) + "\n")
@@ -299,11 +310,39 @@ def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
             sys.stdout.write("\n".join(table([head, *map(_state_row, states)], None)) + "\n")
         words = [_state_word(state) for state in states]
         counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
-        console.write(f"{PROG}: {len(states):,} watches in {args.store}: {counts or 'none'}\n")
+        console.write(f"{PROG}: {len(states):,} watches in {_where(args)}: {counts or 'none'}\n")
         sys.stdout.flush()
         return EXIT_OK
 
     return _run_offline(show, args)
+
+
+def _order_id(state: WatchState) -> str:
+    return state.order_id
+
+
+_Change: TypeAlias = Callable[[WatchStore, list[str]], Awaitable[int]]
+
+
+def _edit(args: argparse.Namespace, console: Console, change: _Change, done: str, left: str) -> int:
+    """`watch remove|retry ID...`: one change to the store's watches, in one transaction."""
+    ids = read_order_ids(args, sys.stdin)
+
+    async def edit(watcher: OrderWatcher) -> int:
+        changed = await change(watcher.store, ids)
+        rest = f" ({len(ids) - changed:,} {left})" if changed < len(ids) else ""
+        console.write(f"{PROG}: {changed:,} of {len(ids):,} watches {done} {_where(args)}{rest}\n")
+        return EXIT_OK
+
+    return _run_offline(edit, args)
+
+
+def cmd_watch_remove(args: argparse.Namespace, console: Console) -> int:
+    return _edit(args, console, lambda store, ids: store.remove(ids), "removed from", "not watched")
+
+
+def cmd_watch_retry(args: argparse.Namespace, console: Console) -> int:
+    return _edit(args, console, lambda store, ids: store.retry(ids), "re-armed in", "not settled")
 
 
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:

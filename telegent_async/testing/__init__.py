@@ -33,8 +33,27 @@ The port-in lifecycle endpoints (`POST /v1.0/numbers/portin/update` and `.../can
 method, token (of their own scope) and rate limit the same way, then make the change, and only
 then draw a fault: an injected fault replaces the answer of a change already made, the worst
 case for a client's retry. See `script_update` for what an update does to a rejected order.
+
+The endpoints that create orders (`PORTIN_SUBMIT_PATH`, `PROVISION_PATH`, `PORTOUT_PATH`,
+`STATUS_PATH`) and the eligibility check answer Telegent's documented shapes; what they create
+is served by the order endpoint on a lifecycle (`script_create`), so a whole workflow
+(eligibility -> submit -> wait -> update -> wait) runs offline. `inject(..., path=...)` scripts
+faults per call; `create_requests()` counts what reached them.
+
+The webhook subscription endpoints (`POST /v1.0/webhook/create`, `.../update`, `.../delete`,
+`GET /v1.0/webhook`, `GET /v1.0/account/webhooks`) are gated and faulted the same way, each
+with a token of its own scope; `fake.webhooks` holds what they stored and
+`fake.webhook_requests()` what they were sent.
 """
 
+from ._create_endpoints import (
+    CREATE_PATHS,
+    ELIGIBILITY_PATH,
+    PORTIN_SUBMIT_PATH,
+    PORTOUT_PATH,
+    PROVISION_PATH,
+    STATUS_PATH,
+)
 from ._faults import FAULT_KINDS, FaultKind, TokenFaultKind
 from ._lifecycle import Step
 from ._log import RecordedBody, RecordedRequest
@@ -42,16 +61,34 @@ from ._portin_endpoints import API_PREFIX, PORTIN_CANCEL_PATH, PORTIN_UPDATE_PAT
 from ._redis_server import RedisServer
 from ._server import FAST_POLL, FAST_RETRY, FakeTelegent
 from ._serving import ORDER_PATH, TOKEN_PATH
+from ._webhook_endpoints import (
+    WEBHOOK_CREATE_PATH,
+    WEBHOOK_DELETE_PATH,
+    WEBHOOK_GET_PATH,
+    WEBHOOK_LIST_PATH,
+    WEBHOOK_UPDATE_PATH,
+)
 
 __all__ = [
     "API_PREFIX",
+    "CREATE_PATHS",
+    "ELIGIBILITY_PATH",
     "FAST_POLL",
     "FAST_RETRY",
     "FAULT_KINDS",
     "ORDER_PATH",
     "PORTIN_CANCEL_PATH",
+    "PORTIN_SUBMIT_PATH",
     "PORTIN_UPDATE_PATH",
+    "PORTOUT_PATH",
+    "PROVISION_PATH",
+    "STATUS_PATH",
     "TOKEN_PATH",
+    "WEBHOOK_CREATE_PATH",
+    "WEBHOOK_DELETE_PATH",
+    "WEBHOOK_GET_PATH",
+    "WEBHOOK_LIST_PATH",
+    "WEBHOOK_UPDATE_PATH",
     "FakeTelegent",
     "FaultKind",
     "RecordedBody",

@@ -27,11 +27,24 @@ FaultKind = Literal[
     "empty",
     "redirect",
     "huge",
+    "embedded_error",
+    "envelope",
 ]
-"""A fault `FakeTelegent.inject` and `fault_rate` accept: a status, or a broken answer."""
+"""A fault `FakeTelegent.inject` and `fault_rate` accept: a status, or a broken answer.
+
+"embedded_error" is a 200 whose body is `{"StatusCode": 400, "Message": ...}`; "envelope" is
+the right answer wrapped as `{"Successful": true, "Data": ...}` (not a fault to a client that
+reads the documented wrapper)."""
 
 TokenFaultKind = FaultKind | Literal["refused"]
-"""A fault `FakeTelegent.fail_tokens` accepts: any `FaultKind` but "stall", or "refused"."""
+"""A fault `FakeTelegent.fail_tokens` accepts: any `FaultKind` but "stall" and
+"embedded_error" (a token answer's own refusal is "refused"), or "refused"."""
+
+#: Faults a create endpoint answers before making the order (the request was not acted on);
+#: every other fault replaces the answer of an order already made, the worst case.
+BEFORE_ACTION: Final[frozenset[str]] = frozenset(
+    {"400", "401", "403", "404", "405", "408", "422", "429", "503", "embedded_error", "redirect"}
+)
 
 FAULT_KINDS: Final[frozenset[FaultKind]] = frozenset(get_args(FaultKind))
 """Every fault name accepted by `FakeTelegent.inject` and `fault_rate`."""
@@ -52,6 +65,10 @@ class _Injection:
         self.kind = kind
         self.remaining = remaining
         self.retry_after = retry_after
+
+
+def _deque() -> collections.deque[_Injection]:
+    return collections.deque()
 
 
 def _take(queue: collections.deque[_Injection]) -> _Injection | None:
@@ -83,21 +100,30 @@ class ApiFaults:
         self._table = tuple(table)
         self._rng = random.Random(seed)
         self._injected: collections.deque[_Injection] = collections.deque()
+        self._by_path: dict[str, collections.deque[_Injection]] = {}
 
-    def inject(self, kind: str, count: int, retry_after: str | None) -> None:
+    def inject(
+        self, kind: str, count: int, retry_after: str | None, path: str | None = None
+    ) -> None:
         check_kind(kind)
         if count < 0:
             raise ValueError("count must be >= 0")
         if count:
-            self._injected.append(_Injection(kind, count, retry_after))
+            queue = self._injected if path is None else self._by_path.setdefault(path, _deque())
+            queue.append(_Injection(kind, count, retry_after))
 
     def clear(self) -> None:
-        """Forget the injected faults not handed out yet (`fault_rate` stays)."""
+        """Forget the injected faults not handed out yet, any path's (`fault_rate` stays)."""
         self._injected.clear()
+        self._by_path.clear()
 
-    def next(self) -> tuple[str | None, str | None]:
-        """The fault for this request and its Retry-After, or (None, None)."""
-        head = _take(self._injected)
+    def next(self, path: str) -> tuple[str | None, str | None]:
+        """The fault for a request of `path` and its Retry-After, or (None, None): the
+        faults injected for that path first, then those for any request, then a draw."""
+        queue = self._by_path.get(path)
+        head = _take(queue) if queue else None
+        if head is None:
+            head = _take(self._injected)
         if head is not None:
             return head.kind, head.retry_after
         if self._table:
@@ -120,6 +146,8 @@ class TokenFaults:
             check_kind(kind)
         if kind == "stall":
             raise ValueError("token requests cannot stall; use a short client timeout instead")
+        if kind == "embedded_error":
+            raise ValueError("'embedded_error' is not a token fault; use 'refused'")
         if until is not None:
             self._outage = (kind, until)
         elif count > 0:

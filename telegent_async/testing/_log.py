@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
 from aiohttp import web
 
-from .. import _portin
+from .. import _portin, _webhook
 
 
 class RecordedBody(dict[str, Any]):
-    """A recorded JSON request body: the values as sent, secrets masked in any repr of it."""
+    """A recorded JSON request body: the values as sent, secrets masked in any repr of it
+    (port-in account numbers and passwords, webhook passwords and tokens)."""
 
     def __repr__(self) -> str:
-        return repr(_portin.mask_secrets(self))
+        return repr(_webhook.scrub(_portin.mask_secrets(self)))
 
     __str__ = __repr__
 
@@ -33,7 +35,8 @@ class RecordedRequest:
         status: The status answered; 0 when no answer was sent (a reset, or a stall abandoned
             by the client or by close()).
         fault: The fault it was given, if any.
-        body: The JSON object a port-in request sent (None elsewhere); its repr masks secrets.
+        body: The JSON object a port-in or webhook request sent (None elsewhere); its repr
+            masks secrets.
     """
 
     method: str
@@ -99,3 +102,12 @@ class RequestLog:
         self.requests = []
         self.count = 0
         self.status_counts = {}
+
+
+async def read_body(request: web.Request) -> RecordedBody | None:
+    """The request's JSON object (recorded with its secrets masked in any repr), or None."""
+    try:
+        data = json.loads(await request.read())
+    except ValueError:
+        data = None
+    return RecordedBody(data) if isinstance(data, dict) else None

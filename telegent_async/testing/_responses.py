@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import Final
 
 import attrs
@@ -20,6 +21,7 @@ MESSAGES: Final[dict[int, str]] = {
     404: "Order not found",
     405: "The requested resource does not support http method 'GET'.",
     408: "The request timed out before the server could complete it.",
+    422: "The request could not be processed: a business rule refused it.",
     429: "Too many requests. Rate limit exceeded.",
     500: "An error has occurred.",
     502: "Bad gateway: the upstream service returned an invalid response.",
@@ -62,6 +64,23 @@ def json_answer(order_id: str, status: str, message: str) -> web.Response:
     return web.Response(body=json.dumps(body).encode(), content_type=JSON)
 
 
+def enveloped(response: web.Response) -> web.Response:
+    """A JSON answer wrapped as `{"Successful": true, "Data": ...}` (the documented wrapper)."""
+    assert isinstance(response.body, bytes)
+    data = json.loads(response.body)
+    body = json.dumps({"Successful": True, "Data": data}).encode()
+    kept = {
+        k: v for k, v in response.headers.items() if k not in ("Content-Type", "Content-Length")
+    }
+    return web.Response(status=response.status, body=body, content_type=JSON, headers=kept)
+
+
+def embedded_error() -> web.Response:
+    """A 200 whose body is an error (`{"StatusCode": 400, "Message": ...}`)."""
+    body = _error_body(400, "The request is invalid: rejected inside a 200 answer.")
+    return web.Response(status=200, body=body, content_type=JSON)
+
+
 @attrs.frozen
 class Fixed:
     """Exact bytes to answer for one order (`FakeTelegent.set_response`)."""
@@ -69,6 +88,21 @@ class Fixed:
     status: int
     body: bytes
     headers: CIMultiDict[str]
+
+    @classmethod
+    def of(
+        cls,
+        status: int,
+        body: bytes | str,
+        content_type: str | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Fixed:
+        """The answer a test scripts: its body as bytes, its Content-Type among its headers."""
+        raw = body.encode() if isinstance(body, str) else bytes(body)
+        hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
+        if content_type is not None and "Content-Type" not in hdrs:
+            hdrs["Content-Type"] = content_type
+        return cls(status, raw, hdrs)
 
     def response(self) -> web.Response:
         return web.Response(status=self.status, body=self.body, headers=self.headers)

@@ -7,20 +7,20 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from multidict import CIMultiDict
-
 from .._timing import PollPolicy
+from ._create_endpoints import ALL_PATHS, CREATE_PATHS
 from ._faults import FaultKind, TokenFaultKind
 from ._lifecycle import Order, Step, checked_steps
 from ._log import RecordedRequest
-from ._portin_endpoints import (
-    PORTIN_PATHS,
-)
+from ._portin_endpoints import PORTIN_PATHS
 from ._responses import JSON, Fixed
 from ._serving import ORDER_PATH, TOKEN_PATH, ServingCore
+from ._webhook_endpoints import WEBHOOK_METHODS
 
 if TYPE_CHECKING:
     from .._client import TelegentClient
+
+_FAULTABLE: Final = frozenset({ORDER_PATH, *ALL_PATHS, *PORTIN_PATHS, *WEBHOOK_METHODS})
 
 FAST_RETRY: Final = PollPolicy(initial=0.01, factor=2.0, max_interval=0.05, jitter=0.0)
 """`FakeTelegent.client`'s retry cadence: 10, 20, 40, 50 ms..., no jitter."""
@@ -112,6 +112,36 @@ class FakeTelegent(ServingCore):
             return found
         return [r for r in found if r.body is not None and r.body.get("OrderId") == order_id]
 
+    def create_requests(self, path: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests to the endpoints that create orders (port-in submit,
+        provision, port-out, status change), answered or not, optionally only `path`'s.
+
+        Args:
+            path: Only this endpoint's (`PORTIN_SUBMIT_PATH` ...; None: all four).
+        """
+        paths = CREATE_PATHS if path is None else {path}
+        return [r for r in self._log.requests if r.path in paths and r.method == "POST"]
+
+    def created(self, path: str | None = None) -> list[str]:
+        """The IDs of the orders the create endpoints made (served by the order endpoint on
+        their lifecycles), in order, optionally only `path`'s.
+
+        Args:
+            path: Only this endpoint's (None: all four).
+        """
+        return [order_id for made, order_id in self._created.made if path in (None, made)]
+
+    def webhook_requests(self) -> list[RecordedRequest]:
+        """The recorded webhook subscription calls (create, update, delete, get, list)."""
+        return [r for r in self._log.requests if r.path in WEBHOOK_METHODS]
+
+    @property
+    def webhooks(self) -> dict[str, dict[str, Any]]:
+        """The subscriptions stored now, by `WebhookId`, as a create or update sent them
+        (credentials included: this is the server's side). A copy: change them through the
+        client's calls."""
+        return {webhook_id: dict(hook) for webhook_id, hook in self._webhooks.stored.items()}
+
     @property
     def open_connections(self) -> int:
         """Client connections open now."""
@@ -189,6 +219,59 @@ class FakeTelegent(ServingCore):
         lifecycle = checked_steps(steps, "a continuation")
         self._update_scripts.setdefault(order_id, collections.deque()).append((lifecycle, message))
 
+    def script_create(
+        self, path: str, steps: Sequence[Step], *, message: str | None = None
+    ) -> None:
+        """The lifecycle of the next order the create endpoint `path` makes (FIFO per path).
+
+        Without one, a port-in goes `Submitted` then `Complete` after `port_in_delay`, a
+        port-out `Pending` then `Complete`, a provision and a status change are `Complete` at
+        once. E.g. a port-in rejected for its account number, then fixed by an update:
+        `script_create(PORTIN_SUBMIT_PATH, [Step("Submitted"), Step("Rejected", 0.1)],
+        message="8A-ACCOUNT_NUM_REQ_OR_INCORRECT")` (the update's default continuation
+        completes it when it sends `CurrentAccountNumber`).
+
+        Args:
+            path: `PORTIN_SUBMIT_PATH`, `PROVISION_PATH`, `PORTOUT_PATH` or `STATUS_PATH`.
+            steps: The lifecycle, counted from the create.
+            message: The OrderStatusMessage once the last step is visible.
+        """
+        if path not in CREATE_PATHS:
+            raise ValueError(f"{path!r} is not an endpoint that creates orders")
+        lifecycle = checked_steps(steps)
+        self._created.scripts.setdefault(path, collections.deque()).append((lifecycle, message))
+
+    def set_create_answer(
+        self,
+        path: str,
+        *,
+        status: int = 200,
+        body: bytes | str = b"",
+        content_type: str | None = JSON,
+    ) -> None:
+        """Answer every request to the create (or eligibility) endpoint `path` with these
+        bytes, making nothing (after auth, rate limit and faults).
+
+        Args:
+            path: The endpoint (`PORTIN_SUBMIT_PATH` ...).
+            status: The HTTP status.
+            body: The body, as is.
+            content_type: The Content-Type header (None: none).
+        """
+        if path not in ALL_PATHS:
+            raise ValueError(f"{path!r} is not a create or eligibility endpoint")
+        self._created.fixed[path] = Fixed.of(status, body, content_type)
+
+    def issue_token(self, path: str, *, lifetime: float | None = None) -> str:
+        """A token for `path`, as the token endpoint issues it (for a client given `token=`).
+
+        Args:
+            path: The endpoint's path (`ORDER_PATH` ...).
+            lifetime: Seconds it lives (None: `token_lifetime`).
+        """
+        seconds = self.token_lifetime if lifetime is None else lifetime
+        return self._tokens.issue(path, time.monotonic() + seconds)
+
     def settled_at(self, order_id: str) -> float:
         """The time.monotonic() at which the order's last step becomes visible.
 
@@ -218,21 +301,53 @@ class FakeTelegent(ServingCore):
             content_type: The Content-Type header (None: none).
             headers: More headers.
         """
-        raw = body.encode() if isinstance(body, str) else bytes(body)
-        hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
-        if content_type is not None and "Content-Type" not in hdrs:
-            hdrs["Content-Type"] = content_type
-        self._fixed[order_id] = Fixed(status, raw, hdrs)
+        self._fixed[order_id] = Fixed.of(status, body, content_type, headers)
 
-    def inject(self, kind: FaultKind, count: int = 1, *, retry_after: str | None = None) -> None:
+    def set_webhook_response(
+        self,
+        status: int | None = 200,
+        body: bytes | str = b"",
+        *,
+        content_type: str | None = JSON,
+    ) -> None:
+        """Answer every webhook subscription call with exactly these bytes (after auth and rate
+        limit, nothing stored), until called with `status=None`.
+
+        Args:
+            status: The HTTP status; None: back to the endpoints' own answers.
+            body: The body, as is.
+            content_type: The Content-Type header (None: none).
+        """
+        if status is None:
+            self._webhooks.fixed = None
+            return
+        self._webhooks.fixed = Fixed.of(status, body, content_type)
+
+    def inject(
+        self,
+        kind: FaultKind,
+        count: int = 1,
+        *,
+        retry_after: str | None = None,
+        path: str | None = None,
+    ) -> None:
         """Give the next `count` API requests fault `kind` (FIFO, before `fault_rate`).
+
+        On a create endpoint, a status that says the request was not acted on (4xx, 429,
+        503) and "embedded_error" are answered before the order is made; every other fault
+        ("500", "502", "504", "reset", "stall", "malformed", "envelope" ...) replaces the
+        answer of an order already made: a reset after the request was read.
 
         Args:
             kind: The fault: a status ("503") or a broken answer ("reset", "stall", ...).
             count: How many requests in a row get it.
             retry_after: A Retry-After header for a status fault (a 429 always sends one).
+            path: Only requests to this endpoint get it (None: any API request); its
+                faults come before those injected for any request.
         """
-        self._faults.inject(kind, count, retry_after)
+        if path is not None and path not in _FAULTABLE:
+            raise ValueError(f"{path!r} is not an API endpoint of the fake")
+        self._faults.inject(kind, count, retry_after, path)
 
     def fail_tokens(
         self, kind: TokenFaultKind, count: int = 1, *, seconds: float | None = None

@@ -14,16 +14,21 @@ from typing import Any, Final
 from aiohttp import web
 
 from ._connections import ConnectionCounter
-from ._faults import STATUS_FAULTS, ApiFaults, FaultKind, TokenFaults
+from ._create_endpoints import ALL_PATHS, CreatedOrders
+from ._faults import BEFORE_ACTION, STATUS_FAULTS, ApiFaults, FaultKind, TokenFaults
 from ._lifecycle import Order, Step, iso, order_dict
-from ._log import RecordedBody, RequestLog
-from ._portin_endpoints import (
-    API_PREFIX,
-    PORTIN_PATHS,
-    Continuation,
-    port_in_answer,
+from ._log import RecordedBody, RequestLog, read_body
+from ._portin_endpoints import API_PREFIX, PORTIN_PATHS, Continuation, port_in_answer
+from ._responses import (
+    HTML_502,
+    JSON,
+    Fixed,
+    embedded_error,
+    enveloped,
+    error_response,
+    method_not_allowed,
+    no_route,
 )
-from ._responses import HTML_502, JSON, Fixed, error_response, method_not_allowed, no_route
 from ._tokens import (
     TokenBucket,
     Tokens,
@@ -33,6 +38,7 @@ from ._tokens import (
     scope_of,
     token_request_error,
 )
+from ._webhook_endpoints import WEBHOOK_METHODS, FakeWebhooks
 
 ORDER_PATH: Final = API_PREFIX + "/numbers/order"
 TOKEN_PATH: Final = API_PREFIX + "/oauth2/tokens"
@@ -87,7 +93,9 @@ class ServingCore:
         self._orders: dict[str, Order] = {}
         self._update_scripts: dict[str, collections.deque[Continuation]] = {}
         self._fixed: dict[str, Fixed] = {}
+        self._created = CreatedOrders()
         self._static_steps: dict[str, tuple[Step, ...]] = {}
+        self._webhooks = FakeWebhooks()
         self._tokens = Tokens()
         self._token_faults = TokenFaults()
         self._bucket = None if rate_limit is None else TokenBucket(rate_limit, time.monotonic())
@@ -158,6 +166,10 @@ class ServingCore:
             return await self._handle_token(request, now)
         if path in PORTIN_PATHS:
             return await self._handle_port_in(request, now)
+        if path in ALL_PATHS:
+            return await self._handle_create(request, now)
+        if path in WEBHOOK_METHODS:
+            return await self._handle_webhook(request, now)
         self._log.add(request, now, 404)
         return no_route(str(request.url))
 
@@ -176,20 +188,21 @@ class ServingCore:
         endpoint = data.get("ApiEndpoint")
         scope = ORDER_PATH if endpoint is None else scope_of(endpoint)
         fault = self._token_faults.next(now)
-        if fault is not None and fault != "refused":
+        if fault is not None and fault not in ("refused", "envelope"):
             return self._fault_response(request, now, fault, None, None, scope)
-        self._log.add(request, now, 200, scope=scope)
+        self._log.add(request, now, 200, scope=scope, fault=fault)
         if fault == "refused" or not credentials_match(data, self.account_key, self.account_secret):
             return refused_answer()
         token = self._tokens.issue(scope, now + self.token_lifetime)
-        return issued_answer(token, self.token_lifetime, self.clock_skew)
+        issued = issued_answer(token, self.token_lifetime, self.clock_skew)
+        return enveloped(issued) if fault == "envelope" else issued
 
     async def _handle_order(self, request: web.Request, now: float) -> web.StreamResponse:
         gate = self._gate(request, now, "GET")
         if isinstance(gate, web.Response):
             return gate
         token, scope = gate
-        fault, retry_after = self._faults.next()
+        fault, retry_after = self._faults.next(request.path)
         if fault is None:
             response = self._answer(request, time.monotonic())
             self._log.add(request, now, response.status, token, scope)
@@ -197,18 +210,27 @@ class ServingCore:
         if fault == "stall":
             answer = functools.partial(self._answer, request)
             return await self._stall(request, now, token, scope, answer)
-        return self._fault_response(request, now, fault, retry_after, token, scope)
+        answered = self._answer(request, now) if fault == "envelope" else None
+        return self._fault_response(request, now, fault, retry_after, token, scope, None, answered)
 
-    async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
-        try:
-            data = json.loads(await request.read())
-        except ValueError:
-            data = None
-        body = RecordedBody(data) if isinstance(data, dict) else None
+    async def _handle_create(self, request: web.Request, now: float) -> web.StreamResponse:
+        """Eligibility or a create: a `BEFORE_ACTION` fault is answered before anything is made."""
+        body = await read_body(request)
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
         token, scope = gate
+        drawn = self._faults.next(request.path)
+        if drawn[0] in BEFORE_ACTION:
+            return self._fault_response(request, now, drawn[0], drawn[1], token, scope, body)
+        response = self._created.answer(request.path, body, self._orders, self.port_in_delay, now)
+        return await self._after_change(request, now, gate, response, body, drawn)
+
+    async def _handle_port_in(self, request: web.Request, now: float) -> web.StreamResponse:
+        body = await read_body(request)
+        gate = self._gate(request, now, "POST", body)
+        if isinstance(gate, web.Response):
+            return gate
         response = port_in_answer(
             request.path,
             body,
@@ -218,13 +240,36 @@ class ServingCore:
             self.port_in_delay,
             now,
         )
-        fault, retry_after = self._faults.next()
+        return await self._after_change(request, now, gate, response, body)
+
+    async def _handle_webhook(self, request: web.Request, now: float) -> web.StreamResponse:
+        method = WEBHOOK_METHODS[request.path]
+        body = await read_body(request) if method == "POST" else None
+        gate = self._gate(request, now, method, body)
+        if isinstance(gate, web.Response):
+            return gate
+        response = self._webhooks.answer(request.path, request.query, body)
+        return await self._after_change(request, now, gate, response, body)
+
+    async def _after_change(
+        self,
+        request: web.Request,
+        now: float,
+        gate: tuple[str, str],
+        response: web.Response,
+        body: RecordedBody | None,
+        drawn: tuple[str | None, str | None] | None = None,
+    ) -> web.StreamResponse:
+        """The answer, or the fault drawn after the change was made in its place (the worst
+        case for a client's retry); `drawn`: the fault a create drew before acting."""
+        token, scope = gate
+        fault, retry_after = self._faults.next(request.path) if drawn is None else drawn
         if fault is None:
             self._log.add(request, now, response.status, token, scope, body=body)
             return response
         if fault == "stall":
             return await self._stall(request, now, token, scope, lambda _now: response, body)
-        return self._fault_response(request, now, fault, retry_after, token, scope, body)
+        return self._fault_response(request, now, fault, retry_after, token, scope, body, response)
 
     def _gate(
         self, request: web.Request, now: float, method: str, body: RecordedBody | None = None
@@ -279,7 +324,9 @@ class ServingCore:
         token: str | None,
         scope: str | None,
         body: RecordedBody | None = None,
+        answer: web.Response | None = None,
     ) -> web.StreamResponse:
+        """The answer of `fault`; `answer` (the right one, if made) is what "envelope" wraps."""
         status = STATUS_FAULTS.get(fault)
         if status is not None:
             response = error_response(status)
@@ -296,6 +343,12 @@ class ServingCore:
             order_id = request.query.get("OrderId", "")
             cut = ('{"OrderId": ' + json.dumps(order_id) + ', "OrderSta').encode()
             response = web.Response(body=cut, content_type=JSON)
+        elif fault == "envelope":
+            if answer is None:  # not an endpoint with an answer to wrap
+                answer = error_response(400)
+            response = enveloped(answer) if answer.status == 200 else answer
+        elif fault == "embedded_error":
+            response = embedded_error()
         elif fault == "html":
             response = web.Response(status=502, body=HTML_502, content_type="text/html")
         elif fault == "empty":
