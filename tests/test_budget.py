@@ -287,7 +287,9 @@ async def test_repeated_429s_find_the_servers_rate() -> None:
             limit = budget.limit
     statuses = [r.status for r in sorted(fake.order_requests(), key=lambda r: r.at)]
     assert limit <= 8, limit  # from 40 down to about the 5 a half-second the server takes
-    # Converged before the end: the last dozen answers (over a second at the server's rate;
-    # counted in answers, not seconds, which a loaded machine stretches) hold no 429.
-    assert 429 not in statuses[-12:], "still rate limited after converging"
+    # Converged: the second half of the answers (counted in answers, not seconds, which a
+    # loaded machine stretches) holds next to no 429, where each window of the first half
+    # held a burst of them (about 30, then 15, then 10 on an idle machine).
+    late = statuses[len(statuses) // 2 :]
+    assert late.count(429) <= 2, f"still rate limited after converging: {statuses}"
     assert math.isclose(budget.rate, limit / 0.5)
