@@ -198,6 +198,7 @@ class SpacingBudget:
     requests_per_minute = SPACING_RPM
     paused_until = 0.0
     rate = SPACING_RPM / 60.0
+    outage = None
 
     def __init__(self) -> None:
         self._next = 0.0

@@ -55,7 +55,8 @@ def create_app(settings: common.Settings | None = None) -> web.Application:
         return web.json_response(common.watch_json(state))
 
     async def healthz(_request: web.Request) -> web.Response:
-        return web.json_response(common.health_json(client.stats))
+        status, body = common.health_answer(client.stats, watcher.health)
+        return web.json_response(body, status=status)
 
     app = web.Application(middlewares=[sdk_errors])
     app.cleanup_ctx.append(lifetime)

@@ -58,7 +58,8 @@ def create_app(settings: common.Settings | None = None) -> FastAPI:
         return common.watch_json(state)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
-        return common.health_json(client.stats)
+    async def healthz() -> JSONResponse:
+        status, body = common.health_answer(client.stats, watcher.health)
+        return JSONResponse(body, status_code=status)
 
     return app

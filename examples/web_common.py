@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import telegent_async as tg
@@ -93,9 +94,25 @@ def watch_json(state: tg.WatchState) -> dict[str, Any]:
     }
 
 
-def health_json(stats: tg.ClientStats) -> dict[str, Any]:
-    return {
-        "ok": True,
+def _moment(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat()
+
+
+def health_answer(stats: tg.ClientStats, health: tg.WatcherHealth) -> tuple[int, dict[str, Any]]:
+    """`/healthz`: 200 while the watcher runs with its store, budget and credentials fine, else
+    503 and what is wrong (a load balancer or an orchestrator reads the status)."""
+    ok = health.running and health.store_ok and health.budget_ok and health.credentials_ok
+    body = {
+        "ok": ok,
+        "watcher": {
+            "running": health.running,
+            "last_poll_at": _moment(health.last_poll_at),
+            "store_ok": health.store_ok,
+            "budget_ok": health.budget_ok,
+            "credentials_ok": health.credentials_ok,
+            "paused_until": _moment(health.paused_until),
+            "fault": health.fault,
+        },
         "requests": stats.requests,
         "in_flight": stats.in_flight,
         "responses": dict(stats.responses),
@@ -105,6 +122,7 @@ def health_json(stats: tg.ClientStats) -> dict[str, Any]:
         "budget_rate": stats.budget_rate,
         "budget_paused_for": stats.budget_paused_for,
     }
+    return (200 if ok else 503), body
 
 
 async def add_watch(watcher: tg.OrderWatcher, order_id: str, port_in: bool) -> dict[str, Any]:

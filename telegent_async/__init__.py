@@ -25,6 +25,7 @@ from ._errors import (
     APIStatusError,
     AuthenticationError,
     BadRequestError,
+    BudgetUnavailableError,
     ClientClosedError,
     EndpointNotFoundError,
     GatewayTimeoutError,
@@ -45,6 +46,7 @@ from ._errors import (
     TransportTimeoutError,
     UnprocessableEntityError,
 )
+from ._health import WatcherHealth
 from ._models import Order, OrderOutcome, OrderStatus
 from ._poller import OrderStream
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
@@ -65,6 +67,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BillingAddress",
+    "BudgetUnavailableError",
     "CarrierCategory",
     "CarrierError",
     "ClientClosedError",
@@ -107,6 +110,7 @@ __all__ = [
     "UnprocessableEntityError",
     "WatchCounts",
     "WatchState",
+    "WatcherHealth",
     "Webhook",
     "WebhookAuth",
     "carrier_codes",

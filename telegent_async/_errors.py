@@ -17,6 +17,7 @@
     │       └── GatewayTimeoutError    504
     ├── TransportError                 no answer: the connection failed or an attempt timed out
     │   └── TransportTimeoutError      no answer in time (an attempt's or the call's timeout)
+    ├── BudgetUnavailableError         a shared budget's Redis unreachable: nothing was sent
     ├── SubmitOutcomeUnknownError      a call that creates an order failed after the request
     │                                  may have reached Telegent (`call`, `cause`)
     ├── ResponseDecodeError            an answer that is not an order (or not a token answer)
@@ -42,16 +43,17 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
+from ._carrier import CarrierError, decode_carrier_message
 from ._config import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
-    from ._carrier import CarrierError
     from ._models import Order
 
 __all__ = [
     "APIStatusError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetUnavailableError",
     "ClientClosedError",
     "EndpointNotFoundError",
     "GatewayTimeoutError",
@@ -171,8 +173,6 @@ class APIStatusError(TelegentError):
         """The code the refusal's `Message` carries, decoded with what comes next (an update or
         cancel refused with `GENS-0041`: no port-in found; stuck, when both say so), or None
         when the message carries no code."""
-        from ._carrier import decode_carrier_message  # _carrier's catalogue imports _errors
-
         decoded = decode_carrier_message(self.message)
         return decoded if decoded is not None and decoded.code is not None else None
 
@@ -281,6 +281,16 @@ class TransportTimeoutError(TransportError):
     `timeout=` passed (while waiting for a token, the request budget or an answer)."""
 
     http_status: ClassVar[int] = 504  # no answer in time
+
+
+class BudgetUnavailableError(TelegentError):
+    """A shared budget's Redis could not be reached before the call's deadline.
+
+    The request was not sent: a request never goes out unbudgeted. Transient: a watcher
+    keeps the order pending and polls it once the budget answers again.
+    """
+
+    http_status: ClassVar[int] = 503  # a dependency of ours is out of reach
 
 
 class ConnectionNotMadeError(TransportError):

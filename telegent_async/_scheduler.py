@@ -12,13 +12,21 @@ import contextlib
 import logging
 import math
 import sys
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
 import attrs
 
-from ._errors import OrderWaitTimeout, TelegentError, TransportError
+from ._errors import (
+    APIStatusError,
+    BudgetUnavailableError,
+    OrderWaitTimeout,
+    TelegentError,
+    TransportError,
+)
+from ._health import REFUSAL_POLICY, Outage, is_refusal, retrying
 from ._models import Order, OrderOutcome
 from ._schedule import PollVerdict, decide, expired_unpolled
 from ._stores.base import Claim, PendingAnswer, Settlement, WatchStore
@@ -77,6 +85,11 @@ class Scheduler:
     seconds past its deadline is not sent (see `expired_unpolled`). Each settled outcome is
     committed to the store, then handed to `on_settled`; `on_cancel` hears of polls cancelled
     under way (their budget slots can be given back at once).
+
+    A store that fails transiently is retried (`_health.retrying`) with what it has not
+    committed kept until it does: no answer is lost, none written twice (a write whose fence
+    no longer matches is refused by the store). With `pause_on_refusal`, refused credentials
+    settle nothing: the polls' claims are given back and polling pauses on `REFUSAL_POLICY`.
     """
 
     store: WatchStore
@@ -91,6 +104,19 @@ class Scheduler:
     _deadline: float | None = attrs.field(default=None, kw_only=True)
     _timeout: float | None = attrs.field(default=None, kw_only=True)
     _grace: float = attrs.field(default=math.inf, kw_only=True)
+    _pause_on_refusal: bool = attrs.field(default=False, kw_only=True)
+    store_outage: Outage = attrs.field(init=False, factory=lambda: Outage("store"))
+    refused: Outage = attrs.field(init=False, factory=lambda: Outage("credentials", "refused"))
+    #: Store-clock time until which no poll starts (credentials refused), and how many
+    #: refusals in a row led there.
+    paused_until: float = attrs.field(init=False, default=-math.inf)
+    _refusals: int = attrs.field(init=False, default=0)
+    #: Wall-clock time of the last poll that ended (answered or failed).
+    last_poll_at: float | None = attrs.field(init=False, default=None)
+    # Not yet committed (the store failed): written first at the next step.
+    _released: list[Claim] = attrs.field(init=False, factory=list)
+    _answers: list[PendingAnswer] = attrs.field(init=False, factory=list)
+    _settlements: list[Settlement] = attrs.field(init=False, factory=list)
     _in_flight: dict[asyncio.Task[Order], Claim] = attrs.field(init=False, factory=dict)
     #: Polls cancelled, not yet seen to end.
     _stopping: list[asyncio.Task[Order]] = attrs.field(init=False, factory=list)
@@ -108,7 +134,13 @@ class Scheduler:
         unsubscribe = self.store.subscribe(self._done.wake)
         try:
             while True:
-                await self.sleep(await self.step())
+                try:
+                    delay = await retrying(self.step, self.store_outage, stop=self._closed)
+                except Exception:
+                    if self._closing:  # closed while the store was away: not a failure
+                        raise asyncio.CancelledError from None
+                    raise
+                await self.sleep(delay)
         finally:
             unsubscribe()
             await self.stop()
@@ -118,12 +150,15 @@ class Scheduler:
         there is something to do again (unless a poll ends or the store nudges us first)."""
         store = self.store
         now = await store.now()
-        await self._collect(now)
+        self._collect(now)
+        await self._commit()
         if now >= self._renew_at:
             await self._renew(now)
         free = self._lookups.max_connections - len(self._in_flight)
         wake_at = now + store.max_idle
-        if free > 0:
+        if now < self.paused_until:
+            wake_at = min(wake_at, self.paused_until)
+        elif free > 0:
             claims = await store.claim(free, self._lease, self._worker)
             await self._start(claims, now)
             if len(claims) < free:
@@ -151,6 +186,9 @@ class Scheduler:
         """`run` stops at its next sleep at the latest (call it before cancelling `run`'s task:
         Python 3.10 cannot tell that a library swallowed that cancel)."""
         self._closing = True
+
+    def _closed(self) -> bool:
+        return self._closing
 
     def cancel_now(self) -> None:
         """Cancel the polls under way, synchronously (no further request is sent)."""
@@ -235,11 +273,36 @@ class Scheduler:
         if self._in_flight and math.isinf(self._renew_at):
             self._renew_at = now + self._lease / 3
         if expired:
-            await self._settle(expired)
+            self._settlements += expired
+            await self._commit()
 
-    async def _collect(self, now: float) -> None:
-        answers: list[PendingAnswer] = []
-        settlements: list[Settlement] = []
+    async def _commit(self) -> None:
+        """Write what the last polls left (each list is cleared once the store took it)."""
+        if self._released:
+            await self.store.release(self._released)
+            self._released = []
+        if self._answers:
+            await self.store.record(self._answers)
+            self._answers = []
+        if self._settlements:
+            await self._settle(self._settlements)
+            self._settlements = []
+
+    def _refused(self, now: float, error: TelegentError) -> None:
+        """The API refused the credentials: pause every poll, longer each time in a row."""
+        delay = REFUSAL_POLICY.delay(self._refusals)
+        self._refusals += 1
+        self.paused_until = max(self.paused_until, now + delay)
+        self.refused.begin(error)
+        logger.info("credentials refused: polls paused for %.1f s", delay)
+
+    def _accepted(self) -> None:
+        self._refusals = 0
+        self.refused.end()
+
+    def _collect(self, now: float) -> None:
+        answers, settlements = self._answers, self._settlements
+        refusal: TelegentError | None = None
         finished = self._done.finished
         while finished:
             task = finished.popleft()
@@ -260,6 +323,16 @@ class Scheduler:
                 raise error  # a bug, not an API failure: do not hide it
             else:
                 logger.debug("order %s: poll failed: %s", claim.order_id, error)
+            self.last_poll_at = time.time()
+            if error is None or (isinstance(error, APIStatusError) and not is_refusal(error)):
+                self._accepted()
+            if error is not None and self._pause_on_refusal and is_refusal(error):
+                refusal = error  # the account's fault, not the order's
+                self._released.append(claim)
+                continue
+            if isinstance(error, BudgetUnavailableError):  # the budget's own outage: later
+                self._released.append(claim)
+                continue
             policy = self._policy if claim.policy is None else claim.policy
             decision = decide(
                 order,
@@ -287,10 +360,8 @@ class Scheduler:
                 settlements.append(Settlement(claim, last, error))
         if not self._in_flight:
             self._renew_at = math.inf
-        if answers:
-            await self.store.record(answers)
-        if settlements:
-            await self._settle(settlements)
+        if refusal is not None:
+            self._refused(now, refusal)
 
     async def _settle(self, settlements: list[Settlement]) -> None:
         stale = set(await self.store.settle(settlements))

@@ -8,7 +8,9 @@ metrics (`_telemetry`) all read these same counters, so the numbers never disagr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import contextlib
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
 import attrs
@@ -52,6 +54,7 @@ class ClientStats:
         rate_limit_pauses: 429 answers that paused the whole client.
         budget_rate: The budget's current pace in requests per minute (None: unlimited).
         budget_paused_for: Seconds until a 429 pause ends (0: none).
+        cancelled: Requests sent, then cancelled before their answer (they never get one).
     """
 
     requests: int
@@ -61,17 +64,25 @@ class ClientStats:
     rate_limit_pauses: int
     budget_rate: float | None
     budget_paused_for: float
+    cancelled: int = 0
 
     @property
     def in_flight(self) -> int:
-        """Requests sent that have not been answered (or failed) yet."""
-        return self.requests - sum(self.responses.values())
+        """Requests sent that have not been answered (or failed, or been cancelled) yet."""
+        return self.requests - sum(self.responses.values()) - self.cancelled
 
 
 class Counters:
     """The mutable counters behind `ClientStats`; the send path increments the fields."""
 
-    __slots__ = ("by_class", "rate_limit_pauses", "requests", "retries", "token_requests")
+    __slots__ = (
+        "by_class",
+        "cancelled",
+        "rate_limit_pauses",
+        "requests",
+        "retries",
+        "token_requests",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
@@ -79,6 +90,16 @@ class Counters:
         self.retries: dict[str, int] = {}
         self.token_requests = 0
         self.rate_limit_pauses = 0
+        self.cancelled = 0
+
+    @contextlib.contextmanager
+    def cancellable(self) -> Iterator[None]:
+        """Around a request: count it cancelled if it is, before its answer."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
 
     def retried(self, reason: str) -> None:
         self.retries[reason] = self.retries.get(reason, 0) + 1
@@ -95,4 +116,5 @@ class Counters:
             rate_limit_pauses=self.rate_limit_pauses,
             budget_rate=budget_rate,
             budget_paused_for=budget_paused_for,
+            cancelled=self.cancelled,
         )

@@ -14,7 +14,11 @@ before. With it:
   order settled, by settled status) and `telegent.watches.pending` (orders waited on by
   `wait_for_order`, `watch_order` and `wait_for_orders` in this process; an `OrderWatcher`'s
   durable watches live in its store, which `WatchState` reads). Order IDs are never metric
-  attributes: one time series per order would swamp any backend.
+  attributes: one time series per order would swamp any backend;
+- the health of this process's `OrderWatcher`s (`watcher.health`): the gauge
+  `telegent.watcher.faults` (watchers with a fault now, by `dependency`: `store`, `budget`,
+  `credentials`, or `stopped` for a fault that does not pass), and `telegent.watcher.idle`
+  (seconds since the last poll of the longest-idle running watcher).
 
 The first three are observed from the clients' own counters (`_stats.Counters`) when the
 reader collects, so the send path pays nothing for them. Lookup spans start only once an SDK
@@ -30,7 +34,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from ._stats import Counters
 
@@ -44,6 +48,7 @@ else:
     AVAILABLE = True
 
 if TYPE_CHECKING:
+    from ._health import WatcherHealth
     from ._models import Order
 
 __all__ = ["AVAILABLE", "Telemetry", "telemetry"]
@@ -51,6 +56,17 @@ __all__ = ["AVAILABLE", "Telemetry", "telemetry"]
 SCOPE = "telegent_async"
 #: Settle delays run from a second (a provision order) to days (a port-in).
 SETTLE_DELAY_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400)
+
+
+class Watched(Protocol):
+    """What the health metrics read of a watcher."""
+
+    @property
+    def health(self) -> WatcherHealth: ...
+
+
+#: The values of `telegent.watcher.faults`' `dependency` attribute.
+DEPENDENCIES = ("store", "budget", "credentials", "stopped")
 
 
 @functools.cache
@@ -105,6 +121,19 @@ class Telemetry:
             description="From the start of a wait to the poll that saw the order settled",
             explicit_bucket_boundaries_advisory=SETTLE_DELAY_BUCKETS,
         )
+        self._watchers: weakref.WeakSet[Watched] = weakref.WeakSet()
+        meter.create_observable_gauge(
+            "telegent.watcher.faults",
+            [self._observe_faults],
+            unit="{watcher}",
+            description="Watchers of this process with a fault now, by what failed",
+        )
+        meter.create_observable_gauge(
+            "telegent.watcher.idle",
+            [self._observe_idle],
+            unit="s",
+            description="Seconds since the last poll of the longest-idle running watcher",
+        )
         self._pending = meter.create_up_down_counter(
             "telegent.watches.pending",
             unit="{order}",
@@ -143,6 +172,33 @@ class Telemetry:
 
     def _observe_pauses(self, _options: CallbackOptions) -> Iterable[Observation]:
         return [Observation(self._totals().rate_limit_pauses)]
+
+    # -- watchers ------------------------------------------------------------------------------
+
+    def watch(self, watcher: Watched) -> None:
+        """Report `watcher`'s health while it lives."""
+        with self._lock:
+            self._watchers.add(watcher)
+
+    def _healths(self) -> list[WatcherHealth]:
+        with self._lock:
+            watchers = list(self._watchers)
+        return [watcher.health for watcher in watchers]
+
+    def _observe_faults(self, _options: CallbackOptions) -> Iterable[Observation]:
+        counts = dict.fromkeys(DEPENDENCIES, 0)
+        for health in self._healths():
+            counts["store"] += not health.store_ok
+            counts["budget"] += not health.budget_ok
+            counts["credentials"] += not health.credentials_ok
+            counts["stopped"] += not health.running and health.fault is not None
+        return [Observation(n, {"dependency": name}) for name, n in counts.items()]
+
+    def _observe_idle(self, _options: CallbackOptions) -> Iterable[Observation]:
+        polls = [h.last_poll_at for h in self._healths() if h.running and h.last_poll_at]
+        if not polls:
+            return []
+        return [Observation(max(0.0, time.time() - min(polls).timestamp()))]
 
     # -- lookups -------------------------------------------------------------------------------
 
@@ -222,3 +278,4 @@ def _add(into: Counters, counters: Counters) -> None:
         into.retries[reason] = into.retries.get(reason, 0) + n
     into.token_requests += counters.token_requests
     into.rate_limit_pauses += counters.rate_limit_pauses
+    into.cancelled += counters.cancelled

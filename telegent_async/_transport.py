@@ -193,7 +193,7 @@ class Transport:
             headers = None
             if scope is not None:
                 headers = auth.headers_now(scope) or await by(
-                    deadline, auth.headers(scope), previous
+                    deadline, auth.headers(scope), previous, budget
                 )
             attempt_timeout = self.timeout
             try:
@@ -205,9 +205,9 @@ class Transport:
                     contextlib.nullcontext() if priority else slot(self._slots, deadline, previous)
                 ):
                     if not budget.open_now(loop.time()):
-                        await by(deadline, budget.acquire(priority=priority), previous)
+                        await by(deadline, budget.acquire(priority=priority), previous, budget)
                         if scope is not None:  # the wait may have outlived the token
-                            headers = await by(deadline, auth.headers(scope), previous)
+                            headers = await by(deadline, auth.headers(scope), previous, budget)
                     if self.closed:  # while this call waited
                         raise ClientClosedError()
                     if deadline is not None:  # what is left of the call, the waits taken
@@ -218,7 +218,7 @@ class Transport:
                     if requester is not None:
                         self.requesters.add(requester)
                     started = loop.time()
-                    with self._watchdog.watch(attempt_timeout):
+                    with counters.cancellable(), self._watchdog.watch(attempt_timeout):
                         async with session.request(
                             method,
                             request.url,

@@ -20,8 +20,11 @@ __all__ = [
     "order_id",
     "order_ids",
     "positive_number",
+    "tag",
 ]
 
+#: The longest `tag` a watch carries.
+MAX_TAG_CHARS = 1000
 #: Telegent's IDs are about 43 characters (`JNUOID-<uuid>`); anything far longer is a mistake.
 MAX_ORDER_ID_LENGTH = 200
 
@@ -132,3 +135,17 @@ def api_base_url(value: object, allow_insecure: bool) -> URL:
                 f"not {url.host!r}"
             )
     return url.with_path(url.path.rstrip("/"))
+
+
+def tag(value: object) -> str | None:
+    """A watch's `tag`: None, or valid text of at most MAX_TAG_CHARS characters."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"tag must be a str or None, not {type(value).__name__}")
+    if value is not None and len(value) > MAX_TAG_CHARS:
+        raise ValueError(f"tag must be at most {MAX_TAG_CHARS} characters")
+    if value is not None and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
+    return value

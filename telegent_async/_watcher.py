@@ -8,49 +8,42 @@ watchers (processes) may share a store; leases decide which one polls an order.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import TypeAlias
+from typing import TypeAlias, TypeVar
 
 from . import _validate
 from ._errors import OrderWaitTimeout, TelegentError, is_credentials_error
+from ._health import Outage, WatcherHealth, retrying
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
 from ._stores import StoreLike, store_of
 from ._stores.base import BATCH, NewWatch, WatchCounts, WatchState, WatchStore
+from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy, deadline_at
 
-__all__ = ["OrderWatcher"]
+__all__ = ["OrderWatcher", "until_refused"]
 
 logger = logging.getLogger("telegent_async")
 
+#: Set on the log record that says a watcher stopped (a CLI that reports it drops the record).
+STOPPED = "telegent_watcher_stopped"
 #: How often a running watcher drops acknowledged outcomes older than `retain`.
 PURGE_EVERY = 3600.0
-_MAX_TAG_CHARS = 1000
 
 Deadline: TypeAlias = datetime | float | None
+T = TypeVar("T")
 
 
 def _policy(policy: object) -> PollPolicy | None:
     return None if policy is None else checked_policy("policy", policy)
-
-
-def _tag(tag: object) -> str | None:
-    if tag is not None and not isinstance(tag, str):
-        raise TypeError(f"tag must be a str or None, not {type(tag).__name__}")
-    if tag is not None and len(tag) > _MAX_TAG_CHARS:
-        raise ValueError(f"tag must be at most {_MAX_TAG_CHARS} characters")
-    if tag is not None and not tag.isascii():
-        try:
-            tag.encode()
-        except UnicodeEncodeError:
-            raise ValueError("tag must be valid Unicode text (no lone surrogates)") from None
-    return tag
 
 
 def _removed(order_id: str) -> TelegentError:
@@ -67,6 +60,10 @@ def _result(order_id: str, order: Order | None, error: TelegentError | None) -> 
 
 class OrderWatcher:
     """Watch orders durably: `async with OrderWatcher(client, "watches.db") as watcher:`.
+
+    Left alone for days, it rides out its store's and its budget's outages (retried until
+    they pass) and refused credentials (polls paused, no watch settled); a fault that does not
+    pass stops it loudly. `health` says how it is doing (README, "Operating a watcher").
 
     Args:
         client: The `TelegentClient` that polls.
@@ -106,8 +103,12 @@ class OrderWatcher:
             lease=self._lease,
             worker=worker_id,
             on_settled=self._settled_here,
-            grace=self._lease,
+            pause_on_refusal=True,
         )
+        self._budget = getattr(client, "budget", None)
+        metrics = telemetry()
+        if metrics is not None:
+            metrics.watch(self)
         self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
         self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -121,6 +122,31 @@ class OrderWatcher:
     def store(self) -> WatchStore:
         """The store this watcher keeps its watches in."""
         return self._store
+
+    @property
+    def health(self) -> WatcherHealth:
+        """How the watcher is doing now: running, last poll, store, budget, credentials."""
+        scheduler = self._scheduler
+        budget = getattr(self._budget, "outage", None)
+        paused = scheduler.paused_until - time.time()
+        return WatcherHealth.of(
+            running=bool(self._tasks) and not self._tasks[0].done(),
+            last_poll_at=scheduler.last_poll_at,
+            paused_until=time.time() + paused if paused > 0 else None,
+            fatal=self._failure,
+            store=scheduler.store_outage,
+            budget=budget if isinstance(budget, Outage) else None,
+            credentials=scheduler.refused,
+        )
+
+    async def _stored(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """A store operation, retried through the store's transient faults while the watcher
+        runs (a service waits them out); tried once when it does not (`watch add`). The
+        scheduler's polls say when the store is back."""
+        if not self._tasks:
+            return await operation()
+        outage = self._scheduler.store_outage
+        return await retrying(operation, outage, ends=False, stop=lambda: not self._tasks)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -139,6 +165,8 @@ class OrderWatcher:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+        if self._failure is not None and exc_info[1] is not self._failure:
+            raise self._failure  # a fault that does not pass stopped it: never silently
 
     async def aclose(self) -> None:
         """Stop polling, give back the claims of polls under way, close a store we opened;
@@ -157,9 +185,11 @@ class OrderWatcher:
 
     def _scheduler_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and (error := task.exception()) is not None:
-            logger.error("order watcher stopped: %r", error)
+            logger.error("order watcher stopped: %r", error, extra={STOPPED: True})
             self._failure = error
             self._fail_waiters(error)
+            if self._news is not None:
+                self._news.set()  # `settled()` raises it
 
     def _fail_waiters(self, error: BaseException) -> None:
         for futures in self._waiters.values():
@@ -181,7 +211,7 @@ class OrderWatcher:
 
     async def _purge_now_and_then(self) -> None:
         while True:
-            purged = await self._store.purge(self._retain)
+            purged = await self._stored(lambda: self._store.purge(self._retain))
             if purged:
                 logger.info("purged %d acknowledged outcomes", purged)
             await asyncio.sleep(PURGE_EVERY)
@@ -202,7 +232,7 @@ class OrderWatcher:
         self, order_ids: Iterable[str], policy: object, deadline: Deadline, tag: object
     ) -> list[NewWatch]:
         ids = _validate.order_ids(order_ids)
-        checked_policy, checked_tag = _policy(policy), _tag(tag)
+        checked_policy, checked_tag = _policy(policy), _validate.tag(tag)
         at = await self._deadline(deadline)
         return [NewWatch(order_id, checked_policy, at, checked_tag) for order_id in ids]
 
@@ -224,7 +254,8 @@ class OrderWatcher:
                 deadline).
             tag: A label of the caller's, carried to the outcome (`OrderOutcome.tag`).
         """
-        return await self._store.add(await self._watches([order_id], policy, deadline, tag)) == 1
+        watches = await self._watches([order_id], policy, deadline, tag)
+        return await self._stored(functools.partial(self._store.add, watches)) == 1
 
     async def add_many(
         self,
@@ -242,7 +273,8 @@ class OrderWatcher:
             deadline: As in `add`, for each of them.
             tag: As in `add`, for each of them.
         """
-        return await self._store.add(await self._watches(order_ids, policy, deadline, tag))
+        watches = await self._watches(order_ids, policy, deadline, tag)
+        return await self._stored(functools.partial(self._store.add, watches))
 
     async def wait(
         self,
@@ -270,7 +302,7 @@ class OrderWatcher:
         if not self._tasks:
             raise RuntimeError("start the watcher first: async with OrderWatcher(...)")
         if self._failure is not None:
-            raise RuntimeError("the watcher's scheduler stopped") from self._failure
+            raise self._failure
         if timeout is not None:
             timeout = _validate.positive_number("timeout", timeout)
         await self.add(order_id, policy=policy, deadline=deadline, tag=tag)
@@ -282,7 +314,7 @@ class OrderWatcher:
         try:
             while True:
                 # Settled by another process (or before we registered): read it from the store.
-                state = await self._store.get(order_id)
+                state = await self._stored(lambda: self._store.get(order_id))
                 if state is None:
                     raise _removed(order_id)
                 if state.settled:
@@ -307,7 +339,8 @@ class OrderWatcher:
         Args:
             order_id: The watched order; returns False if it is not watched.
         """
-        return await self._store.wake([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        return await self._stored(functools.partial(self._store.wake, ids)) == 1
 
     async def get(self, order_id: str) -> WatchState | None:
         """The watch's state, or None if the order is not watched (or was purged).
@@ -315,7 +348,7 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        return await self._store.get(_validate.order_id(order_id))
+        return await self._stored(functools.partial(self._store.get, _validate.order_id(order_id)))
 
     async def remove(self, order_id: str) -> bool:
         """Stop watching an order and forget its state; False if it was not watched. Its
@@ -324,7 +357,8 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        removed = await self._store.remove([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        removed = await self._stored(functools.partial(self._store.remove, ids)) == 1
         for future in self._waiters.get(order_id, ()):
             if not future.done():
                 future.set_exception(_removed(order_id))
@@ -337,11 +371,12 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        return await self._store.retry([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        return await self._stored(functools.partial(self._store.retry, ids)) == 1
 
     async def count(self) -> WatchCounts:
         """How many watches the store holds: pending, settled, and settled but unacknowledged."""
-        return await self._store.count()
+        return await self._stored(self._store.count)
 
     async def watches(self, *, settled: bool | None = None) -> AsyncIterator[WatchState]:
         """Every watch of the store (read in batches, in no set order).
@@ -360,7 +395,8 @@ class OrderWatcher:
         Args:
             order_id: The order whose outcome was handled.
         """
-        return await self._store.ack([_validate.order_id(order_id)]) == 1
+        ids = [_validate.order_id(order_id)]
+        return await self._stored(functools.partial(self._store.ack, ids)) == 1
 
     async def settled(self, *, auto_ack: bool = True) -> AsyncIterator[OrderOutcome]:
         """Each settled outcome not yet acknowledged, oldest first, then each new one.
@@ -381,8 +417,10 @@ class OrderWatcher:
         while not self._closed:
             if self._news is not None:
                 self._news.clear()
+            if self._failure is not None:
+                raise self._failure
             try:
-                batch = await store.outcomes(after)
+                batch = await self._stored(functools.partial(store.outcomes, after))
             except Exception:
                 if self._closed:  # the store closed under us: the watcher is done
                     return
@@ -391,7 +429,7 @@ class OrderWatcher:
                 after = delivery.seq
                 yield delivery.outcome
                 if auto_ack:
-                    await store.ack([delivery.outcome.order_id])
+                    await self._stored(functools.partial(store.ack, [delivery.outcome.order_id]))
             if not batch:
                 await self._news_or_timeout(store.max_idle)
 
@@ -407,3 +445,13 @@ class OrderWatcher:
             await asyncio.wait({waiter}, timeout=None if math.isinf(timeout) else timeout)
         finally:
             waiter.cancel()
+
+
+async def until_refused(watcher: OrderWatcher, every: float = 0.2) -> TelegentError:
+    """Wait until the API refuses the watcher's credentials (its polls pause: no watch
+    settles) and return the refusal; for a run that should stop then (`watch run`)."""
+    while True:
+        error = watcher._scheduler.refused.error
+        if isinstance(error, TelegentError):
+            return error
+        await asyncio.sleep(every)

@@ -236,3 +236,35 @@ async def test_sigterm_stops_wait_like_ctrl_c(fake: FakeTelegent) -> None:
     assert rows[0]["order_id"] == "JNUOID-done1"
     assert code == 130  # interrupted: the report of what settled, not a silent death
     assert "interrupted with 1 order not settled yet" in err and "Traceback" not in err
+
+
+async def test_watch_run_with_a_wrong_secret_exits_2_leaving_every_watch_pending(
+    fake: FakeTelegent, tmp_path: Path
+) -> None:
+    db = str(tmp_path / "w.db")
+    await run_cli("watch", "add", "--store", db, *SETTLED_AT_ONCE)
+    wrong = {**api_env(fake), "TELEGENT_ACCOUNT_SECRET": "not-the-secret"}
+    refused = await run_cli("watch", "run", *FAST, "--retries", "0", "--store", db, env=wrong)
+    assert refused.code == 2 and refused.out == ""
+    lines = refused.err.strip().splitlines()
+    assert "credentials refused" in lines[-1] and "left pending" in lines[-1]
+    assert "Traceback" not in refused.err and "not-the-secret" not in refused.err
+    assert all(row["settled_seq"] is None for row in watches(Path(db)).values())
+    assert fake.order_requests() == []  # no token, no lookup
+    # The right secret: every watch settles (nothing was poisoned by the refusal).
+    async with cli_process(fake, "watch", "run", "--json", *FAST, "--store", db) as proc:
+        rows = {row["order_id"]: row for row in await read_json_lines(proc, 3)}
+        proc.send_signal(signal.SIGTERM)
+        code, _, _ = await finish(proc)
+    assert code == 0 and set(rows) == set(SETTLED_AT_ONCE)
+
+
+async def test_watch_run_on_a_file_that_is_not_a_database_exits_2_with_one_line(
+    fake: FakeTelegent, tmp_path: Path
+) -> None:
+    db = tmp_path / "w.db"
+    db.write_bytes(b"this is not an SQLite file, but it is long enough to have a header" * 20)
+    result = await run_cli("watch", "run", *FAST, "--store", str(db), env=api_env(fake))
+    assert result.code == 2, result.err
+    assert len(result.err.strip().splitlines()) == 1 and "not a database" in result.err
+    assert "Traceback" not in result.err

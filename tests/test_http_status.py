@@ -50,7 +50,12 @@ DOCUMENTED: dict[int, list[type[tg.TelegentError]]] = {
         tg.InternalServerError,
         tg.APIStatusError,
     ],
-    503: [tg.ServiceUnavailableError, tg.RateLimitError, tg.TransportError],
+    503: [
+        tg.ServiceUnavailableError,
+        tg.RateLimitError,
+        tg.TransportError,
+        tg.BudgetUnavailableError,
+    ],
     504: [
         tg.GatewayTimeoutError,
         tg.RequestTimeoutError,

@@ -27,7 +27,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import telegent_async as tg
-from telegent_async import _client, _telemetry
+from telegent_async import _client, _telemetry, _watcher
 from telegent_async.testing import FakeTelegent, Step
 
 ORDER = "JNUOID-otel-1"
@@ -280,3 +280,23 @@ async def test_a_fan_out_counts_its_pending_orders_and_their_settle_delays(
     assert otel.values("telegent.watches.pending") == {None: 0}
     [delays] = otel.points("telegent.order.settle_delay")
     assert delays.count == len(quick) and delays.min > 0.0
+
+
+async def test_watcher_health_is_exposed_as_metrics(
+    fake: FakeTelegent, otel: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_watcher, "telemetry", lambda: otel.telemetry)
+    fake.add_order("JNOID-1", "Completed")
+    fake.fail_tokens("refused", seconds=0.3)
+    async with (
+        fast_client(fake, max_retries=0) as client,
+        tg.OrderWatcher(client) as watcher,
+    ):
+        await watcher.add("JNOID-1")
+        await wait_until(lambda: not watcher.health.credentials_ok, 5.0)
+        faults = otel.values("telegent.watcher.faults", "dependency")
+        assert faults == {"store": 0, "budget": 0, "credentials": 1, "stopped": 0}
+        await watcher.wait("JNOID-1", timeout=10.0)
+        assert otel.values("telegent.watcher.faults", "dependency")["credentials"] == 0
+        (idle,) = otel.values("telegent.watcher.idle").values()
+        assert 0.0 <= idle < 5.0

@@ -129,3 +129,43 @@ async def test_two_workers_never_poll_one_order_at_once(tmp_path: pathlib.Path) 
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end, f"{order_id} polled by two workers at once"
     assert sum(len(spans) for spans in intervals.values()) == len(fake.order_requests())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["mid-poll", "right after a wake"])
+async def test_a_restart_takes_over_a_killed_workers_leases_at_once(
+    tmp_path: pathlib.Path, moment: str
+) -> None:
+    # The lease is a minute: without the lease naming its process, the restarted worker would
+    # wait that long before polling the order the dead one held.
+    async with FakeTelegent(stall_seconds=3.0) as fake:
+        await killed_and_restarted(fake, tmp_path, moment)
+
+
+async def killed_and_restarted(fake: FakeTelegent, tmp_path: pathlib.Path, moment: str) -> None:
+    fake.add_order("JNOID-woken", "Submitted")
+    fake.add_order("JNOID-other", [Step("Submitted"), Step("Completed", 1.0)])
+    ids = ["JNOID-woken", "JNOID-other"]
+    db, id_file = tmp_path / "watches.db", write_ids(tmp_path / "ids.txt", ids)
+    first_ids = write_ids(tmp_path / "first.txt", ids[:1])
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    fake.inject("stall", 1)  # its first poll hangs: the worker dies holding its lease
+    async with worker(fake, db, first_ids, first_log, "--add", "--lease", "60") as first:
+        await ready(first_log)
+        await log_shows(first_log, "start")
+        if moment == "right after a wake":  # a webhook said it changed: poll it again now
+            store = tg.SQLiteStore(db)
+            assert await store.wake(["JNOID-woken"]) == 1
+            await store.aclose()
+        os.kill(first.pid, signal.SIGKILL)
+        assert await first.wait() == -signal.SIGKILL
+    fake.add_order("JNOID-woken", "Completed")
+    assert settled_in(db) == set()
+    restarted_at = time.monotonic()
+    async with worker(fake, db, id_file, second_log, "--add", "--lease", "60") as second:
+        assert await asyncio.wait_for(second.wait(), ENOUGH) == 0
+    polls = [float(w[2]) for w in log_lines(second_log) if w[:2] == ["start", "JNOID-woken"]]
+    # Within seconds of the restart (most of which is the interpreter starting), not 60 s.
+    assert polls and polls[0] - restarted_at < 5.0
+    delivered = [w[1] for w in log_lines(first_log, second_log) if w[0] == "delivered"]
+    assert sorted(delivered) == sorted(ids)  # each exactly once

@@ -218,3 +218,31 @@ async def test_shutdown_with_waits_in_flight_leaves_nothing_behind(
     assert [str(w.message) for w in caught] == []
     assert loop_errors == []
     loop.set_exception_handler(None)
+
+
+async def test_healthz_says_503_while_credentials_are_refused_then_200(
+    serve: Serve, fake: FakeTelegent
+) -> None:
+    fake.add_order("JNOID-h1", "Completed")
+    fake.fail_tokens("refused", seconds=0.5)  # a wrong secret, then the right one
+    async with serve() as base, aiohttp.ClientSession() as http:
+        assert (await _post(http, f"{base}/orders/JNOID-h1/watch"))[0] == 202
+
+        async def health() -> tuple[int, Any]:
+            return await _get(http, f"{base}/healthz")
+
+        give_up = time.monotonic() + 10.0
+        while (answer := await health())[0] == 200:
+            assert time.monotonic() < give_up, "the refusal never showed"
+            await asyncio.sleep(0.02)
+        status, body = answer
+        assert status == 503 and body["ok"] is False
+        assert body["watcher"]["credentials_ok"] is False
+        assert body["watcher"]["paused_until"] is not None
+        assert "credentials refused" in body["watcher"]["fault"]
+        give_up = time.monotonic() + 10.0  # the pause after the first refusal is 1 s
+        while (answer := await health())[0] != 200:
+            assert time.monotonic() < give_up, answer
+            await asyncio.sleep(0.05)
+        assert answer[1]["watcher"]["fault"] is None and answer[1]["watcher"]["running"]
+        assert answer[1]["watcher"]["last_poll_at"] is not None

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
 from .._validate import positive_number
+
+if TYPE_CHECKING:
+    from .._health import Outage
 
 __all__ = [
     "MARGIN",
@@ -168,6 +171,11 @@ class Budget(Protocol):
 
     def abandon(self, owners: Collection[object]) -> None: ...
     async def aclose(self) -> None: ...
+
+    @property
+    def outage(self) -> Outage | None:
+        """The outage of what the budget is kept in (a `RedisBudget`'s Redis), if any."""
+        ...
 
 
 def rate_and_pause(budget: Budget, now: float) -> tuple[float | None, float]:

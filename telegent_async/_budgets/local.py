@@ -195,6 +195,11 @@ class LocalBudget:
         )
         self._book = Reservations(limit, window)
 
+    @property
+    def outage(self) -> None:
+        """Always None: a local budget lives in this process and cannot be unreachable."""
+        return None
+
     def __repr__(self) -> str:
         return f"LocalBudget({self._rpm!r}, window={self.window!r})"
 

@@ -13,18 +13,27 @@ a hash with the pace (pause, lowered limit), a sorted set of recent 429s and a c
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar
 
 import attrs
 
 from .._config import DEFAULT_REQUESTS_PER_MINUTE
+from .._errors import BudgetUnavailableError
+from .._health import Outage, is_transient, retrying
 from .._redis_connection import connect, hash_tag
 from .._validate import positive_number
 from .base import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
 
-__all__ = ["RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
+__all__ = ["UNAVAILABLE_AFTER", "RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
+
+T = TypeVar("T")
+
+#: Seconds one budget operation retries an unreachable Redis (on `_health.FAULT_POLICY`)
+#: before the call fails with `BudgetUnavailableError`; a call's own `timeout=` ends it sooner.
+UNAVAILABLE_AFTER = 30.0
 
 
 @attrs.frozen
@@ -155,8 +164,10 @@ class RedisBudget:
     No rolling `window` (60 s) holds more than `requests_per_minute` requests of them all; an
     idle account's first requests go out at once; a 429 seen by any of them pauses them all.
     Token requests queue like any other request here (they are rare). Needs the `redis`
-    extra. A client given this budget closes its connection on exit (it reconnects if used
-    again).
+    extra. Redis unreachable (restarted, failing over) is retried within the call's timeout
+    (at most `UNAVAILABLE_AFTER` seconds), then the call fails with `BudgetUnavailableError`:
+    a request is never sent unbudgeted. `outage` says whether Redis is away now. A client
+    given this budget closes its connection on exit (it reconnects if used again).
 
     Args:
         url: The Redis URL (`redis://`, `rediss://` or `unix://`).
@@ -188,6 +199,19 @@ class RedisBudget:
         self._redis_ahead = 0.0  # Redis clock minus loop clock, as last seen
         self._tickets: dict[int, _Ticket] = {}  # sleeping callers' reservations
         self._giving_back: set[asyncio.Task[None]] = set()
+        self.outage = Outage("budget")
+
+    async def _redis_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One Redis operation, retried while Redis is away; then `BudgetUnavailableError`."""
+        give_up = asyncio.get_running_loop().time() + UNAVAILABLE_AFTER
+        try:
+            return await retrying(call, self.outage, give_up_at=give_up)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            raise BudgetUnavailableError(
+                f"the budget's Redis could not be reached for {UNAVAILABLE_AFTER:g} s"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"RedisBudget(requests_per_minute={self._rpm!r}, name={self.name!r})"
@@ -224,8 +248,12 @@ class RedisBudget:
         keys = self.keys
         while True:
             limit, span = self.limit, self._span
-            reply = await self._reserve(
-                keys=[keys.starts, keys.pace, keys.counter, keys.sent], args=[limit, span]
+            reply = await self._redis_call(
+                functools.partial(
+                    self._reserve,
+                    keys=[keys.starts, keys.pace, keys.counter, keys.sent],
+                    args=[limit, span],
+                )
             )
             start, now, member = float(reply[0]), float(reply[1]), int(reply[2])
             self._redis_ahead = now - loop.time()
@@ -235,12 +263,16 @@ class RedisBudget:
             self._tickets[member] = _Ticket(loop.time() + start - now, asyncio.current_task())
             try:
                 await asyncio.sleep(start - now)
-                checked = await self._check(
-                    keys=[keys.starts, keys.pace, keys.sent], args=[member, limit, span]
+                checked = await self._redis_call(
+                    functools.partial(
+                        self._check,
+                        keys=[keys.starts, keys.pace, keys.sent],
+                        args=[member, limit, span],
+                    )
                 )
                 if checked:
                     return
-            except asyncio.CancelledError:
+            except BaseException:  # cancelled, or Redis away: the start is not used
                 self._give_back([member])
                 raise
             finally:
@@ -270,9 +302,11 @@ class RedisBudget:
         every process of this budget, and learn from it (`on_rate_limited`)."""
         keys = self.keys
         ago = 0.0 if started is None else max(0.0, asyncio.get_running_loop().time() - started)
-        reply = await self._rate_limited(
-            keys=[keys.sent, keys.pace, keys.rejected, keys.counter],
-            args=[repr(seconds), repr(self.window), repr(ago)],
+        reply = await self._redis_call(
+            lambda: self._rate_limited(
+                keys=[keys.sent, keys.pace, keys.rejected, keys.counter],
+                args=[repr(seconds), repr(self.window), repr(ago)],
+            )
         )
         now = float(reply[0])
         self._redis_ahead = now - asyncio.get_running_loop().time()
@@ -293,14 +327,16 @@ class RedisBudget:
             before.signal_at,
             before.repeat,
         ):
-            await self._set_pace(
-                keys=[keys.pace],
-                args=[
-                    version,
-                    "" if after.limit is None else after.limit,
-                    repr(after.signal_at),
-                    int(after.repeat),
-                ],
+            await self._redis_call(
+                lambda: self._set_pace(
+                    keys=[keys.pace],
+                    args=[
+                        version,
+                        "" if after.limit is None else after.limit,
+                        repr(after.signal_at),
+                        int(after.repeat),
+                    ],
+                )
             )
 
     async def aclose(self) -> None:

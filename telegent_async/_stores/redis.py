@@ -193,7 +193,8 @@ class RedisStore:
                         self._listeners.notify()
             except (redis.exceptions.RedisError, OSError) as exc:
                 # Nudges only speed things up: the scheduler looks every `max_idle` anyway.
-                logger.warning("redis nudges unavailable, retrying: %s", exc)
+                # (The store's own outage is logged once by whoever uses it: `_health.Outage`.)
+                logger.debug("redis nudges unavailable, retrying: %s", exc)
                 await asyncio.sleep(self.max_idle)
             finally:
                 with contextlib.suppress(Exception):

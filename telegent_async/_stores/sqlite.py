@@ -12,6 +12,8 @@ killed process loses nothing).
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import sqlite3
 import time
@@ -29,10 +31,13 @@ from .base import (
     WatchState,
     _Listeners,
 )
+from .processes import name, take_over
 from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
 from .sqlite_file import SQLiteFile
 
 __all__ = ["SQLiteStore"]
+
+logger = logging.getLogger("telegent_async")
 
 T = TypeVar("T")
 
@@ -75,7 +80,9 @@ class SQLiteStore:
     """Watches in an SQLite file (`SQLiteStore("watches.db")`); several processes may share it.
 
     Leases decide which process polls an order; a process killed at any instant loses
-    nothing that was committed, and its claims come back when their lease ends.
+    nothing that was committed. A lease names its process (`processes`): a worker on the same
+    host takes over the leases of a process that is gone at once (within `max_idle`); those
+    of a process on another host come back when their lease ends.
 
     Args:
         path: The database file (created if missing).
@@ -104,6 +111,8 @@ class SQLiteStore:
         self._run = self._db.run
         self._policies = PolicyJSON()
         self._listeners = _Listeners()
+        self._named: set[str] = set()  # workers whose process this store has named
+        self._reap_at = -math.inf  # when to look for leases of dead processes next
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
@@ -142,6 +151,11 @@ class SQLiteStore:
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
         def claim(db: sqlite3.Connection) -> list[Claim]:
             now = self._clock()
+            if now >= self._reap_at:
+                self._reap_at = now + self.max_idle
+                take_over(db, now, self._named)
+            if worker not in self._named:
+                name(db, worker)
             rows = db.execute(
                 f"SELECT {_CLAIM_COLUMNS} FROM watches WHERE next_poll <= ?"
                 " ORDER BY next_poll LIMIT ?",
@@ -173,7 +187,9 @@ class SQLiteStore:
                 )
             ]
 
-        return await self._run(claim)
+        claims = await self._run(claim)
+        self._named.add(worker)  # committed: others can tell when this process is gone
+        return claims
 
     async def next_due(self) -> float | None:
         def due(db: sqlite3.Connection) -> float | None:

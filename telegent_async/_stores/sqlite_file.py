@@ -19,7 +19,7 @@ from typing import TypeVar
 from .._timing import PollPolicy
 from .records import RECORD_VERSION
 
-__all__ = ["LOCK_RETRY", "SQLiteFile"]
+__all__ = ["LOCK_RETRY", "SQLiteFile", "is_locked"]
 
 T = TypeVar("T")
 
@@ -50,6 +50,18 @@ CREATE INDEX IF NOT EXISTS watches_undelivered ON watches (settled_seq)
 CREATE INDEX IF NOT EXISTS watches_acked ON watches (acked_at) WHERE acked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
+"""
+
+#: The processes that hold leases (`processes`): added to files of any version, as it is
+#: only read by workers that know it.
+_PROCESSES = """
+CREATE TABLE IF NOT EXISTS processes (
+    worker TEXT PRIMARY KEY NOT NULL,   -- `leased_by` of its claims
+    host TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL
+) WITHOUT ROWID
 """
 
 
@@ -95,7 +107,7 @@ class SQLiteFile:
                 )
         except sqlite3.OperationalError as exc:
             conn.close()
-            if _locked(exc):
+            if is_locked(exc):
                 raise _Busy(exc) from None
             raise ValueError(f"{self.path}: cannot be used as a store: {exc}") from None
         except sqlite3.DatabaseError as exc:
@@ -117,7 +129,7 @@ class SQLiteFile:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.OperationalError as exc:
-            if _locked(exc):
+            if is_locked(exc):
                 conn.close()
                 raise _Busy(exc) from None
         except sqlite3.DatabaseError:
@@ -129,6 +141,7 @@ class SQLiteFile:
                 conn.executescript(
                     f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
                 )
+            conn.execute(_PROCESSES)
         except BaseException:
             conn.close()
             raise
@@ -149,7 +162,7 @@ class SQLiteFile:
                 if time.monotonic() > give_up:
                     raise busy.error from None
             except sqlite3.OperationalError as exc:
-                if not _locked(exc) or time.monotonic() > give_up:
+                if not is_locked(exc) or time.monotonic() > give_up:
                     raise
             await asyncio.sleep(LOCK_RETRY.delay(attempt))
             attempt += 1
@@ -169,7 +182,8 @@ class _Busy(Exception):
         self.error = error
 
 
-def _locked(error: sqlite3.OperationalError) -> bool:
+def is_locked(error: sqlite3.OperationalError) -> bool:
+    """True when another connection holds the lock that `error` waited for."""
     text = str(error)
     return "locked" in text or "busy" in text
 

@@ -31,6 +31,7 @@ from .._watcher import Deadline, OrderWatcher
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._json import outcome_json, state_json
 from ._outcomes import PROG, Run, Tally, classify
+from ._refusal import not_stopped, unless_refused
 from ._report import Output, detail, table
 from ._session import (
     PRESETS,
@@ -187,9 +188,8 @@ async def wait_with_state(
                 done |= await _settled_before(watcher, run, output)
                 async with Progress(output.console, run, client, waiting=True).shown():
                     try:  # (asyncio.timeout is 3.11+)
-                        await asyncio.wait_for(
-                            _report_as_settled(watcher, run, output, done), timeout
-                        )
+                        reported = _report_as_settled(watcher, run, output, done)
+                        await asyncio.wait_for(unless_refused(watcher, run, reported), timeout)
                     except asyncio.TimeoutError:
                         await _timed_out(watcher, run, output, done, timeout)
         finally:  # on Ctrl-C too: the report counts what the store holds as settled
@@ -370,12 +370,16 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
         OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
     ):
         logger.info("watching %s as %s", _where(args), watcher.worker_id)
-        async for outcome in watcher.settled(auto_ack=False):
-            if is_setup_error(outcome.error):
-                run.setup_error = outcome.error
-                return  # left unacknowledged: every other poll would be refused the same way
-            _print_outcome(args, outcome)
-            await watcher.ack(outcome.order_id)
+        await unless_refused(watcher, run, _print_as_settled(args, watcher, run))
+
+
+async def _print_as_settled(args: argparse.Namespace, watcher: OrderWatcher, run: Run) -> None:
+    async for outcome in watcher.settled(auto_ack=False):
+        if is_setup_error(outcome.error):  # stored by 0.2.0, which settled on a 401
+            run.setup_error = outcome.error
+            return  # left unacknowledged: every other poll would be refused the same way
+        _print_outcome(args, outcome)
+        await watcher.ack(outcome.order_id)
 
 
 def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
@@ -392,11 +396,21 @@ def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[st
 def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
     options = _shared_budget(args, client_options(args))
     run = Run("watch", Tally([]))
+    sdk = logging.getLogger("telegent_async")
+    sdk.addFilter(not_stopped)
     # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(watch_run(args, options, run))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(watch_run(args, options, run))
+    except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
+        logger.debug("the watcher stopped", exc_info=exc)
+        console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
+        return EXIT_USAGE
+    finally:
+        sdk.removeFilter(not_stopped)
     if run.setup_error is not None:
-        console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
+        words = setup_error_words(run.setup_error)
+        console.write(f"{PROG}: error: {words}; every watch is left pending\n")
         return EXIT_USAGE
     console.write(f"{PROG}: stopped watching {_where(args)}\n")
     return EXIT_OK
