@@ -7,119 +7,39 @@ order at all (`ResponseDecodeError`).
 
 from __future__ import annotations
 
-import collections
 import enum
+import json
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
 
+from . import _errors, _portin, _webhook
 from ._answers import read_answer
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
 from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
+from ._order_status import CARRIES_REASON, NEEDS_ACTION, SETTLED, OrderStatus, parse_status
 from ._timing import parse_timestamp
 
 __all__ = [
+    "RECORD_VERSION",
     "Order",
     "OrderOutcome",
     "OrderStatus",
     "converter",
+    "decode_error",
     "decode_order",
+    "encode_error",
+    "encode_order",
     "order_from_json",
     "parse_status",
+    "scrubbed",
 ]
 
 logger = logging.getLogger("telegent_async")
-
-
-class OrderStatus(enum.Enum):
-    """An order's status, whatever spelling the API used (see `Order.raw_status`)."""
-
-    PENDING = "Pending"
-    SUBMITTED = "Submitted"
-    PENDING_CARRIER_APPROVAL = "Pending Carrier Approval"
-    SCHEDULED = "Scheduled"
-    IN_PROGRESS = "InProgress"
-    COMPLETE = "Complete"
-    ERROR = "Error"
-    REJECTED = "Rejected"
-    RESOLUTION_REQUIRED = "ResolutionRequired"
-    CANCELLED = "Cancelled"
-    UNKNOWN = "Unknown"
-
-    @property
-    def is_settled(self) -> bool:
-        """True once the order will not change without someone acting on it."""
-        return self in _SETTLED
-
-
-_SETTLED = frozenset(
-    {
-        OrderStatus.COMPLETE,
-        OrderStatus.ERROR,
-        OrderStatus.REJECTED,
-        OrderStatus.RESOLUTION_REQUIRED,
-        OrderStatus.CANCELLED,
-    }
-)
-_NEEDS_ACTION = frozenset({OrderStatus.REJECTED, OrderStatus.RESOLUTION_REQUIRED})
-_CARRIES_REASON = frozenset({OrderStatus.ERROR, *_NEEDS_ACTION})
-
-
-def _status_key(text: str) -> str:
-    return "".join(text.split()).replace("_", "").replace("-", "").casefold()
-
-
-_STATUS_BY_KEY: dict[str, OrderStatus] = {
-    _status_key(member.value): member for member in OrderStatus if member is not OrderStatus.UNKNOWN
-}
-_STATUS_BY_KEY.update(
-    completed=OrderStatus.COMPLETE,
-    failed=OrderStatus.ERROR,
-    canceled=OrderStatus.CANCELLED,
-)
-#: The spellings Telegent actually sends, looked up before any normalising.
-_STATUS_EXACT: dict[str, OrderStatus] = {
-    **{member.value: member for member in OrderStatus if member is not OrderStatus.UNKNOWN},
-    "Completed": OrderStatus.COMPLETE,
-    "Failed": OrderStatus.ERROR,
-}
-#: The unknown statuses logged lately, least recent first: bounded, yet a new one is always logged.
-_unknown_statuses_logged: collections.OrderedDict[str, None] = collections.OrderedDict()
-_MAX_UNKNOWN_LOGGED = 256
-
-
-def parse_status(raw_status: str) -> OrderStatus:
-    """Map a status as the API spells it, case- and space-insensitively; unknown -> UNKNOWN.
-
-    An unknown status is logged once (a new status in the API is worth an operator's look)
-    and treated as still pending by every waiter.
-    """
-    status = _STATUS_EXACT.get(raw_status) or _STATUS_BY_KEY.get(_status_key(raw_status))
-    if status is not None:
-        return status
-    _log_unknown_status(raw_status)
-    return OrderStatus.UNKNOWN
-
-
-def _log_unknown_status(raw_status: str) -> None:
-    """Log a status once while it stays among the last `_MAX_UNKNOWN_LOGGED` seen (an LRU).
-
-    Kept (and logged) by its first 100 characters: a hostile server's megabyte-long statuses
-    must not fill the memory.
-    """
-    shown = raw_status[:100]
-    seen = _unknown_statuses_logged
-    if shown in seen:
-        seen.move_to_end(shown)
-        return
-    seen[shown] = None
-    if len(seen) > _MAX_UNKNOWN_LOGGED:
-        seen.popitem(last=False)
-    logger.warning("unknown order status %r: treated as pending", shown)
 
 
 @attrs.frozen
@@ -153,7 +73,7 @@ class Order:
     @property
     def is_settled(self) -> bool:
         """COMPLETE, ERROR, REJECTED, RESOLUTION_REQUIRED or CANCELLED."""
-        return self.status in _SETTLED
+        return self.status in SETTLED
 
     @property
     def succeeded(self) -> bool:
@@ -163,12 +83,12 @@ class Order:
     @property
     def failed(self) -> bool:
         """Settled without success (ERROR, REJECTED, RESOLUTION_REQUIRED or CANCELLED)."""
-        return self.status in _SETTLED and self.status is not OrderStatus.COMPLETE
+        return self.status in SETTLED and self.status is not OrderStatus.COMPLETE
 
     @property
     def needs_action(self) -> bool:
         """REJECTED or RESOLUTION_REQUIRED: fix it with `update_port_in`, or `cancel_port_in`."""
-        return self.status in _NEEDS_ACTION
+        return self.status in NEEDS_ACTION
 
     @property
     def next_step(self) -> NextStep | None:
@@ -190,9 +110,9 @@ class Order:
         """This order as JSON-ready data (for `json.dumps`), through the package's `converter`:
         each field by name, enums by member name, dates in ISO 8601, and `raw` without any
         secret-looking field (as a store keeps it). `Order.from_json` reads it back."""
-        from ._stores.records import order_json
-
-        return order_json(self)
+        data: dict[str, Any] = converter.unstructure(self)
+        data["raw"] = json.loads(encode_order(self))
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Order:
@@ -202,9 +122,10 @@ class Order:
         Args:
             data: What `to_json` returned (or its `json.loads`).
         """
-        from ._stores.records import order_from_json
-
-        return order_from_json(data)
+        raw, order_id = _field(data, "raw", dict, "Order"), _field(data, "order_id", str, "Order")
+        if "OrderId" in raw:
+            return converter.structure(raw, Order)
+        return attrs.evolve(converter.structure({**raw, "OrderId": order_id}, Order), raw=raw)
 
 
 @attrs.frozen
@@ -232,9 +153,14 @@ class OrderOutcome:
         """This outcome as JSON-ready data: `order_id`, `ok`, `tag`, `order` (`Order.to_json`)
         and `error` (its class, text and fields, as a store keeps it; never a secret).
         `OrderOutcome.from_json` reads it back, the error as the same class."""
-        from ._stores.records import outcome_json
-
-        return outcome_json(self)
+        order, error = self.order, self.error
+        return {
+            "order_id": self.order_id,
+            "ok": self.ok,
+            "tag": self.tag,
+            "order": None if order is None else order.to_json(),
+            "error": None if error is None else json.loads(encode_error(error)),
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> OrderOutcome:
@@ -243,9 +169,14 @@ class OrderOutcome:
         Args:
             data: What `to_json` returned (or its `json.loads`).
         """
-        from ._stores.records import outcome_from_json
-
-        return outcome_from_json(data)
+        order_id = _field(data, "order_id", str, "OrderOutcome")
+        order, error, tag = data.get("order"), data.get("error"), data.get("tag")
+        return OrderOutcome(
+            order_id,
+            None if order is None else Order.from_json(order),
+            None if error is None else decode_error(json.dumps(error)),
+            tag if isinstance(tag, str) else None,
+        )
 
 
 def _json_text(value: object) -> str | None:
@@ -278,7 +209,7 @@ def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
         raise ValueError("not an order: OrderId and OrderStatus are required")
     status = parse_status(raw_status)
     message = _json_text(body.get("OrderStatusMessage")) or _json_text(body.get("ErrorMessage"))
-    errors = decode_carrier_messages(message) if status in _CARRIES_REASON else ()
+    errors = decode_carrier_messages(message) if status in CARRIES_REASON else ()
     return Order(
         order_id=order_id,
         status=status,
@@ -352,3 +283,103 @@ def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> 
 
 def _id_key(order_id: str) -> str:
     return order_id.strip().casefold()
+
+
+_F = TypeVar("_F")
+
+# -- the package's JSON of orders and errors (stores, to_json) ------------------------------
+
+#: Version of the stored JSON records (errors; the SQLite schema carries it too).
+RECORD_VERSION = 1
+#: Fields an order body must never bring into a store, should a server ever echo them: every
+#: call's secret fields (port-in and port-out, webhook credentials) and credential-like names.
+_SECRET_KEYS = frozenset(
+    key.casefold()
+    for key in (
+        *_portin.SECRET_FIELDS,
+        *_webhook.SECRET_FIELDS,
+        "AccountKey",
+        "AccountSecret",
+        "access_token",
+        "Authorization",
+        "Password",
+        "Pin",
+        "token",
+    )
+)
+
+
+def scrubbed(value: Any) -> Any:
+    """`value` without any secret-looking key, at every depth of its dicts and lists (the one
+    rule every stored record goes through: orders, and the bodies errors carry)."""
+    if isinstance(value, Mapping):
+        return {
+            key: scrubbed(item)
+            for key, item in value.items()
+            if not (isinstance(key, str) and key.casefold() in _SECRET_KEYS)
+        }
+    if isinstance(value, (list, tuple)):
+        return [scrubbed(item) for item in value]
+    return value
+
+
+def encode_order(order: Order) -> bytes:
+    """The order's JSON as received, compact, without any secret-looking field at any depth."""
+    return json.dumps(scrubbed(order.raw), separators=(",", ":")).encode()
+
+
+_ERROR_TYPES: dict[str, type[TelegentError]] = {
+    name: value
+    for name, value in vars(_errors).items()
+    if isinstance(value, type) and issubclass(value, TelegentError)
+}
+_ERROR_FIELDS = (
+    "status_code",
+    "message",
+    "body",
+    "retry_after",
+    "order_id",
+    "timeout",
+    "polled",
+)
+_ORDER_FIELDS = ("last_order", "order")
+
+
+def encode_error(error: TelegentError) -> str:
+    """Versioned JSON that `decode_error` turns back into the same class with the same fields."""
+    fields: dict[str, Any] = {
+        name: scrubbed(getattr(error, name)) for name in _ERROR_FIELDS if hasattr(error, name)
+    }
+    for name in _ORDER_FIELDS:
+        value = getattr(error, name, None)
+        if isinstance(value, Order):
+            fields[name] = json.loads(encode_order(value))
+        elif hasattr(error, name):
+            fields[name] = None
+    record = {"v": RECORD_VERSION, "type": type(error).__name__, "text": str(error)}
+    record["fields"] = fields
+    return json.dumps(record, separators=(",", ":"), default=str)
+
+
+def decode_error(text: str | bytes) -> TelegentError:
+    """The error `encode_error` wrote (an unknown class comes back as `TelegentError`)."""
+    record = json.loads(text)
+    if record.get("v") != RECORD_VERSION:
+        raise ValueError(f"unsupported stored error version {record.get('v')!r}")
+    cls = _ERROR_TYPES.get(record["type"], TelegentError)
+    error = cls.__new__(cls)
+    error.args = (record["text"],)
+    for name, value in record["fields"].items():
+        if name in _ORDER_FIELDS and value is not None:
+            value = converter.structure(value, Order)
+        setattr(error, name, value)
+    if isinstance(error, OrderFailed):
+        error.carrier_error = error.order.carrier_error
+    return error
+
+
+def _field(data: Any, name: str, kind: type[_F], of: str) -> _F:
+    value = data.get(name) if isinstance(data, dict) else None
+    if not isinstance(value, kind):
+        raise ValueError(f"not what {of}.to_json() writes: {name!r} missing or not a {kind}")
+    return value

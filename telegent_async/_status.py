@@ -11,6 +11,7 @@ from typing import Any
 
 import attrs
 
+from ._error_text import is_routing_miss
 from ._errors import (
     APIStatusError,
     AuthenticationError,
@@ -27,7 +28,6 @@ from ._errors import (
     ServiceUnavailableError,
     TelegentError,
     UnprocessableEntityError,
-    is_routing_miss,
 )
 
 __all__ = [
@@ -133,7 +133,7 @@ def error_for_status(
     status_code: int, message: str, body: Any = None, retry_after: float | None = None
 ) -> APIStatusError:
     """The typed error for an HTTP error status (pure); a 404 that is a routing miss
-    (`_errors.is_routing_miss`) is an `EndpointNotFoundError`."""
+    (`_error_text.is_routing_miss`) is an `EndpointNotFoundError`."""
     error = rule_for(status_code).error
     if is_routing_miss(status_code, body):
         return EndpointNotFoundError(status_code, message, body)

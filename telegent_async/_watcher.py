@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeAlias, TypeVar
 
 from . import _validate
-from ._errors import OrderWaitTimeout, TelegentError, is_credentials_error
+from ._errors import TelegentError, is_credentials_error
 from ._health import Outage, WatcherHealth, retrying
 from ._models import Order, OrderOutcome
 from ._scheduler import Lookups, Scheduler
@@ -28,6 +27,7 @@ from ._stores import StoreLike, store_of
 from ._stores.base import BATCH, NewWatch, WatchCounts, WatchState, WatchStore
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy, deadline_at
+from ._waiters import Waiters
 
 __all__ = ["OrderWatcher", "until_refused"]
 
@@ -40,22 +40,11 @@ PURGE_EVERY = 3600.0
 
 Deadline: TypeAlias = datetime | float | None
 T = TypeVar("T")
+_ByIds: TypeAlias = Callable[[Sequence[str]], Awaitable[int]]  # a store write by order IDs
 
 
 def _policy(policy: object) -> PollPolicy | None:
     return None if policy is None else checked_policy("policy", policy)
-
-
-def _removed(order_id: str) -> TelegentError:
-    return TelegentError(f"the watch of order {order_id!r} was removed")
-
-
-def _result(order_id: str, order: Order | None, error: TelegentError | None) -> Order:
-    if error is not None:
-        raise error
-    if order is None:  # pragma: no cover - a settled watch without error has its order
-        raise TelegentError(f"order {order_id!r} settled without an answer")
-    return order
 
 
 class OrderWatcher:
@@ -96,21 +85,20 @@ class OrderWatcher:
             raise TypeError("worker_id must be a non-empty str or None")
         self.worker_id = worker_id
         self._store, self._owns_store = store_of(store)
+        self._waiters = Waiters()
         self._scheduler = Scheduler(
             self._store,
             client,
             policy=policy,
             lease=self._lease,
             worker=worker_id,
-            on_settled=self._settled_here,
+            on_settled=self._waiters.settled,
             pause_on_refusal=True,
         )
         self._budget = getattr(client, "budget", None)
         metrics = telemetry()
         if metrics is not None:
             metrics.watch(self)
-        self._waiters: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
-        self._news: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None  # why the scheduler stopped, if it did
         self._closed = False  # `settled()` iterators end
@@ -148,6 +136,10 @@ class OrderWatcher:
         outage = self._scheduler.store_outage
         return await retrying(operation, outage, ends=False, stop=lambda: not self._tasks)
 
+    async def _one(self, operation: _ByIds, order_id: str) -> bool:
+        """`operation` of the store on one checked order ID (as `_stored`): True if it applied."""
+        return await self._stored(functools.partial(operation, [_validate.order_id(order_id)])) == 1
+
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def __aenter__(self) -> OrderWatcher:
@@ -155,7 +147,7 @@ class OrderWatcher:
             raise RuntimeError("this OrderWatcher is already running")
         self._closed = False
         await self._rearm_refused()
-        self._news = asyncio.Event()
+        self._waiters.news = asyncio.Event()
         self._tasks = [
             asyncio.ensure_future(self._scheduler.run()),
             asyncio.ensure_future(self._purge_now_and_then()),
@@ -172,14 +164,13 @@ class OrderWatcher:
         """Stop polling, give back the claims of polls under way, close a store we opened;
         `settled()` iterators end."""
         self._closed = True
-        if self._news is not None:
-            self._news.set()
+        self._waiters.announce()
         tasks, self._tasks = self._tasks, []
         self._scheduler.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._fail_waiters(RuntimeError("the OrderWatcher was closed"))
+        self._waiters.fail(RuntimeError("the OrderWatcher was closed"))
         if self._owns_store:
             await self._store.aclose()
 
@@ -187,15 +178,8 @@ class OrderWatcher:
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.error("order watcher stopped: %r", error, extra={STOPPED: True})
             self._failure = error
-            self._fail_waiters(error)
-            if self._news is not None:
-                self._news.set()  # `settled()` raises it
-
-    def _fail_waiters(self, error: BaseException) -> None:
-        for futures in self._waiters.values():
-            for future in futures:
-                if not future.done():
-                    future.set_exception(error)
+            self._waiters.fail(error)
+            self._waiters.announce()  # `settled()` raises it
 
     async def _rearm_refused(self) -> None:
         """Re-arm the watches a 0.2.0 watcher settled because the API refused its credentials
@@ -215,13 +199,6 @@ class OrderWatcher:
             if purged:
                 logger.info("purged %d acknowledged outcomes", purged)
             await asyncio.sleep(PURGE_EVERY)
-
-    def _settled_here(self, outcome: OrderOutcome) -> None:
-        for future in self._waiters.get(outcome.order_id, ()):
-            if not future.done():
-                future.set_result(outcome)
-        if self._news is not None:
-            self._news.set()
 
     # -- watches -------------------------------------------------------------------------------
 
@@ -306,32 +283,8 @@ class OrderWatcher:
         if timeout is not None:
             timeout = _validate.positive_number("timeout", timeout)
         await self.add(order_id, policy=policy, deadline=deadline, tag=tag)
-        loop = asyncio.get_running_loop()
-        give_up = math.inf if timeout is None else loop.time() + timeout
-        future: asyncio.Future[OrderOutcome] = loop.create_future()
-        waiters = self._waiters.setdefault(order_id, [])
-        waiters.append(future)
-        try:
-            while True:
-                # Settled by another process (or before we registered): read it from the store.
-                state = await self._stored(lambda: self._store.get(order_id))
-                if state is None:
-                    raise _removed(order_id)
-                if state.settled:
-                    return _result(order_id, state.last_order, state.error)
-                remaining = give_up - loop.time()
-                if remaining <= 0:
-                    raise OrderWaitTimeout(order_id, state.last_order, timeout)
-                # asyncio.wait, not wait_for: see `_news_or_timeout` (and it leaves `future`,
-                # which other waiters share, uncancelled).
-                await asyncio.wait({future}, timeout=min(remaining, self._store.max_idle))
-                if future.done():
-                    outcome = future.result()
-                    return _result(order_id, outcome.order, outcome.error)
-        finally:
-            waiters.remove(future)
-            if not waiters:
-                del self._waiters[order_id]
+        read = functools.partial(self._stored, functools.partial(self._store.get, order_id))
+        return await self._waiters.wait(order_id, read, timeout, self._store.max_idle)
 
     async def wake(self, order_id: str) -> bool:
         """Poll this order as soon as the budget allows (a webhook said it changed).
@@ -339,8 +292,7 @@ class OrderWatcher:
         Args:
             order_id: The watched order; returns False if it is not watched.
         """
-        ids = [_validate.order_id(order_id)]
-        return await self._stored(functools.partial(self._store.wake, ids)) == 1
+        return await self._one(self._store.wake, order_id)
 
     async def get(self, order_id: str) -> WatchState | None:
         """The watch's state, or None if the order is not watched (or was purged).
@@ -357,11 +309,8 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        ids = [_validate.order_id(order_id)]
-        removed = await self._stored(functools.partial(self._store.remove, ids)) == 1
-        for future in self._waiters.get(order_id, ()):
-            if not future.done():
-                future.set_exception(_removed(order_id))
+        removed = await self._one(self._store.remove, order_id)
+        self._waiters.removed(order_id)
         return removed
 
     async def retry(self, order_id: str) -> bool:
@@ -371,8 +320,7 @@ class OrderWatcher:
         Args:
             order_id: The order.
         """
-        ids = [_validate.order_id(order_id)]
-        return await self._stored(functools.partial(self._store.retry, ids)) == 1
+        return await self._one(self._store.retry, order_id)
 
     async def count(self) -> WatchCounts:
         """How many watches the store holds: pending, settled, and settled but unacknowledged."""
@@ -395,8 +343,7 @@ class OrderWatcher:
         Args:
             order_id: The order whose outcome was handled.
         """
-        ids = [_validate.order_id(order_id)]
-        return await self._stored(functools.partial(self._store.ack, ids)) == 1
+        return await self._one(self._store.ack, order_id)
 
     async def settled(self, *, auto_ack: bool = True) -> AsyncIterator[OrderOutcome]:
         """Each settled outcome not yet acknowledged, oldest first, then each new one.
@@ -415,8 +362,8 @@ class OrderWatcher:
         store = self._store
         after = 0
         while not self._closed:
-            if self._news is not None:
-                self._news.clear()
+            if self._waiters.news is not None:
+                self._waiters.news.clear()
             if self._failure is not None:
                 raise self._failure
             try:
@@ -431,20 +378,7 @@ class OrderWatcher:
                 if auto_ack:
                     await self._stored(functools.partial(store.ack, [delivery.outcome.order_id]))
             if not batch:
-                await self._news_or_timeout(store.max_idle)
-
-    async def _news_or_timeout(self, timeout: float) -> None:
-        news = self._news
-        if news is None:  # not running here: another process settles, poll the store
-            news = asyncio.Event()
-            timeout = min(timeout, 1.0)
-        # asyncio.wait, not wait_for: before Python 3.12, wait_for can swallow a cancel that
-        # lands as its timeout fires, and a worker stopped by SIGTERM would then run on.
-        waiter = asyncio.ensure_future(news.wait())
-        try:
-            await asyncio.wait({waiter}, timeout=None if math.isinf(timeout) else timeout)
-        finally:
-            waiter.cancel()
+                await self._waiters.news_or_timeout(store.max_idle)
 
 
 async def until_refused(watcher: OrderWatcher, every: float = 0.2) -> TelegentError:

@@ -69,14 +69,7 @@ class WebhookCalls:
         """
         body = _webhook.create_body(url, account_id, events, method, data_format, auth)
         logger.debug("subscribing %s to %s", body["WebhookUrl"], body["SubscribedEvents"])
-        return await self._webhook_call(
-            "POST",
-            _webhook.CREATE_PATH,
-            lambda data: _webhook.decode_webhook(data, body),
-            body=body,
-            secrets=auth.secrets() if auth is not None else (),
-            bounds=(timeout, max_retries),
-        )
+        return await self._subscription(_webhook.CREATE_PATH, body, auth, (timeout, max_retries))
 
     async def update_webhook(
         self,
@@ -115,14 +108,7 @@ class WebhookCalls:
         body = _webhook.update_body(webhook_id, changes)
         changed = ", ".join(name for name in body if name != "WebhookId")
         logger.debug("updating webhook %s: %s", body["WebhookId"], changed)
-        return await self._webhook_call(
-            "POST",
-            _webhook.UPDATE_PATH,
-            lambda data: _webhook.decode_webhook(data, body),
-            body=body,
-            secrets=auth.secrets() if auth is not None else (),
-            bounds=(timeout, max_retries),
-        )
+        return await self._subscription(_webhook.UPDATE_PATH, body, auth, (timeout, max_retries))
 
     async def delete_webhook(
         self,
@@ -193,6 +179,24 @@ class WebhookCalls:
             _webhook.decode_webhooks,
             params=query,
             bounds=(timeout, max_retries),
+        )
+
+    async def _subscription(
+        self,
+        path: str,
+        body: Mapping[str, str],
+        auth: WebhookAuth | None,
+        bounds: tuple[float | None, int | None],
+    ) -> Webhook:
+        """A create or an update: POST `body`, `auth`'s credentials kept out of sight; the
+        subscription as the answer (or, where it says less, the body) has it."""
+        return await self._webhook_call(
+            "POST",
+            path,
+            lambda data: _webhook.decode_webhook(data, body),
+            body=body,
+            secrets=auth.secrets() if auth is not None else (),
+            bounds=bounds,
         )
 
     async def _webhook_call(

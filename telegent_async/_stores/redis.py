@@ -40,22 +40,7 @@ from .base import (
     _Listeners,
 )
 from .records import PolicyJSON, encode_error, encode_order, stored_outcome, stored_state
-from .redis_scripts import (
-    ACK,
-    ADD,
-    CLAIM,
-    OUTCOMES,
-    PRELUDE,
-    PURGE,
-    RECORD,
-    RELEASE,
-    REMOVE,
-    RENEW,
-    RETRY,
-    SETTLE,
-    WAKE,
-    redis_keys,
-)
+from .redis_scripts import PRELUDE, SCRIPTS, redis_keys
 
 __all__ = ["DEFAULT_NAMESPACE", "RedisStore"]
 
@@ -133,21 +118,7 @@ class RedisStore:
         self._stopped: set[asyncio.Task[None]] = set()  # listeners cancelled, maybe not ended
         self._policies = PolicyJSON()
         self._scripts = {
-            name: self._redis.register_script(PRELUDE + body)
-            for name, body in (
-                ("add", ADD),
-                ("claim", CLAIM),
-                ("record", RECORD),
-                ("settle", SETTLE),
-                ("renew", RENEW),
-                ("release", RELEASE),
-                ("wake", WAKE),
-                ("outcomes", OUTCOMES),
-                ("ack", ACK),
-                ("remove", REMOVE),
-                ("retry", RETRY),
-                ("purge", PURGE),
-            )
+            name: self._redis.register_script(PRELUDE + body) for name, body in SCRIPTS.items()
         }
 
     def __repr__(self) -> str:

@@ -6,6 +6,9 @@ protocol they implement); `_redis_connection.connect` makes the redis-py client 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Final
+
 import attrs
 
 from .._redis_connection import hash_tag
@@ -22,6 +25,7 @@ __all__ = [
     "REMOVE",
     "RENEW",
     "RETRY",
+    "SCRIPTS",
     "SETTLE",
     "WAKE",
     "RedisKeys",
@@ -294,3 +298,19 @@ for _, id in ipairs(ids) do
 end
 return #ids
 """
+
+#: Every script by the name `RedisStore` calls it by (each runs after `PRELUDE`).
+SCRIPTS: Final[Mapping[str, str]] = {
+    "add": ADD,
+    "claim": CLAIM,
+    "record": RECORD,
+    "settle": SETTLE,
+    "renew": RENEW,
+    "release": RELEASE,
+    "wake": WAKE,
+    "outcomes": OUTCOMES,
+    "ack": ACK,
+    "remove": REMOVE,
+    "retry": RETRY,
+    "purge": PURGE,
+}

@@ -8,14 +8,14 @@ import collections
 import json
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from aiohttp import web
 
 from .. import _create
 from .._models import parse_status
-from ._lifecycle import Order, Step, iso
+from ._lifecycle import Order, Step, checked_steps, iso
 from ._log import RecordedBody
 from ._portin_endpoints import API_PREFIX
 from ._responses import JSON, Fixed, error_response
@@ -56,6 +56,18 @@ class CreatedOrders:
         self.made: list[tuple[str, str]] = []  # (path, order ID), in creation order
         self.port_ins: dict[str, str] = {}  # number -> the latest port-in's order ID
         self.fixed: dict[str, Fixed] = {}  # path -> exact bytes to answer, nothing made
+
+    def script(self, path: str, steps: Sequence[Step], message: str | None) -> None:
+        """Queue the lifecycle of the next order the create endpoint `path` makes."""
+        if path not in CREATE_PATHS:
+            raise ValueError(f"{path!r} is not an endpoint that creates orders")
+        self.scripts.setdefault(path, collections.deque()).append((checked_steps(steps), message))
+
+    def fix(self, path: str, fixed: Fixed) -> None:
+        """Answer every request to the create (or eligibility) endpoint `path` with `fixed`."""
+        if path not in ALL_PATHS:
+            raise ValueError(f"{path!r} is not a create or eligibility endpoint")
+        self.fixed[path] = fixed
 
     def answer(
         self,
@@ -141,14 +153,18 @@ _ORDER_TYPES: Final = {
 }
 
 
-def _port_in_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
+def _pending_answer(order: Order, number: str) -> dict[str, Any]:
+    """What a port (in or out) answers: the order, pending, for its one number."""
     return {
         "OrderId": order.order_id,
         "OrderDate": iso(order.added_wall),
         "Status": "Pending",
-        "PhoneNumber": body["PortInNumber"],
-        "ICCID": body.get("ICCID"),
+        "PhoneNumber": number,
     }
+
+
+def _port_in_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
+    return {**_pending_answer(order, body["PortInNumber"]), "ICCID": body.get("ICCID")}
 
 
 def _provision_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
@@ -167,12 +183,7 @@ def _provision_answer(order: Order, body: RecordedBody, now: float) -> dict[str,
 
 
 def _port_out_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:
-    return {
-        "OrderId": order.order_id,
-        "OrderDate": iso(order.added_wall),
-        "Status": "Pending",
-        "PhoneNumber": body["PortOutNumber"],
-    }
+    return _pending_answer(order, body["PortOutNumber"])
 
 
 def _status_answer(order: Order, body: RecordedBody, now: float) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import attrs
@@ -97,6 +98,10 @@ class RequestLog:
         counts[status] = counts.get(status, 0) + 1
         if 0 <= index < len(self.requests) and self.requests[index].fault == "stall":
             self.requests[index] = attrs.evolve(self.requests[index], status=status)
+
+    def to(self, paths: Collection[str], method: str | None = None) -> list[RecordedRequest]:
+        """The recorded requests to any of `paths` (with `method`, if given), in arrival order."""
+        return [r for r in self.requests if r.path in paths and method in (None, r.method)]
 
     def clear(self) -> None:
         self.requests = []

@@ -84,7 +84,7 @@ class FakeTelegent(ServingCore):
     @property
     def token_requests(self) -> list[RecordedRequest]:
         """The recorded token requests (`POST /v1.0/oauth2/tokens`)."""
-        return [r for r in self._log.requests if r.path == TOKEN_PATH and r.method == "POST"]
+        return self._log.to({TOKEN_PATH}, "POST")
 
     def order_requests(self, order_id: str | None = None) -> list[RecordedRequest]:
         """The recorded GETs on /numbers/order, optionally only those asking for `order_id`.
@@ -92,7 +92,7 @@ class FakeTelegent(ServingCore):
         Args:
             order_id: Only the requests asking for this order (None: all).
         """
-        found = [r for r in self._log.requests if r.path == ORDER_PATH and r.method == "GET"]
+        found = self._log.to({ORDER_PATH}, "GET")
         if order_id is None:
             return found
         return [r for r in found if ("OrderId", order_id) in r.query]
@@ -107,7 +107,7 @@ class FakeTelegent(ServingCore):
         Args:
             order_id: Only the requests naming this order (None: all).
         """
-        found = [r for r in self._log.requests if r.path in PORTIN_PATHS]
+        found = self._log.to(PORTIN_PATHS)
         if order_id is None:
             return found
         return [r for r in found if r.body is not None and r.body.get("OrderId") == order_id]
@@ -120,7 +120,7 @@ class FakeTelegent(ServingCore):
             path: Only this endpoint's (`PORTIN_SUBMIT_PATH` ...; None: all four).
         """
         paths = CREATE_PATHS if path is None else {path}
-        return [r for r in self._log.requests if r.path in paths and r.method == "POST"]
+        return self._log.to(paths, "POST")
 
     def created(self, path: str | None = None) -> list[str]:
         """The IDs of the orders the create endpoints made (served by the order endpoint on
@@ -133,7 +133,7 @@ class FakeTelegent(ServingCore):
 
     def webhook_requests(self) -> list[RecordedRequest]:
         """The recorded webhook subscription calls (create, update, delete, get, list)."""
-        return [r for r in self._log.requests if r.path in WEBHOOK_METHODS]
+        return self._log.to(WEBHOOK_METHODS)
 
     @property
     def webhooks(self) -> dict[str, dict[str, Any]]:
@@ -236,10 +236,7 @@ class FakeTelegent(ServingCore):
             steps: The lifecycle, counted from the create.
             message: The OrderStatusMessage once the last step is visible.
         """
-        if path not in CREATE_PATHS:
-            raise ValueError(f"{path!r} is not an endpoint that creates orders")
-        lifecycle = checked_steps(steps)
-        self._created.scripts.setdefault(path, collections.deque()).append((lifecycle, message))
+        self._created.script(path, steps, message)
 
     def set_create_answer(
         self,
@@ -258,9 +255,7 @@ class FakeTelegent(ServingCore):
             body: The body, as is.
             content_type: The Content-Type header (None: none).
         """
-        if path not in ALL_PATHS:
-            raise ValueError(f"{path!r} is not a create or eligibility endpoint")
-        self._created.fixed[path] = Fixed.of(status, body, content_type)
+        self._created.fix(path, Fixed.of(status, body, content_type))
 
     def issue_token(self, path: str, *, lifetime: float | None = None) -> str:
         """A token for `path`, as the token endpoint issues it (for a client given `token=`).

@@ -18,7 +18,8 @@ from typing import Any
 import attrs
 
 from ..._create import SubmittedOrder
-from ..._models import _NEEDS_ACTION, Order, OrderStatus
+from ..._models import Order
+from ..._order_status import NEEDS_ACTION, OrderStatus
 from ..._portin import BillingAddress, PortInCancel, PortInUpdate
 from ..._stores.records import encode_order
 from ..._timing import PRESETS, PollPolicy
@@ -127,7 +128,7 @@ class OrderResult:
     @property
     def needs_action(self) -> bool:
         """REJECTED or RESOLUTION_REQUIRED: an update (`update_fields`) or a cancel."""
-        return _status(self.status) in _NEEDS_ACTION
+        return _status(self.status) in NEEDS_ACTION
 
     @classmethod
     def from_details(cls, details: object) -> OrderResult | None:
