@@ -174,12 +174,9 @@ class FakeProcess:
 
     def client(self, **overrides: Any) -> tg.TelegentClient:
         """A TelegentClient of this fake, with its account credentials."""
-        options: dict[str, Any] = {
-            "base_url": self.base_url,
-            "allow_insecure": True,
-            "account_key": self.account_key,
-            "account_secret": self.account_secret,
-        }
+        options: dict[str, Any] = {"base_url": self.base_url, "allow_insecure": True}
+        if "token" not in overrides:  # a token, or the account's key and secret, not both
+            options.update(account_key=self.account_key, account_secret=self.account_secret)
         options.update(overrides)
         return tg.TelegentClient(**options)
 

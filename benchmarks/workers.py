@@ -209,7 +209,10 @@ class SpacingBudget:
     def open_now(self, now: float) -> bool:
         return False
 
-    async def acquire(self, *, priority: bool = False) -> None:
+    def start_now(self, now: float) -> bool:
+        return False
+
+    async def acquire(self, *, priority: bool = False, background: bool = False) -> None:
         now = asyncio.get_running_loop().time()
         slot = max(now, self._next)
         self._next = slot + 1.0 / self.rate

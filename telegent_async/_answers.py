@@ -16,6 +16,7 @@ the documentation describes them"):
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any, Final
@@ -35,6 +36,7 @@ __all__ = ["JSON_TYPES", "embedded_error", "is_json_type", "read_answer", "statu
 JSON_TYPES: Final = frozenset({"application/json", "text/json", "text/plain"})
 
 
+@functools.lru_cache(maxsize=64)  # asked on every answer; servers send a handful of types
 def is_json_type(content_type: str | None) -> bool:
     """True for a body to read as JSON: one of `JSON_TYPES`, a `+json` type, or no type."""
     media = _media(content_type)

@@ -302,8 +302,8 @@ class TelegentClient(PortInCalls, CreateCalls, WebhookCalls):
         """Wait for many orders; yield one `OrderOutcome` per distinct ID as each settles.
 
         Scales to 100,000 IDs: a scheduler polls at most `max_connections` orders at once and
-        keeps about 30 to 530 bytes per pending order (README: 31 B before its first answer,
-        525 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
+        keeps about 30 to 530 bytes per pending order (README: 30 B before its first answer,
+        529 B once it holds one). A 404 or the deadline becomes that order's outcome `error`.
         Leaving the `async for` early (or `async with ... as stream`) stops every poll.
 
         Args:

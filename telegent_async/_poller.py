@@ -20,10 +20,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Seque
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from . import _validate
-from ._budgets.base import Budget
+from ._budgets.base import background_polls
 from ._errors import OrderWaitTimeout, TelegentError
 from ._models import Order, OrderOutcome
-from ._schedule import PollVerdict, decide
+from ._schedule import REPORT_GRACE, PollVerdict, decide
 from ._scheduler import Lookups, Scheduler, log_change
 from ._stores.memory import MemoryStore
 from ._timing import PollPolicy
@@ -43,13 +43,7 @@ T = TypeVar("T")
 
 
 class Waiting(Lookups, Protocol):
-    """What a wait needs from a client beyond lookups: its attempt timeout and its budget."""
-
-    @property
-    def timeout(self) -> float: ...
-
-    @property
-    def budget(self) -> Budget: ...
+    """What a wait needs from a client beyond lookups: whether a task has sent a request."""
 
     def has_requested(self, task: object) -> bool: ...
 
@@ -74,10 +68,13 @@ async def watch_order(
         order: Order | None = None
         error: TelegentError | None = None
         try:
-            async with timeout_at(_answer_by(client, deadline, at_deadline)):
-                order = await client.get_order(order_id)
+            async with timeout_at(_answer_by(deadline, at_deadline)):
+                with background_polls():
+                    order = await client.get_order(order_id)
         except asyncio.TimeoutError:
-            raise OrderWaitTimeout(order_id, last, timeout) from failure
+            # Cut at the deadline, perhaps still waiting for the budget: was it ever polled?
+            polled = attempt > 0 or client.has_requested(asyncio.current_task())
+            raise OrderWaitTimeout(order_id, last, timeout, polled=polled) from failure
         except TelegentError as exc:
             error = exc
             logger.debug("order %s: poll failed: %s", order_id, exc)
@@ -104,13 +101,13 @@ async def watch_order(
         await asyncio.sleep(delay)
 
 
-def _answer_by(client: Waiting, deadline: float | None, at_deadline: bool) -> float | None:
+def _answer_by(deadline: float | None, at_deadline: bool) -> float | None:
     """When a poll must have answered: by the deadline, or, for the poll made at the deadline,
-    one attempt timeout later (its budget slot included), so that a wait overruns its deadline
-    by at most that to report a fresh answer."""
+    `REPORT_GRACE` later (its budget start included), so that a wait overruns its deadline by
+    at most that, to report a fresh answer if the budget and the server allow one."""
     if deadline is None or not at_deadline:
         return deadline
-    return deadline + client.timeout
+    return deadline + REPORT_GRACE
 
 
 async def run_workers(
@@ -265,7 +262,7 @@ class OrderStream:
         deadline = None
         if self._timeout is not None:
             deadline = loop.time() + self._timeout
-            self._final_answer_by = deadline + self._client.timeout
+            self._final_answer_by = deadline + REPORT_GRACE
             self._warn_if_over_budget(len(ids), self._timeout)
         budget = self._client.budget
         self._scheduler = Scheduler(

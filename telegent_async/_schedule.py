@@ -20,7 +20,21 @@ from ._models import Order
 from ._status import is_permanent
 from ._timing import PollPolicy, full_jitter
 
-__all__ = ["Decision", "PollVerdict", "decide", "expired_unpolled", "is_permanent", "next_poll_at"]
+__all__ = [
+    "REPORT_GRACE",
+    "Decision",
+    "PollVerdict",
+    "decide",
+    "expired_unpolled",
+    "is_permanent",
+    "next_poll_at",
+]
+
+#: How long after its deadline a wait lets its last poll go and answer: the poll at the
+#: deadline goes only if the budget has room for it by then and must answer by then, or the
+#: timeout is reported with the last answer seen before. A deadline bounds every wait: the
+#: report comes within 0.5 s of it (this, and the time to hand the outcomes over).
+REPORT_GRACE = 0.3
 
 
 class PollVerdict(enum.Enum):

@@ -3,6 +3,12 @@
 `wait_for_orders` (on a `MemoryStore`) and `OrderWatcher` (on any store) both run it. It holds
 no task per order: at most `max_connections` polls are in flight, each a task whose
 done-callback wakes the loop; every decision about an answer comes from `_schedule`.
+
+Its polls are the budget's background polls (`background_polls`: the steady pace, the
+reserve left to direct calls). With a limited budget it claims only as many watches as the
+budget starts in `CLAIM_AHEAD` seconds (at least one) and claims the next when one is granted
+its start, so that each start goes to a watch that was among the most overdue when it was
+claimed (the store hands those out first), not to one chosen a long queue earlier.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Protocol
 
 import attrs
 
+from ._budgets.base import Budget, background_polls
 from ._errors import (
     APIStatusError,
     BudgetUnavailableError,
@@ -38,12 +45,33 @@ logger = logging.getLogger("telegent_async")
 
 
 class Lookups(Protocol):
-    """What the scheduler needs from a client: one lookup, and how many may run at once."""
+    """What the scheduler needs from a client: one lookup, how many may run at once, and the
+    budget its polls take their starts from."""
 
     @property
     def max_connections(self) -> int: ...
 
+    @property
+    def budget(self) -> Budget: ...
+
     async def get_order(self, order_id: str) -> Order: ...
+
+
+#: How much of a limited budget's pace the polls waiting for their start may hold: enough to
+#: keep a fast shared budget busy across the round trips to Redis between a start and the
+#: next claim (at 300/s: 3 polls), one poll for a slow one (at 10/s, each process's next
+#: claim waits for its previous start: the choice is never more than a few starts old). No
+#: more: a poll waiting for its start holds one of the client's connections.
+CLAIM_AHEAD = 0.01
+
+
+async def _poll(lookups: Lookups, order_id: str, done: Completions) -> Order:
+    """One background poll, in a task of its own; `done` hears when the budget grants its
+    start."""
+    task = asyncio.current_task()
+    assert task is not None
+    with background_polls(lambda: done.started(task)):
+        return await lookups.get_order(order_id)
 
 
 def _always(_task: object) -> bool:
@@ -62,10 +90,11 @@ class Completions:
     them.
     """
 
-    __slots__ = ("finished", "wakeup")
+    __slots__ = ("finished", "unstarted", "wakeup")
 
     def __init__(self) -> None:
         self.finished: deque[asyncio.Task[Order]] = deque()
+        self.unstarted: set[asyncio.Task[Order]] = set()  # polls still waiting for the budget
         self.wakeup: asyncio.Future[None] | None = None
 
     def add(self, task: asyncio.Task[Order]) -> None:
@@ -75,6 +104,12 @@ class Completions:
     def wake(self) -> None:
         if self.wakeup is not None and not self.wakeup.done():
             self.wakeup.set_result(None)
+
+    def started(self, task: asyncio.Task[Order]) -> None:
+        """The budget granted this poll its start: there is room to claim another."""
+        if task in self.unstarted:
+            self.unstarted.discard(task)
+            self.wake()
 
 
 @attrs.define(eq=False)
@@ -159,20 +194,39 @@ class Scheduler:
         if now < self.paused_until:
             wake_at = min(wake_at, self.paused_until)
         elif free > 0:
-            claims = await store.claim(free, self._lease, self._worker)
-            await self._start(claims, now)
-            if len(claims) < free:
-                due = await store.next_due()
-                if due is not None:
-                    wake_at = min(wake_at, due)
+            wake_at = min(wake_at, await self._poll_due(free, now))
         if self._in_flight:
             wake_at = min(wake_at, self._renew_at)
         return wake_at - now
+
+    async def _poll_due(self, free: int, now: float) -> float:
+        """Start polls of due watches, `free` at most; return when to look again.
+
+        A budget without a limit takes them all at once (paused by a 429, they wait for the
+        pause together). With a limited one, the polls waiting for their start hold
+        `CLAIM_AHEAD` of its pace at most (one at least); the next claim comes when one is
+        granted its start.
+        """
+        store = self.store
+        budget = self._lookups.budget
+        rate = budget.rate
+        if math.isfinite(rate) and not budget.open_now(asyncio.get_running_loop().time()):
+            ahead = max(1, math.ceil(rate * CLAIM_AHEAD))
+            free = min(free, ahead - len(self._done.unstarted))
+            if free <= 0:
+                return math.inf  # a start granted (or a poll ended) wakes us
+        claims = await store.claim(free, self._lease, self._worker)
+        await self._start(claims, now)
+        if len(claims) == free:
+            return math.inf
+        due = await store.next_due()
+        return math.inf if due is None else due
 
     def _drop_polls(self) -> tuple[list[asyncio.Task[Order]], list[Claim]]:
         tasks, claims = list(self._in_flight), list(self._in_flight.values())
         self._in_flight.clear()
         self._done.finished.clear()
+        self._done.unstarted.clear()
         self._renew_at = math.inf
         for task in tasks:
             if not task.cancel() and not task.cancelled():
@@ -267,7 +321,8 @@ class Scheduler:
             if expired_unpolled(now, self._deadline_of(claim), self._grace):
                 expired.append(self._expired(claim, claim.attempts > 0))
                 continue
-            task = asyncio.ensure_future(self._lookups.get_order(claim.order_id))
+            task = asyncio.ensure_future(_poll(self._lookups, claim.order_id, self._done))
+            self._done.unstarted.add(task)
             self._in_flight[task] = claim
             task.add_done_callback(self._done.add)
         if self._in_flight and math.isinf(self._renew_at):
@@ -306,6 +361,7 @@ class Scheduler:
         finished = self._done.finished
         while finished:
             task = finished.popleft()
+            self._done.unstarted.discard(task)
             claim = self._in_flight.pop(task, None)
             if claim is None:  # its lease was lost, or the scheduler stopped
                 if not task.cancelled():

@@ -30,6 +30,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
+import os
 import threading
 import time
 import weakref
@@ -40,12 +41,20 @@ from ._stats import Counters
 
 try:
     from opentelemetry import metrics, trace
+    from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
     from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
     from opentelemetry.trace import TracerProvider
 except ImportError:  # the `otel` extra is not installed: no telemetry, and nothing imported
     AVAILABLE = False
 else:
     AVAILABLE = True
+
+
+def _provider_unset() -> bool:
+    """True while no global tracer provider is set (the API's own global: read, not called;
+    an API without it is asked the public way, every time)."""
+    return getattr(trace, "_TRACER_PROVIDER", trace) is None
+
 
 if TYPE_CHECKING:
     from ._health import WatcherHealth
@@ -89,6 +98,7 @@ class Telemetry:
     ) -> None:
         self._tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         self._tracing = tracer_provider is not None
+        self._provider_in_environment = OTEL_PYTHON_TRACER_PROVIDER in os.environ
         meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
         # Observation callbacks run in the metric reader's thread: the lock guards the set.
         self._lock = threading.Lock()
@@ -204,8 +214,16 @@ class Telemetry:
 
     def tracing(self) -> bool:
         """True once an SDK has installed a global tracer provider (it cannot be uninstalled),
-        or when this instance was given one."""
+        or when this instance was given one.
+
+        Asked on every lookup: until a provider is installed, the API's own global is read
+        (`get_tracer_provider` would look the environment up each time, a tenth of the
+        SDK's cost per lookup); the public call decides once it is set, or when the
+        environment names a provider to load.
+        """
         if not self._tracing:
+            if _provider_unset() and not self._provider_in_environment:
+                return False
             self._tracing = not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
         return self._tracing
 

@@ -204,7 +204,7 @@ class Transport:
                 async with (
                     contextlib.nullcontext() if priority else slot(self._slots, deadline, previous)
                 ):
-                    if not budget.open_now(loop.time()):
+                    if not budget.start_now(loop.time()):
                         await by(deadline, budget.acquire(priority=priority), previous, budget)
                         if scope is not None:  # the wait may have outlived the token
                             headers = await by(deadline, auth.headers(scope), previous, budget)

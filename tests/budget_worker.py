@@ -1,21 +1,24 @@
 """A process that looks orders up through a shared `RedisBudget`: `python tests/budget_worker.py`.
 
     --redis URL --name NAME --rpm N [--window S] --base-url URL --count N
-    [--concurrency N] [--interval S] --log FILE
+    [--concurrency N] [--interval S] [--background] --log FILE
 
 Credentials from TELEGENT_ACCOUNT_KEY / TELEGENT_ACCOUNT_SECRET. Looks up `--count` orders
 (`JNUOID-<pid>-<n>`), `--concurrency` at a time, each caller waiting `--interval` seconds
-between its lookups; writes `ready <pid>` then `done <pid>` to the log (line-buffered).
+between its lookups (`--background`: as background polls, as a wait's are); writes
+`ready <pid>` then `done <pid>` to the log (line-buffered).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import traceback
 
 import telegent_async as tg
+from telegent_async._budgets.base import background_polls
 
 
 async def run(opts: argparse.Namespace) -> None:
@@ -34,7 +37,8 @@ async def run(opts: argparse.Namespace) -> None:
 
     async def caller() -> None:
         while not queue.empty():
-            await client.get_order(queue.get_nowait())
+            with background_polls() if opts.background else contextlib.nullcontext():
+                await client.get_order(queue.get_nowait())
             if opts.interval:
                 await asyncio.sleep(opts.interval)
 
@@ -59,6 +63,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--interval", type=float, default=0.0)
+    parser.add_argument("--background", action="store_true")
     parser.add_argument("--log", required=True)
     opts = parser.parse_args()
     try:

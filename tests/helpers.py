@@ -56,19 +56,6 @@ def spaced(requests_per_minute: float) -> tg.LocalBudget:
 # -- waiting and leftovers -------------------------------------------------------------------
 
 
-class FakeClock:
-    """A clock that moves only when a test moves it: `clock()` is now, `advance(s)` moves on."""
-
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 async def wait_until(
     condition: Callable[[], bool], timeout: float = 2.0, *, interval: float = 0.002
 ) -> None:
@@ -354,6 +341,19 @@ def log_lines(*logs: pathlib.Path) -> list[list[str]]:
 def write_ids(path: pathlib.Path, ids: Sequence[str]) -> pathlib.Path:
     path.write_text("\n".join(ids))
     return path
+
+
+class FakeClock:
+    """Time for the pure decisions and the stores: moves only when a test moves it."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def busiest_window(times: list[float], window: float) -> int:

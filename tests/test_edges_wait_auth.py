@@ -79,7 +79,7 @@ async def test_unpolled_orders_say_never_polled_and_one_warning_names_both_numbe
             assert "never polled" not in str(outcome.error)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings
-    assert "30 orders" in warnings[0] and "about 5 polls" in warnings[0]
+    assert "30 orders" in warnings[0] and "about 4 polls" in warnings[0]
 
 
 async def test_on_update_may_return_a_plain_value(fake: FakeTelegent) -> None:

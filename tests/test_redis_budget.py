@@ -7,6 +7,7 @@ request log is what the account's server would count.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import pathlib
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
-from helpers import ENOUGH, busiest_window, process, ready, wait_until
+from helpers import ENOUGH, busiest_window, fast_client, process, ready, wait_until
 
 import telegent_async as tg
 from telegent_async._redis_connection import connect
@@ -194,3 +195,49 @@ async def test_three_processes_share_60_requests_per_window(
     lookups = sorted(r.at for r in fake.order_requests())
     assert sum(1 for t in lookups if t - lookups[0] < 0.5) >= 45
     assert len(times) > 60 and times[60] - first >= 1.0  # the 61st waited for the window
+
+
+@pytest.mark.slow  # real time: about 4 s of polls from three processes
+async def test_three_processes_poll_at_one_steady_pace_and_leave_the_reserve(
+    redis_url: str, namespace: str, tmp_path: pathlib.Path
+) -> None:
+    """20 per 1 s window (reserve 2: background polls 18 a window, one each 58 ms, shared).
+    Three processes poll 60 orders in the background; meanwhile this process makes two direct
+    lookups every 1.1 s on the same budget: they go at once. At the fake: no window above 20,
+    the polls alone never above 18, and spread evenly, never a burst then silence."""
+    logs = [tmp_path / f"b{n}.log" for n in range(3)]
+    args = ("--redis", redis_url, "--name", namespace, "--rpm", "1200", "--window", "1.0")
+    extra = ("--count", "20", "--concurrency", "3", "--background")
+    direct_waits: list[float] = []
+    async with FakeTelegent(default_status="Complete") as fake:
+        budget = tg.RedisBudget(redis_url, 1200, namespace, window=1.0)
+        async with (
+            fast_client(fake, budget=budget) as client,
+            budget_workers(fake, logs, *args, *extra) as procs,
+        ):
+            for log in logs:
+                await ready(log)
+            await wait_until(lambda: len(fake.order_requests()) >= 10, ENOUGH)
+            loop = asyncio.get_running_loop()
+            for burst in range(3):
+                began = loop.time()
+                await asyncio.gather(
+                    *(client.get_order(f"JNUOID-direct-{burst}-{n}") for n in (0, 1))
+                )
+                direct_waits.append(loop.time() - began)
+                await asyncio.sleep(1.1)
+            for proc in procs:
+                assert await asyncio.wait_for(proc.wait(), ENOUGH) == 0
+    # At once, under the polls' load (a window's wait would be 1 s; a loaded machine's loop
+    # and the reservation's round trip take some of the 0.3 s).
+    assert max(direct_waits) < 0.3, direct_waits
+    times = sorted(r.at for r in fake.requests)  # token requests count too
+    polls = sorted(r.at for r in fake.order_requests() if "direct" not in r.query[0][1])
+    assert len(polls) == 60
+    assert busiest_window(times, 1.0) <= 20
+    assert busiest_window(polls, 1.0) <= 18
+    # Evenly: every half second of the polling holds some polls (its share is 8.6), none
+    # holds a burst (a window's 18 at once, as the budget before round 3 sent them).
+    halves = collections.Counter(int((t - polls[0]) / 0.5) for t in polls)
+    counts = [halves[n] for n in range(max(halves))]  # the last, partial half left out
+    assert min(counts) >= 2 and max(counts) <= 14, counts

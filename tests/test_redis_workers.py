@@ -226,7 +226,7 @@ async def test_workers_divide_deliveries_and_a_dead_ones_come_back(
 ) -> None:
     """Each outcome is handed to one worker's `settled()` at a time; one handed to a worker
     that died goes to another when the delivery lease ends, even behind that one's cursor."""
-    clock = FakeClock()
+    clock = FakeClock(1_800_000_000.0)
     a = tg.RedisStore(redis_url, namespace=namespace, clock=clock)
     b = tg.RedisStore(redis_url, namespace=namespace, clock=clock)
     try:

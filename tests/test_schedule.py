@@ -7,13 +7,13 @@ import math
 from collections.abc import Callable
 
 import pytest
-from helpers import FakeClock
+from helpers import FakeClock, wait_until
 
 import telegent_async as tg
 from telegent_async._models import converter
 from telegent_async._schedule import PollVerdict, decide, expired_unpolled, next_poll_at
 from telegent_async._scheduler import Scheduler
-from telegent_async._stores.base import NewWatch
+from telegent_async._stores.base import NewWatch, PendingAnswer
 
 #: 1 -> 2 -> 4 s, no jitter: the example of issue 9.
 DOUBLING = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=4.0, jitter=0.0)
@@ -97,6 +97,7 @@ class FakeLookups:
         self.clock = clock
         self.script = script
         self.max_connections = slots
+        self.budget = tg.LocalBudget(None)
         self.calls: list[tuple[str, float]] = []
 
     async def get_order(self, order_id: str) -> tg.Order:
@@ -181,3 +182,66 @@ async def test_orders_are_served_in_the_order_they_fell_due() -> None:
     times = [t for _, t in lookups.calls]
     assert times == sorted(times)
     assert [order_id for order_id, _ in lookups.calls[: len(ids)]] == ids
+
+
+# -- overload: the most overdue first ------------------------------------------------------------
+
+
+async def test_a_store_hands_out_the_oldest_answer_first_whatever_the_intervals() -> None:
+    clock = FakeClock()
+    store = tg.MemoryStore(clock=clock)
+    await store.add([NewWatch(order_id) for order_id in ("A", "B", "C")])
+    claims = {claim.order_id: claim for claim in await store.claim(3, math.inf, "w")}
+    # A answered first and asks for its next poll in 10 s; B and C later, every 0.5 s.
+    await store.record([PendingAnswer(claims["A"], clock.now + 10.0, None)])
+    clock.advance(5.0)
+    await store.record([PendingAnswer(claims["B"], clock.now + 0.5, None)])
+    clock.advance(1.0)
+    await store.record([PendingAnswer(claims["C"], clock.now + 0.5, None)])
+    clock.advance(5.0)  # all due now (A since +10 s, B since +5.5 s, C since +6.5 s)
+    await store.add([NewWatch("D")])  # never polled: older than any answer
+    order = [(await store.claim(1, 60.0, "w"))[0].order_id for _ in range(4)]
+    assert order == ["D", "A", "B", "C"]  # by the order due it would be D, B, C, A
+
+
+class CountingLookups:
+    """Answers "Submitted" at once, one poll at a time; the budget is a real one, far below
+    what is asked."""
+
+    def __init__(self, budget: tg.LocalBudget) -> None:
+        self.budget = budget
+        self.max_connections = 1
+        self.calls: list[str] = []
+
+    async def get_order(self, order_id: str) -> tg.Order:
+        if not self.budget.open_now(asyncio.get_running_loop().time()):
+            await self.budget.acquire()  # as the transport does: the scheduler's start
+        self.calls.append(order_id)
+        return order("Submitted", order_id)
+
+
+async def test_under_overload_the_scheduler_goes_round_the_pending_orders() -> None:
+    """Three orders want a poll every 10 ms, three every 50 ms; the budget allows one each
+    21 ms (a round of six: 126 ms). Each poll goes to the order whose answer is oldest: a
+    round-robin, so the orders with long intervals are not starved by those with short
+    ones."""
+    loop = asyncio.get_running_loop()
+    lookups = CountingLookups(tg.LocalBudget(3000, window=0.02))  # 1 per 20 ms window
+    store = tg.MemoryStore(clock=loop.time)
+    short = tg.PollPolicy(initial=0.01, max_interval=0.01, jitter=0.0)
+    long = tg.PollPolicy(initial=0.05, max_interval=0.05, jitter=0.0)
+    ids = ["S1", "S2", "S3", "L1", "L2", "L3"]
+    await store.add([NewWatch(i, policy=short if i[0] == "S" else long) for i in ids])
+    scheduler = Scheduler(
+        store, lookups, policy=long, lease=math.inf, worker="w", on_settled=lambda _: None
+    )
+    task = asyncio.ensure_future(scheduler.run())
+    try:
+        await wait_until(lambda: len(lookups.calls) >= 24, timeout=5.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    calls = lookups.calls[:24]
+    assert calls[:6] == ids  # never polled first, in the order added
+    for start in range(0, 24, 6):  # then every round polls each order once, oldest first
+        assert calls[start : start + 6] == ids

@@ -58,7 +58,7 @@ STORE_FACTORIES: dict[
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))

@@ -229,6 +229,7 @@ class BrokenLookups:
     """A lookup with a bug in it (not an API failure): the watcher must not hide it."""
 
     max_connections = 2
+    budget = tg.LocalBudget(None)
 
     async def get_order(self, order_id: str) -> tg.Order:
         raise ZeroDivisionError(order_id)

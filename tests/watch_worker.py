@@ -36,6 +36,7 @@ class LoggedLookups:
         self._client = client
         self._log = log
         self.max_connections = client.max_connections
+        self.budget = client.budget
 
     async def get_order(self, order_id: str) -> tg.Order:
         self._log.write(f"start {order_id} {time.monotonic():.6f}\n")

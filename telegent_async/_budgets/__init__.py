@@ -19,9 +19,7 @@ def budget_of(budget: object, requests_per_minute: float | None) -> Budget:
     """`budget=` as given, else a `LocalBudget` of `requests_per_minute` (50 by default)."""
     if budget is None:
         return LocalBudget(requests_per_minute)
-    if not callable(getattr(budget, "acquire", None)) or not callable(
-        getattr(budget, "pause", None)
-    ):
+    if not all(callable(getattr(budget, name, None)) for name in ("acquire", "pause", "start_now")):
         raise TypeError(
             f"budget must be a LocalBudget or a RedisBudget, not {type(budget).__name__}"
         )

@@ -1,24 +1,31 @@
 """The account budget: at most `requests_per_minute` requests in any rolling 60 s window.
 
-That is the limit Telegent states, so it is the one the SDK keeps. An idle client's first
-requests go out at once, up to the limit; after that, each request starts as soon as the
-window has room for it, in arrival order. Every request of a client (lookups, polls, token
-requests) takes its start time here, after a connection of the client's (token requests take
-none), so that it is sent when the budget says and the server counts it in the window the
-budget counted it in.
+That is the limit Telegent states, so it is the one the SDK keeps. Two kinds of caller share
+it (`Caller`). Direct calls (lookups, port-in, create and webhook calls, token requests) go
+out at once while the window has room: an idle client's first ones up to the limit, then each
+as soon as the window has room for it. Background polls (`wait_for_orders`, `watch_order`,
+`OrderWatcher`) go at the steady pace, the window's limit less `reserve` spread evenly over
+it, and never take the last `reserve` starts of a window: a burst of polls would spend a
+minute's budget in a second and then leave the rest of the minute silent, polls and direct
+calls alike. Every request of a client takes its start time here, after a connection of the
+client's (token requests take none), so that it is sent when the budget says and the server
+counts it in the window the budget counted it in.
 
 The decisions are pure functions shared by `LocalBudget` (one process, `local`) and
 `RedisBudget` (every process naming one Redis and one name; its reservation runs the same
-arithmetic in Lua): `next_start` (the reservation), `on_rate_limited` and `limit_at` (the
-adaptive pace).
+arithmetic in Lua): `next_start` and `background_start` (the reservations), `on_rate_limited`
+and `limit_at` (the adaptive pace).
 The budget is the only place that knows the rate: the client asks it for a start time and
 tells it about 429s, nothing more.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import enum
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import attrs
@@ -31,13 +38,22 @@ if TYPE_CHECKING:
 __all__ = [
     "MARGIN",
     "Budget",
+    "Caller",
     "Pace",
     "allowance",
+    "background_interval",
+    "background_limit",
+    "background_polls",
+    "background_start",
+    "caller",
+    "checked_reserve",
+    "default_reserve",
     "limit_at",
     "next_start",
     "on_rate_limited",
     "rate_and_pause",
     "span_of",
+    "started",
     "window_limit",
 ]
 
@@ -46,6 +62,9 @@ __all__ = [
 #: so starts exactly one window apart could arrive a little less than a window apart. A
 #: quarter second costs 0.4 % of a 60 s window.
 MARGIN = 0.25
+#: Starts a span apart up to this much (the rounding of sums of background intervals) are a
+#: span apart.
+TOLERANCE = 1e-9
 #: A 429 within this many windows of the previous one is a repeat: the real limit is lower.
 REPEAT_WINDOWS = 2.0
 #: After this many windows without a 429 a lowered limit climbs back, one request a window.
@@ -60,10 +79,11 @@ def window_limit(requests_per_minute: float, window: float) -> int:
     return max(1, math.floor(requests_per_minute * window / 60.0 + 1e-9))
 
 
-def allowance(seconds: float, limit: int, window: float) -> int:
-    """Requests an idle budget lets start within `seconds`: a window's worth at once, then
-    another each time the window rolls over."""
-    return limit * (math.floor(seconds / window + 1e-9) + 1)
+def allowance(seconds: float, limit: int, reserve: int, window: float) -> int:
+    """Background polls an idle budget lets start within `seconds`: one at once, then one
+    each `background_interval`."""
+    interval = background_interval(limit, reserve, span_of(window))
+    return math.floor(seconds / interval + 1e-9) + 1
 
 
 def span_of(window: float) -> float:
@@ -75,13 +95,64 @@ def next_start(starts: Sequence[float], now: float, limit: int, span: float) -> 
     """The earliest start, not before `now`, that keeps every window at `limit` or fewer.
 
     `starts`: the starts already granted (past and future), in time order; `span`: the
-    window and its margin (`span_of`). Whatever holes earlier cancellations left, every start
-    within a window of the result is among the `limit - 1` latest, so the result never
-    overfills a window.
+    window and its margin (`span_of`). A start may go between later ones (a hole left by a
+    cancellation, a background poll booked ahead): every `limit` consecutive starts less than
+    a span apart forbid the times that would make them `limit + 1` within one span, and the
+    result is the first time not forbidden. Both ends of those forbidden stretches grow with
+    the starts, so one pass finds it.
     """
     if len(starts) < limit:
         return now
-    return max(now, starts[-limit] + span)
+    at = now
+    for first in range(len(starts) - limit + 1):
+        earliest, latest = starts[first], starts[first + limit - 1]
+        if (
+            latest - earliest < span - TOLERANCE
+            and latest - span + TOLERANCE < at < earliest + span - TOLERANCE
+        ):
+            at = earliest + span
+    return at
+
+
+def default_reserve(limit: float) -> int:
+    """The starts of each window that background polls leave to direct calls: a tenth of the
+    window's limit, at least one (none when the limit is a single request)."""
+    if math.isinf(limit):
+        return 0
+    return min(int(limit) - 1, max(1, int(limit) // 10))
+
+
+def checked_reserve(reserve: object, limit: float) -> int:
+    """`reserve=` as given (None: `default_reserve`), below the window's limit."""
+    if reserve is None:
+        return default_reserve(limit)
+    if isinstance(reserve, bool) or not isinstance(reserve, int):
+        raise TypeError(f"reserve must be an int or None, not {type(reserve).__name__}")
+    if reserve < 0 or reserve >= limit:
+        raise ValueError(
+            f"reserve must be at least 0 and below the window's limit ({limit:g}), not {reserve}"
+        )
+    return reserve
+
+
+def background_limit(limit: int, reserve: int) -> int:
+    """The starts a window may hold when the next is a background poll's (at least one)."""
+    return max(1, limit - reserve)
+
+
+def background_interval(limit: int, reserve: int, span: float) -> float:
+    """The steady pace of background polls: the window's background share spread evenly
+    over the span, so they never fill a window before it ends."""
+    return span / background_limit(limit, reserve)
+
+
+def background_start(
+    starts: Sequence[float], now: float, limit: int, reserve: int, span: float, paced: float
+) -> float:
+    """A background poll's start: not before `paced` (the previous one's plus
+    `background_interval`: a steady pace, never a burst), and with every window it falls in
+    holding at most `limit - reserve` starts, so `reserve` are left to direct calls."""
+    return next_start(starts, max(now, paced), background_limit(limit, reserve), span)
 
 
 @attrs.frozen
@@ -143,6 +214,60 @@ def on_rate_limited(
     return Pace(paused_until, limit, signal_at, repeat)
 
 
+# -- who is asking: a direct call or a background poll ------------------------------------------
+
+
+class Caller(enum.Enum):
+    """The two kinds of caller a budget tells apart."""
+
+    DIRECT = "direct"  # a call made by the user's code: at once while the window has room
+    BACKGROUND = "background"  # a poll of a wait or a watcher: at the steady pace, `reserve` left
+
+
+class _Polls:
+    """The background polls made in one context, and who hears when one gets its start."""
+
+    __slots__ = ("on_start",)
+
+    def __init__(self, on_start: Callable[[], None] | None) -> None:
+        self.on_start = on_start
+
+
+_POLLS: contextvars.ContextVar[_Polls | None] = contextvars.ContextVar(
+    "telegent_async_polls", default=None
+)
+
+
+@contextlib.contextmanager
+def background_polls(on_start: Callable[[], None] | None = None) -> Iterator[None]:
+    """Requests made inside are background polls (a wait's or the scheduler's lookups), and
+    their retries too; the transport need not know: the budget asks `caller`. `on_start` is
+    called each time one of them is granted its start (the scheduler then claims the next
+    watch to poll, so that few polls queue in the budget with a watch chosen long before)."""
+    token = _POLLS.set(_Polls(on_start))
+    try:
+        yield
+    finally:
+        _POLLS.reset(token)
+
+
+def caller(*, priority: bool, background: bool) -> Caller:
+    """The kind of the caller of `Budget.acquire`: token requests (`priority`) are direct;
+    `background=True` or a call inside `background_polls` is a background poll."""
+    if priority:
+        return Caller.DIRECT
+    return Caller.BACKGROUND if background or _POLLS.get() is not None else Caller.DIRECT
+
+
+def started(kind: Caller) -> None:
+    """A caller of that kind was granted its start: a background poll tells its
+    `background_polls`'s `on_start`."""
+    if kind is Caller.BACKGROUND:
+        polls = _POLLS.get()
+        if polls is not None and polls.on_start is not None:
+            polls.on_start()
+
+
 # -- the protocol the client talks to --------------------------------------------------------
 
 
@@ -162,9 +287,26 @@ class Budget(Protocol):
         """Requests per second allowed now (lower than configured after repeated 429s)."""
         ...
 
-    def allowance(self, seconds: float) -> float: ...
-    def open_now(self, now: float) -> bool: ...
-    async def acquire(self, *, priority: bool = False) -> None: ...
+    def allowance(self, seconds: float) -> float:
+        """Background polls this budget lets start within `seconds`, starting idle."""
+        ...
+
+    def open_now(self, now: float) -> bool:
+        """True when a request may start at once because nothing limits it now (no limit,
+        no pause); asks nothing of the window."""
+        ...
+
+    def start_now(self, now: float) -> bool:
+        """Start this request now if it needs no wait (then it counts): `open_now`, or a
+        direct call the window has room for. False: await `acquire`."""
+        ...
+
+    async def acquire(self, *, priority: bool = False, background: bool = False) -> None:
+        """Wait for this request's start: at once while the window has room for a direct call
+        (`priority`: a token request, ahead of queued calls); at the steady pace, leaving the
+        reserve, for a background poll (`background=True`, or a call in `background_polls`)."""
+        ...
+
     async def pause(self, seconds: float, *, started: float | None = None) -> None:
         """A 429 answered the request that started at `started` (loop time; None: now)."""
         ...

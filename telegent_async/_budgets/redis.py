@@ -25,7 +25,20 @@ from .._errors import BudgetUnavailableError
 from .._health import Outage, is_transient, retrying
 from .._redis_connection import connect, hash_tag
 from .._validate import positive_number
-from .base import Pace, allowance, check_window, limit_at, on_rate_limited, span_of, window_limit
+from .base import (
+    Caller,
+    Pace,
+    allowance,
+    background_interval,
+    caller,
+    check_window,
+    checked_reserve,
+    limit_at,
+    on_rate_limited,
+    span_of,
+    started,
+    window_limit,
+)
 
 __all__ = ["UNAVAILABLE_AFTER", "RedisBudget", "RedisBudgetKeys", "redis_budget_keys"]
 
@@ -59,27 +72,53 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local function num(x) return string.format('%.17g', x) end  -- floats travel as strings
 """
 
-# KEYS: starts, pace, counter, sent. ARGV: limit, span (the window and its margin: span_of).
-# Returns {start, now, member, paused_until, limit, signal_at, repeat}. A start not later than
-# now is a request sent at once: it counts as sent already.
+# KEYS: starts, pace, counter, sent. ARGV: limit, span (the window and its margin: span_of),
+# reserve (-1: a direct call), interval (base.background_interval). The arithmetic of
+# base.next_start and base.background_start. Returns {start, now, member, paused_until,
+# limit, signal_at, repeat}. A start not later than now is a request sent at once: it counts
+# as sent already. A background poll's member starts with "b": a direct call looks past the
+# polls booked ahead (each checks the window again when it sends, `_CHECK`), so polls queued
+# in other processes never hold it back while the window has room.
 _RESERVE = (
     _NOW
     + """
-local limit, span = tonumber(ARGV[1]), tonumber(ARGV[2])
+local limit, span, reserve = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 -- A start a span old can no longer fill any window.
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', num(now - span))
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', num(now - span))
-local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat')
+local pace = redis.call('HMGET', KEYS[2], 'paused_until', 'limit', 'signal_at', 'repeat',
+  'paced')
 local start = math.max(now, tonumber(pace[1] or '0'))
--- base.next_start: one span after the limit-th latest start granted (past or future), and
--- after the limit-th latest request really sent (a late sender counts from when it sent).
-for _, key in ipairs({KEYS[1], KEYS[4]}) do
-  if redis.call('ZCARD', key) >= limit then
-    local kth = redis.call('ZRANGE', key, -limit, -limit, 'WITHSCORES')
-    start = math.max(start, tonumber(kth[2]) + span)
+if reserve >= 0 then  -- a background poll: the steady pace, the reserve left to direct calls
+  limit = math.max(1, limit - reserve)
+  start = math.max(start, tonumber(pace[5] or '0'))
+end
+-- A late sender counts from when it sent: one span after the limit-th latest really sent.
+if redis.call('ZCARD', KEYS[4]) >= limit then
+  local kth = redis.call('ZRANGE', KEYS[4], -limit, -limit, 'WITHSCORES')
+  start = math.max(start, tonumber(kth[2]) + span)
+end
+-- base.next_start over the starts granted (past and future, in time order).
+local granted = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local times = {}
+for i = 1, #granted, 2 do
+  if reserve >= 0 or granted[i]:sub(1, 1) ~= 'b' or tonumber(granted[i + 1]) <= now then
+    times[#times + 1] = tonumber(granted[i + 1])
   end
 end
-local member = redis.call('INCR', KEYS[3])
+local tolerance = 1e-9  -- base.TOLERANCE
+for first = 1, #times - limit + 1 do
+  local earliest, latest = times[first], times[first + limit - 1]
+  if latest - earliest < span - tolerance and latest - span + tolerance < start
+      and start < earliest + span - tolerance then
+    start = earliest + span
+  end
+end
+local member = tostring(redis.call('INCR', KEYS[3]))
+if reserve >= 0 then
+  redis.call('HSET', KEYS[2], 'paced', num(start + tonumber(ARGV[4])))
+  member = 'b' .. member
+end
 redis.call('ZADD', KEYS[1], num(start), member)
 if start <= now then redis.call('ZADD', KEYS[4], num(now), member) end
 return {num(start), num(now), member, pace[1], pace[2], pace[3], pace[4]}
@@ -162,8 +201,10 @@ class RedisBudget:
     for every process that names the same Redis and `name`.
 
     No rolling `window` (60 s) holds more than `requests_per_minute` requests of them all; an
-    idle account's first requests go out at once; a 429 seen by any of them pauses them all.
-    Token requests queue like any other request here (they are rare). Needs the `redis`
+    idle account's first direct calls go out at once; background polls of every process go
+    at one shared steady pace (a GCRA-style reservation on Redis's clock) and leave `reserve`
+    starts of every window to direct calls; a 429 seen by any of them pauses them all.
+    Token requests queue like any other direct call here (they are rare). Needs the `redis`
     extra. Redis unreachable (restarted, failing over) is retried within the call's timeout
     (at most `UNAVAILABLE_AFTER` seconds), then the call fails with `BudgetUnavailableError`:
     a request is never sent unbudgeted. `outage` says whether Redis is away now. A client
@@ -174,6 +215,9 @@ class RedisBudget:
         requests_per_minute: The account's limit.
         name: The budget's name: processes naming the same one share it.
         window: The rolling window in seconds that the server counts requests in.
+        reserve: Starts of every window that background polls leave to direct calls
+            (None: a tenth of the window's limit, at least 1; below the limit). Processes
+            sharing a budget should give the same.
     """
 
     def __init__(
@@ -183,13 +227,16 @@ class RedisBudget:
         name: str = "telegent",
         *,
         window: float = 60.0,
+        reserve: int | None = None,
     ) -> None:
         self._rpm = positive_number("requests_per_minute", requests_per_minute)
         self.window = check_window(window)
-        self._span = repr(span_of(self.window))  # as the scripts take it
+        self._span_seconds = span_of(self.window)
+        self._span = repr(self._span_seconds)  # as the scripts take it
         self.name = name
         self.keys = redis_budget_keys(name)
         self._configured = window_limit(self._rpm, self.window)
+        self.reserve = checked_reserve(reserve, self._configured)
         self._redis = connect(url)
         self._reserve = self._redis.register_script(_RESERVE)
         self._check = self._redis.register_script(_CHECK)
@@ -197,7 +244,7 @@ class RedisBudget:
         self._set_pace = self._redis.register_script(_SET_PACE)
         self._pace = Pace()
         self._redis_ahead = 0.0  # Redis clock minus loop clock, as last seen
-        self._tickets: dict[int, _Ticket] = {}  # sleeping callers' reservations
+        self._tickets: dict[str, _Ticket] = {}  # sleeping callers' reservations
         self._giving_back: set[asyncio.Task[None]] = set()
         self.outage = Outage("budget")
 
@@ -214,7 +261,10 @@ class RedisBudget:
             ) from exc
 
     def __repr__(self) -> str:
-        return f"RedisBudget(requests_per_minute={self._rpm!r}, name={self.name!r})"
+        return (
+            f"RedisBudget(requests_per_minute={self._rpm!r}, name={self.name!r},"
+            f" window={self.window!r}, reserve={self.reserve!r})"
+        )
 
     @property
     def requests_per_minute(self) -> float:
@@ -237,32 +287,45 @@ class RedisBudget:
         return self.limit / self.window
 
     def allowance(self, seconds: float) -> float:
-        return allowance(seconds, self._configured, self.window)
+        return allowance(seconds, self._configured, self.reserve, self.window)
+
+    def start_now(self, now: float) -> bool:
+        return False  # every request takes a reservation in Redis
 
     def open_now(self, now: float) -> bool:
         return False  # every request takes a reservation in Redis
 
-    async def acquire(self, *, priority: bool = False) -> None:
-        """Reserve a start in Redis and sleep until it; again after a pause that came meanwhile."""
+    async def acquire(self, *, priority: bool = False, background: bool = False) -> None:
+        """Reserve a start in Redis and sleep until it; again after a pause that came meanwhile.
+        A background poll (`background=True`, or a call in `base.background_polls`) reserves
+        at the shared steady pace, leaving the reserve."""
+        kind = caller(priority=priority, background=background)
         loop = asyncio.get_running_loop()
         keys = self.keys
         while True:
             limit, span = self.limit, self._span
+            reserve, interval = -1, 0.0
+            if kind is Caller.BACKGROUND:
+                reserve = self.reserve
+                interval = background_interval(limit, reserve, self._span_seconds)
             reply = await self._redis_call(
                 functools.partial(
                     self._reserve,
                     keys=[keys.starts, keys.pace, keys.counter, keys.sent],
-                    args=[limit, span],
+                    args=[limit, span, reserve, repr(interval)],
                 )
             )
-            start, now, member = float(reply[0]), float(reply[1]), int(reply[2])
+            start, now, member = float(reply[0]), float(reply[1]), reply[2].decode()
             self._redis_ahead = now - loop.time()
             self._pace = _pace(*reply[3:7])
             if start <= now:
+                started(kind)
                 return
             self._tickets[member] = _Ticket(loop.time() + start - now, asyncio.current_task())
             try:
                 await asyncio.sleep(start - now)
+                # The hard rule only: the reserve was kept when the start was reserved, and a
+                # direct call may have taken its room since (as in `LocalBudget`).
                 checked = await self._redis_call(
                     functools.partial(
                         self._check,
@@ -271,6 +334,7 @@ class RedisBudget:
                     )
                 )
                 if checked:
+                    started(kind)
                     return
             except BaseException:  # cancelled, or Redis away: the start is not used
                 self._give_back([member])
@@ -282,14 +346,14 @@ class RedisBudget:
         """These tasks were just cancelled: give their reservations back now."""
         self._give_back([m for m, t in self._tickets.items() if t.owner in owners])
 
-    def _give_back(self, members: Sequence[int]) -> None:
+    def _give_back(self, members: Sequence[str]) -> None:
         if not members:
             return
         task = asyncio.ensure_future(self._remove(members))
         self._giving_back.add(task)
         task.add_done_callback(self._given_back)
 
-    async def _remove(self, members: Sequence[int]) -> None:
+    async def _remove(self, members: Sequence[str]) -> None:
         await self._redis.zrem(self.keys.starts, *members)
 
     def _given_back(self, task: asyncio.Task[None]) -> None:

@@ -44,6 +44,8 @@ class _Run:
 
 
 _NEVER = math.nan  # next poll of a watch that is not scheduled (settled or removed)
+_FIRST = -math.inf  # "last answered" of a woken watch: it goes before every other due one
+_Entry = tuple[float, float, int]  # next poll, when the watch last answered, slot
 
 
 class MemoryStore:
@@ -54,6 +56,13 @@ class MemoryStore:
     instead of one heap entry each until their first poll; the last answer is kept as compact
     JSON, not as an `Order`. Heap entries are checked against the double when popped, so
     moving a poll (wake, claim, answer) just pushes a new entry.
+
+    Due watches are claimed most overdue first: never polled ones (and woken ones) in the
+    order they were added, then the one whose last answer is oldest, whatever its poll
+    interval, so that a budget too small for every poll the policies ask for goes round the
+    pending orders instead of re-polling those with short intervals. A heap entry carries
+    when its watch last answered (`_schedule`: next poll, last answer, slot); due entries
+    move to a second heap ordered by that.
 
     Args:
         clock: Wall-clock seconds (deadlines and next polls are on it); injected by tests.
@@ -74,7 +83,9 @@ class MemoryStore:
         self._next = array("d")
         self._attempts = bytearray()
         self._runs: deque[_Run] = deque()  # slots added together, all due at once
-        self._heap: list[tuple[float, int]] = []
+        self._heap: list[_Entry] = []  # scheduled polls, by next poll
+        self._due: list[tuple[float, int, float]] = []  # due: (last answer, slot, next poll)
+        self._answered: dict[int, float] = {}  # claimed slots: when they last answered
         # The last answer of each pending watch: its compact JSON, a newline, its status (one
         # bytes object rather than a tuple of two: 50 bytes less per order at 100,000 orders).
         self._last: dict[int, bytes] = {}
@@ -159,24 +170,28 @@ class MemoryStore:
             self._listeners.notify()
         return added
 
-    def _pop_due(self, now: float) -> int | None:
-        """The slot that fell due first (fair: in the order they fell due), or None."""
-        while True:
-            run = self._runs[0] if self._runs else None
-            heap = self._heap
-            if run is not None and (not heap or run.due <= heap[0][0]):
-                due, slot = run.due, run.start
-                if due > now:
-                    return None
-                run.start += 1
-                if run.start >= run.end:
-                    self._runs.popleft()
-            elif heap and heap[0][0] <= now:
-                due, slot = heapq.heappop(heap)
-            else:
-                return None
-            if self._next[slot] == due:  # else a stale entry: the poll was moved
-                return slot
+    def _pop_due(self, now: float) -> tuple[int, float] | None:
+        """The most overdue slot and when it last answered, or None: never polled ones first
+        (in the order added), then the due ones by their last answer."""
+        heap, due, nexts = self._heap, self._due, self._next
+        while heap and heap[0][0] <= now:
+            at, answered, slot = heapq.heappop(heap)
+            if nexts[slot] == at:  # else a stale entry: the poll was moved
+                heapq.heappush(due, (answered, slot, at))
+        runs = self._runs
+        while runs and runs[0].due <= now:
+            run = runs[0]
+            slot = run.start
+            run.start += 1
+            if run.start >= run.end:
+                runs.popleft()
+            if nexts[slot] == run.due:
+                return slot, _FIRST
+        while due:
+            answered, slot, at = heapq.heappop(due)
+            if nexts[slot] == at:
+                return slot, answered
+        return None
 
     def _keep_last(self, slot: int, order: Order | None) -> None:
         if order is not None:
@@ -194,17 +209,19 @@ class MemoryStore:
         now = self._clock()
         claims: list[Claim] = []
         while len(claims) < limit:
-            slot = self._pop_due(now)
-            if slot is None:
+            found = self._pop_due(now)
+            if found is None:
                 break
+            slot, answered = found
             order_id = self._ids[slot]
             assert order_id is not None
             self._fence += 1
             self._fences[slot] = self._fence
+            self._answered[slot] = answered
             until = now + lease
             self._next[slot] = until
             if until != math.inf:  # comes back if the worker never answers
-                heapq.heappush(self._heap, (until, slot))
+                heapq.heappush(self._heap, (until, answered, slot))
             policy, deadline, tag = self._specs.get(slot, (None, None, None))
             status, body = self._unpack_last(slot)
             claims.append(
@@ -224,13 +241,17 @@ class MemoryStore:
 
     async def next_due(self) -> float | None:
         nexts = self._next
-        while self._heap and nexts[self._heap[0][1]] != self._heap[0][0]:
+        while self._heap and nexts[self._heap[0][2]] != self._heap[0][0]:
             heapq.heappop(self._heap)
+        while self._due and nexts[self._due[0][1]] != self._due[0][2]:
+            heapq.heappop(self._due)
         while self._runs and nexts[(run := self._runs[0]).start] != run.due:
             run.start += 1
             if run.start >= run.end:
                 self._runs.popleft()
         candidates = [self._heap[0][0]] if self._heap else []
+        if self._due:
+            candidates.append(self._due[0][2])
         if self._runs:
             candidates.append(self._runs[0].due)
         return min(candidates, default=None)
@@ -241,17 +262,19 @@ class MemoryStore:
         for answer, slot in self._ending(answers, stale):
             self._attempts[slot] = min(self._attempts[slot] + 1, 255)
             self._keep_last(slot, answer.order)
-            due = answer.next_poll
+            del self._answered[slot]
+            due, answered = answer.next_poll, now
             if slot in self._woken:
                 self._woken.discard(slot)
-                due = min(due, now)
+                due, answered = min(due, now), _FIRST
             self._next[slot] = due
-            heapq.heappush(self._heap, (due, slot))
+            heapq.heappush(self._heap, (due, answered, slot))
         return stale
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
         stale: list[str] = []
         for settlement, slot in self._ending(settlements, stale):
+            del self._answered[slot]
             self._woken.discard(slot)
             self._last.pop(slot, None)
             self._next[slot] = _NEVER
@@ -280,7 +303,7 @@ class MemoryStore:
                 stale.append(claim.order_id)
             else:
                 self._next[slot] = until
-                heapq.heappush(self._heap, (until, slot))
+                heapq.heappush(self._heap, (until, self._answered[slot], slot))
         return stale
 
     async def release(self, claims: Sequence[Claim]) -> None:
@@ -291,7 +314,7 @@ class MemoryStore:
                 del self._fences[slot]
                 self._woken.discard(slot)
                 self._next[slot] = now
-                heapq.heappush(self._heap, (now, slot))
+                heapq.heappush(self._heap, (now, self._answered.pop(slot), slot))
         if claims:
             self._listeners.notify()
 
@@ -338,7 +361,7 @@ class MemoryStore:
                 self._woken.add(slot)  # a poll is under way: poll again as soon as it answers
             elif self._next[slot] > now:
                 self._next[slot] = now
-                heapq.heappush(self._heap, (now, slot))
+                heapq.heappush(self._heap, (now, _FIRST, slot))
             return True
 
         count = self._count(order_ids, wake)
@@ -373,7 +396,7 @@ class MemoryStore:
             self._keep_last(slot, delivery.outcome.order)
             self._attempts[slot] = 0
             self._next[slot] = now
-            heapq.heappush(self._heap, (now, slot))
+            heapq.heappush(self._heap, (now, _FIRST, slot))  # polled again first
             return True
 
         count = self._count(order_ids, rearm)
@@ -407,6 +430,7 @@ class MemoryStore:
             self._last.pop(slot, None)
             self._specs.pop(slot, None)
             self._fences.pop(slot, None)
+            self._answered.pop(slot, None)
             self._settled.pop(slot, None)
             self._undelivered.pop(slot, None)
             self._acked.pop(slot, None)

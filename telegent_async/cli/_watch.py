@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any, Final, TypeAlias
 
+from .._budgets.local import LocalBudget
 from .._budgets.redis import RedisBudget
 from .._errors import OrderWaitTimeout
 from .._models import Order, OrderOutcome
@@ -65,6 +66,7 @@ class _Offline:
     """Lookups for a watcher that is never started (`watch add|list|remove|retry`): no client."""
 
     max_connections = 0
+    budget = LocalBudget(None)
 
     async def get_order(self, order_id: str) -> Order:  # pragma: no cover - never started
         raise RuntimeError("this watcher only edits its store")
