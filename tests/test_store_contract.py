@@ -20,7 +20,14 @@ from helpers import fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._models import converter
-from telegent_async._stores.base import Claim, NewWatch, PendingAnswer, Settlement, WatchStore
+from telegent_async._stores.base import (
+    QUEUE_BATCH,
+    Claim,
+    NewWatch,
+    PendingAnswer,
+    Settlement,
+    WatchStore,
+)
 from telegent_async.testing import FakeTelegent
 
 SECRET = "s3cr3t-pin-4242"
@@ -163,6 +170,21 @@ async def test_claim_serves_the_oldest_answer_first_whatever_the_intervals(
     clock.advance(LEASE)  # the leases ran out: each watch keeps its place
     again = [c.order_id for c in await store.claim(9, LEASE, "w")]
     assert sorted(again[:2]) == ["D", "E"] and again[2:] == ["A", "B", "C"]
+
+
+async def test_a_backlog_larger_than_a_claim_queues_is_claimed_whole(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    """A store may queue only `QUEUE_BATCH` fallen-due watches per claim: none is lost."""
+    order_ids = [f"P-{n:04d}" for n in range(QUEUE_BATCH * 2 + 5)]
+    await store.add([NewWatch(order_id) for order_id in order_ids])
+    claims = await store.claim(len(order_ids), LEASE, "w")
+    await store.record([PendingAnswer(c, clock.now + 1 + n, None) for n, c in enumerate(claims)])
+    clock.advance(len(order_ids) + 1)
+    seen: list[str] = []
+    while claims := await store.claim(len(order_ids), LEASE, "w"):
+        seen += [c.order_id for c in claims]
+    assert sorted(seen) == order_ids
 
 
 async def test_record_schedules_the_next_poll_and_keeps_the_answer(

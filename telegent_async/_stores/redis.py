@@ -30,6 +30,7 @@ from .._models import Order
 from .._redis_connection import connect
 from .base import (
     BATCH,
+    QUEUE_BATCH,
     Claim,
     Delivery,
     NewWatch,
@@ -110,7 +111,7 @@ class RedisStore:
     ) -> None:
         self.keys = redis_keys(namespace)
         #: The keys of a script that schedules: due, and the queue of the most overdue.
-        self._queue = [self.keys.due, self.keys.overdue, self.keys.promoted]
+        self._queue = [self.keys.due, self.keys.overdue, self.keys.waiting]
         self.namespace = namespace
         self._redis = connect(url)
         self._clock = clock
@@ -193,7 +194,8 @@ class RedisStore:
             for w in watches
         ]
         nudge = self.keys.nudge
-        added = int(await self._call("add", self._queue, nudge, self._sender, json.dumps(rows)))
+        keys = [self.keys.due, self.keys.layout, self.keys.overdue, self.keys.waiting]
+        added = int(await self._call("add", keys, nudge, self._sender, json.dumps(rows)))
         if added:
             self._listeners.notify()
         return added
@@ -201,7 +203,12 @@ class RedisStore:
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
         keys = self.keys
         rows = await self._call(
-            "claim", [keys.due, keys.fence, keys.overdue, keys.promoted], limit, repr(lease), worker
+            "claim",
+            [keys.due, keys.fence, keys.layout, keys.overdue, keys.waiting],
+            limit,
+            repr(lease),
+            worker,
+            QUEUE_BATCH,
         )
         return [
             Claim(
@@ -240,7 +247,8 @@ class RedisStore:
             args += _fenced(item.claim, int(item.polled), item.order)
             args.append("" if item.error is None else encode_error(item.error))
         keys = self.keys
-        stale = await self._call("settle", [keys.due, keys.seq, keys.outcomes, keys.overdue], *args)
+        settle = [keys.due, keys.seq, keys.outcomes, keys.overdue, keys.waiting]
+        stale = await self._call("settle", settle, *args)
         return [order_id.decode() for order_id in stale]
 
     async def renew(self, claims: Sequence[Claim], lease: float) -> list[str]:
@@ -348,7 +356,7 @@ class RedisStore:
         rearmed = int(
             await self._call(
                 "retry",
-                [keys.due, keys.outcomes, keys.acked, keys.handed, keys.overdue, keys.promoted],
+                [keys.due, keys.outcomes, keys.acked, keys.handed, keys.overdue, keys.waiting],
                 keys.nudge,
                 self._sender,
                 *order_ids,
@@ -365,7 +373,7 @@ class RedisStore:
         return int(
             await self._call(
                 "remove",
-                [keys.due, keys.outcomes, keys.acked, keys.handed, keys.overdue],
+                [keys.due, keys.outcomes, keys.acked, keys.handed, keys.overdue, keys.waiting],
                 *order_ids,
             )
         )

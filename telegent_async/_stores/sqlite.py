@@ -12,10 +12,13 @@ killed process loses nothing).
 Due watches are claimed most overdue first, as `MemoryStore` does: never answered (and woken)
 ones first, then the one whose last answer (`answered`) is oldest. "Due, ordered by another
 column" is no single index range, so due watches join a queue (`queued = 1`, the index
-`watches_overdue` on (answered, next_poll)) and a claim first moves into it the watches that
-fell due since (`watches_waiting`: next poll, not queued): each watch is moved once per poll,
-and every step is an index range, at any number of watches. A write that moves a next poll
-to later takes its watch out of the queue; one that makes it due now puts it in.
+`watches_overdue` on (answered, next_poll)) and a claim first moves into it up to
+`QUEUE_BATCH` of the watches that fell due (`watches_waiting`: next poll, not queued), the
+earliest first: every step is an index range, whatever the number of watches. A write that
+moves a next poll to later takes its watch out of the queue; one that makes it due now puts
+it in. Measured (100,000 answered watches all due, claims of 20): the first claim 2.5 ms
+(queueing them all at once took 1.5 s, the event loop held), the next ones 4 ms each (1.4 ms
+in 0.2.0) until the backlog is queued.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, TypeVar
 
 from .base import (
     BATCH,
+    QUEUE_BATCH,
     Claim,
     Delivery,
     NewWatch,
@@ -164,7 +168,11 @@ class SQLiteStore:
                 take_over(db, now, self._named)
             if worker not in self._named:
                 name(db, worker)
-            db.execute("UPDATE watches SET queued = 1 WHERE queued = 0 AND next_poll <= ?", (now,))
+            db.execute(
+                "UPDATE watches SET queued = 1 WHERE order_id IN (SELECT order_id FROM watches"
+                " WHERE queued = 0 AND next_poll <= ? ORDER BY next_poll LIMIT ?)",
+                (now, QUEUE_BATCH),
+            )
             rows = db.execute(
                 f"SELECT {_CLAIM_COLUMNS} FROM watches WHERE queued = 1"
                 " ORDER BY answered, next_poll LIMIT ?",
