@@ -153,8 +153,10 @@ class WatchStore(Protocol):
     Methods that take sequences work in one transaction; write methods return the order IDs
     whose fence no longer matched (their lease was taken over: nothing was written for them).
     A lease of `math.inf` holds a claim until it is answered or released (one process owns
-    the store). Fences only grow, across remove and add of the same order ID, so a claim of
-    a removed watch never writes to its successor. `retry` re-arms settled watches (pending
+    the store). `claim` hands out due watches most overdue first: never polled and woken ones
+    (in the order they fell due), then the one whose last answer is oldest, whatever the poll
+    intervals (issue 20). Fences only grow, across remove and add of the same order ID, so a
+    claim of a removed watch never writes to its successor. `retry` re-arms settled watches (pending
     again, due now, its outcome no longer delivered); `watches` reads every watch (or the
     pending or settled ones) in batches, in no set order.
     """

@@ -17,7 +17,7 @@ column" is no single index range, so due watches join a queue (`queued = 1`, the
 earliest first: every step is an index range, whatever the number of watches. A write that
 moves a next poll to later takes its watch out of the queue; one that makes it due now puts
 it in. Measured (100,000 answered watches all due, claims of 20): the first claim 2.5 ms
-(queueing them all at once took 1.5 s, the event loop held), the next ones 4 ms each (1.4 ms
+(queueing them all at once took 1.5 s, the event loop held), the next ones 4 to 6 ms (1 ms
 in 0.2.0) until the backlog is queued.
 """
 
