@@ -86,20 +86,22 @@ def read_answer(
     if error is not None:
         return error
     if "Data" in value and type(value.get("Successful")) is bool:
-        return value["Data"]  # Successful is true: a false one is an embedded error
+        data = value["Data"]  # Successful is true: a false one is an embedded error
+        inner = embedded_error(data, refusal_status) if type(data) is dict else None
+        return data if inner is None else inner
     return value
 
 
 def embedded_error(data: Mapping[str, Any], refusal_status: int = 400) -> APIStatusError | None:
     """The error an object inside a 2xx stands for, or None when it is not an error object.
 
-    `{"StatusCode": n, "Message": ...}` with n in 400..599 is that status's error; an object
-    whose `successful` or `Successful` is false is the error of its `StatusCode` if it has
-    one, else of `refusal_status`.
+    `{"StatusCode": n, "Message": ...}` (or `message`) with n in 400..599 is that status's
+    error; an object whose `successful` or `Successful` is false is the error of its
+    `StatusCode` if it has one, else of `refusal_status`.
     """
     code = data.get("StatusCode")
     status = code if type(code) is int and 400 <= code <= 599 else None
-    if status is not None and "Message" in data:
+    if status is not None and ("Message" in data or "message" in data):
         pass
     elif data.get("Successful") is False or data.get("successful") is False:
         status = refusal_status if status is None else status

@@ -249,22 +249,48 @@ _KEPT_WHOLE = (
 
 
 def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` with every secret masked, raw and as JSON writes it (escaped or not), wherever
-    it appears (inside other words too) but inside an ID or a phone number (`_KEPT_WHOLE`).
+    """`body` with every secret masked wherever it appears (inside other words too) but inside
+    an ID or a phone number (`_KEPT_WHOLE`).
 
-    Run on whole bodies before anything parses or truncates them: a value cut in half by an
-    excerpt could no longer be found.
+    A JSON body is masked in its parsed strings and written again: a server may escape a
+    secret in ways Python's `json.dumps` does not (ASP.NET writes `+` as `\\u002B` and
+    upper-case hex), which a byte search for the escaped forms misses and a parser turns back
+    into the clear secret. Any other body is masked as bytes. Run on whole bodies before
+    anything parses or truncates them: a value cut in half by an excerpt could no longer be
+    found.
     """
+    if not secrets:
+        return body
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):
+        return _masked_bytes(body, secrets)
+    alternatives = "|".join(re.escape(s) for s in sorted(set(secrets), key=len, reverse=True))
+    pattern = re.compile("(" + alternatives + ")|" + _KEPT_WHOLE.decode())
+    return json.dumps(_masked(value, pattern), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _masked_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
+    """A body that is not JSON, masked raw and in the forms JSON writes (escaped or not)."""
     forms = {
         form.encode()
         for secret in secrets
         for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
     }
-    if not forms:
-        return body
     alternatives = b"|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
     pattern = re.compile(b"(" + alternatives + b")|" + _KEPT_WHOLE)
     return pattern.sub(lambda m: MASK.encode() if m.group(1) else m.group(0), body)
+
+
+def _masked(value: Any, pattern: re.Pattern[str]) -> Any:
+    """`value` (parsed JSON) with `pattern`'s secrets masked in every string, keys included."""
+    if isinstance(value, str):
+        return pattern.sub(lambda m: MASK if m.group(1) else m.group(0), value)
+    if isinstance(value, dict):
+        return {_masked(k, pattern): _masked(v, pattern) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(item, pattern) for item in value]
+    return value
 
 
 def _str_or_none(value: object) -> str | None:

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import attrs
-import backoff
 
 from ._answers import read_answer, status_error
 from ._errors import (
@@ -25,7 +24,7 @@ from ._errors import (
 )
 from ._request import Request
 from ._status import RETRY_STATUSES, UNACTED_STATUSES
-from ._timing import PollPolicy, parse_retry_after
+from ._timing import PollPolicy, full_jitter, parse_retry_after
 
 __all__ = [
     "AttemptVerdict",
@@ -63,7 +62,7 @@ class RetryRules:
         self,
         attempt: int,
         retry_after: float | None,
-        jitter: Callable[[float], float] = backoff.full_jitter,
+        jitter: Callable[[float], float] = full_jitter,
     ) -> float:
         """Seconds before the retry after attempt number `attempt` (counted from 0)."""
         if retry_after is not None:
@@ -115,7 +114,7 @@ def decide_attempt(
     can_reauthenticate: bool,
     now: datetime,
     time_left: float | None = None,
-    jitter: Callable[[float], float] = backoff.full_jitter,
+    jitter: Callable[[float], float] = full_jitter,
 ) -> AttemptVerdict[_T]:
     """The verdict on attempt number `attempt` (from 0) of `request`.
 

@@ -14,12 +14,11 @@ import enum
 from collections.abc import Callable
 
 import attrs
-import backoff
 
 from ._errors import TelegentError
 from ._models import Order
 from ._status import is_permanent
-from ._timing import PollPolicy
+from ._timing import PollPolicy, full_jitter
 
 __all__ = [
     "REPORT_GRACE",
@@ -63,7 +62,7 @@ def next_poll_at(
     attempt: int,
     policy: PollPolicy,
     deadline: float | None,
-    jitter: Callable[[float], float] = backoff.full_jitter,
+    jitter: Callable[[float], float] = full_jitter,
 ) -> float:
     """When to poll next: the policy's delay, but never later than the deadline.
 
@@ -82,7 +81,7 @@ def decide(
     attempt: int,
     policy: PollPolicy,
     deadline: float | None,
-    jitter: Callable[[float], float] = backoff.full_jitter,
+    jitter: Callable[[float], float] = full_jitter,
 ) -> Decision:
     """The verdict on one poll that answered `order` or failed with `error`.
 

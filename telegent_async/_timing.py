@@ -7,6 +7,7 @@ tested without a server and without sleeping.
 from __future__ import annotations
 
 import functools
+import random
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -14,7 +15,6 @@ from email.utils import parsedate_to_datetime
 from typing import ClassVar, Final
 
 import attrs
-import backoff
 
 from ._validate import positive_number
 
@@ -24,6 +24,7 @@ __all__ = [
     "PollPolicy",
     "checked_policy",
     "deadline_at",
+    "full_jitter",
     "parse_retry_after",
     "parse_timestamp",
     "token_lifetime",
@@ -189,8 +190,9 @@ def _check_jitter(_instance: object, _attribute: attrs.Attribute[float], value: 
 class PollPolicy:
     """The cadence between two polls (or two retries): exponential, capped, jittered.
 
-    The n-th delay is `min(initial * factor**n, max_interval)`, from `backoff.expo`; `jitter`
-    is the randomised share of it (0 = none, 1 = `backoff.full_jitter`, uniform in [0, delay]).
+    The n-th delay is `min(initial * factor**n, max_interval)`; `jitter` is the randomised
+    share of it (0 = none, 1 = full jitter, uniform in [0, delay]). The one retry formula of
+    the package: polls, request retries, token flights and the SQLite file's lock loop.
     Presets: `PollPolicy.PROVISION` (the default; provision orders settle in seconds) and
     `PollPolicy.PORT_IN` (port-ins take 1 to 5 business days and Telegent advises polling them
     rarely: 10 minutes doubling to 6 hours).
@@ -223,7 +225,7 @@ class PollPolicy:
         """The un-jittered delays until the cap is reached (the cap repeats after the last)."""
         return _intervals(self.initial, self.factor, self.max_interval)
 
-    def delay(self, attempt: int, jitter: Callable[[float], float] = backoff.full_jitter) -> float:
+    def delay(self, attempt: int, jitter: Callable[[float], float] | None = None) -> float:
         """The delay before poll number `attempt + 1` (pure given `jitter`).
 
         Kept as a function of the attempt number, not a generator, so that a scheduler can
@@ -231,26 +233,28 @@ class PollPolicy:
 
         Args:
             attempt: How many polls (or attempts) came before, from 0.
-            jitter: Draws the random part from [0, its argument]; `backoff.full_jitter` by
-                default, injected by tests.
+            jitter: Draws the random part from [0, its argument]; `full_jitter` (uniform)
+                by default, injected by tests.
         """
         if attempt < 0:
             raise ValueError(f"attempt must be >= 0, got {attempt}")
         steps = self.intervals
         base = steps[min(attempt, len(steps) - 1)]
         randomised = base * self.jitter
-        return base - randomised + (jitter(randomised) if randomised else 0.0)
+        draw = full_jitter if jitter is None else jitter
+        return base - randomised + (draw(randomised) if randomised else 0.0)
+
+
+def full_jitter(value: float) -> float:
+    """A delay drawn uniformly from [0, `value`]: spreads a herd of retries apart."""
+    return random.uniform(0.0, value)
 
 
 @functools.lru_cache(maxsize=64)
 def _intervals(initial: float, factor: float, max_interval: float) -> tuple[float, ...]:
-    waits = backoff.expo(base=factor, factor=initial, max_value=max_interval)
-    next(waits)  # backoff's generators yield a 0 first, for their own priming send()
-    steps: list[float] = []
-    for value in waits:
-        steps.append(min(value, max_interval))
-        if value >= max_interval or len(steps) >= 64:
-            break
+    steps = [float(min(initial, max_interval))]
+    while steps[-1] < max_interval and factor > 1 and len(steps) < 64:
+        steps.append(min(steps[-1] * factor, max_interval))
     return tuple(steps)
 
 

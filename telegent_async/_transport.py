@@ -231,8 +231,13 @@ class Transport:
                         ) as response:
                             if _plain_and_small(response):
                                 body = await response.read()
-                            else:
+                            elif request.creates is None:
                                 body = await _read_capped(response)
+                            else:  # refused unread: the order may exist all the same
+                                try:
+                                    body = await _read_capped(response)
+                                except ResponseDecodeError as exc:
+                                    raise request.creates.outcome_unknown(exc) from None
                             answer = HTTPAnswer(response.status, response.headers, body)
                     counters.by_class[answer.status // 100] += 1
                     if secrets:

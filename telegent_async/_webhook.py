@@ -318,13 +318,24 @@ def update_body(webhook_id_: object, changes: Mapping[str, object]) -> dict[str,
     return body
 
 
+#: What marks a key as holding a credential, whatever its case or spelling (`SECRET_FIELDS`,
+#: `authenticationToken`, `{"Authentication": {"Password": ...}}`).
+_SECRET_WORDS = ("password", "token", "secret")
+
+
 def scrub(value: Any) -> Any:
-    """`value` with every `SECRET_FIELDS` value masked, at any depth (answers kept in `raw`)."""
+    """`value` with every credential-looking value masked, at any depth (answers kept in
+    `raw`): a key in `SECRET_FIELDS` or naming a password, token or secret, in any case."""
     if isinstance(value, dict):
-        return {k: MASK if k in SECRET_FIELDS else scrub(v) for k, v in value.items()}
+        return {k: MASK if _is_secret_key(k) else scrub(v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(item) for item in value]
     return value
+
+
+def _is_secret_key(key: object) -> bool:
+    folded = key.casefold() if isinstance(key, str) else ""
+    return key in SECRET_FIELDS or any(word in folded for word in _SECRET_WORDS)
 
 
 def _str(value: object) -> str | None:

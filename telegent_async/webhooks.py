@@ -22,11 +22,13 @@ status is. Answers:
 - 202: a body that names no order (nothing is done);
 - 200: `{"woken": [...], "unknown": [...]}`, answered at once, before any poll: the named
   orders that are watched (woken) and those that are not (never reported woken);
-- 503: the watcher's store could not record a wake-up (Telegent may deliver again).
+- 503: the watcher's store could not record a wake-up within `WAKE_TIMEOUT` (Telegent may
+  deliver again).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -45,6 +47,9 @@ logger = logging.getLogger("telegent_async")
 
 #: A delivery names an order or a few: anything larger is refused unread.
 MAX_BODY_BYTES = 64 * 1024
+#: The longest a delivery waits for its wake-ups to be recorded before it is answered 503 (a
+#: running watcher waits out a store outage: Telegent must not be left hanging meanwhile).
+WAKE_TIMEOUT = 5.0
 METHODS = ("POST", "PUT")
 
 Scope = MutableMapping[str, Any]
@@ -142,9 +147,13 @@ async def _wake_all(watcher: Wakeable, body: bytes, content_type: str | None) ->
         return 202, {"woken": [], "unknown": []}
     woken: list[str] = []
     unknown: list[str] = []
-    try:
+
+    async def wake_each() -> None:
         for order_id in named:
             (woken if await watcher.wake(order_id) else unknown).append(order_id)
+
+    try:
+        await asyncio.wait_for(wake_each(), WAKE_TIMEOUT)
     except Exception:  # the store is down: say so, and the partner may deliver again
         logger.exception("webhook: could not record the wake-up of %d orders", len(named))
         return 503, {"error": "could not record the delivery; try again"}

@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The scenarios that take a minute run first, so that under xdist the other tests run
-    beside them on the other workers rather than after them."""
-    items.sort(key=lambda item: item.get_closest_marker("minute") is None)
+    """The slow scenarios (seconds of real time each) run first, so that in one run of the
+    whole suite under xdist the quick tests fill the workers around them, not after them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture

@@ -63,6 +63,8 @@ BODIES: dict[str, bytes] = {
     "envelope of a list": b'{"Successful": true, "Data": [{"WebhookId": "WID-1"}]}',
     "envelope refused": b'{"Successful": false, "Data": null, "Message": "not allowed"}',
     "envelope refused 422": b'{"Successful": false, "StatusCode": 422, "Message": "rule"}',
+    "envelope of an error": b'{"Successful": true, "Data": {"StatusCode": 400, "Message": "x"}}',
+    "lower-case message": b'{"StatusCode": 400, "message": "bad field"}',
     "a list": b"[1, 2]",
     "empty": b"",
     "html": b"<html><body>502 Bad Gateway</body></html>",
@@ -92,15 +94,27 @@ def expected(status: int, content_type: str | None, body: bytes) -> tuple[str, o
     if not readable:
         return "garbled", None
     if isinstance(parsed, dict):
-        code = parsed.get("StatusCode")
-        valid_code = isinstance(code, int) and 400 <= code <= 599
-        if valid_code and "Message" in parsed:
-            return "error", code
-        if parsed.get("Successful") is False or parsed.get("successful") is False:
-            return "error", code if valid_code else 400
+        status_of = error_status(parsed)
+        if status_of is not None:
+            return "error", status_of
         if "Data" in parsed and isinstance(parsed.get("Successful"), bool):
-            return "value", parsed["Data"]
+            data = parsed["Data"]  # unwrapped, and an error object inside it is that error
+            inner = error_status(data) if isinstance(data, dict) else None
+            return ("value", data) if inner is None else ("error", inner)
     return "value", parsed
+
+
+def error_status(body: dict[str, object]) -> int | None:
+    """The status an object inside a 2xx stands for, or None when it is no error object:
+    StatusCode 400-599 with a Message (either case), or Successful/successful false."""
+    code = body.get("StatusCode")
+    valid = code if isinstance(code, int) and not isinstance(code, bool) else None
+    valid = valid if valid is not None and 400 <= valid <= 599 else None
+    if valid is not None and ("Message" in body or "message" in body):
+        return valid
+    if body.get("Successful") is False or body.get("successful") is False:
+        return 400 if valid is None else valid
+    return None
 
 
 def expected_class(status: int, content_type: str | None, body: bytes) -> type[Exception]:
@@ -158,6 +172,10 @@ def test_a_few_rows_spelled_out() -> None:
     assert isinstance(html, tg.ResponseDecodeError)
     token = read_answer(200, None, BODIES["token refused"], refusal_status=401, private=True)
     assert isinstance(token, tg.AuthenticationError) and token.message == "Invalid key"
+    wrapped = read_answer(200, None, BODIES["envelope of an error"])
+    assert isinstance(wrapped, tg.BadRequestError) and wrapped.message == "x"
+    lower = read_answer(200, "application/json", BODIES["lower-case message"])
+    assert isinstance(lower, tg.BadRequestError) and lower.message == "bad field"
     hidden = read_answer(200, None, b'{"token": "abc", "tokenExpiry', private=True)
     assert isinstance(hidden, tg.ResponseDecodeError) and "abc" not in str(hidden)
 

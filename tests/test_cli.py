@@ -262,12 +262,14 @@ async def test_progress_line_only_on_a_terminal(fake: FakeTelegent) -> None:
     primary, secondary = pty.openpty()
     chunks: list[bytes] = []
     loop = asyncio.get_running_loop()
+    drained = asyncio.Event()
 
     def drain() -> None:
         try:
             chunks.append(os.read(primary, 65536))
         except OSError:  # EIO once the child has closed its end
             loop.remove_reader(primary)
+            drained.set()
 
     loop.add_reader(primary, drain)
     try:
@@ -280,7 +282,7 @@ async def test_progress_line_only_on_a_terminal(fake: FakeTelegent) -> None:
         )  # fmt: skip
         os.close(secondary)
         out, _ = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-        await asyncio.sleep(0.05)  # let the reader drain what is left
+        await asyncio.wait_for(drained.wait(), TIMEOUT)  # the reader drained what is left
     finally:
         loop.remove_reader(primary)
         os.close(primary)

@@ -290,7 +290,7 @@ async def test_closing_the_client_keeps_deadlines_of_attempts_under_way() -> Non
         async with aiohttp.ClientSession() as session:
             async with fast_client(fake, session=session, timeout=0.2, max_retries=0) as client:
                 call = asyncio.ensure_future(client.get_order(ORDER_ID))
-                await asyncio.sleep(0.05)  # the attempt is under way, stalled
+                await wait_until(lambda: len(fake.order_requests()) == 1)  # stalled
             with pytest.raises(tg.TransportError, match="timed out"):
                 await asyncio.wait_for(call, 1.0)
 

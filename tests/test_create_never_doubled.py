@@ -162,3 +162,14 @@ async def test_lookups_and_eligibility_still_retry_what_creates_do_not(fake: Fak
         elig = await client.check_port_in_eligibility(NUMBER, target_classification="iot")
     assert elig.eligible
     assert len(fake.order_requests("JNUOID-r1")) == 2
+
+
+@pytest.mark.parametrize("call", list(CREATES))
+async def test_an_answer_too_large_to_read_leaves_the_outcome_unknown(call: str) -> None:
+    path, create = CREATES[call]
+    async with FakeTelegent() as fake, fast_client(fake) as client:
+        fake.set_create_answer(path, body=b" " * (2 << 20))  # refused unread: 2 MiB
+        with pytest.raises(tg.SubmitOutcomeUnknownError) as caught:
+            await create(client)
+    assert isinstance(caught.value.cause, tg.ResponseDecodeError)
+    assert len(fake.create_requests(path)) == 1

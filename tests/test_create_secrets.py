@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import telegent_async as tg
-from telegent_async import _client, _telemetry
+from telegent_async import _client, _portin, _telemetry
 from telegent_async.testing import PORTIN_SUBMIT_PATH, PORTOUT_PATH, FakeTelegent
 
 ACCOUNT = "ACCT-5551-hush"
@@ -122,3 +122,40 @@ async def test_raw_and_reprs_of_a_success_hold_no_secret(
     }
     assert_no_secret(repr(fake.create_requests()))
     assert "PortOutPIN" in caplog.text  # the fields are named, never their values
+
+
+def _aspnet(text: str) -> str:
+    """`text` as ASP.NET's JSON writer escapes it: `+ & < > '` as upper-case `\\u` escapes."""
+    return "".join(f"\\u{ord(c):04X}" if c in "+&<>'" else c for c in text)
+
+
+def test_a_secret_escaped_another_way_is_masked_in_a_json_body() -> None:
+    password, pin, nested = _aspnet("Pa+ss&word1"), _aspnet("12+34"), _aspnet("<&>")
+    body = (
+        f'{{"StatusCode":400,"Message":"password \'{password}\' refused for +12815551234",'
+        f'"PortOutPIN":"{pin}","Nested":[{{"x":"Pa{nested}"}}]}}'
+    ).encode()
+    masked = json.loads(_portin.redact(body, ("Pa+ss&word1", "12+34", "Pa<&>")))
+    assert masked == {
+        "StatusCode": 400,
+        "Message": "password '***' refused for +12815551234",
+        "PortOutPIN": "***",
+        "Nested": [{"x": "***"}],
+    }
+    # Not JSON: masked as bytes, literally.
+    assert _portin.redact(b"<p>Pa+ss&word1</p>", ("Pa+ss&word1",)) == b"<p>***</p>"
+
+
+async def test_a_secret_the_server_escapes_differently_reaches_no_error_or_raw() -> None:
+    async with FakeTelegent() as fake, fast_client(fake) as client:
+        pin = "12+34&x"
+        refused = f'{{"StatusCode":400,"Message":"PIN {_aspnet(pin)} refused"}}'
+        fake.set_create_answer(PORTOUT_PATH, status=400, body=refused)
+        with pytest.raises(tg.BadRequestError) as caught:
+            await client.port_out("+12815551234", pin=pin)
+        assert pin not in str(caught.value) and pin not in repr(caught.value.body)
+        echoed = {"OrderId": "JNUOID-1", "Status": "Pending", "PortOutPIN": _aspnet(pin)}
+        fake.set_create_answer(PORTOUT_PATH, body=json.dumps(echoed).replace("\\\\", "\\"))
+        sub = await client.port_out("+12815551234", pin=pin)
+    assert sub.order_id == "JNUOID-1"
+    assert pin not in json.dumps(sub.raw) and pin not in repr(sub)

@@ -14,15 +14,13 @@ import time
 from typing import Any
 
 import pytest
-from helpers import FAST_POLL, fast_client, spaced
+from helpers import FAST_POLL, fast_client, per_poll, spaced, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step, TokenFaultKind
 
 #: The issue's 1 -> 2 -> 4 s cadence, scaled down tenfold: polls at 0, 0.1, 0.3, then 0.7.
 SCALED = tg.PollPolicy(initial=0.1, factor=2.0, max_interval=0.4, jitter=0.0)
-#: Settles at 0.35 s, between the poll at 0.3 s and the deadline at 0.65 s.
-SETTLES_LATE = [Step("Pending", 0.0), Step("Complete", 0.35)]
 
 
 async def _wait(client: tg.TelegentClient, order_id: str, timeout: float) -> tg.Order:
@@ -45,8 +43,12 @@ async def _fan_out(client: tg.TelegentClient, order_id: str, timeout: float) -> 
 @pytest.mark.slow  # real time: deadlines and budget slots over most of a second
 @pytest.mark.parametrize("wait", [_wait, _watch, _fan_out], ids=["wait", "watch", "fan-out"])
 async def test_polls_once_more_at_the_deadline(fake: FakeTelegent, wait: Any) -> None:
-    fake.add_order("JNUOID-late", SETTLES_LATE)
-    async with fast_client(fake) as client:
+    # Settles right after the third poll (0.3 s), before the deadline at 0.65 s: counted in
+    # polls, not seconds, so a loaded machine's late polls cannot see it early.
+    async with (
+        per_poll(fake, "JNUOID-late", ["Pending", "Complete"], polls=3),
+        fast_client(fake) as client,
+    ):
         started = time.monotonic()
         order = await wait(client, "JNUOID-late", 0.65)
         elapsed = time.monotonic() - started
@@ -232,7 +234,7 @@ async def test_closing_while_calls_wait_for_a_token_says_the_client_is_closed(
     client = fast_client(fake, retry_policy=slow_retry)
     async with client:
         calls = [asyncio.ensure_future(client.get_order("JNUOID-c")) for _ in range(5)]
-        await asyncio.sleep(0.05)  # the token flight sleeps before its first retry
+        await wait_until(lambda: len(fake.token_requests) == 1)  # refused: a 5 s pause follows
         await client.aclose()
         results = await asyncio.gather(*calls, return_exceptions=True)
     assert all(isinstance(r, tg.ClientClosedError) for r in results), results

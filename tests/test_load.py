@@ -18,7 +18,7 @@ from helpers import client_tasks, fast_client
 from telegent_async.testing import FakeTelegent
 
 CALLERS = 200
-DURATION = 3.0
+DURATION = 2.0
 MAX_CONNECTIONS = 20
 TOKEN_LIFETIME = 1.0
 #: Renewal at 80% of a lifetime truncated to the second: a few per second (see test_chaos).

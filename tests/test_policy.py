@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
@@ -39,12 +38,22 @@ def test_initial_above_the_cap_is_refused() -> None:
     assert tg.PollPolicy(initial=60.0, max_interval=60.0).intervals == (60.0,)  # equal is fine
 
 
-@pytest.mark.parametrize("share", [0.0, 0.2, 0.5, 1.0])
-def test_jitter_spans_exactly_the_randomised_share(share: float) -> None:
+@pytest.mark.parametrize(
+    ("share", "shortest"),
+    [
+        (0.0, [2.0, 4.0, 8.0, 16.0]),
+        (0.2, [1.6, 3.2, 6.4, 12.8]),
+        (0.5, [1.0, 2.0, 4.0, 8.0]),
+        (1.0, [0.0, 0.0, 0.0, 0.0]),
+    ],
+)
+def test_jitter_spans_exactly_the_randomised_share(share: float, shortest: list[float]) -> None:
     policy = tg.PollPolicy(initial=2.0, factor=2.0, max_interval=16.0, jitter=share)
-    for attempt, base in enumerate(policy.intervals):
-        assert policy.delay(attempt, jitter=no_jitter) == pytest.approx(base)
-        assert policy.delay(attempt, jitter=all_jitter) == pytest.approx(base * (1 - share))
+    longest = [2.0, 4.0, 8.0, 16.0, 16.0]
+    assert [policy.delay(n, jitter=no_jitter) for n in range(5)] == pytest.approx(longest)
+    assert [policy.delay(n, jitter=all_jitter) for n in range(5)] == pytest.approx(
+        [*shortest, shortest[-1]]
+    )
 
 
 def test_jitter_function_receives_the_randomised_share_only() -> None:
@@ -63,22 +72,18 @@ def test_jitter_function_receives_the_randomised_share_only() -> None:
 
 
 def test_default_jitter_stays_within_bounds() -> None:
-    random.seed(7)
     policy = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=8.0, jitter=0.5)
-    for attempt in range(50):
-        base = policy.intervals[min(attempt, len(policy.intervals) - 1)]
+    for attempt, base in enumerate([1.0, 2.0, 4.0, 8.0] + [8.0] * 46):
         for _ in range(20):
             assert base * 0.5 <= policy.delay(attempt) <= base
 
 
-def test_delay_given_a_jitter_function_does_not_touch_the_global_random_state() -> None:
-    policy = tg.PollPolicy.PROVISION
-    bases = [policy.intervals[min(n, len(policy.intervals) - 1)] for n in range(10)]
-    share = policy.jitter
-    expected = [base * (1 - share) + base * share * 0.3 for base in bases]
-    for seed in (1, 2):
-        random.seed(seed)
-        delays = [policy.delay(n, jitter=lambda v: v * 0.3) for n in range(10)]
+def test_delay_given_a_jitter_function_is_pure() -> None:
+    """PROVISION: 1 s doubling to 15 s, a fifth of each randomised; a jitter function that
+    keeps 0.3 of that fifth gives 0.8 + 0.06 = 0.86 of each, every time."""
+    expected = [0.86, 1.72, 3.44, 6.88, 12.9, 12.9, 12.9]
+    for _ in range(2):
+        delays = [tg.PollPolicy.PROVISION.delay(n, jitter=lambda v: v * 0.3) for n in range(7)]
         assert delays == pytest.approx(expected)
 
 
@@ -133,3 +138,14 @@ def test_invalid_values_are_refused(
 ) -> None:
     with pytest.raises(error, match=match):
         tg.PollPolicy(**kwargs)
+
+
+def test_the_sqlite_lock_loop_retries_on_the_same_formula() -> None:
+    """The SQLite file's wait for another process's lock: 2 ms doubling to 50 ms, half of
+    each delay jittered (so two waiting processes do not retry in step)."""
+    from telegent_async._stores.sqlite_file import LOCK_RETRY
+
+    assert LOCK_RETRY.intervals == pytest.approx((0.002, 0.004, 0.008, 0.016, 0.032, 0.05))
+    assert [LOCK_RETRY.delay(n, jitter=all_jitter) for n in (0, 5, 9)] == pytest.approx(
+        [0.001, 0.025, 0.025]
+    )

@@ -439,8 +439,10 @@ async def test_transient_failures_do_not_end_a_fan_out(fake: FakeTelegent) -> No
 async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     fake: FakeTelegent, client: tg.TelegentClient
 ) -> None:
-    quick = [f"JNUOID-q{i}" for i in range(50)]
-    stuck = [f"JNUOID-s{i}" for i in range(150)]
+    # Few enough that every stuck order is polled again after it turns Scheduled, before the
+    # deadline, on a loaded machine too (150 of them took more than 0.15 s of polls).
+    quick = [f"JNUOID-q{i}" for i in range(20)]
+    stuck = [f"JNUOID-s{i}" for i in range(40)]
     for order_id in quick:
         fake.add_order(order_id, lifecycle("Pending", "Complete", gap=0.02))
     extra = {"ICCID": "8901260123456789012", "Nested": {"list": [1, 2.5, None, "x"]}}
@@ -454,10 +456,10 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
     started = time.monotonic()
     outcomes = {
         o.order_id: o
-        async for o in client.wait_for_orders(quick + stuck, timeout=0.2, policy=FAST_POLL)
+        async for o in client.wait_for_orders(quick + stuck, timeout=0.3, policy=FAST_POLL)
     }
-    assert time.monotonic() - started < 0.2 + SLACK
-    assert len(outcomes) == 200
+    assert time.monotonic() - started < 0.3 + SLACK
+    assert len(outcomes) == 60
     assert all(outcomes[i].ok for i in quick)
     for order_id in stuck:
         outcome = outcomes[order_id]

@@ -129,58 +129,72 @@ async def test_a_pause_reaches_every_budget_of_the_name(redis_url: str, namespac
         await b.aclose()
 
 
+def _senders(fake: FakeTelegent) -> set[str]:
+    """The PIDs of the budget workers whose lookups reached `fake` (IDs JNUOID-<pid>-<n>)."""
+    ids = (value for r in fake.order_requests() for name, value in r.query if name == "OrderId")
+    return {order_id.split("-")[1] for order_id in ids}
+
+
 @pytest.mark.slow
 async def test_one_429_holds_every_worker_for_its_retry_after(
     redis_url: str, namespace: str, tmp_path: pathlib.Path
 ) -> None:
     logs = [tmp_path / f"b{n}.log" for n in range(3)]
-    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60000", "--count", "80")
+    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60000", "--count", "50")
     async with FakeTelegent(default_status="Complete") as fake:
         extra = ("--concurrency", "1", "--interval", "0.02")
         async with budget_workers(fake, logs, *args, *extra) as procs:
             for log in logs:
                 await ready(log)
-            await asyncio.sleep(0.3)  # all three are looking orders up
-            fake.inject("429", retry_after="2")
+            # All three are looking orders up (their IDs are JNUOID-<pid>-<n>).
+            pids = {str(proc.pid) for proc in procs}
+            await wait_until(lambda: _senders(fake) >= pids, ENOUGH, interval=0.01)
+            fake.inject("429", retry_after="1")
             for proc in procs:
                 assert await asyncio.wait_for(proc.wait(), ENOUGH) == 0
     requests = fake.order_requests()
     limited = next(r.at for r in requests if r.status == 429)
-    held = [r.at - limited for r in requests if limited + 0.05 < r.at < limited + 1.95]
+    # (a request already on its way when the 429 came may land in the loop's next turns)
+    held = [r.at - limited for r in requests if limited + 0.1 < r.at < limited + 0.95]
     assert held == [], f"requests during the shared pause: {held}"
-    resumed = [r for r in requests if r.at >= limited + 2.0]
+    resumed = [r for r in requests if r.at >= limited + 1.0]
     assert len(resumed) >= 30  # every worker carried on after the pause
-    assert min(r.at for r in resumed) - limited < 2.3
+    assert min(r.at for r in resumed) - limited < 1.3
 
 
-@pytest.mark.slow
-@pytest.mark.minute  # one 60 s window and the start of the next
-async def test_three_processes_share_60_requests_per_minute(
+@pytest.mark.slow  # real time: one 1 s window and the start of the next
+async def test_three_processes_share_60_requests_per_window(
     redis_url: str, namespace: str, tmp_path: pathlib.Path
 ) -> None:
-    """3 processes want 300 lookups at 60 requests/min. Watched for 61.5 s (one window and
-    the start of the next): no rolling 60 s window above 60, and the first 60 at once."""
+    """3 processes want 300 lookups at 60 requests per window (a 1 s window: 3,600 a minute).
+    Watched for 1.5 windows: no rolling window above 60, the first 60 at once, and the 61st
+    only once the first has left the window."""
     logs = [tmp_path / f"b{n}.log" for n in range(3)]
-    args = ("--redis", redis_url, "--name", namespace, "--rpm", "60", "--count", "100")
+    args = ("--redis", redis_url, "--name", namespace, "--rpm", "3600", "--window", "1")
     async with (
         FakeTelegent(default_status="Complete") as fake,
-        budget_workers(fake, logs, *args) as procs,
+        budget_workers(fake, logs, *args, "--count", "100") as procs,
     ):
         for log in logs:
             await ready(log)
-        await wait_until(lambda: bool(fake.requests), 30.0, interval=0.05)
+        await wait_until(lambda: bool(fake.requests), 30.0, interval=0.01)
         first = fake.requests[0].at
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(first + 61.5 - loop.time())
+        await asyncio.sleep(first + 1.5 - loop.time())
         times = sorted(r.at for r in fake.requests)  # token requests count too
         # Demand outlasts the window (one process may finish its share early: the budget is
         # shared first come, first served, not split per process), and no process failed.
         assert any(proc.returncode is None for proc in procs)
         assert not [log for log in logs if "failed" in log.read_text()]
-    assert busiest_window(times, 60.0) <= 60
-    assert sum(1 for t in times if t - first < 3.0) >= 45
-    assert len(times) > 60 and times[60] - first >= 60.0  # the 61st waited for the window
-    print(f"{len(times)} requests in 61.5 s; {sum(1 for t in times if t - first < 3)} in 3 s")
+    # Counted where the server counts, as it stamps arrivals: its loop, on a loaded machine,
+    # stamps some late (the budget's own margin is a 20th of a window, 50 ms, here), so the
+    # window is taken 0.1 s short. Without the shared budget, the first window would hold 180.
+    assert busiest_window(times, 0.9) <= 60
+    # The first 60 at once: spaced evenly, half a window would hold only 30. (Counted from
+    # the first lookup: each process asks for its token first, at its own pace.)
+    lookups = sorted(r.at for r in fake.order_requests())
+    assert sum(1 for t in lookups if t - lookups[0] < 0.5) >= 45
+    assert len(times) > 60 and times[60] - first >= 1.0  # the 61st waited for the window
 
 
 @pytest.mark.slow  # real time: about 4 s of polls from three processes

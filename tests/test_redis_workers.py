@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
-from helpers import ENOUGH, log_lines, ready, worker, write_ids
+from helpers import ENOUGH, FakeClock, log_lines, ready, worker, write_ids
 
 import telegent_async as tg
 from telegent_async._models import converter
@@ -226,9 +226,9 @@ async def test_workers_divide_deliveries_and_a_dead_ones_come_back(
 ) -> None:
     """Each outcome is handed to one worker's `settled()` at a time; one handed to a worker
     that died goes to another when the delivery lease ends, even behind that one's cursor."""
-    now = [1_800_000_000.0]
-    a = tg.RedisStore(redis_url, namespace=namespace, clock=lambda: now[0])
-    b = tg.RedisStore(redis_url, namespace=namespace, clock=lambda: now[0])
+    clock = FakeClock(1_800_000_000.0)
+    a = tg.RedisStore(redis_url, namespace=namespace, clock=clock)
+    b = tg.RedisStore(redis_url, namespace=namespace, clock=clock)
     try:
         await a.add([NewWatch("JNOID-1"), NewWatch("JNOID-2")])
         one, two = await a.claim(10, 60.0, "a")
@@ -241,7 +241,7 @@ async def test_workers_divide_deliveries_and_a_dead_ones_come_back(
         (second,) = await b.outcomes()
         assert second.outcome.order_id == "JNOID-2"
         assert await b.ack(["JNOID-2"]) == 1
-        now[0] += _redis.DELIVERY_LEASE + 1  # A died holding JNOID-1
+        clock.advance(_redis.DELIVERY_LEASE + 1)  # A died holding JNOID-1
         (again,) = await b.outcomes(after=second.seq)  # behind B's cursor, yet B gets it
         assert again.outcome.order_id == "JNOID-1"
         assert await b.ack(["JNOID-1"]) == 1 and await a.outcomes() == []

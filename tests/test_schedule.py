@@ -130,12 +130,12 @@ async def run_until_settled(
             await asyncio.sleep(0)  # the fake answers at once: let the poll tasks finish
             continue
         assert math.isfinite(delay)
-        clock.now += max(delay, 0.0)
+        clock.advance(max(delay, 0.0))
     raise AssertionError("the schedule never settled")
 
 
 async def test_issue_9_example_settles_at_the_last_poll_before_the_deadline() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_000.0)
     lookups = FakeLookups(clock, {"JNOID-1": lambda t: "Completed" if t >= 3.5 else "Submitted"})
     deadline = clock.now + 6.5
     ((outcome, at),) = await run_until_settled(
@@ -147,7 +147,7 @@ async def test_issue_9_example_settles_at_the_last_poll_before_the_deadline() ->
 
 
 async def test_pending_at_the_deadline_times_out_with_the_last_answer() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_000.0)
     lookups = FakeLookups(clock, {"JNOID-1": lambda t: "Submitted"})
     ((outcome, _),) = await run_until_settled(
         lookups, clock, [NewWatch("JNOID-1", deadline=clock.now + 2.5)], 1
@@ -158,7 +158,7 @@ async def test_pending_at_the_deadline_times_out_with_the_last_answer() -> None:
 
 
 async def test_a_missing_order_fails_at_once() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_000.0)
     lookups = FakeLookups(clock, {})
     ((outcome, _),) = await run_until_settled(lookups, clock, [NewWatch("JNOID-x")], 1)
     assert isinstance(outcome.error, tg.NotFoundError)
@@ -166,7 +166,7 @@ async def test_a_missing_order_fails_at_once() -> None:
 
 
 async def test_orders_are_served_in_the_order_they_fell_due() -> None:
-    clock = FakeClock()
+    clock = FakeClock(1_000.0)
     ids = [f"JNOID-{n}" for n in range(6)]
     # One poll at a time; every order settles on its third poll (0, +1, +2 s after its first).
 

@@ -9,7 +9,6 @@ from telegent_async._schedule import is_permanent
 from telegent_async._status import (
     RETRY_STATUSES,
     STATUS_RULES,
-    StatusRule,
     error_for_status,
     rule_for,
     status_words,
@@ -20,13 +19,37 @@ def test_the_transport_retries_what_telegent_advises() -> None:
     assert {408, 429, 500, 502, 503, 504} == RETRY_STATUSES
 
 
-@pytest.mark.parametrize("rule", STATUS_RULES, ids=lambda rule: str(rule.status))
-def test_each_rule_agrees_with_the_error_and_the_waiters(rule: StatusRule) -> None:
-    error = error_for_status(rule.status, "words")
-    assert type(error) is rule.error
-    assert is_permanent(error) is rule.ends_wait
-    assert not (rule.retried and rule.ends_wait)  # a retried status never ends a wait
-    assert status_words(rule.status) == rule.words
+#: Telegent's documented statuses as its reference describes them: the class raised, whether
+#: the transport sends again, whether a waiter stops, and the words a person reads.
+DOCUMENTED = [
+    (400, tg.BadRequestError, False, True, "bad request"),
+    (401, tg.AuthenticationError, False, True, "not authenticated"),
+    (403, tg.PermissionDeniedError, False, True, "permission denied"),
+    (404, tg.NotFoundError, False, True, "not found"),
+    (405, tg.MethodNotAllowedError, False, True, "method not allowed"),
+    (408, tg.RequestTimeoutError, True, False, "request timeout"),
+    (422, tg.UnprocessableEntityError, False, True, "refused by a business rule"),
+    (429, tg.RateLimitError, True, False, "rate limited"),
+    (500, tg.InternalServerError, True, False, "server error"),
+    (502, tg.ServerError, True, False, "bad gateway"),
+    (503, tg.ServiceUnavailableError, True, False, "unavailable"),
+    (504, tg.GatewayTimeoutError, True, False, "gateway timeout"),
+]
+
+
+def test_the_table_holds_every_documented_status_in_order() -> None:
+    assert [rule.status for rule in STATUS_RULES] == [row[0] for row in DOCUMENTED]
+
+
+@pytest.mark.parametrize(("status", "error", "retried", "ends_wait", "words"), DOCUMENTED)
+def test_each_rule_agrees_with_the_error_and_the_waiters(
+    status: int, error: type[tg.APIStatusError], retried: bool, ends_wait: bool, words: str
+) -> None:
+    raised = error_for_status(status, "words")
+    assert type(raised) is error
+    assert is_permanent(raised) is ends_wait
+    assert (rule_for(status).retried, rule_for(status).ends_wait) == (retried, ends_wait)
+    assert status_words(status) == words
 
 
 @pytest.mark.parametrize(

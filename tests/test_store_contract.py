@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 import pytest
-from helpers import fast_client, wait_until
+from helpers import FakeClock, fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._models import converter
@@ -34,17 +34,6 @@ SECRET = "s3cr3t-pin-4242"
 ACCOUNT_NUMBER = "ACCT-778899"
 LEASE = 60.0
 POLICY = tg.PollPolicy(initial=600.0, factor=2.0, max_interval=3600.0, jitter=0.0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def memory_store(
@@ -76,7 +65,7 @@ STORE_FACTORIES: dict[
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1_800_000_000.0)
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))

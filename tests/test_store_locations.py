@@ -157,3 +157,18 @@ async def test_watch_help_lists_remove_and_retry() -> None:
     assert "remove" in result.out and "retry" in result.out
     retry = await run_cli("watch", "retry", "--help")
     assert "Re-arm settled watches" in retry.out
+
+
+async def test_an_unreachable_redis_store_is_one_line_and_exit_2(fake: FakeTelegent) -> None:
+    # Nothing listens on port 1: the offline commands cannot reach the store at all.
+    location = "redis://127.0.0.1:1/0"
+    for command in (
+        ("watch", "list", "--store", location),
+        ("watch", "add", "--store", location, "JNOID-1"),
+    ):
+        result = await run_cli(*command, env=api_env(fake))
+        assert_clean(result)
+        assert result.code == 2, command
+        (line,) = result.err.splitlines()
+        assert "unavailable" in line and "error:" in line, command
+    assert not fake.requests

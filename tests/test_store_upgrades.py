@@ -9,6 +9,7 @@ import pathlib
 import sqlite3
 
 import pytest
+from helpers import FakeClock
 
 import telegent_async as tg
 from telegent_async._stores.base import NewWatch, PendingAnswer, Settlement, WatchStore
@@ -36,15 +37,7 @@ PRAGMA user_version = 1;
 """
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
-async def check_old_watches(store: WatchStore, clock: Clock) -> None:
+async def check_old_watches(store: WatchStore, clock: FakeClock) -> None:
     """OLD-1 (answered "Submitted", due 10 s ago) and OLD-2 (due 5 s ago) were written by 0.2.0,
     OLD-3 settled; a new watch and new answers go by the new rule."""
     first = await store.claim(1, 60.0, "w")
@@ -79,7 +72,7 @@ async def test_an_sqlite_file_of_0_2_0_is_upgraded_and_keeps_working(
     )
     conn.commit()
     conn.close()
-    clock = Clock()
+    clock = FakeClock(NOW)
     store = tg.SQLiteStore(path, clock=clock)
     try:
         await check_old_watches(store, clock)
@@ -121,7 +114,7 @@ async def test_a_redis_keyspace_of_0_2_0_keeps_working(redis_url: str, namespace
         await raw.set(keys.seq, 1)
     finally:
         await raw.aclose()
-    clock = Clock()
+    clock = FakeClock(NOW)
     store = tg.RedisStore(redis_url, namespace=namespace, clock=clock)
     try:
         await check_old_watches(store, clock)

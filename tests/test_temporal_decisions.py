@@ -4,6 +4,7 @@ and examples/temporal_portin.py's workflow as Temporal's sandbox sees it."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import sys
@@ -214,3 +215,13 @@ def test_the_example_reads_corrections_from_the_environment(
     fields = example.corrections_from_env()
     assert fields.names() == ("current_account_number", "current_billing_address")
     assert ACCOUNT not in repr(fields)
+
+
+def test_order_result_keeps_the_designed_positions() -> None:
+    # DESIGN.md: OrderResult(order_id, status, raw_status, carrier_code, reason, remedy,
+    # update_fields, raw); anything added comes after them.
+    names = [field.name for field in dataclasses.fields(tgt.OrderResult)]
+    assert names[:8] == [
+        "order_id", "status", "raw_status", "carrier_code", "reason", "remedy",
+        "update_fields", "raw",
+    ]  # fmt: skip

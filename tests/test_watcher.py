@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from helpers import FAST_POLL, fast_client, per_poll
+from helpers import FAST_POLL, fast_client, per_poll, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent, Step
@@ -110,8 +110,7 @@ async def test_wake_polls_a_slow_order_within_a_second(
         tg.OrderWatcher(client, store, policy=tg.PollPolicy.PORT_IN) as watcher,
     ):
         await watcher.add("JNOID-1")
-        while len(fake.order_requests("JNOID-1")) < 1:  # noqa: ASYNC110 - the fake's log
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: len(fake.order_requests("JNOID-1")) == 1)
         fake.add_order("JNOID-1", "Completed")  # the webhook's news
         woken_at = time.monotonic()
         assert await watcher.wake("JNOID-1")

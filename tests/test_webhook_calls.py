@@ -12,6 +12,7 @@ import pytest
 from helpers import chain, fast_client
 
 import telegent_async as tg
+from telegent_async._webhook import scrub
 from telegent_async.testing import FakeTelegent
 
 URL = "https://hooks.example.com/telegent/orders"
@@ -298,3 +299,18 @@ async def test_credentials_never_in_logs_errors_or_raw(
     assert "***" in str(refused.value)
     for text in shown:
         assert TOKEN not in text and PASSWORD not in text, text
+
+
+def test_credentials_under_any_spelling_are_masked_in_raw() -> None:
+    answer = {
+        "WebhookId": "WID-1",
+        "authenticationToken": "SUPERSECRET-token-1234",
+        "Authentication": {"Password": "pw-5678-secret", "Username": "telegent"},
+        "AuthenticationType": "Token",
+    }
+    assert scrub(answer) == {
+        "WebhookId": "WID-1",
+        "authenticationToken": "***",
+        "Authentication": {"Password": "***", "Username": "telegent"},
+        "AuthenticationType": "Token",
+    }

@@ -283,10 +283,13 @@ class Recorder:
         self.woken: list[str] = []
         self.unwatched = unwatched
         self.fail = False
+        self.hang = False  # a running watcher waiting out a store outage
 
     async def wake(self, order_id: str) -> bool:
         if self.fail:
             raise OSError("disk full")
+        if self.hang:
+            await asyncio.Event().wait()
         if order_id in self.unwatched:
             return False
         self.woken.append(order_id)
@@ -482,6 +485,20 @@ async def test_a_failing_store_answers_503(serve: Serve) -> None:
     async with serve(recorder) as hook:
         status, _ = await _post(hook.url, _body({"OrderId": ID}), headers=hook.headers)
     assert status == 503
+
+
+async def test_a_store_that_does_not_answer_is_503_within_the_wake_timeout(
+    serve: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(webhooks, "WAKE_TIMEOUT", 0.2)
+    recorder = Recorder()
+    recorder.hang = True
+    async with serve(recorder) as hook:
+        started = time.monotonic()
+        status, _ = await _post(hook.url, _body({"OrderId": ID}), headers=hook.headers)
+        waited = time.monotonic() - started
+    assert status == 503
+    assert 0.2 <= waited < 2.0
 
 
 async def test_credentials_never_reach_the_logs(

@@ -2,7 +2,8 @@
 
 Calls run on the event loop's thread (see `sqlite`): a short `busy_timeout` bounds how long
 one call blocks the loop on another process's lock; past it, the call gives the loop back
-(`asyncio.sleep`, with jitter) and tries again, until `lock_timeout`.
+(`asyncio.sleep`, on `LOCK_RETRY`, the package's one retry formula) and tries again, until
+`lock_timeout`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import TypeVar
 
 from .._timing import PollPolicy
 
-__all__ = ["SCHEMA_VERSION", "SQLiteFile", "is_locked"]
+__all__ = ["LOCK_RETRY", "SCHEMA_VERSION", "SQLiteFile", "is_locked"]
 
 T = TypeVar("T")
 
-#: Between two tries for another process's lock: 2 ms doubling to 50 ms, half jittered.
+#: Between two tries at a lock another process holds: 2 ms doubling to 50 ms, half jittered,
+#: so that processes waiting on one lock do not retry in step.
 LOCK_RETRY = PollPolicy(initial=0.002, factor=2.0, max_interval=0.05, jitter=0.5)
 
 _SCHEMA = """

@@ -1,8 +1,8 @@
-"""What a command fills while it runs: outcomes grouped as the report groups them, requests.
+"""What a command fills while it runs: outcomes grouped as the report groups them.
 
-`Run` holds a `Tally` of outcomes and a `RequestCounter` fed by an aiohttp TraceConfig, for
-what `client.stats` does not keep (exact statuses, the Retry-After values, the recent rate);
-the progress line, the report, the JSON lines and the exit status all read it.
+`Run` holds a `Tally` of outcomes, the client's own counters (`client.stats`: what was sent
+and retried, never counted twice) and the requests sent per second; the progress line, the
+report, the JSON lines and the exit status all read it.
 """
 
 from __future__ import annotations
@@ -12,16 +12,14 @@ import enum
 import shlex
 import time
 from collections.abc import Sequence
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Final
 
-import aiohttp
 import attrs
 
 from .._carrier import RESUBMIT_FIELD, CarrierError, NextStep
 from .._errors import NotFoundError, OrderWaitTimeout, TelegentError
 from .._models import Order, OrderOutcome, OrderStatus
-from .._status import RETRY_STATUSES
+from .._stats import ClientStats
 
 if TYPE_CHECKING:
     from ._demo import DemoSettings
@@ -159,77 +157,6 @@ class Tally:
         return {group: outcomes for group, outcomes in grouped.items() if outcomes}
 
 
-class RequestCounter:
-    """Counts the requests a session sends and what came back, via an aiohttp TraceConfig."""
-
-    WINDOW = 2.0  # seconds of history behind the "current rate"
-
-    def __init__(self) -> None:
-        self.sent = 0
-        self.per_second: collections.Counter[int] = collections.Counter()  # by monotonic second
-        self.token_requests = 0
-        self.statuses: collections.Counter[int] = collections.Counter()
-        self.connection_errors = 0
-        self.retry_after: collections.Counter[str] = collections.Counter()
-        self._recent: collections.deque[float] = collections.deque()
-
-    def trace_config(self) -> aiohttp.TraceConfig:
-        config = aiohttp.TraceConfig()
-        config.on_request_start.append(self._on_start)
-        config.on_request_end.append(self._on_end)
-        config.on_request_exception.append(self._on_exception)
-        return config
-
-    async def _on_start(
-        self,
-        _s: aiohttp.ClientSession,
-        _c: SimpleNamespace,
-        params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        self.sent += 1
-        if params.method == "POST":
-            self.token_requests += 1
-        now = time.monotonic()
-        self.per_second[int(now)] += 1
-        self._recent.append(now)
-        self._forget_before(now - self.WINDOW)
-
-    async def _on_end(
-        self, _s: aiohttp.ClientSession, _c: SimpleNamespace, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        status = params.response.status
-        self.statuses[status] += 1
-        if status == 429:
-            self.retry_after[params.response.headers.get("Retry-After", "none")] += 1
-
-    async def _on_exception(
-        self,
-        _s: aiohttp.ClientSession,
-        _c: SimpleNamespace,
-        _params: aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        self.connection_errors += 1
-
-    def rate(self, now: float, since: float) -> float:
-        """Requests per second over the last `WINDOW` seconds (or since `since`, if later)."""
-        self._forget_before(now - self.WINDOW)
-        span = min(self.WINDOW, now - since)
-        return len(self._recent) / span if span > 0.05 else 0.0
-
-    def _forget_before(self, moment: float) -> None:
-        recent = self._recent
-        while recent and recent[0] < moment:
-            recent.popleft()
-
-    @property
-    def transient(self) -> dict[str, int]:
-        """Answers the client retries (429, 5xx, 408) and connection errors, by kind."""
-        found = {str(s): n for s, n in sorted(self.statuses.items()) if s in RETRY_STATUSES}
-        if self.connection_errors:
-            found["connection error"] = self.connection_errors
-        return found
-
-
 def busiest_window(per_second: collections.Counter[int], window: int) -> int:
     """The most requests sent within `window` consecutive whole seconds (pure): what a budget
     of so many requests per rolling window is measured against. A run's average rate is not:
@@ -252,7 +179,11 @@ class Run:
 
     command: str
     tally: Tally
-    counter: RequestCounter = attrs.field(factory=RequestCounter)
+    stats: ClientStats | None = None  # the client's counters, as it closed
+    #: Requests sent, by whole second of the monotonic clock (`note_sent`): what the budget
+    #: of so many a minute is measured against (`busiest_window`).
+    sent_per_second: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    _noted: int = 0
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
     interrupted: bool = False
@@ -263,3 +194,9 @@ class Run:
     @property
     def elapsed(self) -> float:
         return (self.finished or time.monotonic()) - self.started
+
+    def note_sent(self, requests: int) -> None:
+        """`requests` sent so far (`client.stats.requests`): those since the last note count
+        in this second."""
+        self.sent_per_second[int(time.monotonic())] += requests - self._noted
+        self._noted = requests

@@ -13,18 +13,11 @@ from typing import Final, TextIO
 
 from .._carrier import CarrierError, NextStep
 from .._models import OrderOutcome
+from .._stats import ClientStats
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
 from ._json import outcome_json
-from ._outcomes import (
-    PROG,
-    Group,
-    RequestCounter,
-    Run,
-    busiest_window,
-    carrier_of,
-    fix_of,
-)
+from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of
 from ._terminal import Console, Style, columns, use_color, wrap
 
 _GROUP_NOTES: Final = {
@@ -162,7 +155,7 @@ class Report:
         return [*lines, ""]
 
     def summary(self) -> list[str]:
-        run, tally, counter = self.run, self.run.tally, self.run.counter
+        run, tally = self.run, self.run.tally
         style = self.style
         verb = "looked up" if run.command == "get" else "waited for"
         counts = [
@@ -179,16 +172,18 @@ class Report:
         codes = [f"{code} x{len(errors)}" for code, errors in self.carrier_groups()]
         if codes:
             story.append("failures by carrier code: " + ", ".join(codes) + " (remedies above)")
-        per_second = counter.sent / run.elapsed if run.elapsed > 0 else 0.0
-        tokens = f" ({counter.token_requests} for a token)" if counter.token_requests else ""
-        requests = f"{_count(counter.sent, 'request')} sent{tokens}, {per_second:.0f}/s on average"
+        stats = run.stats
+        sent = stats.requests if stats is not None else 0
+        per_second = sent / run.elapsed if run.elapsed > 0 else 0.0
+        tokens = f" ({stats.token_requests} for a token)" if stats and stats.token_requests else ""
+        requests = f"{_count(sent, 'request')} sent{tokens}, {per_second:.0f}/s on average"
         if run.budget_rpm:  # a budget per rolling minute: measured by the busiest minute
-            busiest = busiest_window(counter.per_second, 60)
+            busiest = busiest_window(run.sent_per_second, 60)
             within = "within" if busiest <= run.budget_rpm else "over"
             requests += f"; at most {busiest:,} in any minute, {within} the budget of "
             requests += f"{run.budget_rpm:,.0f} a minute"
         story.append(requests)
-        story.append(self._retries(counter))
+        story.append(_retries(stats))
         if run.demo is not None:
             story.append("demo: port-ins (1-5 business days in life) compressed into seconds")
         status = run_exit_status(run)
@@ -198,23 +193,23 @@ class Report:
             lines += wrap(text, self.wrap_at, "  ", "    ")
         return lines
 
-    @staticmethod
-    def _retries(counter: RequestCounter) -> str:
-        transient = counter.transient
-        if not transient:
-            return "no transient failures (429, 5xx, timeouts, connection errors) seen"
-        seen = ", ".join(
-            f"{kind} {status_words(int(kind))} x{n}" if kind.isdigit() else f"{kind} x{n}"
-            for kind, n in transient.items()
+
+def _retries(stats: ClientStats | None) -> str:
+    """The summary's line on what was retried, from the client's own counters."""
+    retries = stats.retries if stats is not None else {}
+    if not retries:
+        return "nothing retried (429, 5xx, timeouts, connection errors)"
+    seen = ", ".join(
+        f"{kind} {status_words(int(kind))} x{n}" if kind.isdigit() else f"{kind} x{n}"
+        for kind, n in sorted(retries.items())
+    )
+    text = f"retried: {seen}"
+    if stats is not None and stats.rate_limit_pauses:
+        text += (
+            f"; each 429 ({stats.rate_limit_pauses}x) paused every request of the client for "
+            "its Retry-After (a repeated one lowers the pace to what the server accepted)"
         )
-        text = f"retried after transient failures: {seen}"
-        if counter.retry_after:
-            pauses = ", ".join(f"{value} s" for value in counter.retry_after)
-            text += (
-                f"; each 429 (Retry-After {pauses}) paused every request of the client "
-                "(a repeated one lowers the pace to what the server accepted)"
-            )
-        return text
+    return text
 
 
 class Output:

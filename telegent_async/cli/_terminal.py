@@ -8,6 +8,7 @@ and logs go to stderr, so a pipe into `jq` sees nothing but JSON. Only the stand
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
@@ -115,6 +116,7 @@ class Progress:
     """A live status line on stderr, redrawn ten times a second; off unless stderr is a tty."""
 
     INTERVAL = 0.1
+    RATE_WINDOW = 2.0  # seconds of history behind the current rate
 
     def __init__(self, console: Console, run: Run, client: TelegentClient, *, waiting: bool):
         self.console = console
@@ -122,6 +124,8 @@ class Progress:
         self.client = client
         self.waiting = waiting
         self._frame = 0
+        # (when, requests sent by then): the rate is the client's own count over the window.
+        self._sent = collections.deque([(run.started, client.stats.requests)])
 
     @contextlib.asynccontextmanager
     async def shown(self) -> AsyncIterator[None]:
@@ -164,7 +168,7 @@ class Progress:
         parts += [
             f"{run.elapsed:.1f} s",
             f"{stats.requests:,} requests",
-            f"{run.counter.rate(now, run.started):.0f} req/s",
+            f"{self._rate(now, stats.requests):.0f} req/s",
         ]
         retried = sum(stats.retries.values())
         if retried:
@@ -175,6 +179,15 @@ class Progress:
         elif configured and stats.budget_rate and stats.budget_rate < configured * 0.99:
             parts.append(f"pace {stats.budget_rate / 60:.0f}/s after 429")
         return _fit(parts, dot, columns(console.stream) - 1)
+
+    def _rate(self, now: float, sent: int) -> float:
+        """Requests per second over the last `RATE_WINDOW` seconds (or since the start)."""
+        samples = self._sent
+        samples.append((now, sent))
+        while len(samples) > 2 and samples[1][0] <= now - self.RATE_WINDOW:
+            samples.popleft()
+        since, before = samples[0]
+        return (sent - before) / (now - since) if now - since > 0.05 else 0.0
 
 
 def columns(stream: TextIO) -> int:

@@ -24,6 +24,7 @@ from typing import Any, Final, TypeAlias
 from .._budgets.local import LocalBudget
 from .._budgets.redis import RedisBudget
 from .._errors import OrderWaitTimeout
+from .._health import describe, is_transient
 from .._models import Order, OrderOutcome
 from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
@@ -239,6 +240,10 @@ def _run_offline(
             return await work(watcher)
         except ValueError as exc:  # the store turned out unusable at first use
             raise UsageError(f"--store: {exc}") from None
+        except Exception as exc:  # out of reach: one line, as any store that cannot be used
+            if not is_transient(exc):
+                raise
+            raise UsageError(f"--store: {describe(_where(args), exc)}") from None
         finally:
             await watcher.aclose()
             await store.aclose()

@@ -100,9 +100,10 @@ class OrderResult:
         remedy: What to do about it, or None.
         update_fields: The `update_port_in` keywords that fix every code of the order, in
             order, without repeats (`()`: no update can).
-        next_step: The `tg.NextStep` name of an order needing action ("UPDATE",
-            "UPDATE_AFTER_SUBSCRIBER", "CANCEL_AND_SUBMIT", "CONTACT_SUPPORT"), else None.
         raw: The order's JSON as received, without any secret-looking field.
+        next_step: The `tg.NextStep` name of an order needing action ("UPDATE",
+            "UPDATE_AFTER_SUBSCRIBER", "CANCEL_AND_SUBMIT", "CONTACT_SUPPORT"), else None
+            (after `raw`: the fields DESIGN.md names keep their positions).
     """
 
     order_id: str
@@ -112,8 +113,8 @@ class OrderResult:
     reason: str | None = None
     remedy: str | None = None
     update_fields: tuple[str, ...] = ()
-    next_step: str | None = None
     raw: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+    next_step: str | None = None
 
     @property
     def succeeded(self) -> bool:

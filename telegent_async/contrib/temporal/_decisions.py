@@ -17,14 +17,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any, Final
 
-import backoff
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from ..._carrier import RESUBMIT_FIELD, NextStep
 from ..._errors import RateLimitError, SubmitOutcomeUnknownError, TelegentError
 from ..._status import is_permanent
-from ..._timing import PollPolicy
+from ..._timing import PollPolicy, full_jitter
 from ._data import OrderResult, preset_policy
 
 __all__ = [
@@ -98,7 +97,7 @@ def poll_delay(
     polls: int,
     *,
     paused_for: float = 0.0,
-    jitter: Callable[[float], float] = backoff.full_jitter,
+    jitter: Callable[[float], float] = full_jitter,
 ) -> timedelta:
     """When to poll again after `polls` polls (>= 1): the cadence's delay, but no earlier than
     the end of the client's 429 pause (`paused_for` seconds; a failed poll's own Retry-After is
