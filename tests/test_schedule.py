@@ -13,7 +13,7 @@ import telegent_async as tg
 from telegent_async._models import converter
 from telegent_async._schedule import PollVerdict, decide, expired_unpolled, next_poll_at
 from telegent_async._scheduler import Scheduler
-from telegent_async._stores.base import NewWatch, PendingAnswer
+from telegent_async._stores.base import NewWatch
 
 #: 1 -> 2 -> 4 s, no jitter: the example of issue 9.
 DOUBLING = tg.PollPolicy(initial=1.0, factor=2.0, max_interval=4.0, jitter=0.0)
@@ -185,23 +185,6 @@ async def test_orders_are_served_in_the_order_they_fell_due() -> None:
 
 
 # -- overload: the most overdue first ------------------------------------------------------------
-
-
-async def test_a_store_hands_out_the_oldest_answer_first_whatever_the_intervals() -> None:
-    clock = FakeClock()
-    store = tg.MemoryStore(clock=clock)
-    await store.add([NewWatch(order_id) for order_id in ("A", "B", "C")])
-    claims = {claim.order_id: claim for claim in await store.claim(3, math.inf, "w")}
-    # A answered first and asks for its next poll in 10 s; B and C later, every 0.5 s.
-    await store.record([PendingAnswer(claims["A"], clock.now + 10.0, None)])
-    clock.advance(5.0)
-    await store.record([PendingAnswer(claims["B"], clock.now + 0.5, None)])
-    clock.advance(1.0)
-    await store.record([PendingAnswer(claims["C"], clock.now + 0.5, None)])
-    clock.advance(5.0)  # all due now (A since +10 s, B since +5.5 s, C since +6.5 s)
-    await store.add([NewWatch("D")])  # never polled: older than any answer
-    order = [(await store.claim(1, 60.0, "w"))[0].order_id for _ in range(4)]
-    assert order == ["D", "A", "B", "C"]  # by the order due it would be D, B, C, A
 
 
 class CountingLookups:

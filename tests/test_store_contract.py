@@ -20,7 +20,14 @@ from helpers import FakeClock, fast_client, wait_until
 
 import telegent_async as tg
 from telegent_async._models import converter
-from telegent_async._stores.base import Claim, NewWatch, PendingAnswer, Settlement, WatchStore
+from telegent_async._stores.base import (
+    QUEUE_BATCH,
+    Claim,
+    NewWatch,
+    PendingAnswer,
+    Settlement,
+    WatchStore,
+)
 from telegent_async.testing import FakeTelegent
 
 SECRET = "s3cr3t-pin-4242"
@@ -117,18 +124,56 @@ async def test_claim_carries_the_watch_and_respects_the_lease(
     assert all(new.fence != old.fence for new, old in zip(again, claims, strict=True))
 
 
-async def test_claim_serves_orders_in_the_order_they_fell_due(
+async def test_claim_serves_never_polled_orders_in_the_order_they_fell_due(
     store: WatchStore, clock: FakeClock
 ) -> None:
     await store.add([NewWatch("late")])
     clock.advance(1)
     await store.add([NewWatch("early-1"), NewWatch("early-2")])
-    claims = await store.claim(10, LEASE, "w")
-    await store.record([PendingAnswer(c, clock.now + 5 + n, None) for n, c in enumerate(claims)])
-    # late is due at +5, early-1 at +6, early-2 at +7: claimed in that order, one at a time.
-    clock.advance(10)
+    clock.advance(1)
     order_ids = [(await store.claim(1, LEASE, "w"))[0].order_id for _ in range(3)]
     assert order_ids == ["late", "early-1", "early-2"]
+
+
+async def test_claim_serves_the_oldest_answer_first_whatever_the_intervals(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    """Issue 20: under overload each poll goes to the watch whose last answer is oldest (never
+    polled and woken ones first), not to the one due first (short intervals would starve the
+    others)."""
+    await store.add([NewWatch(order_id) for order_id in ("A", "B", "C", "E")])
+    claims = {claim.order_id: claim for claim in await store.claim(4, LEASE, "w")}
+    # A answered first and asks for its next poll in 10 s; B and C later, every 0.5 s.
+    await store.record([PendingAnswer(claims["A"], clock.now + 10.0, None)])
+    clock.advance(5.0)
+    await store.record([PendingAnswer(claims["B"], clock.now + 0.5, None)])
+    clock.advance(1.0)
+    await store.record([PendingAnswer(claims["C"], clock.now + 0.5, None)])
+    await store.record([PendingAnswer(claims["E"], clock.now + 3600.0, None)])
+    clock.advance(5.0)  # A due since +10 s, B since +5.5 s, C since +6.5 s; E in an hour
+    await store.add([NewWatch("D")])  # never polled: before any answer
+    clock.advance(1.0)
+    assert await store.wake(["E"]) == 1  # woken: as if never answered, due after D
+    order_ids = [(await store.claim(1, LEASE, "w"))[0].order_id for _ in range(5)]
+    assert order_ids == ["D", "E", "A", "B", "C"]  # by the order due: B, C, A, D, E
+    clock.advance(LEASE)  # the leases ran out: each watch keeps its place
+    again = [c.order_id for c in await store.claim(9, LEASE, "w")]
+    assert sorted(again[:2]) == ["D", "E"] and again[2:] == ["A", "B", "C"]
+
+
+async def test_a_backlog_larger_than_a_claim_queues_is_claimed_whole(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    """A store may queue only `QUEUE_BATCH` fallen-due watches per claim: none is lost."""
+    order_ids = [f"P-{n:04d}" for n in range(QUEUE_BATCH * 2 + 5)]
+    await store.add([NewWatch(order_id) for order_id in order_ids])
+    claims = await store.claim(len(order_ids), LEASE, "w")
+    await store.record([PendingAnswer(c, clock.now + 1 + n, None) for n, c in enumerate(claims)])
+    clock.advance(len(order_ids) + 1)
+    seen: list[str] = []
+    while claims := await store.claim(len(order_ids), LEASE, "w"):
+        seen += [c.order_id for c in claims]
+    assert sorted(seen) == order_ids
 
 
 async def test_record_schedules_the_next_poll_and_keeps_the_answer(

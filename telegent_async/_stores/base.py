@@ -25,6 +25,8 @@ from .._models import Order, OrderOutcome, OrderStatus, decode_order
 from .._timing import PollPolicy
 
 __all__ = [
+    "BATCH",
+    "QUEUE_BATCH",
     "Claim",
     "Delivery",
     "NewWatch",
@@ -82,6 +84,12 @@ class WatchCounts:
 
 #: Watches read per batch by `WatchStore.watches` (and purged, re-armed... per script).
 BATCH = 500
+
+#: Of the watches that fell due, how many one claim queues at most (SQLite, Redis: see
+#: `sqlite`). Each costs SQLite a row write (~40 us, a page each): a backlog of 100,000 (a
+#: restart) is queued, earliest due first, over 1,000 claims of a few ms each, not in one
+#: claim that holds the event loop for 1.5 s.
+QUEUE_BATCH = 100
 
 
 @attrs.frozen(slots=True)
@@ -145,8 +153,10 @@ class WatchStore(Protocol):
     Methods that take sequences work in one transaction; write methods return the order IDs
     whose fence no longer matched (their lease was taken over: nothing was written for them).
     A lease of `math.inf` holds a claim until it is answered or released (one process owns
-    the store). Fences only grow, across remove and add of the same order ID, so a claim of
-    a removed watch never writes to its successor. `retry` re-arms settled watches (pending
+    the store). `claim` hands out due watches most overdue first: never polled and woken ones
+    (in the order they fell due), then the one whose last answer is oldest, whatever the poll
+    intervals (issue 20). Fences only grow, across remove and add of the same order ID, so a
+    claim of a removed watch never writes to its successor. `retry` re-arms settled watches (pending
     again, due now, its outcome no longer delivered); `watches` reads every watch (or the
     pending or settled ones) in batches, in no set order.
     """

@@ -30,6 +30,7 @@ from .._models import Order
 from .._redis_connection import connect
 from .base import (
     BATCH,
+    QUEUE_BATCH,
     Claim,
     Delivery,
     NewWatch,
@@ -109,6 +110,8 @@ class RedisStore:
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.keys = redis_keys(namespace)
+        #: The keys of a script that schedules: due, and the queue of the most overdue.
+        self._queue = [self.keys.due, self.keys.overdue, self.keys.waiting]
         self.namespace = namespace
         self._redis = connect(url)
         self._clock = clock
@@ -190,15 +193,23 @@ class RedisStore:
             [w.order_id, w.tag, encode(w.policy), None if w.deadline is None else repr(w.deadline)]
             for w in watches
         ]
-        keys = self.keys
-        added = int(await self._call("add", [keys.due], keys.nudge, self._sender, json.dumps(rows)))
+        nudge = self.keys.nudge
+        keys = [self.keys.due, self.keys.layout, self.keys.overdue, self.keys.waiting]
+        added = int(await self._call("add", keys, nudge, self._sender, json.dumps(rows)))
         if added:
             self._listeners.notify()
         return added
 
     async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
         keys = self.keys
-        rows = await self._call("claim", [keys.due, keys.fence], limit, repr(lease), worker)
+        rows = await self._call(
+            "claim",
+            [keys.due, keys.fence, keys.layout, keys.overdue, keys.waiting],
+            limit,
+            repr(lease),
+            worker,
+            QUEUE_BATCH,
+        )
         return [
             Claim(
                 order_id.decode(),
@@ -225,7 +236,8 @@ class RedisStore:
             for answer in answers
             for arg in _fenced(answer.claim, repr(answer.next_poll), answer.order)
         ]
-        return [stale.decode() for stale in await self._call("record", [self.keys.due], *args)]
+        stale = await self._call("record", self._queue, *args)
+        return [order_id.decode() for order_id in stale]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
         if not settlements:
@@ -235,14 +247,15 @@ class RedisStore:
             args += _fenced(item.claim, int(item.polled), item.order)
             args.append("" if item.error is None else encode_error(item.error))
         keys = self.keys
-        stale = await self._call("settle", [keys.due, keys.seq, keys.outcomes], *args)
+        settle = [keys.due, keys.seq, keys.outcomes, keys.overdue, keys.waiting]
+        stale = await self._call("settle", settle, *args)
         return [order_id.decode() for order_id in stale]
 
     async def renew(self, claims: Sequence[Claim], lease: float) -> list[str]:
         if not claims:
             return []
         args = [value for claim in claims for value in (claim.order_id, claim.fence)]
-        stale = await self._call("renew", [self.keys.due], repr(lease), *args)
+        stale = await self._call("renew", self._queue, repr(lease), *args)
         return [order_id.decode() for order_id in stale]
 
     async def release(self, claims: Sequence[Claim]) -> None:
@@ -250,7 +263,7 @@ class RedisStore:
             return
         args = [value for claim in claims for value in (claim.order_id, claim.fence)]
         keys = self.keys
-        await self._call("release", [keys.due], keys.nudge, self._sender, *args)
+        await self._call("release", self._queue, keys.nudge, self._sender, *args)
         self._listeners.notify()
 
     async def outcomes(self, after: int = 0, limit: int = 100) -> list[Delivery]:
@@ -273,7 +286,7 @@ class RedisStore:
         if not order_ids:
             return 0
         keys = self.keys
-        woken = int(await self._call("wake", [keys.due], keys.nudge, self._sender, *order_ids))
+        woken = int(await self._call("wake", self._queue, keys.nudge, self._sender, *order_ids))
         if woken:
             self._listeners.notify()
         return woken
@@ -343,7 +356,7 @@ class RedisStore:
         rearmed = int(
             await self._call(
                 "retry",
-                [keys.due, keys.outcomes, keys.acked, keys.handed],
+                [keys.due, keys.outcomes, keys.acked, keys.handed, keys.overdue, keys.waiting],
                 keys.nudge,
                 self._sender,
                 *order_ids,
@@ -359,7 +372,9 @@ class RedisStore:
         keys = self.keys
         return int(
             await self._call(
-                "remove", [keys.due, keys.outcomes, keys.acked, keys.handed], *order_ids
+                "remove",
+                [keys.due, keys.outcomes, keys.acked, keys.handed, keys.overdue, keys.waiting],
+                *order_ids,
             )
         )
 

@@ -42,6 +42,9 @@ class RedisKeys:
     outcomes: str  # stream of settled, unacknowledged outcomes; entry ID 0-<seq>
     acked: str  # sorted set: order ID -> acknowledgement time
     handed: str  # sorted set: unacknowledged outcome -> when it was handed to a consumer
+    overdue: str  # sorted set: due order ID -> rank (`PRELUDE`'s `rank`): claimed lowest first
+    waiting: str  # sorted set: pending order ID not in `overdue` -> next poll
+    layout: str  # set once `overdue` and `waiting` are kept (absent in a 0.2.0 keyspace)
     fence: str  # counter: fencing tokens
     seq: str  # counter: delivery order of settled outcomes
     nudge: str  # pub/sub channel: watches were added, woken or released
@@ -56,6 +59,9 @@ def redis_keys(namespace: str) -> RedisKeys:
         outcomes=f"{tag}:outcomes",
         acked=f"{tag}:acked",
         handed=f"{tag}:handed",
+        overdue=f"{tag}:overdue",
+        waiting=f"{tag}:waiting",
+        layout=f"{tag}:layout",
         fence=f"{tag}:fence",
         seq=f"{tag}:seq",
         nudge=f"{tag}:nudge",
@@ -67,7 +73,15 @@ def redis_keys(namespace: str) -> RedisKeys:
 # the watch hashes. Watch hashes are built from that prefix inside the scripts (a claim cannot
 # know its keys in advance); they share the namespace's hash tag, so Cluster keeps them in the
 # declared keys' slot. Hash fields: attempts, fence, leased (worker, only while claimed), woken,
-# tag, policy, deadline, status, order (JSON), seq and error once settled, acked_at.
+# answered (when it last answered; absent: never, or woken since), tag, policy, deadline,
+# status, order (JSON), seq and error once settled, acked_at.
+#
+# The most overdue first: `due` holds every pending watch by next poll; besides, each is either
+# in `overdue` (due, by rank: a claim takes the lowest first) or in `waiting` (by next poll).
+# A claim first moves into `overdue` up to a batch of the watches that fell due (a score range
+# of `waiting`); a script that schedules a watch puts it in one or the other (`schedule`).
+# Scripts that keep them take `overdue` and `waiting` as their last two KEYS. A keyspace from
+# 0.2.0 has neither: its first claim puts every pending watch in `waiting` (then `layout`).
 
 PRELUDE = """
 local function clock(given)
@@ -81,6 +95,34 @@ local function held(key, fence)
   return f[1] == fence and f[2] ~= false
 end
 local now, prefix = clock(ARGV[1]), ARGV[2]
+-- A number as Redis reads it back unchanged (a bare Lua number may be cut to 14 digits).
+local function exact(number) return string.format('%.17g', number) end
+-- A due watch's place in `overdue`: when it last answered; never answered (or woken) ones go
+-- before every answer (store clocks are seconds since the epoch, far below 1e10), among
+-- themselves by when they fell due.
+local function rank(key, due)
+  local answered = redis.call('HGET', key, 'answered')
+  if answered then return tonumber(answered) end
+  return due - 1e10
+end
+local overdue, waiting = KEYS[#KEYS - 1], KEYS[#KEYS]  -- where the script declares them
+-- Next poll of watch `id` (hash `key`) at `due`: due now, it is in `overdue`, else waiting.
+local function schedule(id, key, due)
+  redis.call('ZADD', KEYS[1], due, id)
+  if due <= now then
+    redis.call('ZADD', overdue, rank(key, due), id)
+    redis.call('ZREM', waiting, id)
+  else
+    redis.call('ZADD', waiting, due, id)
+    redis.call('ZREM', overdue, id)
+  end
+end
+-- Watch `id` is no longer pending (settled or removed).
+local function unschedule(id)
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', overdue, id)
+  redis.call('ZREM', waiting, id)
+end
 -- For each watch in ARGV from `first` (`stride` values each: ID, fencing token, ...) still held
 -- under its token, write(i, id, key); returns the IDs that were not (stale: nothing written).
 local function each_held(first, stride, write)
@@ -108,9 +150,11 @@ local function answered(key, polls, status, order)
 end
 """
 
-# KEYS: due. ARGV[3]: nudge channel, ARGV[4]: sender, ARGV[5]: JSON [[id, tag, policy, deadline]].
+# KEYS: due, layout, overdue, waiting. ARGV[3]: nudge channel, ARGV[4]: sender, ARGV[5]: JSON
+# [[id, tag, policy, deadline]].
 ADD = """
 local added = 0
+if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SET', KEYS[2], 2) end  -- nothing to fill
 for _, w in ipairs(cjson.decode(ARGV[5])) do
   local key = prefix .. w[1]
   if redis.call('EXISTS', key) == 0 then
@@ -118,7 +162,7 @@ for _, w in ipairs(cjson.decode(ARGV[5])) do
     if w[2] ~= cjson.null then redis.call('HSET', key, 'tag', w[2]) end
     if w[3] ~= cjson.null then redis.call('HSET', key, 'policy', w[3]) end
     if w[4] ~= cjson.null then redis.call('HSET', key, 'deadline', w[4]) end
-    redis.call('ZADD', KEYS[1], now, w[1])
+    schedule(w[1], key, now)
     added = added + 1
   end
 end
@@ -126,34 +170,59 @@ if added > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 return added
 """
 
-# KEYS: due, fence counter. ARGV[3]: limit, ARGV[4]: lease, ARGV[5]: worker.
+# KEYS: due, fence counter, layout, overdue, waiting. ARGV[3]: limit, ARGV[4]: lease,
+# ARGV[5]: worker, ARGV[6]: how many watches that fell due to queue at most.
 CLAIM = """
-local lease_end, out = now + tonumber(ARGV[4]), {}
-local ids = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[3]))
-for _, id in ipairs(ids) do
-  local key = prefix .. id
-  local fence = redis.call('INCR', KEYS[2])
-  -- The score moves to the lease's end: if this worker never answers, it is due again then.
-  redis.call('ZADD', KEYS[1], lease_end, id)
-  redis.call('HSET', key, 'fence', fence, 'leased', ARGV[5])
-  local f = redis.call('HMGET', key, 'attempts', 'policy', 'deadline', 'tag', 'status', 'order')
-  out[#out + 1] = {id, fence, f[1], f[2], f[3], f[4], f[5], f[6]}
+local lease_end, limit, out = now + tonumber(ARGV[4]), tonumber(ARGV[3]), {}
+if redis.call('EXISTS', KEYS[3]) == 0 then  -- a 0.2.0 keyspace: every pending watch waits
+  redis.call('ZUNIONSTORE', waiting, 2, waiting, KEYS[1], 'AGGREGATE', 'MIN')
+  redis.call('SET', KEYS[3], 2)
+end
+local fell = redis.call(
+  'ZRANGE', waiting, '-inf', exact(now), 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[6]), 'WITHSCORES')
+for i = 1, #fell, 2 do
+  redis.call('ZADD', overdue, rank(prefix .. fell[i], tonumber(fell[i + 1])), fell[i])
+  redis.call('ZREM', waiting, fell[i])
+end
+while #out < limit do
+  local ids = redis.call('ZRANGE', overdue, 0, limit - #out - 1)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local due = redis.call('ZSCORE', KEYS[1], id)
+    if due and tonumber(due) <= now then
+      local key = prefix .. id
+      local fence = redis.call('INCR', KEYS[2])
+      -- Due again at the lease's end: if this worker never answers, it comes back then.
+      schedule(id, key, lease_end)
+      redis.call('HSET', key, 'fence', fence, 'leased', ARGV[5])
+      local f = redis.call('HMGET', key, 'attempts', 'policy', 'deadline', 'tag', 'status', 'order')
+      out[#out + 1] = {id, fence, f[1], f[2], f[3], f[4], f[5], f[6]}
+    else  -- not pending, or leased meanwhile by a 0.2.0 worker's claim
+      redis.call('ZREM', overdue, id)
+    end
+  end
 end
 return out
 """
 
-# KEYS: due. ARGV from 3, five per answer: id, fence, next poll, status, order ('' = none).
+# KEYS: due, overdue, waiting. ARGV from 3, five per answer: id, fence, next poll, status,
+# order ('' = none).
 RECORD = """
 return each_held(3, 5, function(i, id, key)
   local due = tonumber(ARGV[i + 2])
-  -- Woken while its poll ran: poll again at once rather than at the planned time.
-  if redis.call('HEXISTS', key, 'woken') == 1 then due = math.min(due, now) end
+  -- Woken while its poll ran: poll again at once, first, rather than at the planned time.
+  if redis.call('HEXISTS', key, 'woken') == 1 then
+    due = math.min(due, now)
+    redis.call('HDEL', key, 'answered')
+  else
+    redis.call('HSET', key, 'answered', exact(now))
+  end
   answered(key, 1, ARGV[i + 3], ARGV[i + 4])
-  redis.call('ZADD', KEYS[1], due, id)
+  schedule(id, key, due)
 end)
 """
 
-# KEYS: due, seq counter, outcomes. ARGV from 3, six per settlement:
+# KEYS: due, seq counter, outcomes, overdue, waiting. ARGV from 3, six per settlement:
 # id, fence, polled (0/1), status, order, error ('' = none).
 SETTLE = """
 return each_held(3, 6, function(i, id, key)
@@ -161,28 +230,29 @@ return each_held(3, 6, function(i, id, key)
   answered(key, tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4])
   redis.call('HSET', key, 'seq', seq)
   if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'error', ARGV[i + 5]) end
-  redis.call('ZREM', KEYS[1], id)
+  unschedule(id)
   -- Delivered (by any worker) until acknowledged: committed here, before anyone sees it.
   redis.call('XADD', KEYS[3], '0-' .. seq, 'id', id)
 end)
 """
 
-# KEYS: due. ARGV[3]: lease; from 4, pairs: id, fence.
+# KEYS: due, overdue, waiting. ARGV[3]: lease; from 4, pairs: id, fence.
 RENEW = """
 local lease_end = now + tonumber(ARGV[3])
-return each_held(4, 2, function(i, id) redis.call('ZADD', KEYS[1], lease_end, id) end)
+return each_held(4, 2, function(i, id, key) schedule(id, key, lease_end) end)
 """
 
-# KEYS: due. ARGV[3]: nudge channel, ARGV[4]: sender; from 5, pairs: id, fence.
+# KEYS: due, overdue, waiting. ARGV[3]: nudge channel, ARGV[4]: sender; from 5, pairs: id,
+# fence.
 RELEASE = """
 local stale = each_held(5, 2, function(i, id, key)
   redis.call('HDEL', key, 'leased', 'woken')
-  redis.call('ZADD', KEYS[1], now, id)
+  schedule(id, key, now)
 end)
 if #stale < (#ARGV - 4) / 2 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
 """
 
-# KEYS: due. ARGV[3]: nudge channel, ARGV[4]: sender; from 5: order IDs.
+# KEYS: due, overdue, waiting. ARGV[3]: nudge channel, ARGV[4]: sender; from 5: order IDs.
 WAKE = """
 local woken = count_each(5, function(id, key)
   local score = redis.call('ZSCORE', KEYS[1], id)
@@ -191,7 +261,8 @@ local woken = count_each(5, function(id, key)
     if redis.call('HEXISTS', key, 'leased') == 1 then
       redis.call('HSET', key, 'woken', 1)  -- a poll is under way: again once it answers
     else
-      redis.call('ZADD', KEYS[1], now, id)
+      redis.call('HDEL', key, 'answered')  -- first, as if never answered
+      schedule(id, key, now)
     end
   end
   return true
@@ -256,12 +327,12 @@ return count_each(3, function(id, key)
 end)
 """
 
-# KEYS: due, outcomes, acked, handed. ARGV from 3: order IDs.
+# KEYS: due, outcomes, acked, handed, overdue, waiting. ARGV from 3: order IDs.
 REMOVE = """
 return count_each(3, function(id, key)
   local seq = redis.call('HGET', key, 'seq')
   if redis.call('DEL', key) == 0 then return false end
-  redis.call('ZREM', KEYS[1], id)
+  unschedule(id)
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
   if seq then redis.call('XDEL', KEYS[2], '0-' .. seq) end
@@ -269,19 +340,20 @@ return count_each(3, function(id, key)
 end)
 """
 
-# KEYS: due, outcomes, acked, handed. ARGV[3]: nudge channel, ARGV[4]: sender; from 5: order
+# KEYS: due, outcomes, acked, handed, overdue, waiting. ARGV[3]: nudge channel, ARGV[4]:
+# sender; from 5: order
 # IDs. Re-arms settled watches: pending again, due now, their outcome no longer delivered
 # (fences stay: the counter only grows).
 RETRY = """
 local rearmed = count_each(5, function(id, key)
   local seq = redis.call('HGET', key, 'seq')
   if not seq then return false end
-  redis.call('HDEL', key, 'seq', 'error', 'acked_at', 'consumer', 'leased', 'woken')
+  redis.call('HDEL', key, 'seq', 'error', 'acked_at', 'consumer', 'leased', 'woken', 'answered')
   redis.call('HSET', key, 'attempts', 0)
   redis.call('XDEL', KEYS[2], '0-' .. seq)
   redis.call('ZREM', KEYS[3], id)
   redis.call('ZREM', KEYS[4], id)
-  redis.call('ZADD', KEYS[1], now, id)
+  schedule(id, key, now)
   return true
 end)
 if rearmed > 0 then redis.call('PUBLISH', ARGV[3], ARGV[4]) end

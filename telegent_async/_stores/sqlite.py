@@ -8,6 +8,17 @@ call can block the loop when another process holds the lock; past it, the call g
 back (`asyncio.sleep`) and tries again. WAL lets readers go on while one process writes, and
 `synchronous=NORMAL` skips the fsync per commit (a power cut may lose the last commits; a
 killed process loses nothing).
+
+Due watches are claimed most overdue first, as `MemoryStore` does: never answered (and woken)
+ones first, then the one whose last answer (`answered`) is oldest. "Due, ordered by another
+column" is no single index range, so due watches join a queue (`queued = 1`, the index
+`watches_overdue` on (answered, next_poll)) and a claim first moves into it up to
+`QUEUE_BATCH` of the watches that fell due (`watches_waiting`: next poll, not queued), the
+earliest first: every step is an index range, whatever the number of watches. A write that
+moves a next poll to later takes its watch out of the queue; one that makes it due now puts
+it in. Measured (100,000 answered watches all due, claims of 20): the first claim 2.5 ms
+(queueing them all at once took 1.5 s, the event loop held), the next ones 4 to 6 ms (1 ms
+in 0.2.0) until the backlog is queued.
 """
 
 from __future__ import annotations
@@ -22,6 +33,7 @@ from typing import Any, TypeVar
 
 from .base import (
     BATCH,
+    QUEUE_BATCH,
     Claim,
     Delivery,
     NewWatch,
@@ -137,8 +149,8 @@ class SQLiteStore:
 
         def insert(db: sqlite3.Connection) -> int:
             cursor = db.executemany(
-                "INSERT OR IGNORE INTO watches (order_id, next_poll, tag, policy, deadline)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO watches"
+                " (order_id, next_poll, tag, policy, deadline, queued) VALUES (?, ?, ?, ?, ?, 1)",
                 rows,
             )
             return cursor.rowcount
@@ -156,16 +168,22 @@ class SQLiteStore:
                 take_over(db, now, self._named)
             if worker not in self._named:
                 name(db, worker)
+            db.execute(
+                "UPDATE watches SET queued = 1 WHERE order_id IN (SELECT order_id FROM watches"
+                " WHERE queued = 0 AND next_poll <= ? ORDER BY next_poll LIMIT ?)",
+                (now, QUEUE_BATCH),
+            )
             rows = db.execute(
-                f"SELECT {_CLAIM_COLUMNS} FROM watches WHERE next_poll <= ?"
-                " ORDER BY next_poll LIMIT ?",
-                (now, limit),
+                f"SELECT {_CLAIM_COLUMNS} FROM watches WHERE queued = 1"
+                " ORDER BY answered, next_poll LIMIT ?",
+                (limit,),
             ).fetchall()
             if not rows:
                 return []
             first = _last_fence(db) + 1
             db.executemany(
-                "UPDATE watches SET fence = ?, next_poll = ?, leased_by = ? WHERE order_id = ?",
+                "UPDATE watches SET fence = ?, next_poll = ?, leased_by = ?, queued = 0"
+                " WHERE order_id = ?",
                 [(first + n, now + lease, worker, row[0]) for n, row in enumerate(rows)],
             )
             db.execute(
@@ -193,10 +211,16 @@ class SQLiteStore:
 
     async def next_due(self) -> float | None:
         def due(db: sqlite3.Connection) -> float | None:
-            row = db.execute(
-                "SELECT min(next_poll) FROM watches WHERE next_poll IS NOT NULL"
+            # Queued watches are due: the first of the queue stands for them all.
+            (waiting,) = db.execute(
+                "SELECT min(next_poll) FROM watches WHERE queued = 0 AND next_poll IS NOT NULL"
             ).fetchone()
-            return None if row is None else row[0]
+            queued = db.execute(
+                "SELECT next_poll FROM watches WHERE queued = 1 ORDER BY answered, next_poll"
+                " LIMIT 1"
+            ).fetchone()
+            found = (waiting, queued[0] if queued else None)
+            return min((at for at in found if at is not None), default=None)
 
         return await self._run(due, write=False)
 
@@ -215,9 +239,10 @@ class SQLiteStore:
                 cursor = db.execute(
                     "UPDATE watches SET attempts = attempts + 1,"
                     " next_poll = CASE WHEN woken THEN min(?, ?) ELSE ? END, woken = 0,"
+                    " answered = CASE WHEN woken THEN NULL ELSE ? END, queued = woken,"
                     " leased_by = NULL, last_status = coalesce(?, last_status),"
                     f" last_order = coalesce(?, last_order) WHERE {_HELD}",
-                    (next_poll, now, next_poll, status, body, order_id, fence),
+                    (next_poll, now, next_poll, now, status, body, order_id, fence),
                 )
                 if cursor.rowcount != 1:
                     stale.append(order_id)
@@ -246,7 +271,7 @@ class SQLiteStore:
             for polled, status, body, error, order_id, fence in rows:
                 cursor = db.execute(
                     "UPDATE watches SET attempts = attempts + ?, next_poll = NULL, woken = 0,"
-                    " leased_by = NULL, last_status = coalesce(?, last_status),"
+                    " queued = 0, leased_by = NULL, last_status = coalesce(?, last_status),"
                     " last_order = coalesce(?, last_order), error = ?, settled_seq = ?"
                     f" WHERE {_HELD}",
                     (polled, status, body, error, seq + 1, order_id, fence),
@@ -266,7 +291,7 @@ class SQLiteStore:
             stale = []
             for claim in claims:
                 cursor = db.execute(
-                    f"UPDATE watches SET next_poll = ? WHERE {_HELD}",
+                    f"UPDATE watches SET next_poll = ?, queued = 0 WHERE {_HELD}",
                     (until, claim.order_id, claim.fence),
                 )
                 if cursor.rowcount != 1:
@@ -279,7 +304,8 @@ class SQLiteStore:
         def release(db: sqlite3.Connection) -> None:
             now = self._clock()
             db.executemany(
-                f"UPDATE watches SET next_poll = ?, leased_by = NULL, woken = 0 WHERE {_HELD}",
+                f"UPDATE watches SET next_poll = ?, leased_by = NULL, woken = 0, queued = 1"
+                f" WHERE {_HELD}",
                 [(now, claim.order_id, claim.fence) for claim in claims],
             )
 
@@ -315,11 +341,13 @@ class SQLiteStore:
         def wake(db: sqlite3.Connection) -> int:
             now = self._clock()
             # A claimed watch keeps its lease (no second poll while one is under way) and is
-            # polled again as soon as its answer is recorded.
+            # polled again as soon as its answer is recorded; one not due yet is due now, first.
+            moved = "leased_by IS NULL AND next_poll > :now"
             return db.executemany(
                 "UPDATE watches SET woken = (leased_by IS NOT NULL AND next_poll > :now),"
-                " next_poll = CASE WHEN leased_by IS NOT NULL AND next_poll > :now"
-                " THEN next_poll ELSE min(next_poll, :now) END"
+                f" answered = CASE WHEN {moved} THEN NULL ELSE answered END,"
+                f" queued = queued OR ({moved}),"
+                f" next_poll = CASE WHEN {moved} THEN :now ELSE next_poll END"
                 " WHERE order_id = :order_id AND next_poll IS NOT NULL",
                 [{"now": now, "order_id": order_id} for order_id in order_ids],
             ).rowcount
@@ -372,7 +400,7 @@ class SQLiteStore:
             # A claim made after this one gets a fence above any before it (`_last_fence`).
             return db.executemany(
                 "UPDATE watches SET next_poll = ?, attempts = 0, woken = 0, leased_by = NULL,"
-                " settled_seq = NULL, error = NULL, acked_at = NULL"
+                " answered = NULL, queued = 1, settled_seq = NULL, error = NULL, acked_at = NULL"
                 " WHERE order_id = ? AND settled_seq IS NOT NULL",
                 [(now, order_id) for order_id in order_ids],
             ).rowcount

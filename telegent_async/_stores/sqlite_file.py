@@ -17,9 +17,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from .._timing import PollPolicy
-from .records import RECORD_VERSION
 
-__all__ = ["LOCK_RETRY", "SQLiteFile", "is_locked"]
+__all__ = ["LOCK_RETRY", "SCHEMA_VERSION", "SQLiteFile", "is_locked"]
 
 T = TypeVar("T")
 
@@ -42,15 +41,38 @@ CREATE TABLE IF NOT EXISTS watches (
     last_order BLOB,                    -- the last order's JSON as received
     settled_seq INTEGER,                -- delivery order once settled
     error TEXT,                         -- versioned JSON of the outcome's error
-    acked_at REAL
+    acked_at REAL,
+    answered REAL,                      -- when it last answered; NULL: never (or woken since)
+    queued INTEGER NOT NULL DEFAULT 0   -- 1: due, in the queue of the most overdue (`sqlite`)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS watches_due ON watches (next_poll) WHERE next_poll IS NOT NULL;
 CREATE INDEX IF NOT EXISTS watches_undelivered ON watches (settled_seq)
     WHERE settled_seq IS NOT NULL AND acked_at IS NULL;
 CREATE INDEX IF NOT EXISTS watches_acked ON watches (acked_at) WHERE acked_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO counters VALUES ('settled_seq', 0);
 """
+
+#: The queue of due watches, most overdue first, and the pending watches not in it yet, by
+#: next poll (between them, every pending watch: `SQLiteStore.next_due` reads both).
+_QUEUE_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS watches_waiting ON watches (next_poll)"
+    " WHERE queued = 0 AND next_poll IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS watches_overdue ON watches (answered, next_poll) WHERE queued = 1",
+)
+
+#: The file's schema (`PRAGMA user_version`); a file of an older one is upgraded when opened.
+SCHEMA_VERSION = 2
+
+#: The statements that take a file from version N (the key) to N + 1, in one transaction.
+#: Version 1 is 0.2.0's: its watches are due as they were, and count as never answered.
+_UPGRADES: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE watches ADD COLUMN answered REAL",
+        "ALTER TABLE watches ADD COLUMN queued INTEGER NOT NULL DEFAULT 0",
+        *_QUEUE_INDEXES,
+        "DROP INDEX IF EXISTS watches_due",  # (next_poll): the two above take its place
+    ),
+}
 
 #: The processes that hold leases (`processes`): added to files of any version, as it is
 #: only read by workers that know it.
@@ -100,10 +122,10 @@ class SQLiteFile:
         and a `ValueError` names the file; `_Busy` if another process holds it locked)."""
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, RECORD_VERSION):
+            if not 0 <= version <= SCHEMA_VERSION:
                 raise ValueError(
                     f"{self.path}: store version {version} is newer than this version of "
-                    f"telegent_async reads ({RECORD_VERSION})"
+                    f"telegent_async reads ({SCHEMA_VERSION})"
                 )
         except sqlite3.OperationalError as exc:
             conn.close()
@@ -138,9 +160,13 @@ class SQLiteFile:
         try:
             if version == 0:
                 # A new file: create the schema once, whoever gets there first.
+                indexes = "; ".join(_QUEUE_INDEXES)
                 conn.executescript(
-                    f"BEGIN IMMEDIATE; {_SCHEMA}; PRAGMA user_version = {RECORD_VERSION}; COMMIT;"
+                    f"BEGIN IMMEDIATE; {_SCHEMA}; {indexes};"
+                    f" PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
                 )
+            elif version < SCHEMA_VERSION:
+                _upgrade(conn)
             conn.execute(_PROCESSES)
         except BaseException:
             conn.close()
@@ -172,6 +198,23 @@ class SQLiteFile:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _upgrade(db: sqlite3.Connection) -> None:
+    """Take the file to `SCHEMA_VERSION`, one step per version, in one transaction (the
+    version read again under the lock: another process may have upgraded it meanwhile)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(version, SCHEMA_VERSION):
+            for statement in _UPGRADES[step]:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 class _Busy(Exception):
