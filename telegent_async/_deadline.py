@@ -5,8 +5,7 @@ budget): past it, `TransportTimeoutError`, chained to the last attempt's failure
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, TypeVar
 
 from ._errors import BudgetUnavailableError, TelegentError, TransportTimeoutError
@@ -14,29 +13,11 @@ from ._errors import BudgetUnavailableError, TelegentError, TransportTimeoutErro
 if TYPE_CHECKING:
     from ._budgets.base import Budget
 
-__all__ = ["CALL_TIMED_OUT", "by", "slot"]
+__all__ = ["CALL_TIMED_OUT", "by"]
 
 CALL_TIMED_OUT = "the call's timeout passed before an answer"
 
 _T = TypeVar("_T")
-
-
-def slot(
-    slots: asyncio.Semaphore, deadline: float | None, failure: TelegentError | None
-) -> contextlib.AbstractAsyncContextManager[object]:
-    """A pooled connection's slot; a call with a deadline waits for it only until then."""
-    return slots if deadline is None else _slot_by(slots, deadline, failure)
-
-
-@contextlib.asynccontextmanager
-async def _slot_by(
-    slots: asyncio.Semaphore, deadline: float, failure: TelegentError | None
-) -> AsyncIterator[None]:
-    await by(deadline, slots.acquire(), failure)
-    try:
-        yield
-    finally:
-        slots.release()
 
 
 async def by(

@@ -212,6 +212,20 @@ def test_any_answer_is_a_value_or_its_typed_error(
     assert observed(result) == expected(status, content_type, body)
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"])
+def test_a_json_object_is_read_in_every_encoding_json_loads_detects(encoding: str) -> None:
+    # RFC 8259 8.1 and `json.loads`: UTF-8, -16 or -32, with or without a BOM; the UTF-8
+    # shortcut must not cost the others.
+    body = json.dumps({"OrderId": "JNUOID-é", "N": 1}, ensure_ascii=False).encode(encoding)
+    assert read_answer(200, "application/json", body) == {"OrderId": "JNUOID-é", "N": 1}
+
+
+def test_invalid_utf8_in_an_object_is_a_decode_error() -> None:
+    result = read_answer(200, "application/json", b'{"OrderId": "\xff"}')
+    assert isinstance(result, tg.ResponseDecodeError)
+    assert "utf-8" in str(result)
+
+
 # -- a call that creates an order: never doubled --------------------------------------------
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
