@@ -17,11 +17,12 @@ from typing import Any, TypeVar
 import attrs
 import cattrs
 
-from . import _errors, _portin, _webhook
+from . import _errors
 from ._answers import read_answer
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
 from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
 from ._order_status import CARRIES_REASON, NEEDS_ACTION, SETTLED, OrderStatus, parse_status
+from ._secrets import is_secret_key
 from ._timing import parse_timestamp
 
 __all__ = [
@@ -293,33 +294,13 @@ _F = TypeVar("_F")
 
 #: Version of the stored JSON records (errors; the SQLite schema carries it too).
 RECORD_VERSION = 1
-#: Fields an order body must never bring into a store, should a server ever echo them: every
-#: call's secret fields (port-in and port-out, webhook credentials) and credential-like names.
-_SECRET_KEYS = frozenset(
-    key.casefold()
-    for key in (
-        *_portin.SECRET_FIELDS,
-        *_webhook.SECRET_FIELDS,
-        "AccountKey",
-        "AccountSecret",
-        "access_token",
-        "Authorization",
-        "Password",
-        "Pin",
-        "token",
-    )
-)
 
 
 def scrubbed(value: Any) -> Any:
     """`value` without any secret-looking key, at every depth of its dicts and lists (the one
     rule every stored record goes through: orders, and the bodies errors carry)."""
     if isinstance(value, Mapping):
-        return {
-            key: scrubbed(item)
-            for key, item in value.items()
-            if not (isinstance(key, str) and key.casefold() in _SECRET_KEYS)
-        }
+        return {key: scrubbed(item) for key, item in value.items() if not is_secret_key(key)}
     if isinstance(value, (list, tuple)):
         return [scrubbed(item) for item in value]
     return value

@@ -24,6 +24,8 @@ from typing import Any, Final, Literal
 import attrs
 from yarl import URL
 
+from ._secrets import WEBHOOK_SECRET_FIELDS, is_secret_key
+
 __all__ = [
     "CREATE_PATH",
     "DELETE_PATH",
@@ -48,7 +50,7 @@ GET_PATH: Final = "/webhook"
 LIST_PATH: Final = "/account/webhooks"
 
 #: Answer fields whose values are never kept or shown, wherever they appear.
-SECRET_FIELDS: Final = frozenset({"AuthenticationPassword", "AuthenticationToken"})
+SECRET_FIELDS: Final = WEBHOOK_SECRET_FIELDS
 MASK: Final = "***"
 MAX_URL_CHARS: Final = 255
 #: Credentials shorter than this are guessable; Telegent stores what it is given.
@@ -318,24 +320,14 @@ def update_body(webhook_id_: object, changes: Mapping[str, object]) -> dict[str,
     return body
 
 
-#: What marks a key as holding a credential, whatever its case or spelling (`SECRET_FIELDS`,
-#: `authenticationToken`, `{"Authentication": {"Password": ...}}`).
-_SECRET_WORDS = ("password", "token", "secret")
-
-
 def scrub(value: Any) -> Any:
     """`value` with every credential-looking value masked, at any depth (answers kept in
-    `raw`): a key in `SECRET_FIELDS` or naming a password, token or secret, in any case."""
+    `raw`): every key `_secrets.is_secret_key` names, in any case."""
     if isinstance(value, dict):
-        return {k: MASK if _is_secret_key(k) else scrub(v) for k, v in value.items()}
+        return {k: MASK if is_secret_key(k) else scrub(v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(item) for item in value]
     return value
-
-
-def _is_secret_key(key: object) -> bool:
-    folded = key.casefold() if isinstance(key, str) else ""
-    return key in SECRET_FIELDS or any(word in folded for word in _SECRET_WORDS)
 
 
 def _str(value: object) -> str | None:
