@@ -14,6 +14,7 @@ import pytest
 from helpers import fast_client
 
 import telegent_async as tg
+from telegent_async import _scheduler
 from telegent_async.testing import FakeTelegent, RedisServer
 
 if TYPE_CHECKING:
@@ -31,6 +32,15 @@ def no_telegent_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The developer's own TELEGENT_* variables must not change what a test sees."""
     for name in ("TOKEN", "ACCOUNT_KEY", "ACCOUNT_SECRET", "BASE_URL", "ALLOW_INSECURE"):
         monkeypatch.delenv(f"TELEGENT_{name}", raising=False)
+
+
+@pytest.fixture
+def short_refusal_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refused credentials pause a watcher's polls 0.2 s doubling, not `REFUSAL_POLICY`'s 1 s
+    doubling (tests/test_health.py checks that cadence): a test of a refusal that passes waits
+    a fifth as long for the watcher to look again."""
+    quick = tg.PollPolicy(initial=0.2, factor=2.0, max_interval=300.0, jitter=0.2)
+    monkeypatch.setattr(_scheduler, "REFUSAL_POLICY", quick)
 
 
 @pytest.fixture

@@ -90,6 +90,7 @@ async def test_clear_faults_forgets_the_faults_of_every_endpoint(fake: FakeTeleg
 
 async def test_scripted_lifecycles_go_to_the_next_orders_in_turn(fake: FakeTelegent) -> None:
     fake.script_create(PORTOUT_PATH, [Step("Pending"), Step("Error", 0.0)], message="no PIN")
+    fake.port_in_delay = 60.0  # the default lifecycle stays Pending while the test looks
     _, first = await post(fake, PORTOUT_PATH, PORT_OUT)
     _, second = await post(fake, PORTOUT_PATH, PORT_OUT)
     token = fake.issue_token(ORDER_PATH)

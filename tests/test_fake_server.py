@@ -142,7 +142,7 @@ async def test_lifecycle_advances_and_message_only_at_end(session: aiohttp.Clien
     async with FakeTelegent() as fake:
         fake.add_order(
             "JNOID-2",
-            [Step("Submitted", 0.0), Step("Pending Carrier Approval", 0.05), Step("Rejected", 0.1)],
+            [Step("Submitted", 0.0), Step("Pending Carrier Approval", 0.3), Step("Rejected", 0.6)],
             message="8A-ACCOUNT_NUM_REQ_OR_INCORRECT",
             order_type="PortIn",
             phone_numbers=("+12815703894",),
@@ -159,7 +159,8 @@ async def test_lifecycle_advances_and_message_only_at_end(session: aiohttp.Clien
         assert first["ErrorMessage"] is None
         assert datetime.fromisoformat(first["OrderDate"]).utcoffset() is not None
 
-        await asyncio.sleep(0.065)
+        # Halfway between the two later steps (0.15 s of margin each way for a loaded loop).
+        await asyncio.sleep(max(0.0, fake.settled_at("JNOID-2") - 0.15 - time.monotonic()))
         middle = json.loads((await get(session, fake, token, "JNOID-2"))[2])
         assert middle["OrderStatus"] == "Pending Carrier Approval"
         assert middle["OrderStatusMessage"] is None

@@ -123,15 +123,15 @@ async def test_a_store_on_redis_restarted_mid_run_loses_nothing(
     fake: FakeTelegent, restartable_redis: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     seed = random.randrange(1 << 30)
-    finals = scripted(fake, random.Random(seed), 40, spread=6.0)
+    finals = scripted(fake, random.Random(seed), 40, spread=3.5)
     store = tg.RedisStore(restartable_redis.url, namespace=f"faults-{seed}")
     async with watching(fake, store, finals) as (watcher, delivered):
         for _ in range(3):
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.2)
             restartable_redis.down()
             await wait_until(lambda: not watcher.health.store_ok, 5.0)
             assert "store unavailable" in (watcher.health.fault or "")
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
             restartable_redis.up()
             back = time.monotonic()
             await resumed(fake, back)
@@ -148,16 +148,16 @@ async def test_a_budget_on_redis_restarted_mid_run_never_lets_a_request_out_unbu
     fake: FakeTelegent, restartable_redis: RedisServer, tmp_path: pathlib.Path
 ) -> None:
     seed = random.randrange(1 << 30)
-    finals = scripted(fake, random.Random(seed), 30, spread=5.0)
+    finals = scripted(fake, random.Random(seed), 30, spread=3.0)
     budget = tg.RedisBudget(restartable_redis.url, 60000, name=f"faults-{seed}")
     outages: list[tuple[float, float]] = []
     async with watching(fake, tmp_path / "w.db", finals, budget=budget) as (watcher, delivered):
         for _ in range(3):
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.2)
             restartable_redis.down()
             down = time.monotonic()
             await wait_until(lambda: not watcher.health.budget_ok, 5.0)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
             restartable_redis.up()
             back = time.monotonic()
             outages.append((down, back))
@@ -232,16 +232,16 @@ async def test_an_sqlite_lock_held_past_lock_timeout_pauses_the_watcher_only(
     fake: FakeTelegent, tmp_path: pathlib.Path
 ) -> None:
     seed = random.randrange(1 << 30)
-    finals = scripted(fake, random.Random(seed), 30, spread=4.0)
+    finals = scripted(fake, random.Random(seed), 30, spread=2.5)
     db = tmp_path / "w.db"
-    store = tg.SQLiteStore(db, lock_timeout=0.3)
+    store = tg.SQLiteStore(db, lock_timeout=0.2)
     async with watching(fake, store, finals) as (watcher, delivered):
         for _ in range(2):
-            await asyncio.sleep(0.4)
+            await asyncio.sleep(0.2)
             async with lock_held(db) as holder:
                 await wait_until(lambda: not watcher.health.store_ok, 5.0)
                 assert "locked" in (watcher.health.fault or "")
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(0.3)
                 os.kill(holder.pid, signal.SIGKILL)  # the lock goes with its process
                 await holder.wait()
             back = time.monotonic()
@@ -253,6 +253,7 @@ async def test_an_sqlite_lock_held_past_lock_timeout_pauses_the_watcher_only(
 # -- credentials -----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("short_refusal_pauses")
 @pytest.mark.parametrize("fault", ["token refused", "403"])
 async def test_refused_credentials_pause_polls_and_settle_nothing(
     fake: FakeTelegent, fault: str
@@ -263,7 +264,7 @@ async def test_refused_credentials_pause_polls_and_settle_nothing(
     if fault == "403":
         fake.inject("403", 3)
     else:
-        fake.fail_tokens("refused", seconds=0.8)  # a wrong secret, then the right one
+        fake.fail_tokens("refused", seconds=0.4)  # a wrong secret, then the right one
     async with (
         fast_client(fake, max_retries=1) as client,
         tg.OrderWatcher(client, policy=FAST_POLL) as watcher,
@@ -358,25 +359,35 @@ async def test_in_flight_returns_to_zero_after_cancellations(fake: FakeTelegent)
         assert client.stats.cancelled == 5
 
 
+async def logged_until(stream: asyncio.StreamReader, words: str) -> str:
+    """What `stream` says up to and including its first line holding `words`."""
+    lines: list[str] = []
+    while words not in (line := (await stream.readline()).decode()):
+        assert line, f"no line holds {words!r}: {''.join(lines)}"
+        lines.append(line)
+    return "".join([*lines, line])
+
+
 @pytest.mark.slow
 async def test_watch_run_logs_each_redis_outage_at_its_default_verbosity(
     restartable_redis: RedisServer,
 ) -> None:
     url, namespace = restartable_redis.url, "cli-outage"
     async with FakeTelegent(account_key=KEY, account_secret=SECRET) as fake:
-        fake.add_order("JNOID-a", [Step("Submitted"), Step("Completed", 2.0)])
+        fake.add_order("JNOID-a", [Step("Submitted"), Step("Completed", 1.5)])
         added = await run_cli("watch", "add", "--store", url, "--namespace", namespace, "JNOID-a")
         assert added.code == 0, added.err
         argv = ("watch", "run", "--json", *FAST, "--store", url, "--namespace", namespace)
         async with cli_process(fake, *argv) as proc:
             await wait_until(lambda: len(fake.order_requests("JNOID-a")) > 0, 20.0)
             await asyncio.to_thread(restartable_redis.down)
-            await asyncio.sleep(1.0)
+            assert proc.stderr is not None and proc.stdout is not None
+            logged = await asyncio.wait_for(logged_until(proc.stderr, "store unavailable"), 20.0)
             await asyncio.to_thread(restartable_redis.up)
-            assert proc.stdout is not None
             line = await asyncio.wait_for(proc.stdout.readline(), 20.0)
             proc.send_signal(signal.SIGTERM)
             code, _, err = await finish(proc)
+            err = logged + err
     assert code == 0 and b'"JNOID-a"' in line and b"COMPLETE" in line.upper()
     assert "store unavailable: ConnectionError" in err and "Traceback" not in err
     assert "store available again after" in err

@@ -51,7 +51,8 @@ async def test_requests_answers_and_tokens_are_counted(fake: FakeTelegent) -> No
 
 async def test_retries_are_counted_by_reason(fake: FakeTelegent) -> None:
     fake.add_order(ORDER, "Complete")
-    async with fast_client(fake, timeout=0.05, max_retries=5) as client:
+    # An attempt timeout that a stall (5 s) outlasts, and a loaded machine's answer does not.
+    async with fast_client(fake, timeout=0.4, max_retries=5) as client:
         await client.get_order(ORDER)  # the token first, so the faults below hit lookups
         fake.inject("503", count=2)
         fake.inject("stall")

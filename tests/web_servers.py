@@ -53,7 +53,9 @@ async def uvicorn_serving(
 def _prompt_server(base: Any) -> Any:
     """uvicorn.Server looking at `should_exit` every 5 ms instead of every 0.1 s (its tick), so a
     test does not wait out a tick to stop the server. The tick's other duty, refreshing the
-    Date header every tenth call, is kept."""
+    Date header every tenth call, is kept. Its shutdown, likewise, waits for the connections
+    and tasks to end (checked every 5 ms) instead of a fixed 0.1 s and then 0.1 s ticks: a
+    stop took 0.105 s, now a few ms (60 tests start and stop one)."""
 
     class PromptServer(base):  # type: ignore[misc]
         async def main_loop(self) -> None:
@@ -61,6 +63,29 @@ def _prompt_server(base: Any) -> Any:
             while not await self.on_tick(counter):
                 counter = (counter + 1) % 864000
                 await asyncio.sleep(0.005)
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            # uvicorn's Server.shutdown, its sleeps replaced by 5 ms checks.
+            for server in self.servers:
+                server.close()
+            for sock in sockets or []:
+                sock.close()
+            for connection in list(self.server_state.connections):
+                connection.shutdown()
+            try:
+                await asyncio.wait_for(self._drained(), self.config.timeout_graceful_shutdown)
+            except asyncio.TimeoutError:
+                for task in self.server_state.tasks:
+                    task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+            if not self.force_exit:
+                await self.lifespan.shutdown()
+
+        async def _drained(self) -> None:
+            # (uvicorn offers no event for "the last connection closed")
+            while self.server_state.connections or self.server_state.tasks:  # noqa: ASYNC110
+                await asyncio.sleep(0.005)
+            for server in self.servers:
+                await server.wait_closed()
 
     return PromptServer
 
