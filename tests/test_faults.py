@@ -385,6 +385,8 @@ async def test_watch_run_logs_each_redis_outage_at_its_default_verbosity(
             logged = await asyncio.wait_for(logged_until(proc.stderr, "store unavailable"), 20.0)
             await asyncio.to_thread(restartable_redis.up)
             line = await asyncio.wait_for(proc.stdout.readline(), 20.0)
+            back = logged_until(proc.stderr, "store available again after")
+            logged += await asyncio.wait_for(back, 20.0)
             proc.send_signal(signal.SIGTERM)
             code, _, err = await finish(proc)
             err = logged + err
