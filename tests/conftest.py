@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The slow scenarios (seconds of real time each) run first, so that in one run of the
-    whole suite under xdist the quick tests fill the workers around them, not after them."""
+    whole suite under xdist (`--dist worksteal`) the quick tests fill the workers around
+    them, not after them."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
