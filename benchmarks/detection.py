@@ -49,6 +49,10 @@ RATE = LIMIT / WINDOW
 POLICY_INTERVAL = 0.5
 FINER = (3, 0.2)  # the finer window a stricter server would also enforce
 RUN_TIMEOUT = 120.0
+#: A waiting process says it is ready (imported, its client built) and waits for the go: the
+#: orders' settle times count from then, as the ideal's polls do from its time 0, so neither
+#: side's ratio carries a process start-up (0.3 s and more on a loaded machine).
+READY = "ready"
 
 
 def schedule(spread: float, seed: int) -> list[float]:
@@ -118,6 +122,9 @@ async def wait(options: dict[str, Any]) -> dict[str, float]:
         account_secret=options["secret"],
         budget=budget,
     ) as client:
+        # Imported and ready: the orders' clock starts when every process is (see `GO`).
+        print(READY, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         async for outcome in client.wait_for_orders(
             options["ids"], timeout=RUN_TIMEOUT, policy=policy
         ):
@@ -138,7 +145,6 @@ def run_scenario(
     scripts = [
         (i, [("Pending", 0.0), ("Complete", at)]) for i, at in zip(ids, offsets, strict=True)
     ]
-    settled_at = fake.add_orders(scripts)
     env = dict(os.environ)
     if baseline:
         env["PYTHONPATH"] = baseline
@@ -157,11 +163,21 @@ def run_scenario(
                 subprocess.Popen(
                     [sys.executable, __file__, "--wait", json.dumps(options)],
                     env=env,
+                    stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
                 )
             )
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != READY:
+                raise RuntimeError("a waiting process failed to start")
+        settled_at = fake.add_orders(scripts)
         seen: dict[str, float] = {}
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
         for child in children:
             out, _ = child.communicate(timeout=RUN_TIMEOUT + 30)
             if child.returncode != 0:
