@@ -16,8 +16,7 @@ from .._models import OrderOutcome
 from .._stats import ClientStats
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
-from ._json import outcome_json
-from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of
+from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of, outcome_json
 from ._terminal import Console, Style, columns, use_color, wrap
 
 _GROUP_NOTES: Final = {

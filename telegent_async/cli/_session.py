@@ -1,8 +1,4 @@
-"""What every command starts from: credentials, the client, order IDs, signals, the report.
-
-`_commands` (get, wait, demo, fake-server), `_watch` and `_portin` all build on this module and
-on nothing of each other's.
-"""
+"""What every command starts from: credentials, the client, order IDs, signals, the report."""
 
 from __future__ import annotations
 
@@ -33,16 +29,12 @@ from ._terminal import Console
 
 logger = logging.getLogger("telegent_async.cli")
 
-#: The flag that stands for each credential's environment variable (or argument) in a message.
 _FLAGS: Final = {
     "TELEGENT_ACCOUNT_KEY": "--account-key",
     "TELEGENT_ACCOUNT_SECRET": "--account-secret",
     "account_key": "--account-key",
     "account_secret": "--account-secret",
 }
-
-
-# -- credentials and client ------------------------------------------------------------------
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -82,7 +74,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[TelegentClient]:
-    """The command's client; what it sent and retried (`client.stats`) is kept in `run`."""
+    """The command's client; its `client.stats` and requests per second are kept in `run`."""
     try:
         client = TelegentClient(**options, max_connections=DEFAULT_MAX_CONNECTIONS)
     except _validate.InsecureURLError as exc:
@@ -109,7 +101,6 @@ async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[Telege
 
 
 async def _note_sends(client: TelegentClient, run: Run) -> None:
-    """Note the requests sent each fifth of a second, for the report's busiest minute."""
     while True:
         run.note_sent(client.stats.requests)
         await asyncio.sleep(0.2)
@@ -117,7 +108,6 @@ async def _note_sends(client: TelegentClient, run: Run) -> None:
 
 def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     """IDs from the arguments and `--from-file` (one a line; blanks and # comments skipped)."""
-    # Each ID with where it came from, for the error that refuses it.
     ids = [(order_id, f"argument {n}") for n, order_id in enumerate(args.order_ids, 1)]
     if args.from_file is not None:
         try:
@@ -143,9 +133,6 @@ def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     return list(dict.fromkeys(order_id for order_id, _ in ids))
 
 
-# -- commands' shared steps ------------------------------------------------------------
-
-
 def record(run: Run, output: Output, outcome: OrderOutcome) -> None:
     group = run.tally.add(outcome)
     logger.debug("order %s: %s after %.2f s", outcome.order_id, group.value, run.elapsed)
@@ -158,10 +145,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @contextlib.asynccontextmanager
 async def sigterm_interrupts() -> AsyncIterator[None]:
     """SIGTERM and Ctrl-C stop a command alike: cancelled (leases given back), reported.
-
-    SIGINT is handled here too, not left to `asyncio.run`: on Python 3.10 its KeyboardInterrupt
-    surfaces inside whatever task is running and escapes as a traceback.
-    """
+    (SIGINT is not left to `asyncio.run`: on 3.10 it would escape as a traceback.)"""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -171,8 +155,7 @@ async def sigterm_interrupts() -> AsyncIterator[None]:
         nonlocal terminated
         terminated = True
         task.cancel()
-        # A cancel that lands as a library catches and retries (seen under load with a
-        # Redis store) must not leave a stopped worker running: cancel again until it ends.
+        # A cancel a library caught and retried (seen with Redis) must not leave it running.
         loop.call_later(0.5, lambda: None if task.done() else terminate())
 
     try:
