@@ -21,10 +21,10 @@ from .._stores.redis import DEFAULT_NAMESPACE
 from .._timing import PRESETS, PollPolicy
 from .._webhook import DATA_FORMATS, METHODS
 from ._calls import ACCOUNT_ENV, cmd_cancel, cmd_codes, cmd_update, cmd_webhook
-from ._commands import cmd_demo, cmd_fake_server, cmd_get, cmd_wait
-from ._demo import DEFAULT_ORDERS, MIN_ORDERS
+from ._demo import DEFAULT_ORDERS, MIN_ORDERS, cmd_demo, cmd_fake_server
 from ._exit import EXIT_BROKEN_PIPE, EXIT_USAGE, UsageError, exit_help
 from ._outcomes import PROG
+from ._session import cmd_get, cmd_wait
 from ._terminal import Console, setup_logging
 from ._watch import cmd_wait_with_state, cmd_watch
 

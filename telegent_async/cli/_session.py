@@ -1,4 +1,5 @@
-"""What every command starts from: credentials, the client, order IDs, signals, the report."""
+"""What every command starts from (credentials, the client, order IDs, signals, the report),
+and `get` and `wait`: thin shells around `TelegentClient.get_orders` / `wait_for_orders`."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ from .._config import (
     credentials_from,
 )
 from .._models import OrderOutcome
-from .._timing import PRESETS as PRESETS  # the poll cadences `--preset` names
-from ._exit import UsageError
+from .._timing import PRESETS, PollPolicy
+from ._exit import UsageError, is_setup_error
 from ._outcomes import Run, Tally
 from ._report import Output
-from ._terminal import Console
+from ._terminal import Console, Progress
 
 logger = logging.getLogger("telegent_async.cli")
 
@@ -199,3 +200,49 @@ def start(
     options = client_options(args)
     run = Run(command, Tally(read_order_ids(args, sys.stdin)))
     return options, run, Output(args, console, sys.stdout)
+
+
+async def get_orders(run: Run, options: dict[str, Any], output: Output) -> None:
+    async with (
+        open_client(options, run) as client,
+        Progress(output.console, run, client, waiting=False).shown(),
+    ):
+        outcomes = await client.get_orders(run.tally.order_ids)
+    run.finished = time.monotonic()
+    refused = [o.error for o in outcomes if is_setup_error(o.error)]
+    if refused:
+        run.setup_error = refused[0]
+        logger.debug("%d of %d lookups refused: %s", len(refused), len(outcomes), refused[0])
+        return
+    for outcome in outcomes:
+        record(run, output, outcome)
+
+
+async def wait_for_orders(
+    run: Run, options: dict[str, Any], output: Output, *, timeout: float | None, policy: PollPolicy
+) -> None:
+    async with open_client(options, run) as client:
+        run.started = time.monotonic()
+        stream = client.wait_for_orders(run.tally.order_ids, timeout=timeout, policy=policy)
+        async with Progress(output.console, run, client, waiting=True).shown(), stream:
+            async for outcome in stream:
+                if is_setup_error(outcome.error):
+                    run.setup_error = outcome.error
+                    logger.debug("order %s refused: %s", outcome.order_id, outcome.error)
+                    break  # every other order would be refused the same way
+                record(run, output, outcome)
+        run.finished = time.monotonic()
+
+
+def cmd_get(args: argparse.Namespace, console: Console) -> int:
+    options, run, output = start("get", args, console)
+    return run_reported(run, output, lambda: get_orders(run, options, output))
+
+
+def cmd_wait(args: argparse.Namespace, console: Console) -> int:
+    options, run, output = start("wait", args, console)
+    timeout = args.timeout if args.timeout > 0 else None
+    policy = PRESETS[args.preset]
+    return run_reported(
+        run, output, lambda: wait_for_orders(run, options, output, timeout=timeout, policy=policy)
+    )

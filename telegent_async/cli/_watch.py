@@ -23,12 +23,12 @@ from .._models import Order, OrderOutcome
 from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
+from .._timing import PRESETS
 from .._watcher import STOPPED, Deadline, OrderWatcher, until_refused
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._outcomes import PROG, Run, Tally, classify, outcome_json, state_json
 from ._report import Output, detail, table
 from ._session import (
-    PRESETS,
     client_options,
     open_client,
     read_order_ids,
