@@ -1,6 +1,7 @@
 """Unattended for days: real faults of what a watcher depends on, ridden out.
 
-A `redis-server` stopped and restarted on its port (under a store, under a budget), an SQLite
+A `redis-server` stopped and restarted on its port (under a store, under a budget) or frozen
+(SIGSTOP), an SQLite
 write lock held by another process past `lock_timeout`, credentials refused then accepted, a
 restart past a deadline, an unreachable budget. For each: every order settles exactly once
 with the status the fake server holds, no request goes out unbudgeted, and polling resumes
@@ -141,6 +142,31 @@ async def test_a_store_on_redis_restarted_mid_run_loses_nothing(
     outages = [r.getMessage() for r in caplog.records if "store" in r.getMessage()]
     assert sum("store unavailable" in m for m in outages) >= 3, f"seed {seed}"
     assert sum("store available again after" in m for m in outages) >= 3, f"seed {seed}"
+
+
+@pytest.mark.slow
+async def test_a_store_on_a_frozen_redis_is_an_outage_not_a_hang(
+    fake: FakeTelegent, restartable_redis: RedisServer
+) -> None:
+    """A redis-server that stops answering (SIGSTOP: the connection stays open, nothing
+    comes back) is an outage after the URL's `socket_timeout`, ridden out like a restart."""
+    seed = random.randrange(1 << 30)
+    finals = scripted(fake, random.Random(seed), 10, spread=2.0)
+    url = restartable_redis.url + "?socket_timeout=0.3&socket_connect_timeout=0.3"
+    store = tg.RedisStore(url, namespace=f"frozen-{seed}")
+    assert restartable_redis.proc is not None
+    pid = restartable_redis.proc.pid
+    async with watching(fake, store, finals) as (watcher, delivered):
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await wait_until(lambda: not watcher.health.store_ok, 5.0)
+            assert "store unavailable" in (watcher.health.fault or ""), f"seed {seed}"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await resumed(fake, time.monotonic())
+        await wait_until(lambda: watcher.health.store_ok, RESUMES_WITHIN)
+        await delivered.all_of(finals)
 
 
 @pytest.mark.slow
