@@ -68,7 +68,11 @@ class WebhookCalls:
             max_retries: As in `get_order`.
         """
         body = _webhook.create_body(url, account_id, events, method, data_format, auth)
-        logger.debug("subscribing %s to %s", body["WebhookUrl"], body["SubscribedEvents"])
+        logger.debug(
+            "subscribing %s to %s",
+            _webhook.masked_url(body["WebhookUrl"]),
+            body["SubscribedEvents"],
+        )
         return await self._subscription(_webhook.CREATE_PATH, body, auth, (timeout, max_retries))
 
     async def update_webhook(

@@ -314,3 +314,26 @@ def test_credentials_under_any_spelling_are_masked_in_raw() -> None:
         "Authentication": {"Password": "***", "Username": "telegent"},
         "AuthenticationType": "Token",
     }
+
+
+async def test_a_secret_path_segment_is_masked_where_the_url_is_shown(
+    fake: FakeTelegent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver in `secret=` mode is reached at a URL whose last segment is the credential:
+    the hook keeps the URL whole (`hook.url`), and shows `.../***` in its repr, raw and logs."""
+    caplog.set_level(logging.DEBUG)
+    path_secret = "Zr4k0S9xq2Yf7LhN3pW8uQ"
+    url = f"https://hooks.example.com/telegent/{path_secret}"
+    async with fast_client(fake) as client:
+        hook = await client.create_webhook(url, account_id=ACCOUNT)
+        listed = await client.list_webhooks()
+        with pytest.raises(ValueError) as refused:  # http://: refused before any request
+            await client.create_webhook(
+                f"http://hooks.example.com/{path_secret}", account_id=ACCOUNT
+            )
+    assert hook.url == url and [h.url for h in listed] == [url]
+    assert "https://hooks.example.com/telegent/***" in repr(hook)
+    assert "subscribing https://hooks.example.com/telegent/*** to" in caplog.text
+    for text in (caplog.text, repr(hook), str(hook.raw), repr(listed), str(listed[0].raw)):
+        assert path_secret not in text, text
+    assert path_secret not in str(refused.value) and "/***" in str(refused.value)
