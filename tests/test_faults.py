@@ -305,6 +305,27 @@ async def test_refused_credentials_pause_polls_and_settle_nothing(
     assert not any(isinstance(o.error, tg.TelegentError) for o in delivered.outcomes.values())
 
 
+async def test_a_base_url_reaching_no_endpoint_pauses_polls_and_settles_nothing(
+    fake: FakeTelegent,
+) -> None:
+    """A routing miss (`EndpointNotFoundError`: every poll would get it) is the setup's fault,
+    not the orders': the watches stay pending for a watcher with the right base URL."""
+    finals = {"JNOID-a": "Completed", "JNOID-b": "Rejected"}
+    for order_id, status in finals.items():
+        fake.add_order(order_id, status)
+    wrong = fake.base_url.replace("/v1.0", "/v2.0")
+    async with fast_client(fake, base_url=wrong) as client:
+        watcher = tg.OrderWatcher(client, policy=FAST_POLL)
+        async with watcher:
+            await watcher.add_many(finals)
+            delivered = Delivered(watcher)
+            await wait_until(lambda: not watcher.health.credentials_ok, 5.0)
+            assert "EndpointNotFoundError" in (watcher.health.fault or "")
+            assert watcher.health.running and watcher.health.paused_until is not None
+            assert (await watcher.count()).pending == 2
+            assert delivered.outcomes == {}
+
+
 # -- restart ---------------------------------------------------------------------------------
 
 
