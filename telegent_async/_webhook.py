@@ -30,6 +30,7 @@ __all__ = [
     "CREATE_PATH",
     "DELETE_PATH",
     "GET_PATH",
+    "HOW_TO_CHECK_CREATE",
     "LIST_PATH",
     "SECRET_FIELDS",
     "UPDATE_PATH",
@@ -50,6 +51,11 @@ DELETE_PATH: Final = "/webhook/delete"
 GET_PATH: Final = "/webhook"
 LIST_PATH: Final = "/account/webhooks"
 
+#: What to do when a create may or may not have gone through (`SubmitOutcomeUnknownError`).
+HOW_TO_CHECK_CREATE: Final = (
+    "To find out, look for the URL in list_webhooks() (`telegent-orders webhook list`) before "
+    "subscribing again: two subscriptions would deliver every event twice."
+)
 #: Answer fields whose values are never kept or shown, wherever they appear.
 SECRET_FIELDS: Final = WEBHOOK_SECRET_FIELDS
 MASK: Final = "***"

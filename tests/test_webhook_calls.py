@@ -13,7 +13,7 @@ from helpers import chain, fast_client
 
 import telegent_async as tg
 from telegent_async._webhook import scrub
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import WEBHOOK_CREATE_PATH, FakeTelegent, FaultKind
 
 URL = "https://hooks.example.com/telegent/orders"
 ACCOUNT = "AID-7c1e-sandbox"
@@ -337,3 +337,33 @@ async def test_a_secret_path_segment_is_masked_where_the_url_is_shown(
     for text in (caplog.text, repr(hook), str(hook.raw), repr(listed), str(listed[0].raw)):
         assert path_secret not in text, text
     assert path_secret not in str(refused.value) and "/***" in str(refused.value)
+
+
+#: fault -> (create requests the fake saw, subscriptions it holds, the call's outcome)
+CREATE_FAULTS: dict[FaultKind, tuple[int, int, type[tg.SubmitOutcomeUnknownError] | None]] = {
+    "500": (1, 1, tg.SubmitOutcomeUnknownError),
+    "504": (1, 1, tg.SubmitOutcomeUnknownError),
+    "reset": (1, 1, tg.SubmitOutcomeUnknownError),
+    "stall": (1, 1, tg.SubmitOutcomeUnknownError),
+    "503": (2, 1, None),
+}
+
+
+@pytest.mark.parametrize("fault", list(CREATE_FAULTS))
+async def test_a_subscription_is_never_created_twice(fault: FaultKind) -> None:
+    """Two subscriptions of one URL would deliver every event twice: after a failure the
+    create may have been acted on, it is not sent again (as DESIGN.md's order creates)."""
+    requests, held, outcome = CREATE_FAULTS[fault]
+    async with FakeTelegent(stall_seconds=2.0, retry_after="0") as fake:
+        fake.inject(fault, path=WEBHOOK_CREATE_PATH)
+        async with fast_client(fake, timeout=0.3) as client:
+            if outcome is None:
+                await client.create_webhook(URL, account_id=ACCOUNT)
+            else:
+                with pytest.raises(outcome) as caught:
+                    await client.create_webhook(URL, account_id=ACCOUNT)
+                assert caught.value.call == "create_webhook"
+                assert "list_webhooks()" in str(caught.value)
+        creates = [r for r in fake.webhook_requests() if r.path == WEBHOOK_CREATE_PATH]
+        assert len(creates) == requests
+        assert len(fake.webhooks) == held
