@@ -22,7 +22,8 @@ from .._config import (
     credentials_from,
 )
 from .._models import OrderOutcome
-from .._timing import PRESETS, PollPolicy
+from .._timing import PRESETS as PRESETS  # what `--preset` names (tests patch it)
+from .._timing import PollPolicy
 from ._exit import UsageError, is_setup_error
 from ._outcomes import Run, Tally
 from ._report import Output
