@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import random
-import signal
 import sys
 import uuid
 from collections.abc import Sequence
@@ -22,7 +20,7 @@ from ..testing import FakeTelegent, Step
 from ._exit import EXIT_FAILED, EXIT_OK, UsageError
 from ._outcomes import PROG, Run, Tally
 from ._report import Output
-from ._session import run_reported, wait_for_orders
+from ._session import run_reported, sigterm_interrupts, wait_for_orders
 from ._terminal import Console
 
 DEFAULT_ORDERS = 300
@@ -231,7 +229,7 @@ def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
             raise UsageError(f"--ids-file: cannot write {args.ids_file}: {exc}") from None
     try:
         asyncio.run(_serve(args, plan))
-    except KeyboardInterrupt:  # where signal handlers are not available (Windows)
+    except KeyboardInterrupt:
         pass
     except OSError as exc:
         console.write(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {exc}\n")
@@ -241,12 +239,8 @@ def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
 
 
 async def _serve(args: argparse.Namespace, plan: Sequence[DemoOrder]) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(signum, stop.set)
-    async with FakeTelegent(host=args.host, port=args.port, seed=args.seed) as fake:
+    fake = FakeTelegent(host=args.host, port=args.port, seed=args.seed)
+    async with sigterm_interrupts(), fake:  # Ctrl-C, SIGTERM: KeyboardInterrupt, once closed
         seed_fake(fake, plan, args.time_scale)
         scale = f" (x{args.time_scale:g})" if args.time_scale != 1 else ""
         width = max(len(order.order_id) for order in plan)
@@ -270,4 +264,4 @@ async def _serve(args: argparse.Namespace, plan: Sequence[DemoOrder]) -> None:
             "",
         ]))  # fmt: skip
         sys.stdout.flush()
-        await stop.wait()
+        await asyncio.Event().wait()

@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Final, TextIO
+from typing import Any, TextIO
 
 from .. import _validate
 from .._client import TelegentClient
@@ -31,12 +31,10 @@ from ._terminal import Console, Progress
 
 logger = logging.getLogger("telegent_async.cli")
 
-_FLAGS: Final = {
-    "TELEGENT_ACCOUNT_KEY": "--account-key",
-    "TELEGENT_ACCOUNT_SECRET": "--account-secret",
-    "account_key": "--account-key",
-    "account_secret": "--account-secret",
-}
+
+def _flag(name: str) -> str:
+    """The option of a credential named by its variable or argument (`TELEGENT_ACCOUNT_KEY`)."""
+    return "--" + name.lower().removeprefix("telegent_").replace("_", "-")
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -49,14 +47,14 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
             args.base_url or None,
         )
     except MissingCredentialsError as exc:
-        missing = " and ".join(f"{_FLAGS[name]}/{name}" for name in exc.missing)
+        missing = " and ".join(f"{_flag(name)}/{name}" for name in exc.missing)
         raise UsageError(
             f"missing credentials ({missing} not set): pass --token or set TELEGENT_TOKEN, or "
             "pass --account-key and --account-secret or set TELEGENT_ACCOUNT_KEY and "
             "TELEGENT_ACCOUNT_SECRET"
         ) from None
     except ConflictingCredentialsError as exc:
-        given = " and ".join(_FLAGS[name] for name in exc.given)
+        given = " and ".join(_flag(name) for name in exc.given)
         raise UsageError(
             f"--token was given together with {given}: pass a token, or an account key and "
             "secret, not both"
