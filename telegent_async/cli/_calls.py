@@ -23,7 +23,7 @@ from .._carrier import CarrierError, carrier_codes, decode_carrier_message
 from .._client import TelegentClient
 from .._errors import APIStatusError, TelegentError
 from .._portin import BillingAddress, PortInCancel, PortInUpdate
-from .._webhook import Webhook, WebhookAuth
+from .._webhook import Webhook, WebhookAuth, masked_url
 from ._exit import EXIT_OK, UsageError, failed_request_exit
 from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally, code_json
 from ._session import client_options, open_client
@@ -171,11 +171,12 @@ def _hook_line(args: argparse.Namespace, hook: Webhook) -> str:
     if args.json:
         keys = ("webhook_id", "url", "method", "data_format", "events", "active")
         row = {key: getattr(hook, key) for key in keys}
-        return json.dumps({**row, "events": list(hook.events), "authentication": auth})
+        shown = {"url": masked_url(hook.url), "events": list(hook.events)}
+        return json.dumps({**row, **shown, "authentication": auth})
     active = {True: "active", False: "inactive", None: "active?"}[hook.active]
     return (
-        f"{hook.webhook_id}  {hook.url or '?'}  {hook.method or '?'} {hook.data_format or '?'}  "
-        f"{auth or 'auth?'}  {', '.join(hook.events) or '-'}  {active}"
+        f"{hook.webhook_id}  {masked_url(hook.url) or '?'}  "
+        f"{hook.method or '?'} {hook.data_format or '?'}  {auth or 'auth?'}  {', '.join(hook.events) or '-'}  {active}"
     )
 
 
@@ -212,7 +213,7 @@ def cmd_webhook(args: argparse.Namespace, console: Console) -> int:
             data_format=args.format, auth=auth,
         )  # fmt: skip
 
-    hook = _call(args, console, f"subscribing {args.url}", create)
+    hook = _call(args, console, f"subscribing {masked_url(args.url)}", create)
     return hook if isinstance(hook, int) else _write([_hook_line(args, hook)])
 
 
