@@ -176,7 +176,8 @@ def _hook_line(args: argparse.Namespace, hook: Webhook) -> str:
     active = {True: "active", False: "inactive", None: "active?"}[hook.active]
     return (
         f"{hook.webhook_id}  {masked_url(hook.url) or '?'}  "
-        f"{hook.method or '?'} {hook.data_format or '?'}  {auth or 'auth?'}  {', '.join(hook.events) or '-'}  {active}"
+        f"{hook.method or '?'} {hook.data_format or '?'}  {auth or 'auth?'}  "
+        f"{', '.join(hook.events) or '-'}  {active}"
     )
 
 
