@@ -251,7 +251,8 @@ class ConnectionNotMadeError(TransportError):
 
 
 class SubmitOutcomeUnknownError(TelegentError):
-    """A call that creates an order failed after its request may have reached Telegent.
+    """A call that creates an order (or a webhook subscription: `create_webhook`) failed after
+    its request may have reached Telegent.
 
     The order may or may not exist: after an attempt timed out, a connection reset once the
     request was sent, a 500, 502, 504 (or 408), or a 2xx that could not be read, sending again
