@@ -9,6 +9,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from helpers import wait_until
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -115,8 +116,7 @@ async def test_a_cancelled_lookup_is_counted_and_not_in_flight() -> None:
         fake.add_order("JNUOID-slow", "Pending")
         fake.inject("stall")  # the server never answers this one
         task = asyncio.ensure_future(client.get_order("JNUOID-slow"))
-        while client.stats.requests == 0:
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: bool(fake.order_requests("JNUOID-slow")))
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
