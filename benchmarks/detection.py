@@ -107,10 +107,13 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 async def wait(options: dict[str, Any]) -> dict[str, float]:
     """`wait_for_orders` over the given IDs; returns when each was seen settled (monotonic)."""
     window = WINDOW
+    reserve = options["reserve"]
     if options["redis"]:
-        budget: Any = tg.RedisBudget(options["redis"], 60 * RATE, options["name"], window=window)
+        budget: Any = tg.RedisBudget(
+            options["redis"], 60 * RATE, options["name"], window=window, reserve=reserve
+        )
     else:
-        budget = tg.LocalBudget(60 * RATE, window=window)
+        budget = tg.LocalBudget(60 * RATE, window=window, reserve=reserve)
     policy = tg.PollPolicy(
         initial=POLICY_INTERVAL, factor=1.0, max_interval=POLICY_INTERVAL, jitter=0.0
     )
@@ -136,7 +139,12 @@ async def wait(options: dict[str, Any]) -> dict[str, float]:
 
 
 def run_scenario(
-    baseline: str | None, fake: FakeProcess, processes: int, spread: float, seed: int
+    baseline: str | None,
+    fake: FakeProcess,
+    processes: int,
+    spread: float,
+    seed: int,
+    reserve: int | None = None,
 ) -> dict[str, float]:
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     ids = [f"JNUOID-det-{tag}-{n}" for n in range(ORDERS)]
@@ -158,6 +166,7 @@ def run_scenario(
                 "ids": ids[part::processes],
                 "redis": None if redis is None else redis.url,
                 "name": f"detection-{tag}",
+                "reserve": reserve,
             }
             children.append(
                 subprocess.Popen(
@@ -210,6 +219,13 @@ def main() -> None:
     parser.add_argument("--spread", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--reserve",
+        type=int,
+        default=None,
+        help="the budget's reserve for direct calls (default: a tenth of the limit, 6); none"
+        " are made here, so 0 shows what the reserve costs the waits",
+    )
     parser.add_argument("--processes", default="1,3", help="scenarios: process counts (1,3)")
     parser.add_argument("--wait", help=argparse.SUPPRESS)
     opts = parser.parse_args()
@@ -222,14 +238,15 @@ def main() -> None:
     print(environment())
     print(
         f"{ORDERS} orders settling within {spread:g} s (seed {opts.seed}), policy every"
-        f" {POLICY_INTERVAL:g} s, budget {LIMIT} per {WINDOW:g} s; 429s: a server allowing"
-        f" {FINER[0]} per {FINER[1]:g} s"
+        f" {POLICY_INTERVAL:g} s, budget {LIMIT} per {WINDOW:g} s"
+        + ("" if opts.reserve is None else f" (reserve {opts.reserve})")
+        + f"; 429s: a server allowing {FINER[0]} per {FINER[1]:g} s"
     )
     rows = []
     with FakeProcess(default_status="Pending") as fake:
         for processes in scenarios:
             for label, path in versions:
-                r = run_scenario(path, fake, processes, spread, opts.seed)
+                r = run_scenario(path, fake, processes, spread, opts.seed, opts.reserve)
                 where = "1 process, LocalBudget" if processes == 1 else "3 processes, RedisBudget"
                 rows.append(
                     [
