@@ -22,13 +22,8 @@ import json.scanner
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ._errors import (
-    APIStatusError,
-    ResponseDecodeError,
-    body_excerpt,
-    message_excerpt,
-    unreadable_body,
-)
+from ._error_text import body_excerpt, message_excerpt, unreadable_body
+from ._errors import APIStatusError, ResponseDecodeError
 from ._status import error_for_status
 
 __all__ = ["JSON_TYPES", "embedded_error", "is_json_type", "read_answer", "status_error"]

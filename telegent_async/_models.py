@@ -20,7 +20,8 @@ import cattrs
 from . import _errors
 from ._answers import read_answer
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
-from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
+from ._error_text import body_excerpt
+from ._errors import OrderFailed, ResponseDecodeError, TelegentError
 from ._order_status import CARRIES_REASON, NEEDS_ACTION, SETTLED, OrderStatus, parse_status
 from ._secrets import is_secret_key
 from ._timing import parse_timestamp

@@ -15,12 +15,12 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from ._answers import read_answer, status_error
+from ._error_text import body_excerpt
 from ._errors import (
     APIStatusError,
     ConnectionNotMadeError,
     ResponseDecodeError,
     TelegentError,
-    body_excerpt,
 )
 from ._request import Request
 from ._status import RETRY_STATUSES, UNACTED_STATUSES

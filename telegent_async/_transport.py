@@ -25,6 +25,7 @@ from . import _portin, _validate
 from ._auth import TokenAuth
 from ._budgets.base import Budget
 from ._deadline import CALL_TIMED_OUT, by
+from ._error_text import cannot_connect
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -32,7 +33,6 @@ from ._errors import (
     TelegentError,
     TransportError,
     TransportTimeoutError,
-    cannot_connect,
 )
 from ._request import Request
 from ._retry import (
