@@ -11,6 +11,14 @@ to raw aiohttp. The server's own CPU per lookup is shown so a server-bound run i
 
     python benchmarks/overhead.py            # defaults: N=10000, C=64, 5 rounds (about 35 s)
     python benchmarks/overhead.py --quick    # N=2000, 3 rounds (about 8 s)
+    python benchmarks/overhead.py --extras   # then raw aiohttp and the SDK again, under
+                                             # uvloop, and with orjson decoding the answers
+
+`--extras` (needs `pip install uvloop orjson`) measures what they would give, in the same
+run and against the same server, each as a table of its own beside raw aiohttp: the SDK
+does not use either by itself (the default, pure-Python path is what the target applies
+to). For the orjson table the SDK's JSON decoding (`_answers._json_body`) is swapped for
+`orjson.loads` while it runs; raw aiohttp is the same code in every table.
 
 A run stops early after `--max-seconds` (httpx's pool is quadratic in its connection count,
 encode/httpcore#1035, and would otherwise take minutes at C=64); the table says so.
@@ -27,7 +35,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 
 import aiohttp
 import httpx
@@ -151,14 +159,15 @@ async def timed(
     return Sample(count, wall, cpu, sum(server.cpu_times()[:2]) - server_before)
 
 
-async def run(opts: argparse.Namespace, port: int, server_pid: int) -> dict[str, list[Sample]]:
+async def run(
+    opts: argparse.Namespace, port: int, server_pid: int, names: Sequence[str] = tuple(CONTENDERS)
+) -> dict[str, list[Sample]]:
     base_url = f"http://127.0.0.1:{port}{API_ROOT}"
     # The server answers one fixed order (it does as little as a server can), and the SDK
     # refuses an answer about another order than the one asked for: every lookup asks for it.
     order_ids = [str(PROVISION_ORDER["OrderId"])] * opts.requests
     server = psutil.Process(server_pid)
-    samples: dict[str, list[Sample]] = {name: [] for name in CONTENDERS}
-    names = list(CONTENDERS)
+    samples: dict[str, list[Sample]] = {name: [] for name in names}
     async with contextlib.AsyncExitStack() as stack:
         fetchers = {
             name: await stack.enter_async_context(CONTENDERS[name](base_url, opts.concurrency))
@@ -166,7 +175,7 @@ async def run(opts: argparse.Namespace, port: int, server_pid: int) -> dict[str,
         }
         for round_no in range(opts.rounds):
             # Rotate who goes first, so no contender always runs on a freshly idle machine.
-            order = names[round_no % len(names) :] + names[: round_no % len(names)]
+            order = [*names[round_no % len(names) :], *names[: round_no % len(names)]]
             for name in order:
                 sample = await timed(
                     fetchers[name], order_ids, opts.concurrency, opts.max_seconds, server
@@ -223,6 +232,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--max-seconds", type=float, default=None, help="cap on one timed run (3 s; httpx)"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin client and server")
+    parser.add_argument(
+        "--extras", action="store_true", help="then under uvloop, and with orjson (if installed)"
+    )
     opts = parser.parse_args(argv)
     if opts.requests is None:
         opts.requests = 2000 if opts.quick else 10_000
@@ -233,6 +245,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if opts.requests < 1 or opts.concurrency < 1 or opts.rounds < 1:
         parser.error("--requests, --concurrency and --rounds must be >= 1")
     return opts
+
+
+def extras(opts: argparse.Namespace, port: int, pid: int, cpus: list[int] | None) -> None:
+    """The same rounds, raw aiohttp and the SDK only, under uvloop and with orjson."""
+    import importlib.util
+
+    from telegent_async import _answers
+
+    names = (BASELINE, "TelegentClient.get_order")
+    if importlib.util.find_spec("uvloop"):
+        import uvloop
+
+        print("\nUnder uvloop (both clients):")
+        report(uvloop.run(run(opts, port, pid, names)), opts, cpus)
+    else:
+        print("\nuvloop is not installed: no uvloop table")
+    if importlib.util.find_spec("orjson"):
+        import orjson
+
+        plain = _answers._json_body
+        _answers._json_body = orjson.loads  # type: ignore[assignment]
+        try:
+            print("\nThe SDK decoding answers with orjson.loads (raw aiohttp unchanged):")
+            report(asyncio.run(run(opts, port, pid, names)), opts, cpus)
+        finally:
+            _answers._json_body = plain
+    else:
+        print("\norjson is not installed: no orjson table")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -246,7 +286,9 @@ def main(argv: list[str] | None = None) -> None:
         if cpus:
             os.sched_setaffinity(0, {cpus[0]})
         samples = asyncio.run(run(opts, port, pid))
-    report(samples, opts, cpus)
+        report(samples, opts, cpus)
+        if opts.extras:
+            extras(opts, port, pid, cpus)
 
 
 if __name__ == "__main__":

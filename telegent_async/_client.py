@@ -35,7 +35,7 @@ from ._errors import TelegentError
 from ._models import Order, OrderOutcome, order_from_json
 from ._poller import OrderStream, run_workers, watch_order
 from ._portin_calls import PortInCalls
-from ._request import Request
+from ._request import Request, lookup_url
 from ._stats import ClientStats
 from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy
@@ -145,8 +145,7 @@ class TelegentClient(PortInCalls, CreateCalls, WebhookCalls):
             telemetry=self._telemetry,
         )
         transport.auth = self._make_auth(settings)
-        self._order_url = transport.endpoint(ORDER_PATH)
-        self._order_scope = str(self._order_url)
+        self._order_scope = str(transport.endpoint(ORDER_PATH))
         if self._telemetry is not None:
             self._telemetry.register(self, transport.counters)
 
@@ -218,11 +217,15 @@ class TelegentClient(PortInCalls, CreateCalls, WebhookCalls):
                 client's).
         """
         order_id = _validate.order_id(order_id)
-        deadline, retries = self._transport.call_bounds(timeout, max_retries)
+        deadline, retries = None, None
+        if timeout is not None or max_retries is not None:
+            deadline, retries = self._transport.call_bounds(timeout, max_retries)
+
+        lookup = self._lookup(order_id, deadline, retries)
         traces = self._telemetry
         if traces is not None and traces.tracing():
-            return await traces.traced_lookup(order_id, self._lookup(order_id, deadline, retries))
-        return await self._lookup(order_id, deadline, retries)
+            return await traces.traced_lookup(order_id, lookup)
+        return await lookup
 
     async def get_orders(self, order_ids: Iterable[str]) -> list[OrderOutcome]:
         """Look many orders up concurrently: one outcome per input, in input order.
@@ -327,7 +330,8 @@ class TelegentClient(PortInCalls, CreateCalls, WebhookCalls):
         def decode(value: object) -> Order:
             return order_from_json(value, order_id)
 
-        request = Request("GET", self._order_url, self._order_scope, {"OrderId": order_id})
+        scope = self._order_scope
+        request = Request("GET", lookup_url(scope, order_id), scope)
         return self._transport.send(request, decode, deadline=deadline, max_retries=retries)
 
     def _policy(self, policy: PollPolicy | None) -> PollPolicy:

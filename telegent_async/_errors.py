@@ -42,14 +42,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from ._carrier import CarrierError, decode_carrier_message
 from ._config import DEFAULT_BASE_URL
-from ._error_text import (  # the text builders, re-exported for the send path
-    BODY_EXCERPT_CHARS,
-    body_excerpt,
-    cannot_connect,
-    is_routing_miss,
-    message_excerpt,
-    unreadable_body,
-)
+from ._error_text import BODY_EXCERPT_CHARS
 
 if TYPE_CHECKING:
     from ._models import Order
@@ -78,12 +71,7 @@ __all__ = [
     "TransportError",
     "TransportTimeoutError",
     "UnprocessableEntityError",
-    "body_excerpt",
-    "cannot_connect",
     "is_credentials_error",
-    "is_routing_miss",
-    "message_excerpt",
-    "unreadable_body",
 ]
 
 
@@ -251,7 +239,8 @@ class ConnectionNotMadeError(TransportError):
 
 
 class SubmitOutcomeUnknownError(TelegentError):
-    """A call that creates an order failed after its request may have reached Telegent.
+    """A call that creates an order (or a webhook subscription: `create_webhook`) failed after
+    its request may have reached Telegent.
 
     The order may or may not exist: after an attempt timed out, a connection reset once the
     request was sent, a 500, 502, 504 (or 408), or a 2xx that could not be read, sending again

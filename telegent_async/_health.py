@@ -6,8 +6,9 @@ The rule: a fault that passes by itself (a connection refused or reset, a timeou
 loading or failing over, an SQLite file locked by another process) is retried on
 `FAULT_POLICY`, whose longest pause is one second, so work resumes within two seconds of the
 dependency coming back; any other fault (a file that is not a database, a newer schema) is
-raised at once, and stops whatever depends on it loudly. Refused credentials are paused on
-`REFUSAL_POLICY` instead (an account problem is fixed by a person, in minutes or hours).
+raised at once, and stops whatever depends on it loudly. Refused credentials, and a base URL
+that reaches no endpoint, are paused on `REFUSAL_POLICY` instead (a setup problem is fixed by a
+person, in minutes or hours; settling every watch with it would lose them all).
 Each outage is logged twice, at WARNING: when it starts and when it ends, with its length.
 """
 
@@ -25,7 +26,12 @@ from typing import TypeVar
 
 import attrs
 
-from ._errors import AuthenticationError, BudgetUnavailableError, PermissionDeniedError
+from ._errors import (
+    AuthenticationError,
+    BudgetUnavailableError,
+    EndpointNotFoundError,
+    PermissionDeniedError,
+)
 from ._stores.sqlite_file import is_locked
 from ._timing import PollPolicy
 
@@ -82,9 +88,10 @@ def is_transient(error: BaseException) -> bool:
 
 
 def is_refusal(error: BaseException) -> bool:
-    """True when the API refused the account's credentials (401 or 403 after a fresh token):
-    a fault of the account, not of an order (pure)."""
-    return isinstance(error, (AuthenticationError, PermissionDeniedError))
+    """True when every poll would fail alike for the account's setup, not for an order: its
+    credentials refused (401 or 403 after a fresh token) or its base URL reaching no endpoint
+    (`EndpointNotFoundError`, a gateway's routing miss) (pure)."""
+    return isinstance(error, (AuthenticationError, PermissionDeniedError, EndpointNotFoundError))
 
 
 def describe(what: str, error: BaseException, state: str = "unavailable") -> str:

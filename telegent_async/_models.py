@@ -20,7 +20,8 @@ import cattrs
 from . import _errors
 from ._answers import read_answer
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
-from ._errors import OrderFailed, ResponseDecodeError, TelegentError, body_excerpt
+from ._error_text import body_excerpt
+from ._errors import OrderFailed, ResponseDecodeError, TelegentError
 from ._order_status import CARRIES_REASON, NEEDS_ACTION, SETTLED, OrderStatus, parse_status
 from ._secrets import is_secret_key
 from ._timing import parse_timestamp
@@ -204,24 +205,27 @@ def _phone_numbers(body: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def _structure_order(body: Mapping[str, Any], _cls: type[Order]) -> Order:
-    order_id = _json_text(body.get("OrderId"))
-    raw_status = _json_text(body.get("OrderStatus"))
+    # A lookup's every answer comes through here: positional arguments to `Order` (0.4 us
+    # less than by keyword), and a plain string taken as is, not through `_json_text`.
+    order_id, raw_status = body.get("OrderId"), body.get("OrderStatus")
+    order_id = order_id if type(order_id) is str else _json_text(order_id)
+    raw_status = raw_status if type(raw_status) is str else _json_text(raw_status)
     if not order_id or raw_status is None:
         raise ValueError("not an order: OrderId and OrderStatus are required")
     status = parse_status(raw_status)
     message = _json_text(body.get("OrderStatusMessage")) or _json_text(body.get("ErrorMessage"))
     errors = decode_carrier_messages(message) if status in CARRIES_REASON else ()
     return Order(
-        order_id=order_id,
-        status=status,
-        raw_status=raw_status,
-        order_type=_json_text(body.get("OrderType")),
-        order_date=parse_timestamp(body.get("OrderDate")),
-        status_message=message,
-        carrier_error=errors[0] if errors else None,
-        phone_numbers=_phone_numbers(body),
-        raw=body,
-        carrier_errors=errors,
+        order_id,
+        status,
+        raw_status,
+        _json_text(body.get("OrderType")),
+        parse_timestamp(body.get("OrderDate")),
+        message,
+        errors[0] if errors else None,
+        _phone_numbers(body),
+        body,
+        errors,
     )
 
 

@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import urllib.parse
+from typing import TYPE_CHECKING, Final
+
+from ._validate import shown_url
 
 if TYPE_CHECKING:
     import redis.asyncio
 
-__all__ = ["REDIS_SCHEMES", "connect", "hash_tag"]
+__all__ = ["REDIS_SCHEMES", "TIMEOUTS", "connect", "hash_tag"]
 
 #: What a Redis URL starts with (anything else names an SQLite file, where a store is meant).
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+#: Seconds a connection attempt, and a command's answer, may take before it fails as a
+#: `redis.exceptions.TimeoutError` (transient: the store's or budget's outage policy takes it
+#: from there). Without them a frozen server (SIGSTOP, a full disk, a half-open connection)
+#: held a call, and with it every poll, forever. The URL's own `socket_timeout` and
+#: `socket_connect_timeout` options win. Blocking reads of the nudge channel are not cut.
+TIMEOUTS: Final = {"socket_timeout": 10.0, "socket_connect_timeout": 10.0}
 
 
 def connect(url: str) -> redis.asyncio.Redis:
-    """A redis-py asyncio client for `url` (a clear error when the `redis` extra is missing)."""
+    """A redis-py asyncio client for `url`, with `TIMEOUTS`, connecting at first use.
+
+    Anything wrong with the URL itself (an unknown scheme or option, a bad port or database)
+    is a `ValueError` now, naming the URL without its password; a missing `redis` extra, a
+    clear `ImportError`.
+    """
     if not isinstance(url, str):
         raise TypeError(f"the Redis URL must be a str, not {type(url).__name__}")
     if not url.startswith(REDIS_SCHEMES):
-        raise ValueError(f"not a Redis URL (redis://, rediss:// or unix://): {url!r}")
+        raise ValueError(f"not a Redis URL (redis://, rediss:// or unix://): {shown_url(url)!r}")
     try:
         import redis.asyncio
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError(
             "Redis support needs redis-py: pip install 'telegent-async[redis]'"
         ) from exc
-    return redis.asyncio.Redis.from_url(url)
+    try:
+        client = redis.asyncio.Redis.from_url(url, **TIMEOUTS)  # type: ignore[arg-type]
+        client.connection_pool.make_connection()  # type: ignore[no-untyped-call]  # checks the options; connects nothing
+    except (TypeError, ValueError) as exc:
+        password = urllib.parse.urlsplit(url).password or "\0"
+        reason = str(exc).replace(password, "***")
+        raise ValueError(f"{shown_url(url)!r} is not a usable Redis URL: {reason}") from None
+    return client
 
 
 def hash_tag(what: str, name: object) -> str:

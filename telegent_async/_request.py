@@ -18,15 +18,31 @@ raises `SubmitOutcomeUnknownError` instead: its order may exist).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 from yarl import URL
 
 from ._errors import SubmitOutcomeUnknownError, TelegentError
 
-__all__ = ["Creates", "Request"]
+__all__ = ["Creates", "Request", "lookup_url"]
+
+#: RFC 3986's unreserved characters: a query value made of them is sent as it is.
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
+
+
+def lookup_url(endpoint: str, order_id: str) -> URL:
+    """The URL of a lookup, `endpoint?OrderId=<order_id>`, built as text.
+
+    Built by yarl from `params=` (`URL.extend_query`), the URL and the parts of it aiohttp
+    then reads cost 2 us more per lookup (timeit 2026-12-06). An ID of unreserved characters
+    (every Telegent ID: `JNUOID-<uuid>`) goes as it is; any other is percent-encoded.
+    """
+    value = order_id if _UNRESERVED.fullmatch(order_id) else quote(order_id, safe="")
+    return URL(f"{endpoint}?OrderId={value}", encoded=True)
 
 
 @attrs.frozen

@@ -15,12 +15,12 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from ._answers import read_answer, status_error
+from ._error_text import body_excerpt
 from ._errors import (
     APIStatusError,
     ConnectionNotMadeError,
     ResponseDecodeError,
     TelegentError,
-    body_excerpt,
 )
 from ._request import Request
 from ._status import RETRY_STATUSES, UNACTED_STATUSES
@@ -34,6 +34,7 @@ __all__ = [
     "RetryRules",
     "Return",
     "decide_attempt",
+    "reads_clock",
     "status_error",
 ]
 
@@ -104,6 +105,16 @@ class Raise:
 AttemptVerdict = Return[_T] | Reauthenticate | Retry | Raise
 
 
+def reads_clock(result: HTTPAnswer | TelegentError) -> bool:
+    """Whether `decide_attempt` needs `now` for `result`: only to measure a Retry-After (an
+    HTTP-date) of a status it retries, so the send path reads the clock only then."""
+    return (
+        type(result) is HTTPAnswer
+        and result.status in RETRY_STATUSES
+        and "Retry-After" in result.headers
+    )
+
+
 def decide_attempt(
     result: HTTPAnswer | TelegentError,
     request: Request,
@@ -112,7 +123,7 @@ def decide_attempt(
     attempt: int,
     rules: RetryRules,
     can_reauthenticate: bool,
-    now: datetime,
+    now: datetime | None,
     time_left: float | None = None,
     jitter: Callable[[float], float] = full_jitter,
 ) -> AttemptVerdict[_T]:
@@ -124,7 +135,8 @@ def decide_attempt(
     `KeyError`) when it is not what the call expects: that answer is garbled (a
     `ResponseDecodeError`) and is asked again like a 5xx. `can_reauthenticate`: a 401 may be
     answered by fetching a new token (the client has credentials and has not done so for this
-    request). `time_left`: seconds before the call's own deadline (None: none); a retry that
+    request). `now`: the time, or None when `reads_clock(result)` is false (it is not read).
+    `time_left`: seconds before the call's own deadline (None: none); a retry that
     could not even start before it is not made, and the failure is raised instead.
 
     A request that creates an order (`request.creates`) is sent again only when it cannot
@@ -139,7 +151,10 @@ def decide_attempt(
     else:
         status = result.status
         if status in RETRY_STATUSES:
-            retry_after = parse_retry_after(result.headers.get("Retry-After"), now)
+            header = result.headers.get("Retry-After")
+            if header is not None:
+                assert now is not None, "reads_clock(result) said the clock was needed"
+                retry_after = parse_retry_after(header, now)
         token_request = request.scope is None
         private = token_request or request.private
         read = read_answer(

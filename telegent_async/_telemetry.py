@@ -107,42 +107,28 @@ class Telemetry:
         # Clients collected since: a finalizer may run inside any allocation, even one made
         # while this very thread holds `_lock`, so it only queues (deque.append is atomic).
         self._retiring: collections.deque[Counters] = collections.deque()
-        meter.create_observable_counter(
-            "telegent.requests",
-            [self._observe_requests],
-            unit="{request}",
-            description="HTTP requests sent, by outcome: the answer's status class or no answer",
-        )
-        meter.create_observable_counter(
-            "telegent.retries",
-            [self._observe_retries],
-            unit="{retry}",
-            description="Requests retried, by reason: the status, timeout, connection ...",
-        )
-        meter.create_observable_counter(
-            "telegent.rate_limit.pauses",
-            [self._observe_pauses],
-            unit="{pause}",
-            description="429 answers that paused every request of a client",
-        )
+        self._watchers: weakref.WeakSet[Watched] = weakref.WeakSet()
+        # The observed instruments: (how it is made, name, callback, unit, description).
+        counter, gauge = meter.create_observable_counter, meter.create_observable_gauge
+        observed = (
+            (counter, "telegent.requests", self._observe_requests, "{request}",
+             "HTTP requests sent, by outcome: the answer's status class or no answer"),
+            (counter, "telegent.retries", self._observe_retries, "{retry}",
+             "Requests retried, by reason: the status, timeout, connection ..."),
+            (counter, "telegent.rate_limit.pauses", self._observe_pauses, "{pause}",
+             "429 answers that paused every request of a client"),
+            (gauge, "telegent.watcher.faults", self._observe_faults, "{watcher}",
+             "Watchers of this process with a fault now, by what failed"),
+            (gauge, "telegent.watcher.idle", self._observe_idle, "s",
+             "Seconds since the last poll of the longest-idle running watcher"),
+        )  # fmt: skip
+        for create, name, callback, unit, description in observed:
+            create(name, [callback], unit=unit, description=description)
         self._settle_delay = meter.create_histogram(
             "telegent.order.settle_delay",
             unit="s",
             description="From the start of a wait to the poll that saw the order settled",
             explicit_bucket_boundaries_advisory=SETTLE_DELAY_BUCKETS,
-        )
-        self._watchers: weakref.WeakSet[Watched] = weakref.WeakSet()
-        meter.create_observable_gauge(
-            "telegent.watcher.faults",
-            [self._observe_faults],
-            unit="{watcher}",
-            description="Watchers of this process with a fault now, by what failed",
-        )
-        meter.create_observable_gauge(
-            "telegent.watcher.idle",
-            [self._observe_idle],
-            unit="s",
-            description="Seconds since the last poll of the longest-idle running watcher",
         )
         self._pending = meter.create_up_down_counter(
             "telegent.watches.pending",

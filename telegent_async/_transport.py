@@ -25,6 +25,7 @@ from . import _portin, _validate
 from ._auth import TokenAuth
 from ._budgets.base import Budget
 from ._deadline import CALL_TIMED_OUT, by
+from ._error_text import cannot_connect
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -32,7 +33,6 @@ from ._errors import (
     TelegentError,
     TransportError,
     TransportTimeoutError,
-    cannot_connect,
 )
 from ._request import Request
 from ._retry import (
@@ -44,6 +44,7 @@ from ._retry import (
     RetryRules,
     Return,
     decide_attempt,
+    reads_clock,
 )
 from ._stats import Counters, retry_reason
 from ._telemetry import Telemetry
@@ -109,7 +110,7 @@ class Transport:
         self.counters = Counters()
         self.telemetry = telemetry
         self._slots = asyncio.Semaphore(max_connections)
-        self._watchdog = AttemptWatchdog()
+        self._watchdog = AttemptWatchdog(self.counters)
         # Tasks whose request reached the wire: a fan-out's deadline tells an order it polled
         # from one that waited all along (for a connection or the budget) and was never polled.
         self.requesters: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -181,7 +182,11 @@ class Transport:
         session = self.open()
         loop = asyncio.get_running_loop()
         auth, budget, counters = self.auth, self.budget, self.counters
-        rules = self._retry_rules(max_retries)
+        rules = (  # a call without its own `max_retries` (nearly all) shares the client's
+            self._rules
+            if max_retries is None
+            else RetryRules(max_retries, self.retry_policy, self.max_retry_after)
+        )
         scope, method, secrets = request.scope, request.method, request.secrets
         priority = scope is None  # a token request: the calls queued behind it wait for it
         attempt = 0
@@ -189,6 +194,8 @@ class Transport:
         previous: TelegentError | None = None  # the last attempt's failure, if any
         headers: dict[str, str] | None = None
         requester = asyncio.current_task()
+        if requester is None:
+            raise RuntimeError("a request must be sent from inside an asyncio task")
 
         while True:
             headers = None
@@ -219,10 +226,9 @@ class Transport:
                         if attempt_timeout <= 0:
                             raise TransportTimeoutError(CALL_TIMED_OUT) from previous
                     counters.requests += 1
-                    if requester is not None:
-                        self.requesters.add(requester)
+                    self.requesters.add(requester)
                     started = loop.time()
-                    with counters.cancellable(), self._watchdog.watch(attempt_timeout):
+                    with self._watchdog.watch(requester, started + attempt_timeout):
                         async with session.request(
                             method,
                             request.url,
@@ -305,12 +311,6 @@ class Transport:
         timeout = _validate.positive_number("timeout", timeout)
         return asyncio.get_running_loop().time() + timeout, max_retries
 
-    def _retry_rules(self, max_retries: int | None) -> RetryRules:
-        """This call's retry rules: the client's, with its own `max_retries` if it has one."""
-        if max_retries is None:
-            return self._rules
-        return RetryRules(max_retries, self.retry_policy, self.max_retry_after)
-
 
 def _judge(
     result: HTTPAnswer | TelegentError,
@@ -322,8 +322,8 @@ def _judge(
     deadline: float | None,
     loop: asyncio.AbstractEventLoop,
 ) -> AttemptVerdict[_T]:
-    """`decide_attempt` with the clock read now (a function, not a closure in `send`: no
-    closure and cells allocated per request)."""
+    """`decide_attempt` with the clock read now, if it needs it (a function, not a closure in
+    `send`: no closure and cells allocated per request)."""
     return decide_attempt(
         result,
         request,
@@ -331,7 +331,7 @@ def _judge(
         attempt=attempt,
         rules=rules,
         can_reauthenticate=can_reauthenticate,
-        now=datetime.now(timezone.utc),
+        now=datetime.now(timezone.utc) if reads_clock(result) else None,
         time_left=None if deadline is None else deadline - loop.time(),
     )
 
@@ -388,5 +388,5 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
 
 
 def _describe(request: Request) -> str:
-    path, params = request.url.path, request.params
-    return f"{path} {params['OrderId']!r}" if params and "OrderId" in params else path
+    path, params = request.url.path, request.params or request.url.query
+    return f"{path} {params['OrderId']!r}" if "OrderId" in params else path

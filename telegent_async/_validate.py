@@ -20,6 +20,7 @@ __all__ = [
     "order_id",
     "order_ids",
     "positive_number",
+    "shown_url",
     "tag",
 ]
 
@@ -92,10 +93,21 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def shown_url(url: str) -> str:
+    """`url` as a message may show it: its password (`user:***@`), or the whole user part when
+    it has no `:` (a lone token: `***@`), masked, even in a string that does not parse as a
+    URL. The one rule for every message naming a base URL, a Redis URL or a store."""
+    userinfo, at, rest = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, user = userinfo.rpartition("://")
+    name, colon, _password = user.partition(":")
+    return f"{scheme}{sep}{name + ':' if colon else ''}***@{rest}"
+
+
 def _shown(url: str) -> str:
-    """The URL as an error message may show it: anything up to an "@" may be a password."""
-    _userinfo, at, rest = url.rpartition("@")
-    return repr("<hidden>@" + rest[:100] if at else url[:100])
+    """`shown_url`, quoted and cut at 100 characters."""
+    return repr(shown_url(url)[:100])
 
 
 class InsecureURLError(ValueError):

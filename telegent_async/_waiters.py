@@ -26,6 +26,10 @@ class Waiters:
         self._futures: dict[str, list[asyncio.Future[OrderOutcome]]] = {}
         self.news: asyncio.Event | None = None  # set while the watcher runs here
 
+    def start(self) -> None:
+        """The watcher runs here from now on: news comes, no need to poll the store for it."""
+        self.news = asyncio.Event()
+
     def announce(self) -> None:
         """Wake `settled()` iterators (something settled, failed or closed)."""
         if self.news is not None:

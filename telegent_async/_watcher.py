@@ -147,7 +147,7 @@ class OrderWatcher:
             raise RuntimeError("this OrderWatcher is already running")
         self._closed = False
         await self._rearm_refused()
-        self._waiters.news = asyncio.Event()
+        self._waiters.start()
         self._tasks = [
             asyncio.ensure_future(self._scheduler.run()),
             asyncio.ensure_future(self._purge_now_and_then()),

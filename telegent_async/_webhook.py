@@ -30,6 +30,7 @@ __all__ = [
     "CREATE_PATH",
     "DELETE_PATH",
     "GET_PATH",
+    "HOW_TO_CHECK_CREATE",
     "LIST_PATH",
     "SECRET_FIELDS",
     "UPDATE_PATH",
@@ -38,6 +39,7 @@ __all__ = [
     "create_body",
     "decode_webhook",
     "decode_webhooks",
+    "masked_url",
     "scrub",
     "update_body",
     "webhook_id",
@@ -49,6 +51,11 @@ DELETE_PATH: Final = "/webhook/delete"
 GET_PATH: Final = "/webhook"
 LIST_PATH: Final = "/account/webhooks"
 
+#: What to do when a create may or may not have gone through (`SubmitOutcomeUnknownError`).
+HOW_TO_CHECK_CREATE: Final = (
+    "To find out, look for the URL in list_webhooks() (`telegent-orders webhook list`) before "
+    "subscribing again: two subscriptions would deliver every event twice."
+)
 #: Answer fields whose values are never kept or shown, wherever they appear.
 SECRET_FIELDS: Final = WEBHOOK_SECRET_FIELDS
 MASK: Final = "***"
@@ -202,7 +209,7 @@ class Webhook:
     """
 
     webhook_id: str
-    url: str | None
+    url: str | None = attrs.field(repr=lambda url: repr(masked_url(url)))
     method: str | None
     data_format: str | None
     events: tuple[str, ...]
@@ -231,12 +238,31 @@ def _url(value: object) -> str:
     try:
         url = URL(text)
     except ValueError:
-        raise ValueError(f"url is not a URL: {text[:80]!r}") from None
+        raise ValueError(f"url is not a URL: {masked_url(text)!r:.80}") from None
     if url.scheme != "https" or not url.host or not text.isprintable() or " " in text:
-        raise ValueError(f"url must be an https:// URL (Telegent calls HTTPS only): {text[:80]!r}")
+        raise ValueError(
+            f"url must be an https:// URL (Telegent calls HTTPS only): {masked_url(text)!r:.80}"
+        )
     if url.user is not None or url.password is not None:
         raise ValueError("url must not carry credentials: use auth=WebhookAuth.basic(...)")
     return text
+
+
+def masked_url(url: str | None) -> str | None:
+    """A webhook URL as reprs, logs and the CLI show it: a last path segment long enough to be
+    a receiver's secret (`MIN_SECRET_CHARS`; `webhooks.asgi_app(secret=)` takes none shorter)
+    and any query become `***`. `Webhook.url` itself keeps the URL as Telegent sent it."""
+    if url is None:
+        return None
+    try:
+        parsed = URL(url)
+    except ValueError:
+        return "***"
+    head, _, last = parsed.raw_path.rpartition("/")
+    if len(last) >= MIN_SECRET_CHARS:
+        parsed = parsed.with_path(f"{head}/***", encoded=True)
+    shown = str(parsed.with_query(None).with_fragment(None))
+    return shown + "?***" if parsed.raw_query_string else shown
 
 
 def _method(value: object) -> str:
@@ -322,12 +348,21 @@ def update_body(webhook_id_: object, changes: Mapping[str, object]) -> dict[str,
 
 def scrub(value: Any) -> Any:
     """`value` with every credential-looking value masked, at any depth (answers kept in
-    `raw`): every key `_secrets.is_secret_key` names, in any case."""
+    `raw`): every key `_secrets.is_secret_key` names, in any case, and a `WebhookUrl`'s
+    secret path segment (`masked_url`)."""
     if isinstance(value, dict):
-        return {k: MASK if is_secret_key(k) else scrub(v) for k, v in value.items()}
+        return {k: _scrubbed(k, v) for k, v in value.items()}
     if isinstance(value, list):
         return [scrub(item) for item in value]
     return value
+
+
+def _scrubbed(key: object, value: Any) -> Any:
+    if is_secret_key(key):
+        return MASK
+    if isinstance(key, str) and key.casefold() == "webhookurl" and isinstance(value, str):
+        return masked_url(value)
+    return scrub(value)
 
 
 def _str(value: object) -> str | None:

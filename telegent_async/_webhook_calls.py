@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from . import _webhook
 from ._errors import NotFoundError
-from ._request import Request
+from ._request import Creates, Request
 from ._transport import Transport
 from ._webhook import Webhook, WebhookAuth
 
@@ -68,8 +68,15 @@ class WebhookCalls:
             max_retries: As in `get_order`.
         """
         body = _webhook.create_body(url, account_id, events, method, data_format, auth)
-        logger.debug("subscribing %s to %s", body["WebhookUrl"], body["SubscribedEvents"])
-        return await self._subscription(_webhook.CREATE_PATH, body, auth, (timeout, max_retries))
+        logger.debug(
+            "subscribing %s to %s",
+            _webhook.masked_url(body["WebhookUrl"]),
+            body["SubscribedEvents"],
+        )
+        creates = Creates("create_webhook", _webhook.HOW_TO_CHECK_CREATE)
+        return await self._subscription(
+            _webhook.CREATE_PATH, body, auth, (timeout, max_retries), creates
+        )
 
     async def update_webhook(
         self,
@@ -187,9 +194,11 @@ class WebhookCalls:
         body: Mapping[str, str],
         auth: WebhookAuth | None,
         bounds: tuple[float | None, int | None],
+        creates: Creates | None = None,
     ) -> Webhook:
         """A create or an update: POST `body`, `auth`'s credentials kept out of sight; the
-        subscription as the answer (or, where it says less, the body) has it."""
+        subscription as the answer (or, where it says less, the body) has it. A create is
+        never sent twice (`creates`): two subscriptions would deliver every event twice."""
         return await self._webhook_call(
             "POST",
             path,
@@ -197,6 +206,7 @@ class WebhookCalls:
             body=body,
             secrets=auth.secrets() if auth is not None else (),
             bounds=bounds,
+            creates=creates,
         )
 
     async def _webhook_call(
@@ -209,13 +219,21 @@ class WebhookCalls:
         body: Mapping[str, str] | None = None,
         secrets: tuple[str, ...] = (),
         bounds: tuple[float | None, int | None],
+        creates: Creates | None = None,
     ) -> _T:
         """One webhook call: a token of its endpoint's scope; `decode` reads the JSON value."""
         transport = self._transport
         deadline, retries = transport.call_bounds(*bounds)
         url = transport.endpoint(path)
         request = Request(
-            method, url, str(url), params=params, json=body, secrets=secrets, private=True
+            method,
+            url,
+            str(url),
+            params=params,
+            json=body,
+            secrets=secrets,
+            private=True,
+            creates=creates,
         )
         return await transport.send(request, decode, deadline=deadline, max_retries=retries)
 

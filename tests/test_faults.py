@@ -1,6 +1,7 @@
 """Unattended for days: real faults of what a watcher depends on, ridden out.
 
-A `redis-server` stopped and restarted on its port (under a store, under a budget), an SQLite
+A `redis-server` stopped and restarted on its port (under a store, under a budget) or frozen
+(SIGSTOP), an SQLite
 write lock held by another process past `lock_timeout`, credentials refused then accepted, a
 restart past a deadline, an unreachable budget. For each: every order settles exactly once
 with the status the fake server holds, no request goes out unbudgeted, and polling resumes
@@ -144,6 +145,31 @@ async def test_a_store_on_redis_restarted_mid_run_loses_nothing(
 
 
 @pytest.mark.slow
+async def test_a_store_on_a_frozen_redis_is_an_outage_not_a_hang(
+    fake: FakeTelegent, restartable_redis: RedisServer
+) -> None:
+    """A redis-server that stops answering (SIGSTOP: the connection stays open, nothing
+    comes back) is an outage after the URL's `socket_timeout`, ridden out like a restart."""
+    seed = random.randrange(1 << 30)
+    finals = scripted(fake, random.Random(seed), 10, spread=2.0)
+    url = restartable_redis.url + "?socket_timeout=0.3&socket_connect_timeout=0.3"
+    store = tg.RedisStore(url, namespace=f"frozen-{seed}")
+    assert restartable_redis.proc is not None
+    pid = restartable_redis.proc.pid
+    async with watching(fake, store, finals) as (watcher, delivered):
+        await asyncio.sleep(0.3)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await wait_until(lambda: not watcher.health.store_ok, 5.0)
+            assert "store unavailable" in (watcher.health.fault or ""), f"seed {seed}"
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await resumed(fake, time.monotonic())
+        await wait_until(lambda: watcher.health.store_ok, RESUMES_WITHIN)
+        await delivered.all_of(finals)
+
+
+@pytest.mark.slow
 async def test_a_budget_on_redis_restarted_mid_run_never_lets_a_request_out_unbudgeted(
     fake: FakeTelegent, restartable_redis: RedisServer, tmp_path: pathlib.Path
 ) -> None:
@@ -278,6 +304,27 @@ async def test_refused_credentials_pause_polls_and_settle_nothing(
         await delivered.all_of(finals, timeout=15.0)  # resumed by itself
         assert watcher.health.credentials_ok and watcher.health.paused_until is None
     assert not any(isinstance(o.error, tg.TelegentError) for o in delivered.outcomes.values())
+
+
+async def test_a_base_url_reaching_no_endpoint_pauses_polls_and_settles_nothing(
+    fake: FakeTelegent,
+) -> None:
+    """A routing miss (`EndpointNotFoundError`: every poll would get it) is the setup's fault,
+    not the orders': the watches stay pending for a watcher with the right base URL."""
+    finals = {"JNOID-a": "Completed", "JNOID-b": "Rejected"}
+    for order_id, status in finals.items():
+        fake.add_order(order_id, status)
+    wrong = fake.base_url.replace("/v1.0", "/v2.0")
+    async with fast_client(fake, base_url=wrong) as client:
+        watcher = tg.OrderWatcher(client, policy=FAST_POLL)
+        async with watcher:
+            await watcher.add_many(finals)
+            delivered = Delivered(watcher)
+            await wait_until(lambda: not watcher.health.credentials_ok, 5.0)
+            assert "EndpointNotFoundError" in (watcher.health.fault or "")
+            assert watcher.health.running and watcher.health.paused_until is not None
+            assert (await watcher.count()).pending == 2
+            assert delivered.outcomes == {}
 
 
 # -- restart ---------------------------------------------------------------------------------

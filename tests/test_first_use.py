@@ -11,7 +11,7 @@ import pytest
 from helpers import fast_client
 
 import telegent_async as tg
-from telegent_async import _errors
+from telegent_async import _error_text
 from telegent_async._config import credentials_from, insecure_allowed
 from telegent_async._timing import deadline_at
 from telegent_async.testing import FakeTelegent
@@ -116,10 +116,10 @@ async def test_telegents_own_404_about_an_order_is_no_routing_miss(fake: FakeTel
 
 def test_routing_miss_decision() -> None:
     framework = {"Message": "No HTTP resource was found that matches the request URI 'x'."}
-    assert _errors.is_routing_miss(404, framework)
-    assert _errors.is_routing_miss(404, "<html>404 Not Found</html>")  # a web server's page
-    assert not _errors.is_routing_miss(404, {"StatusCode": 404, "Message": "Order not found"})
-    assert not _errors.is_routing_miss(400, framework)
+    assert _error_text.is_routing_miss(404, framework)
+    assert _error_text.is_routing_miss(404, "<html>404 Not Found</html>")  # a web server's page
+    assert not _error_text.is_routing_miss(404, {"StatusCode": 404, "Message": "Order not found"})
+    assert not _error_text.is_routing_miss(400, framework)
 
 
 async def test_an_html_502_says_bad_gateway_and_what_the_page_said(fake: FakeTelegent) -> None:

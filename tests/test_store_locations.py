@@ -52,6 +52,10 @@ def bad_redis_url(_tmp: pathlib.Path) -> str:
     return f"redis://:{PASSWORD}@127.0.0.1:port/0"
 
 
+def unknown_redis_option(_tmp: pathlib.Path) -> str:
+    return f"redis://:{PASSWORD}@127.0.0.1:6379/0?no_such_option=1"
+
+
 #: A location no store can use, and what its error says (besides naming it).
 BAD_LOCATIONS: dict[str, tuple[Callable[[pathlib.Path], str], str]] = {
     "unknown scheme": (unknown_scheme, "unknown store scheme"),
@@ -60,6 +64,7 @@ BAD_LOCATIONS: dict[str, tuple[Callable[[pathlib.Path], str], str]] = {
     "missing directory": (missing_directory, "no such directory"),
     "a directory": (a_directory, "not a file"),
     "bad Redis URL": (bad_redis_url, "not a usable Redis"),
+    "unknown Redis option": (unknown_redis_option, "no_such_option"),
 }
 
 
@@ -104,6 +109,14 @@ def test_a_file_without_permission_is_a_value_error(tmp_path: pathlib.Path) -> N
     path.chmod(0o400)
     with pytest.raises(ValueError, match="no permission"):
         open_store(path)
+
+
+def test_a_redis_budget_refuses_an_unusable_url_when_it_is_made() -> None:
+    url = unknown_redis_option(pathlib.Path())
+    with pytest.raises(ValueError, match="no_such_option") as caught:
+        tg.RedisBudget(url, 60)
+    assert "redis://:***@127.0.0.1:6379/0" in str(caught.value)
+    assert PASSWORD not in str(caught.value)
 
 
 @pytest.fixture(params=["sqlite", "redis"])

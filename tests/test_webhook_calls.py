@@ -13,7 +13,7 @@ from helpers import chain, fast_client
 
 import telegent_async as tg
 from telegent_async._webhook import scrub
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import WEBHOOK_CREATE_PATH, FakeTelegent, FaultKind
 
 URL = "https://hooks.example.com/telegent/orders"
 ACCOUNT = "AID-7c1e-sandbox"
@@ -314,3 +314,56 @@ def test_credentials_under_any_spelling_are_masked_in_raw() -> None:
         "Authentication": {"Password": "***", "Username": "telegent"},
         "AuthenticationType": "Token",
     }
+
+
+async def test_a_secret_path_segment_is_masked_where_the_url_is_shown(
+    fake: FakeTelegent, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A receiver in `secret=` mode is reached at a URL whose last segment is the credential:
+    the hook keeps the URL whole (`hook.url`), and shows `.../***` in its repr, raw and logs."""
+    caplog.set_level(logging.DEBUG)
+    path_secret = "Zr4k0S9xq2Yf7LhN3pW8uQ"
+    url = f"https://hooks.example.com/telegent/{path_secret}"
+    async with fast_client(fake) as client:
+        hook = await client.create_webhook(url, account_id=ACCOUNT)
+        listed = await client.list_webhooks()
+        with pytest.raises(ValueError) as refused:  # http://: refused before any request
+            await client.create_webhook(
+                f"http://hooks.example.com/{path_secret}", account_id=ACCOUNT
+            )
+    assert hook.url == url and [h.url for h in listed] == [url]
+    assert "https://hooks.example.com/telegent/***" in repr(hook)
+    assert "subscribing https://hooks.example.com/telegent/*** to" in caplog.text
+    for text in (caplog.text, repr(hook), str(hook.raw), repr(listed), str(listed[0].raw)):
+        assert path_secret not in text, text
+    assert path_secret not in str(refused.value) and "/***" in str(refused.value)
+
+
+#: fault -> (create requests the fake saw, subscriptions it holds, the call's outcome)
+CREATE_FAULTS: dict[FaultKind, tuple[int, int, type[tg.SubmitOutcomeUnknownError] | None]] = {
+    "500": (1, 1, tg.SubmitOutcomeUnknownError),
+    "504": (1, 1, tg.SubmitOutcomeUnknownError),
+    "reset": (1, 1, tg.SubmitOutcomeUnknownError),
+    "stall": (1, 1, tg.SubmitOutcomeUnknownError),
+    "503": (2, 1, None),
+}
+
+
+@pytest.mark.parametrize("fault", list(CREATE_FAULTS))
+async def test_a_subscription_is_never_created_twice(fault: FaultKind) -> None:
+    """Two subscriptions of one URL would deliver every event twice: after a failure the
+    create may have been acted on, it is not sent again (as DESIGN.md's order creates)."""
+    requests, held, outcome = CREATE_FAULTS[fault]
+    async with FakeTelegent(stall_seconds=2.0, retry_after="0") as fake:
+        fake.inject(fault, path=WEBHOOK_CREATE_PATH)
+        async with fast_client(fake, timeout=0.3) as client:
+            if outcome is None:
+                await client.create_webhook(URL, account_id=ACCOUNT)
+            else:
+                with pytest.raises(outcome) as caught:
+                    await client.create_webhook(URL, account_id=ACCOUNT)
+                assert caught.value.call == "create_webhook"
+                assert "list_webhooks()" in str(caught.value)
+        creates = [r for r in fake.webhook_requests() if r.path == WEBHOOK_CREATE_PATH]
+        assert len(creates) == requests
+        assert len(fake.webhooks) == held

@@ -133,3 +133,17 @@ async def test_the_help_documents_the_commands() -> None:
         assert result.code == 0
         for word in words:
             assert word in result.out
+
+
+async def test_a_secret_path_segment_is_never_printed(fake: FakeTelegent) -> None:
+    """A receiver in `secret=` mode is reached at `.../<secret>`: add and list show `.../***`."""
+    path_secret = "Zr4k0S9xq2Yf7LhN3pW8uQ"
+    url = f"{URL}/{path_secret}"
+    added = await run_cli("webhook", "add", url, *FAST, "-vv", env=env(fake))
+    listed = await run_cli("webhook", "list", "--json", *FAST, env=env(fake))
+    for result in (added, listed):
+        assert result.code == 0, result.err
+        assert path_secret not in result.out + result.err
+    assert added.out.split()[1] == f"{URL}/***"
+    assert json.loads(listed.out)["url"] == f"{URL}/***"
+    assert [hook["WebhookUrl"] for hook in fake.webhooks.values()] == [url]  # sent whole

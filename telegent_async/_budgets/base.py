@@ -48,6 +48,7 @@ __all__ = [
     "caller",
     "checked_reserve",
     "default_reserve",
+    "in_background_polls",
     "limit_at",
     "next_start",
     "on_rate_limited",
@@ -251,12 +252,17 @@ def background_polls(on_start: Callable[[], None] | None = None) -> Iterator[Non
         _POLLS.reset(token)
 
 
+def in_background_polls() -> bool:
+    """True inside `background_polls` (the send path asks, for `Budget.start_now`)."""
+    return _POLLS.get() is not None
+
+
 def caller(*, priority: bool, background: bool) -> Caller:
     """The kind of the caller of `Budget.acquire`: token requests (`priority`) are direct;
     `background=True` or a call inside `background_polls` is a background poll."""
     if priority:
         return Caller.DIRECT
-    return Caller.BACKGROUND if background or _POLLS.get() is not None else Caller.DIRECT
+    return Caller.BACKGROUND if background or in_background_polls() else Caller.DIRECT
 
 
 def started(kind: Caller) -> None:

@@ -24,6 +24,7 @@ from .base import (
     caller,
     check_window,
     checked_reserve,
+    in_background_polls,
     limit_at,
     next_start,
     on_rate_limited,
@@ -84,10 +85,13 @@ class Reservations:
     def start_at_once(self, now: float) -> bool:
         """A direct call's start now, if every window has room for it and no 429 pauses the
         budget (then it is counted): `reserve`'s common case, without a ticket."""
-        self._forget_past(now)
-        if now < self._pace.paused_until or math.isinf(self.configured):
+        pace, configured = self._pace, self.configured
+        if now < pace.paused_until or math.isinf(configured):
             return False
-        if len(self._started) + len(self._queue) >= self.limit(now):
+        self._forget_past(now)
+        taken = len(self._started) + len(self._queue)
+        # `limit(now)`, asked only when 429s lowered it (it never exceeds `configured`).
+        if taken >= configured or (pace.limit is not None and taken >= self.limit(now)):
             return False
         self._started.append(now)
         return True
@@ -290,7 +294,7 @@ class LocalBudget:
         book = self._book
         if book.open_now(now):
             return True
-        return caller(priority=False, background=False) is Caller.DIRECT and book.start_at_once(now)
+        return not in_background_polls() and book.start_at_once(now)
 
     async def aclose(self) -> None:
         pass

@@ -9,31 +9,22 @@ from __future__ import annotations
 
 import os
 import re
-import urllib.parse
 from typing import TypeAlias
 
 from .._redis_connection import REDIS_SCHEMES
+from .._validate import shown_url
 from .base import WatchStore
 from .memory import MemoryStore
 from .redis import DEFAULT_NAMESPACE, RedisStore
 from .sqlite import SQLiteStore
 
-__all__ = ["StoreLike", "open_store", "shown", "store_of"]
+__all__ = ["StoreLike", "open_store", "store_of"]
 
 #: What `OrderWatcher` accepts as its store: a store, a path (SQLite), a URL, or None (memory).
 StoreLike: TypeAlias = "WatchStore | str | os.PathLike[str] | None"
 
 
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def shown(location: str) -> str:
-    """`location` as messages may show it: a URL's password replaced by `***`."""
-    parts = urllib.parse.urlsplit(location)
-    if parts.password is None:
-        return location
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_store(location: str | os.PathLike[str], *, namespace: str | None = None) -> WatchStore:
@@ -49,14 +40,12 @@ def open_store(location: str | os.PathLike[str], *, namespace: str | None = None
     if where.startswith(REDIS_SCHEMES):
         try:
             return RedisStore(where, namespace=namespace or DEFAULT_NAMESPACE)
-        except ValueError as exc:
-            password = urllib.parse.urlsplit(where).password or "\0"
-            reason = str(exc).replace(password, "***")
-            raise ValueError(f"{shown(where)}: not a usable Redis store: {reason}") from None
+        except ValueError as exc:  # its message shows no password (`connect`)
+            raise ValueError(f"not a usable Redis store: {exc}") from None
     scheme = _SCHEME.match(where)
     if scheme is not None:
         raise ValueError(
-            f"{shown(where)}: unknown store scheme {scheme.group(1)!r} (a store is an SQLite "
+            f"{shown_url(where)}: unknown store scheme {scheme.group(1)!r} (a store is an SQLite "
             "file path, or a redis://, rediss:// or unix:// URL)"
         )
     return SQLiteStore(where)

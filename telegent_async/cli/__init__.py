@@ -1,12 +1,12 @@
 """`telegent-orders`, the command-line tool: look orders up, wait for them, fix port-ins.
 
-Only the standard library (argparse, ANSI escapes) on top of the SDK. One module per concern:
-`_args` (parsers and help), `_commands` (get, wait, demo, fake-server), `_portin` (update,
-cancel), `_watch` (wait --state, watch add/list/run), `_exit` (the exit-status table),
-`_outcomes` (what a run collects), `_terminal` (console, progress line), `_report` and
-`_json` (what a run shows).
+Only the standard library (argparse, ANSI escapes) on top of the SDK: `_args` (the parsers and
+`main`), `_session` (what every command starts from; get, wait), `_demo` (demo, fake-server),
+`_calls` (update, cancel, webhook, codes), `_watch` (wait --state, watch),
+`_exit` (the exit-status table), `_outcomes` (what a run collects, its JSON), `_terminal`
+(console, progress line) and `_report` (the report).
 """
 
-from ._main import main
+from ._args import main
 
 __all__ = ["main"]

@@ -1,15 +1,15 @@
-"""The demo scenario: a realistic mix of orders, and the settings that make it run in seconds.
-
-Shared by `telegent-orders demo` (which waits for the orders against an embedded fake) and
-`telegent-orders fake-server` (which serves them to the user's own code). Real port-ins take
-1 to 5 business days; here every lifecycle is compressed into seconds, and `time_scale`
-multiplies every duration (lifecycles, poll and retry cadences, Retry-After) at once so the
-whole scenario can run faster still in tests without changing its shape.
-"""
+"""`demo` and `fake-server`: a realistic mix of orders, waited for on an embedded fake or
+served to the user's own code. Real port-ins take 1 to 5 business days; here every lifecycle
+is compressed into seconds, and `time_scale` multiplies every duration at once (lifecycles,
+poll and retry cadences, Retry-After) so tests run the same scenario faster."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import functools
 import random
+import sys
 import uuid
 from collections.abc import Sequence
 
@@ -17,15 +17,11 @@ import attrs
 
 from .._timing import PollPolicy
 from ..testing import FakeTelegent, Step
-
-__all__ = [
-    "DEFAULT_ORDERS",
-    "MIN_ORDERS",
-    "DemoOrder",
-    "DemoSettings",
-    "build_demo",
-    "seed_fake",
-]
+from ._exit import EXIT_FAILED, EXIT_OK, UsageError
+from ._outcomes import PROG, Run, Tally
+from ._report import Output
+from ._session import run_reported, sigterm_interrupts, wait_for_orders
+from ._terminal import Console
 
 DEFAULT_ORDERS = 300
 #: Enough room for every special case plus at least one order of each failing code.
@@ -97,14 +93,18 @@ class DemoSettings:
             wait_timeout=60.0 * s,
         )
 
-    def fake(self, seed: int | None) -> FakeTelegent:
-        """A FakeTelegent with this scenario's rate limit and 503 rate (not started)."""
-        return FakeTelegent(
-            rate_limit=self.fake_rate_limit,
-            retry_after=self.retry_after,
-            fault_rate={"503": self.fault_rate_503},
-            seed=seed,
-            record=False,
+    def intro(self, base_url: str, orders: int) -> str:
+        poll, retry = self.poll, self.retry
+        return (
+            f"{PROG} demo: waiting for {orders} orders on an embedded FakeTelegent at {base_url}\n"
+            "  (no network, no credentials; port-ins, which take 1-5 business days in real life,\n"
+            "  are compressed into seconds)\n"
+            f"  server: rate limit {self.fake_rate_limit:.0f} req/s, {self.fault_rate_503:.0%} of "
+            f"answers 503, {self.burst_429_count} x 429 at {self.burst_429_at:g} s (Retry-After "
+            f"{self.retry_after} s)\n"
+            f"  client: budget {self.client_rpm / 60:.0f} req/s, polls every {poll.initial:g} s "
+            f"growing to {poll.max_interval:g} s, retries after {retry.initial:g} s doubling to "
+            f"{retry.max_interval:g} s\n"
         )
 
 
@@ -180,3 +180,88 @@ def seed_fake(fake: FakeTelegent, plan: Sequence[DemoOrder], time_scale: float =
             order_type="Port-In" if order.kind == "port-in" else "Provision",
             phone_numbers=(order.phone_number,),
         )
+
+
+def cmd_demo(args: argparse.Namespace, console: Console) -> int:
+    plan = build_demo(args.orders, args.seed)
+    run = Run("demo", Tally([order.order_id for order in plan]))
+    run.demo = settings = DemoSettings.scaled(args.time_scale)
+    output = Output(args, console, sys.stdout)
+
+    async def demo() -> None:
+        fake = FakeTelegent(
+            rate_limit=settings.fake_rate_limit, retry_after=settings.retry_after,
+            fault_rate={"503": settings.fault_rate_503}, seed=args.seed, record=False,
+        )  # fmt: skip
+        async with fake:
+            seed_fake(fake, plan, args.time_scale)
+            burst = functools.partial(
+                fake.inject, "429", settings.burst_429_count, retry_after=settings.retry_after
+            )
+            handle = asyncio.get_running_loop().call_later(settings.burst_429_at, burst)
+            console.write(settings.intro(fake.base_url, len(plan)))
+            options = {
+                "base_url": fake.base_url,
+                "account_key": fake.account_key,
+                "account_secret": fake.account_secret,
+                "allow_insecure": True,
+                "requests_per_minute": settings.client_rpm,
+                "retry_policy": settings.retry,
+                "timeout": 5.0,
+            }
+            try:
+                await wait_for_orders(
+                    run, options, output, timeout=settings.wait_timeout, policy=settings.poll
+                )
+            finally:
+                handle.cancel()
+
+    return run_reported(run, output, demo)
+
+
+def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
+    plan = build_demo(args.orders, args.seed)
+    if args.ids_file is not None:
+        try:
+            with open(args.ids_file, "w", encoding="utf-8") as file:
+                file.writelines(f"{order.order_id}\n" for order in plan)
+        except OSError as exc:
+            raise UsageError(f"--ids-file: cannot write {args.ids_file}: {exc}") from None
+    try:
+        asyncio.run(_serve(args, plan))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        console.write(f"{PROG}: error: cannot serve on {args.host}:{args.port}: {exc}\n")
+        return EXIT_FAILED
+    console.write("FakeTelegent stopped\n")
+    return EXIT_OK
+
+
+async def _serve(args: argparse.Namespace, plan: Sequence[DemoOrder]) -> None:
+    fake = FakeTelegent(host=args.host, port=args.port, seed=args.seed)
+    async with sigterm_interrupts(), fake:  # Ctrl-C, SIGTERM: KeyboardInterrupt, once closed
+        seed_fake(fake, plan, args.time_scale)
+        scale = f" (x{args.time_scale:g})" if args.time_scale != 1 else ""
+        width = max(len(order.order_id) for order in plan)
+        sys.stdout.write("\n".join([
+            f"FakeTelegent listening on {fake.base_url}",
+            "",
+            "Test credentials of this fake (not secrets):",
+            f"  export TELEGENT_BASE_URL={fake.base_url}",
+            f"  export TELEGENT_ACCOUNT_KEY={fake.account_key}",
+            f"  export TELEGENT_ACCOUNT_SECRET={fake.account_secret}",
+            "  export TELEGENT_ALLOW_INSECURE=1",
+            "It speaks plain http on loopback: TELEGENT_ALLOW_INSECURE=1 allows that to",
+            "TelegentClient and telegent-orders alike (or allow_insecure=True, or --insecure).",
+            "",
+            f"{len(plan)} seeded orders; their lifecycles started now, compressed into "
+            f"seconds{scale}:",
+            *(f"  {order.order_id.ljust(width)}  {order.kind:<9}  {order.outcome(args.time_scale)}"
+              for order in plan),
+            "",
+            "Stop with Ctrl-C or SIGTERM.",
+            "",
+        ]))  # fmt: skip
+        sys.stdout.flush()
+        await asyncio.Event().wait()

@@ -1,9 +1,6 @@
-"""`telegent-orders` exit statuses: one table that the code, `--help` and the README follow.
-
-Each command's outcomes ask for a status each, and the first in the table's order that any
-asks for wins (credentials, then incomplete, then failed): a shell script can tell "fix your
-setup" from "try again later" from "look at the orders".
-"""
+"""`telegent-orders` exit statuses: one table that the code, `--help` and the README follow;
+the first in its order that any outcome asks for wins, so a script can tell "fix your setup"
+from "try again later" from "look at the orders"."""
 
 from __future__ import annotations
 
@@ -14,11 +11,11 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from .._errors import EndpointNotFoundError, TelegentError, is_credentials_error
+from .._models import OrderOutcome
 from .._status import is_permanent
 from ._outcomes import Group
 
 if TYPE_CHECKING:
-    from .._models import OrderOutcome
     from ._outcomes import Run
 
 EXIT_OK: Final = 0
@@ -26,8 +23,6 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INCOMPLETE: Final = 3
 EXIT_INTERRUPTED: Final = 130
-#: stdout closed before the results were written (`| head`): 128 + SIGPIPE, as a shell reports
-#: a process that SIGPIPE ended; not 1, which means failed orders.
 EXIT_BROKEN_PIPE: Final = 141
 
 
@@ -77,8 +72,7 @@ EXIT_STATUSES: Final = (
         "shells report it",
     ),
 )
-"""Every exit status, in precedence order: the first that applies wins. The README's table
-repeats the `meaning`s word for word (tests/test_cli_exit.py checks it)."""
+"""In precedence order; the README's table repeats the `meaning`s (tests/test_cli_exit.py)."""
 
 _BY_CODE: Final = {status.code: status for status in EXIT_STATUSES}
 
@@ -109,14 +103,13 @@ def summary_of(code: int, command: str) -> str:
 
 
 def is_setup_error(error: BaseException | None) -> bool:
-    """An error about the setup, not the order it came with: the credentials were refused
-    (401/403) or the base URL has no API (a routing 404). Every other order would get it too,
-    so it ends a run (exit status 2) instead of being one order's outcome."""
+    """Refused credentials (401/403) or a base URL with no API (a routing 404): every other
+    order would get it too, so it ends a run (exit status 2), not as one order's outcome."""
     return is_credentials_error(error) or isinstance(error, EndpointNotFoundError)
 
 
 def setup_error_words(error: TelegentError) -> str:
-    """The one line a command ends with after `is_setup_error(error)`: what to check."""
+    """The one line a run ends with after `is_setup_error(error)`: what to check."""
     if isinstance(error, EndpointNotFoundError):
         return f"the base URL has no API: {error}; check --base-url or TELEGENT_BASE_URL"
     return (
@@ -138,10 +131,8 @@ def exit_status_of(outcome: OrderOutcome, group: Group) -> int:
 
 
 def failed_request_exit(error: TelegentError) -> int:
-    """The exit status of a single request that failed (`update`, `cancel`)."""
-    if is_setup_error(error):
-        return EXIT_USAGE
-    return EXIT_FAILED if is_permanent(error) else EXIT_INCOMPLETE
+    """The exit status of a single request that failed (`update`, `cancel`, `webhook`)."""
+    return exit_status_of(OrderOutcome("", None, error), Group.ERROR)
 
 
 def combine(statuses: Sequence[int]) -> int:

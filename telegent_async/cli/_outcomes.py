@@ -1,9 +1,5 @@
-"""What a command fills while it runs: outcomes grouped as the report groups them.
-
-`Run` holds a `Tally` of outcomes, the client's own counters (`client.stats`: what was sent
-and retried, never counted twice) and the requests sent per second; the progress line, the
-report, the JSON lines and the exit status all read it.
-"""
+"""What a command fills while it runs (`Run`: a `Tally` of outcomes by group, `client.stats`,
+requests per second), read by the progress line, the report, the exit status and `--json`."""
 
 from __future__ import annotations
 
@@ -12,14 +8,15 @@ import enum
 import shlex
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
 from .._carrier import RESUBMIT_FIELD, CarrierError, NextStep
 from .._errors import NotFoundError, OrderWaitTimeout, TelegentError
-from .._models import Order, OrderOutcome, OrderStatus
+from .._models import Order, OrderOutcome, OrderStatus, converter
 from .._stats import ClientStats
+from .._stores.base import WatchState
 
 if TYPE_CHECKING:
     from ._demo import DemoSettings
@@ -80,14 +77,8 @@ UPDATE_OPTIONS: Final = {
 
 
 def fix_of(order: Order | None) -> tuple[NextStep, str] | None:
-    """The next step of a port-in needing action and the command line that takes it.
-
-    Derived from the carrier codes' `next_step` (the strongest of them): an update of the
-    fields that fix them; for a 6P, the update that resubmits once the subscriber has removed
-    the lock (never a cancel: a cancel is final); a cancel only where no update can resubmit
-    (6A); for 8B or GENS-0041, a comment saying to open a ticket. None for an order not
-    needing action. Placeholders only, never a value.
-    """
+    """The next step of a port-in needing action (the carrier codes' strongest `next_step`) and
+    the command line that takes it, with placeholders, never a value; None if none is needed."""
     step = order.next_step if order is not None else None
     if order is None or step is None:
         return None
@@ -110,12 +101,6 @@ def fix_of(order: Order | None) -> tuple[NextStep, str] | None:
 
 def _options(fields: Sequence[str]) -> str:
     return " ".join(" ".join(UPDATE_OPTIONS[field]) for field in fields)
-
-
-def fix_command(order: Order | None) -> str | None:
-    """The command line of `fix_of` (None for an order not needing action)."""
-    fix = fix_of(order)
-    return None if fix is None else fix[1]
 
 
 class Tally:
@@ -158,9 +143,8 @@ class Tally:
 
 
 def busiest_window(per_second: collections.Counter[int], window: int) -> int:
-    """The most requests sent within `window` consecutive whole seconds (pure): what a budget
-    of so many requests per rolling window is measured against. A run's average rate is not:
-    a run shorter than the window may send its whole budget at once."""
+    """The most requests sent within `window` consecutive whole seconds: what a budget per
+    rolling window is measured against (not the average: a short run may send it all at once)."""
     seconds = sorted(per_second)
     best = total = 0
     first = 0
@@ -180,8 +164,6 @@ class Run:
     command: str
     tally: Tally
     stats: ClientStats | None = None  # the client's counters, as it closed
-    #: Requests sent, by whole second of the monotonic clock (`note_sent`): what the budget
-    #: of so many a minute is measured against (`busiest_window`).
     sent_per_second: collections.Counter[int] = attrs.field(factory=collections.Counter)
     _noted: int = 0
     started: float = attrs.field(factory=time.monotonic)
@@ -196,7 +178,46 @@ class Run:
         return (self.finished or time.monotonic()) - self.started
 
     def note_sent(self, requests: int) -> None:
-        """`requests` sent so far (`client.stats.requests`): those since the last note count
-        in this second."""
+        """`requests` sent so far: those since the last note count in this second."""
         self.sent_per_second[int(time.monotonic())] += requests - self._noted
         self._noted = requests
+
+
+def outcome_json(outcome: OrderOutcome, group: Group) -> dict[str, Any]:
+    """One `--json` line: `OrderOutcome.to_json()` plus what the report says of it: its group
+    (`outcome`), status, decoded carrier code and the command that would fix it."""
+    order, carrier = outcome.order, carrier_of(outcome)
+    reason = carrier.reason if carrier is not None else None
+    if reason is None and order is not None:
+        reason = order.status_message
+    fix = fix_of(order)
+    return {
+        **outcome.to_json(),
+        "outcome": group.name.lower(),
+        "status": order.status.name if order is not None else None,
+        "raw_status": order.raw_status if order is not None else None,
+        "carrier_code": carrier.code if carrier is not None else None,
+        "reason": reason,
+        "description": carrier.description if carrier is not None else None,
+        "remedy": carrier.remedy if carrier is not None else None,
+        "next_step": order.next_step.value if order is not None and order.next_step else None,
+        "fix_command": fix[1] if fix is not None else None,
+    }
+
+
+def state_json(state: WatchState) -> dict[str, Any]:
+    """One `watch list --json` line: the `WatchState` through the package's converter."""
+    row: dict[str, Any] = converter.unstructure(state)
+    del row["last_order"]
+    order = state.last_order
+    row["raw_status"] = order.raw_status if order is not None else None
+    row["error"] = f"{type(state.error).__name__}: {state.error}" if state.error else None
+    return row
+
+
+def code_json(carrier: CarrierError) -> dict[str, Any]:
+    """One `codes --json` line: the `CarrierError` unstructured, `reason` as `name`, no `raw`."""
+    row: dict[str, Any] = converter.unstructure(carrier)
+    row["name"] = row.pop("reason")
+    del row["raw"]
+    return row

@@ -1,28 +1,30 @@
-"""The human report `get`, `wait` and `demo` end with, and where results go (`Output`).
-
-Tables grouped by outcome, carrier codes with their remedies, the commands that would fix the
-port-ins needing action, then a summary that ends with the exit status and what it means.
-"""
+"""The report `get`, `wait` and `demo` end with, and where results go (`Output`): tables by
+outcome, carrier codes with their remedies, the commands that would fix the port-ins needing
+action, then a summary ending with the exit status and what it means."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections.abc import Sequence
 from typing import Final, TextIO
 
 from .._carrier import CarrierError, NextStep
 from .._models import OrderOutcome
-from .._stats import ClientStats
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
-from ._json import outcome_json
-from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of
-from ._terminal import Console, Style, columns, use_color, wrap
+from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of, outcome_json
+from ._terminal import GROUP_COLORS, Console, columns, paint, use_color
 
-_GROUP_NOTES: Final = {
+_NOTES: Final = {
     Group.NEEDS_ACTION: "fix them in the order listed below: updates first",
     Group.TIMED_OUT: "still pending at the deadline; wait again later",
+}
+_SUMMARY_WORDS: Final = {
+    Group.PENDING: "still pending",
+    Group.NEEDS_ACTION: "need action",
+    Group.ERROR: "with other errors",
 }
 
 
@@ -49,9 +51,7 @@ def table(rows: Sequence[Sequence[str]], width: int | None) -> list[str]:
     for row in rows:
         cells = [cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True)]
         text = "  " + "  ".join([*cells, row[-1]]).rstrip()
-        if width is not None and len(text) > width:
-            text = text[: width - 3] + "..."
-        lines.append(text)
+        lines.append(text[: width - 3] + "..." if width is not None and len(text) > width else text)
     return lines
 
 
@@ -59,58 +59,47 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun if n == 1 else noun + 's'}"
 
 
-_SUMMARY_WORDS: Final = {
-    Group.PENDING: "still pending",
-    Group.NEEDS_ACTION: "need action",
-    Group.ERROR: "with other errors",
-}
-
-
 class Report:
     """The human report: tables grouped by outcome, carrier codes with remedies, a summary."""
 
-    def __init__(self, run: Run, style: Style, width: int | None, max_rows: int) -> None:
-        self.run = run
-        self.style = style
-        self.width = width
+    def __init__(self, run: Run, color: bool, width: int | None, max_rows: int) -> None:
+        self.run, self.color, self.width, self.max_rows = run, color, width, max_rows
         self.wrap_at = min(width or 100, 100)
-        self.max_rows = max_rows
+        self.groups = run.tally.by_group()
+
+    def _wrap(self, text: str, indent: str, more: str) -> list[str]:
+        return textwrap.wrap(text, self.wrap_at, initial_indent=indent, subsequent_indent=more,
+                             break_long_words=False, break_on_hyphens=False)  # fmt: skip
+
+    def _shown(self, outcomes: list[OrderOutcome]) -> tuple[list[OrderOutcome], str]:
+        """The rows `--rows` leaves, and the line saying how many more there are."""
+        shown = outcomes if self.max_rows <= 0 else outcomes[: self.max_rows]
+        more = len(outcomes) - len(shown)
+        return shown, f"  ... and {more:,} more (--rows 0 lists them all" if more else ""
 
     def lines(self) -> list[str]:
         out: list[str] = []
-        for group, outcomes in self.run.tally.by_group().items():
-            out += self.group_table(group, outcomes)
-        out += self.carrier_codes()
-        out += self.fix_commands()
-        out += self.summary()
-        return out
-
-    def group_table(self, group: Group, outcomes: Sequence[OrderOutcome]) -> list[str]:
-        heading = self.style.group(group, f"{group.value.capitalize()} ({len(outcomes):,})")
-        if group in _GROUP_NOTES:
-            heading += f"  - {_GROUP_NOTES[group]}"
-        shown = outcomes if self.max_rows <= 0 else outcomes[: self.max_rows]
-        rows = []
-        for outcome in shown:
-            order = outcome.order
-            code, words = detail(outcome, group)
-            kind = (order.order_type or "") if order else ""
-            status = order.raw_status if order else ""
-            rows.append((outcome.order_id, kind, status, code, words))
-        lines = [heading, *table(rows, self.width)]
-        if len(shown) < len(outcomes):
-            lines.append(
-                f"  ... and {len(outcomes) - len(shown):,} more "
-                "(--rows 0 lists them all; --json gives one line per order)"
-            )
-        return [*lines, ""]
+        for group, outcomes in self.groups.items():
+            heading = paint(f"{group.value.capitalize()} ({len(outcomes):,})",
+                            GROUP_COLORS[group], self.color)  # fmt: skip
+            heading += f"  - {_NOTES[group]}" if group in _NOTES else ""
+            shown, more = self._shown(outcomes)
+            rows = []
+            for outcome in shown:
+                order = outcome.order
+                kind = (order.order_type or "") if order else ""
+                status = order.raw_status if order else ""
+                rows.append((outcome.order_id, kind, status, *detail(outcome, group)))
+            out += [heading, *table(rows, self.width)]
+            out += [more + "; --json gives one line per order)"] if more else []
+            out.append("")
+        return out + self.carrier_codes() + self.fix_commands() + self.summary()
 
     def carrier_groups(self) -> list[tuple[str, list[CarrierError]]]:
         """Decoded carrier messages by code ("no code" if none), largest group first."""
         groups: dict[str, list[CarrierError]] = {}
         for _, outcome in self.run.tally.rows:
-            carrier = carrier_of(outcome)
-            if carrier is not None:
+            if (carrier := carrier_of(outcome)) is not None:
                 groups.setdefault(carrier.code or "no code", []).append(carrier)
         return sorted(groups.items(), key=lambda item: -len(item[1]))
 
@@ -119,47 +108,42 @@ class Report:
         if not groups:
             return []
         total = sum(len(errors) for _, errors in groups)
-        lines = [self.style(f"Why they failed, by carrier code ({_count(total, 'order')})", "1")]
+        heading = f"Why they failed, by carrier code ({_count(total, 'order')})"
+        lines = [paint(heading, "1", self.color)]
         label_width = max(len(code) for code, _ in groups)
+        indent = " " * (label_width + 11)
         for code, errors in groups:
-            counted = f"x{len(errors)}".ljust(5)
-            lines.append(f"  {self.style(code.ljust(label_width), '1')}  {counted}  ")
-            indent = " " * (2 + label_width + 2 + 5 + 2)
             reasons = list(dict.fromkeys(error.reason for error in errors))
-            lines[-1] += "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
-            carrier = errors[0]
-            for text in (carrier.description, "Remedy: " + carrier.remedy):
-                lines += wrap(text, self.wrap_at, indent, indent + "  ")
+            said = "; ".join(reasons[:3]) + ("; ..." if len(reasons) > 3 else "")
+            lines.append(f"  {code.ljust(label_width)}  {f'x{len(errors)}'.ljust(5)}  {said}")
+            for text in (errors[0].description, "Remedy: " + errors[0].remedy):
+                lines += self._wrap(text, indent, indent + "  ")
         return [*lines, ""]
 
     def fix_commands(self) -> list[str]:
         """For each port-in needing action, the command that would fix it."""
-        needing = self.run.tally.by_group().get(Group.NEEDS_ACTION, [])
-        if not needing:
+        shown, more = self._shown(self.groups.get(Group.NEEDS_ACTION, []))
+        if not shown:
             return []
         heading = "How to fix them: update, then wait again (--preset portin)"
-        lines = [self.style(heading, "1")]
-        shown = needing if self.max_rows <= 0 else needing[: self.max_rows]
-        fixes = [fix for fix in map(fix_of, (outcome.order for outcome in shown)) if fix]
+        fixes = [fix for fix in (fix_of(outcome.order) for outcome in shown) if fix]
         steps = list(NextStep)  # updates first: a cancel only where no update resubmits
         commands = [command for _, command in sorted(fixes, key=lambda fix: steps.index(fix[0]))]
-        lines += [f"  {command}" for command in commands]
-        if len(shown) < len(needing):
-            lines.append(f"  ... and {len(needing) - len(shown):,} more (--rows 0 lists them all)")
+        lines = [paint(heading, "1", self.color), *(f"  {command}" for command in commands)]
+        lines += [more + ")"] if more else []
         if any("-env " in command for command in commands):
-            note = (
+            lines += self._wrap(
                 "ACCOUNT_NUMBER and ACCOUNT_PIN name environment variables to set first: a "
-                "secret never goes on a command line, where every local user can read it."
-            )
-            lines += wrap(note, self.wrap_at, "  ", "  ")
+                "secret never goes on a command line, where every local user can read it.",
+                "  ", "  ",
+            )  # fmt: skip
         return [*lines, ""]
 
     def summary(self) -> list[str]:
-        run, tally = self.run, self.run.tally
-        style = self.style
+        run, tally, stats = self.run, self.run.tally, self.run.stats
         verb = "looked up" if run.command == "get" else "waited for"
         counts = [
-            style.group(group, f"{tally.counts[group]:,} {_SUMMARY_WORDS.get(group, group.value)}")
+            f"{tally.counts[group]:,} {_SUMMARY_WORDS.get(group, group.value)}"
             for group in Group
             if tally.counts[group]
         ]
@@ -167,12 +151,11 @@ class Report:
             f"{verb} {_count(tally.total, 'order')} in {run.elapsed:.1f} s: " + ", ".join(counts)
         ]
         if run.interrupted:
-            pending = _count(tally.total - tally.done, "order")
-            story.append(f"interrupted with {pending} not settled yet")
-        codes = [f"{code} x{len(errors)}" for code, errors in self.carrier_groups()]
-        if codes:
+            story.append(
+                f"interrupted with {_count(tally.total - tally.done, 'order')} not settled yet"
+            )
+        if codes := [f"{code} x{len(errors)}" for code, errors in self.carrier_groups()]:
             story.append("failures by carrier code: " + ", ".join(codes) + " (remedies above)")
-        stats = run.stats
         sent = stats.requests if stats is not None else 0
         per_second = sent / run.elapsed if run.elapsed > 0 else 0.0
         tokens = f" ({stats.token_requests} for a token)" if stats and stats.token_requests else ""
@@ -182,44 +165,39 @@ class Report:
             within = "within" if busiest <= run.budget_rpm else "over"
             requests += f"; at most {busiest:,} in any minute, {within} the budget of "
             requests += f"{run.budget_rpm:,.0f} a minute"
-        story.append(requests)
-        story.append(_retries(stats))
+        story += [requests, _retries(run)]
         if run.demo is not None:
             story.append("demo: port-ins (1-5 business days in life) compressed into seconds")
         status = run_exit_status(run)
         story.append(f"exit status {status}: {summary_of(status, run.command)}")
-        lines = [style("Summary", "1")]
-        for text in story:
-            lines += wrap(text, self.wrap_at, "  ", "    ")
-        return lines
+        return [paint("Summary", "1", self.color)] + [
+            line for text in story for line in self._wrap(text, "  ", "    ")
+        ]
 
 
-def _retries(stats: ClientStats | None) -> str:
+def _retries(run: Run) -> str:
     """The summary's line on what was retried, from the client's own counters."""
-    retries = stats.retries if stats is not None else {}
-    if not retries:
+    stats = run.stats
+    if stats is None or not stats.retries:
         return "nothing retried (429, 5xx, timeouts, connection errors)"
     seen = ", ".join(
         f"{kind} {status_words(int(kind))} x{n}" if kind.isdigit() else f"{kind} x{n}"
-        for kind, n in sorted(retries.items())
+        for kind, n in sorted(stats.retries.items())
     )
-    text = f"retried: {seen}"
-    if stats is not None and stats.rate_limit_pauses:
-        text += (
-            f"; each 429 ({stats.rate_limit_pauses}x) paused every request of the client for "
-            "its Retry-After (a repeated one lowers the pace to what the server accepted)"
-        )
-    return text
+    if not stats.rate_limit_pauses:
+        return f"retried: {seen}"
+    return (
+        f"retried: {seen}; each 429 ({stats.rate_limit_pauses}x) paused every request of the "
+        "client for its Retry-After (a repeated one lowers the pace to what the server accepted)"
+    )
 
 
 class Output:
     """Where results go: JSON lines as they arrive, or the report at the end."""
 
     def __init__(self, args: argparse.Namespace, console: Console, stdout: TextIO) -> None:
-        self.json = bool(args.json)
-        self.max_rows = args.rows
-        self.console = console
-        self.stdout = stdout
+        self.json, self.max_rows = bool(args.json), args.rows
+        self.console, self.stdout = console, stdout
 
     def outcome(self, outcome: OrderOutcome, group: Group) -> None:
         if self.json:
@@ -230,14 +208,12 @@ class Output:
         status = run_exit_status(run)
         if run.setup_error is not None:
             self.console.write(f"{PROG}: error: {setup_error_words(run.setup_error)}\n")
-            return status
-        if self.json:
-            report = Report(run, self.console.style, None, self.max_rows)
+        elif self.json:
+            report = Report(run, self.console.color, None, self.max_rows)
             self.console.write("\n".join(report.summary()) + "\n")
         else:
-            tty = self.stdout.isatty()
-            width = columns(self.stdout) if tty else None
-            report = Report(run, Style(use_color(self.stdout)), width, self.max_rows)
+            width = columns(self.stdout) if self.stdout.isatty() else None
+            report = Report(run, use_color(self.stdout), width, self.max_rows)
             self.stdout.write("\n".join(report.lines()) + "\n")
             self.stdout.flush()
         return status

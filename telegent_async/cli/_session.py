@@ -1,8 +1,5 @@
-"""What every command starts from: credentials, the client, order IDs, signals, the report.
-
-`_commands` (get, wait, demo, fake-server), `_watch` and `_portin` all build on this module and
-on nothing of each other's.
-"""
+"""What every command starts from (credentials, the client, order IDs, signals, the report),
+and `get` and `wait`: thin shells around `TelegentClient.get_orders` / `wait_for_orders`."""
 
 from __future__ import annotations
 
@@ -14,7 +11,7 @@ import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, Final, TextIO
+from typing import Any, TextIO
 
 from .. import _validate
 from .._client import TelegentClient
@@ -25,24 +22,19 @@ from .._config import (
     credentials_from,
 )
 from .._models import OrderOutcome
-from .._timing import PRESETS as PRESETS  # the poll cadences `--preset` names
-from ._exit import UsageError
+from .._timing import PRESETS as PRESETS  # what `--preset` names (tests patch it)
+from .._timing import PollPolicy
+from ._exit import UsageError, is_setup_error
 from ._outcomes import Run, Tally
 from ._report import Output
-from ._terminal import Console
+from ._terminal import Console, Progress
 
 logger = logging.getLogger("telegent_async.cli")
 
-#: The flag that stands for each credential's environment variable (or argument) in a message.
-_FLAGS: Final = {
-    "TELEGENT_ACCOUNT_KEY": "--account-key",
-    "TELEGENT_ACCOUNT_SECRET": "--account-secret",
-    "account_key": "--account-key",
-    "account_secret": "--account-secret",
-}
 
-
-# -- credentials and client ------------------------------------------------------------------
+def _flag(name: str) -> str:
+    """The option of a credential named by its variable or argument (`TELEGENT_ACCOUNT_KEY`)."""
+    return "--" + name.lower().removeprefix("telegent_").replace("_", "-")
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -55,14 +47,14 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
             args.base_url or None,
         )
     except MissingCredentialsError as exc:
-        missing = " and ".join(f"{_FLAGS[name]}/{name}" for name in exc.missing)
+        missing = " and ".join(f"{_flag(name)}/{name}" for name in exc.missing)
         raise UsageError(
             f"missing credentials ({missing} not set): pass --token or set TELEGENT_TOKEN, or "
             "pass --account-key and --account-secret or set TELEGENT_ACCOUNT_KEY and "
             "TELEGENT_ACCOUNT_SECRET"
         ) from None
     except ConflictingCredentialsError as exc:
-        given = " and ".join(_FLAGS[name] for name in exc.given)
+        given = " and ".join(_flag(name) for name in exc.given)
         raise UsageError(
             f"--token was given together with {given}: pass a token, or an account key and "
             "secret, not both"
@@ -82,7 +74,7 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[TelegentClient]:
-    """The command's client; what it sent and retried (`client.stats`) is kept in `run`."""
+    """The command's client; its `client.stats` and requests per second are kept in `run`."""
     try:
         client = TelegentClient(**options, max_connections=DEFAULT_MAX_CONNECTIONS)
     except _validate.InsecureURLError as exc:
@@ -109,7 +101,6 @@ async def open_client(options: dict[str, Any], run: Run) -> AsyncIterator[Telege
 
 
 async def _note_sends(client: TelegentClient, run: Run) -> None:
-    """Note the requests sent each fifth of a second, for the report's busiest minute."""
     while True:
         run.note_sent(client.stats.requests)
         await asyncio.sleep(0.2)
@@ -117,7 +108,6 @@ async def _note_sends(client: TelegentClient, run: Run) -> None:
 
 def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     """IDs from the arguments and `--from-file` (one a line; blanks and # comments skipped)."""
-    # Each ID with where it came from, for the error that refuses it.
     ids = [(order_id, f"argument {n}") for n, order_id in enumerate(args.order_ids, 1)]
     if args.from_file is not None:
         try:
@@ -143,9 +133,6 @@ def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     return list(dict.fromkeys(order_id for order_id, _ in ids))
 
 
-# -- commands' shared steps ------------------------------------------------------------
-
-
 def record(run: Run, output: Output, outcome: OrderOutcome) -> None:
     group = run.tally.add(outcome)
     logger.debug("order %s: %s after %.2f s", outcome.order_id, group.value, run.elapsed)
@@ -158,10 +145,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 @contextlib.asynccontextmanager
 async def sigterm_interrupts() -> AsyncIterator[None]:
     """SIGTERM and Ctrl-C stop a command alike: cancelled (leases given back), reported.
-
-    SIGINT is handled here too, not left to `asyncio.run`: on Python 3.10 its KeyboardInterrupt
-    surfaces inside whatever task is running and escapes as a traceback.
-    """
+    (SIGINT is not left to `asyncio.run`: on 3.10 it would escape as a traceback.)"""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
@@ -171,8 +155,7 @@ async def sigterm_interrupts() -> AsyncIterator[None]:
         nonlocal terminated
         terminated = True
         task.cancel()
-        # A cancel that lands as a library catches and retries (seen under load with a
-        # Redis store) must not leave a stopped worker running: cancel again until it ends.
+        # A cancel a library caught and retried (seen with Redis) must not leave it running.
         loop.call_later(0.5, lambda: None if task.done() else terminate())
 
     try:
@@ -216,3 +199,49 @@ def start(
     options = client_options(args)
     run = Run(command, Tally(read_order_ids(args, sys.stdin)))
     return options, run, Output(args, console, sys.stdout)
+
+
+async def get_orders(run: Run, options: dict[str, Any], output: Output) -> None:
+    async with (
+        open_client(options, run) as client,
+        Progress(output.console, run, client, waiting=False).shown(),
+    ):
+        outcomes = await client.get_orders(run.tally.order_ids)
+    run.finished = time.monotonic()
+    refused = [o.error for o in outcomes if is_setup_error(o.error)]
+    if refused:
+        run.setup_error = refused[0]
+        logger.debug("%d of %d lookups refused: %s", len(refused), len(outcomes), refused[0])
+        return
+    for outcome in outcomes:
+        record(run, output, outcome)
+
+
+async def wait_for_orders(
+    run: Run, options: dict[str, Any], output: Output, *, timeout: float | None, policy: PollPolicy
+) -> None:
+    async with open_client(options, run) as client:
+        run.started = time.monotonic()
+        stream = client.wait_for_orders(run.tally.order_ids, timeout=timeout, policy=policy)
+        async with Progress(output.console, run, client, waiting=True).shown(), stream:
+            async for outcome in stream:
+                if is_setup_error(outcome.error):
+                    run.setup_error = outcome.error
+                    logger.debug("order %s refused: %s", outcome.order_id, outcome.error)
+                    break  # every other order would be refused the same way
+                record(run, output, outcome)
+        run.finished = time.monotonic()
+
+
+def cmd_get(args: argparse.Namespace, console: Console) -> int:
+    options, run, output = start("get", args, console)
+    return run_reported(run, output, lambda: get_orders(run, options, output))
+
+
+def cmd_wait(args: argparse.Namespace, console: Console) -> int:
+    options, run, output = start("wait", args, console)
+    timeout = args.timeout if args.timeout > 0 else None
+    policy = PRESETS[args.preset]
+    return run_reported(
+        run, output, lambda: wait_for_orders(run, options, output, timeout=timeout, policy=policy)
+    )

@@ -1,12 +1,6 @@
-"""`telegent-orders wait --state FILE` and `watch add|list|remove|retry|run`: waits that survive
-a restart.
-
-Both keep every watch in an `SQLiteStore`, so a Ctrl-C, a SIGTERM or a kill -9 loses
-nothing: run the same command again and it reports the orders settled before (from the store,
-without polling them), and polls the pending ones at their stored next-poll time, not from
-scratch. The run's `--timeout` is the run's own: an order still pending when it passes is
-reported as timed out but stays pending in the store, so the next run carries on with it.
-"""
+"""`wait --state FILE` and `watch add|list|remove|retry|run`: waits kept in a store, so a
+Ctrl-C, SIGTERM or kill -9 loses nothing. A run's `--timeout` is its own: an order still
+pending then is reported as timed out but stays pending in the store for the next run."""
 
 from __future__ import annotations
 
@@ -17,9 +11,9 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from datetime import datetime
-from typing import Any, Final, TypeAlias
+from typing import Any, Final
 
 from .._budgets.local import LocalBudget
 from .._budgets.redis import RedisBudget
@@ -29,14 +23,12 @@ from .._models import Order, OrderOutcome
 from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
-from .._watcher import Deadline, OrderWatcher
+from .._timing import PRESETS
+from .._watcher import STOPPED, Deadline, OrderWatcher, until_refused
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
-from ._json import outcome_json, state_json
-from ._outcomes import PROG, Run, Tally, classify
-from ._refusal import not_stopped, unless_refused
+from ._outcomes import PROG, Run, Tally, classify, outcome_json, state_json
 from ._report import Output, detail, table
 from ._session import (
-    PRESETS,
     client_options,
     open_client,
     read_order_ids,
@@ -47,19 +39,9 @@ from ._session import (
 )
 from ._terminal import Console, Progress
 
-__all__ = [
-    "cmd_wait_with_state",
-    "cmd_watch_add",
-    "cmd_watch_list",
-    "cmd_watch_remove",
-    "cmd_watch_retry",
-    "cmd_watch_run",
-]
-
 logger = logging.getLogger("telegent_async.cli")
 
-#: How long a poll may run before another run may claim its order (renewed while it runs): a
-#: run killed mid-poll holds those orders back from the next run for at most this long.
+#: How long a run killed mid-poll holds its orders back from the next run, at most.
 LEASE: Final = 15.0
 
 
@@ -73,20 +55,13 @@ class _Offline:
         raise RuntimeError("this watcher only edits its store")
 
 
-# -- wait --state ----------------------------------------------------------------------------
-
-
 def _outcome_of(state: WatchState) -> OrderOutcome:
     return OrderOutcome(state.order_id, state.last_order, state.error, state.tag)
 
 
 async def _settled_before(watcher: OrderWatcher, run: Run, output: Output) -> set[str]:
-    """Report the orders the store holds as settled; returns their IDs.
-
-    A watch settled by a setup error (refused credentials, a base URL without the API) says
-    nothing about its order: it starts over (the watcher re-arms those with refused
-    credentials when it opens the store; this catches the rest).
-    """
+    """Report the orders the store holds as settled; returns their IDs. One settled by a setup
+    error (refused credentials, no API at the base URL) says nothing of its order: re-armed."""
     reported = set()
     pending = 0
     for order_id in run.tally.order_ids:
@@ -145,13 +120,8 @@ async def _timed_out(
 
 
 async def _settled_unreported(store: WatchStore, run: Run, output: Output, done: set[str]) -> None:
-    """Report (and acknowledge) what the store settled that this run did not report yet.
-
-    Run once no poll can settle anything more (the watcher closed), an interrupted run's
-    report then counts the orders the store holds as settled: what the next run's "resuming"
-    line counts too. (Before, a Ctrl-C left the outcomes settled but not yet delivered out of
-    the report, and the resume found more settled orders than the report had said.)
-    """
+    """Report (and acknowledge) what the store settled that this run did not report yet: once
+    the watcher closed, an interrupted run's report counts what the next run's "resuming" does."""
     wanted = set(run.tally.order_ids) - done
     after = 0
     while wanted and run.setup_error is None:
@@ -206,21 +176,12 @@ def cmd_wait_with_state(args: argparse.Namespace, console: Console) -> int:
     return run_reported(run, output, lambda: wait_with_state(run, options, output, args))
 
 
-# -- watch add / list / remove / retry / run -------------------------------------------------
-
-
 def _opened(location: str, option: str, namespace: str | None = None) -> WatchStore:
-    """The store at `location` (an option's value); one that cannot be used is a usage error
-    (one line, exit status 2) naming it, never with a Redis password."""
+    """The store at `location`; one that cannot be used is a one-line usage error."""
     try:
         return open_store(location, namespace=namespace)
     except (ValueError, TypeError, ImportError) as exc:
         raise UsageError(f"{option}: {exc}") from None
-
-
-def _store(args: argparse.Namespace) -> WatchStore:
-    """`--store`: a Redis URL (a `RedisStore` in `--namespace`) or an SQLite file."""
-    return _opened(args.store, "--store", args.namespace)
 
 
 def _where(args: argparse.Namespace) -> str:
@@ -228,27 +189,6 @@ def _where(args: argparse.Namespace) -> str:
     if args.store.startswith(REDIS_SCHEMES):
         return f"Redis namespace {args.namespace!r}"
     return str(args.store)
-
-
-def _run_offline(
-    work: Callable[[OrderWatcher], Coroutine[Any, Any, int]], args: argparse.Namespace
-) -> int:
-    async def run() -> int:
-        store = _store(args)
-        watcher = OrderWatcher(_Offline(), store)
-        try:
-            return await work(watcher)
-        except ValueError as exc:  # the store turned out unusable at first use
-            raise UsageError(f"--store: {exc}") from None
-        except Exception as exc:  # out of reach: one line, as any store that cannot be used
-            if not is_transient(exc):
-                raise
-            raise UsageError(f"--store: {describe(_where(args), exc)}") from None
-        finally:
-            await watcher.aclose()
-            await store.aclose()
-
-    return asyncio.run(run())
 
 
 def _deadline(text: str | None) -> Deadline:
@@ -266,26 +206,6 @@ def _deadline(text: str | None) -> Deadline:
     return moment
 
 
-def cmd_watch_add(args: argparse.Namespace, console: Console) -> int:
-    ids = read_order_ids(args, sys.stdin)
-    deadline = _deadline(args.deadline)
-    policy = None if args.preset is None else PRESETS[args.preset]
-
-    async def add(watcher: OrderWatcher) -> int:
-        try:
-            added = await watcher.add_many(ids, policy=policy, deadline=deadline, tag=args.tag)
-        except (ValueError, TypeError) as exc:
-            raise UsageError(str(exc)) from None
-        console.write(
-            f"{PROG}: {added:,} of {len(ids):,} orders added to {_where(args)}"
-            + (f" ({len(ids) - added:,} already watched, left as they were)\n" if added < len(ids)
-               else "\n")
-        )  # fmt: skip
-        return EXIT_OK
-
-    return _run_offline(add, args)
-
-
 def _state_word(state: WatchState) -> str:
     if not state.settled:
         return "pending"
@@ -295,61 +215,74 @@ def _state_word(state: WatchState) -> str:
 def _state_row(state: WatchState) -> tuple[str, ...]:
     order, error = state.last_order, state.error
     when = state.next_poll.isoformat(timespec="seconds") if state.next_poll else ""
-    return (
-        state.order_id,
-        state.tag or "",
-        order.raw_status if order is not None else "-",
-        str(state.attempts),
-        when,
-        _state_word(state),
-        f"{type(error).__name__}: {error}" if error is not None else "",
-    )
+    status = order.raw_status if order is not None else "-"
+    error_words = f"{type(error).__name__}: {error}" if error is not None else ""
+    return (state.order_id, state.tag or "", status, str(state.attempts), when,
+            _state_word(state), error_words)  # fmt: skip
 
 
-def cmd_watch_list(args: argparse.Namespace, console: Console) -> int:
-    async def show(watcher: OrderWatcher) -> int:
-        states = sorted([state async for state in watcher.watches()], key=_order_id)
-        if args.json:
-            for state in states:
-                sys.stdout.write(json.dumps(state_json(state)) + "\n")
-        elif states:
-            head = ("ORDER", "TAG", "STATUS", "POLLS", "NEXT POLL (UTC)", "STATE", "ERROR")
-            sys.stdout.write("\n".join(table([head, *map(_state_row, states)], None)) + "\n")
-        words = [_state_word(state) for state in states]
-        counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
-        console.write(f"{PROG}: {len(states):,} watches in {_where(args)}: {counts or 'none'}\n")
-        sys.stdout.flush()
-        return EXIT_OK
-
-    return _run_offline(show, args)
+async def _listed(args: argparse.Namespace, watcher: OrderWatcher, where: str) -> str:
+    states = sorted([state async for state in watcher.watches()], key=lambda s: s.order_id)
+    if args.json:
+        sys.stdout.writelines(json.dumps(state_json(state)) + "\n" for state in states)
+    elif states:
+        head = ("ORDER", "TAG", "STATUS", "POLLS", "NEXT POLL (UTC)", "STATE", "ERROR")
+        sys.stdout.write("\n".join(table([head, *map(_state_row, states)], None)) + "\n")
+    sys.stdout.flush()
+    words = [_state_word(state) for state in states]
+    counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
+    return f"{len(states):,} watches in {where}: {counts or 'none'}"
 
 
-def _order_id(state: WatchState) -> str:
-    return state.order_id
+def _offline(args: argparse.Namespace, console: Console) -> int:
+    """`watch add|list|remove|retry`: a look at, or one change to, the store; no client."""
+    action, where = args.watch_command, _where(args)
+    ids = [] if action == "list" else read_order_ids(args, sys.stdin)
+    deadline = _deadline(args.deadline) if action == "add" else None
 
+    async def change(watcher: OrderWatcher) -> str:
+        if action == "list":
+            return await _listed(args, watcher, where)
+        if action == "add":
+            policy = None if args.preset is None else PRESETS[args.preset]
+            try:
+                n = await watcher.add_many(ids, policy=policy, deadline=deadline, tag=args.tag)
+            except (ValueError, TypeError) as exc:
+                raise UsageError(str(exc)) from None
+            what, left = f"orders added to {where}", "already watched, left as they were"
+        elif action == "remove":
+            n, what, left = (
+                await watcher.store.remove(ids),
+                f"watches removed from {where}",
+                "not watched",
+            )
+        else:
+            n, what, left = (
+                await watcher.store.retry(ids),
+                f"watches re-armed in {where}",
+                "not settled",
+            )
+        return f"{n:,} of {len(ids):,} {what}" + (
+            f" ({len(ids) - n:,} {left})" if n < len(ids) else ""
+        )
 
-_Change: TypeAlias = Callable[[WatchStore, list[str]], Awaitable[int]]
+    async def run() -> str:
+        store = _opened(args.store, "--store", args.namespace)
+        watcher = OrderWatcher(_Offline(), store)
+        try:
+            return await change(watcher)
+        except ValueError as exc:  # the store turned out unusable at first use
+            raise UsageError(f"--store: {exc}") from None
+        except Exception as exc:  # out of reach: one line, as any store that cannot be used
+            if not is_transient(exc):
+                raise
+            raise UsageError(f"--store: {describe(where, exc)}") from None
+        finally:
+            await watcher.aclose()
+            await store.aclose()
 
-
-def _edit(args: argparse.Namespace, console: Console, change: _Change, done: str, left: str) -> int:
-    """`watch remove|retry ID...`: one change to the store's watches, in one transaction."""
-    ids = read_order_ids(args, sys.stdin)
-
-    async def edit(watcher: OrderWatcher) -> int:
-        changed = await change(watcher.store, ids)
-        rest = f" ({len(ids) - changed:,} {left})" if changed < len(ids) else ""
-        console.write(f"{PROG}: {changed:,} of {len(ids):,} watches {done} {_where(args)}{rest}\n")
-        return EXIT_OK
-
-    return _run_offline(edit, args)
-
-
-def cmd_watch_remove(args: argparse.Namespace, console: Console) -> int:
-    return _edit(args, console, lambda store, ids: store.remove(ids), "removed from", "not watched")
-
-
-def cmd_watch_retry(args: argparse.Namespace, console: Console) -> int:
-    return _edit(args, console, lambda store, ids: store.retry(ids), "re-armed in", "not settled")
+    console.write(f"{PROG}: {asyncio.run(run())}\n")
+    return EXIT_OK
 
 
 def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
@@ -369,7 +302,7 @@ def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
 async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run) -> None:
     """Poll the store's watches and print each settled outcome, acknowledged once printed."""
     policy = PRESETS[args.preset or "provision"]
-    store = _store(args)
+    store = _opened(args.store, "--store", args.namespace)
     async with (
         sigterm_interrupts(),
         contextlib.aclosing(store),
@@ -389,24 +322,42 @@ async def _print_as_settled(args: argparse.Namespace, watcher: OrderWatcher, run
         await watcher.ack(outcome.order_id)
 
 
-def _shared_budget(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
-    """`--budget URL`: the client takes a `RedisBudget` of `--rate` shared by every worker."""
-    if args.budget is None:
-        return options
+async def unless_refused(watcher: OrderWatcher, run: Run, work: Coroutine[Any, Any, None]) -> None:
+    """`work`, stopped when the API refuses the credentials (the watcher pauses its polls then
+    and settles nothing until the account is fixed): `run.setup_error` says so."""
+    tasks = [asyncio.ensure_future(work), asyncio.ensure_future(until_refused(watcher))]
     try:
-        budget = RedisBudget(args.budget, options.pop("requests_per_minute"), args.budget_name)
-    except (ValueError, TypeError, ImportError) as exc:
-        raise UsageError(f"--budget: {exc}") from None
-    return {**options, "budget": budget}
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if tasks[1] in done:
+        run.setup_error = tasks[1].result()
+    else:
+        tasks[0].result()  # its failure, if it failed
 
 
-def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
-    options = _shared_budget(args, client_options(args))
+def _not_stopped(record: logging.LogRecord) -> bool:
+    """Drops the watcher's own "stopped" record: `watch run` says it in its one line."""
+    return not getattr(record, STOPPED, False)
+
+
+def cmd_watch(args: argparse.Namespace, console: Console) -> int:
+    """`watch add|list|remove|retry|run`."""
+    if args.watch_command != "run":
+        return _offline(args, console)
+    options = client_options(args)
+    if args.budget is not None:  # a `RedisBudget` of `--rate` shared by every worker
+        try:
+            rpm = options.pop("requests_per_minute")
+            options["budget"] = RedisBudget(args.budget, rpm, args.budget_name)
+        except (ValueError, TypeError, ImportError) as exc:
+            raise UsageError(f"--budget: {exc}") from None
     run = Run("watch", Tally([]))
     sdk = logging.getLogger("telegent_async")
-    sdk.addFilter(not_stopped)
-    # Ctrl-C and SIGTERM are how a service is stopped: claims were given back on the way out.
-    try:
+    sdk.addFilter(_not_stopped)
+    try:  # Ctrl-C and SIGTERM are how a service is stopped: claims are given back on the way
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(watch_run(args, options, run))
     except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
@@ -414,7 +365,7 @@ def cmd_watch_run(args: argparse.Namespace, console: Console) -> int:
         console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
         return EXIT_USAGE
     finally:
-        sdk.removeFilter(not_stopped)
+        sdk.removeFilter(_not_stopped)
     if run.setup_error is not None:
         words = setup_error_words(run.setup_error)
         console.write(f"{PROG}: error: {words}; every watch is left pending\n")

@@ -243,13 +243,17 @@ class ServingCore:
         return await self._after_change(request, now, gate, response, body)
 
     async def _handle_webhook(self, request: web.Request, now: float) -> web.StreamResponse:
+        """A subscription call: as a create, a `BEFORE_ACTION` fault changes nothing."""
         method = WEBHOOK_METHODS[request.path]
         body = await read_body(request) if method == "POST" else None
         gate = self._gate(request, now, method, body)
         if isinstance(gate, web.Response):
             return gate
+        drawn = self._faults.next(request.path)
+        if drawn[0] in BEFORE_ACTION:
+            return self._fault_response(request, now, drawn[0], drawn[1], *gate, body)
         response = self._webhooks.answer(request.path, request.query, body)
-        return await self._after_change(request, now, gate, response, body)
+        return await self._after_change(request, now, gate, response, body, drawn)
 
     async def _after_change(
         self,
