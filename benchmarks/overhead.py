@@ -36,6 +36,7 @@ import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import aiohttp
 import httpx
@@ -249,23 +250,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def extras(opts: argparse.Namespace, port: int, pid: int, cpus: list[int] | None) -> None:
     """The same rounds, raw aiohttp and the SDK only, under uvloop and with orjson."""
+    import importlib
     import importlib.util
 
     from telegent_async import _answers
 
     names = (BASELINE, "TelegentClient.get_order")
     if importlib.util.find_spec("uvloop"):
-        import uvloop
-
+        uvloop: Any = importlib.import_module("uvloop")  # optional: no stubs needed
         print("\nUnder uvloop (both clients):")
         report(uvloop.run(run(opts, port, pid, names)), opts, cpus)
     else:
         print("\nuvloop is not installed: no uvloop table")
     if importlib.util.find_spec("orjson"):
-        import orjson
-
+        orjson: Any = importlib.import_module("orjson")  # optional: no stubs needed
         plain = _answers._json_body
-        _answers._json_body = orjson.loads  # type: ignore[assignment]
+        _answers._json_body = orjson.loads
         try:
             print("\nThe SDK decoding answers with orjson.loads (raw aiohttp unchanged):")
             report(asyncio.run(run(opts, port, pid, names)), opts, cpus)

@@ -194,11 +194,15 @@ class OrderWatcher:
             logger.warning("re-armed %d watches settled as credentials refused", rearmed)
 
     async def _purge_now_and_then(self) -> None:
-        while True:
+        """Purge every `PURGE_EVERY` seconds until closed. It looks at `_closed` after each
+        purge: before Python 3.12, the `asyncio.wait_for` redis-py wraps each send in (with a
+        socket timeout) can swallow the cancel of `aclose`, and an hour's sleep would follow."""
+        while not self._closed:
             purged = await self._stored(lambda: self._store.purge(self._retain))
             if purged:
                 logger.info("purged %d acknowledged outcomes", purged)
-            await asyncio.sleep(PURGE_EVERY)
+            if not self._closed:
+                await asyncio.sleep(PURGE_EVERY)
 
     # -- watches -------------------------------------------------------------------------------
 

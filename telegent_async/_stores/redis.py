@@ -158,10 +158,16 @@ class RedisStore:
     async def _listen(self) -> None:
         import redis.exceptions
 
-        while True:
+        me = asyncio.current_task()
+        while self._listening is me:  # else stopped, even if a cancel was swallowed (below)
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.keys.nudge)
+                if self._listening is not me:
+                    # Cancelled while subscribing, and the cancel swallowed: before Python 3.12
+                    # the `asyncio.wait_for` redis-py wraps each send in (with a socket
+                    # timeout) can; `listen` would then block until the next nudge.
+                    return
                 async for message in pubsub.listen():
                     if message.get("data") != self._sender:
                         self._listeners.notify()
