@@ -106,14 +106,14 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 async def wait(options: dict[str, Any]) -> dict[str, float]:
     """`wait_for_orders` over the given IDs; returns when each was seen settled (monotonic)."""
-    window = WINDOW
-    reserve = options["reserve"]
+    # `reserve=` only when given: a baseline package (0.2.0) has no such argument.
+    shape: dict[str, Any] = {"window": WINDOW}
+    if options["reserve"] is not None:
+        shape["reserve"] = options["reserve"]
     if options["redis"]:
-        budget: Any = tg.RedisBudget(
-            options["redis"], 60 * RATE, options["name"], window=window, reserve=reserve
-        )
+        budget: Any = tg.RedisBudget(options["redis"], 60 * RATE, options["name"], **shape)
     else:
-        budget = tg.LocalBudget(60 * RATE, window=window, reserve=reserve)
+        budget = tg.LocalBudget(60 * RATE, **shape)
     policy = tg.PollPolicy(
         initial=POLICY_INTERVAL, factor=1.0, max_interval=POLICY_INTERVAL, jitter=0.0
     )
