@@ -219,10 +219,9 @@ class ServingCore:
         gate = self._gate(request, now, "POST", body)
         if isinstance(gate, web.Response):
             return gate
-        token, scope = gate
-        drawn = self._faults.next(request.path)
-        if drawn[0] in BEFORE_ACTION:
-            return self._fault_response(request, now, drawn[0], drawn[1], token, scope, body)
+        drawn = self._draw_before_change(request, now, gate, body)
+        if isinstance(drawn, web.StreamResponse):
+            return drawn
         response = self._created.answer(request.path, body, self._orders, self.port_in_delay, now)
         return await self._after_change(request, now, gate, response, body, drawn)
 
@@ -249,11 +248,21 @@ class ServingCore:
         gate = self._gate(request, now, method, body)
         if isinstance(gate, web.Response):
             return gate
+        drawn = self._draw_before_change(request, now, gate, body)
+        if isinstance(drawn, web.StreamResponse):
+            return drawn
+        response = self._webhooks.answer(request.path, request.query, body)
+        return await self._after_change(request, now, gate, response, body, drawn)
+
+    def _draw_before_change(
+        self, request: web.Request, now: float, gate: tuple[str, str], body: RecordedBody | None
+    ) -> web.StreamResponse | tuple[str | None, str | None]:
+        """The fault of a call that makes something, drawn before it is made: a
+        `BEFORE_ACTION` one is the answer now (nothing made); any other comes after."""
         drawn = self._faults.next(request.path)
         if drawn[0] in BEFORE_ACTION:
             return self._fault_response(request, now, drawn[0], drawn[1], *gate, body)
-        response = self._webhooks.answer(request.path, request.query, body)
-        return await self._after_change(request, now, gate, response, body, drawn)
+        return drawn
 
     async def _after_change(
         self,
