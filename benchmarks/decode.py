@@ -1,7 +1,8 @@
 """What does turning a body into an `Order` cost, beyond `json.loads`?
 
-Times `telegent_async._models.decode_order` (bytes -> `Order`, with its `CarrierError` when
-the order failed) beside `json.loads` alone, for a settled provision order and a port-in the
+Times the decode of a lookup's 2xx answer as the send path reads it (bytes -> `Order`, with
+its `CarrierError` when the order failed: `_answers.read_answer`, then
+`_models.order_from_json`) beside `json.loads` alone, for a settled provision order and a port-in the
 carrier rejected with RCODE 8A, in CPU microseconds per order (best of several timeit repeats,
 the usual way to read a micro-benchmark on a machine that does other things). A second table
 splits the decode into its parts, so a regression points at its cause.
@@ -24,13 +25,18 @@ from typing import Any
 from order_server import FAILED_PORT_IN, PROVISION_ORDER
 
 import telegent_async as tg
-from telegent_async import _models, _timing
+from telegent_async import _answers, _models, _timing
 
 #: Sample orders: (label, JSON object, what the decoded order must say).
 SAMPLES: list[tuple[str, dict[str, Any], tg.OrderStatus, str | None]] = [
     ("provision (Complete)", PROVISION_ORDER, tg.OrderStatus.COMPLETE, None),
     ("failed port-in (8A)", FAILED_PORT_IN, tg.OrderStatus.ERROR, "8A"),
 ]
+
+
+def decode_order(body: bytes, order_id: str) -> tg.Order:
+    """bytes -> `Order` as a lookup's answer is read (what `decide_attempt` calls on a 2xx)."""
+    return _models.order_from_json(_answers.read_answer(200, "application/json", body), order_id)
 
 
 def per_call_us(func: Callable[[], object], repeat: int, min_seconds: float) -> float:
@@ -45,7 +51,7 @@ def per_call_us(func: Callable[[], object], repeat: int, min_seconds: float) -> 
 
 
 def part_costs(obj: dict[str, Any], repeat: int, seconds: float) -> dict[str, float]:
-    """Microseconds per call of each step `decode_order` takes for this order (0: not taken)."""
+    """Microseconds per call of each step the decode takes for this order (0: not taken)."""
     status, date, message = obj["OrderStatus"], obj["OrderDate"], obj.get("OrderStatusMessage")
     return {
         "parse_status": per_call_us(lambda: _models.parse_status(status), repeat, seconds),
@@ -58,9 +64,9 @@ def part_costs(obj: dict[str, Any], repeat: int, seconds: float) -> dict[str, fl
     }
 
 
-def check(body: bytes, status: tg.OrderStatus, code: str | None) -> None:
+def check(body: bytes, order_id: str, status: tg.OrderStatus, code: str | None) -> None:
     """Refuse to time a decoder that gets the answer wrong."""
-    order = _models.decode_order(200, body)
+    order = decode_order(body, order_id)
     if order.status is not status:
         raise SystemExit(f"decode_order gave {order.status}, expected {status}")
     found = order.carrier_error.code if order.carrier_error is not None else None
@@ -81,9 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     parts: list[tuple[str, dict[str, float]]] = []
     for label, obj, status, code in SAMPLES:
         body = json.dumps(obj).encode()
-        check(body, status, code)
+        order_id = str(obj["OrderId"])
+        check(body, order_id, status, code)
         loads = per_call_us(functools.partial(json.loads, body), repeat, seconds)
-        decode = per_call_us(functools.partial(_models.decode_order, 200, body), repeat, seconds)
+        decode = per_call_us(functools.partial(decode_order, body, order_id), repeat, seconds)
         print(f"{label:<22} {len(body):>6} {loads:>11.2f} {decode:>13.2f} {decode - loads:>8.2f}")
         parts.append((label, part_costs(obj, repeat, seconds)))
 

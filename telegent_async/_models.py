@@ -2,7 +2,7 @@
 
 Telegent's documentation shows several shapes for the same order; decoding accepts all of
 them, keeps the JSON object as received in `Order.raw`, and fails only when a body is not an
-order at all (`ResponseDecodeError`).
+order at all (`ValueError`, which the send path reports as a `ResponseDecodeError`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ import attrs
 import cattrs
 
 from . import _errors
-from ._answers import read_answer
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
-from ._error_text import body_excerpt
-from ._errors import OrderFailed, ResponseDecodeError, TelegentError
+from ._errors import OrderFailed, TelegentError
 from ._order_status import CARRIES_REASON, NEEDS_ACTION, SETTLED, OrderStatus, parse_status
 from ._secrets import is_secret_key
 from ._timing import parse_timestamp
@@ -33,12 +31,12 @@ __all__ = [
     "OrderStatus",
     "converter",
     "decode_error",
-    "decode_order",
     "encode_error",
     "encode_order",
     "order_from_json",
     "parse_status",
     "scrubbed",
+    "stored_order",
 ]
 
 logger = logging.getLogger("telegent_async")
@@ -268,26 +266,6 @@ def order_from_json(data: object, order_id: str | None = None) -> Order:
     return _structure_order(data, Order)
 
 
-def decode_order(status_code: int, body: bytes, order_id: str | None = None) -> Order:
-    """An `Order` from a 2xx body read as the send path reads it, or the error it stands for.
-
-    An error body inside the 2xx (`{"StatusCode": 404, "Message": ...}`) raises the
-    `APIStatusError` of the status it carries; a body that is not an order (or is about
-    another order than `order_id`) raises `ResponseDecodeError`.
-    """
-    value = read_answer(status_code, None, body)
-    if isinstance(value, TelegentError):
-        raise value
-    try:
-        return order_from_json(value, order_id)
-    except (ValueError, RecursionError) as exc:
-        raise ResponseDecodeError(
-            f"expected an order object: {exc}",
-            status_code=status_code,
-            body=body_excerpt(body),
-        ) from None
-
-
 def _id_key(order_id: str) -> str:
     return order_id.strip().casefold()
 
@@ -313,6 +291,12 @@ def scrubbed(value: Any) -> Any:
 def encode_order(order: Order) -> bytes:
     """The order's JSON as received, compact, without any secret-looking field at any depth."""
     return json.dumps(scrubbed(order.raw), separators=(",", ":")).encode()
+
+
+def stored_order(data: str | bytes, order_id: str) -> Order:
+    """The order `encode_order` wrote for the watch of `order_id`, decoded as its lookup was:
+    an answer without an `OrderId` was taken as the one asked for, and is again."""
+    return order_from_json(json.loads(data), order_id)
 
 
 _ERROR_TYPES: dict[str, type[TelegentError]] = {

@@ -18,8 +18,6 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
-from . import _validate
-
 __all__ = [
     "CANCEL_PATH",
     "JSON_NAMES",
@@ -209,10 +207,10 @@ def _field_value(keyword: str, value: object, today: date) -> object:
     return checked_text(keyword, value, secret=JSON_NAMES[keyword] in SECRET_FIELDS)
 
 
-def update_body(order_id: object, fields: Mapping[str, object], today: date) -> dict[str, Any]:
-    """The JSON body of an update: `OrderId` and only the fields given (not None), checked
-    (`today`: the earliest `port_in_date` allowed)."""
-    body: dict[str, Any] = {"OrderId": _validate.order_id(order_id)}
+def update_body(order_id: str, fields: Mapping[str, object], today: date) -> dict[str, Any]:
+    """The JSON body of an update: `OrderId` (checked by the caller) and only the fields
+    given (not None), checked (`today`: the earliest `port_in_date` allowed)."""
+    body: dict[str, Any] = {"OrderId": order_id}
     for keyword, json_name in JSON_NAMES.items():
         value = fields.get(keyword)
         if value is not None:
@@ -225,9 +223,9 @@ def update_body(order_id: object, fields: Mapping[str, object], today: date) -> 
     return body
 
 
-def cancel_body(order_id: object) -> dict[str, Any]:
-    """The JSON body of a cancel."""
-    return {"OrderId": _validate.order_id(order_id)}
+def cancel_body(order_id: str) -> dict[str, Any]:
+    """The JSON body of a cancel (`order_id` checked by the caller)."""
+    return {"OrderId": order_id}
 
 
 def secrets_of(body: Mapping[str, Any]) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from datetime import date
 from typing import Any, TypeVar
 
-from . import _portin
+from . import _portin, _validate
 from ._errors import BadRequestError
 from ._models import Order, OrderStatus
 from ._portin import BillingAddress, PortInCancel, PortInUpdate
@@ -76,7 +76,7 @@ class PortInCalls:
         """
         deadline, retries = self._transport.call_bounds(timeout, max_retries)
         body = _portin.update_body(
-            order_id,
+            _validate.order_id(order_id),
             {
                 "current_account_number": current_account_number,
                 "current_account_password": current_account_password,
@@ -109,8 +109,8 @@ class PortInCalls:
             timeout: Bounds this call (that lookup included) as in `get_order`.
             max_retries: As in `get_order`.
         """
+        order_id = _validate.order_id(order_id)
         body = _portin.cancel_body(order_id)
-        order_id = body["OrderId"]
         deadline, retries = self._transport.call_bounds(timeout, max_retries)
         decode = functools.partial(_portin.decode_answer, PortInCancel, order_id=order_id)
         try:

@@ -25,6 +25,9 @@ from typing import Any, cast
 import attrs
 
 import telegent_async as tg
+from telegent_async._models import order_from_json
+from telegent_async._request import Request, lookup_url
+from telegent_async._retry import HTTPAnswer, Raise, RetryRules, Return, decide_attempt
 from telegent_async.testing import FakeTelegent
 
 # -- clients ---------------------------------------------------------------------------------
@@ -32,6 +35,31 @@ from telegent_async.testing import FakeTelegent
 #: Retries and polls in milliseconds, so time-dependent tests stay fast.
 FAST_RETRY = tg.PollPolicy(initial=0.005, factor=2.0, max_interval=0.02, jitter=1.0)
 FAST_POLL = tg.PollPolicy(initial=0.01, factor=2.0, max_interval=0.04, jitter=0.2)
+
+
+#: The send path's rules with no retry: a verdict on one answer is final.
+_NO_RETRY = RetryRules(0, tg.PollPolicy(), 0.0)
+_LOOKUP_SCOPE = "http://127.0.0.1:1/v1.0/numbers/order"
+
+
+def decode_order(status: int, body: bytes, order_id: str | None = None) -> tg.Order:
+    """What `get_order` makes of one answer with this status and body (no content type),
+    decided as the send path decides it (`_retry.decide_attempt`): the Order, or the typed
+    error raised."""
+    request = Request("GET", lookup_url(_LOOKUP_SCOPE, order_id or "JNUOID-any"), _LOOKUP_SCOPE)
+    verdict = decide_attempt(
+        HTTPAnswer(status, {}, body),
+        request,
+        lambda value: order_from_json(value, order_id),
+        attempt=0,
+        rules=_NO_RETRY,
+        can_reauthenticate=False,
+        now=None,
+    )
+    if isinstance(verdict, Return):
+        return verdict.value
+    assert isinstance(verdict, Raise), verdict
+    raise verdict.error
 
 
 def fast_client(server: FakeTelegent, **overrides: Any) -> tg.TelegentClient:

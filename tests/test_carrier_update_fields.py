@@ -6,11 +6,11 @@ import inspect
 import json
 
 import pytest
+from helpers import decode_order
 from hypothesis import given
 from hypothesis import strategies as st
 
 import telegent_async as tg
-from telegent_async._models import decode_order
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from helpers import KEY, SECRET, api_env, fast_client, run_cli
+from helpers import KEY, SECRET, api_env, decode_order, fast_client, run_cli
 
 import telegent_async as tg
-from telegent_async._models import decode_order
 from telegent_async.testing import FakeTelegent
 
 MESSAGE = "8A-ACCOUNT_NUM_REQ_OR_INCORRECT; 8D-ZIP_CODE_REQ_OR_INCORRECT"

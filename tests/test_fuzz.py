@@ -17,12 +17,12 @@ from email.utils import format_datetime
 from typing import Any, TypeVar
 
 import pytest
-from helpers import fast_client
+from helpers import decode_order, fast_client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import telegent_async as tg
-from telegent_async._models import converter, decode_order
+from telegent_async._models import converter
 from telegent_async._timing import parse_retry_after
 from telegent_async.testing import FakeTelegent
 

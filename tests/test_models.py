@@ -10,12 +10,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from helpers import fast_client
+from helpers import decode_order, fast_client
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 import telegent_async as tg
-from telegent_async._models import decode_order
 from telegent_async.testing import FakeTelegent
 
 UTC = timezone.utc

@@ -19,7 +19,7 @@ import pytest
 from helpers import FakeClock, fast_client, wait_until
 
 import telegent_async as tg
-from telegent_async._models import converter
+from telegent_async._models import converter, order_from_json
 from telegent_async._stores.base import (
     QUEUE_BATCH,
     Claim,
@@ -196,6 +196,30 @@ async def test_record_schedules_the_next_poll_and_keeps_the_answer(
     await store.record([PendingAnswer(claim, clock.now + 5, None)])
     state = await store.get("A")
     assert state is not None and (state.status, state.attempts) == (tg.OrderStatus.SUBMITTED, 2)
+
+
+async def test_an_answer_without_its_order_id_comes_back_as_that_order(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    # A lookup takes an answer without `OrderId` as the order asked for (the JSON is kept as
+    # received): read back from the store, it is that order again, not an undecodable body.
+    await store.add([NewWatch("A")])
+    claim = await claim_one(store, "A")
+    pending = order_from_json({"OrderStatus": "Submitted"}, "A")
+    assert await store.record([PendingAnswer(claim, clock.now + 5, pending)]) == []
+    clock.advance(5)
+    claim = await claim_one(store, "A")
+    last = claim.last()
+    assert last is not None and (last.order_id, last.status) == ("A", tg.OrderStatus.SUBMITTED)
+    assert last.raw == {"OrderStatus": "Submitted"}
+    done = order_from_json({"OrderStatus": "Complete"}, "A")
+    assert await store.settle([Settlement(claim, done, None)]) == []
+    [delivery] = await store.outcomes()
+    assert delivery.outcome.order is not None
+    assert (delivery.outcome.order.order_id, delivery.outcome.ok) == ("A", True)
+    state = await store.get("A")
+    assert state is not None and state.last_order is not None
+    assert state.last_order.order_id == "A"
 
 
 async def test_settle_delivers_until_acknowledged(store: WatchStore, clock: FakeClock) -> None:

@@ -21,7 +21,7 @@ from typing import Protocol
 import attrs
 
 from .._errors import TelegentError
-from .._models import Order, OrderOutcome, OrderStatus, decode_order
+from .._models import Order, OrderOutcome, OrderStatus, stored_order
 from .._timing import PollPolicy
 
 __all__ = [
@@ -117,7 +117,7 @@ class Claim:
     ref: int = -1  # the store's own handle on the watch (MemoryStore: its slot)
 
     def last(self) -> Order | None:
-        return None if self.last_order is None else decode_order(200, self.last_order)
+        return None if self.last_order is None else stored_order(self.last_order, self.order_id)
 
 
 @attrs.frozen(slots=True)

@@ -16,10 +16,10 @@ from .._models import (
     OrderOutcome,
     converter,
     decode_error,
-    decode_order,
     encode_error,
     encode_order,
     scrubbed,
+    stored_order,
 )
 from .._timing import PollPolicy
 from .base import WatchState
@@ -82,7 +82,7 @@ def stored_outcome(
     order_id: str, order: bytes | None, error: str | bytes | None, tag: str | None
 ) -> OrderOutcome:
     """An outcome from what a store kept of it: the order's and the error's JSON."""
-    last = None if order is None else decode_order(200, order)
+    last = None if order is None else stored_order(order, order_id)
     return OrderOutcome(order_id, last, None if error is None else decode_error(error), tag)
 
 

@@ -14,10 +14,12 @@ import os
 import shutil
 import time
 from collections.abc import AsyncIterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from .._client import TelegentClient
 from ._outcomes import Group, Run
+
+if TYPE_CHECKING:
+    from .._client import TelegentClient
 
 _FANCY = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏", "█░", " · "
 _PLAIN = "|/-\\", "#-", " | "
