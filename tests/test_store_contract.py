@@ -220,6 +220,7 @@ async def test_an_answer_without_its_order_id_comes_back_as_that_order(
     state = await store.get("A")
     assert state is not None and state.last_order is not None
     assert state.last_order.order_id == "A"
+    assert [state async for state in store.watches()] == [state]
 
 
 async def test_settle_delivers_until_acknowledged(store: WatchStore, clock: FakeClock) -> None:
