@@ -2,10 +2,10 @@
 
 Times the decode of a lookup's 2xx answer as the send path reads it (bytes -> `Order`, with
 its `CarrierError` when the order failed: `_answers.read_answer`, then
-`_models.order_from_json`) beside `json.loads` alone, for a settled provision order and a port-in the
-carrier rejected with RCODE 8A, in CPU microseconds per order (best of several timeit repeats,
-the usual way to read a micro-benchmark on a machine that does other things). A second table
-splits the decode into its parts, so a regression points at its cause.
+`_models.order_from_json`) beside `json.loads` alone, for a settled provision order and a
+port-in the carrier rejected with RCODE 8A, in CPU microseconds per order (best of several
+timeit repeats, the usual way to read a micro-benchmark on a machine that does other things).
+A second table splits the decode into its parts, so a regression points at its cause.
 
     python benchmarks/decode.py
     python benchmarks/decode.py --quick
