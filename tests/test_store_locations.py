@@ -36,6 +36,17 @@ def newer(tmp: pathlib.Path) -> str:
     return str(path)
 
 
+def another_programs(tmp: pathlib.Path) -> str:
+    """An SQLite database of another program (version 0, a `watches` table of its own): a
+    store must neither write its tables into it nor fail on it with a traceback."""
+    path = tmp / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE watches (order_id TEXT, owner TEXT)")
+    conn.commit()
+    conn.close()
+    return str(path)
+
+
 def unknown_scheme(_tmp: pathlib.Path) -> str:
     return f"postgres://user:{PASSWORD}@db.example/x"
 
@@ -60,6 +71,7 @@ def unknown_redis_option(_tmp: pathlib.Path) -> str:
 BAD_LOCATIONS: dict[str, tuple[Callable[[pathlib.Path], str], str]] = {
     "unknown scheme": (unknown_scheme, "unknown store scheme"),
     "not a database": (corrupted, "not a store file"),
+    "another program's database": (another_programs, "another program's database"),
     "newer schema": (newer, "store version 99 is newer"),
     "missing directory": (missing_directory, "no such directory"),
     "a directory": (a_directory, "not a file"),

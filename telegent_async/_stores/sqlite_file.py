@@ -119,9 +119,14 @@ class SQLiteFile:
 
     def _version(self, conn: sqlite3.Connection) -> int:
         """The schema version of `conn`'s file, one this version reads (else `conn` is closed
-        and a `ValueError` names the file; `_Busy` if another process holds it locked)."""
+        and a `ValueError` names the file; `_Busy` if another process holds it locked). Version
+        0 with tables is another program's database: a store's are made with its version."""
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            version, tables = conn.execute(  # one statement: one snapshot of both
+                "SELECT user_version, (SELECT count(*) FROM sqlite_master) FROM pragma_user_version"
+            ).fetchone()
+            if version == 0 and tables:
+                raise ValueError(f"{self.path}: not a store file: another program's database")
             if not 0 <= version <= SCHEMA_VERSION:
                 raise ValueError(
                     f"{self.path}: store version {version} is newer than this version of "

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import sys
 import textwrap
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 from .. import __version__, _validate
 from .._config import DEFAULT_MAX_RETRIES, DEFAULT_REQUESTS_PER_MINUTE
@@ -21,8 +22,8 @@ from .._stores.redis import DEFAULT_NAMESPACE
 from .._timing import PRESETS, PollPolicy
 from .._webhook import DATA_FORMATS, METHODS
 from ._calls import ACCOUNT_ENV, cmd_cancel, cmd_codes, cmd_update, cmd_webhook
-from ._demo import DEFAULT_ORDERS, MIN_ORDERS, cmd_demo, cmd_fake_server
-from ._exit import EXIT_BROKEN_PIPE, EXIT_USAGE, UsageError, exit_help
+from ._demo import DEFAULT_ORDERS, MAX_ORDERS, MIN_ORDERS, cmd_demo, cmd_fake_server
+from ._exit import EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_USAGE, UsageError, exit_help
 from ._outcomes import PROG
 from ._session import cmd_get, cmd_wait
 from ._terminal import Console, setup_logging
@@ -34,6 +35,7 @@ _EPILOG: Final = exit_help() + (
     "Prefer the environment for secrets: command-line arguments are visible to other local\n"
     "users. A token or secret is never printed, whatever the verbosity.\n"
 )
+_N = TypeVar("_N", int, float)
 
 
 def _positive_float(text: str) -> float:
@@ -54,14 +56,19 @@ def _non_negative_float(text: str) -> float:
     return _positive_float(text)
 
 
-def _orders_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < MIN_ORDERS:
-        raise argparse.ArgumentTypeError(f"the demo needs at least {MIN_ORDERS} orders")
-    return value
+def _within(kind: Callable[[str], _N], low: _N, high: _N) -> Callable[[str], _N]:
+    """An argparse type: `kind(text)` from `low` to `high` (a port, a count, a scale)."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not low <= value <= high:  # NaN is not either
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {text}")
+        return value
+
+    return parse
 
 
 def _cadence(policy: PollPolicy) -> str:
@@ -117,7 +124,7 @@ _PARENTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
     "output": ("""
 --json !  one JSON object per order on stdout, nothing else
 --rows N  rows per group in the report (0: all)
-""", {"rows": dict(type=int, default=10)}),
+""", {"rows": dict(type=_within(int, 0, 10**6), default=10)}),
     "api": (f"""
 [credentials and API]
 --token TOKEN  bearer token (default: $TELEGENT_TOKEN); write --token=VALUE if it starts with -
@@ -135,11 +142,11 @@ order_ids ID*  order IDs
 --from-file PATH|-  read more IDs from a file, or stdin with -: one per line, # starts a comment
 """, {}),
     "seeded": (f"""
---orders N  how many orders (default {DEFAULT_ORDERS}, at least {MIN_ORDERS})
+--orders N  how many orders (default {DEFAULT_ORDERS}, {MIN_ORDERS} to {MAX_ORDERS})
 --seed SEED  same seed, same scenario
---time-scale F  multiply every duration of the scenario by F (0.2 runs it 5x faster)
-""", {"orders": dict(type=_orders_count, default=DEFAULT_ORDERS), "seed": dict(type=int),
-      "time_scale": dict(type=_positive_float, default=1.0)}),
+--time-scale F  multiply every duration of the scenario by F, 0.001 to 1000 (0.2: 5x faster)
+""", {"orders": dict(type=_within(int, MIN_ORDERS, MAX_ORDERS), default=DEFAULT_ORDERS),
+      "seed": dict(type=int), "time_scale": dict(type=_within(float, 0.001, 1000.0), default=1.0)}),
     "store": (f"""
 --store FILE|URL  the SQLite file, or a Redis URL (redis://host:6379/0) for workers on many hosts
 --namespace NAMESPACE  with a Redis store: the namespace of its keys (default {DEFAULT_NAMESPACE})
@@ -174,7 +181,7 @@ _COMMANDS: Final[tuple[tuple[str, str, Any, str, str, str, dict[str, Any]], ...]
 --host HOST  default 127.0.0.1
 --port PORT  default: any free port
 --ids-file FILE  also write the IDs it serves to FILE, one a line (for --from-file FILE)
-""", {"host": dict(default="127.0.0.1"), "port": dict(type=int, default=0)}),
+""", {"host": dict(default="127.0.0.1"), "port": dict(type=_within(int, 0, 65535), default=0)}),
     ("codes", "", cmd_codes,
      "the carrier codes of failed port-ins: meaning and next step (no API call)",
      "The carrier codes this SDK knows (or what the given ones mean, from their group when not "
@@ -323,6 +330,8 @@ def _wait(args: argparse.Namespace, console: Console) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The `telegent-orders` entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
+    if isinstance(sys.stdout, io.TextIOWrapper):  # a server's text in a report to an ASCII stdout
+        sys.stdout.reconfigure(errors="backslashreplace")
     console = Console(sys.stderr)
     setup_logging(getattr(args, "verbose", 0), console)
     try:
@@ -330,6 +339,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         console.write(f"{PROG}: error: {exc}\n")
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C (at a prompt, too) or SIGTERM, once the work has stopped
+        console.write(f"{PROG}: interrupted\n")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, like Unix tools
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -10,7 +10,6 @@ from argv, which every local user can read through `ps`. Nothing printed carries
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import json
 import os
@@ -26,7 +25,7 @@ from .._portin import BillingAddress, PortInCancel, PortInUpdate
 from .._webhook import Webhook, WebhookAuth, masked_url
 from ._exit import EXIT_OK, UsageError, failed_request_exit
 from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally, code_json
-from ._session import client_options, open_client
+from ._session import client_options, open_client, run_stoppable
 from ._terminal import Console
 
 ACCOUNT_ENV: Final = "TELEGENT_ACCOUNT_ID"
@@ -72,7 +71,7 @@ def _call(
             return await call(client)
 
     try:
-        return asyncio.run(send())
+        return run_stoppable(send)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     except TelegentError as exc:

@@ -20,12 +20,14 @@ from ..testing import FakeTelegent, Step
 from ._exit import EXIT_FAILED, EXIT_OK, UsageError
 from ._outcomes import PROG, Run, Tally
 from ._report import Output
-from ._session import run_reported, sigterm_interrupts, wait_for_orders
+from ._session import run_reported, run_stoppable, wait_for_orders
 from ._terminal import Console
 
 DEFAULT_ORDERS = 300
 #: Enough room for every special case plus at least one order of each failing code.
 MIN_ORDERS = 10
+#: More than a fake serves in the demo's minute (a bound, not a target: memory, start-up).
+MAX_ORDERS = 100_000
 
 # Carrier messages as real port-in rejections spell them: code, hyphen, carrier's own text.
 # (code, OrderStatus, OrderStatusMessage, weight among the failing port-ins)
@@ -228,7 +230,7 @@ def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
         except OSError as exc:
             raise UsageError(f"--ids-file: cannot write {args.ids_file}: {exc}") from None
     try:
-        asyncio.run(_serve(args, plan))
+        run_stoppable(lambda: _serve(args, plan))
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -240,7 +242,7 @@ def cmd_fake_server(args: argparse.Namespace, console: Console) -> int:
 
 async def _serve(args: argparse.Namespace, plan: Sequence[DemoOrder]) -> None:
     fake = FakeTelegent(host=args.host, port=args.port, seed=args.seed)
-    async with sigterm_interrupts(), fake:  # Ctrl-C, SIGTERM: KeyboardInterrupt, once closed
+    async with fake:
         seed_fake(fake, plan, args.time_scale)
         scale = f" (x{args.time_scale:g})" if args.time_scale != 1 else ""
         width = max(len(order.order_id) for order in plan)

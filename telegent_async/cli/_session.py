@@ -10,8 +10,8 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TextIO, TypeVar
 
 from .. import _validate
 from .._client import TelegentClient
@@ -30,6 +30,7 @@ from ._report import Output
 from ._terminal import Console, Progress
 
 logger = logging.getLogger("telegent_async.cli")
+_T = TypeVar("_T")
 
 
 def _flag(name: str) -> str:
@@ -142,42 +143,40 @@ def record(run: Run, output: Output, outcome: OrderOutcome) -> None:
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-@contextlib.asynccontextmanager
-async def sigterm_interrupts() -> AsyncIterator[None]:
-    """SIGTERM and Ctrl-C stop a command alike: cancelled (leases given back), reported.
+def run_stoppable(coroutine: Callable[[], Awaitable[_T]]) -> _T:
+    """`asyncio.run(coroutine())`, stopped alike by SIGTERM and Ctrl-C: cancelled (leases given
+    back, connections closed), then `KeyboardInterrupt`, which `main` makes exit status 130.
     (SIGINT is not left to `asyncio.run`: on 3.10 it would escape as a traceback.)"""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    assert task is not None
-    terminated = False
 
-    def terminate() -> None:
-        nonlocal terminated
-        terminated = True
-        task.cancel()
-        # A cancel a library caught and retried (seen with Redis) must not leave it running.
-        loop.call_later(0.5, lambda: None if task.done() else terminate())
+    async def stoppable() -> _T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        terminated = False
 
-    try:
-        for signum in _STOP_SIGNALS:
-            loop.add_signal_handler(signum, terminate)
-    except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows
-        yield
-        return
-    try:
-        yield
-    except asyncio.CancelledError:
-        if terminated:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        for signum in _STOP_SIGNALS:
-            loop.remove_signal_handler(signum)
+        def terminate() -> None:
+            nonlocal terminated
+            terminated = True
+            task.cancel()
+            # A cancel a library caught and retried (seen with Redis) must not leave it running.
+            loop.call_later(0.5, lambda: None if task.done() else terminate())
 
+        try:
+            for signum in _STOP_SIGNALS:
+                loop.add_signal_handler(signum, terminate)
+        except (NotImplementedError, RuntimeError):  # Windows, or not the main thread
+            return await coroutine()
+        try:
+            return await coroutine()
+        except asyncio.CancelledError:
+            if terminated:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            for signum in _STOP_SIGNALS:
+                loop.remove_signal_handler(signum)
 
-async def _stoppable(coroutine: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    async with sigterm_interrupts():
-        await coroutine()
+    return asyncio.run(stoppable())
 
 
 def run_reported(
@@ -185,7 +184,7 @@ def run_reported(
 ) -> int:
     """Run the command's coroutine, then report; Ctrl-C or SIGTERM reports what settled so far."""
     try:
-        asyncio.run(_stoppable(coroutine))
+        run_stoppable(coroutine)
     except KeyboardInterrupt:
         run.interrupted = True
         run.finished = time.monotonic()

@@ -34,7 +34,7 @@ from ._session import (
     read_order_ids,
     record,
     run_reported,
-    sigterm_interrupts,
+    run_stoppable,
     start,
 )
 from ._terminal import Console, Progress
@@ -274,14 +274,14 @@ def _offline(args: argparse.Namespace, console: Console) -> int:
         except ValueError as exc:  # the store turned out unusable at first use
             raise UsageError(f"--store: {exc}") from None
         except Exception as exc:  # out of reach: one line, as any store that cannot be used
-            if not is_transient(exc):
+            if isinstance(exc, BrokenPipeError) or not is_transient(exc):  # stdout closed
                 raise
             raise UsageError(f"--store: {describe(where, exc)}") from None
         finally:
             await watcher.aclose()
             await store.aclose()
 
-    console.write(f"{PROG}: {asyncio.run(run())}\n")
+    console.write(f"{PROG}: {run_stoppable(run)}\n")
     return EXIT_OK
 
 
@@ -304,7 +304,6 @@ async def watch_run(args: argparse.Namespace, options: dict[str, Any], run: Run)
     policy = PRESETS[args.preset or "provision"]
     store = _opened(args.store, "--store", args.namespace)
     async with (
-        sigterm_interrupts(),
         contextlib.aclosing(store),
         open_client(options, run) as client,
         OrderWatcher(client, store, policy=policy, lease=LEASE) as watcher,
@@ -359,7 +358,9 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     sdk.addFilter(_not_stopped)
     try:  # Ctrl-C and SIGTERM are how a service is stopped: claims are given back on the way
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(watch_run(args, options, run))
+            run_stoppable(lambda: watch_run(args, options, run))
+    except BrokenPipeError:  # stdout closed (`| head`): `main` stops quietly
+        raise
     except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
         logger.debug("the watcher stopped", exc_info=exc)
         console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")

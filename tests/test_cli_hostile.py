@@ -1,0 +1,168 @@
+"""`telegent-orders` under hostile conditions: signals in the middle of a call or at a prompt,
+stdout closed early, an ASCII-only stdout, numbers out of range. Each ends in its documented
+exit status with at most one line on stderr and never a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from helpers import (
+    CLI_TIMEOUT,
+    FAST,
+    KEY,
+    SECRET,
+    api_env,
+    assert_clean,
+    clean_env,
+    run_cli,
+    run_cli_process,
+)
+
+from telegent_async.testing import FakeTelegent
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegent]:
+    async with FakeTelegent(account_key=KEY, account_secret=SECRET) as server:
+        server.add_order("JNUOID-done", "Complete", message="Numéro porté – terminé")
+        yield server
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[tuple[str, asyncio.Event]]:
+    """A server on 127.0.0.1 that accepts connections and never answers: its base URL, and an
+    event set once a connection came in (the request is under way)."""
+    connected = asyncio.Event()
+    writers: list[asyncio.StreamWriter] = []
+
+    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+        connected.set()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1.0", connected
+    finally:
+        for writer in writers:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def _stopped(proc: asyncio.subprocess.Process, signum: int) -> tuple[int, str]:
+    os.kill(proc.pid, signum)
+    _, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_a_signal_during_a_call_exits_130_in_one_line(
+    silent: tuple[str, asyncio.Event], signum: int
+) -> None:
+    base_url, connected = silent
+    env = clean_env(
+        TELEGENT_BASE_URL=base_url, TELEGENT_ACCOUNT_KEY=KEY, TELEGENT_ACCOUNT_SECRET=SECRET
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telegent_async", "cancel", "JNOID-1", "--yes", *FAST,
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        await asyncio.wait_for(connected.wait(), CLI_TIMEOUT)  # its token request is under way
+        code, err = await _stopped(proc, signum)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 130, err
+    assert err.splitlines() == ["telegent-orders: interrupted"]
+
+
+@pytest.mark.slow
+async def test_ctrl_c_at_the_pin_prompt_exits_130_without_a_traceback(fake: FakeTelegent) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telegent_async", "update", "JNOID-1", "--pin-prompt", *FAST,
+        stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
+    )  # fmt: skip
+    assert proc.stderr is not None
+    try:
+        seen = b""
+        while b"PIN" not in seen:  # without a terminal, getpass prompts on stderr
+            seen += await asyncio.wait_for(proc.stderr.read(256), CLI_TIMEOUT)
+        code, err = await _stopped(proc, signal.SIGINT)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert code == 130
+    assert "Traceback" not in err and err.strip().endswith("telegent-orders: interrupted")
+    assert fake.requests == []
+
+
+async def _with_stdout_closed(fake: FakeTelegent, *args: str) -> tuple[int, str]:
+    """`telegent-orders ARGS` writing to a pipe whose reading end is already closed."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "telegent_async", *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=write_end, stderr=asyncio.subprocess.PIPE,
+            env=api_env(fake),
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
+@pytest.mark.slow
+async def test_watch_list_and_run_into_a_closed_stdout_stop_quietly(
+    fake: FakeTelegent, tmp_path: Path
+) -> None:
+    store = str(tmp_path / "w.db")
+    added = await run_cli("watch", "add", "--store", store, "JNUOID-done", env=api_env(fake))
+    assert added.code == 0, added.err
+    for args in (("watch", "list"), ("watch", "run", "--json", *FAST)):
+        code, err = await _with_stdout_closed(fake, *args, "--store", store)
+        assert code == 141, err  # not "--store: ... unavailable: BrokenPipeError", exit 2
+        assert err == ""
+    listed = await run_cli("watch", "list", "--json", "--store", store, env=api_env(fake))
+    assert '"acknowledged": false' in listed.out  # never printed, so never acknowledged
+
+
+async def test_an_ascii_stdout_gets_the_report_with_escapes(fake: FakeTelegent) -> None:
+    env = {**api_env(fake), "PYTHONIOENCODING": "ascii"}
+    result = await run_cli_process("get", "JNUOID-done", *FAST, env=env)
+    assert_clean(result)
+    assert result.code == 0, result.err
+    assert "Num\\xe9ro port\\xe9 \\u2013 termin\\xe9" in result.out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["fake-server", "--port", "-1"], id="negative-port"),
+        pytest.param(["fake-server", "--port", "65536"], id="port-too-large"),
+        pytest.param(["demo", "--time-scale", "1e-320"], id="time-scale-underflows"),
+        pytest.param(["demo", "--time-scale", "nan"], id="time-scale-nan"),
+        pytest.param(["demo", "--orders", "100001"], id="too-many-orders"),
+        pytest.param(["get", *FAST, "--rows", "-1", "JNUOID-done"], id="negative-rows"),
+    ],
+)
+async def test_numbers_out_of_range_are_usage_errors(fake: FakeTelegent, args: list[str]) -> None:
+    result = await run_cli(*args, env=api_env(fake))
+    assert_clean(result)
+    assert result.code == 2, result.err
+    *usage, line = result.err.splitlines()  # argparse's usage, then the error
+    assert usage[0].startswith("usage:") and "error: argument --" in line and "must be from" in line
+    assert fake.requests == []
