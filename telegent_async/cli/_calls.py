@@ -13,6 +13,7 @@ import argparse
 import getpass
 import json
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -51,8 +52,9 @@ def _option(args: argparse.Namespace, flag: str) -> Any:
 
 def _from_env(flag: str, variable: str) -> str:
     value = os.environ.get(variable)
-    if not value:
-        raise UsageError(f"{flag} {variable}: that environment variable is not set")
+    if not value:  # what cannot name a variable may be the secret itself: never repeated
+        named = variable if re.fullmatch(r"[A-Za-z_]\w*", variable, re.ASCII) else "(not a name)"
+        raise UsageError(f"{flag} {named}: that environment variable is not set")
     return value
 
 
