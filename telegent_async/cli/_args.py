@@ -49,13 +49,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}") from None
 
 
-def _non_negative_float(text: str) -> float:
-    with contextlib.suppress(ValueError):
-        if float(text) == 0:
-            return 0.0
-    return _positive_float(text)
-
-
 def _within(kind: Callable[[str], _N], low: _N, high: _N) -> Callable[[str], _N]:
     """An argparse type: `kind(text)` from `low` to `high` (a port, a count, a scale)."""
 
@@ -146,7 +139,7 @@ order_ids ID*  order IDs
 --seed SEED  same seed, same scenario
 --time-scale F  multiply every duration of the scenario by F, 0.001 to 1000 (0.2: 5x faster)
 """, {"orders": dict(type=_within(int, MIN_ORDERS, MAX_ORDERS), default=DEFAULT_ORDERS),
-      "seed": dict(type=int), "time_scale": dict(type=_within(float, 0.001, 1000.0), default=1.0)}),
+      "seed": dict(type=int), "time_scale": dict(type=_within(float, 0.001, 1000), default=1.0)}),
     "store": (f"""
 --store FILE|URL  the SQLite file, or a Redis URL (redis://host:6379/0) for workers on many hosts
 --namespace NAMESPACE  with a Redis store: the namespace of its keys (default {DEFAULT_NAMESPACE})
@@ -167,7 +160,7 @@ _COMMANDS: Final[tuple[tuple[str, str, Any, str, str, str, dict[str, Any]], ...]
 --preset  {_PRESET_HELP}
 --state FILE  keep the watches in this SQLite file: run the same command again after an
   interrupt (Ctrl-C, kill) and it resumes, polling no order settled before
-""", {"timeout": dict(type=_non_negative_float, default=3600.0),
+""", {"timeout": dict(type=_within(float, 0, 10**9), default=3600.0),
       "preset": dict(_PRESETS, default="provision")}),
     ("demo", "verbose output seeded", cmd_demo,
      "wait for a realistic mix of orders on an embedded fake server",
