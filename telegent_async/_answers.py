@@ -10,7 +10,9 @@ the documentation describes them"):
   `Successful` false) is that error, whichever call made it;
 - the documented wrapper `{"Successful": true, "Data": ...}` is unwrapped;
 - any other status is the typed error of its `_status.STATUS_RULES` row, with the server's
-  `Message` when it sent one.
+  `Message` when it sent one;
+- an error's `body` keeps no credential-named field (`_webhook.scrub`): an answer may hold
+  secrets its request did not carry (a webhook's stored credentials, a token).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any, Final
 from ._error_text import body_excerpt, message_excerpt, unreadable_body
 from ._errors import APIStatusError, ResponseDecodeError
 from ._status import error_for_status
+from ._webhook import scrub
 
 __all__ = ["JSON_TYPES", "embedded_error", "is_json_type", "read_answer", "status_error"]
 
@@ -134,7 +137,7 @@ def embedded_error(data: Mapping[str, Any], refusal_status: int = 400) -> APISta
         return None
     message = message_excerpt(data) or message_excerpt({"Message": data.get("message")})
     return error_for_status(
-        status, "error body inside a 2xx answer" if message is None else message, data
+        status, "error body inside a 2xx answer" if message is None else message, scrub(data)
     )
 
 
@@ -153,5 +156,5 @@ def status_error(
             parsed = json.loads(body)
     message = message_excerpt(parsed)
     if message is not None:
-        return error_for_status(status, message, parsed, retry_after)
+        return error_for_status(status, message, scrub(parsed), retry_after)
     return error_for_status(status, unreadable_body(status, excerpt), excerpt, retry_after)

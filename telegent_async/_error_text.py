@@ -14,6 +14,7 @@ from collections.abc import Mapping
 __all__ = [
     "BODY_EXCERPT_CHARS",
     "body_excerpt",
+    "broken_answer",
     "cannot_connect",
     "is_routing_miss",
     "message_excerpt",
@@ -61,6 +62,21 @@ def is_routing_miss(status: int, body: object) -> bool:
         message = body.get("Message")
         return isinstance(message, str) and message.startswith(ROUTING_MISS)
     return isinstance(body, str)
+
+
+#: Where an HTTP client error's text starts quoting what it read: aiohttp's parsers append the
+#: raw status line, header line or chunk of body they choked on (any secret an answer echoed)
+#: after a colon, on the next lines, or in quotes (`Bad status line 'HTTP/1.1 ...'`).
+_QUOTING = re.compile(r":|\n|\s+b?['\"]")
+#: How aiohttp's parser errors begin their text: `400, message:` and the reason below it.
+_PARSER_PREFIX = re.compile(r"\A[0-9]{3}, message:\s*")
+
+
+def broken_answer(method: str, kind: str, text: str) -> str:
+    """An attempt that got no usable answer, in words: the error's class (`kind`) and the
+    reason its `text` gives, never the bytes it quotes (`_QUOTING`)."""
+    reason = _QUOTING.split(_PARSER_PREFIX.sub("", text, count=1), maxsplit=1)[0].strip()
+    return f"{method} failed: {kind}" + (f": {reason}" if reason else "")
 
 
 def cannot_connect(method: str, host: str, port: int | None, reason: OSError) -> str:

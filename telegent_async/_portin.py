@@ -9,6 +9,7 @@ it (error messages, logs, `raw`).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import types
@@ -238,52 +239,109 @@ def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
     return {name: MASK if name in SECRET_FIELDS else value for name, value in body.items()}
 
 
-#: What a short secret (a 4-digit PIN) must not be masked inside: Telegent's IDs and E.164
-#: numbers. `JNUOID-...-1234-...` or `+12815551234` with a PIN of 1234 would otherwise come
-#: back mangled, and the SDK would hand out an order ID that does not exist.
-_KEPT_WHOLE = (
-    rb"(?:JNUOID|JNOID|JNID|NID|TSUID|AID|WID|MRID|CRID|DID)-[0-9A-Za-z-]{4,}|\+[0-9]{7,15}"
+#: Secrets shorter than this (a 4-digit PIN) are masked only where they stand as a whole word
+#: (no letter or digit right before or after): inside a longer run of letters and digits (an
+#: ICCID, a ZIP code, a QR code) so short a value is there by chance, and masking it would
+#: garble that value and show where the secret's characters are (PIN `0123` in ICCID
+#: `8901234...` -> `89***4...`). A longer secret is masked wherever it appears.
+WHOLE_WORD_BELOW: Final = 8
+#: Values a secret is not masked inside: Telegent's IDs, E.164 numbers and timestamps. An
+#: occurrence strictly inside one is chance (an occurrence that is the whole value is the
+#: secret): `JNUOID-...-1234-...`, `+12815551234` or `2025-10-01T12:34:00` with a PIN of 1234
+#: or 2025 would otherwise come back mangled (an order ID that does not exist, a date that no
+#: longer parses) with the PIN readable from what is left around the mask.
+_KEPT_WHOLE = re.compile(
+    r"(?:JNUOID|JNOID|JNID|NID|TSUID|AID|WID|MRID|CRID|DID)-[0-9A-Za-z-]{4,}|\+[0-9]{7,15}"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]{4,5})?)?"
+    r"|[0-9]{2}/[0-9]{2}/[0-9]{4}(?: [0-9:]+(?: ?[AP]M)?)?"
 )
 
 
 def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` with every secret masked wherever it appears (inside other words too) but inside
-    an ID or a phone number (`_KEPT_WHOLE`).
+    """`body` with every secret masked wherever it appears (a short one as a whole word only,
+    `WHOLE_WORD_BELOW`) but strictly inside an ID, a phone number or a timestamp
+    (`_KEPT_WHOLE`).
 
     A JSON body is masked in its parsed strings and written again: a server may escape a
     secret in ways Python's `json.dumps` does not (ASP.NET writes `+` as `\\u002B` and
     upper-case hex), which a byte search for the escaped forms misses and a parser turns back
-    into the clear secret. Any other body is masked as bytes. Run on whole bodies before
-    anything parses or truncates them: a value cut in half by an excerpt could no longer be
-    found.
+    into the clear secret. Any other body is masked as text, in the forms JSON and HTML write
+    (`_forms`), and a body cut off mid-secret has that tail masked too. Run on whole bodies
+    before anything parses or truncates them: a value cut in half by an excerpt could no
+    longer be found.
     """
     if not secrets:
         return body
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):
-        return _masked_bytes(body, secrets)
-    alternatives = "|".join(re.escape(s) for s in sorted(set(secrets), key=len, reverse=True))
-    pattern = re.compile("(" + alternatives + ")|" + _KEPT_WHOLE.decode())
+        forms = _forms(secrets)
+        text = _masked_text(body.decode("utf-8", "surrogateescape"), _pattern(forms))
+        return _cut_off(text, forms).encode("utf-8", "surrogateescape")
+    pattern = _pattern({secret: len(secret) for secret in secrets})
     return json.dumps(_masked(value, pattern), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _masked_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """A body that is not JSON, masked raw and in the forms JSON writes (escaped or not)."""
-    forms = {
-        form.encode()
+def _forms(secrets: tuple[str, ...]) -> dict[str, int]:
+    """Each way a body that is not JSON may write a secret (raw, JSON-escaped, HTML-escaped),
+    with the length of the secret it writes."""
+    return {
+        form: len(secret)
         for secret in secrets
-        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+        for form in (
+            secret,
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            html.escape(secret),
+            html.escape(secret, quote=False),
+        )
     }
-    alternatives = b"|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
-    pattern = re.compile(b"(" + alternatives + b")|" + _KEPT_WHOLE)
-    return pattern.sub(lambda m: MASK.encode() if m.group(1) else m.group(0), body)
+
+
+def _pattern(forms: Mapping[str, int]) -> re.Pattern[str]:
+    """A search for `forms` (each with its secret's length), the longest first."""
+    return re.compile(
+        "|".join(
+            re.escape(form)
+            if length >= WHOLE_WORD_BELOW
+            else rf"(?<![^\W_]){re.escape(form)}(?![^\W_])"
+            for form, length in sorted(forms.items(), key=lambda item: len(item[0]), reverse=True)
+        )
+    )
+
+
+def _masked_text(text: str, pattern: re.Pattern[str]) -> str:
+    """`text` with `pattern`'s matches masked, but those strictly inside `_KEPT_WHOLE`."""
+    kept: list[tuple[int, int]] | None = None
+
+    def mask(match: re.Match[str]) -> str:
+        nonlocal kept
+        if kept is None:  # looked for only once a secret is found
+            kept = [found.span() for found in _KEPT_WHOLE.finditer(text)]
+        start, end = match.span()
+        inside = any(a <= start and end <= b and b - a > end - start for a, b in kept)
+        return match.group() if inside else MASK
+
+    return pattern.sub(mask, text)
+
+
+def _cut_off(text: str, forms: Mapping[str, int]) -> str:
+    """`text` (a whole body) with a tail that is a secret cut off masked: its first half or
+    more, at least 2 characters (a short secret's starting a word)."""
+    for form, length in forms.items():
+        for cut in range(len(form) - 1, max(2, (len(form) + 1) // 2) - 1, -1):
+            head = len(text) - cut
+            if text.endswith(form[:cut]) and (
+                length >= WHOLE_WORD_BELOW or head == 0 or not text[head - 1].isalnum()
+            ):
+                return text[:head] + MASK
+    return text
 
 
 def _masked(value: Any, pattern: re.Pattern[str]) -> Any:
     """`value` (parsed JSON) with `pattern`'s secrets masked in every string, keys included."""
     if isinstance(value, str):
-        return pattern.sub(lambda m: MASK if m.group(1) else m.group(0), value)
+        return _masked_text(value, pattern)
     if isinstance(value, dict):
         return {_masked(k, pattern): _masked(v, pattern) for k, v in value.items()}
     if isinstance(value, list):

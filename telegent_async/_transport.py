@@ -22,10 +22,10 @@ import attrs
 from yarl import URL
 
 from . import _portin, _validate
-from ._auth import TokenAuth
+from ._auth import TokenAuth, token_of
 from ._budgets.base import Budget
 from ._deadline import CALL_TIMED_OUT, by
-from ._error_text import cannot_connect
+from ._error_text import broken_answer, cannot_connect
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -258,6 +258,15 @@ class Transport:
                         answer, request, decode, attempt, rules,
                         bool(headers and not reauthenticated), deadline, loop,
                     )  # fmt: skip
+                    if headers is not None and _may_quote(verdict, answer, token_of(headers)):
+                        # A refusal may quote the token sent: masked, then judged again (on
+                        # failures only: masking every answer would cost ~30 us a lookup).
+                        masked = _portin.redact(answer.body, (*secrets, token_of(headers)))
+                        answer = attrs.evolve(answer, body=masked)
+                        verdict = _judge(
+                            answer, request, decode, attempt, rules,
+                            bool(headers and not reauthenticated), deadline, loop,
+                        )  # fmt: skip
                     # Paused before the connection is free for the next request.
                     if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
                         logger.info(
@@ -336,6 +345,14 @@ def _judge(
     )
 
 
+def _may_quote(verdict: AttemptVerdict[Any], answer: HTTPAnswer, token: str) -> bool:
+    """Whether an answer is read again with the bearer `token` masked: a failure (its error
+    may quote the answer), or a success that holds the token as it was sent (`raw`)."""
+    if isinstance(verdict, Return):
+        return token.encode() in answer.body
+    return not isinstance(verdict, Reauthenticate)  # that answer is dropped unread
+
+
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
     """True when the body can be read whole: its exact size is known and within the cap.
 
@@ -378,8 +395,9 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
         error = ConnectionNotMadeError(f"{method} failed: {type(exc).__name__}: {exc}")
     elif isinstance(exc, aiohttp.ClientConnectorError):  # likewise; no `ssl:default` noise
         error = ConnectionNotMadeError(cannot_connect(method, exc.host, exc.port, exc.os_error))
-    else:
-        error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
+    else:  # a parser's error quotes what it read: its reason only
+        text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+        error = TransportError(broken_answer(method, type(exc).__name__, text))
     # aiohttp's response errors hold the request's headers (the bearer token among them) in
     # `request_info`: chaining one would put the token in every traceback of this error.
     if not isinstance(exc, aiohttp.ClientResponseError):

@@ -41,6 +41,7 @@ __all__ = [
     "decode_webhooks",
     "masked_url",
     "scrub",
+    "secrets_of",
     "update_body",
     "webhook_id",
 ]
@@ -248,21 +249,47 @@ def _url(value: object) -> str:
     return text
 
 
+def _secret_segment(raw_path: str) -> tuple[str, str, str] | None:
+    """A URL path split around its receiver's secret: the last non-empty segment (the
+    receiver ignores trailing slashes, `webhooks._Gate`), when long enough to be one
+    (`MIN_SECRET_CHARS`; `webhooks.asgi_app(secret=)` takes none shorter)."""
+    kept = raw_path.rstrip("/")
+    head, _, last = kept.rpartition("/")
+    if len(last) < MIN_SECRET_CHARS:
+        return None
+    return head, last, raw_path[len(kept) :]
+
+
 def masked_url(url: str | None) -> str | None:
-    """A webhook URL as reprs, logs and the CLI show it: a last path segment long enough to be
-    a receiver's secret (`MIN_SECRET_CHARS`; `webhooks.asgi_app(secret=)` takes none shorter)
-    and any query become `***`. `Webhook.url` itself keeps the URL as Telegent sent it."""
+    """A webhook URL as reprs, logs and the CLI show it: its secret path segment
+    (`_secret_segment`) and any query become `***`. `Webhook.url` itself keeps the URL as
+    Telegent sent it."""
     if url is None:
         return None
     try:
         parsed = URL(url)
     except ValueError:
         return "***"
-    head, _, last = parsed.raw_path.rpartition("/")
-    if len(last) >= MIN_SECRET_CHARS:
-        parsed = parsed.with_path(f"{head}/***", encoded=True)
-    shown = str(parsed.with_query(None).with_fragment(None))
-    return shown + "?***" if parsed.raw_query_string else shown
+    query = "?***" if parsed.raw_query_string else ""
+    split = _secret_segment(parsed.raw_path)
+    if split is not None:
+        parsed = parsed.with_path(f"{split[0]}/***{split[2]}", encoded=True)
+    return str(parsed.with_query(None).with_fragment(None)) + query
+
+
+def secrets_of(body: Mapping[str, str], auth: WebhookAuth | None) -> tuple[str, ...]:
+    """The secret values a create or update body carries, to be masked in whatever an answer
+    echoes back: the credentials, and the parts of its URL `masked_url` hides (as sent and
+    decoded)."""
+    parts = set(auth.secrets()) if auth is not None else set()
+    url = body.get("WebhookUrl")
+    if url is not None:
+        parsed = URL(url)
+        parts |= {parsed.raw_query_string, parsed.query_string, parsed.raw_fragment}
+        split = _secret_segment(parsed.raw_path)
+        if split is not None:
+            parts |= {split[1], URL.build(path=split[1], encoded=True).path}
+    return tuple(sorted(part for part in parts if part))
 
 
 def _method(value: object) -> str:
@@ -370,7 +397,8 @@ def _str(value: object) -> str | None:
 
 
 def _webhook_of(data: Mapping[str, Any], sent: Mapping[str, str]) -> Webhook | None:
-    """A Webhook from one answer object, the request's values filling what it leaves out."""
+    """A Webhook from one answer object, the request's values filling what it leaves out.
+    The URL sent wins over the answer's: the answer's echo of it has its secret masked."""
     found = _str(data.get("WebhookId")) or _str(sent.get("WebhookId"))
     if found is None:
         return None
@@ -384,7 +412,7 @@ def _webhook_of(data: Mapping[str, Any], sent: Mapping[str, str]) -> Webhook | N
     active = data.get("Active")
     return Webhook(
         found,
-        _str(data.get("WebhookUrl")) or _str(sent.get("WebhookUrl")),
+        _str(sent.get("WebhookUrl")) or _str(data.get("WebhookUrl")),
         _str(data.get("Method")) or _str(sent.get("Method")),
         _str(data.get("DataFormat")) or _str(sent.get("DataFormat")),
         names,
