@@ -137,8 +137,17 @@ def embedded_error(data: Mapping[str, Any], refusal_status: int = 400) -> APISta
         return None
     message = message_excerpt(data) or message_excerpt({"Message": data.get("message")})
     return error_for_status(
-        status, "error body inside a 2xx answer" if message is None else message, scrub(data)
+        status, "error body inside a 2xx answer" if message is None else message, _kept(data)
     )
+
+
+def _kept(body: object) -> object:
+    """An error object as its error keeps it: credential-named fields masked (`scrub`); None
+    for one too deeply nested to walk."""
+    try:
+        return scrub(body)
+    except RecursionError:
+        return None
 
 
 def status_error(
@@ -156,5 +165,5 @@ def status_error(
             parsed = json.loads(body)
     message = message_excerpt(parsed)
     if message is not None:
-        return error_for_status(status, message, scrub(parsed), retry_after)
+        return error_for_status(status, message, _kept(parsed), retry_after)
     return error_for_status(status, unreadable_body(status, excerpt), excerpt, retry_after)

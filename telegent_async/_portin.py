@@ -268,18 +268,21 @@ def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
     into the clear secret. Any other body is masked as text, in the forms JSON and HTML write
     (`_forms`), and a body cut off mid-secret has that tail masked too. Run on whole bodies
     before anything parses or truncates them: a value cut in half by an excerpt could no
-    longer be found.
+    longer be found. A body with nothing to mask is returned as it is (the same object).
     """
     if not secrets:
         return body
     try:
         value = json.loads(body)
-    except (ValueError, RecursionError):
+        masked = _masked(value, _pattern({secret: len(secret) for secret in secrets}))
+        if masked == value:
+            return body
+        return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):  # not JSON, or too deep to walk
         forms = _forms(secrets)
-        text = _masked_text(body.decode("utf-8", "surrogateescape"), _pattern(forms))
-        return _cut_off(text, forms).encode("utf-8", "surrogateescape")
-    pattern = _pattern({secret: len(secret) for secret in secrets})
-    return json.dumps(_masked(value, pattern), ensure_ascii=False, separators=(",", ":")).encode()
+        text = body.decode("utf-8", "surrogateescape")
+        cut = _cut_off(_masked_text(text, _pattern(forms)), forms)
+        return body if cut == text else cut.encode("utf-8", "surrogateescape")
 
 
 def _forms(secrets: tuple[str, ...]) -> dict[str, int]:

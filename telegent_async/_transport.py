@@ -261,12 +261,13 @@ class Transport:
                     if headers is not None and _may_quote(verdict, answer, token_of(headers)):
                         # A refusal may quote the token sent: masked, then judged again (on
                         # failures only: masking every answer would cost ~30 us a lookup).
-                        masked = _portin.redact(answer.body, (*secrets, token_of(headers)))
-                        answer = attrs.evolve(answer, body=masked)
-                        verdict = _judge(
-                            answer, request, decode, attempt, rules,
-                            bool(headers and not reauthenticated), deadline, loop,
-                        )  # fmt: skip
+                        masked = _portin.redact(answer.body, (token_of(headers),))
+                        if masked is not answer.body:
+                            answer = attrs.evolve(answer, body=masked)
+                            verdict = _judge(
+                                answer, request, decode, attempt, rules,
+                                bool(headers and not reauthenticated), deadline, loop,
+                            )  # fmt: skip
                     # Paused before the connection is free for the next request.
                     if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
                         logger.info(
