@@ -396,14 +396,26 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
         error = ConnectionNotMadeError(f"{method} failed: {type(exc).__name__}: {exc}")
     elif isinstance(exc, aiohttp.ClientConnectorError):  # likewise; no `ssl:default` noise
         error = ConnectionNotMadeError(cannot_connect(method, exc.host, exc.port, exc.os_error))
-    else:  # a parser's error quotes what it read: its reason only
-        text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    else:  # its reason only: aiohttp's text quotes what it read (a line, a chunk, the head)
+        text = getattr(exc, "message", None)
+        if not isinstance(text, str):  # a disconnection's may be the answer's head (headers)
+            disconnected = isinstance(exc, aiohttp.ServerDisconnectedError)
+            text = "Server disconnected mid-answer" if disconnected else str(exc)
         error = TransportError(broken_answer(method, type(exc).__name__, text))
-    # aiohttp's response errors hold the request's headers (the bearer token among them) in
-    # `request_info`: chaining one would put the token in every traceback of this error.
-    if not isinstance(exc, aiohttp.ClientResponseError):
+    # aiohttp's errors about an answer hold the request's headers (the bearer token among them,
+    # in `request_info`), the answer's head or the bytes a parser choked on (any secret it
+    # echoed): chaining one would put them in every traceback of this error.
+    if not isinstance(exc, _HOLDS_ANSWER):
         error.__cause__ = exc
     return error
+
+
+#: aiohttp's errors that carry what was sent or answered (see `_transport_error`).
+_HOLDS_ANSWER = (
+    aiohttp.ClientResponseError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ServerDisconnectedError,
+)
 
 
 def _describe(request: Request) -> str:

@@ -4,6 +4,7 @@ traceback or `body`), a log, a span or `raw`; and masking never garbles what is 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -102,6 +103,42 @@ async def test_an_answer_http_cannot_parse_is_reported_without_the_bytes_it_held
     assert token not in exposed(caught.value) + caplog.text
     assert str(caught.value).startswith("GET failed: ClientResponseError: ")
     assert "retry 1/1" in caplog.text
+
+
+@pytest.mark.parametrize("ending", [b"", b"Content-Length: 9\r\n\r\n{", b"X: 1\r\n\r\n5\r\n"])
+async def test_an_answer_cut_off_after_its_head_keeps_the_head_out_of_the_error(
+    ending: bytes,
+) -> None:
+    # Headers echoing the token, then the connection closes: mid-head (aiohttp's error then
+    # holds the head it read, headers included), mid-body, or mid-chunk. The FakeTelegent
+    # answers whole heads, so this is a bare server on 127.0.0.1.
+    token = "tok-" + "Hx7" * 10
+    head = f"HTTP/1.1 200 OK\r\nWWW-Authenticate: Bearer {token}\r\n".encode() + ending
+    if ending.startswith(b"X"):
+        head = head.replace(b"X: 1", b"Transfer-Encoding: chunked")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}/v1.0"
+    async with (
+        server,
+        tg.TelegentClient(
+            token=token, base_url=base_url, allow_insecure=True, max_retries=0
+        ) as client,
+    ):
+        with pytest.raises(tg.TransportError) as lookup:
+            await client.get_order("JNUOID-t4")
+        with pytest.raises(tg.SubmitOutcomeUnknownError) as create:
+            await client.port_out("+12815551234", pin="PIN-7734-hush")
+    for error in (lookup.value, create.value):
+        assert token not in exposed(error)
+    assert str(lookup.value).startswith("GET failed: ")
 
 
 def test_a_parser_error_is_said_by_its_reason_only() -> None:
