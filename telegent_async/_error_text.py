@@ -10,9 +10,13 @@ from __future__ import annotations
 import http
 import re
 from collections.abc import Mapping
+from typing import Final
+
+import aiohttp
 
 __all__ = [
     "BODY_EXCERPT_CHARS",
+    "HOLDS_ANSWER",
     "body_excerpt",
     "broken_answer",
     "cannot_connect",
@@ -72,11 +76,26 @@ _QUOTING = re.compile(r":|\n|\s+b?['\"]")
 _PARSER_PREFIX = re.compile(r"\A[0-9]{3}, message:\s*")
 
 
-def broken_answer(method: str, kind: str, text: str) -> str:
-    """An attempt that got no usable answer, in words: the error's class (`kind`) and the
-    reason its `text` gives, never the bytes it quotes (`_QUOTING`)."""
+#: aiohttp's errors that carry what was sent or answered: the request's headers (the bearer
+#: token among them, in `request_info`), the answer's head, or the bytes a parser choked on.
+#: One is never chained to an SDK error: it would be in every traceback of that error.
+HOLDS_ANSWER: Final = (
+    aiohttp.ClientResponseError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ServerDisconnectedError,
+)
+
+
+def broken_answer(method: str, error: BaseException) -> str:
+    """An attempt that got no usable answer, in words: the error's class and the reason its
+    text gives, never what it quotes (`_QUOTING`) nor, for a disconnection, the answer's
+    head that aiohttp keeps as its message."""
+    text = getattr(error, "message", None)
+    if not isinstance(text, str):
+        disconnected = isinstance(error, aiohttp.ServerDisconnectedError)
+        text = "Server disconnected mid-answer" if disconnected else str(error)
     reason = _QUOTING.split(_PARSER_PREFIX.sub("", text, count=1), maxsplit=1)[0].strip()
-    return f"{method} failed: {kind}" + (f": {reason}" if reason else "")
+    return f"{method} failed: {type(error).__name__}" + (f": {reason}" if reason else "")
 
 
 def cannot_connect(method: str, host: str, port: int | None, reason: OSError) -> str:

@@ -25,7 +25,7 @@ from . import _portin, _validate
 from ._auth import TokenAuth, token_of
 from ._budgets.base import Budget
 from ._deadline import CALL_TIMED_OUT, by
-from ._error_text import broken_answer, cannot_connect
+from ._error_text import HOLDS_ANSWER, broken_answer, cannot_connect
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -257,17 +257,8 @@ class Transport:
                     verdict = _judge(
                         answer, request, decode, attempt, rules,
                         bool(headers and not reauthenticated), deadline, loop,
+                        None if headers is None else token_of(headers),
                     )  # fmt: skip
-                    if headers is not None and _may_quote(verdict, answer, token_of(headers)):
-                        # A refusal may quote the token sent: masked, then judged again (on
-                        # failures only: masking every answer would cost ~30 us a lookup).
-                        masked = _portin.redact(answer.body, (token_of(headers),))
-                        if masked is not answer.body:
-                            answer = attrs.evolve(answer, body=masked)
-                            verdict = _judge(
-                                answer, request, decode, attempt, rules,
-                                bool(headers and not reauthenticated), deadline, loop,
-                            )  # fmt: skip
                     # Paused before the connection is free for the next request.
                     if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
                         logger.info(
@@ -331,10 +322,13 @@ def _judge(
     can_reauthenticate: bool,
     deadline: float | None,
     loop: asyncio.AbstractEventLoop,
+    token: str | None = None,
 ) -> AttemptVerdict[_T]:
     """`decide_attempt` with the clock read now, if it needs it (a function, not a closure in
-    `send`: no closure and cells allocated per request)."""
-    return decide_attempt(
+    `send`: no closure and cells allocated per request). An answer that may quote the bearer
+    `token` sent (`_may_quote`) is judged again with the token masked (on failures only:
+    masking every answer would cost ~30 us a lookup)."""
+    verdict = decide_attempt(
         result,
         request,
         decode,
@@ -344,6 +338,14 @@ def _judge(
         now=datetime.now(timezone.utc) if reads_clock(result) else None,
         time_left=None if deadline is None else deadline - loop.time(),
     )
+    if token is not None and type(result) is HTTPAnswer and _may_quote(verdict, result, token):
+        masked = _portin.redact(result.body, (token,))
+        if masked is not result.body:
+            result = attrs.evolve(result, body=masked)
+            return _judge(
+                result, request, decode, attempt, rules, can_reauthenticate, deadline, loop
+            )
+    return verdict
 
 
 def _may_quote(verdict: AttemptVerdict[Any], answer: HTTPAnswer, token: str) -> bool:
@@ -396,26 +398,11 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
         error = ConnectionNotMadeError(f"{method} failed: {type(exc).__name__}: {exc}")
     elif isinstance(exc, aiohttp.ClientConnectorError):  # likewise; no `ssl:default` noise
         error = ConnectionNotMadeError(cannot_connect(method, exc.host, exc.port, exc.os_error))
-    else:  # its reason only: aiohttp's text quotes what it read (a line, a chunk, the head)
-        text = getattr(exc, "message", None)
-        if not isinstance(text, str):  # a disconnection's may be the answer's head (headers)
-            disconnected = isinstance(exc, aiohttp.ServerDisconnectedError)
-            text = "Server disconnected mid-answer" if disconnected else str(exc)
-        error = TransportError(broken_answer(method, type(exc).__name__, text))
-    # aiohttp's errors about an answer hold the request's headers (the bearer token among them,
-    # in `request_info`), the answer's head or the bytes a parser choked on (any secret it
-    # echoed): chaining one would put them in every traceback of this error.
-    if not isinstance(exc, _HOLDS_ANSWER):
+    else:
+        error = TransportError(broken_answer(method, exc))
+    if not isinstance(exc, HOLDS_ANSWER):  # it would put the token in every traceback
         error.__cause__ = exc
     return error
-
-
-#: aiohttp's errors that carry what was sent or answered (see `_transport_error`).
-_HOLDS_ANSWER = (
-    aiohttp.ClientResponseError,
-    aiohttp.ClientPayloadError,
-    aiohttp.ServerDisconnectedError,
-)
 
 
 def _describe(request: Request) -> str:

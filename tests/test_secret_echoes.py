@@ -155,8 +155,8 @@ def test_a_parser_error_is_said_by_its_reason_only() -> None:
         "Server disconnected": "Server disconnected",
     }
     for text, reason in texts.items():
-        assert broken_answer("GET", "E", text) == f"GET failed: E: {reason}"
-    assert broken_answer("POST", "E", "") == "POST failed: E"
+        assert broken_answer("GET", OSError(text)) == f"GET failed: OSError: {reason}"
+    assert broken_answer("POST", OSError()) == "POST failed: OSError"
 
 
 async def test_an_order_quoting_the_bearer_token_keeps_it_out_of_raw(fake: FakeTelegent) -> None:
