@@ -8,17 +8,13 @@ import asyncio
 import json
 import logging
 import traceback
-from collections.abc import Iterator
 
 import pytest
 from helpers import chain, fast_client
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import telegent_async as tg
-from telegent_async import _client, _portin, _telemetry, _webhook
+from telegent_async import _portin, _webhook
 from telegent_async._error_text import broken_answer
 from telegent_async.testing import PORTOUT_PATH, FakeTelegent, Step
 
@@ -33,19 +29,6 @@ def exposed(error: BaseException) -> str:
     for link in chain(error):
         texts += [str(link), repr(link), repr(vars(link))]
     return "\n".join(texts)
-
-
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meters = MeterProvider()
-    recorded = _telemetry.Telemetry(provider, meters)
-    monkeypatch.setattr(_client, "telemetry", lambda: recorded)
-    yield exporter
-    provider.shutdown()
-    meters.shutdown()
 
 
 def span_text(exporter: InMemorySpanExporter) -> str:
