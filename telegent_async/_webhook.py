@@ -156,8 +156,11 @@ class WebhookAuth:
         }
 
     def secrets(self) -> tuple[str, ...]:
-        """The secret values, to be masked in whatever an answer echoes back."""
-        return (self._secret,)
+        """The secret values, to be masked in whatever an answer echoes back: the token or
+        password, and Basic's `user:password` as Telegent sends it (base64)."""
+        if self.kind == "Token":
+            return (self._secret,)
+        return (self._secret, base64.b64encode(f"{self.username}:{self._secret}".encode()).decode())
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether a delivery's `Authorization` header carries these credentials.

@@ -5,6 +5,7 @@ traceback or `body`), a log, a span or `raw`; and masking never garbles what is 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import traceback
@@ -190,6 +191,21 @@ async def test_a_refusal_quoting_the_webhook_url_keeps_its_secret_segment_out(
         caught.value.message == "WebhookUrl https://hooks.example.com/telegent/*** did not answer"
     )
     assert hook.url == HOOK_URL  # an answer that echoes it whole still gives the real URL
+
+
+async def test_a_refusal_quoting_basic_credentials_as_sent_keeps_them_out(
+    fake: FakeTelegent,
+) -> None:
+    password = "pw-" + "Vb3" * 6
+    sent = base64.b64encode(f"telegent:{password}".encode()).decode()
+    refusal = {"StatusCode": 400, "Message": f"test delivery refused: Authorization: Basic {sent}"}
+    fake.set_webhook_response(400, json.dumps(refusal))
+    async with fast_client(fake) as client:
+        with pytest.raises(tg.BadRequestError) as caught:
+            auth = tg.WebhookAuth.basic("telegent", password)
+            await client.create_webhook(HOOK_URL, account_id="AID-1", auth=auth)
+    assert sent not in exposed(caught.value) and password not in exposed(caught.value)
+    assert caught.value.message == "test delivery refused: Authorization: Basic ***"
 
 
 @pytest.mark.parametrize("status", [200, 400, 500])
