@@ -2,7 +2,7 @@
 
 Field names are Telegent's (REFERENCE.md, "Calls that create an order"). Every value is checked
 before any request: a bad one is a `ValueError`/`TypeError` that never quotes a secret. The
-secrets (`_portin.SECRET_FIELDS`: `CurrentAccountNumber`, `CurrentAccountPassword`,
+secrets (`_secrets.SECRET_FIELDS`: `CurrentAccountNumber`, `CurrentAccountPassword`,
 `PortOutPIN`) are masked in every answer before anything reads it (`_portin.redact`), so they
 reach no error, log or `raw`.
 """
@@ -18,6 +18,7 @@ import attrs
 
 from ._portin import BillingAddress, checked_day, checked_text
 from ._request import Creates
+from ._secrets import scrub
 from ._timing import parse_timestamp
 
 __all__ = [
@@ -254,14 +255,15 @@ def _text(value: object) -> str | None:
 
 
 def submitted_from_json(data: object) -> SubmittedOrder:
-    """A `SubmittedOrder` from a create's 2xx answer; `ValueError` without an `OrderId`."""
+    """A `SubmittedOrder` from a create's 2xx answer (credential-named fields masked in `raw`:
+    `_secrets.scrub`); `ValueError` without an `OrderId`."""
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object with the new order's OrderId")
     order_id = _text(data.get("OrderId"))
     if not order_id:
         raise ValueError("the answer names no OrderId")
     status = _text(data.get("Status")) or _text(data.get("OrderStatus"))
-    return SubmittedOrder(order_id, status, parse_timestamp(data.get("OrderDate")), data)
+    return SubmittedOrder(order_id, status, parse_timestamp(data.get("OrderDate")), scrub(data))
 
 
 def eligibility_from_json(data: object, number: str) -> PortInEligibility:

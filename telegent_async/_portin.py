@@ -19,6 +19,8 @@ from typing import Any, Final, TypeVar
 
 import attrs
 
+from ._secrets import MASK, SECRET_FIELDS, scrub
+
 __all__ = [
     "CANCEL_PATH",
     "JSON_NAMES",
@@ -55,10 +57,6 @@ JSON_NAMES: Final[Mapping[str, str]] = types.MappingProxyType(
         "current_billing_address": "CurrentBillingAddress",
     }
 )
-#: JSON fields whose values are never shown: not in repr, logs, errors or the CLI's output.
-#: (Every call's: the port-in update's, and the creates' `PortOutPIN`.)
-SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword", "PortOutPIN"})
-MASK: Final = "***"
 #: Longer than any name, address line or account detail a carrier keeps.
 MAX_FIELD_LENGTH: Final = 200
 
@@ -360,7 +358,8 @@ _Answer = TypeVar("_Answer", PortInUpdate, PortInCancel)
 
 
 def decode_answer(kind: type[_Answer], data: object, order_id: str) -> _Answer:
-    """A `PortInUpdate`/`PortInCancel` from the JSON value of a 2xx answer, kept in `raw`.
+    """A `PortInUpdate`/`PortInCancel` from the JSON value of a 2xx answer, kept in `raw`
+    (credential-named fields masked: `_secrets.scrub`).
 
     The update answers `{"OrderId", "Status", "Message"}`; the cancel's shape is not published,
     so its status is also looked for as `OrderStatus`. `ValueError` when it is not an object.
@@ -371,5 +370,5 @@ def decode_answer(kind: type[_Answer], data: object, order_id: str) -> _Answer:
         _str_or_none(data.get("OrderId")) or order_id,
         _str_or_none(data.get("Status", data.get("OrderStatus"))),
         _str_or_none(data.get("Message")),
-        data,
+        scrub(data),
     )

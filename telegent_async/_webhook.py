@@ -24,7 +24,8 @@ from typing import Any, Final, Literal
 import attrs
 from yarl import URL
 
-from ._secrets import WEBHOOK_SECRET_FIELDS, is_secret_key
+from . import _secrets
+from ._secrets import WEBHOOK_SECRET_FIELDS
 
 __all__ = [
     "CREATE_PATH",
@@ -59,7 +60,6 @@ HOW_TO_CHECK_CREATE: Final = (
 )
 #: Answer fields whose values are never kept or shown, wherever they appear.
 SECRET_FIELDS: Final = WEBHOOK_SECRET_FIELDS
-MASK: Final = "***"
 MAX_URL_CHARS: Final = 255
 #: Credentials shorter than this are guessable; Telegent stores what it is given.
 MIN_SECRET_CHARS: Final = 16
@@ -377,22 +377,15 @@ def update_body(webhook_id_: object, changes: Mapping[str, object]) -> dict[str,
 
 
 def scrub(value: Any) -> Any:
-    """`value` with every credential-looking value masked, at any depth (answers kept in
-    `raw`): every key `_secrets.is_secret_key` names, in any case, and a `WebhookUrl`'s
-    secret path segment (`masked_url`)."""
-    if isinstance(value, dict):
-        return {k: _scrubbed(k, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(item) for item in value]
-    return value
+    """`value` as `raw` keeps it (`_secrets.scrub`: every credential-named key's value masked,
+    at any depth), a `WebhookUrl`'s secret path segment masked too (`masked_url`)."""
+    return _secrets.scrub(value, _shown)
 
 
-def _scrubbed(key: object, value: Any) -> Any:
-    if is_secret_key(key):
-        return MASK
+def _shown(key: object, value: Any) -> Any:
     if isinstance(key, str) and key.casefold() == "webhookurl" and isinstance(value, str):
         return masked_url(value)
-    return scrub(value)
+    return value
 
 
 def _str(value: object) -> str | None:

@@ -315,3 +315,22 @@ async def test_a_deeply_nested_answer_to_a_call_with_secrets_is_a_typed_error(
             await client.port_out("+12815551234", pin=pin)
     assert caught.value.message == "refused"
     assert pin not in exposed(caught.value) + repr(caught.value.body)
+
+
+async def test_a_secret_on_file_an_answer_echoes_by_name_is_kept_out_of_raw(
+    fake: FakeTelegent,
+) -> None:
+    # Not the value sent (so not found by value): the account number on file, an old PIN.
+    on_file, old_pin = "ACCT-ON-FILE-991", "9999-old"
+    fake.add_order("JNOID-u1", [Step("Rejected", 0.0)], message="8C-PASS_PIN_REQ_OR_INCORRECT")
+    echoed = {"CurrentAccountNumber": on_file, "currentAccountPassword": "OLD-PW-77"}
+    update = {"OrderId": "JNOID-u1", "Status": "Updated", "Order": echoed}
+    fake.set_response("JNOID-u1", body=json.dumps(update))
+    created = {"OrderId": "JNUOID-p", "Status": "Pending", "Echo": [{"PortOutPIN": old_pin}]}
+    fake.set_create_answer(PORTOUT_PATH, body=json.dumps(created))
+    async with fast_client(fake) as client:
+        updated = await client.update_port_in("JNOID-u1", current_account_password="NEW-PW-1234")
+        submitted = await client.port_out("+12815551234", pin="1234-new")
+    masked = {"CurrentAccountNumber": "***", "currentAccountPassword": "***"}
+    assert updated.raw == {**update, "Order": masked}
+    assert submitted.raw == {**created, "Echo": [{"PortOutPIN": "***"}]}
