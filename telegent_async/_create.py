@@ -69,13 +69,14 @@ class SubmittedOrder:
         status: Its status as Telegent wrote it (`Status` or `OrderStatus`: `"Pending"`, or
             `"Complete"` for a provision that finished at once), or None.
         order_date: `OrderDate` as an aware datetime, or None.
-        raw: The JSON object as received (secrets masked).
+        raw: The JSON object as received (secrets masked, credential-named fields at any
+            depth).
     """
 
     order_id: str
     status: str | None
     order_date: datetime | None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub, hash=False, repr=False)
 
 
 @attrs.frozen
@@ -255,15 +256,14 @@ def _text(value: object) -> str | None:
 
 
 def submitted_from_json(data: object) -> SubmittedOrder:
-    """A `SubmittedOrder` from a create's 2xx answer (credential-named fields masked in `raw`:
-    `_secrets.scrub`); `ValueError` without an `OrderId`."""
+    """A `SubmittedOrder` from a create's 2xx answer; `ValueError` without an `OrderId`."""
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object with the new order's OrderId")
     order_id = _text(data.get("OrderId"))
     if not order_id:
         raise ValueError("the answer names no OrderId")
     status = _text(data.get("Status")) or _text(data.get("OrderStatus"))
-    return SubmittedOrder(order_id, status, parse_timestamp(data.get("OrderDate")), scrub(data))
+    return SubmittedOrder(order_id, status, parse_timestamp(data.get("OrderDate")), data)
 
 
 def eligibility_from_json(data: object, number: str) -> PortInEligibility:

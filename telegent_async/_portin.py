@@ -123,13 +123,13 @@ class PortInUpdate:
         order_id: The order updated.
         status: Telegent's `Status` (`"Updated"`), or None.
         message: Telegent's `Message`, or None.
-        raw: The JSON object as received.
+        raw: The JSON object as received, credential-named fields masked at any depth.
     """
 
     order_id: str
     status: str | None
     message: str | None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub, hash=False, repr=False)
 
 
 @attrs.frozen
@@ -143,13 +143,13 @@ class PortInCancel:
         order_id: The order cancelled.
         status: The answer's status, or None.
         message: The answer's message (or the refusal's), or None.
-        raw: The JSON object as received.
+        raw: The JSON object as received, credential-named fields masked at any depth.
     """
 
     order_id: str
     status: str | None
     message: str | None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub, hash=False, repr=False)
 
 
 def checked_day(name: str, value: object, form: str = "%Y-%m-%d") -> date:
@@ -358,8 +358,7 @@ _Answer = TypeVar("_Answer", PortInUpdate, PortInCancel)
 
 
 def decode_answer(kind: type[_Answer], data: object, order_id: str) -> _Answer:
-    """A `PortInUpdate`/`PortInCancel` from the JSON value of a 2xx answer, kept in `raw`
-    (credential-named fields masked: `_secrets.scrub`).
+    """A `PortInUpdate`/`PortInCancel` from the JSON value of a 2xx answer, kept in `raw`.
 
     The update answers `{"OrderId", "Status", "Message"}`; the cancel's shape is not published,
     so its status is also looked for as `OrderStatus`. `ValueError` when it is not an object.
@@ -370,5 +369,5 @@ def decode_answer(kind: type[_Answer], data: object, order_id: str) -> _Answer:
         _str_or_none(data.get("OrderId")) or order_id,
         _str_or_none(data.get("Status", data.get("OrderStatus"))),
         _str_or_none(data.get("Message")),
-        scrub(data),
+        data,
     )
