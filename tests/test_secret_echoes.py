@@ -334,3 +334,17 @@ async def test_a_secret_on_file_an_answer_echoes_by_name_is_kept_out_of_raw(
     masked = {"CurrentAccountNumber": "***", "currentAccountPassword": "***"}
     assert updated.raw == {**update, "Order": masked}
     assert submitted.raw == {**created, "Echo": [{"PortOutPIN": "***"}]}
+
+
+async def test_an_unusable_answer_quoting_a_secret_on_file_keeps_it_out_of_the_error(
+    fake: FakeTelegent,
+) -> None:
+    old_pin = "9999-old"
+    answer = {"Status": "Pending", "Echo": {"PortOutPIN": old_pin}}  # and no OrderId
+    fake.set_create_answer(PORTOUT_PATH, body=json.dumps(answer))
+    async with fast_client(fake) as client:
+        with pytest.raises(tg.SubmitOutcomeUnknownError) as caught:
+            await client.port_out("+12815551234", pin="1234-new")
+    assert old_pin not in exposed(caught.value)
+    assert isinstance(caught.value.cause, tg.ResponseDecodeError)
+    assert caught.value.cause.body == '{"Status": "Pending", "Echo": {"PortOutPIN": "***"}}'
