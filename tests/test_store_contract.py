@@ -345,7 +345,17 @@ async def test_purge_drops_acknowledged_outcomes_older_than_retain(
         tg.TransportError("connection reset"),
         tg.ResponseDecodeError("expected an order", status_code=200, body="<html>"),
         tg.OrderWaitTimeout("A", order("A", "Submitted"), 30.0),
+        tg.OrderWaitTimeout("A", None, None, polled=False),
+        # An answer without `OrderId` is the order asked for (`order_from_json`), in an error too.
+        tg.OrderWaitTimeout("A", order_from_json({"OrderStatus": "Submitted"}, "A"), 30.0),
         tg.OrderFailed(order("A", "Rejected", OrderStatusMessage="8A-ACCOUNT_NUM_REQ")),
+        tg.OrderFailed(
+            order_from_json({"OrderStatus": "Rejected", "OrderStatusMessage": "8A-X"}, "A")
+        ),
+        tg.SubmitOutcomeUnknownError(
+            "submit_port_in", tg.GatewayTimeoutError(504, "late \N{SNOWMAN}\x00"), "look it up"
+        ),
+        tg.TransportError("reset \x00 \ud800 \N{SNOWMAN} " + "x" * 100_000),
     ],
     ids=lambda error: type(error).__name__,
 )
@@ -359,9 +369,16 @@ async def test_errors_round_trip_as_the_same_class(
     back = delivery.outcome.error
     assert type(back) is type(error)
     assert str(back) == str(error)
-    for name in ("status_code", "message", "body", "retry_after", "order_id", "timeout"):
+    for name in (
+        *("status_code", "message", "body", "retry_after", "order_id", "timeout", "polled"),
+        *("last_order", "order", "call", "how_to_check"),
+    ):
         assert getattr(back, name, None) == getattr(error, name, None), name
-    assert getattr(back, "last_order", None) == getattr(error, "last_order", None)
+    cause = getattr(error, "cause", None)
+    if cause is not None:  # `SubmitOutcomeUnknownError`: the failure of its last attempt
+        assert isinstance(back, tg.SubmitOutcomeUnknownError)
+        assert (type(back.cause), str(back.cause)) == (type(cause), str(cause))
+        assert getattr(back.cause, "status_code", None) == 504 and back.__cause__ is back.cause
     if isinstance(error, tg.OrderFailed):
         assert isinstance(back, tg.OrderFailed)
         assert back.order == error.order and back.carrier_error == error.carrier_error
@@ -450,6 +467,43 @@ async def test_no_secret_is_kept_at_any_depth(store: WatchStore, clock: FakeCloc
     assert outcome.order is not None and SECRET not in json.dumps(dict(outcome.order.raw))
     assert isinstance(outcome.error, tg.BadRequestError)
     assert outcome.error.body == {"Message": "bad", "Errors": [{"Field": "x"}]}
+
+
+def nested(depth: int, inner: object) -> object:
+    """`inner` inside `depth` levels of lists."""
+    for _ in range(depth):
+        inner = [inner]
+    return inner
+
+
+async def test_a_deeply_nested_answer_is_kept_to_a_bounded_depth(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    # A lookup takes an answer nested 900 deep (as deep as the JSON parser goes); stored
+    # whole, writing (and reading) it back ran out of stack. Kept: 100 levels, what lies
+    # deeper dropped (never kept, so no secret either); its every field as received.
+    deep = {"Note": "kept", "Deep": nested(900, {"Pin": SECRET})}
+    answer = order("A", "Submitted", X=deep)
+    body = {"Message": "no", "Deep": nested(900, {"Pin": SECRET})}
+    error = tg.NotFoundError(404, "no", body)
+    await store.add([NewWatch("A"), NewWatch("B")])
+    a, b = await store.claim(10, LEASE, "w")
+    await store.record([PendingAnswer(a, clock.now, answer)])
+    await store.settle([Settlement(b, order("B", "Complete", X=deep), error)])
+    state = await store.get("A")
+    assert state is not None and state.last_order is not None
+    kept = state.last_order.raw
+    assert (kept["OrderId"], kept["X"]["Note"]) == ("A", "kept")
+    assert kept["X"]["Deep"] == nested(98, None)  # OrderId is at depth 1, X 2, Deep 3
+    claim = await claim_one(store, "A")
+    assert claim.last() == state.last_order
+    (delivery,) = await store.outcomes()
+    outcome = delivery.outcome
+    assert outcome.order is not None
+    assert outcome.order.raw == {**order("B", "Complete").raw, "X": kept["X"]}
+    assert isinstance(outcome.error, tg.NotFoundError)
+    assert outcome.error.body == {"Message": "no", "Deep": nested(99, None)}
+    assert SECRET not in repr(outcome) + repr(state)
 
 
 async def test_count_and_watches(store: WatchStore, clock: FakeClock) -> None:
@@ -589,3 +643,19 @@ async def test_watches_refused_by_credentials_are_rearmed_on_open(
     await within(10.0, scenario())
     assert fake.order_requests("C") == []
     assert await store.count() == tg.WatchCounts(pending=0, settled=3, unacknowledged=3)
+
+
+async def test_a_deeply_nested_answer_does_not_stop_the_watcher(
+    store: WatchStore, fake: FakeTelegent
+) -> None:
+    # It stopped every watcher (RecursionError), and any watcher on the same store after it.
+    deep = json.dumps(nested(900, {"Pin": SECRET}))
+    fake.set_response("A", body=f'{{"OrderId": "A", "OrderStatus": "Complete", "X": {deep}}}')
+
+    async def scenario() -> None:
+        async with watching(store, fake) as watcher:
+            assert (await watcher.wait("A")).succeeded
+            state = await watcher.get("A")
+            assert state is not None and state.settled and SECRET not in repr(state)
+
+    await within(10.0, scenario())

@@ -45,7 +45,7 @@ def kept_outcome(outcome: OrderOutcome) -> OrderOutcome:
         raw = scrubbed(order.raw)
         order = order if raw == order.raw else attrs.evolve(order, raw=raw)
     if error is not None:
-        error = decode_error(encode_error(error))
+        error = decode_error(encode_error(error), outcome.order_id)
     return attrs.evolve(outcome, order=order, error=error)
 
 
@@ -83,7 +83,8 @@ def stored_outcome(
 ) -> OrderOutcome:
     """An outcome from what a store kept of it: the order's and the error's JSON."""
     last = None if order is None else stored_order(order, order_id)
-    return OrderOutcome(order_id, last, None if error is None else decode_error(error), tag)
+    failure = None if error is None else decode_error(error, order_id)
+    return OrderOutcome(order_id, last, failure, tag)
 
 
 def stored_state(
