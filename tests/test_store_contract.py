@@ -12,6 +12,7 @@ import contextlib
 import json
 import pathlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -411,6 +412,23 @@ async def test_odd_statuses_and_tags_are_kept(store: WatchStore, clock: FakeCloc
     assert state.last_order is not None and state.last_order.raw_status == odd.raw_status
     claim = await claim_one(store, "A")
     assert claim.last_status is not None and claim.last_status.startswith("Sub\nmitted")
+
+
+async def test_a_next_poll_past_year_9999_reads_back_as_the_latest_time(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    # A policy may wait 1e12 s (any finite number), a lease too: `get` and `watches` raised
+    # OverflowError for such a watch (`watches` ended at it), on every store.
+    centuries = tg.PollPolicy(initial=1e12, factor=1.0, max_interval=1e12, jitter=0.0)
+    await store.add([NewWatch("A", policy=centuries), NewWatch("B")])
+    a, _ = await store.claim(10, 1e300, "w")  # B: leased for 1e300 s
+    assert await store.record([PendingAnswer(a, clock.now + 1e12, order("A"))]) == []
+    latest = datetime.max.replace(tzinfo=timezone.utc)
+    for order_id in ("A", "B"):
+        state = await store.get(order_id)
+        assert state is not None and state.next_poll == latest
+    assert sorted([state.order_id async for state in store.watches()]) == ["A", "B"]
+    assert await store.next_due() == clock.now + 1e12
 
 
 # -- the three stores alike (issue 18) ---------------------------------------------------------

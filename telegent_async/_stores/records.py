@@ -87,6 +87,19 @@ def stored_outcome(
     return OrderOutcome(order_id, last, failure, tag)
 
 
+#: The latest time a datetime holds: a next poll past it (a policy's interval or a lease of
+#: centuries: any finite number is one) reads back as this one.
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _when(at: float) -> datetime:
+    """`at` (seconds since the epoch) as an aware datetime; `_LATEST` if it lies past it."""
+    try:
+        return datetime.fromtimestamp(at, timezone.utc)
+    except (OverflowError, ValueError):  # "year 33715 is out of range"
+        return _LATEST
+
+
 def stored_state(
     outcome: OrderOutcome,
     attempts: int,
@@ -104,7 +117,7 @@ def stored_state(
         None if last is None else last.status,
         last,
         attempts,
-        None if next_poll is None else datetime.fromtimestamp(next_poll, timezone.utc),
+        None if next_poll is None else _when(next_poll),
         settled,
         acknowledged,
         outcome.error,
