@@ -414,6 +414,27 @@ async def test_odd_statuses_and_tags_are_kept(store: WatchStore, clock: FakeCloc
     assert claim.last_status is not None and claim.last_status.startswith("Sub\nmitted")
 
 
+async def test_attempts_count_past_255(store: WatchStore, clock: FakeClock) -> None:
+    # The MemoryStore counted polls in a byte: 255 after 300 polls, where the others say 300.
+    await store.add([NewWatch("A")])
+    for _ in range(300):
+        claim = await claim_one(store, "A")
+        assert await store.record([PendingAnswer(claim, clock.now, None)]) == []
+    claim = await claim_one(store, "A")
+    state = await store.get("A")
+    assert state is not None and (claim.attempts, state.attempts) == (300, 300)
+    assert await store.settle([Settlement(claim, order("A", "Complete"), None)]) == []
+    state = await store.get("A")
+    assert state is not None and state.attempts == 301
+    assert await store.retry(["A"]) == 1
+    state = await store.get("A")
+    assert state is not None and state.attempts == 0
+    claim = await claim_one(store, "A")
+    assert await store.record([PendingAnswer(claim, clock.now, None)]) == []
+    state = await store.get("A")
+    assert state is not None and state.attempts == 1
+
+
 async def test_a_next_poll_past_year_9999_reads_back_as_the_latest_time(
     store: WatchStore, clock: FakeClock
 ) -> None:
