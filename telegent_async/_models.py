@@ -297,7 +297,9 @@ def _scrubbed(value: Any, depth: int) -> Any:
             key: _scrubbed(item, depth - 1) for key, item in value.items() if not is_secret_key(key)
         }
     if isinstance(value, (list, tuple)):
-        return [_scrubbed(item, depth - 1) for item in value] if depth else None
+        if not depth:
+            return None
+        return [_scrubbed(item, depth - 1) for item in value]
     return value
 
 
