@@ -282,24 +282,20 @@ RECORD_VERSION = 1
 KEPT_DEPTH = 100
 
 
-def scrubbed(value: Any) -> Any:
+def scrubbed(value: Any, depth: int = KEPT_DEPTH) -> Any:
     """`value` without any secret-looking key, at every depth of its dicts and lists, and with
-    None for the lists and objects nested deeper than `KEPT_DEPTH` levels (the one rule every
+    None for the lists and objects nested deeper than `depth` levels (the one rule every
     stored record goes through: orders, and the bodies errors carry)."""
-    return _scrubbed(value, KEPT_DEPTH)
-
-
-def _scrubbed(value: Any, depth: int) -> Any:
     if isinstance(value, Mapping):
         if not depth:
             return None
         return {
-            key: _scrubbed(item, depth - 1) for key, item in value.items() if not is_secret_key(key)
+            key: scrubbed(item, depth - 1) for key, item in value.items() if not is_secret_key(key)
         }
     if isinstance(value, (list, tuple)):
         if not depth:
             return None
-        return [_scrubbed(item, depth - 1) for item in value]
+        return [scrubbed(item, depth - 1) for item in value]
     return value
 
 

@@ -272,7 +272,11 @@ class MemoryStore:
         now = self._clock()
         stale: list[str] = []
         for answer, slot in self._ending(answers, stale):
-            self._count_polls(slot, self._polls(slot) + 1)
+            count = self._attempts[slot] + 1
+            if count < 255:
+                self._attempts[slot] = count
+            else:
+                self._count_polls(slot, self._polls(slot) + 1)
             self._keep_last(slot, answer.order)
             del self._answered[slot]
             due, answered = answer.next_poll, now
