@@ -29,7 +29,7 @@ from telegent_async._stores.base import (
     Settlement,
     WatchStore,
 )
-from telegent_async.testing import FakeTelegent
+from telegent_async.testing import FakeTelegent, RedisServer
 
 SECRET = "s3cr3t-pin-4242"
 ACCOUNT_NUMBER = "ACCT-778899"
@@ -294,6 +294,9 @@ async def test_renew_extends_and_release_returns_a_claim(
 async def test_wake_moves_the_next_poll_to_now(store: WatchStore, clock: FakeClock) -> None:
     nudges: list[None] = []
     unsubscribe = store.subscribe(lambda: nudges.append(None))
+    if isinstance(store, tg.RedisStore):  # it listens once subscribed (see below)
+        await wait_until(lambda: bool(nudges))
+        nudges.clear()
     await store.add([NewWatch("A"), NewWatch("B")])
     assert nudges  # adding nudges sleeping schedulers
     claims = await store.claim(10, LEASE, "w")
@@ -312,6 +315,38 @@ async def test_wake_moves_the_next_poll_to_now(store: WatchStore, clock: FakeClo
     unsubscribe()
     await store.wake(["B"])
     assert nudges == [None, None]
+
+
+async def test_a_redis_listener_looks_once_when_it_subscribes(
+    redis_url: str, namespace: str
+) -> None:
+    # Nudges published before the listener subscribed were never heard: a scheduler slept
+    # up to `max_idle` (1 s) on watches another process had just added.
+    store = tg.RedisStore(redis_url, namespace=namespace)
+    try:
+        nudges: list[None] = []
+        unsubscribe = store.subscribe(lambda: nudges.append(None))
+        await wait_until(lambda: len(nudges) == 1)  # nothing was added: only the look
+        unsubscribe()
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.slow
+async def test_a_redis_listener_looks_again_when_it_resubscribes(namespace: str) -> None:
+    # Nudges published while Redis was away are lost with its connections.
+    with RedisServer() as server:
+        store = tg.RedisStore(server.url, namespace=namespace)
+        try:
+            nudges: list[None] = []
+            unsubscribe = store.subscribe(lambda: nudges.append(None))
+            await wait_until(lambda: len(nudges) == 1)
+            server.down()
+            server.up()  # the same port: the listener subscribes again, after `max_idle`
+            await wait_until(lambda: len(nudges) == 2, timeout=5.0)
+            unsubscribe()
+        finally:
+            await store.aclose()
 
 
 async def test_remove_forgets_a_watch(store: WatchStore, clock: FakeClock) -> None:
