@@ -208,6 +208,39 @@ async def test_a_refusal_quoting_basic_credentials_as_sent_keeps_them_out(
     assert caught.value.message == "test delivery refused: Authorization: Basic ***"
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "content_type"),
+    [
+        (400, json.dumps({"StatusCode": 400, "Message": f"WebhookUrl {HOOK_URL} is down"}), None),
+        (200, json.dumps({"StatusCode": 422, "Message": f"'{HOOK_URL}?k=v' is down"}), None),
+        (
+            404,
+            f"<html><p>No webhook at <a href='{HOOK_URL}'>{HOOK_URL}</a></p></html>",
+            "text/html",
+        ),
+    ],
+)
+async def test_a_webhook_refusal_quoting_a_url_on_file_masks_its_secret_segment(
+    fake: FakeTelegent,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    body: str,
+    content_type: str | None,
+) -> None:
+    # The request carries no URL (an update of the events, a lookup): found as a URL.
+    caplog.set_level(logging.DEBUG)
+    fake.set_webhook_response(status, body, content_type=content_type or "application/json")
+    async with fast_client(fake, max_retries=0) as client:
+        with pytest.raises(tg.APIStatusError) as updating:
+            await client.update_webhook("WID-1", events=("Order_Update",))
+        with pytest.raises(tg.APIStatusError) as getting:
+            await client.get_webhook("WID-1")
+    for caught in (updating, getting):
+        assert PATH_SECRET not in exposed(caught.value) + repr(caught.value.body)
+        assert "https://hooks.example.com/telegent/***" in caught.value.message
+    assert PATH_SECRET not in caplog.text
+
+
 @pytest.mark.parametrize("status", [200, 400, 500])
 async def test_a_webhook_error_never_keeps_stored_credentials_in_its_body(
     fake: FakeTelegent, status: int
