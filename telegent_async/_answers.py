@@ -24,9 +24,9 @@ import json.scanner
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ._error_text import body_excerpt, message_excerpt, private_text, unreadable_body
+from . import _secrets, _webhook
+from ._error_text import body_excerpt, message_excerpt, unreadable_body
 from ._errors import APIStatusError, ResponseDecodeError
-from ._secrets import scrub
 from ._status import error_for_status
 
 __all__ = ["JSON_TYPES", "embedded_error", "is_json_type", "read_answer", "status_error"]
@@ -92,7 +92,7 @@ def read_answer(
     `successful: false` stands for (a token answer's is 401). `private`: the body may hold a
     secret (a token answer, a webhook's stored credentials or URL), so no error quotes it
     but its `Message` (or an error page's first words), with any URL in it masked
-    (`_error_text.private_text`).
+    (`_webhook.masked_urls`).
     `retry_after`: seconds an error status asked to wait.
     """
     if not 200 <= status < 300:
@@ -144,22 +144,17 @@ def embedded_error(
     message = message_excerpt(data) or message_excerpt({"Message": data.get("message")})
     if message is None:
         message = "error body inside a 2xx answer"
-    shown = private_text(message) if private else message
+    shown = _webhook.masked_urls(message) if private else message
     return error_for_status(status, shown, _kept(data, private))
 
 
 def _kept(body: object, private: bool) -> object:
-    """An error object as its error keeps it: credential-named fields masked (`scrub`), and
-    of a `private` answer every URL in its strings (`private_text`); None for one too deeply
-    nested to walk."""
+    """An error object as its error keeps it: credential-named fields masked, and in a
+    `private` answer every URL (`_webhook.scrub`); None for one too deeply nested to walk."""
     try:
-        return scrub(body, _urls_masked if private else None)
+        return _webhook.scrub(body) if private else _secrets.scrub(body)
     except RecursionError:
         return None
-
-
-def _urls_masked(_key: object, value: Any) -> Any:
-    return private_text(value) if isinstance(value, str) else value
 
 
 def status_error(
@@ -183,7 +178,7 @@ def status_error(
             parsed = json.loads(body)
     message = message_excerpt(parsed)
     if message is not None:
-        shown = private_text(message) if private else message
+        shown = _webhook.masked_urls(message) if private else message
         return error_for_status(status, shown, _kept(parsed, private), retry_after)
-    shown = unreadable_body(status, private_text(excerpt) if private else excerpt)
+    shown = unreadable_body(status, _webhook.masked_urls(excerpt) if private else excerpt)
     return error_for_status(status, shown, "" if private else excerpt, retry_after)

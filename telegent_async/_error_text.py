@@ -14,8 +14,6 @@ from typing import Final
 
 import aiohttp
 
-from ._webhook import masked_url
-
 __all__ = [
     "BODY_EXCERPT_CHARS",
     "HOLDS_ANSWER",
@@ -24,7 +22,6 @@ __all__ = [
     "cannot_connect",
     "is_routing_miss",
     "message_excerpt",
-    "private_text",
     "unreadable_body",
 ]
 
@@ -104,17 +101,6 @@ def broken_answer(method: str, error: BaseException) -> str:
 def cannot_connect(method: str, host: str, port: int | None, reason: OSError) -> str:
     """A failed connection in words, without aiohttp's `ssl:default` (said even over http)."""
     return f"{method} failed: cannot connect to {host}:{port}: {reason.strerror or reason}"
-
-
-#: A URL in an answer's words (up to a space, a quote or markup).
-_URL = re.compile(r"https?://[^\s'\"<>]+")
-
-
-def private_text(text: str) -> str:
-    """An error's words from an answer that may hold a secret its request did not carry (a
-    webhook call's): every URL in them shown as `_webhook.masked_url` shows a webhook URL,
-    its secret last path segment and its query masked."""
-    return _URL.sub(lambda url: masked_url(url.group()) or "***", text)
 
 
 def message_excerpt(answer: object) -> str | None:

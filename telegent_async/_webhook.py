@@ -25,7 +25,7 @@ import attrs
 from yarl import URL
 
 from . import _secrets
-from ._secrets import WEBHOOK_SECRET_FIELDS
+from ._secrets import MASK, WEBHOOK_SECRET_FIELDS
 
 __all__ = [
     "CREATE_PATH",
@@ -41,6 +41,7 @@ __all__ = [
     "decode_webhook",
     "decode_webhooks",
     "masked_url",
+    "masked_urls",
     "scrub",
     "secrets_of",
     "update_body",
@@ -376,16 +377,25 @@ def update_body(webhook_id_: object, changes: Mapping[str, object]) -> dict[str,
     return body
 
 
+#: A URL in text (up to a space, a quote or markup).
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def masked_urls(text: str) -> str:
+    """`text` with every URL in it shown as `masked_url` shows it: a webhook answer's words
+    may quote a URL on file, whose secret segment the request did not carry."""
+    return _URL_IN_TEXT.sub(lambda url: masked_url(url.group()) or MASK, text)
+
+
 def scrub(value: Any) -> Any:
-    """`value` as `raw` keeps it (`_secrets.scrub`: every credential-named key's value masked,
-    at any depth), a `WebhookUrl`'s secret path segment masked too (`masked_url`)."""
+    """A webhook answer as `raw` (or an error's `body`) keeps it: every credential-named key's
+    value masked at any depth (`_secrets.scrub`), and every URL in its strings
+    (`masked_urls`)."""
     return _secrets.scrub(value, _shown)
 
 
-def _shown(key: object, value: Any) -> Any:
-    if isinstance(key, str) and key.casefold() == "webhookurl" and isinstance(value, str):
-        return masked_url(value)
-    return value
+def _shown(_key: object, value: Any) -> Any:
+    return masked_urls(value) if isinstance(value, str) else value
 
 
 def _str(value: object) -> str | None:
