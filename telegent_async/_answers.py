@@ -10,7 +10,9 @@ the documentation describes them"):
   `Successful` false) is that error, whichever call made it;
 - the documented wrapper `{"Successful": true, "Data": ...}` is unwrapped;
 - any other status is the typed error of its `_status.STATUS_RULES` row, with the server's
-  `Message` when it sent one.
+  `Message` when it sent one;
+- an error's `body` keeps no credential-named field (`_secrets.scrub`): an answer may hold
+  secrets its request did not carry (a webhook's stored credentials, a token).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json.scanner
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from . import _secrets, _webhook
 from ._error_text import body_excerpt, message_excerpt, unreadable_body
 from ._errors import APIStatusError, ResponseDecodeError
 from ._status import error_for_status
@@ -87,11 +90,13 @@ def read_answer(
     `ResponseDecodeError` for a 2xx that is not JSON, None for a 204, else the parsed JSON
     value (never an exception instance). `refusal_status`: the status a bare
     `successful: false` stands for (a token answer's is 401). `private`: the body may hold a
-    secret (a token answer, a webhook's stored credentials), so no error quotes it.
+    secret (a token answer, a webhook's stored credentials or URL), so no error quotes it
+    but its `Message` (or an error page's first words), with any URL in it masked
+    (`_webhook.masked_urls`).
     `retry_after`: seconds an error status asked to wait.
     """
     if not 200 <= status < 300:
-        return status_error(status, body, retry_after, content_type)
+        return status_error(status, body, retry_after, content_type, private=private)
     if status == 204:  # No Content (a delete may answer so): nothing to read, nothing wrong
         return None
     try:
@@ -107,22 +112,26 @@ def read_answer(
         )
     if type(value) is not dict:
         return value
-    error = embedded_error(value, refusal_status)
+    error = embedded_error(value, refusal_status, private=private)
     if error is not None:
         return error
     if "Data" in value and type(value.get("Successful")) is bool:
         data = value["Data"]  # Successful is true: a false one is an embedded error
-        inner = embedded_error(data, refusal_status) if type(data) is dict else None
+        inner = (
+            embedded_error(data, refusal_status, private=private) if type(data) is dict else None
+        )
         return data if inner is None else inner
     return value
 
 
-def embedded_error(data: Mapping[str, Any], refusal_status: int = 400) -> APIStatusError | None:
+def embedded_error(
+    data: Mapping[str, Any], refusal_status: int = 400, *, private: bool = False
+) -> APIStatusError | None:
     """The error an object inside a 2xx stands for, or None when it is not an error object.
 
     `{"StatusCode": n, "Message": ...}` (or `message`) with n in 400..599 is that status's
     error; an object whose `successful` or `Successful` is false is the error of its
-    `StatusCode` if it has one, else of `refusal_status`.
+    `StatusCode` if it has one, else of `refusal_status`. `private`: as in `read_answer`.
     """
     code = data.get("StatusCode")
     status = code if type(code) is int and 400 <= code <= 599 else None
@@ -133,15 +142,31 @@ def embedded_error(data: Mapping[str, Any], refusal_status: int = 400) -> APISta
     else:
         return None
     message = message_excerpt(data) or message_excerpt({"Message": data.get("message")})
-    return error_for_status(
-        status, "error body inside a 2xx answer" if message is None else message, data
-    )
+    if message is None:
+        message = "error body inside a 2xx answer"
+    shown = _webhook.masked_urls(message) if private else message
+    return error_for_status(status, shown, _kept(data, private))
+
+
+def _kept(body: object, private: bool) -> object:
+    """An error object as its error keeps it: credential-named fields masked, and in a
+    `private` answer every URL (`_webhook.scrub`); None for one too deeply nested to walk."""
+    try:
+        return _webhook.scrub(body) if private else _secrets.scrub(body)
+    except RecursionError:
+        return None
 
 
 def status_error(
-    status: int, body: bytes, retry_after: float | None, content_type: str | None = None
+    status: int,
+    body: bytes,
+    retry_after: float | None,
+    content_type: str | None = None,
+    *,
+    private: bool = False,
 ) -> APIStatusError:
-    """The typed error for a non-2xx answer, with the server's `Message` when it sent one."""
+    """The typed error for a non-2xx answer, with the server's `Message` when it sent one
+    (`private`: as in `read_answer`)."""
     if 300 <= status < 400:
         return APIStatusError(
             status, "redirect not followed (a bearer token never leaves the API host)", None
@@ -153,5 +178,7 @@ def status_error(
             parsed = json.loads(body)
     message = message_excerpt(parsed)
     if message is not None:
-        return error_for_status(status, message, parsed, retry_after)
-    return error_for_status(status, unreadable_body(status, excerpt), excerpt, retry_after)
+        shown = _webhook.masked_urls(message) if private else message
+        return error_for_status(status, shown, _kept(parsed, private), retry_after)
+    shown = unreadable_body(status, _webhook.masked_urls(excerpt) if private else excerpt)
+    return error_for_status(status, shown, "" if private else excerpt, retry_after)

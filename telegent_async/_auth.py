@@ -24,7 +24,7 @@ from ._errors import AuthenticationError, ClientClosedError, TelegentError
 from ._timing import PollPolicy, token_lifetime, token_renewal_delay
 from ._validate import credential
 
-__all__ = ["CredentialsAuth", "StaticTokenAuth", "TokenAuth"]
+__all__ = ["CredentialsAuth", "StaticTokenAuth", "TokenAuth", "token_of"]
 
 logger = logging.getLogger("telegent_async")
 
@@ -62,6 +62,11 @@ class TokenAuth:
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": "Bearer " + token}
+
+
+def token_of(headers: dict[str, str]) -> str:
+    """The token a header of `TokenAuth.headers` carries."""
+    return headers["Authorization"].partition(" ")[2]
 
 
 class StaticTokenAuth(TokenAuth):

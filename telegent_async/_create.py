@@ -2,7 +2,7 @@
 
 Field names are Telegent's (REFERENCE.md, "Calls that create an order"). Every value is checked
 before any request: a bad one is a `ValueError`/`TypeError` that never quotes a secret. The
-secrets (`_portin.SECRET_FIELDS`: `CurrentAccountNumber`, `CurrentAccountPassword`,
+secrets (`_secrets.SECRET_FIELDS`: `CurrentAccountNumber`, `CurrentAccountPassword`,
 `PortOutPIN`) are masked in every answer before anything reads it (`_portin.redact`), so they
 reach no error, log or `raw`.
 """
@@ -18,6 +18,7 @@ import attrs
 
 from ._portin import BillingAddress, checked_day, checked_text
 from ._request import Creates
+from ._secrets import scrub
 from ._timing import parse_timestamp
 
 __all__ = [
@@ -68,13 +69,14 @@ class SubmittedOrder:
         status: Its status as Telegent wrote it (`Status` or `OrderStatus`: `"Pending"`, or
             `"Complete"` for a provision that finished at once), or None.
         order_date: `OrderDate` as an aware datetime, or None.
-        raw: The JSON object as received (secrets masked).
+        raw: The JSON object as received (secrets masked, credential-named fields at any
+            depth).
     """
 
     order_id: str
     status: str | None
     order_date: datetime | None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub, hash=False, repr=False)
 
 
 @attrs.frozen

@@ -10,10 +10,15 @@ from __future__ import annotations
 import http
 import re
 from collections.abc import Mapping
+from typing import Final
+
+import aiohttp
 
 __all__ = [
     "BODY_EXCERPT_CHARS",
+    "HOLDS_ANSWER",
     "body_excerpt",
+    "broken_answer",
     "cannot_connect",
     "is_routing_miss",
     "message_excerpt",
@@ -61,6 +66,36 @@ def is_routing_miss(status: int, body: object) -> bool:
         message = body.get("Message")
         return isinstance(message, str) and message.startswith(ROUTING_MISS)
     return isinstance(body, str)
+
+
+#: Where an HTTP client error's text starts quoting what it read: aiohttp's parsers append the
+#: raw status line, header line or chunk of body they choked on (any secret an answer echoed)
+#: after a colon, on the next lines, or in quotes (`Bad status line 'HTTP/1.1 ...'`).
+_QUOTING = re.compile(r":|\n|\s+b?['\"]")
+#: How aiohttp's parser errors begin their text: `400, message:` and the reason below it.
+_PARSER_PREFIX = re.compile(r"\A[0-9]{3}, message:\s*")
+
+
+#: aiohttp's errors that carry what was sent or answered: the request's headers (the bearer
+#: token among them, in `request_info`), the answer's head, or the bytes a parser choked on.
+#: One is never chained to an SDK error: it would be in every traceback of that error.
+HOLDS_ANSWER: Final = (
+    aiohttp.ClientResponseError,
+    aiohttp.ClientPayloadError,
+    aiohttp.ServerDisconnectedError,
+)
+
+
+def broken_answer(method: str, error: BaseException) -> str:
+    """An attempt that got no usable answer, in words: the error's class and the reason its
+    text gives, never what it quotes (`_QUOTING`) nor, for a disconnection, the answer's
+    head that aiohttp keeps as its message."""
+    text = getattr(error, "message", None)
+    if not isinstance(text, str):
+        disconnected = isinstance(error, aiohttp.ServerDisconnectedError)
+        text = "Server disconnected mid-answer" if disconnected else str(error)
+    reason = _QUOTING.split(_PARSER_PREFIX.sub("", text, count=1), maxsplit=1)[0].strip()
+    return f"{method} failed: {type(error).__name__}" + (f": {reason}" if reason else "")
 
 
 def cannot_connect(method: str, host: str, port: int | None, reason: OSError) -> str:

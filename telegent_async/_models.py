@@ -110,8 +110,8 @@ class Order:
         """This order as JSON-ready data (for `json.dumps`), through the package's `converter`:
         each field by name, enums by member name, dates in ISO 8601, and `raw` without any
         secret-looking field (as a store keeps it). `Order.from_json` reads it back."""
-        data: dict[str, Any] = converter.unstructure(self)
-        data["raw"] = json.loads(encode_order(self))
+        data: dict[str, Any] = converter.unstructure(attrs.evolve(self, raw={}))
+        data["raw"] = json.loads(encode_order(self))  # not walked twice (nor too deep)
         return data
 
     @classmethod
@@ -123,9 +123,7 @@ class Order:
             data: What `to_json` returned (or its `json.loads`).
         """
         raw, order_id = _field(data, "raw", dict, "Order"), _field(data, "order_id", str, "Order")
-        if "OrderId" in raw:
-            return converter.structure(raw, Order)
-        return attrs.evolve(converter.structure({**raw, "OrderId": order_id}, Order), raw=raw)
+        return order_from_json(raw, order_id)  # as its lookup decoded it
 
 
 @attrs.frozen
@@ -174,7 +172,7 @@ class OrderOutcome:
         return OrderOutcome(
             order_id,
             None if order is None else Order.from_json(order),
-            None if error is None else decode_error(json.dumps(error)),
+            None if error is None else decode_error(json.dumps(error), order_id),
             tag if isinstance(tag, str) else None,
         )
 
@@ -278,13 +276,26 @@ _F = TypeVar("_F")
 RECORD_VERSION = 1
 
 
-def scrubbed(value: Any) -> Any:
-    """`value` without any secret-looking key, at every depth of its dicts and lists (the one
-    rule every stored record goes through: orders, and the bodies errors carry)."""
+#: How many levels of lists and objects a stored record keeps (Telegent's orders nest 3 deep).
+#: A lookup takes an answer nested as deep as the JSON parser goes (~950 levels: the recursion
+#: limit), which no store could write, nor read back, within that limit (it stopped watchers).
+KEPT_DEPTH = 100
+
+
+def scrubbed(value: Any, depth: int = KEPT_DEPTH) -> Any:
+    """`value` without any secret-looking key, at every depth of its dicts and lists, and with
+    None for the lists and objects nested deeper than `depth` levels (the one rule every
+    stored record goes through: orders, and the bodies errors carry)."""
     if isinstance(value, Mapping):
-        return {key: scrubbed(item) for key, item in value.items() if not is_secret_key(key)}
+        if not depth:
+            return None
+        return {
+            key: scrubbed(item, depth - 1) for key, item in value.items() if not is_secret_key(key)
+        }
     if isinstance(value, (list, tuple)):
-        return [scrubbed(item) for item in value]
+        if not depth:
+            return None
+        return [scrubbed(item, depth - 1) for item in value]
     return value
 
 
@@ -312,8 +323,11 @@ _ERROR_FIELDS = (
     "order_id",
     "timeout",
     "polled",
+    "call",
+    "how_to_check",
 )
 _ORDER_FIELDS = ("last_order", "order")
+_CAUSE = "cause"  # `SubmitOutcomeUnknownError`'s: the error of its last attempt, a record too
 
 
 def encode_error(error: TelegentError) -> str:
@@ -327,14 +341,22 @@ def encode_error(error: TelegentError) -> str:
             fields[name] = json.loads(encode_order(value))
         elif hasattr(error, name):
             fields[name] = None
+    cause = getattr(error, _CAUSE, None)
+    if isinstance(cause, TelegentError):
+        fields[_CAUSE] = json.loads(encode_error(cause))
     record = {"v": RECORD_VERSION, "type": type(error).__name__, "text": str(error)}
     record["fields"] = fields
     return json.dumps(record, separators=(",", ":"), default=str)
 
 
-def decode_error(text: str | bytes) -> TelegentError:
-    """The error `encode_error` wrote (an unknown class comes back as `TelegentError`)."""
-    record = json.loads(text)
+def decode_error(text: str | bytes, order_id: str) -> TelegentError:
+    """The error `encode_error` wrote for the outcome of `order_id` (an unknown class comes
+    back as `TelegentError`); an order it carries is decoded as `stored_order` decodes the
+    outcome's: one without an `OrderId` is `order_id`'s."""
+    return _error_of(json.loads(text), order_id)
+
+
+def _error_of(record: Any, order_id: str) -> TelegentError:
     if record.get("v") != RECORD_VERSION:
         raise ValueError(f"unsupported stored error version {record.get('v')!r}")
     cls = _ERROR_TYPES.get(record["type"], TelegentError)
@@ -342,7 +364,9 @@ def decode_error(text: str | bytes) -> TelegentError:
     error.args = (record["text"],)
     for name, value in record["fields"].items():
         if name in _ORDER_FIELDS and value is not None:
-            value = converter.structure(value, Order)
+            value = order_from_json(value, order_id)
+        elif name == _CAUSE:
+            value = error.__cause__ = _error_of(value, order_id)
         setattr(error, name, value)
     if isinstance(error, OrderFailed):
         error.carrier_error = error.order.carrier_error

@@ -9,6 +9,7 @@ it (error messages, logs, `raw`).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 import types
@@ -17,6 +18,8 @@ from datetime import date, datetime
 from typing import Any, Final, TypeVar
 
 import attrs
+
+from ._secrets import MASK, SECRET_FIELDS, scrub
 
 __all__ = [
     "CANCEL_PATH",
@@ -54,10 +57,6 @@ JSON_NAMES: Final[Mapping[str, str]] = types.MappingProxyType(
         "current_billing_address": "CurrentBillingAddress",
     }
 )
-#: JSON fields whose values are never shown: not in repr, logs, errors or the CLI's output.
-#: (Every call's: the port-in update's, and the creates' `PortOutPIN`.)
-SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword", "PortOutPIN"})
-MASK: Final = "***"
 #: Longer than any name, address line or account detail a carrier keeps.
 MAX_FIELD_LENGTH: Final = 200
 
@@ -124,13 +123,13 @@ class PortInUpdate:
         order_id: The order updated.
         status: Telegent's `Status` (`"Updated"`), or None.
         message: Telegent's `Message`, or None.
-        raw: The JSON object as received.
+        raw: The JSON object as received, credential-named fields masked at any depth.
     """
 
     order_id: str
     status: str | None
     message: str | None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub, hash=False, repr=False)
 
 
 @attrs.frozen
@@ -144,13 +143,13 @@ class PortInCancel:
         order_id: The order cancelled.
         status: The answer's status, or None.
         message: The answer's message (or the refusal's), or None.
-        raw: The JSON object as received.
+        raw: The JSON object as received, credential-named fields masked at any depth.
     """
 
     order_id: str
     status: str | None
     message: str | None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, hash=False, repr=False)
+    raw: Mapping[str, Any] = attrs.field(factory=dict, converter=scrub, hash=False, repr=False)
 
 
 def checked_day(name: str, value: object, form: str = "%Y-%m-%d") -> date:
@@ -238,52 +237,112 @@ def mask_secrets(body: Mapping[str, Any]) -> dict[str, Any]:
     return {name: MASK if name in SECRET_FIELDS else value for name, value in body.items()}
 
 
-#: What a short secret (a 4-digit PIN) must not be masked inside: Telegent's IDs and E.164
-#: numbers. `JNUOID-...-1234-...` or `+12815551234` with a PIN of 1234 would otherwise come
-#: back mangled, and the SDK would hand out an order ID that does not exist.
-_KEPT_WHOLE = (
-    rb"(?:JNUOID|JNOID|JNID|NID|TSUID|AID|WID|MRID|CRID|DID)-[0-9A-Za-z-]{4,}|\+[0-9]{7,15}"
+#: Secrets shorter than this (a 4-digit PIN) are masked only where they stand as a whole word
+#: (no letter or digit right before or after): inside a longer run of letters and digits (an
+#: ICCID, a ZIP code, a QR code) so short a value is there by chance, and masking it would
+#: garble that value and show where the secret's characters are (PIN `0123` in ICCID
+#: `8901234...` -> `89***4...`). A longer secret is masked wherever it appears.
+WHOLE_WORD_BELOW: Final = 8
+#: Values a secret is not masked inside: Telegent's IDs, E.164 numbers and timestamps. An
+#: occurrence strictly inside one is chance (an occurrence that is the whole value is the
+#: secret): `JNUOID-...-1234-...`, `+12815551234` or `2025-10-01T12:34:00` with a PIN of 1234
+#: or 2025 would otherwise come back mangled (an order ID that does not exist, a date that no
+#: longer parses) with the PIN readable from what is left around the mask.
+_KEPT_WHOLE = re.compile(
+    r"(?:JNUOID|JNOID|JNID|NID|TSUID|AID|WID|MRID|CRID|DID)-[0-9A-Za-z-]{4,}|\+[0-9]{7,15}"
+    r"|[0-9]{4}-[0-9]{2}-[0-9]{2}(?:[T ][0-9:.]+(?:Z|[+-][0-9:]{4,5})?)?"
+    r"|[0-9]{2}/[0-9]{2}/[0-9]{4}(?: [0-9:]+(?: ?[AP]M)?)?"
 )
 
 
 def redact(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """`body` with every secret masked wherever it appears (inside other words too) but inside
-    an ID or a phone number (`_KEPT_WHOLE`).
+    """`body` with every secret masked wherever it appears (a short one as a whole word only,
+    `WHOLE_WORD_BELOW`) but strictly inside an ID, a phone number or a timestamp
+    (`_KEPT_WHOLE`).
 
     A JSON body is masked in its parsed strings and written again: a server may escape a
     secret in ways Python's `json.dumps` does not (ASP.NET writes `+` as `\\u002B` and
     upper-case hex), which a byte search for the escaped forms misses and a parser turns back
-    into the clear secret. Any other body is masked as bytes. Run on whole bodies before
-    anything parses or truncates them: a value cut in half by an excerpt could no longer be
-    found.
+    into the clear secret. Any other body is masked as text, in the forms JSON and HTML write
+    (`_forms`), and a body cut off mid-secret has that tail masked too. Run on whole bodies
+    before anything parses or truncates them: a value cut in half by an excerpt could no
+    longer be found. A body with nothing to mask is returned as it is (the same object).
     """
     if not secrets:
         return body
     try:
         value = json.loads(body)
-    except (ValueError, RecursionError):
-        return _masked_bytes(body, secrets)
-    alternatives = "|".join(re.escape(s) for s in sorted(set(secrets), key=len, reverse=True))
-    pattern = re.compile("(" + alternatives + ")|" + _KEPT_WHOLE.decode())
-    return json.dumps(_masked(value, pattern), ensure_ascii=False, separators=(",", ":")).encode()
+        masked = _masked(value, _pattern({secret: len(secret) for secret in secrets}))
+        if masked == value:
+            return body
+        return json.dumps(masked, ensure_ascii=False, separators=(",", ":")).encode()
+    except (ValueError, RecursionError):  # not JSON, or too deep to walk
+        forms = _forms(secrets)
+        text = body.decode("utf-8", "surrogateescape")
+        cut = _cut_off(_masked_text(text, _pattern(forms)), forms)
+        return body if cut == text else cut.encode("utf-8", "surrogateescape")
 
 
-def _masked_bytes(body: bytes, secrets: tuple[str, ...]) -> bytes:
-    """A body that is not JSON, masked raw and in the forms JSON writes (escaped or not)."""
-    forms = {
-        form.encode()
+def _forms(secrets: tuple[str, ...]) -> dict[str, int]:
+    """Each way a body that is not JSON may write a secret (raw, JSON-escaped, HTML-escaped),
+    with the length of the secret it writes."""
+    return {
+        form: len(secret)
         for secret in secrets
-        for form in (secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1])
+        for form in (
+            secret,
+            json.dumps(secret)[1:-1],
+            json.dumps(secret, ensure_ascii=False)[1:-1],
+            html.escape(secret),
+            html.escape(secret, quote=False),
+        )
     }
-    alternatives = b"|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
-    pattern = re.compile(b"(" + alternatives + b")|" + _KEPT_WHOLE)
-    return pattern.sub(lambda m: MASK.encode() if m.group(1) else m.group(0), body)
+
+
+def _pattern(forms: Mapping[str, int]) -> re.Pattern[str]:
+    """A search for `forms` (each with its secret's length), the longest first."""
+    return re.compile(
+        "|".join(
+            re.escape(form)
+            if length >= WHOLE_WORD_BELOW
+            else rf"(?<![^\W_]){re.escape(form)}(?![^\W_])"
+            for form, length in sorted(forms.items(), key=lambda item: len(item[0]), reverse=True)
+        )
+    )
+
+
+def _masked_text(text: str, pattern: re.Pattern[str]) -> str:
+    """`text` with `pattern`'s matches masked, but those strictly inside `_KEPT_WHOLE`."""
+    kept: list[tuple[int, int]] | None = None
+
+    def mask(match: re.Match[str]) -> str:
+        nonlocal kept
+        if kept is None:  # looked for only once a secret is found
+            kept = [found.span() for found in _KEPT_WHOLE.finditer(text)]
+        start, end = match.span()
+        inside = any(a <= start and end <= b and b - a > end - start for a, b in kept)
+        return match.group() if inside else MASK
+
+    return pattern.sub(mask, text)
+
+
+def _cut_off(text: str, forms: Mapping[str, int]) -> str:
+    """`text` (a whole body) with a tail that is a secret cut off masked: its first half or
+    more, at least 2 characters (a short secret's starting a word)."""
+    for form, length in forms.items():
+        for cut in range(len(form) - 1, max(2, (len(form) + 1) // 2) - 1, -1):
+            head = len(text) - cut
+            if text.endswith(form[:cut]) and (
+                length >= WHOLE_WORD_BELOW or head == 0 or not text[head - 1].isalnum()
+            ):
+                return text[:head] + MASK
+    return text
 
 
 def _masked(value: Any, pattern: re.Pattern[str]) -> Any:
     """`value` (parsed JSON) with `pattern`'s secrets masked in every string, keys included."""
     if isinstance(value, str):
-        return pattern.sub(lambda m: MASK if m.group(1) else m.group(0), value)
+        return _masked_text(value, pattern)
     if isinstance(value, dict):
         return {_masked(k, pattern): _masked(v, pattern) for k, v in value.items()}
     if isinstance(value, list):

@@ -8,6 +8,7 @@ are passed in, never read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -23,6 +24,7 @@ from ._errors import (
     TelegentError,
 )
 from ._request import Request
+from ._secrets import scrub
 from ._status import RETRY_STATUSES, UNACTED_STATUSES
 from ._timing import PollPolicy, full_jitter, parse_retry_after
 
@@ -169,7 +171,7 @@ def decide_attempt(
             try:
                 return Return(decode(read))
             except (ValueError, TypeError, KeyError, RecursionError) as exc:
-                excerpt = "" if private else body_excerpt(result.body)
+                excerpt = "" if private else _quoted(result.body, read, bool(request.secrets))
                 read = ResponseDecodeError(
                     f"unexpected answer: {exc}", status_code=status, body=excerpt
                 )
@@ -193,3 +195,15 @@ def decide_attempt(
     if time_left is not None and delay >= time_left:
         return Raise(failure, pause)  # the retry could not even start in time
     return Retry(failure, delay, pause)
+
+
+def _quoted(body: bytes, value: object, carries_secrets: bool) -> str:
+    """What the error of a 2xx answer its call could not use quotes of it: the start of its
+    body; for a request that carries secrets (`carries_secrets`), of its JSON `value` with
+    every credential-named field masked (`_secrets.scrub`: it may echo one on file)."""
+    if not carries_secrets:
+        return body_excerpt(body)
+    try:
+        return body_excerpt(json.dumps(scrub(value)).encode())
+    except (ValueError, RecursionError):
+        return ""

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
-from . import _portin
+__all__ = ["MASK", "SECRET_FIELDS", "WEBHOOK_SECRET_FIELDS", "is_secret_key", "scrub"]
 
-__all__ = ["WEBHOOK_SECRET_FIELDS", "is_secret_key"]
-
+#: What a secret is shown as.
+MASK: Final = "***"
+#: JSON fields whose values are never shown: not in repr, logs, errors or the CLI's output.
+#: (Every call's: the port-in update's, and the creates' `PortOutPIN`.)
+SECRET_FIELDS: Final = frozenset({"CurrentAccountNumber", "CurrentAccountPassword", "PortOutPIN"})
 #: The webhook credentials Telegent takes (and may echo back).
 WEBHOOK_SECRET_FIELDS: Final = frozenset({"AuthenticationPassword", "AuthenticationToken"})
 #: Every call's secret fields and credential-like names, compared case-insensitively.
 _NAMES: Final = frozenset(
     key.casefold()
     for key in (
-        *_portin.SECRET_FIELDS,
+        *SECRET_FIELDS,
         *WEBHOOK_SECRET_FIELDS,
         "AccountKey",
         "access_token",
@@ -32,3 +36,20 @@ def is_secret_key(key: object) -> bool:
         return False
     folded = key.casefold()
     return folded in _NAMES or "password" in folded or "secret" in folded
+
+
+def scrub(value: Any, shown: Callable[[object, Any], Any] | None = None) -> Any:
+    """`value` with the value of every key `is_secret_key` names masked (`MASK`), at every
+    depth of its dicts and lists: an answer as its `raw` keeps it (a secret the request did
+    not carry, say one on file that an answer echoes, is not found by value). `shown(key,
+    value)`: what another key's value is shown as (a webhook URL's secret segment masked)."""
+    if isinstance(value, dict):
+        return {
+            key: MASK
+            if is_secret_key(key)
+            else scrub(item if shown is None else shown(key, item), shown)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub(item, shown) for item in value]
+    return value

@@ -22,10 +22,10 @@ import attrs
 from yarl import URL
 
 from . import _portin, _validate
-from ._auth import TokenAuth
+from ._auth import TokenAuth, token_of
 from ._budgets.base import Budget
 from ._deadline import CALL_TIMED_OUT, by
-from ._error_text import cannot_connect
+from ._error_text import HOLDS_ANSWER, broken_answer, cannot_connect
 from ._errors import (
     ClientClosedError,
     ConnectionNotMadeError,
@@ -257,6 +257,7 @@ class Transport:
                     verdict = _judge(
                         answer, request, decode, attempt, rules,
                         bool(headers and not reauthenticated), deadline, loop,
+                        None if headers is None else token_of(headers),
                     )  # fmt: skip
                     # Paused before the connection is free for the next request.
                     if isinstance(verdict, (Retry, Raise)) and verdict.pause is not None:
@@ -321,10 +322,13 @@ def _judge(
     can_reauthenticate: bool,
     deadline: float | None,
     loop: asyncio.AbstractEventLoop,
+    token: str | None = None,
 ) -> AttemptVerdict[_T]:
     """`decide_attempt` with the clock read now, if it needs it (a function, not a closure in
-    `send`: no closure and cells allocated per request)."""
-    return decide_attempt(
+    `send`: no closure and cells allocated per request). An answer that may quote the bearer
+    `token` sent (`_may_quote`) is judged again with the token masked (on failures only:
+    masking every answer would cost ~30 us a lookup)."""
+    verdict = decide_attempt(
         result,
         request,
         decode,
@@ -334,6 +338,22 @@ def _judge(
         now=datetime.now(timezone.utc) if reads_clock(result) else None,
         time_left=None if deadline is None else deadline - loop.time(),
     )
+    if token is not None and type(result) is HTTPAnswer and _may_quote(verdict, result, token):
+        masked = _portin.redact(result.body, (token,))
+        if masked is not result.body:
+            result = attrs.evolve(result, body=masked)
+            return _judge(
+                result, request, decode, attempt, rules, can_reauthenticate, deadline, loop
+            )
+    return verdict
+
+
+def _may_quote(verdict: AttemptVerdict[Any], answer: HTTPAnswer, token: str) -> bool:
+    """Whether an answer is read again with the bearer `token` masked: a failure (its error
+    may quote the answer), or a success that holds the token as it was sent (`raw`)."""
+    if isinstance(verdict, Return):
+        return token.encode() in answer.body
+    return not isinstance(verdict, Reauthenticate)  # that answer is dropped unread
 
 
 def _plain_and_small(response: aiohttp.ClientResponse) -> bool:
@@ -379,10 +399,8 @@ def _transport_error(method: str, exc: BaseException, timeout: float) -> Transpo
     elif isinstance(exc, aiohttp.ClientConnectorError):  # likewise; no `ssl:default` noise
         error = ConnectionNotMadeError(cannot_connect(method, exc.host, exc.port, exc.os_error))
     else:
-        error = TransportError(f"{method} failed: {type(exc).__name__}: {exc}")
-    # aiohttp's response errors hold the request's headers (the bearer token among them) in
-    # `request_info`: chaining one would put the token in every traceback of this error.
-    if not isinstance(exc, aiohttp.ClientResponseError):
+        error = TransportError(broken_answer(method, exc))
+    if not isinstance(exc, HOLDS_ANSWER):  # it would put the token in every traceback
         error.__cause__ = exc
     return error
 

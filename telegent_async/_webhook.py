@@ -24,7 +24,8 @@ from typing import Any, Final, Literal
 import attrs
 from yarl import URL
 
-from ._secrets import WEBHOOK_SECRET_FIELDS, is_secret_key
+from . import _secrets
+from ._secrets import MASK, WEBHOOK_SECRET_FIELDS
 
 __all__ = [
     "CREATE_PATH",
@@ -40,7 +41,9 @@ __all__ = [
     "decode_webhook",
     "decode_webhooks",
     "masked_url",
+    "masked_urls",
     "scrub",
+    "secrets_of",
     "update_body",
     "webhook_id",
 ]
@@ -58,7 +61,6 @@ HOW_TO_CHECK_CREATE: Final = (
 )
 #: Answer fields whose values are never kept or shown, wherever they appear.
 SECRET_FIELDS: Final = WEBHOOK_SECRET_FIELDS
-MASK: Final = "***"
 MAX_URL_CHARS: Final = 255
 #: Credentials shorter than this are guessable; Telegent stores what it is given.
 MIN_SECRET_CHARS: Final = 16
@@ -155,8 +157,11 @@ class WebhookAuth:
         }
 
     def secrets(self) -> tuple[str, ...]:
-        """The secret values, to be masked in whatever an answer echoes back."""
-        return (self._secret,)
+        """The secret values, to be masked in whatever an answer echoes back: the token or
+        password, and Basic's `user:password` as Telegent sends it (base64)."""
+        if self.kind == "Token":
+            return (self._secret,)
+        return (self._secret, base64.b64encode(f"{self.username}:{self._secret}".encode()).decode())
 
     def accepts(self, authorization: str | None) -> bool:
         """Whether a delivery's `Authorization` header carries these credentials.
@@ -248,21 +253,47 @@ def _url(value: object) -> str:
     return text
 
 
+def _secret_segment(raw_path: str) -> tuple[str, str, str] | None:
+    """A URL path split around its receiver's secret: the last non-empty segment (the
+    receiver ignores trailing slashes, `webhooks._Gate`), when long enough to be one
+    (`MIN_SECRET_CHARS`; `webhooks.asgi_app(secret=)` takes none shorter)."""
+    kept = raw_path.rstrip("/")
+    head, _, last = kept.rpartition("/")
+    if len(last) < MIN_SECRET_CHARS:
+        return None
+    return head, last, raw_path[len(kept) :]
+
+
 def masked_url(url: str | None) -> str | None:
-    """A webhook URL as reprs, logs and the CLI show it: a last path segment long enough to be
-    a receiver's secret (`MIN_SECRET_CHARS`; `webhooks.asgi_app(secret=)` takes none shorter)
-    and any query become `***`. `Webhook.url` itself keeps the URL as Telegent sent it."""
+    """A webhook URL as reprs, logs and the CLI show it: its secret path segment
+    (`_secret_segment`) and any query become `***`. `Webhook.url` itself keeps the URL as
+    Telegent sent it."""
     if url is None:
         return None
     try:
         parsed = URL(url)
     except ValueError:
         return "***"
-    head, _, last = parsed.raw_path.rpartition("/")
-    if len(last) >= MIN_SECRET_CHARS:
-        parsed = parsed.with_path(f"{head}/***", encoded=True)
-    shown = str(parsed.with_query(None).with_fragment(None))
-    return shown + "?***" if parsed.raw_query_string else shown
+    query = "?***" if parsed.raw_query_string else ""
+    split = _secret_segment(parsed.raw_path)
+    if split is not None:
+        parsed = parsed.with_path(f"{split[0]}/***{split[2]}", encoded=True)
+    return str(parsed.with_query(None).with_fragment(None)) + query
+
+
+def secrets_of(body: Mapping[str, str], auth: WebhookAuth | None) -> tuple[str, ...]:
+    """The secret values a create or update body carries, to be masked in whatever an answer
+    echoes back: the credentials, and the parts of its URL `masked_url` hides (as sent and
+    decoded)."""
+    parts = set(auth.secrets()) if auth is not None else set()
+    url = body.get("WebhookUrl")
+    if url is not None:
+        parsed = URL(url)
+        parts |= {parsed.raw_query_string, parsed.query_string, parsed.raw_fragment}
+        split = _secret_segment(parsed.raw_path)
+        if split is not None:
+            parts |= {split[1], URL.build(path=split[1], encoded=True).path}
+    return tuple(sorted(part for part in parts if part))
 
 
 def _method(value: object) -> str:
@@ -346,23 +377,25 @@ def update_body(webhook_id_: object, changes: Mapping[str, object]) -> dict[str,
     return body
 
 
+#: A URL in text (up to a space, a quote or markup).
+_URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def masked_urls(text: str) -> str:
+    """`text` with every URL in it shown as `masked_url` shows it: a webhook answer's words
+    may quote a URL on file, whose secret segment the request did not carry."""
+    return _URL_IN_TEXT.sub(lambda url: masked_url(url.group()) or MASK, text)
+
+
 def scrub(value: Any) -> Any:
-    """`value` with every credential-looking value masked, at any depth (answers kept in
-    `raw`): every key `_secrets.is_secret_key` names, in any case, and a `WebhookUrl`'s
-    secret path segment (`masked_url`)."""
-    if isinstance(value, dict):
-        return {k: _scrubbed(k, v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(item) for item in value]
-    return value
+    """A webhook answer as `raw` (or an error's `body`) keeps it: every credential-named key's
+    value masked at any depth (`_secrets.scrub`), and every URL in its strings
+    (`masked_urls`)."""
+    return _secrets.scrub(value, _shown)
 
 
-def _scrubbed(key: object, value: Any) -> Any:
-    if is_secret_key(key):
-        return MASK
-    if isinstance(key, str) and key.casefold() == "webhookurl" and isinstance(value, str):
-        return masked_url(value)
-    return scrub(value)
+def _shown(_key: object, value: Any) -> Any:
+    return masked_urls(value) if isinstance(value, str) else value
 
 
 def _str(value: object) -> str | None:
@@ -370,7 +403,8 @@ def _str(value: object) -> str | None:
 
 
 def _webhook_of(data: Mapping[str, Any], sent: Mapping[str, str]) -> Webhook | None:
-    """A Webhook from one answer object, the request's values filling what it leaves out."""
+    """A Webhook from one answer object, the request's values filling what it leaves out.
+    The URL sent wins over the answer's: the answer's echo of it has its secret masked."""
     found = _str(data.get("WebhookId")) or _str(sent.get("WebhookId"))
     if found is None:
         return None
@@ -384,7 +418,7 @@ def _webhook_of(data: Mapping[str, Any], sent: Mapping[str, str]) -> Webhook | N
     active = data.get("Active")
     return Webhook(
         found,
-        _str(data.get("WebhookUrl")) or _str(sent.get("WebhookUrl")),
+        _str(sent.get("WebhookUrl")) or _str(data.get("WebhookUrl")),
         _str(data.get("Method")) or _str(sent.get("Method")),
         _str(data.get("DataFormat")) or _str(sent.get("DataFormat")),
         names,

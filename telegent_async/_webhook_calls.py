@@ -204,7 +204,7 @@ class WebhookCalls:
             path,
             lambda data: _webhook.decode_webhook(data, body),
             body=body,
-            secrets=auth.secrets() if auth is not None else (),
+            secrets=_webhook.secrets_of(body, auth),
             bounds=bounds,
             creates=creates,
         )

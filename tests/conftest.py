@@ -12,9 +12,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from helpers import fast_client
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import telegent_async as tg
-from telegent_async import _scheduler
+from telegent_async import _client, _scheduler, _telemetry
 from telegent_async.testing import FakeTelegent, RedisServer
 
 if TYPE_CHECKING:
@@ -86,3 +90,17 @@ def redis_url(redis_server: RedisServer) -> str:
 def namespace() -> str:
     """A namespace of its own per test, so tests sharing the server never see each other."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+    """Every span a client built in the test records (its `Telemetry` on an SDK provider)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    meters = MeterProvider()
+    recorded = _telemetry.Telemetry(provider, meters)
+    monkeypatch.setattr(_client, "telemetry", lambda: recorded)
+    yield exporter
+    provider.shutdown()
+    meters.shutdown()

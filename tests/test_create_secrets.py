@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 from helpers import chain, fast_client
 from opentelemetry import trace
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import telegent_async as tg
-from telegent_async import _client, _portin, _telemetry
+from telegent_async import _portin
 from telegent_async.testing import PORTIN_SUBMIT_PATH, PORTOUT_PATH, FakeTelegent
 
 ACCOUNT = "ACCT-5551-hush"
@@ -48,19 +46,6 @@ def quoting(status: int, **extra: object) -> str:
     echo = {"CurrentAccountNumber": ACCOUNT, "CurrentAccountPassword": PASSWORD}
     message = f"bad: {ACCOUNT}/{PASSWORD}"
     return json.dumps({"StatusCode": status, "Message": message, **extra, **echo})
-
-
-@pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    meters = MeterProvider()
-    recorded = _telemetry.Telemetry(provider, meters)
-    monkeypatch.setattr(_client, "telemetry", lambda: recorded)
-    yield exporter
-    provider.shutdown()
-    meters.shutdown()
 
 
 @pytest.mark.parametrize(

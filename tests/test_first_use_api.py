@@ -70,6 +70,35 @@ def test_an_outcome_as_json_and_back_keeps_its_error_class() -> None:
     assert isinstance(again.error, tg.NotFoundError) and again.order is None
 
 
+def test_an_answer_without_its_order_id_as_json_and_back() -> None:
+    # A lookup takes an answer without `OrderId` (or with `"OrderId": null`) as the order
+    # asked for: as JSON and back, in an outcome and in its error, it is that order again.
+    for body in ({"OrderStatus": "Submitted"}, {"OrderId": None, "OrderStatus": "Submitted"}):
+        pending = decode_order(200, json.dumps(body).encode(), "JNOID-9")
+        assert tg.Order.from_json(json.loads(json.dumps(pending.to_json()))) == pending
+        timed_out = tg.OrderOutcome(
+            "JNOID-9", pending, tg.OrderWaitTimeout("JNOID-9", pending, 60.0)
+        )
+        back = tg.OrderOutcome.from_json(json.loads(json.dumps(timed_out.to_json())))
+        assert isinstance(back.error, tg.OrderWaitTimeout)
+        assert (back.order, back.error.last_order) == (pending, pending)
+
+
+def test_a_deeply_nested_answer_as_json_and_back() -> None:
+    # A lookup takes an answer nested 900 deep; `to_json` ran out of stack on it. Its `raw`
+    # is what a store keeps: 100 levels (`KEPT_DEPTH`), None for what lies deeper.
+    deep = "[" * 900 + "]" * 900
+    body = f'{{"OrderId": "JNOID-9", "OrderStatus": "Complete", "X": {deep}}}'
+    complete = decode_order(200, body.encode(), "JNOID-9")
+    data = json.loads(json.dumps(tg.OrderOutcome("JNOID-9", complete).to_json()))
+    kept = data["order"]["raw"]["X"]
+    for _ in range(99):  # X is the second level
+        (kept,) = kept
+    assert kept is None
+    back = tg.OrderOutcome.from_json(data)
+    assert back.ok and back.order is not None and back.order.raw["OrderId"] == "JNOID-9"
+
+
 async def test_the_cli_json_line_is_the_outcome_json(fake: FakeTelegent) -> None:
     async with FakeTelegent(account_key=KEY, account_secret=SECRET) as own:
         own.add_order("JNOID-7", "Rejected", message=MESSAGE)

@@ -93,8 +93,8 @@ async def test_three_workers_share_300_orders(
     rng = random.Random(11)
     # Some polls stall for 50 ms, so that polls of different workers overlap in time.
     async with FakeTelegent(fault_rate={"stall": 0.1}, stall_seconds=0.05, seed=11) as fake:
-        # Orders settle over 3 s, longer than a worker may sleep before it looks at the store
-        # (`RedisStore.max_idle`, 1 s: a nudge missed at start-up), so every worker takes part.
+        # Orders settle over 3 s, longer than any worker takes to start and look at the store
+        # (`RedisStore.max_idle`, 1 s, at the most), so every worker takes part.
         ids = scripted(fake, rng, 300, latest=3.0)
         ids += ["JNOID-missing-1", "JNOID-missing-2"]  # 404: settle with NotFoundError
         id_file = write_ids(tmp_path / "ids.txt", ids)

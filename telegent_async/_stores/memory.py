@@ -81,7 +81,8 @@ class MemoryStore:
         self._keep_outcomes = keep_outcomes
         self._ids: list[str | None] = []
         self._next = array("d")
-        self._attempts = bytearray()
+        self._attempts = bytearray()  # polls per watch, up to 254; 255: see `_many`
+        self._many: dict[int, int] = {}  # polls of the rare watch polled 255 times or more
         self._runs: deque[_Run] = deque()  # slots added together, all due at once
         self._heap: list[_Entry] = []  # scheduled polls, by next poll
         self._due: list[tuple[float, int, float]] = []  # due: (last answer, slot, next poll)
@@ -193,6 +194,17 @@ class MemoryStore:
                 return slot, answered
         return None
 
+    def _polls(self, slot: int) -> int:
+        count = self._attempts[slot]
+        return count if count < 255 else self._many[slot]
+
+    def _count_polls(self, slot: int, count: int) -> None:
+        self._attempts[slot] = min(count, 255)
+        if count >= 255:
+            self._many[slot] = count
+        elif self._many:
+            self._many.pop(slot, None)
+
     def _keep_last(self, slot: int, order: Order | None) -> None:
         if order is not None:
             status = order.raw_status.encode("utf-8", "surrogatepass")
@@ -228,7 +240,7 @@ class MemoryStore:
                 Claim(
                     order_id,
                     self._fence,
-                    self._attempts[slot],
+                    self._polls(slot),
                     policy,
                     deadline,
                     tag,
@@ -260,7 +272,11 @@ class MemoryStore:
         now = self._clock()
         stale: list[str] = []
         for answer, slot in self._ending(answers, stale):
-            self._attempts[slot] = min(self._attempts[slot] + 1, 255)
+            count = self._attempts[slot] + 1
+            if count < 255:
+                self._attempts[slot] = count
+            else:
+                self._count_polls(slot, self._polls(slot) + 1)
             self._keep_last(slot, answer.order)
             del self._answered[slot]
             due, answered = answer.next_poll, now
@@ -283,7 +299,7 @@ class MemoryStore:
                 self._specs.pop(slot, None)
                 continue
             if settlement.polled:
-                self._attempts[slot] = min(settlement.claim.attempts + 1, 255)
+                self._count_polls(slot, settlement.claim.attempts + 1)
             self._seq += 1
             outcome = kept_outcome(
                 OrderOutcome(
@@ -394,7 +410,7 @@ class MemoryStore:
             self._undelivered.pop(slot, None)
             self._acked.pop(slot, None)
             self._keep_last(slot, delivery.outcome.order)
-            self._attempts[slot] = 0
+            self._count_polls(slot, 0)
             self._next[slot] = now
             heapq.heappush(self._heap, (now, _FIRST, slot))  # polled again first
             return True
@@ -409,12 +425,12 @@ class MemoryStore:
         if settled is not None:
             acknowledged = slot in self._acked
             return stored_state(
-                settled.outcome, self._attempts[slot], None, settled=True, acknowledged=acknowledged
+                settled.outcome, self._polls(slot), None, settled=True, acknowledged=acknowledged
             )
         _, body = self._unpack_last(slot)
         outcome = stored_outcome(order_id, body, None, self._tag(slot))
         return stored_state(
-            outcome, self._attempts[slot], self._next[slot], settled=False, acknowledged=False
+            outcome, self._polls(slot), self._next[slot], settled=False, acknowledged=False
         )
 
     async def remove(self, order_ids: Sequence[str]) -> int:
@@ -434,6 +450,7 @@ class MemoryStore:
             self._settled.pop(slot, None)
             self._undelivered.pop(slot, None)
             self._acked.pop(slot, None)
+            self._many.pop(slot, None)
             self._woken.discard(slot)
         return count
 

@@ -45,7 +45,7 @@ def kept_outcome(outcome: OrderOutcome) -> OrderOutcome:
         raw = scrubbed(order.raw)
         order = order if raw == order.raw else attrs.evolve(order, raw=raw)
     if error is not None:
-        error = decode_error(encode_error(error))
+        error = decode_error(encode_error(error), outcome.order_id)
     return attrs.evolve(outcome, order=order, error=error)
 
 
@@ -83,7 +83,21 @@ def stored_outcome(
 ) -> OrderOutcome:
     """An outcome from what a store kept of it: the order's and the error's JSON."""
     last = None if order is None else stored_order(order, order_id)
-    return OrderOutcome(order_id, last, None if error is None else decode_error(error), tag)
+    failure = None if error is None else decode_error(error, order_id)
+    return OrderOutcome(order_id, last, failure, tag)
+
+
+#: The latest time a datetime holds: a next poll past it (a policy's interval or a lease of
+#: centuries: any finite number is one) reads back as this one.
+_LATEST = datetime.max.replace(tzinfo=timezone.utc)
+
+
+def _when(at: float) -> datetime:
+    """`at` (seconds since the epoch) as an aware datetime; `_LATEST` if it lies past it."""
+    try:
+        return datetime.fromtimestamp(at, timezone.utc)
+    except (OverflowError, ValueError):  # "year 33715 is out of range"
+        return _LATEST
 
 
 def stored_state(
@@ -103,7 +117,7 @@ def stored_state(
         None if last is None else last.status,
         last,
         attempts,
-        None if next_poll is None else datetime.fromtimestamp(next_poll, timezone.utc),
+        None if next_poll is None else _when(next_poll),
         settled,
         acknowledged,
         outcome.error,

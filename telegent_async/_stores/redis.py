@@ -168,6 +168,9 @@ class RedisStore:
                     # the `asyncio.wait_for` redis-py wraps each send in (with a socket
                     # timeout) can; `listen` would then block until the next nudge.
                     return
+                # Nudges sent before this subscription (while the listener started, or while
+                # Redis was away) were not heard: look once now rather than after `max_idle`.
+                self._listeners.notify()
                 async for message in pubsub.listen():
                     if message.get("data") != self._sender:
                         self._listeners.notify()

@@ -81,11 +81,15 @@ def _last_fence(db: sqlite3.Connection) -> int:
     return int(row[0])
 
 
-def _storable(status: str) -> str:
-    """A status as SQLite can store it (JSON may carry lone surrogates, which UTF-8 cannot)."""
-    if status.isascii():
-        return status
-    return status.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+def _storable(status: str) -> str | bytes:
+    """A status as SQLite can store it: JSON may carry lone surrogates, which UTF-8 text
+    cannot, so any other than ASCII is kept as its bytes, as it came (`_status`)."""
+    return status if status.isascii() else status.encode("utf-8", "surrogatepass")
+
+
+def _status(stored: str | bytes | None) -> str | None:
+    """The status `_storable` kept (text, or its bytes)."""
+    return stored.decode("utf-8", "surrogatepass") if isinstance(stored, bytes) else stored
 
 
 class SQLiteStore:
@@ -197,7 +201,7 @@ class SQLiteStore:
                     self._policies.decode(policy),
                     deadline,
                     tag,
-                    status,
+                    _status(status),
                     last,
                 )
                 for n, (order_id, _, attempts, policy, deadline, tag, status, last) in enumerate(
