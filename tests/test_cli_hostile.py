@@ -19,9 +19,9 @@ from helpers import (
     SECRET,
     api_env,
     assert_clean,
-    clean_env,
     run_cli,
     run_cli_process,
+    wait_until,
 )
 
 from telegent_async.testing import FakeTelegent
@@ -34,28 +34,6 @@ async def fake() -> AsyncIterator[FakeTelegent]:
         yield server
 
 
-@pytest.fixture
-async def silent() -> AsyncIterator[tuple[str, asyncio.Event]]:
-    """A server on 127.0.0.1 that accepts connections and never answers: its base URL, and an
-    event set once a connection came in (the request is under way)."""
-    connected = asyncio.Event()
-    writers: list[asyncio.StreamWriter] = []
-
-    async def accept(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-        connected.set()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}/v1.0", connected
-    finally:
-        for writer in writers:
-            writer.close()
-        server.close()
-        await server.wait_closed()
-
-
 async def _stopped(proc: asyncio.subprocess.Process, signum: int) -> tuple[int, str]:
     os.kill(proc.pid, signum)
     _, err = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT)
@@ -66,18 +44,15 @@ async def _stopped(proc: asyncio.subprocess.Process, signum: int) -> tuple[int, 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 async def test_a_signal_during_a_call_exits_130_in_one_line(
-    silent: tuple[str, asyncio.Event], signum: int
+    fake: FakeTelegent, signum: int
 ) -> None:
-    base_url, connected = silent
-    env = clean_env(
-        TELEGENT_BASE_URL=base_url, TELEGENT_ACCOUNT_KEY=KEY, TELEGENT_ACCOUNT_SECRET=SECRET
-    )
+    fake.inject("stall", 10)  # the cancel is under way until the signal comes
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "telegent_async", "cancel", "JNOID-1", "--yes", *FAST,
-        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
     )  # fmt: skip
     try:
-        await asyncio.wait_for(connected.wait(), CLI_TIMEOUT)  # its token request is under way
+        await wait_until(lambda: any(r.fault == "stall" for r in fake.requests), CLI_TIMEOUT)
         code, err = await _stopped(proc, signum)
     finally:
         if proc.returncode is None:
