@@ -161,3 +161,14 @@ async def test_a_secret_given_in_place_of_a_variable_name_is_not_repeated(
     flag = command.split()[-1]
     assert f"{flag} (not a name): that environment variable is not set" in result.err
     assert fake.requests == []
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+async def test_an_endless_id_file_is_read_only_so_far(fake: FakeTelegent) -> None:
+    result = await run_cli_process("get", "--from-file", "/dev/zero", *FAST, env=api_env(fake))
+    assert_clean(result)
+    assert result.code == 2
+    assert result.err.splitlines() == [
+        "telegent-orders: error: /dev/zero holds more than 67,108,864 characters of IDs"
+    ]
+    assert fake.requests == []

@@ -107,19 +107,23 @@ async def _note_sends(client: TelegentClient, run: Run) -> None:
         await asyncio.sleep(0.2)
 
 
+#: The most `--from-file` reads: over a million IDs (one a line, about 45 characters each).
+MAX_ID_CHARS = 64 * 2**20
+
+
 def read_order_ids(args: argparse.Namespace, stdin: TextIO) -> list[str]:
     """IDs from the arguments and `--from-file` (one a line; blanks and # comments skipped)."""
     ids = [(order_id, f"argument {n}") for n, order_id in enumerate(args.order_ids, 1)]
     if args.from_file is not None:
+        source = "stdin" if args.from_file == "-" else args.from_file
         try:
-            if args.from_file == "-":
-                text = stdin.read()
-            else:
-                with open(args.from_file, encoding="utf-8") as file:
-                    text = file.read()
+            stream = contextlib.nullcontext(stdin) if args.from_file == "-" else None
+            with stream or open(args.from_file, encoding="utf-8") as file:
+                text = file.read(MAX_ID_CHARS + 1)  # not all of /dev/zero, or of `yes |`
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(f"cannot read order IDs from {args.from_file}: {exc}") from None
-        source = "stdin" if args.from_file == "-" else args.from_file
+        if len(text) > MAX_ID_CHARS:
+            raise UsageError(f"{source} holds more than {MAX_ID_CHARS:,} characters of IDs")
         for number, line in enumerate(text.splitlines(), 1):
             line = line.split("#", 1)[0].strip()
             if line:
