@@ -63,7 +63,10 @@ async def test_a_signal_during_a_call_exits_130_in_one_line(
 
 
 @pytest.mark.slow
-async def test_ctrl_c_at_the_pin_prompt_exits_130_without_a_traceback(fake: FakeTelegent) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+async def test_a_signal_at_the_pin_prompt_exits_130_without_a_traceback(
+    fake: FakeTelegent, signum: int
+) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "telegent_async", "update", "JNOID-1", "--pin-prompt", *FAST,
         stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=api_env(fake),
@@ -73,7 +76,7 @@ async def test_ctrl_c_at_the_pin_prompt_exits_130_without_a_traceback(fake: Fake
         seen = b""
         while b"PIN" not in seen:  # without a terminal, getpass prompts on stderr
             seen += await asyncio.wait_for(proc.stderr.read(256), CLI_TIMEOUT)
-        code, err = await _stopped(proc, signal.SIGINT)
+        code, err = await _stopped(proc, signum)
     finally:
         if proc.returncode is None:
             proc.kill()

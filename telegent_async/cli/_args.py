@@ -11,6 +11,7 @@ import contextlib
 import io
 import os
 import re
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -327,6 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="backslashreplace")
     console = Console(sys.stderr)
     setup_logging(getattr(args, "verbose", 0), console)
+    with contextlib.suppress(ValueError):  # (not in the main thread: a test's) a prompt, reading
+        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stdin: SIGTERM as Ctrl-C
     try:
         return int(args.handler(args, console))
     except UsageError as exc:
