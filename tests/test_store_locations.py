@@ -111,6 +111,7 @@ async def test_the_cli_says_so_in_one_line_and_exits_2(
         assert result.code == 2, command
         (line,) = result.err.splitlines()
         assert words in line and "error:" in line and PASSWORD not in line, command
+        assert "UsageError" not in line, command  # not "the watcher stopped: UsageError: ..."
     assert not fake.requests
 
 

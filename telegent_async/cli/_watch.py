@@ -359,7 +359,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     try:  # Ctrl-C and SIGTERM are how a service is stopped: claims are given back on the way
         with contextlib.suppress(KeyboardInterrupt):
             run_stoppable(lambda: watch_run(args, options, run))
-    except BrokenPipeError:  # stdout closed (`| head`): `main` stops quietly
+    except (BrokenPipeError, UsageError):  # stdout closed (`| head`), a bad --store: `main`'s
         raise
     except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
         logger.debug("the watcher stopped", exc_info=exc)
