@@ -44,12 +44,6 @@ from typing import Any
 from _common import FakeProcess, environment, print_table
 
 import telegent_async as tg
-from telegent_async._budgets.base import (
-    background_interval,
-    checked_reserve,
-    span_of,
-    window_limit,
-)
 from telegent_async.testing import RedisServer
 
 ORDERS = 30
@@ -94,6 +88,14 @@ def ideal(settles: Sequence[float], rate: float = RATE) -> list[float]:
 def polls_rate(reserve: int | None) -> float:
     """The rate this package's budget leaves background polls: the window's limit less the
     reserve, over the window and its margin (`_budgets.base.background_interval`)."""
+    # Imported here: a waiting child may run a baseline package that has no `_budgets`.
+    from telegent_async._budgets.base import (
+        background_interval,
+        checked_reserve,
+        span_of,
+        window_limit,
+    )
+
     limit = window_limit(60 * RATE, WINDOW)
     return 1.0 / background_interval(limit, checked_reserve(reserve, limit), span_of(WINDOW))
 
