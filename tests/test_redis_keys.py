@@ -1,12 +1,17 @@
 """Key layout of RedisStore and RedisBudget (pure): one hash tag per namespace or budget name,
-so every key a Lua script touches lives in one Redis Cluster slot."""
+so every key a Lua script touches lives in one Redis Cluster slot; and how their commands are
+awaited (`cancellable`)."""
 
 from __future__ import annotations
+
+import asyncio
+import sys
 
 import attrs
 import pytest
 
 from telegent_async._budgets.redis import redis_budget_keys
+from telegent_async._redis_connection import cancellable
 from telegent_async._stores.redis_scripts import redis_keys
 
 
@@ -33,3 +38,23 @@ def test_names_that_would_break_the_hash_tag_are_refused(name: str) -> None:
         redis_budget_keys(name)
     with pytest.raises(TypeError):
         redis_keys(b"acme")  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="asyncio.wait_for keeps a cancel from 3.12: a plain await"
+)
+async def test_a_cancel_a_redis_command_would_swallow_still_cancels_the_caller() -> None:
+    # Before 3.12, redis-py's `asyncio.wait_for` (socket_timeout) can swallow a cancel that
+    # lands as the command completes; this command swallows every cancel, as that race does.
+    async def swallowing() -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            return "answered"
+        return "answered"
+
+    caller = asyncio.ensure_future(cancellable(swallowing()))
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    await asyncio.wait({caller}, timeout=2.0)
+    assert caller.cancelled()  # not "answered", as a plain await would have it

@@ -23,7 +23,7 @@ import attrs
 from .._config import DEFAULT_REQUESTS_PER_MINUTE
 from .._errors import BudgetUnavailableError
 from .._health import Outage, is_transient, retrying
-from .._redis_connection import connect, hash_tag
+from .._redis_connection import cancellable, connect, hash_tag
 from .._validate import positive_number
 from .base import (
     Caller,
@@ -252,7 +252,7 @@ class RedisBudget:
         """One Redis operation, retried while Redis is away; then `BudgetUnavailableError`."""
         give_up = asyncio.get_running_loop().time() + UNAVAILABLE_AFTER
         try:
-            return await retrying(call, self.outage, give_up_at=give_up)
+            return await retrying(lambda: cancellable(call()), self.outage, give_up_at=give_up)
         except Exception as exc:
             if not is_transient(exc):
                 raise

@@ -27,7 +27,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeAlias
 
 from .._models import Order
-from .._redis_connection import connect
+from .._redis_connection import cancellable, connect
 from .base import (
     BATCH,
     QUEUE_BATCH,
@@ -130,12 +130,14 @@ class RedisStore:
 
     async def _call(self, script: str, keys: Sequence[str], *args: _Arg) -> Any:
         now = "" if self._clock is None else repr(self._clock())
-        return await self._scripts[script](keys=list(keys), args=[now, self.keys.watch, *args])
+        return await cancellable(
+            self._scripts[script](keys=list(keys), args=[now, self.keys.watch, *args])
+        )
 
     async def now(self) -> float:
         if self._clock is not None:
             return self._clock()
-        seconds, micros = await self._redis.time()
+        seconds, micros = await cancellable(self._redis.time())
         return seconds + micros / 1e6
 
     # -- nudges --------------------------------------------------------------------------------
@@ -234,7 +236,7 @@ class RedisStore:
         ]
 
     async def next_due(self) -> float | None:
-        first = await self._redis.zrange(self.keys.due, 0, 0, withscores=True)
+        first = await cancellable(self._redis.zrange(self.keys.due, 0, 0, withscores=True))
         return float(first[0][1]) if first else None
 
     async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
