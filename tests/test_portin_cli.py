@@ -77,6 +77,27 @@ async def test_update_prompts_for_the_pin_without_echoing_it(fake: FakeTelegent)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        ((" JNOID-8a", "--pin-prompt"), "order_id has leading or trailing whitespace"),
+        (("JNOID-8a", "--pin-prompt", "--port-in-date", "2026-02-30"), "YYYY-MM-DD"),
+    ],
+)
+async def test_a_bad_order_id_or_date_is_reported_before_the_pin_is_asked(
+    fake: FakeTelegent, args: tuple[str, ...], message: str
+) -> None:
+    # A real process, as above: the prompt (or getpass's no-terminal warning) would go to
+    # stderr before the usage error, and the PIN typed for nothing.
+    result = await run_cli_process(
+        "update", *args, *FAST, env=api_env(fake), stdin=f"{PIN}\n".encode()
+    )
+    assert result.code == 2, result.err
+    assert message in result.err
+    assert "PIN / password" not in result.err and "Password" not in result.err
+    assert fake.port_in_requests("JNOID-8a") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (("--account-number-env", "NOT_SET_ANYWHERE"), "NOT_SET_ANYWHERE"),
         ((), "at least one field"),
         (("--port-in-date", "2026-02-30"), "YYYY-MM-DD"),

@@ -10,6 +10,7 @@ from argv, which every local user can read through `ps`. Nothing printed carries
 from __future__ import annotations
 
 import argparse
+import datetime
 import getpass
 import json
 import os
@@ -19,10 +20,11 @@ import textwrap
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
+from .. import _validate
 from .._carrier import CarrierError, carrier_codes, decode_carrier_message
 from .._client import TelegentClient
 from .._errors import APIStatusError, TelegentError
-from .._portin import BillingAddress, PortInCancel, PortInUpdate
+from .._portin import BillingAddress, PortInCancel, PortInUpdate, port_in_date
 from .._webhook import Webhook, WebhookAuth, masked_url
 from ._exit import EXIT_OK, UsageError, failed_request_exit
 from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally, code_json
@@ -137,6 +139,10 @@ def _port_in(args: argparse.Namespace, console: Console, fields: dict[str, Any] 
 def cmd_update(args: argparse.Namespace, console: Console) -> int:
     client_options(args)  # missing credentials are reported before any prompt
     try:
+        _validate.order_id(args.order_id)  # and a bad order ID or port date too
+        day = _option(args, UPDATE_OPTIONS["port_in_date"][0])
+        if day is not None:
+            port_in_date(day, datetime.date.today())
         fields = update_fields(args)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
