@@ -132,7 +132,9 @@ async def test_a_killed_workers_orders_come_back_after_its_lease(
     lease = 1.0
     # Polls stall for 0.3 s now and then, so the killed worker surely holds polls in flight.
     async with FakeTelegent(fault_rate={"stall": 0.3}, stall_seconds=0.3, seed=seed) as fake:
-        ids = scripted(fake, rng, 90, latest=0.8)
+        # Settling over 2 s (from now: before the workers have started), the orders keep them
+        # polling past the moment below, however long three processes take to start.
+        ids = scripted(fake, rng, 90, latest=2.0)
         id_file = write_ids(tmp_path / "ids.txt", ids)
         logs = [tmp_path / f"w{n}.log" for n in range(3)]
         extra = ("--namespace", namespace, "--lease", str(lease), "--max-connections", "6")
