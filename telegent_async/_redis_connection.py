@@ -68,29 +68,32 @@ async def cancellable(command: Awaitable[_T]) -> _T:
 
     With a socket timeout (`TIMEOUTS`), redis-py awaits each command through
     `asyncio.wait_for`, which before Python 3.12 drops a cancel landing as the command
-    completes (bpo-42130): the task goes on as if never cancelled. A task consuming
-    `OrderWatcher.settled()` on a `RedisStore` was seen to loop on after its cancel, about 1
-    run in 30 on 3.10 (tests/test_faults.py, the frozen-Redis test). On 3.11 the dropped
-    cancel still shows in `Task.cancelling()`, and is raised here; 3.10 cannot tell, so there
-    the command runs in a task of its own, awaited through `asyncio.shield`: a cancel reaches
-    the caller at once and never redis-py.
+    completes (bpo-42130): the task went on as if never cancelled (a `settled()` consumer
+    looped on after its cancel, about 1 run in 30 on 3.10: tests/test_faults.py, the
+    frozen-Redis test). Here the command's result is handed back (a claim's leases are not
+    lost with it) and the cancel is requested again, so it lands at the caller's next await.
+    On 3.11 a dropped cancel shows in `Task.cancelling()`; 3.10 cannot tell, so there the
+    command runs in a task of its own awaited through `asyncio.shield`, and a cancel waits
+    for the command (its socket timeout bounds it) before being requested again.
     """
-    if sys.version_info >= (3, 12):
-        return await command
     task = asyncio.current_task()
-    if sys.version_info >= (3, 11) and task is not None:
+    if sys.version_info >= (3, 12) or task is None:
+        return await command
+    if sys.version_info >= (3, 11):
         before = task.cancelling()
         result = await command
-        if task.cancelling() > before:
-            raise asyncio.CancelledError
+        if task.cancelling() > before:  # requested, then dropped: request it again
+            task.uncancel()
+            task.cancel()
         return result
     inner = asyncio.ensure_future(command)
     try:
         return await asyncio.shield(inner)
     except asyncio.CancelledError:
-        inner.cancel()
         inner.add_done_callback(_consumed)
-        raise
+        result = await asyncio.shield(inner)  # a second cancel gives the result up
+        task.cancel()
+        return result
 
 
 def _consumed(task: asyncio.Future[Any]) -> None:
