@@ -5,10 +5,13 @@ Helpers (fast_client, wait_until, the CLI runner...) live in helpers.py, never h
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from helpers import fast_client
@@ -30,6 +33,40 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     whole suite under xdist (`--dist worksteal`) the quick tests fill the workers around
     them, not after them."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+_TASK_DUMP = pytest.StashKey[threading.Timer]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_set_timer(item: pytest.Item, settings: Any) -> None:
+    """A second before pytest-timeout fails a test that hangs (pyproject's `timeout`), write
+    every asyncio task of its loop, with where each one waits, to the test's captured stderr:
+    the failure's own traceback shows only the loop's select(). pytest-timeout sets its own
+    timer after this (this returns None)."""
+    timer = threading.Timer(max(settings.timeout - 1.0, 0.0), _print_tasks)
+    timer.daemon = True
+    timer.start()
+    item.stash[_TASK_DUMP] = timer
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_timeout_cancel_timer(item: pytest.Item) -> None:
+    timer = item.stash.get(_TASK_DUMP, None)
+    if timer is not None:
+        timer.cancel()
+
+
+def _print_tasks() -> None:
+    """The tasks of the loop the main thread runs (found on its stack), with their stacks."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    while frame is not None and not isinstance(frame.f_locals.get("self"), asyncio.BaseEventLoop):
+        frame = frame.f_back
+    if frame is None:
+        return
+    for task in asyncio.all_tasks(frame.f_locals["self"]):
+        print(f"still waiting: {task!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ awaited (`cancellable`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 import attrs
@@ -65,3 +66,45 @@ async def test_a_cancel_a_redis_command_would_swallow_still_cancels_the_caller()
     await asyncio.wait({task}, timeout=2.0)
     assert task.cancelled()  # not still sleeping, as after a plain await
     assert answers == ["answered"]
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="asyncio.wait_for keeps a cancel from 3.12: a plain await"
+)
+async def test_a_cancel_lands_though_command_after_command_would_swallow_it() -> None:
+    # A consumer that only awaits commands (read, acknowledge, read...): the cancel requested
+    # again after the first must not be swallowed by the second (it was, on 3.11).
+    async def swallowing() -> str:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.05)
+        return "answered"
+
+    answers: list[str] = []
+
+    async def consumer() -> None:
+        while len(answers) < 100:
+            answers.append(await cancellable(swallowing()))
+
+    task = asyncio.ensure_future(consumer())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.wait({task}, timeout=2.0)
+    assert task.cancelled()
+    assert answers == ["answered"]  # the command under way answered; no other one started
+
+
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="asyncio.wait_for keeps a cancel from 3.12: a plain await"
+)
+async def test_a_command_failing_after_a_cancel_still_cancels_the_caller() -> None:
+    # Redis went away as the caller was cancelled: the cancel, not the transient fault (which
+    # an outage policy would retry, forever), is what the caller sees.
+    async def failing() -> str:
+        await asyncio.sleep(0.05)
+        raise ConnectionError("Redis went away")
+
+    task = asyncio.ensure_future(cancellable(failing()))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.wait({task}, timeout=2.0)
+    assert task.cancelled()
