@@ -256,10 +256,14 @@ class Scheduler:
         return claims
 
     async def stop(self) -> None:
-        """Cancel the polls under way and release their claims, so another worker takes them."""
+        """Cancel the polls under way and release their claims, so another worker takes them;
+        first write back what finished polls left, if the cancel cut `_commit` short (their
+        watches stayed leased: tests/test_watcher.py, a cancel in the write of answers)."""
         claims = await self.cancel()
+        with contextlib.suppress(Exception):  # the store may be gone; leases then expire
+            await self._commit()
         if claims:
-            with contextlib.suppress(Exception):  # the store may be gone; leases then expire
+            with contextlib.suppress(Exception):
                 await self.store.release(claims)
 
     async def expire(self, requested: Callable[[object], bool] = _always) -> None:

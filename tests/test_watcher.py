@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from helpers import FAST_POLL, fast_client, per_poll, wait_until
 
 import telegent_async as tg
+from telegent_async._stores.base import PendingAnswer
 from telegent_async.testing import FakeTelegent, Step
 
 #: A policy whose next poll lies far beyond any test: only a wake or a deadline brings it.
@@ -173,6 +174,38 @@ async def test_a_long_poll_keeps_its_lease(fake: FakeTelegent) -> None:
         await watcher.wait("JNOID-1", timeout=5.0)
     # The stalled poll was renewed, not claimed again behind its back.
     assert len(fake.order_requests("JNOID-1")) == 1
+
+
+class HeldWrites(tg.MemoryStore):
+    """A store whose first write of answers waits until the watcher closes (and is cut by it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+
+    async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
+        if not self.writing.is_set():
+            self.writing.set()
+            await asyncio.Event().wait()
+        return await super().record(answers)
+
+
+async def test_a_watcher_closed_while_it_writes_answers_back_leaves_no_lease(
+    fake: FakeTelegent,
+) -> None:
+    """A cancel landing in the write of finished polls' answers: they are written as the
+    scheduler stops, not left leased (another worker would wait out the lease to poll them;
+    `watch run` stopped by SIGTERM left one so under load: tests/test_cli_redis.py)."""
+    fake.add_order("JNOID-1", "Submitted")
+    store = HeldWrites()
+    async with fast_client(fake) as client:
+        async with tg.OrderWatcher(client, store, policy=FAST_POLL, lease=60.0) as watcher:
+            await watcher.add("JNOID-1")
+            await asyncio.wait_for(store.writing.wait(), 5.0)
+        state = await watcher.get("JNOID-1")
+    assert state is not None and state.status is tg.OrderStatus.SUBMITTED  # its answer, written
+    due = await store.next_due()
+    assert due is not None and due - await store.now() < 30.0  # not held for the 60 s lease
 
 
 async def test_state_survives_a_new_watcher_and_keeps_no_secret(
