@@ -12,7 +12,9 @@ import pytest
 from helpers import FAST_POLL, fast_client, per_poll, wait_until
 
 import telegent_async as tg
-from telegent_async._stores.base import PendingAnswer
+from telegent_async._redis_connection import cancellable
+from telegent_async._stores.base import Claim, PendingAnswer
+from telegent_async._stores.memory import MemoryStore
 from telegent_async.testing import FakeTelegent, Step
 
 #: A policy whose next poll lies far beyond any test: only a wake or a deadline brings it.
@@ -206,6 +208,50 @@ async def test_a_watcher_closed_while_it_writes_answers_back_leaves_no_lease(
     assert state is not None and state.status is tg.OrderStatus.SUBMITTED  # its answer, written
     due = await store.next_due()
     assert due is not None and due - await store.now() < 30.0  # not held for the 60 s lease
+
+
+class SlowClaims(tg.MemoryStore):
+    """Claims that take 0.1 s, awaited as RedisStore awaits its commands (`cancellable`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.claiming = asyncio.Event()
+
+    async def claim(self, limit: int, lease: float, worker: str) -> list[Claim]:
+        async def slowly() -> list[Claim]:
+            self.claiming.set()
+            await asyncio.sleep(0.1)
+            return await MemoryStore.claim(self, limit, lease, worker)
+
+        return await cancellable(slowly())
+
+
+async def test_a_watcher_closed_while_it_claims_gives_every_claim_back(
+    fake: FakeTelegent,
+) -> None:
+    """Closed in a claim: the claim's watches and those under way are released, nothing is
+    left leased. The cancel that `cancellable` requests again once the claim is in hand
+    landed twice (a second time in the release: `watch run` stopped by SIGTERM left leases
+    so in 9 runs of 152, tests/test_cli_redis.py)."""
+    fake.stall_seconds = 5.0
+    fake.add_order("JNOID-1", "Submitted")
+    fake.inject("stall")
+    fake.add_order("JNOID-2", "Submitted")
+    store = SlowClaims()
+    async with (
+        fast_client(fake, timeout=10.0) as client,
+        tg.OrderWatcher(client, store, policy=FAST_POLL, lease=60.0) as watcher,
+    ):
+        await watcher.add("JNOID-1")
+        await wait_until(lambda: len(fake.order_requests("JNOID-1")) == 1, 5.0)
+        store.claiming.clear()
+        await watcher.add("JNOID-2")
+        await asyncio.wait_for(store.claiming.wait(), 5.0)
+    now = await store.now()
+    next_polls = {state.order_id: state.next_poll async for state in store.watches()}
+    assert set(next_polls) == {"JNOID-1", "JNOID-2"}
+    held = [i for i, at in next_polls.items() if at is None or at.timestamp() - now > 30.0]
+    assert held == []  # neither waits out the 60 s lease
 
 
 async def test_state_survives_a_new_watcher_and_keeps_no_secret(
