@@ -241,6 +241,7 @@ async def test_settle_delivers_until_acknowledged(store: WatchStore, clock: Fake
     assert both[0].seq < both[1].seq
     assert [d.outcome.order_id for d in await store.outcomes(after=both[0].seq)] == ["B"]
     assert [d.outcome.order_id for d in await store.outcomes(limit=1)] == ["A"]
+    assert await store.outcomes(limit=0) == []
     assert await store.ack(["A", "A", "missing"]) == 1
     assert await store.ack(["A"]) == 0  # never acknowledged twice
     assert [d.outcome.order_id for d in await store.outcomes()] == ["B"]

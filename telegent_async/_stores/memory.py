@@ -341,11 +341,11 @@ class MemoryStore:
     async def outcomes(self, after: int = 0, limit: int = 100) -> list[Delivery]:
         found: list[Delivery] = []
         for slot in self._undelivered:
+            if len(found) >= limit:
+                break
             delivery = self._settled[slot]
             if delivery.seq > after:
                 found.append(delivery)
-                if len(found) >= limit:
-                    break
         return found
 
     def _count(self, order_ids: Sequence[str], change: Callable[[int], bool]) -> int:
