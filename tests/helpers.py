@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -18,6 +19,7 @@ import os
 import pathlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, cast
@@ -199,9 +201,11 @@ async def run_cli(
     stdin: bytes | None = None,
     timeout: float = CLI_TIMEOUT,
 ) -> Result:
-    """`telegent-orders ARGS` in this process: the entry point runs in a worker thread (it runs
-    its own event loop, while the FakeTelegent keeps serving in the test's), with `env` as the
-    environment and stdin, stdout and stderr captured. Takes milliseconds, not a start-up."""
+    """`telegent-orders ARGS` in this process: the entry point runs in a thread of its own (it
+    runs its own event loop, while the FakeTelegent keeps serving in the test's), with `env` as
+    the environment and stdin, stdout and stderr captured. Takes milliseconds, not a start-up.
+    A daemon thread: a command that never ends fails its test, not the run's exit (a
+    `to_thread` worker held the process, and with it the whole xdist run, at exit)."""
     out, err = io.StringIO(), io.StringIO()
     stdin_text = io.StringIO(stdin.decode() if stdin is not None else "")
     with (
@@ -212,10 +216,26 @@ async def run_cli(
         _replaced_stdin(stdin_text),
     ):
         try:
-            code = await asyncio.wait_for(asyncio.to_thread(_exit_status, args), timeout)
+            code = await asyncio.wait_for(_in_daemon_thread(_exit_status, args), timeout)
         except asyncio.TimeoutError:
             raise AssertionError(f"CLI did not finish within {timeout} s: {args}") from None
     return Result(code, out.getvalue(), err.getvalue())
+
+
+async def _in_daemon_thread(function: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[int] = loop.create_future()
+
+    def run() -> None:
+        try:
+            outcome: Callable[[], None] = functools.partial(result.set_result, function(argv))
+        except BaseException as exc:  # handed to the awaiting test
+            outcome = functools.partial(result.set_exception, exc)
+        with contextlib.suppress(RuntimeError):  # the test's loop is gone: nobody waits
+            loop.call_soon_threadsafe(lambda: None if result.done() else outcome())
+
+    threading.Thread(target=run, daemon=True).start()
+    return await result
 
 
 def _exit_status(argv: Sequence[str]) -> int:

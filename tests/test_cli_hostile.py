@@ -24,6 +24,7 @@ from helpers import (
     wait_until,
 )
 
+from telegent_async.cli._terminal import shown
 from telegent_async.testing import FakeTelegent
 
 
@@ -124,6 +125,34 @@ async def test_an_ascii_stdout_gets_the_report_with_escapes(fake: FakeTelegent) 
     assert_clean(result)
     assert result.code == 0, result.err
     assert "Num\\xe9ro port\\xe9 \\u2013 termin\\xe9" in result.out
+
+
+#: What an answer might carry to act on an operator's terminal: set the clipboard (OSC 52),
+#: hide what follows (SGR 8), go back to the line's start, reverse the text's direction.
+HOSTILE = "Done\x1b]52;c;cm0gLXJmIH4=\x07 \x1b[8mhidden\x1b[0m\rforged \u202egnitrop"
+HOSTILE_SHOWN = "Done\\x1b]52;c;cm0gLXJmIH4=\\x07 \\x1b[8mhidden\x1b[0m\\rforged \\u202egnitrop"
+
+
+@pytest.mark.parametrize("command", ["get", "wait"])
+async def test_an_answers_control_codes_are_shown_not_obeyed(
+    fake: FakeTelegent, command: str
+) -> None:
+    fake.add_order("JNUOID-hostile", "Complete", message=HOSTILE)
+    result = await run_cli(command, *FAST, "JNUOID-hostile", env=api_env(fake))
+    assert result.code == 0, result.err
+    assert HOSTILE_SHOWN in result.out
+    printed = result.out + result.err
+    assert [c for c in printed if c in "\x07\r\u202e"] == []
+    # Only the reset `paint` writes too passes (harmless); OSC 52 and SGR 8 are escaped.
+    assert "\x1b]" not in printed and "\x1b[8m" not in printed
+
+
+def test_shown_escapes_what_a_terminal_acts_on_and_keeps_the_reports_colours() -> None:
+    assert shown("ok\tcolumns\nnext line") == "ok\tcolumns\nnext line"
+    assert shown("\x1b[1mSummary\x1b[0m \x1b[31mFailed\x1b[0m") == (
+        "\x1b[1mSummary\x1b[0m \x1b[31mFailed\x1b[0m"
+    )
+    assert shown("a\x00b\x7fc\x9bd\x1b[2Je\u2066f") == "a\\x00b\\x7fc\\x9bd\\x1b[2Je\\u2066f"
 
 
 @pytest.mark.parametrize(

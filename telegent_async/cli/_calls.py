@@ -29,7 +29,7 @@ from .._webhook import Webhook, WebhookAuth, masked_url
 from ._exit import EXIT_OK, UsageError, failed_request_exit
 from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally, code_json
 from ._session import client_options, open_client, run_stoppable
-from ._terminal import Console
+from ._terminal import Console, shown
 
 ACCOUNT_ENV: Final = "TELEGENT_ACCOUNT_ID"
 #: (keyword, prompt option, prompt text); the environment option is `UPDATE_OPTIONS`'.
@@ -88,7 +88,7 @@ def _call(
 
 
 def _write(lines: list[str]) -> int:
-    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.write(shown("".join(line + "\n" for line in lines)))
     sys.stdout.flush()
     return EXIT_OK
 
@@ -254,6 +254,6 @@ def cmd_codes(args: argparse.Namespace, console: Console) -> int:
     entries = entries or list(carrier_codes())
     if args.json:
         return _write([json.dumps(code_json(carrier)) for carrier in entries])
-    sys.stdout.write("\n".join(line for carrier in entries for line in _described(carrier)))
+    sys.stdout.write(shown("\n".join(line for c in entries for line in _described(c))))
     sys.stdout.flush()
     return EXIT_OK

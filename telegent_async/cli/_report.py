@@ -15,7 +15,7 @@ from .._models import OrderOutcome
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
 from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of, outcome_json
-from ._terminal import GROUP_COLORS, Console, columns, paint, use_color
+from ._terminal import GROUP_COLORS, Console, columns, paint, shown, use_color
 
 _NOTES: Final = {
     Group.NEEDS_ACTION: "fix them in the order listed below: updates first",
@@ -214,6 +214,6 @@ class Output:
         else:
             width = columns(self.stdout) if self.stdout.isatty() else None
             report = Report(run, use_color(self.stdout), width, self.max_rows)
-            self.stdout.write("\n".join(report.lines()) + "\n")
+            self.stdout.write(shown("\n".join(report.lines()) + "\n"))
             self.stdout.flush()
         return status

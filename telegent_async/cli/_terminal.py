@@ -11,6 +11,7 @@ import collections
 import contextlib
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +33,26 @@ def use_color(stream: TextIO) -> bool:
 def paint(text: str, code: str, enabled: bool) -> str:
     """`text` in the ANSI colour `code` ("1" bold, "31" red ...) if `enabled`."""
     return f"\x1b[{code}m{text}\x1b[0m" if enabled and text else text
+
+
+#: What a terminal would act on rather than show, in text from elsewhere (an answer's status
+#: or message, a tag, an error): C0 and C1 controls but newline and tab, and bidirectional
+#: overrides. The colours `paint` writes (codes 0, 1, 31 to 36) pass.
+_ACTED_ON = re.compile(
+    r"\x1b\[(?:0|1|3[1-6])m|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def shown(text: str) -> str:
+    """`text` with what a terminal would act on written out as an escape (`\\x1b`, `\\r`,
+    `\\u202e`): an answer's `ESC ] 52` (set the clipboard), `ESC [ 8 m` (hide what
+    follows) or carriage return (overwrite the line) is shown, never obeyed."""
+    return _ACTED_ON.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    found = match[0]
+    return found if len(found) > 1 else found.encode("unicode_escape").decode("ascii")
 
 
 #: The colour of each group's heading in the report.
@@ -76,7 +97,7 @@ class Console:
 
     def write(self, text: str) -> None:
         self.clear()
-        self.stream.write(text)
+        self.stream.write(shown(text))
         self.stream.flush()
 
 

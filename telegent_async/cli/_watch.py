@@ -37,7 +37,7 @@ from ._session import (
     run_stoppable,
     start,
 )
-from ._terminal import Console, Progress
+from ._terminal import Console, Progress, shown
 
 logger = logging.getLogger("telegent_async.cli")
 
@@ -227,7 +227,7 @@ async def _listed(args: argparse.Namespace, watcher: OrderWatcher, where: str) -
         sys.stdout.writelines(json.dumps(state_json(state)) + "\n" for state in states)
     elif states:
         head = ("ORDER", "TAG", "STATUS", "POLLS", "NEXT POLL (UTC)", "STATE", "ERROR")
-        sys.stdout.write("\n".join(table([head, *map(_state_row, states)], None)) + "\n")
+        sys.stdout.write(shown("\n".join(table([head, *map(_state_row, states)], None)) + "\n"))
     sys.stdout.flush()
     words = [_state_word(state) for state in states]
     counts = ", ".join(f"{words.count(w):,} {w}" for w in dict.fromkeys(words))
@@ -295,7 +295,7 @@ def _print_outcome(args: argparse.Namespace, outcome: OrderOutcome) -> None:
         cells = [outcome.order_id, group.value, order.raw_status if order else "-", code, words]
         if outcome.tag is not None:
             cells.append(f"[{outcome.tag}]")
-        sys.stdout.write("  ".join(cell for cell in cells if cell) + "\n")
+        sys.stdout.write(shown("  ".join(cell for cell in cells if cell) + "\n"))
     sys.stdout.flush()
 
 
