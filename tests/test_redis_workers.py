@@ -29,13 +29,17 @@ from telegent_async._stores.redis_scripts import redis_keys
 from telegent_async.testing import FakeTelegent, Step
 
 
-def scripted(fake: FakeTelegent, rng: random.Random, count: int, latest: float) -> list[str]:
-    """`count` orders that settle at random times up to `latest` seconds from now."""
-    ids = [f"JNOID-{n:04d}" for n in range(count)]
+def order_ids(count: int) -> list[str]:
+    return [f"JNOID-{n:04d}" for n in range(count)]
+
+
+def script(fake: FakeTelegent, rng: random.Random, ids: list[str], latest: float) -> None:
+    """The orders `ids` settle at random times up to `latest` seconds from now: scripted once
+    the workers are running (scripted before, they had mostly settled under CI's load by the
+    time three processes had started, and one worker polled none)."""
     for order_id in ids:
         final = rng.choice(["Completed", "Completed", "Rejected", "Cancelled"])
         fake.add_order(order_id, [Step("Submitted"), Step(final, rng.uniform(0.05, latest))])
-    return ids
 
 
 def poll_spans(*logs: pathlib.Path) -> dict[str, list[tuple[float, float]]]:
@@ -93,15 +97,16 @@ async def test_three_workers_share_300_orders(
     rng = random.Random(11)
     # Some polls stall for 50 ms, so that polls of different workers overlap in time.
     async with FakeTelegent(fault_rate={"stall": 0.1}, stall_seconds=0.05, seed=11) as fake:
-        # Orders settle over 3 s, longer than any worker takes to start and look at the store
-        # (`RedisStore.max_idle`, 1 s, at the most), so every worker takes part.
-        ids = scripted(fake, rng, 300, latest=3.0)
-        ids += ["JNOID-missing-1", "JNOID-missing-2"]  # 404: settle with NotFoundError
+        scripted = order_ids(300)
+        ids = [*scripted, "JNOID-missing-1", "JNOID-missing-2"]  # 404: NotFoundError
         id_file = write_ids(tmp_path / "ids.txt", ids)
         logs = [tmp_path / f"w{n}.log" for n in range(3)]
         extra = ("--namespace", namespace, "--max-connections", "8")
         started = time.monotonic()
         async with workers(fake, redis_url, id_file, logs, *extra) as procs:
+            # Orders settle over 3 s from now, longer than a running worker takes to look at
+            # the store (`RedisStore.max_idle`, 1 s, at the most): every worker takes part.
+            script(fake, rng, scripted, latest=3.0)
             store = tg.RedisStore(redis_url, namespace=namespace)  # a fourth process adds
             await store.add([NewWatch(order_id) for order_id in ids])
             await store.aclose()
@@ -132,13 +137,14 @@ async def test_a_killed_workers_orders_come_back_after_its_lease(
     lease = 1.0
     # Polls stall for 0.3 s now and then, so the killed worker surely holds polls in flight.
     async with FakeTelegent(fault_rate={"stall": 0.3}, stall_seconds=0.3, seed=seed) as fake:
-        # Settling over 2 s (from now: before the workers have started), the orders keep them
-        # polling past the moment below, however long three processes take to start.
-        ids = scripted(fake, rng, 90, latest=2.0)
+        ids = order_ids(90)
         id_file = write_ids(tmp_path / "ids.txt", ids)
         logs = [tmp_path / f"w{n}.log" for n in range(3)]
         extra = ("--namespace", namespace, "--lease", str(lease), "--max-connections", "6")
         async with workers(fake, redis_url, id_file, logs, *extra) as procs:
+            # Settling over 2 s from now, the orders keep the workers polling past the moment
+            # below.
+            script(fake, rng, ids, latest=2.0)
             store = tg.RedisStore(redis_url, namespace=namespace)
             await store.add([NewWatch(order_id) for order_id in ids])
             await store.aclose()
