@@ -15,6 +15,7 @@ import pytest
 from helpers import busiest_window, fast_client, wait_until
 
 import telegent_async as tg
+from telegent_async._budgets import base as budgets_base
 from telegent_async._budgets.base import (
     Pace,
     allowance,
@@ -292,20 +293,24 @@ async def test_one_stray_429_pauses_for_its_retry_after_and_keeps_the_limit() ->
 
 
 @pytest.mark.slow
-async def test_repeated_429s_find_the_servers_rate() -> None:
+async def test_repeated_429s_find_the_servers_rate(monkeypatch: pytest.MonkeyPatch) -> None:
     """The server takes 10 requests a second (a bucket of 10); the budget believes 40 per
-    0.5 s. After a couple of signals it settles near the server's rate and 429s stop."""
+    0.5 s. After a couple of signals it settles near the server's rate and 429s stop.
+
+    The lowered limit does not climb back here: it would after 10 quiet windows (5 s), and a
+    run that CI's load stretches that long then sees the climb's 429s (the pure tests above
+    cover the climb)."""
+    monkeypatch.setattr(budgets_base, "RECOVER_AFTER_WINDOWS", math.inf)
     async with FakeTelegent(default_status="Complete", rate_limit=10.0, retry_after="0.2") as fake:
         budget = tg.LocalBudget(4800, window=0.5)
         async with fast_client(fake, budget=budget, max_connections=40, max_retries=20) as client:
             await asyncio.gather(*(client.get_order(f"JNUOID-{n}") for n in range(40)))
             limit = budget.limit
-    statuses = [(r.at, r.status) for r in fake.order_requests()]
-    last = statuses[-1][0]
-    # The run takes about 3.1 s and the 429s stop after about 1.6 s (1.5 s of accepted
-    # requests at the end); counted back from the end, as CI's load stretches the whole run
-    # (a 429 came more than 2 s after the first request there).
-    late_429s = [at for at, status in statuses if status == 429 and last - at < 1.2]
+    statuses = [r.status for r in fake.order_requests()]
+    last_429 = max(n for n, status in enumerate(statuses) if status == 429)
     assert limit <= 8, limit  # from 40 down to about the 5 a half-second the server takes
-    assert late_429s == [], "still rate limited after converging"
+    # Then the 429s stop: 15 to 25 accepted requests after the last one, 10 at the least in
+    # 42 runs under load (counted, not timed: CI's load stretches the run, a 429 came more
+    # than 2 s into it there). Never converging, the budget would meet 429s to the end.
+    assert len(statuses) - last_429 - 1 >= 8, "still rate limited after converging"
     assert math.isclose(budget.rate, limit / 0.5)
