@@ -297,7 +297,8 @@ class ClientClosedError(RuntimeError):
 class OrderWaitTimeout(TelegentError):
     """The wait's deadline passed before the order settled.
 
-    When polls were failing, the last failure is the `__cause__`.
+    When polls were failing, the last failure is the `__cause__`: always for a single wait;
+    for a fan-out's or an `OrderWatcher`'s watch, when its final poll (at the deadline) failed.
 
     Args:
         order_id: The order waited for.

@@ -19,7 +19,7 @@ import cattrs
 
 from . import _errors
 from ._carrier import CarrierError, NextStep, decode_carrier_messages, next_step_of
-from ._errors import OrderFailed, TelegentError
+from ._errors import OrderFailed, SubmitOutcomeUnknownError, TelegentError
 from ._order_status import CARRIES_REASON, NEEDS_ACTION, SETTLED, OrderStatus, parse_status
 from ._secrets import is_secret_key
 from ._timing import parse_timestamp
@@ -327,7 +327,9 @@ _ERROR_FIELDS = (
     "how_to_check",
 )
 _ORDER_FIELDS = ("last_order", "order")
-_CAUSE = "cause"  # `SubmitOutcomeUnknownError`'s: the error of its last attempt, a record too
+#: An error's `__cause__` (a `TelegentError`), a record too: `OrderWaitTimeout`'s last failure,
+#: `SubmitOutcomeUnknownError`'s last attempt (its `cause` attribute as well).
+_CAUSE = "cause"
 
 
 def encode_error(error: TelegentError) -> str:
@@ -341,7 +343,7 @@ def encode_error(error: TelegentError) -> str:
             fields[name] = json.loads(encode_order(value))
         elif hasattr(error, name):
             fields[name] = None
-    cause = getattr(error, _CAUSE, None)
+    cause = error.__cause__
     if isinstance(cause, TelegentError):
         fields[_CAUSE] = json.loads(encode_error(cause))
     record = {"v": RECORD_VERSION, "type": type(error).__name__, "text": str(error)}
@@ -367,6 +369,8 @@ def _error_of(record: Any, order_id: str) -> TelegentError:
             value = order_from_json(value, order_id)
         elif name == _CAUSE:
             value = error.__cause__ = _error_of(value, order_id)
+            if not isinstance(error, SubmitOutcomeUnknownError):
+                continue  # the cause of the others is their `__cause__` alone
         setattr(error, name, value)
     if isinstance(error, OrderFailed):
         error.carrier_error = error.order.carrier_error

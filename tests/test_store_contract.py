@@ -374,6 +374,11 @@ async def test_purge_drops_acknowledged_outcomes_older_than_retain(
     assert await store.get("C") is not None  # pending: kept
 
 
+def caused(error: tg.TelegentError, cause: tg.TelegentError) -> tg.TelegentError:
+    error.__cause__ = cause
+    return error
+
+
 @pytest.mark.parametrize(
     "error",
     [
@@ -383,6 +388,8 @@ async def test_purge_drops_acknowledged_outcomes_older_than_retain(
         tg.ResponseDecodeError("expected an order", status_code=200, body="<html>"),
         tg.OrderWaitTimeout("A", order("A", "Submitted"), 30.0),
         tg.OrderWaitTimeout("A", None, None, polled=False),
+        # A timeout whose polls were failing: the last failure is its `__cause__`.
+        caused(tg.OrderWaitTimeout("A", None, 30.0), tg.ServiceUnavailableError(503, "busy")),
         # An answer without `OrderId` is the order asked for (`order_from_json`), in an error too.
         tg.OrderWaitTimeout("A", order_from_json({"OrderStatus": "Submitted"}, "A"), 30.0),
         tg.OrderFailed(order("A", "Rejected", OrderStatusMessage="8A-ACCOUNT_NUM_REQ")),
@@ -411,11 +418,16 @@ async def test_errors_round_trip_as_the_same_class(
         *("last_order", "order", "call", "how_to_check"),
     ):
         assert getattr(back, name, None) == getattr(error, name, None), name
-    cause = getattr(error, "cause", None)
-    if cause is not None:  # `SubmitOutcomeUnknownError`: the failure of its last attempt
-        assert isinstance(back, tg.SubmitOutcomeUnknownError)
-        assert (type(back.cause), str(back.cause)) == (type(cause), str(cause))
-        assert getattr(back.cause, "status_code", None) == 504 and back.__cause__ is back.cause
+    cause = error.__cause__  # a timeout's last failure, a create's last attempt
+    if cause is not None:
+        assert (type(back.__cause__), str(back.__cause__)) == (type(cause), str(cause))
+        assert getattr(back.__cause__, "status_code", None) in (503, 504)
+    else:
+        assert back.__cause__ is None
+    if isinstance(error, tg.SubmitOutcomeUnknownError):  # its `cause` is that last attempt's
+        assert isinstance(back, tg.SubmitOutcomeUnknownError) and back.__cause__ is back.cause
+    else:
+        assert not hasattr(back, "cause")
     if isinstance(error, tg.OrderFailed):
         assert isinstance(back, tg.OrderFailed)
         assert back.order == error.order and back.carrier_error == error.carrier_error
