@@ -319,9 +319,11 @@ class Scheduler:
 
     def _expired(self, claim: Claim, polled: bool) -> Settlement:
         """A watch past its deadline that is settled without another poll (`polled`: the
-        order was polled before)."""
+        order was polled before); its last poll's failure, if it failed, is the cause."""
         last = claim.last()
-        return Settlement(claim, last, self._timed_out(claim, last, polled=polled), polled=False)
+        timeout = self._timed_out(claim, last, polled=polled)
+        timeout.__cause__ = claim.last_failure()
+        return Settlement(claim, last, timeout, polled=False)
 
     async def _start(self, claims: Sequence[Claim], now: float) -> None:
         expired = []
@@ -412,7 +414,7 @@ class Scheduler:
                 if logger.isEnabledFor(logging.DEBUG):
                     wait = decision.next_poll - now
                     logger.debug("order %s: next poll in %.2f s", claim.order_id, wait)
-                answers.append(PendingAnswer(claim, decision.next_poll, order))
+                answers.append(PendingAnswer(claim, decision.next_poll, order, error))
             elif verdict is PollVerdict.SETTLED:
                 settlements.append(Settlement(claim, order, None))
             else:

@@ -226,6 +226,21 @@ async def test_a_fan_out_on_an_exhausted_budget_reports_within_half_a_second() -
         assert isinstance(outcome.error, tg.OrderWaitTimeout) and not outcome.error.polled
 
 
+async def test_a_timeout_with_no_room_for_a_last_poll_names_the_failure_of_the_last() -> None:
+    # 18 background polls a minute: after its first poll (a 503) the order's next would come
+    # 3.3 s later, so the deadline passes without one. The timeout's cause is that 503, as a
+    # single wait's would be, handed to the settling claim by the store (`Claim.last_error`).
+    async with FakeTelegent(default_status="Pending") as fake:
+        fake.inject("503", count=1_000)
+        budget = tg.LocalBudget(20, window=60.0)
+        async with fast_client(fake, budget=budget, max_retries=0) as client:
+            (outcome,) = [o async for o in client.wait_for_orders(["JNUOID-1"], timeout=0.5)]
+    assert fake.status_counts[503] == 1  # polled once, then no room before the deadline
+    assert isinstance(outcome.error, tg.OrderWaitTimeout) and outcome.error.polled
+    cause = outcome.error.__cause__
+    assert isinstance(cause, tg.ServiceUnavailableError) and cause.status_code == 503
+
+
 async def test_start_now_counts_a_direct_call_with_room_and_nothing_else() -> None:
     """The send path's fast path: a direct call the window has room for starts (and counts)
     without an await; a background poll, a full window or a 429 pause send it to `acquire`."""

@@ -148,6 +148,20 @@ async def test_wait_timeout_exits_3_and_outranks_failures(fake: FakeTelegent) ->
     assert result.code == 3
 
 
+async def test_a_timeout_whose_polls_failed_says_why(fake: FakeTelegent) -> None:
+    # The report names the last poll's failure beside the last status, in the API's words.
+    fake.inject("503", count=10_000)
+    result = await run_cli(
+        "wait", "--timeout", "0.25", "--retries", "0", *FAST, "JNUOID-pending", env=api_env(fake)
+    )
+    assert_clean(result)
+    assert result.code == 3
+    assert "Timed out (1)" in result.out
+    assert "last status: no answer yet; last poll failed: ServiceUnavailableError: HTTP 503" in (
+        " ".join(result.out.split())  # as one line, however the table wraps it
+    )
+
+
 async def test_transport_failure_exits_3(fake: FakeTelegent) -> None:
     fake.inject("503", count=10)
     result = await run_cli("get", *FAST, "--retries", "0", "JNUOID-done", env=api_env(fake))

@@ -472,6 +472,7 @@ async def test_wait_for_orders_deadline_gives_timeouts_with_the_last_order(
         assert last.order_id == order_id and last.phone_numbers == ("+12815703894",)
         assert last.order_date is not None and last.order_type == "Provision"
         assert {key: last.raw[key] for key in extra} == extra
+        assert outcome.error.__cause__ is None  # its last poll was answered
     assert client_tasks() == set()
     await assert_quiet(fake, 0.05)
 

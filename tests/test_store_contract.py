@@ -199,6 +199,38 @@ async def test_record_schedules_the_next_poll_and_keeps_the_answer(
     assert state is not None and (state.status, state.attempts) == (tg.OrderStatus.SUBMITTED, 2)
 
 
+async def test_a_failed_polls_error_comes_with_the_next_claims_until_an_answer(
+    store: WatchStore, clock: FakeClock
+) -> None:
+    # Kept for whichever worker claims the watch next, so a timeout it settles can name it.
+    await store.add([NewWatch("A"), NewWatch("B")])
+    claims = {c.order_id: c for c in await store.claim(10, LEASE, "w")}
+    assert [c.last_failure() for c in claims.values()] == [None, None]
+    unavailable = tg.ServiceUnavailableError(503, "The service is temporarily unavailable.")
+    await store.record(
+        [
+            PendingAnswer(claims["A"], clock.now + 5, None, unavailable),
+            PendingAnswer(claims["B"], clock.now + 5, None, tg.TransportError("reset")),
+        ]
+    )
+    state = await store.get("A")
+    assert state is not None and state.error is None  # a pending watch's error: none
+    clock.advance(5)
+    claims = {c.order_id: c for c in await store.claim(10, LEASE, "other")}
+    failure = claims["A"].last_failure()
+    assert isinstance(failure, tg.ServiceUnavailableError) and failure.status_code == 503
+    assert str(failure) == str(unavailable)
+    assert isinstance(claims["B"].last_failure(), tg.TransportError)
+    # An answer clears it; a settlement after failures carries only its own error.
+    await store.record([PendingAnswer(claims["A"], clock.now + 5, order("A", "Submitted"))])
+    await store.settle([Settlement(claims["B"], order("B", "Complete"), None)])
+    clock.advance(5)
+    (claim,) = await store.claim(10, LEASE, "w")
+    assert (claim.order_id, claim.last_failure()) == ("A", None)
+    (delivery,) = await store.outcomes()
+    assert (delivery.outcome.order_id, delivery.outcome.error) == ("B", None)
+
+
 async def test_an_answer_without_its_order_id_comes_back_as_that_order(
     store: WatchStore, clock: FakeClock
 ) -> None:

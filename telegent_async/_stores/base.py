@@ -21,7 +21,7 @@ from typing import Protocol
 import attrs
 
 from .._errors import TelegentError
-from .._models import Order, OrderOutcome, OrderStatus, stored_order
+from .._models import Order, OrderOutcome, OrderStatus, decode_error, stored_order
 from .._timing import PollPolicy
 
 __all__ = [
@@ -115,9 +115,14 @@ class Claim:
     last_status: str | None
     last_order: bytes | None  # compact JSON, decoded only when needed
     ref: int = -1  # the store's own handle on the watch (MemoryStore: its slot)
+    last_error: str | bytes | None = None  # the last poll's failure (`encode_error`), if it failed
 
     def last(self) -> Order | None:
         return None if self.last_order is None else stored_order(self.last_order, self.order_id)
+
+    def last_failure(self) -> TelegentError | None:
+        """What the last poll failed with, or None when it was answered (or none was made)."""
+        return None if self.last_error is None else decode_error(self.last_error, self.order_id)
 
 
 @attrs.frozen(slots=True)
@@ -127,6 +132,7 @@ class PendingAnswer:
     claim: Claim
     next_poll: float
     order: Order | None  # None when the poll failed (transiently)
+    error: TelegentError | None = None  # that failure: the store keeps it until an answer
 
 
 @attrs.frozen(slots=True)
@@ -158,7 +164,9 @@ class WatchStore(Protocol):
     intervals (issue 20). Fences only grow, across remove and add of the same order ID, so a
     claim of a removed watch never writes to its successor. `retry` re-arms settled watches (pending
     again, due now, its outcome no longer delivered); `watches` reads every watch (or the
-    pending or settled ones) in batches, in no set order.
+    pending or settled ones) in batches, in no set order. A failed poll's error (`record`) is
+    handed out with the watch's next claims (`Claim.last_error`) until a poll is answered, so
+    a timeout settled by any worker can name it.
     """
 
     #: The longest a scheduler may sleep without looking at the store (changes made by other

@@ -27,7 +27,7 @@ from .base import (
     WatchState,
     _Listeners,
 )
-from .records import encode_order, kept_outcome, stored_outcome, stored_state
+from .records import encode_error, encode_order, kept_outcome, stored_outcome, stored_state
 
 __all__ = ["MemoryStore"]
 
@@ -90,6 +90,7 @@ class MemoryStore:
         # The last answer of each pending watch: its compact JSON, a newline, its status (one
         # bytes object rather than a tuple of two: 50 bytes less per order at 100,000 orders).
         self._last: dict[int, bytes] = {}
+        self._failures: dict[int, str] = {}  # the last poll's failure, while it failed
         self._specs: dict[int, tuple[PollPolicy | None, float | None, str | None]] = {}
         self._fences: dict[int, int] = {}  # slot -> fence of its claim
         self._woken: set[int] = set()  # woken while claimed: poll again right after
@@ -247,6 +248,7 @@ class MemoryStore:
                     status,
                     body,
                     slot,
+                    self._failures.get(slot),
                 )
             )
         return claims
@@ -278,6 +280,10 @@ class MemoryStore:
             else:
                 self._count_polls(slot, self._polls(slot) + 1)
             self._keep_last(slot, answer.order)
+            if answer.error is not None:
+                self._failures[slot] = encode_error(answer.error)
+            elif self._failures:
+                self._failures.pop(slot, None)
             del self._answered[slot]
             due, answered = answer.next_poll, now
             if slot in self._woken:
@@ -293,6 +299,7 @@ class MemoryStore:
             del self._answered[slot]
             self._woken.discard(slot)
             self._last.pop(slot, None)
+            self._failures.pop(slot, None)
             self._next[slot] = _NEVER
             if not self._keep_outcomes:
                 self._ids[slot] = None
@@ -444,6 +451,7 @@ class MemoryStore:
             self._ids[slot] = None
             self._next[slot] = _NEVER
             self._last.pop(slot, None)
+            self._failures.pop(slot, None)
             self._specs.pop(slot, None)
             self._fences.pop(slot, None)
             self._answered.pop(slot, None)

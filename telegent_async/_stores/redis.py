@@ -231,8 +231,9 @@ class RedisStore:
                 _decoded(tag),
                 _decoded(status),
                 last,
+                last_error=failure,
             )
-            for order_id, fence, attempts, policy, deadline, tag, status, last in rows
+            for order_id, fence, attempts, policy, deadline, tag, status, last, failure in rows
         ]
 
     async def next_due(self) -> float | None:
@@ -242,11 +243,10 @@ class RedisStore:
     async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
         if not answers:
             return []
-        args = [
-            arg
-            for answer in answers
-            for arg in _fenced(answer.claim, repr(answer.next_poll), answer.order)
-        ]
+        args: list[_Arg] = []
+        for answer in answers:
+            args += _fenced(answer.claim, repr(answer.next_poll), answer.order)
+            args.append("" if answer.error is None else encode_error(answer.error))
         stale = await self._call("record", self._queue, *args)
         return [order_id.decode() for order_id in stale]
 

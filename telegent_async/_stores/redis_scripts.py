@@ -74,7 +74,8 @@ def redis_keys(namespace: str) -> RedisKeys:
 # know its keys in advance); they share the namespace's hash tag, so Cluster keeps them in the
 # declared keys' slot. Hash fields: attempts, fence, leased (worker, only while claimed), woken,
 # answered (when it last answered; absent: never, or woken since), tag, policy, deadline,
-# status, order (JSON), seq and error once settled, acked_at.
+# status, order (JSON), failure (the last poll's, while pending: not `error`, which a 0.2.0
+# worker would deliver with an outcome it settles), seq and error once settled, acked_at.
 #
 # The most overdue first: `due` holds every pending watch by next poll; besides, each is either
 # in `overdue` (due, by rank: a claim takes the lowest first) or in `waiting` (by next poll).
@@ -195,8 +196,9 @@ while #out < limit do
       -- Due again at the lease's end: if this worker never answers, it comes back then.
       schedule(id, key, lease_end)
       redis.call('HSET', key, 'fence', fence, 'leased', ARGV[5])
-      local f = redis.call('HMGET', key, 'attempts', 'policy', 'deadline', 'tag', 'status', 'order')
-      out[#out + 1] = {id, fence, f[1], f[2], f[3], f[4], f[5], f[6]}
+      local f = redis.call(
+        'HMGET', key, 'attempts', 'policy', 'deadline', 'tag', 'status', 'order', 'failure')
+      out[#out + 1] = {id, fence, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
     else  -- not pending, or leased meanwhile by a 0.2.0 worker's claim
       redis.call('ZREM', overdue, id)
     end
@@ -205,10 +207,10 @@ end
 return out
 """
 
-# KEYS: due, overdue, waiting. ARGV from 3, five per answer: id, fence, next poll, status,
-# order ('' = none).
+# KEYS: due, overdue, waiting. ARGV from 3, six per answer: id, fence, next poll, status,
+# order, the poll's failure ('' = none).
 RECORD = """
-return each_held(3, 5, function(i, id, key)
+return each_held(3, 6, function(i, id, key)
   local due = tonumber(ARGV[i + 2])
   -- Woken while its poll ran: poll again at once, first, rather than at the planned time.
   if redis.call('HEXISTS', key, 'woken') == 1 then
@@ -218,6 +220,8 @@ return each_held(3, 5, function(i, id, key)
     redis.call('HSET', key, 'answered', exact(now))
   end
   answered(key, 1, ARGV[i + 3], ARGV[i + 4])
+  if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'failure', ARGV[i + 5])
+  else redis.call('HDEL', key, 'failure') end
   schedule(id, key, due)
 end)
 """
@@ -229,6 +233,7 @@ return each_held(3, 6, function(i, id, key)
   local seq = redis.call('INCR', KEYS[2])
   answered(key, tonumber(ARGV[i + 2]), ARGV[i + 3], ARGV[i + 4])
   redis.call('HSET', key, 'seq', seq)
+  redis.call('HDEL', key, 'failure')
   if ARGV[i + 5] ~= '' then redis.call('HSET', key, 'error', ARGV[i + 5]) end
   unschedule(id)
   -- Delivered (by any worker) until acknowledged: committed here, before anyone sees it.

@@ -53,7 +53,7 @@ logger = logging.getLogger("telegent_async")
 
 T = TypeVar("T")
 
-_CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status, last_order"
+_CLAIM_COLUMNS = "order_id, fence, attempts, policy, deadline, tag, last_status, last_order, error"
 _HELD = "order_id = ? AND fence = ? AND leased_by IS NOT NULL"
 
 
@@ -203,9 +203,10 @@ class SQLiteStore:
                     tag,
                     _status(status),
                     last,
+                    last_error=error,  # a pending watch's: its last poll's failure
                 )
-                for n, (order_id, _, attempts, policy, deadline, tag, status, last) in enumerate(
-                    rows
+                for n, (order_id, _, attempts, policy, deadline, tag, status, last, error) in (
+                    enumerate(rows)
                 )
             ]
 
@@ -234,19 +235,20 @@ class SQLiteStore:
             order, claim = answer.order, answer.claim
             status = None if order is None else _storable(order.raw_status)
             body = None if order is None else encode_order(order)
-            rows.append((answer.next_poll, status, body, claim.order_id, claim.fence))
+            error = None if answer.error is None else encode_error(answer.error)
+            rows.append((answer.next_poll, status, body, error, claim.order_id, claim.fence))
 
         def record(db: sqlite3.Connection) -> list[str]:
             now = self._clock()
             stale = []
-            for next_poll, status, body, order_id, fence in rows:
+            for next_poll, status, body, error, order_id, fence in rows:
                 cursor = db.execute(
                     "UPDATE watches SET attempts = attempts + 1,"
                     " next_poll = CASE WHEN woken THEN min(?, ?) ELSE ? END, woken = 0,"
                     " answered = CASE WHEN woken THEN NULL ELSE ? END, queued = woken,"
                     " leased_by = NULL, last_status = coalesce(?, last_status),"
-                    f" last_order = coalesce(?, last_order) WHERE {_HELD}",
-                    (next_poll, now, next_poll, now, status, body, order_id, fence),
+                    f" last_order = coalesce(?, last_order), error = ? WHERE {_HELD}",
+                    (next_poll, now, next_poll, now, status, body, error, order_id, fence),
                 )
                 if cursor.rowcount != 1:
                     stale.append(order_id)

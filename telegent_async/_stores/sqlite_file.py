@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS watches (
     last_status TEXT,
     last_order BLOB,                    -- the last order's JSON as received
     settled_seq INTEGER,                -- delivery order once settled
-    error TEXT,                         -- versioned JSON of the outcome's error
+    error TEXT,                         -- versioned JSON of the outcome's error (pending:
+                                        -- of the last poll's failure, NULL once answered)
     acked_at REAL,
     answered REAL,                      -- when it last answered; NULL: never (or woken since)
     queued INTEGER NOT NULL DEFAULT 0   -- 1: due, in the queue of the most overdue (`sqlite`)

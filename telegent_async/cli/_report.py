@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Final, TextIO
 
 from .._carrier import CarrierError, NextStep
+from .._errors import TelegentError
 from .._models import OrderOutcome
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
@@ -32,7 +33,11 @@ def detail(outcome: OrderOutcome, group: Group) -> tuple[str, str]:
     """(carrier code, words) for a report row."""
     order, error = outcome.order, outcome.error
     if group is Group.TIMED_OUT:
-        return "", f"last status: {order.raw_status if order else 'no answer yet'}"
+        words = f"last status: {order.raw_status if order else 'no answer yet'}"
+        cause = error.__cause__ if error is not None else None
+        if isinstance(cause, TelegentError):  # polls were failing: why, in the API's words
+            words += f"; last poll failed: {type(cause).__name__}: {cause}"
+        return "", words
     if error is not None:
         return "", f"{type(error).__name__}: {error}"
     assert order is not None
