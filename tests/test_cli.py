@@ -229,6 +229,16 @@ async def test_usage_errors_exit_2(fake: FakeTelegent, args: list[str]) -> None:
     assert fake.request_count == 0
 
 
+@pytest.mark.parametrize("rate", ["0.5", "1e-9", "0", "inf", "many"])
+async def test_a_rate_below_one_a_minute_is_a_usage_error(fake: FakeTelegent, rate: str) -> None:
+    # The budget counts whole requests a minute: 1e-9 ran at one a minute, silently.
+    result = await run_cli("get", "--insecure", "--rate", rate, "JNUOID-done", env=api_env(fake))
+    assert result.code == 2
+    (line,) = result.err.splitlines()[-1:]
+    assert "--rate" in line and "Traceback" not in result.err
+    assert fake.request_count == 0
+
+
 async def issue_token(fake: FakeTelegent) -> str:
     body = {"AccountKey": KEY, "AccountSecret": SECRET, "ApiEndpoint": "/v1.0/numbers/order"}
     async with (

@@ -39,15 +39,21 @@ _EPILOG: Final = exit_help() + (
 _N = TypeVar("_N", int, float)
 
 
-def _positive_float(text: str) -> float:
+def _rate(text: str) -> float:
+    """`--rate`: requests per minute, at least 1. The budget counts whole requests in a 60 s
+    window, so a lower rate would be one request a minute all the same (0.001 waited a minute
+    per lookup without a word)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     try:
-        return _validate.positive_number("the value", value)
+        value = _validate.positive_number("the value", value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 request a minute, got {text}")
+    return value
 
 
 def _within(kind: Callable[[str], _N], low: _N, high: _N) -> Callable[[str], _N]:
@@ -126,10 +132,11 @@ _PARENTS: Final[dict[str, tuple[str, dict[str, Any]]]] = {
 --account-secret ACCOUNT_SECRET  account secret (default: $TELEGENT_ACCOUNT_SECRET)
 --base-url BASE_URL  API root (default: $TELEGENT_BASE_URL or https://api.telegent.com/v1.0)
 --insecure !  allow plain http to a loopback host (a fake)
---rate RPM  client-wide budget, requests per minute (default: {_RPM:g}, the standard tier)
+--rate RPM  client-wide budget, requests per minute, at least 1 (default: {_RPM:g}, the
+  standard tier)
 --retries N  retries of a transient failure (429, 5xx, timeout) per request
   (default: {_RETRIES})
-""", {"rate": dict(type=_positive_float, default=_RPM),
+""", {"rate": dict(type=_rate, default=_RPM),
       "retries": dict(type=int, default=_RETRIES)}),
     "ids": ("""
 order_ids ID*  order IDs
