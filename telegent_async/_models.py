@@ -328,12 +328,20 @@ _ERROR_FIELDS = (
 )
 _ORDER_FIELDS = ("last_order", "order")
 #: An error's `__cause__` (a `TelegentError`), a record too: `OrderWaitTimeout`'s last failure,
-#: `SubmitOutcomeUnknownError`'s last attempt (its `cause` attribute as well).
+#: `SubmitOutcomeUnknownError`'s last attempt (its `cause` attribute, kept even when it was
+#: raised `from None`).
 _CAUSE = "cause"
+#: How many causes deep a record goes: a chain the SDK makes is one or two long; a cycle
+#: (`raise e from e`) ends here instead of in a RecursionError.
+_CAUSE_DEPTH = 8
 
 
 def encode_error(error: TelegentError) -> str:
     """Versioned JSON that `decode_error` turns back into the same class with the same fields."""
+    return json.dumps(_error_record(error, _CAUSE_DEPTH), separators=(",", ":"), default=str)
+
+
+def _error_record(error: TelegentError, depth: int) -> dict[str, Any]:
     fields: dict[str, Any] = {
         name: scrubbed(getattr(error, name)) for name in _ERROR_FIELDS if hasattr(error, name)
     }
@@ -343,12 +351,10 @@ def encode_error(error: TelegentError) -> str:
             fields[name] = json.loads(encode_order(value))
         elif hasattr(error, name):
             fields[name] = None
-    cause = error.__cause__
-    if isinstance(cause, TelegentError):
-        fields[_CAUSE] = json.loads(encode_error(cause))
-    record = {"v": RECORD_VERSION, "type": type(error).__name__, "text": str(error)}
-    record["fields"] = fields
-    return json.dumps(record, separators=(",", ":"), default=str)
+    cause = error.__cause__ if error.__cause__ is not None else getattr(error, _CAUSE, None)
+    if isinstance(cause, TelegentError) and depth > 1:
+        fields[_CAUSE] = _error_record(cause, depth - 1)
+    return {"v": RECORD_VERSION, "type": type(error).__name__, "text": str(error), "fields": fields}
 
 
 def decode_error(text: str | bytes, order_id: str) -> TelegentError:

@@ -70,6 +70,20 @@ def test_an_outcome_as_json_and_back_keeps_its_error_class() -> None:
     assert isinstance(again.error, tg.NotFoundError) and again.order is None
 
 
+def test_an_error_caused_by_itself_as_json_and_back() -> None:
+    # `raise e from e`: its JSON (which follows `__cause__`) ended in a RecursionError.
+    error = tg.TransportError("reset")
+    error.__cause__ = error
+    data = json.loads(json.dumps(tg.OrderOutcome("JNOID-9", None, error).to_json()))
+    back = tg.OrderOutcome.from_json(data)
+    assert isinstance(back.error, tg.TransportError) and str(back.error) == "reset"
+    chain = 0
+    cause: BaseException | None = back.error
+    while cause is not None and chain < 100:
+        chain, cause = chain + 1, cause.__cause__
+    assert cause is None  # a finite chain of the same error
+
+
 def test_an_answer_without_its_order_id_as_json_and_back() -> None:
     # A lookup takes an answer without `OrderId` (or with `"OrderId": null`) as the order
     # asked for: as JSON and back, in an outcome and in its error, it is that order again.

@@ -406,7 +406,7 @@ async def test_purge_drops_acknowledged_outcomes_older_than_retain(
     assert await store.get("C") is not None  # pending: kept
 
 
-def caused(error: tg.TelegentError, cause: tg.TelegentError) -> tg.TelegentError:
+def caused(error: tg.TelegentError, cause: tg.TelegentError | None) -> tg.TelegentError:
     error.__cause__ = cause
     return error
 
@@ -431,6 +431,11 @@ def caused(error: tg.TelegentError, cause: tg.TelegentError) -> tg.TelegentError
         tg.SubmitOutcomeUnknownError(
             "submit_port_in", tg.GatewayTimeoutError(504, "late \N{SNOWMAN}\x00"), "look it up"
         ),
+        # Raised `from None` (a body too large to read): its `cause` is that attempt all the same.
+        caused(
+            tg.SubmitOutcomeUnknownError("submit_port_in", tg.GatewayTimeoutError(504, "x"), "-"),
+            None,
+        ),
         tg.TransportError("reset \x00 \ud800 \N{SNOWMAN} " + "x" * 100_000),
     ],
     ids=lambda error: type(error).__name__,
@@ -450,7 +455,8 @@ async def test_errors_round_trip_as_the_same_class(
         *("last_order", "order", "call", "how_to_check"),
     ):
         assert getattr(back, name, None) == getattr(error, name, None), name
-    cause = error.__cause__  # a timeout's last failure, a create's last attempt
+    # A timeout's last failure; a create's last attempt, which is its `cause` too.
+    cause = error.__cause__ if error.__cause__ is not None else getattr(error, "cause", None)
     if cause is not None:
         assert (type(back.__cause__), str(back.__cause__)) == (type(cause), str(cause))
         assert getattr(back.__cause__, "status_code", None) in (503, 504)

@@ -121,8 +121,14 @@ class Claim:
         return None if self.last_order is None else stored_order(self.last_order, self.order_id)
 
     def last_failure(self) -> TelegentError | None:
-        """What the last poll failed with, or None when it was answered (or none was made)."""
-        return None if self.last_error is None else decode_error(self.last_error, self.order_id)
+        """What the last poll failed with, or None when it was answered (or none was made, or
+        its record is one this version cannot read: a newer worker's)."""
+        if self.last_error is None:
+            return None
+        try:
+            return decode_error(self.last_error, self.order_id)
+        except ValueError:
+            return None
 
 
 @attrs.frozen(slots=True)

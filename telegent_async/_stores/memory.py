@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 import time
 from array import array
 from collections import deque
@@ -280,8 +281,8 @@ class MemoryStore:
             else:
                 self._count_polls(slot, self._polls(slot) + 1)
             self._keep_last(slot, answer.order)
-            if answer.error is not None:
-                self._failures[slot] = encode_error(answer.error)
+            if answer.error is not None:  # interned: in an outage, one text for every watch
+                self._failures[slot] = sys.intern(encode_error(answer.error))
             elif self._failures:
                 self._failures.pop(slot, None)
             del self._answered[slot]

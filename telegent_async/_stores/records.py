@@ -109,9 +109,7 @@ def stored_state(
     acknowledged: bool,
 ) -> WatchState:
     """A watch from what a store kept of it (`stored_outcome` holds its last order, error and
-    tag; the status is the last order's); `next_poll` in seconds since the epoch. The error
-    of a pending watch (its last poll's failure, which stores keep for its claims) is not its
-    state's: `WatchState.error` is the error it settled with."""
+    tag; the status is the last order's); `next_poll` in seconds since the epoch."""
     last = outcome.order
     return WatchState(
         outcome.order_id,
@@ -122,5 +120,5 @@ def stored_state(
         None if next_poll is None else _when(next_poll),
         settled,
         acknowledged,
-        outcome.error if settled else None,
+        outcome.error,
     )

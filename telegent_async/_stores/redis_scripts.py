@@ -353,7 +353,8 @@ RETRY = """
 local rearmed = count_each(5, function(id, key)
   local seq = redis.call('HGET', key, 'seq')
   if not seq then return false end
-  redis.call('HDEL', key, 'seq', 'error', 'acked_at', 'consumer', 'leased', 'woken', 'answered')
+  redis.call(
+    'HDEL', key, 'seq', 'error', 'acked_at', 'consumer', 'leased', 'woken', 'answered', 'failure')
   redis.call('HSET', key, 'attempts', 0)
   redis.call('XDEL', KEYS[2], '0-' .. seq)
   redis.call('ZREM', KEYS[3], id)
