@@ -313,16 +313,18 @@ class Scheduler:
         return self._deadline if claim.deadline is None else claim.deadline
 
     def _timed_out(
-        self, claim: Claim, last: Order | None, *, polled: bool = True
+        self, claim: Claim, last: Order | None, cause: TelegentError | None, *, polled: bool = True
     ) -> OrderWaitTimeout:
-        return OrderWaitTimeout(claim.order_id, last, self._timeout, polled=polled)
+        """The watch's timeout; `cause`: its last poll's failure, if that poll failed."""
+        timeout = OrderWaitTimeout(claim.order_id, last, self._timeout, polled=polled)
+        timeout.__cause__ = cause
+        return timeout
 
     def _expired(self, claim: Claim, polled: bool) -> Settlement:
         """A watch past its deadline that is settled without another poll (`polled`: the
         order was polled before); its last poll's failure, if it failed, is the cause."""
         last = claim.last()
-        timeout = self._timed_out(claim, last, polled=polled)
-        timeout.__cause__ = claim.last_failure()
+        timeout = self._timed_out(claim, last, claim.last_failure(), polled=polled)
         return Settlement(claim, last, timeout, polled=False)
 
     async def _start(self, claims: Sequence[Claim], now: float) -> None:
@@ -420,9 +422,7 @@ class Scheduler:
             else:
                 last = order or claim.last()
                 if verdict is PollVerdict.TIMED_OUT:
-                    timeout = self._timed_out(claim, last)
-                    timeout.__cause__ = error
-                    error = timeout
+                    error = self._timed_out(claim, last, error)
                 settlements.append(Settlement(claim, last, error))
         if not self._in_flight:
             self._renew_at = math.inf

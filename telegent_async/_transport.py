@@ -247,7 +247,7 @@ class Transport:
                                 try:
                                     body = await _read_capped(response)
                                 except ResponseDecodeError as exc:
-                                    raise request.creates.outcome_unknown(exc) from None
+                                    raise request.creates.outcome_unknown(exc) from exc
                             answer = HTTPAnswer(response.status, response.headers, body)
                     counters.by_class[answer.status // 100] += 1
                     if secrets:

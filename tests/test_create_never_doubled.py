@@ -172,4 +172,5 @@ async def test_an_answer_too_large_to_read_leaves_the_outcome_unknown(call: str)
         with pytest.raises(tg.SubmitOutcomeUnknownError) as caught:
             await create(client)
     assert isinstance(caught.value.cause, tg.ResponseDecodeError)
+    assert caught.value.__cause__ is caught.value.cause  # "also `__cause__`", as documented
     assert len(fake.create_requests(path)) == 1

@@ -26,6 +26,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeAlias
 
+from .._errors import TelegentError
 from .._models import Order
 from .._redis_connection import cancellable, connect
 from .base import (
@@ -65,11 +66,15 @@ def _status(status: str) -> bytes:
     return status.encode("utf-8", "surrogatepass")
 
 
-def _fenced(claim: Claim, value: _Arg, order: Order | None) -> list[_Arg]:
+def _fenced(
+    claim: Claim, value: _Arg, order: Order | None, error: TelegentError | None
+) -> list[_Arg]:
     """A write's arguments as the record and settle scripts take them: the watch, its fence,
-    a value of the script's, then status and order JSON ('' = no answer)."""
+    a value of the script's, then status and order JSON ('' = no answer) and the error's
+    ('' = none: a record's failed poll, a settlement's error)."""
     answer = ["", ""] if order is None else [_status(order.raw_status), encode_order(order)]
-    return [claim.order_id, claim.fence, value, *answer]
+    failure = "" if error is None else encode_error(error)
+    return [claim.order_id, claim.fence, value, *answer, failure]
 
 
 def _glob(text: str) -> str:
@@ -243,20 +248,18 @@ class RedisStore:
     async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
         if not answers:
             return []
-        args: list[_Arg] = []
-        for answer in answers:
-            args += _fenced(answer.claim, repr(answer.next_poll), answer.order)
-            args.append("" if answer.error is None else encode_error(answer.error))
+        args = [
+            arg for a in answers for arg in _fenced(a.claim, repr(a.next_poll), a.order, a.error)
+        ]
         stale = await self._call("record", self._queue, *args)
         return [order_id.decode() for order_id in stale]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
         if not settlements:
             return []
-        args: list[_Arg] = []
-        for item in settlements:
-            args += _fenced(item.claim, int(item.polled), item.order)
-            args.append("" if item.error is None else encode_error(item.error))
+        args = [
+            arg for s in settlements for arg in _fenced(s.claim, int(s.polled), s.order, s.error)
+        ]
         keys = self.keys
         settle = [keys.due, keys.seq, keys.outcomes, keys.overdue, keys.waiting]
         stale = await self._call("settle", settle, *args)

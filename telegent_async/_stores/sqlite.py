@@ -31,6 +31,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
+from .._errors import TelegentError
+from .._models import Order
 from .base import (
     BATCH,
     QUEUE_BATCH,
@@ -92,6 +94,19 @@ def _storable(status: str) -> str | bytes:
 def _status(stored: str | bytes | None) -> str | None:
     """The status `_storable` kept (text, or its bytes)."""
     return stored.decode("utf-8", "surrogatepass") if isinstance(stored, bytes) else stored
+
+
+def _written(claim: Claim, order: Order | None, error: TelegentError | None) -> tuple[Any, ...]:
+    """What `record` and `settle` write of a watch, as they bind it: status, order JSON and
+    error JSON (None: none; a record's failed poll, a settlement's error), then the watch and
+    its fence."""
+    return (
+        None if order is None else _storable(order.raw_status),
+        None if order is None else encode_order(order),
+        None if error is None else encode_error(error),
+        claim.order_id,
+        claim.fence,
+    )
 
 
 class SQLiteStore:
@@ -232,13 +247,7 @@ class SQLiteStore:
         return await self._run(due, write=False)
 
     async def record(self, answers: Sequence[PendingAnswer]) -> list[str]:
-        rows = []
-        for answer in answers:
-            order, claim = answer.order, answer.claim
-            status = None if order is None else _storable(order.raw_status)
-            body = None if order is None else encode_order(order)
-            error = None if answer.error is None else encode_error(answer.error)
-            rows.append((answer.next_poll, status, body, error, claim.order_id, claim.fence))
+        rows = [(a.next_poll, *_written(a.claim, a.order, a.error)) for a in answers]
 
         def record(db: sqlite3.Connection) -> list[str]:
             now = self._clock()
@@ -259,19 +268,7 @@ class SQLiteStore:
         return await self._run(record)
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[str]:
-        rows = []
-        for item in settlements:
-            order, claim = item.order, item.claim
-            rows.append(
-                (
-                    int(item.polled),
-                    None if order is None else _storable(order.raw_status),
-                    None if order is None else encode_order(order),
-                    None if item.error is None else encode_error(item.error),
-                    claim.order_id,
-                    claim.fence,
-                )
-            )
+        rows = [(int(s.polled), *_written(s.claim, s.order, s.error)) for s in settlements]
 
         def settle(db: sqlite3.Connection) -> list[str]:
             seq = db.execute("SELECT value FROM counters WHERE name = 'settled_seq'").fetchone()[0]
