@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import sys
 import threading
 import uuid
@@ -26,6 +27,18 @@ from telegent_async.testing import FakeTelegent, RedisServer
 
 if TYPE_CHECKING:
     from telegent_async.contrib.temporal import OrderActivities
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the processes the tests interrupt as it would at a terminal.
+
+    A runner started in the background (`cmd &` in a script, nohup) ignores SIGINT; every
+    process it starts inherits that, and Python then leaves SIGINT ignored. The CLI at its
+    PIN prompt never saw the test's SIGINT (a fresh-clone CI run started so waited out the
+    test's 20 s, 2026-12-07). A handler, unlike an ignored signal, is reset by exec, so the
+    processes started from here get Python's own."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
