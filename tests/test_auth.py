@@ -7,7 +7,7 @@ import itertools
 from collections.abc import AsyncIterator
 
 import pytest
-from helpers import fast_client, spaced
+from helpers import fast_client, spaced, wait_until
 
 import telegent_async as tg
 from telegent_async.testing import FakeTelegent
@@ -123,3 +123,27 @@ async def test_token_renewed_while_calls_wait_in_the_budget() -> None:
     # The renewal jumped the queue: no stall while it waited behind the calls needing it.
     arrivals = [r.at for r in fake.order_requests()]
     assert max(b - a for a, b in itertools.pairwise(arrivals)) < 0.5
+
+
+@pytest.mark.slow  # real time: past a token lifetime of whole seconds
+async def test_token_renewed_while_a_call_waits_for_a_connection() -> None:
+    """A token that expires while its call queues for a connection is not sent stale.
+
+    One connection, held 1.3 s by a stalled answer; a second call takes the token (issued
+    at 0, renewed at 0.8 s, expired at 1 s) as the stall begins and gets the connection at
+    about 1.3 s. Sent as taken, it would be answered 401 (and renewed only then).
+    """
+    async with FakeTelegent(
+        default_status="Complete", token_lifetime=1.0, stall_seconds=1.3
+    ) as fake:
+        client = fast_client(fake, max_connections=1, timeout=3.0)
+        async with client:
+            await client.get_order("JNUOID-first")  # the token, issued now
+            fake.inject("stall")
+            held = asyncio.ensure_future(client.get_order("JNUOID-held"))
+            await wait_until(lambda: len(fake.order_requests()) == 2)  # the stall began
+            queued = await client.get_order("JNUOID-queued")
+            await held
+    assert queued.succeeded
+    assert [r.status for r in fake.order_requests("JNUOID-queued")] == [200]
+    assert len(fake.token_requests) == 2
