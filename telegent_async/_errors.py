@@ -318,7 +318,7 @@ class OrderWaitTimeout(TelegentError):
         polled: bool = True,
     ) -> None:
         if not polled:  # the request budget never reached it: the server is not to blame
-            detail = "never polled: the request budget ran out before its turn"
+            detail = "never polled: the request budget let no poll of it out in time"
         else:
             detail = "last status: " + (
                 last_order.raw_status if last_order is not None else "no answer"

@@ -146,6 +146,9 @@ class Scheduler:
     #: refusals in a row led there.
     paused_until: float = attrs.field(init=False, default=-math.inf)
     _refusals: int = attrs.field(init=False, default=0)
+    #: The failure of the last poll the budget could not let out (`BudgetUnavailableError`),
+    #: until a poll gets past it: the cause of a timeout while it lasts, for every watch.
+    _budget_failure: TelegentError | None = attrs.field(init=False, default=None)
     #: Wall-clock time of the last poll that ended (answered or failed).
     last_poll_at: float | None = attrs.field(init=False, default=None)
     # Not yet committed (the store failed): written first at the next step.
@@ -322,9 +325,11 @@ class Scheduler:
 
     def _expired(self, claim: Claim, polled: bool) -> Settlement:
         """A watch past its deadline that is settled without another poll (`polled`: the
-        order was polled before); its last poll's failure, if it failed, is the cause."""
+        order was polled before); the cause is its last poll's failure, if it failed, and
+        while the budget is unreachable, that (its polls are given back unrecorded)."""
         last = claim.last()
-        timeout = self._timed_out(claim, last, claim.last_failure(), polled=polled)
+        cause = self._budget_failure or claim.last_failure()
+        timeout = self._timed_out(claim, last, cause, polled=polled)
         return Settlement(claim, last, timeout, polled=False)
 
     async def _start(self, claims: Sequence[Claim], now: float) -> None:
@@ -392,13 +397,15 @@ class Scheduler:
             else:
                 logger.debug("order %s: poll failed: %s", claim.order_id, error)
             self.last_poll_at = time.time()
+            unbudgeted = isinstance(error, BudgetUnavailableError)
+            self._budget_failure = error if unbudgeted else None
             if error is None or (isinstance(error, APIStatusError) and not is_refusal(error)):
                 self._accepted()
             if error is not None and self._pause_on_refusal and is_refusal(error):
                 refusal = error  # the account's fault, not the order's
                 self._released.append(claim)
                 continue
-            if isinstance(error, BudgetUnavailableError):  # the budget's own outage: later
+            if unbudgeted:  # the budget's own outage: polled later
                 self._released.append(claim)
                 continue
             policy = self._policy if claim.policy is None else claim.policy

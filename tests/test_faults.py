@@ -232,6 +232,30 @@ async def test_an_unreachable_budget_is_budget_unavailable_and_sends_nothing(
         assert len(fake.token_requests) == 1  # the first client's: none sent unbudgeted
 
 
+async def test_a_fan_out_timed_out_by_an_unreachable_budget_names_it(
+    fake: FakeTelegent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fan-out whose budget cannot be reached to its deadline: each timeout says the order
+    was never polled and names the budget's failure (its polls were given back unrecorded),
+    as a single wait's does; not "no cause", as if the budget had merely run out."""
+    monkeypatch.setattr(redis_budget, "UNAVAILABLE_AFTER", 0.3)
+    fake.add_order("JNOID-1", "Pending")
+    with RedisServer(persist=True) as server:
+        budget = tg.RedisBudget(server.url, 60000, name="away")
+        async with fast_client(fake, budget=budget) as client:
+            await client.get_order("JNOID-1")  # the token, while the budget is there
+            server.down()
+            ids = ["JNOID-1", "JNOID-2"]
+            outcomes = [o async for o in client.wait_for_orders(ids, timeout=1.0)]
+    assert sorted(o.order_id for o in outcomes) == ids
+    for outcome in outcomes:
+        assert isinstance(outcome.error, tg.OrderWaitTimeout), outcome
+        assert not outcome.error.polled
+        assert isinstance(outcome.error.__cause__, tg.BudgetUnavailableError), outcome
+        assert "could not be reached" in str(outcome.error.__cause__)
+    assert len(fake.order_requests()) == 1  # the lookup before the outage: none unbudgeted
+
+
 # -- SQLite locked by another process --------------------------------------------------------
 
 LOCK_HOLDER = """
