@@ -16,7 +16,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TypeAlias, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 from . import _validate
 from ._errors import TelegentError, is_credentials_error
@@ -37,6 +37,12 @@ logger = logging.getLogger("telegent_async")
 STOPPED = "telegent_watcher_stopped"
 #: How often a running watcher drops acknowledged outcomes older than `retain`.
 PURGE_EVERY = 3600.0
+#: How long `aclose` goes on stopping through further cancels, so that the claims of polls
+#: under way are given back: `watch run` re-cancels every 0.5 s after SIGTERM, and a stop
+#: may wait that long for a store (another process's lock, a Redis stall). Cut short, the
+#: release was skipped and the watches stayed leased until their lease ended
+#: (tests/test_faults.py; seen in CI as a lease left after SIGTERM on a loaded machine).
+CLOSE_GRACE = 5.0
 
 Deadline: TypeAlias = datetime | float | None
 T = TypeVar("T")
@@ -162,15 +168,18 @@ class OrderWatcher:
 
     async def aclose(self) -> None:
         """Stop polling, give back the claims of polls under way, close a store we opened;
-        `settled()` iterators end."""
+        `settled()` iterators end. Cancelled again meanwhile, it goes on stopping for up to
+        `CLOSE_GRACE` seconds, so that the claims are given back, then passes the cancel on."""
         self._closed = True
         self._waiters.announce()
         tasks, self._tasks = self._tasks, []
         self._scheduler.close()
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._waiters.fail(RuntimeError("the OrderWatcher was closed"))
+        try:
+            await _through_cancels(asyncio.gather(*tasks, return_exceptions=True), CLOSE_GRACE)
+        finally:
+            self._waiters.fail(RuntimeError("the OrderWatcher was closed"))
         if self._owns_store:
             await self._store.aclose()
 
@@ -393,3 +402,22 @@ async def until_refused(watcher: OrderWatcher, every: float = 0.2) -> TelegentEr
         if isinstance(error, TelegentError):
             return error
         await asyncio.sleep(every)
+
+
+async def _through_cancels(stopping: asyncio.Future[Any], grace: float) -> None:
+    """Wait for `stopping` to end though cancelled meanwhile, for `grace` seconds at most
+    (then it is cancelled and no longer waited for), and then pass a cancel that came on."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + grace
+    cancelled = False
+    while not stopping.done():
+        left = give_up - loop.time()
+        if left <= 0:
+            stopping.cancel()
+            break
+        try:
+            await asyncio.wait([stopping], timeout=left)
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError

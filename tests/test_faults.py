@@ -300,6 +300,45 @@ async def test_an_sqlite_lock_held_past_lock_timeout_pauses_the_watcher_only(
         await delivered.all_of(finals)
 
 
+@pytest.mark.slow
+async def test_a_stop_cancelled_again_still_gives_back_the_polls_under_way(
+    fake: FakeTelegent, tmp_path: pathlib.Path
+) -> None:
+    """A stopping watcher may be cancelled again: `watch run` re-cancels every 0.5 s after
+    SIGTERM, a caller's timeout may cancel a close. The claims of the polls under way are
+    given back all the same, not left leased until their lease ends. Another process holds
+    the file's lock as the stop begins, so the release waits for it, and the second cancel
+    lands in that wait."""
+    ids = [f"JNOID-{n}" for n in range(4)]
+    for order_id in ids:
+        fake.add_order(order_id, "Submitted")
+    fake.inject("stall", count=len(ids))  # every first poll is under way when the stop comes
+    db = tmp_path / "w.db"
+    async with fast_client(fake, timeout=5.0) as client:
+        watcher = tg.OrderWatcher(client, tg.SQLiteStore(db, lock_timeout=5.0), policy=FAST_POLL)
+
+        async def watch() -> None:
+            async with watcher:
+                await watcher.add_many(ids)
+                await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(watch())
+        await wait_until(lambda: len(fake.order_requests()) == len(ids))
+        async with lock_held(db) as holder:
+            task.cancel()
+            await wait_until(lambda: fake.open_connections == 0)  # the polls were cancelled
+            await asyncio.sleep(0.1)  # (the release waits for the lock: up to 5 s)
+            task.cancel()
+            await asyncio.sleep(0.2)
+            os.kill(holder.pid, signal.SIGKILL)  # the lock goes with its process
+            await holder.wait()
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    with contextlib.closing(sqlite3.connect(db)) as file:
+        leased = file.execute("SELECT count(*) FROM watches WHERE leased_by IS NOT NULL")
+        assert leased.fetchone() == (0,)
+
+
 # -- credentials -----------------------------------------------------------------------------
 
 
