@@ -314,8 +314,9 @@ async def test_a_stop_cancelled_again_still_gives_back_the_polls_under_way(
         fake.add_order(order_id, "Submitted")
     fake.inject("stall", count=len(ids))  # every first poll is under way when the stop comes
     db = tmp_path / "w.db"
+    store = tg.SQLiteStore(db, lock_timeout=5.0)  # ours to close: the watcher did not open it
     async with fast_client(fake, timeout=5.0) as client:
-        watcher = tg.OrderWatcher(client, tg.SQLiteStore(db, lock_timeout=5.0), policy=FAST_POLL)
+        watcher = tg.OrderWatcher(client, store, policy=FAST_POLL)
 
         async def watch() -> None:
             async with watcher:
@@ -333,6 +334,7 @@ async def test_a_stop_cancelled_again_still_gives_back_the_polls_under_way(
             os.kill(holder.pid, signal.SIGKILL)  # the lock goes with its process
             await holder.wait()
         await asyncio.gather(task, return_exceptions=True)
+    await store.aclose()
     assert task.cancelled()
     with contextlib.closing(sqlite3.connect(db)) as file:
         leased = file.execute("SELECT count(*) FROM watches WHERE leased_by IS NOT NULL")
