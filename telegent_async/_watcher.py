@@ -41,7 +41,7 @@ PURGE_EVERY = 3600.0
 #: under way are given back: `watch run` re-cancels every 0.5 s after SIGTERM, and a stop
 #: may wait that long for a store (another process's lock, a Redis stall). Cut short, the
 #: release was skipped and the watches stayed leased until their lease ended
-#: (tests/test_faults.py; seen in CI as a lease left after SIGTERM on a loaded machine).
+#: (tests/test_faults.py; the likely cause of a lease one CI run found left after SIGTERM).
 CLOSE_GRACE = 5.0
 
 Deadline: TypeAlias = datetime | float | None
