@@ -29,7 +29,7 @@ from ._telemetry import telemetry
 from ._timing import PollPolicy, checked_policy, deadline_at
 from ._waiters import Waiters
 
-__all__ = ["OrderWatcher", "until_refused"]
+__all__ = ["CLOSE_GRACE", "OrderWatcher", "through_cancels", "until_refused"]
 
 logger = logging.getLogger("telegent_async")
 
@@ -168,8 +168,9 @@ class OrderWatcher:
 
     async def aclose(self) -> None:
         """Stop polling, give back the claims of polls under way, close a store we opened;
-        `settled()` iterators end. Cancelled again meanwhile, it goes on stopping for up to
-        `CLOSE_GRACE` seconds, so that the claims are given back, then passes the cancel on."""
+        `settled()` iterators end. Cancelled meanwhile, it goes on stopping for up to
+        `CLOSE_GRACE` seconds more, so that the claims are given back, then passes the cancel
+        on."""
         self._closed = True
         self._waiters.announce()
         tasks, self._tasks = self._tasks, []
@@ -177,7 +178,7 @@ class OrderWatcher:
         for task in tasks:
             task.cancel()
         try:
-            await _through_cancels(asyncio.gather(*tasks, return_exceptions=True), CLOSE_GRACE)
+            await through_cancels(asyncio.gather(*tasks, return_exceptions=True), CLOSE_GRACE)
         finally:
             self._waiters.fail(RuntimeError("the OrderWatcher was closed"))
         if self._owns_store:
@@ -404,20 +405,21 @@ async def until_refused(watcher: OrderWatcher, every: float = 0.2) -> TelegentEr
         await asyncio.sleep(every)
 
 
-async def _through_cancels(stopping: asyncio.Future[Any], grace: float) -> None:
-    """Wait for `stopping` to end though cancelled meanwhile, for `grace` seconds at most
-    (then it is cancelled and no longer waited for), and then pass a cancel that came on."""
+async def through_cancels(stopping: asyncio.Future[Any], grace: float) -> None:
+    """Wait for `stopping` to end, as long as it takes; cancelled meanwhile, go on waiting
+    for `grace` seconds more at most (then cancel it and wait no longer), and then pass the
+    cancel on. (Counted from the first cancel: a stop not cancelled again is never cut.)"""
     loop = asyncio.get_running_loop()
-    give_up = loop.time() + grace
-    cancelled = False
+    give_up: float | None = None  # set by the first cancel that comes
     while not stopping.done():
-        left = give_up - loop.time()
-        if left <= 0:
+        left = None if give_up is None else give_up - loop.time()
+        if left is not None and left <= 0:
             stopping.cancel()
             break
         try:
             await asyncio.wait([stopping], timeout=left)
         except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
+            if give_up is None:
+                give_up = loop.time() + grace
+    if give_up is not None:
         raise asyncio.CancelledError

@@ -19,6 +19,7 @@ import pytest
 from helpers import FAST_POLL, client_tasks, fast_client, spaced, wait_until
 
 import telegent_async as tg
+from telegent_async._watcher import through_cancels
 from telegent_async.testing import FakeTelegent, Step
 
 SEED = 7
@@ -369,3 +370,37 @@ async def test_attempt_timeout_during_cleanup_after_a_cancel_is_a_timeout() -> N
         order = await asyncio.wait_for(task, 2.0)
     assert order.succeeded
     assert [r.status for r in fake.order_requests("JNUOID-cleanup")] == [0, 200]
+
+
+# -- a watcher's close through further cancels (`through_cancels`) --------------------------
+
+
+async def test_a_close_not_cancelled_waits_for_its_stop_however_long_it_takes() -> None:
+    """The grace counts from a cancel: a stop slower than it (a store waiting out a lock) is
+    waited for to its end, not cut."""
+    stopping = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.15, stopping.set_result, None)
+    await through_cancels(stopping, grace=0.05)
+    assert stopping.done() and not stopping.cancelled()
+
+
+async def test_a_close_cancelled_twice_finishes_its_stop_then_passes_the_cancel_on() -> None:
+    stopping = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().call_later(0.1, stopping.set_result, None)
+    closing = asyncio.ensure_future(through_cancels(stopping, grace=5.0))
+    for _ in range(2):  # `watch run` cancels again every 0.5 s; two, one turn apart, here
+        await asyncio.sleep(0)
+        closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    assert stopping.done() and not stopping.cancelled()  # the stop ran to its end
+
+
+async def test_a_close_cancelled_gives_its_stop_up_after_the_grace() -> None:
+    stopping = asyncio.get_running_loop().create_future()  # a stop that never ends
+    closing = asyncio.ensure_future(through_cancels(stopping, grace=0.05))
+    await asyncio.sleep(0)
+    closing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(closing, 2.0)
+    assert stopping.cancelled()
