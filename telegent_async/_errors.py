@@ -297,8 +297,8 @@ class ClientClosedError(RuntimeError):
 class OrderWaitTimeout(TelegentError):
     """The wait's deadline passed before the order settled.
 
-    When polls were failing, the last failure is the `__cause__` (none for the `timeout` of
-    `OrderWatcher.wait`, which gives up waiting while the watch goes on).
+    When polls were failing, the last failure is the `__cause__` (for the `timeout` of
+    `OrderWatcher.wait`, too, which gives up waiting while the watch goes on).
 
     Args:
         order_id: The order waited for.

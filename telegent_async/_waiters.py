@@ -84,7 +84,9 @@ class Waiters:
                     return _result(order_id, state.last_order, state.error)
                 remaining = give_up - loop.time()
                 if remaining <= 0:
-                    raise OrderWaitTimeout(order_id, state.last_order, timeout)
+                    raise OrderWaitTimeout(order_id, state.last_order, timeout) from (
+                        state.last_error
+                    )
                 # asyncio.wait, not wait_for: see `news_or_timeout` (and it leaves `future`,
                 # which other waiters share, uncancelled).
                 await asyncio.wait({future}, timeout=min(remaining, max_idle))

@@ -148,18 +148,31 @@ async def test_wait_timeout_exits_3_and_outranks_failures(fake: FakeTelegent) ->
     assert result.code == 3
 
 
-async def test_a_timeout_whose_polls_failed_says_why(fake: FakeTelegent) -> None:
-    # The report names the last poll's failure beside the last status, in the API's words.
+@pytest.mark.parametrize("durable", [False, True], ids=["wait", "wait --state"])
+async def test_a_timeout_whose_polls_failed_says_why(
+    fake: FakeTelegent, tmp_path: Path, durable: bool
+) -> None:
+    # The report names the last poll's failure beside the last status, in the API's words;
+    # with --state, as the store kept it.
     fake.inject("503", count=10_000)
+    state = ["--state", str(tmp_path / "watches.db")] if durable else []
     result = await run_cli(
-        "wait", "--timeout", "0.25", "--retries", "0", *FAST, "JNUOID-pending", env=api_env(fake)
-    )
+        "wait", "--timeout", "0.5", *state, "--retries", "0", *FAST, "JNUOID-pending",
+        env=api_env(fake),
+    )  # fmt: skip
     assert_clean(result)
     assert result.code == 3
     assert "Timed out (1)" in result.out
     assert "last status: no answer yet; last poll failed: ServiceUnavailableError: HTTP 503" in (
         " ".join(result.out.split())  # as one line, however the table wraps it
     )
+    if durable:  # the watch stays pending, and `watch list` says why its polls fail
+        rows = (await run_cli("watch", "list", "--store", state[1], "--json")).json_lines()
+        row = rows["JNUOID-pending"]
+        assert (row["settled"], row["error"]) == (False, None)
+        assert row["last_error"].startswith("ServiceUnavailableError: HTTP 503")
+        table = await run_cli("watch", "list", "--store", state[1])
+        assert "last poll failed: ServiceUnavailableError: HTTP 503" in table.out
 
 
 async def test_transport_failure_exits_3(fake: FakeTelegent) -> None:

@@ -215,6 +215,10 @@ async def test_a_failed_polls_error_comes_with_the_next_claims_until_an_answer(
     )
     state = await store.get("A")
     assert state is not None and state.error is None  # a pending watch's error: none
+    assert isinstance(state.last_error, tg.ServiceUnavailableError)  # its last poll's: this
+    assert (state.last_error.status_code, str(state.last_error)) == (503, str(unavailable))
+    listed = {s.order_id: s.last_error async for s in store.watches(settled=False)}
+    assert isinstance(listed["B"], tg.TransportError) and str(listed["B"]) == "reset"
     clock.advance(5)
     claims = {c.order_id: c for c in await store.claim(10, LEASE, "other")}
     failure = claims["A"].last_failure()
@@ -229,6 +233,11 @@ async def test_a_failed_polls_error_comes_with_the_next_claims_until_an_answer(
     assert (claim.order_id, claim.last_failure()) == ("A", None)
     (delivery,) = await store.outcomes()
     assert (delivery.outcome.order_id, delivery.outcome.error) == ("B", None)
+    states = [await store.get(order_id) for order_id in ("A", "B")]
+    assert [(s.settled, s.error, s.last_error) for s in states if s] == [
+        (False, None, None),
+        (True, None, None),
+    ]
 
 
 async def test_an_answer_without_its_order_id_comes_back_as_that_order(

@@ -165,6 +165,21 @@ async def test_wait_times_out_but_the_watch_goes_on(
     assert not await watcher.remove("JNOID-1")
 
 
+async def test_a_wait_given_up_while_polls_fail_names_the_last_failure(
+    fake: FakeTelegent, watcher: tg.OrderWatcher
+) -> None:
+    # As any `OrderWaitTimeout` whose polls were failing: the last failure is the cause.
+    fake.add_order("JNOID-1", "Submitted")
+    fake.set_response("JNOID-1", status=500, body="down for maintenance")
+    with pytest.raises(tg.OrderWaitTimeout) as raised:
+        await watcher.wait("JNOID-1", timeout=1.0)
+    cause = raised.value.__cause__
+    assert isinstance(cause, tg.InternalServerError) and cause.status_code == 500
+    state = await watcher.get("JNOID-1")  # the watch goes on, and says the same
+    assert state is not None and not state.settled and state.error is None
+    assert isinstance(state.last_error, tg.InternalServerError)
+
+
 async def test_a_long_poll_keeps_its_lease(fake: FakeTelegent) -> None:
     fake.stall_seconds = 0.3  # twice the lease
     fake.add_order("JNOID-1", "Completed")

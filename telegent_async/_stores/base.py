@@ -54,6 +54,8 @@ class WatchState:
         settled: True once the watch has its outcome.
         acknowledged: True once that outcome was acknowledged (`settled()`, `ack`).
         error: The error the watch settled with (`NotFoundError`, `OrderWaitTimeout` ...).
+        last_error: While pending, the failure of its last poll if that poll failed (the
+            answer of a later poll clears it); None once settled (see `error`).
     """
 
     order_id: str
@@ -65,6 +67,7 @@ class WatchState:
     settled: bool
     acknowledged: bool
     error: TelegentError | None = attrs.field(eq=False)
+    last_error: TelegentError | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

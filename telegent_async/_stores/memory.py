@@ -438,7 +438,12 @@ class MemoryStore:
         _, body = self._unpack_last(slot)
         outcome = stored_outcome(order_id, body, None, self._tag(slot))
         return stored_state(
-            outcome, self._polls(slot), self._next[slot], settled=False, acknowledged=False
+            outcome,
+            self._polls(slot),
+            self._next[slot],
+            settled=False,
+            acknowledged=False,
+            failure=self._failures.get(slot),
         )
 
     async def remove(self, order_ids: Sequence[str]) -> int:

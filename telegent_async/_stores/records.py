@@ -107,10 +107,13 @@ def stored_state(
     *,
     settled: bool,
     acknowledged: bool,
+    failure: str | bytes | None = None,
 ) -> WatchState:
     """A watch from what a store kept of it (`stored_outcome` holds its last order, error and
-    tag; the status is the last order's); `next_poll` in seconds since the epoch."""
+    tag; the status is the last order's); `next_poll` in seconds since the epoch; `failure`:
+    the JSON of a pending watch's last poll's failure (`encode_error`), if it failed."""
     last = outcome.order
+    last_error = None if failure is None else decode_error(failure, outcome.order_id)
     return WatchState(
         outcome.order_id,
         outcome.tag,
@@ -121,4 +124,5 @@ def stored_state(
         settled,
         acknowledged,
         outcome.error,
+        last_error,
     )

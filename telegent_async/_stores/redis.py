@@ -326,9 +326,11 @@ class RedisStore:
                 )
                 settled, acked = b"seq" in fields, b"acked_at" in fields
                 attempts = int(fields[b"attempts"])
-                states.append(
-                    stored_state(outcome, attempts, score, settled=settled, acknowledged=acked)
+                failure = fields.get(b"failure")  # absent once settled
+                kept = stored_state(
+                    outcome, attempts, score, settled=settled, acknowledged=acked, failure=failure
                 )
+                states.append(kept)
         return states
 
     async def count(self) -> WatchCounts:

@@ -65,14 +65,14 @@ _STATE_COLUMNS = "order_id, tag, last_order, attempts, next_poll, settled_seq, e
 def _state(row: Any) -> WatchState:
     """A watch from its row (`_STATE_COLUMNS`)."""
     order_id, tag, body, attempts, next_poll, seq, error, acked_at = row
-    if seq is None:  # pending: `error` holds its last poll's failure, not the watch's state
-        error = None
+    settled = seq is not None  # pending, `error` holds its last poll's failure
     return stored_state(
-        stored_outcome(order_id, body, error, tag),
+        stored_outcome(order_id, body, error if settled else None, tag),
         attempts,
         next_poll,
-        settled=seq is not None,
+        settled=settled,
         acknowledged=acked_at is not None,
+        failure=None if settled else error,
     )
 
 

@@ -27,7 +27,7 @@ from .._errors import APIStatusError, TelegentError
 from .._portin import BillingAddress, PortInCancel, PortInUpdate, port_in_date
 from .._webhook import Webhook, WebhookAuth, masked_url
 from ._exit import EXIT_OK, UsageError, failed_request_exit
-from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally, code_json
+from ._outcomes import PROG, UPDATE_OPTIONS, Run, Tally, code_json, named
 from ._session import client_options, open_client, run_stoppable
 from ._terminal import Console, shown
 
@@ -79,7 +79,7 @@ def _call(
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     except TelegentError as exc:
-        console.write(f"{PROG}: error: {what} failed: {type(exc).__name__}: {exc}\n")
+        console.write(f"{PROG}: error: {what} failed: {named(exc)}\n")
         # A refusal quoting a code (GENS-0041: no port-in found) says what comes next.
         carrier = exc.carrier_error if isinstance(exc, APIStatusError) else None
         if carrier is not None:

@@ -211,8 +211,14 @@ def state_json(state: WatchState) -> dict[str, Any]:
     del row["last_order"]
     order = state.last_order
     row["raw_status"] = order.raw_status if order is not None else None
-    row["error"] = f"{type(state.error).__name__}: {state.error}" if state.error else None
+    row["error"] = named(state.error) if state.error else None
+    row["last_error"] = named(state.last_error) if state.last_error else None
     return row
+
+
+def named(error: BaseException) -> str:
+    """An error as the CLI names it: its class, then its words (`NotFoundError: HTTP 404 ...`)."""
+    return f"{type(error).__name__}: {error}"
 
 
 def code_json(carrier: CarrierError) -> dict[str, Any]:

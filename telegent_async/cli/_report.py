@@ -15,7 +15,7 @@ from .._errors import TelegentError
 from .._models import OrderOutcome
 from .._status import status_words
 from ._exit import run_exit_status, setup_error_words, summary_of
-from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of, outcome_json
+from ._outcomes import PROG, Group, Run, busiest_window, carrier_of, fix_of, named, outcome_json
 from ._terminal import GROUP_COLORS, Console, columns, paint, shown, use_color
 
 _NOTES: Final = {
@@ -36,10 +36,10 @@ def detail(outcome: OrderOutcome, group: Group) -> tuple[str, str]:
         words = f"last status: {order.raw_status if order else 'no answer yet'}"
         cause = error.__cause__ if error is not None else None
         if isinstance(cause, TelegentError):  # polls were failing: why, in the API's words
-            words += f"; last poll failed: {type(cause).__name__}: {cause}"
+            words += f"; last poll failed: {named(cause)}"
         return "", words
     if error is not None:
-        return "", f"{type(error).__name__}: {error}"
+        return "", named(error)
     assert order is not None
     carrier = order.carrier_error
     if carrier is not None:

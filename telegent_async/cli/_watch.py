@@ -26,7 +26,7 @@ from .._stores.base import WatchState, WatchStore
 from .._timing import PRESETS
 from .._watcher import STOPPED, Deadline, OrderWatcher, until_refused
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
-from ._outcomes import PROG, Run, Tally, classify, outcome_json, state_json
+from ._outcomes import PROG, Run, Tally, classify, named, outcome_json, state_json
 from ._report import Output, detail, table
 from ._session import (
     client_options,
@@ -115,6 +115,7 @@ async def _timed_out(
             last = state.last_order if state is not None else None
             polled = state is not None and state.attempts > 0
             error = OrderWaitTimeout(order_id, last, timeout, polled=polled)
+            error.__cause__ = state.last_error if state is not None else None  # polls failing
             record(run, output, OrderOutcome(order_id, last, error))
             done.add(order_id)
 
@@ -216,7 +217,12 @@ def _state_row(state: WatchState) -> tuple[str, ...]:
     order, error = state.last_order, state.error
     when = state.next_poll.isoformat(timespec="seconds") if state.next_poll else ""
     status = order.raw_status if order is not None else "-"
-    error_words = f"{type(error).__name__}: {error}" if error is not None else ""
+    if error is not None:
+        error_words = named(error)
+    elif state.last_error is not None:
+        error_words = f"last poll failed: {named(state.last_error)}"
+    else:
+        error_words = ""
     return (state.order_id, state.tag or "", status, str(state.attempts), when,
             _state_word(state), error_words)  # fmt: skip
 
@@ -363,7 +369,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
         raise
     except Exception as exc:  # a fault that does not pass (a store file that is not one ...)
         logger.debug("the watcher stopped", exc_info=exc)
-        console.write(f"{PROG}: error: the watcher stopped: {type(exc).__name__}: {exc}\n")
+        console.write(f"{PROG}: error: the watcher stopped: {named(exc)}\n")
         return EXIT_USAGE
     finally:
         sdk.removeFilter(_not_stopped)
