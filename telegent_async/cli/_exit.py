@@ -13,7 +13,7 @@ import attrs
 from .._errors import EndpointNotFoundError, TelegentError, is_credentials_error
 from .._models import OrderOutcome
 from .._status import is_permanent
-from ._outcomes import Group
+from ._outcomes import Group, named
 
 if TYPE_CHECKING:
     from ._outcomes import Run
@@ -113,7 +113,7 @@ def setup_error_words(error: TelegentError) -> str:
     if isinstance(error, EndpointNotFoundError):
         return f"the base URL has no API: {error}; check --base-url or TELEGENT_BASE_URL"
     return (
-        f"credentials refused by the API ({type(error).__name__}: {error}); check "
+        f"credentials refused by the API ({named(error)}); check "
         "--token/TELEGENT_TOKEN or --account-key/--account-secret and --base-url"
     )
 
