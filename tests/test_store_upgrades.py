@@ -120,3 +120,33 @@ async def test_a_redis_keyspace_of_0_2_0_keeps_working(redis_url: str, namespace
         await check_old_watches(store, clock)
     finally:
         await store.aclose()
+
+
+async def test_a_failure_a_0_2_0_worker_left_on_a_settled_redis_watch_is_no_last_error(
+    redis_url: str, namespace: str
+) -> None:
+    # A 0.2.0 worker settles a watch without knowing the `failure` field a newer worker
+    # recorded: the settled watch has no last poll's failure, and a retry clears the field.
+    import redis.asyncio
+
+    clock = FakeClock(NOW)
+    store = tg.RedisStore(redis_url, namespace=namespace, clock=clock)
+    raw = redis.asyncio.Redis.from_url(redis_url)
+    key = redis_keys(namespace).watch + "A"
+    try:
+        await store.add([NewWatch("A")])
+        (claim,) = await store.claim(1, 60.0, "w")
+        busy = tg.ServiceUnavailableError(503, "busy")
+        await store.record([PendingAnswer(claim, clock.now + 5, None, busy)])
+        assert await raw.hexists(key, "failure")
+        await raw.hset(key, "seq", 1)  # settled as 0.2.0 settles: `failure` left in place
+        await raw.zrem(redis_keys(namespace).due, "A")
+        settled = await store.get("A")
+        assert settled is not None and (settled.settled, settled.last_error) == (True, None)
+        assert await store.retry(["A"]) == 1
+        again = await store.get("A")
+        assert again is not None and (again.settled, again.last_error) == (False, None)
+        assert not await raw.hexists(key, "failure")
+    finally:
+        await raw.aclose()
+        await store.aclose()

@@ -111,9 +111,10 @@ def stored_state(
 ) -> WatchState:
     """A watch from what a store kept of it (`stored_outcome` holds its last order, error and
     tag; the status is the last order's); `next_poll` in seconds since the epoch; `failure`:
-    the JSON of a pending watch's last poll's failure (`encode_error`), if it failed."""
+    the JSON of its last poll's failure (`encode_error`), if it failed, which a settled watch
+    does not have (one a 0.2.0 worker settled on Redis may still hold the field)."""
     last = outcome.order
-    last_error = None if failure is None else decode_error(failure, outcome.order_id)
+    last_error = None if settled or failure is None else decode_error(failure, outcome.order_id)
     return WatchState(
         outcome.order_id,
         outcome.tag,

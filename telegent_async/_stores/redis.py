@@ -326,7 +326,7 @@ class RedisStore:
                 )
                 settled, acked = b"seq" in fields, b"acked_at" in fields
                 attempts = int(fields[b"attempts"])
-                failure = fields.get(b"failure")  # absent once settled
+                failure = fields.get(b"failure")
                 kept = stored_state(
                     outcome, attempts, score, settled=settled, acknowledged=acked, failure=failure
                 )

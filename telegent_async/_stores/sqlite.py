@@ -72,7 +72,7 @@ def _state(row: Any) -> WatchState:
         next_poll,
         settled=settled,
         acknowledged=acked_at is not None,
-        failure=None if settled else error,
+        failure=error,
     )
 
 
