@@ -166,6 +166,15 @@ class Scheduler:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def timeout_cause(self, last_failure: TelegentError | None) -> TelegentError | None:
+        """The cause of a watch's timeout: what gives every poll back unrecorded now (the
+        refusal of the credentials while polls pause on it, or the budget's outage), if
+        anything does, else the watch's last recorded failure (`last_failure`, or None)."""
+        refusal = self.refused.error
+        if isinstance(refusal, TelegentError):
+            return refusal
+        return self._budget_failure or last_failure
+
     async def run(self) -> None:
         """Poll until cancelled; then give back the claims of polls still under way."""
         self._closing = False
@@ -325,10 +334,9 @@ class Scheduler:
 
     def _expired(self, claim: Claim, polled: bool) -> Settlement:
         """A watch past its deadline that is settled without another poll (`polled`: the
-        order was polled before); the cause is its last poll's failure, if it failed, and
-        while the budget is unreachable, that (its polls are given back unrecorded)."""
+        order was polled before), with its `timeout_cause`."""
         last = claim.last()
-        cause = self._budget_failure or claim.last_failure()
+        cause = self.timeout_cause(claim.last_failure())
         timeout = self._timed_out(claim, last, cause, polled=polled)
         return Settlement(claim, last, timeout, polled=False)
 

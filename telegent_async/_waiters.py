@@ -63,6 +63,7 @@ class Waiters:
         read: Callable[[], Awaitable[WatchState | None]],
         timeout: float | None,
         max_idle: float,
+        cause: Callable[[TelegentError | None], TelegentError | None],
     ) -> Order:
         """`OrderWatcher.wait` once the order is watched: its settled order, or its error.
 
@@ -71,6 +72,7 @@ class Waiters:
             read: Reads its state from the store.
             timeout: Seconds to wait, or None (`OrderWaitTimeout` after them).
             max_idle: Seconds between reads of the store while no news comes here.
+            cause: The cause of that timeout, from the watch's `last_error`.
         """
         loop = asyncio.get_running_loop()
         give_up = math.inf if timeout is None else loop.time() + timeout
@@ -84,7 +86,7 @@ class Waiters:
                     return _result(order_id, state.last_order, state.error)
                 remaining = give_up - loop.time()
                 if remaining <= 0:
-                    raise OrderWaitTimeout(order_id, state.last_order, timeout) from (
+                    raise OrderWaitTimeout(order_id, state.last_order, timeout) from cause(
                         state.last_error
                     )
                 # asyncio.wait, not wait_for: see `news_or_timeout` (and it leaves `future`,

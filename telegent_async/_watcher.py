@@ -298,7 +298,8 @@ class OrderWatcher:
             timeout = _validate.positive_number("timeout", timeout)
         await self.add(order_id, policy=policy, deadline=deadline, tag=tag)
         read = functools.partial(self._stored, functools.partial(self._store.get, order_id))
-        return await self._waiters.wait(order_id, read, timeout, self._store.max_idle)
+        cause = self._scheduler.timeout_cause
+        return await self._waiters.wait(order_id, read, timeout, self._store.max_idle, cause)
 
     async def wake(self, order_id: str) -> bool:
         """Poll this order as soon as the budget allows (a webhook said it changed).
@@ -393,6 +394,12 @@ class OrderWatcher:
                     await self._stored(functools.partial(store.ack, [delivery.outcome.order_id]))
             if not batch:
                 await self._waiters.news_or_timeout(store.max_idle)
+
+
+def timeout_cause(watcher: OrderWatcher, state: WatchState | None) -> TelegentError | None:
+    """The cause a timeout of the watch in `state` names now (`Scheduler.timeout_cause`);
+    for `wait --state`, which times its run out itself."""
+    return watcher._scheduler.timeout_cause(None if state is None else state.last_error)
 
 
 async def until_refused(watcher: OrderWatcher, every: float = 0.2) -> TelegentError:

@@ -227,17 +227,18 @@ async def test_a_failed_polls_error_comes_with_the_next_claims_until_an_answer(
     assert isinstance(claims["B"].last_failure(), tg.TransportError)
     # An answer clears it; a settlement after failures carries only its own error.
     await store.record([PendingAnswer(claims["A"], clock.now + 5, order("A", "Submitted"))])
-    await store.settle([Settlement(claims["B"], order("B", "Complete"), None)])
+    gone = tg.NotFoundError(404, "Order not found", None)
+    await store.settle([Settlement(claims["B"], None, gone)])
     clock.advance(5)
     (claim,) = await store.claim(10, LEASE, "w")
     assert (claim.order_id, claim.last_failure()) == ("A", None)
     (delivery,) = await store.outcomes()
-    assert (delivery.outcome.order_id, delivery.outcome.error) == ("B", None)
-    states = [await store.get(order_id) for order_id in ("A", "B")]
-    assert [(s.settled, s.error, s.last_error) for s in states if s] == [
-        (False, None, None),
-        (True, None, None),
-    ]
+    assert delivery.outcome.order_id == "B"
+    assert isinstance(delivery.outcome.error, tg.NotFoundError)
+    a, b = [await store.get(order_id) for order_id in ("A", "B")]
+    assert a is not None and (a.settled, a.error, a.last_error) == (False, None, None)
+    assert b is not None and (b.settled, b.last_error) == (True, None)  # its error is `error`
+    assert isinstance(b.error, tg.NotFoundError)
 
 
 async def test_an_answer_without_its_order_id_comes_back_as_that_order(

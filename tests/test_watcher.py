@@ -165,7 +165,7 @@ async def test_wait_times_out_but_the_watch_goes_on(
     assert not await watcher.remove("JNOID-1")
 
 
-async def test_a_wait_given_up_while_polls_fail_names_the_last_failure(
+async def test_a_wait_given_up_while_polls_fail_names_why(
     fake: FakeTelegent, watcher: tg.OrderWatcher
 ) -> None:
     # As any `OrderWaitTimeout` whose polls were failing: the last failure is the cause.
@@ -178,6 +178,15 @@ async def test_a_wait_given_up_while_polls_fail_names_the_last_failure(
     state = await watcher.get("JNOID-1")  # the watch goes on, and says the same
     assert state is not None and not state.settled and state.error is None
     assert isinstance(state.last_error, tg.InternalServerError)
+    # Refused polls are given back unrecorded (they say nothing of the order): the store
+    # keeps the 500, and a timeout names the refusal that holds every poll back now.
+    fake.set_response("JNOID-1", status=403, body='{"Message": "Authorization denied"}')
+    await wait_until(lambda: not watcher.health.credentials_ok)
+    with pytest.raises(tg.OrderWaitTimeout) as raised:
+        await watcher.wait("JNOID-1", timeout=0.2)
+    assert isinstance(raised.value.__cause__, tg.PermissionDeniedError)
+    state = await watcher.get("JNOID-1")
+    assert state is not None and isinstance(state.last_error, tg.InternalServerError)
 
 
 async def test_a_long_poll_keeps_its_lease(fake: FakeTelegent) -> None:

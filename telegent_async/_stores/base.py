@@ -54,8 +54,10 @@ class WatchState:
         settled: True once the watch has its outcome.
         acknowledged: True once that outcome was acknowledged (`settled()`, `ack`).
         error: The error the watch settled with (`NotFoundError`, `OrderWaitTimeout` ...).
-        last_error: While pending, the failure of its last poll if that poll failed (the
-            answer of a later poll clears it); None once settled (see `error`).
+        last_error: While pending, the failure of its last recorded poll, if that poll
+            failed (a later answer clears it); None once settled (see `error`). A poll the
+            API refused for the account's credentials, or one an unreachable budget held
+            back, says nothing of the order and is not recorded.
     """
 
     order_id: str

@@ -24,7 +24,7 @@ from .._redis_connection import REDIS_SCHEMES
 from .._stores import open_store
 from .._stores.base import WatchState, WatchStore
 from .._timing import PRESETS
-from .._watcher import STOPPED, Deadline, OrderWatcher, until_refused
+from .._watcher import STOPPED, Deadline, OrderWatcher, timeout_cause, until_refused
 from ._exit import EXIT_OK, EXIT_USAGE, UsageError, is_setup_error, setup_error_words
 from ._outcomes import PROG, Run, Tally, classify, named, outcome_json, state_json
 from ._report import Output, detail, table
@@ -115,7 +115,7 @@ async def _timed_out(
             last = state.last_order if state is not None else None
             polled = state is not None and state.attempts > 0
             error = OrderWaitTimeout(order_id, last, timeout, polled=polled)
-            error.__cause__ = state.last_error if state is not None else None  # polls failing
+            error.__cause__ = timeout_cause(watcher, state)  # why polls were failing, if they were
             record(run, output, OrderOutcome(order_id, last, error))
             done.add(order_id)
 
