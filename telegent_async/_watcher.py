@@ -169,16 +169,21 @@ class OrderWatcher:
     async def aclose(self) -> None:
         """Stop polling, give back the claims of polls under way, close a store we opened;
         `settled()` iterators end. Cancelled meanwhile, it goes on stopping for up to
-        `CLOSE_GRACE` seconds more, so that the claims are given back, then passes the cancel
-        on."""
+        `CLOSE_GRACE` seconds more, so that the claims are given back and the store closed,
+        then passes the cancel on."""
         self._closed = True
         self._waiters.announce()
         tasks, self._tasks = self._tasks, []
         self._scheduler.close()
         for task in tasks:
             task.cancel()
+        await through_cancels(asyncio.ensure_future(self._stop(tasks)), CLOSE_GRACE)
+
+    async def _stop(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        """`aclose` once its tasks are cancelled: wait for them to end, fail the waiters,
+        close a store we opened."""
         try:
-            await through_cancels(asyncio.gather(*tasks, return_exceptions=True), CLOSE_GRACE)
+            await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             self._waiters.fail(RuntimeError("the OrderWatcher was closed"))
         if self._owns_store:

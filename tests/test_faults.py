@@ -341,6 +341,29 @@ async def test_a_stop_cancelled_again_still_gives_back_the_polls_under_way(
         assert leased.fetchone() == (0,)
 
 
+async def test_a_close_cancelled_again_still_closes_the_store_it_opened(
+    fake: FakeTelegent, tmp_path: pathlib.Path
+) -> None:
+    """Closing the file it opened is part of a watcher's stop: a close cancelled again
+    (`watch run` after SIGTERM, a caller's timeout) goes on to it before passing the cancel on."""
+    async with fast_client(fake) as client:
+        watcher = tg.OrderWatcher(client, str(tmp_path / "w.db"), policy=FAST_POLL)
+
+        async def watch() -> None:
+            async with watcher:
+                await asyncio.Event().wait()
+
+        task = asyncio.ensure_future(watch())
+        await wait_until(lambda: watcher.health.running)
+        task.cancel()  # the close begins ...
+        await asyncio.sleep(0)
+        task.cancel()  # ... and is cancelled again while its tasks end
+        await asyncio.gather(task, return_exceptions=True)
+    assert task.cancelled()
+    with pytest.raises(RuntimeError, match="is closed"):
+        await watcher.store.count()
+
+
 # -- credentials -----------------------------------------------------------------------------
 
 
